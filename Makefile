@@ -1,0 +1,75 @@
+# multiproc - the two commands of the README, and the others.
+#   make test      build with -Werror and run every test (installs what is missing)
+#   make demo      the tour of the seeds' programs in C
+#   make bench     benchmarks against the peers -> build/bench/results.tsv
+#   make sanitize  the whole suite under ASan+UBSan
+#   make tsan      the thread-only suites under ThreadSanitizer
+#   make stress    the crash/stress suites in a loop, bounded in time
+#   make install   shared+static library, headers, pkg-config, CMake package
+BUILD      ?= build
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CMAKE_ARGS ?=
+STRESS_SECONDS ?= 60
+
+# Debian packages each target needs: "command-or-file:package".
+DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
+             /usr/include/cmocka.h:libcmocka-dev python3:python3
+DEPS_BENCH = $(DEPS_BUILD)
+
+.PHONY: all deps deps-bench configure build test sanitize tsan stress demo \
+        bench install clean
+
+all: build
+
+# Installs missing packages with apt-get when run as root; otherwise prints
+# the exact command to run.
+deps:
+	@./tools/install-deps.sh $(DEPS_BUILD)
+
+deps-bench:
+	@./tools/install-deps.sh $(DEPS_BENCH)
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE stress
+	cd $(BUILD) && ctest --output-on-failure -L stress
+
+sanitize: deps
+	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE bench
+
+# ThreadSanitizer does not follow fork()ed children; it runs the suites
+# whose cases are threads only (labelled 'thread' by name: *thread*).
+tsan: deps
+	@cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DMP_TSAN=ON >/dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -R 'thread'
+
+stress: build
+	cd $(BUILD) && MP_STRESS_SECONDS=$(STRESS_SECONDS) \
+	  ctest --output-on-failure -L stress --repeat until-fail:1000 \
+	  --stop-time "$$(date -d "+$(STRESS_SECONDS) seconds" +%H:%M:%S)" || true
+
+demo: build
+	@./examples/demo.sh $(BUILD)/examples
+
+bench: deps-bench
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@./bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

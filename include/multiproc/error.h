@@ -1,0 +1,93 @@
+/* multiproc/error.h - the one table of result codes.
+ *
+ * Every function that can fail returns int (or ssize_t for sizes): 0 or a
+ * non-negative value on success, a negative MP_E* code on failure. Codes
+ * that exist as errno values equal -errno, so a caller can compare with
+ * -EINTR or pass -rc to strerror. Library-only codes sit in one reserved
+ * range, MP_ERR_LIBRARY_BASE and below. */
+#ifndef MULTIPROC_ERROR_H
+#define MULTIPROC_ERROR_H
+
+#include <errno.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The first library-only code; library codes count down from here. */
+#define MP_ERR_LIBRARY_BASE (-4000)
+
+/* MP_ERRNO_MAP(XX) lists every code as XX(NAME, value, description). The
+ * description says what happened and, where it matters, what to do. */
+#define MP_ERRNO_MAP(XX)                                                      \
+  XX(EPERM, -EPERM, "operation not permitted: the caller does not own it")   \
+  XX(ENOENT, -ENOENT, "no such object: nothing by that name")                \
+  XX(ESRCH, -ESRCH, "no such process")                                       \
+  XX(EINTR, -EINTR, "interrupted by a signal")                               \
+  XX(EIO, -EIO, "input/output error")                                        \
+  XX(EBADF, -EBADF, "bad file descriptor")                                   \
+  XX(ECHILD, -ECHILD, "no child process to wait for")                        \
+  XX(EAGAIN, -EAGAIN, "would block: try again later")                        \
+  XX(ENOMEM, -ENOMEM, "out of memory")                                       \
+  XX(EACCES, -EACCES, "permission denied")                                   \
+  XX(EBUSY, -EBUSY, "resource busy")                                         \
+  XX(EEXIST, -EEXIST, "an object by that name exists already")               \
+  XX(EINVAL, -EINVAL, "invalid argument")                                    \
+  XX(EMFILE, -EMFILE, "too many open files")                                 \
+  XX(ENOSPC, -ENOSPC, "no space left")                                       \
+  XX(EPIPE, -EPIPE, "broken pipe: the other end is gone")                    \
+  XX(ERANGE, -ERANGE, "value out of range")                                  \
+  XX(EDEADLK, -EDEADLK, "would deadlock: the caller holds it already")       \
+  XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                           \
+  XX(ENOSYS, -ENOSYS, "not implemented on this system")                      \
+  XX(EOVERFLOW, -EOVERFLOW, "value too large for its type")                  \
+  XX(EPROTO, -EPROTO, "protocol error: the peer sent malformed data")        \
+  XX(ENOTSUP, -ENOTSUP, "not supported")                                     \
+  XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                      \
+  XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                    \
+  XX(ETIMEDOUT, -ETIMEDOUT, "timed out: the deadline passed first")          \
+  XX(EOWNERDEAD, -EOWNERDEAD,                                                \
+     "acquired, but the previous owner died holding it: check the data it "  \
+     "protects")                                                             \
+  XX(ENOTRECOVERABLE, -ENOTRECOVERABLE, "state not recoverable")             \
+  XX(ECLOSED, MP_ERR_LIBRARY_BASE - 1,                                       \
+     "closed: the object was closed; no more operations will succeed")       \
+  XX(EBROKEN, MP_ERR_LIBRARY_BASE - 2,                                       \
+     "broken: a party failed, timed out or died; reset it before reuse")     \
+  XX(EWORKERDIED, MP_ERR_LIBRARY_BASE - 3,                                   \
+     "the worker process died while running the task")                       \
+  XX(EAUTH, MP_ERR_LIBRARY_BASE - 4,                                         \
+     "authentication failed: the peer does not share the key")               \
+  XX(ETOOBIG, MP_ERR_LIBRARY_BASE - 5,                                       \
+     "too big: the message exceeds the limit or the buffer; nothing was "    \
+     "lost")                                                                 \
+  XX(ESTATE, MP_ERR_LIBRARY_BASE - 6,                                        \
+     "wrong state for this call (not started, started twice, still "         \
+     "running, already closed)")                                             \
+  XX(ECORRUPT, MP_ERR_LIBRARY_BASE - 7,                                      \
+     "not a valid multiproc object of this type (bad magic, version, type "  \
+     "or size)")                                                             \
+  XX(EVALUE, MP_ERR_LIBRARY_BASE - 8,                                        \
+     "value error: e.g. a bounded semaphore released too many times")
+
+/* The codes themselves: MP_EPERM, MP_ETIMEDOUT, MP_ECLOSED, ... */
+enum mp_errno {
+#define MP__ERR_ENUM(name, value, text) MP_##name = (value),
+  MP_ERRNO_MAP(MP__ERR_ENUM)
+#undef MP__ERR_ENUM
+};
+
+/* mp_strerror returns a sentence describing rc, "success" for 0 and a fixed
+ * text for an unknown code. Never NULL; the string is static. */
+MP_EXTERN const char *mp_strerror(int rc);
+
+/* mp_err_name returns the code's name ("MP_ETIMEDOUT"), "MP_OK" for 0 or
+ * "MP_EUNKNOWN" for an unknown code. Never NULL; the string is static. */
+MP_EXTERN const char *mp_err_name(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

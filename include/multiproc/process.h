@@ -1,0 +1,210 @@
+/* multiproc/process.h - processes, after Python's multiprocessing.Process.
+ *
+ * A process object names a function to run in a child process: a target
+ * with its argument, or a run callback that receives the process object
+ * itself (the "subclass overrides run" style). mp_process_start starts the
+ * child with the context's start method (fork by default; spawn and
+ * forkserver through mp_context), mp_process_join waits for it, and
+ * mp_process_exit_info tells why it ended: exit status, signal and name,
+ * and an error message the child set with mp_process_set_error.
+ *
+ * Exit codes follow Python: the status the child exited with, or minus the
+ * number of the signal that killed it. A target's return value is the
+ * child's exit status.
+ *
+ * Lifetime: daemonic children are terminated (SIGTERM, then SIGKILL) when
+ * their parent exits normally, and get SIGKILL when the parent dies any
+ * other way (including SIGKILL); non-daemonic children are joined when the
+ * parent exits normally, as Python does. Each process object is owned by
+ * the process that created it; after fork a child sees only its own record
+ * through mp_current_process. */
+#ifndef MULTIPROC_PROCESS_H
+#define MULTIPROC_PROCESS_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_process mp_process;
+typedef struct mp_context mp_context;
+
+/* mp_process_target_fn is a child's entry point. arg is the argument given
+ * to mp_process_new: under fork the same pointer (the child has a copy of
+ * the parent's memory); under spawn and forkserver a pointer to the child's
+ * copy of the arg_size bytes at arg. The return value becomes the exit
+ * status (0..255). */
+typedef int (*mp_process_target_fn)(void *arg);
+
+/* mp_process_run_fn is the "overridden run" style: it receives the process
+ * object (name, userdata, argument) and returns the exit status. */
+typedef int (*mp_process_run_fn)(mp_process *self);
+
+/* mp_start_method selects how a child is started (Python's start methods).
+ * MP_START_FORK: fork(2); the target is called by pointer. MP_START_SPAWN:
+ * a fresh image of this program (/proc/self/exe); the target is found by
+ * the name it was registered under, its argument passed as bytes; the
+ * program must call mp_child_main first thing in main. MP_START_FORKSERVER:
+ * a single-threaded server, forked from the program when the context is
+ * created, forks each child on request; targets by registered name. */
+typedef enum mp_start_method {
+  MP_START_FORK = 0,
+  MP_START_SPAWN = 1,
+  MP_START_FORKSERVER = 2
+} mp_start_method;
+
+/* mp_process_opts holds the optional settings of mp_process_new. Zeroed or
+ * NULL options mean the defaults. */
+typedef struct mp_process_opts {
+  const char *name;  /* copied; default "Process-N" ("Process-1:2" nested) */
+  int daemon;        /* nonzero: daemonic child (see above) */
+  size_t arg_size;   /* bytes at arg to copy to spawn/forkserver children;
+                        0 passes the pointer itself (fork only) */
+  mp_process_run_fn run; /* called instead of target when set */
+  void *userdata;        /* borrowed; returned by mp_process_userdata */
+  mp_context *context;   /* borrowed; NULL is the default context (fork) */
+} mp_process_opts;
+
+/* mp_exit_info says why a process ended. */
+typedef struct mp_exit_info {
+  int exitcode;    /* Python's exitcode: status, or -signal */
+  int status;      /* exit status when it exited, else 0 */
+  int signal;      /* the signal that killed it, else 0 */
+  int core_dumped; /* nonzero when the kernel wrote a core dump */
+  char signal_name[16]; /* "SIGSEGV", or "" when it exited */
+  char message[256];    /* what the child set with mp_process_set_error */
+} mp_exit_info;
+
+/* mp_process_new creates a process object that will run target(arg) (or
+ * opts->run) when started. It copies opts->name and, under spawn and
+ * forkserver, the arg_size bytes at arg when the child starts; it borrows
+ * arg until then, and opts->context and userdata for the object's life.
+ * Returns 0 and stores the object in *out, MP_EINVAL for a NULL out or
+ * a name over 255 bytes, MP_ENOMEM. Nothing is started. */
+MP_EXTERN int mp_process_new(mp_process **out, mp_process_target_fn target,
+                             void *arg, const mp_process_opts *opts);
+
+/* mp_process_start starts the child. It returns once the child exists
+ * (under spawn and forkserver: once the child has found its target).
+ * Returns 0; MP_ESTATE if started before or closed; MP_ENOENT when a
+ * spawn/forkserver target is not registered; -errno of fork/exec. */
+MP_EXTERN int mp_process_start(mp_process *p);
+
+/* mp_process_run runs the target in the calling process, as Python's
+ * run(), and returns its return value. */
+MP_EXTERN int mp_process_run(mp_process *p);
+
+/* mp_process_join waits up to timeout seconds for the child to end and
+ * reaps it. Returns 0 when it has ended, MP_ETIMEDOUT when it is still
+ * running, MP_ESTATE when it was never started, MP_EDEADLK when a process
+ * joins itself. Any thread of the creating process may call it. */
+MP_EXTERN int mp_process_join(mp_process *p, double timeout);
+
+/* mp_process_is_alive returns 1 while the child runs, 0 once it has ended
+ * (reaping it) or before it was started. Never blocks. */
+MP_EXTERN int mp_process_is_alive(mp_process *p);
+
+/* mp_process_terminate sends SIGTERM; mp_process_kill sends SIGKILL. Both
+ * return 0 (also when the child ended already but was not yet reaped),
+ * MP_ESTATE when not started or already reaped. */
+MP_EXTERN int mp_process_terminate(mp_process *p);
+MP_EXTERN int mp_process_kill(mp_process *p);
+
+/* mp_process_close releases the object's resources, as Python's close();
+ * further calls but mp_process_free return MP_ESTATE. Returns MP_ESTATE if
+ * the child is still running. Idempotent. */
+MP_EXTERN int mp_process_close(mp_process *p);
+
+/* mp_process_free frees the object. A running child is not waited for nor
+ * signalled; it is still terminated or joined at exit per its daemon flag.
+ * NULL is a no-op. Never blocks. */
+MP_EXTERN void mp_process_free(mp_process *p);
+
+/* Accessors. name: valid until set again or freed. pid and ident: 0 before
+ * start. sentinel: a file descriptor that becomes readable when the child
+ * ends (for poll/select), -1 before start or after close. */
+MP_EXTERN const char *mp_process_name(const mp_process *p);
+MP_EXTERN int mp_process_set_name(mp_process *p, const char *name);
+MP_EXTERN pid_t mp_process_pid(const mp_process *p);
+MP_EXTERN pid_t mp_process_ident(const mp_process *p);
+MP_EXTERN int mp_process_daemon(const mp_process *p);
+/* mp_process_set_daemon returns MP_ESTATE once started, as Python. */
+MP_EXTERN int mp_process_set_daemon(mp_process *p, int daemon);
+MP_EXTERN void *mp_process_userdata(const mp_process *p);
+MP_EXTERN void *mp_process_arg(const mp_process *p);
+MP_EXTERN int mp_process_sentinel(const mp_process *p);
+
+/* mp_process_exitcode stores Python's exitcode in *exitcode and returns 0
+ * once the child has ended and been reaped; MP_EAGAIN while it runs (it
+ * does not wait), MP_ESTATE before start. */
+MP_EXTERN int mp_process_exitcode(mp_process *p, int *exitcode);
+
+/* mp_process_exit_info fills *info once the child has ended (same returns
+ * as mp_process_exitcode). */
+MP_EXTERN int mp_process_exit_info(mp_process *p, mp_exit_info *info);
+
+/* mp_process_set_error records, in the calling child, a message its parent
+ * reads in mp_exit_info.message (truncated to 255 bytes). Call it before
+ * failing. Returns 0, MP_ESTATE in a process multiproc did not start. */
+MP_EXTERN int mp_process_set_error(const char *message);
+
+/* mp_current_process returns the calling process's own record (name
+ * "MainProcess" in a program's first process). Never NULL; owned by the
+ * library. Only the accessors apply to it. */
+MP_EXTERN mp_process *mp_current_process(void);
+
+/* mp_parent_process returns a record of the parent that started this
+ * process (name and pid; is_alive works), or NULL in the main process. */
+MP_EXTERN mp_process *mp_parent_process(void);
+
+/* mp_active_children reaps ended children and stores up to cap of the
+ * calling process's live children in out. Returns how many are alive (may
+ * exceed cap), or a negative code. */
+MP_EXTERN ssize_t mp_active_children(mp_process **out, size_t cap);
+
+/* mp_cpu_count returns the number of CPUs this process may run on (its
+ * affinity mask), at least 1. */
+MP_EXTERN int mp_cpu_count(void);
+
+/* mp_signal_name returns "SIGKILL" for SIGKILL and so on, "SIG?" for an
+ * unknown number. Static. */
+MP_EXTERN const char *mp_signal_name(int sig);
+
+/* mp_register_target registers fn under name, so spawn and forkserver
+ * children can find it. Register the same names in the same program before
+ * mp_child_main and before creating a forkserver context. Copies name.
+ * Returns 0, MP_EEXIST for a name bound to another function, MP_EINVAL,
+ * MP_ENOMEM. MP_TARGET(fn) registers fn under its own name at load time. */
+MP_EXTERN int mp_register_target(const char *name, mp_process_target_fn fn);
+MP_EXTERN int mp_register_run(const char *name, mp_process_run_fn fn);
+#define MP_TARGET(fn)                                                       \
+  __attribute__((constructor)) static void mp__register_##fn(void) {        \
+    (void)mp_register_target(#fn, (fn));                                     \
+  }
+
+/* mp_child_main must be called first thing in main() of a program that uses
+ * the spawn start method, like Python's `if __name__ == '__main__':` guard.
+ * In a spawned child it runs the registered target and exits with its
+ * status, never returning. Elsewhere it returns 0 at once. */
+MP_EXTERN int mp_child_main(int argc, char **argv);
+
+/* mp_context_new creates a context that fixes a start method, as Python's
+ * get_context(). For MP_START_FORKSERVER it starts the server now: create it
+ * while the program has one thread. Returns 0, MP_EINVAL, MP_ENOMEM, or
+ * -errno from starting the server. */
+MP_EXTERN int mp_context_new(mp_context **out, mp_start_method method);
+
+/* mp_context_free stops the context's server (if any) and frees it. Call it
+ * after the processes that used it have ended. NULL is a no-op. */
+MP_EXTERN void mp_context_free(mp_context *ctx);
+
+MP_EXTERN mp_start_method mp_context_method(const mp_context *ctx);
+
+/* mp_start_method_name returns "fork", "spawn" or "forkserver". */
+MP_EXTERN const char *mp_start_method_name(mp_start_method method);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

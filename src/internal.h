@@ -1,0 +1,108 @@
+/* internal.h - what the library's files share and nothing outside sees:
+ * the allocation wrapper, deadlines, and the segment helper that gives every
+ * shared object its three homes (anonymous, named, in place). */
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mp_config.h"
+#include "multiproc.h"
+#include "os/os.h"
+
+/* Every allocation goes through these, so a test can fail the Nth one. */
+void *mp__alloc(size_t size);
+void *mp__calloc(size_t n, size_t size);
+void *mp__realloc(void *p, size_t size);
+char *mp__strdup(const char *s);
+void mp__free(void *p);
+/* mp__alloc_fail_after makes the Nth allocation from now fail (0: never).
+ * Exported for the tests only (declared here, not under include/). */
+MP_EXTERN void mp__alloc_fail_after(long n);
+
+/* ---- deadlines ----------------------------------------------------------
+ * A timeout becomes one absolute CLOCK_MONOTONIC deadline on entry. */
+typedef struct mp__deadline {
+  int64_t ns; /* absolute monotonic time; INT64_MAX: forever; */
+  bool poll;  /* the caller's timeout was 0: try once */
+} mp__deadline;
+
+mp__deadline mp__deadline_from_timeout(double timeout);
+bool mp__deadline_forever(mp__deadline d);
+bool mp__deadline_expired(mp__deadline d);
+/* Nanoseconds left (0 when expired, INT64_MAX when forever). */
+int64_t mp__deadline_remaining_ns(mp__deadline d);
+/* The earlier of d and now + slice_ns, as a deadline. */
+mp__deadline mp__deadline_min_slice(mp__deadline d, int64_t slice_ns);
+/* MP_EAGAIN for a timeout-0 deadline, MP_ETIMEDOUT for the others. */
+int mp__deadline_error(mp__deadline d);
+
+/* ---- shared objects -----------------------------------------------------
+ * Every shared object starts with mp__object_head. Objects made by
+ * mp__object_new sit in a segment of their own, after a segment header at
+ * a fixed offset; objects made in place have no segment. */
+#define MP__OBJECT_MAGIC 0x4d505359u /* "MPSY" */
+#define MP__LAYOUT_VERSION 1
+
+enum mp__object_type {
+  MP__TYPE_LOCK = 1,
+  MP__TYPE_RLOCK,
+  MP__TYPE_SEMAPHORE,
+  MP__TYPE_EVENT,
+  MP__TYPE_CONDITION,
+  MP__TYPE_BARRIER,
+  MP__TYPE_QUEUE,
+  MP__TYPE_VALUE,
+};
+
+enum mp__object_origin {
+  MP__ORIGIN_INPLACE = 1,
+  MP__ORIGIN_ANON = 2,
+  MP__ORIGIN_NAMED = 3,
+};
+
+typedef struct mp__object_head {
+  uint32_t magic;   /* MP__OBJECT_MAGIC once initialised, 0 after destroy */
+  uint16_t type;    /* enum mp__object_type */
+  uint8_t version;  /* MP__LAYOUT_VERSION */
+  uint8_t origin;   /* enum mp__object_origin */
+} mp__object_head;
+
+/* mp__object_check returns 0 when obj is an initialised object of type,
+ * else MP_EINVAL. Cheap: used on every call. */
+static inline int mp__object_check(const void *obj, uint16_t type) {
+  const mp__object_head *h = (const mp__object_head *)obj;
+  if (h == NULL || h->magic != MP__OBJECT_MAGIC || h->type != type)
+    return MP_EINVAL;
+  return 0;
+}
+
+/* mp__object_new maps zeroed shared memory for an object of obj_size bytes:
+ * anonymous (inherited across fork) when name is NULL, else a new named
+ * segment (MP_EEXIST if taken). The head's type/origin are filled; the
+ * caller initialises the rest and then sets head->magic last. */
+int mp__object_new(void **out, size_t obj_size, uint16_t type,
+                   const char *name);
+/* mp__object_open attaches to the named object, checking the segment's
+ * magic, version, type and size before returning (MP_ENOENT, MP_ECORRUPT). */
+int mp__object_open(void **out, size_t obj_size, uint16_t type,
+                    const char *name);
+/* mp__object_free unmaps a segment object (the creator also unlinks its
+ * name). In-place objects are left alone. */
+void mp__object_free(void *obj, size_t obj_size);
+/* mp__object_name_valid checks a user's object name. */
+int mp__object_name_valid(const char *name);
+
+/* mp__image_token identifies this address-space layout: equal in a process
+ * and its forked children, different after exec. Function pointers stored
+ * in shared memory are called only where the token matches. */
+uint64_t mp__image_token(void);
+
+#define MP__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MP__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MP__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,234 @@
+/* object.c - the homes of shared objects. An object made by mp_X_new lives
+ * in a segment of its own: anonymous shared memory (inherited across fork)
+ * or a named POSIX segment "/mp_<name>". The segment starts with a header
+ * (magic, layout version, type, sizes) that mp_X_open checks before it
+ * trusts anything; the object follows at a fixed offset, so the object
+ * pointer alone finds its segment again.
+ *
+ * Which process unlinks a name is kept in process-local memory (the list
+ * below), never read from the segment, which other programs can write. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SEGMENT_MAGIC 0x4d505347u /* "MPSG" */
+#define SEGMENT_HEADER_SIZE 256
+#define NAME_PREFIX "mp_"
+
+typedef struct segment_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;
+  uint64_t segment_size;
+  uint64_t object_size;
+  int32_t creator_pid;
+  char name[MP_SYNC_NAME_MAX + 1];
+} segment_header;
+
+_Static_assert(sizeof(segment_header) <= SEGMENT_HEADER_SIZE,
+               "segment header fits its slot");
+
+/* A named segment this process created: its creator unlinks it on free. */
+typedef struct created_name {
+  struct created_name *next;
+  void *object;
+  pid_t creator;
+  char shm_name[sizeof NAME_PREFIX + MP_SYNC_NAME_MAX];
+} created_name;
+
+static pthread_mutex_t created_lock = PTHREAD_MUTEX_INITIALIZER;
+static created_name *created_list;
+
+static size_t segment_size(size_t obj_size) {
+  size_t page = mp__os_page_size();
+  return (SEGMENT_HEADER_SIZE + obj_size + page - 1) / page * page;
+}
+
+static segment_header *header_of(void *obj) {
+  return (segment_header *)((char *)obj - SEGMENT_HEADER_SIZE);
+}
+
+int mp__object_name_valid(const char *name) {
+  if (name == NULL || name[0] == '\0')
+    return MP_EINVAL;
+  size_t n = 0;
+  for (const char *c = name; *c; c++, n++) {
+    bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
+              *c == '-';
+    if (!ok)
+      return MP_EINVAL;
+  }
+  if (n > MP_SYNC_NAME_MAX)
+    return MP_ENAMETOOLONG;
+  /* "." and ".." are directory names in /dev/shm. */
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return MP_EINVAL;
+  return 0;
+}
+
+static void shm_name_of(char *out, size_t cap, const char *name) {
+  size_t p = sizeof NAME_PREFIX - 1;
+  memcpy(out, NAME_PREFIX, p);
+  size_t n = strlen(name);
+  if (n > cap - p - 1)
+    n = cap - p - 1;
+  memcpy(out + p, name, n);
+  out[p + n] = '\0';
+}
+
+int mp__object_new(void **out, size_t obj_size, uint16_t type,
+                   const char *name) {
+  if (out == NULL)
+    return MP_EINVAL;
+  size_t size = segment_size(obj_size);
+  int fd = -1, rc;
+  created_name *rec = NULL;
+  if (name != NULL) {
+    if ((rc = mp__object_name_valid(name)) != 0)
+      return rc;
+    rec = mp__calloc(1, sizeof *rec);
+    if (rec == NULL)
+      return MP_ENOMEM;
+    shm_name_of(rec->shm_name, sizeof rec->shm_name, name);
+    if ((rc = mp__os_shm_create(rec->shm_name, size, &fd)) != 0) {
+      mp__free(rec);
+      return rc;
+    }
+  }
+  void *base;
+  rc = mp__os_map_shared(fd, size, &base);
+  if (fd >= 0)
+    close(fd);
+  if (rc != 0) {
+    if (rec != NULL) {
+      mp__os_shm_unlink(rec->shm_name);
+      mp__free(rec);
+    }
+    return rc;
+  }
+  segment_header *h = base;
+  h->version = MP__LAYOUT_VERSION;
+  h->type = type;
+  h->segment_size = size;
+  h->object_size = obj_size;
+  h->creator_pid = getpid();
+  if (name != NULL)
+    snprintf(h->name, sizeof h->name, "%s", name);
+  void *obj = (char *)base + SEGMENT_HEADER_SIZE;
+  mp__object_head *oh = obj;
+  oh->type = type;
+  oh->version = MP__LAYOUT_VERSION;
+  oh->origin = name != NULL ? MP__ORIGIN_NAMED : MP__ORIGIN_ANON;
+  /* The segment magic goes last: an opener never sees a half-made header. */
+  atomic_store_explicit((_Atomic uint32_t *)&h->magic, SEGMENT_MAGIC,
+                        memory_order_release);
+  if (rec != NULL) {
+    rec->object = obj;
+    rec->creator = getpid();
+    pthread_mutex_lock(&created_lock);
+    rec->next = created_list;
+    created_list = rec;
+    pthread_mutex_unlock(&created_lock);
+  }
+  *out = obj;
+  return 0;
+}
+
+int mp__object_open(void **out, size_t obj_size, uint16_t type,
+                    const char *name) {
+  if (out == NULL)
+    return MP_EINVAL;
+  int rc = mp__object_name_valid(name);
+  if (rc != 0)
+    return rc;
+  char shm_name[sizeof NAME_PREFIX + MP_SYNC_NAME_MAX];
+  shm_name_of(shm_name, sizeof shm_name, name);
+  int fd;
+  size_t actual;
+  if ((rc = mp__os_shm_open(shm_name, &fd, &actual)) != 0)
+    return rc;
+  size_t size = segment_size(obj_size);
+  /* Check the size before mapping: a short segment would fault on access. */
+  if (actual != size) {
+    close(fd);
+    return MP_ECORRUPT;
+  }
+  void *base;
+  rc = mp__os_map_shared(fd, size, &base);
+  close(fd);
+  if (rc != 0)
+    return rc;
+  segment_header *h = base;
+  void *obj = (char *)base + SEGMENT_HEADER_SIZE;
+  mp__object_head *oh = obj;
+  uint32_t magic = atomic_load_explicit((_Atomic uint32_t *)&h->magic,
+                                        memory_order_acquire);
+  if (magic != SEGMENT_MAGIC || h->version != MP__LAYOUT_VERSION ||
+      h->type != type || h->segment_size != size ||
+      h->object_size != obj_size || oh->type != type ||
+      oh->origin != MP__ORIGIN_NAMED ||
+      atomic_load_explicit((_Atomic uint32_t *)&oh->magic,
+                           memory_order_acquire) != MP__OBJECT_MAGIC) {
+    mp__os_unmap(base, size);
+    return MP_ECORRUPT;
+  }
+  *out = obj;
+  return 0;
+}
+
+void mp__object_free(void *obj, size_t obj_size) {
+  if (obj == NULL)
+    return;
+  mp__object_head *oh = obj;
+  uint8_t origin = oh->origin;
+  if (origin != MP__ORIGIN_ANON && origin != MP__ORIGIN_NAMED)
+    return;
+  created_name *rec = NULL;
+  if (origin == MP__ORIGIN_NAMED) {
+    pthread_mutex_lock(&created_lock);
+    for (created_name **pp = &created_list; *pp; pp = &(*pp)->next) {
+      if ((*pp)->object == obj) {
+        rec = *pp;
+        *pp = rec->next;
+        break;
+      }
+    }
+    pthread_mutex_unlock(&created_lock);
+  }
+  mp__os_unmap(header_of(obj), segment_size(obj_size));
+  if (rec != NULL) {
+    /* A forked child inherits the list but did not create the segment. */
+    if (rec->creator == getpid())
+      mp__os_shm_unlink(rec->shm_name);
+    mp__free(rec);
+  }
+}
+
+static _Atomic uint64_t image_token;
+
+uint64_t mp__image_token(void) {
+  uint64_t t = atomic_load_explicit(&image_token, memory_order_acquire);
+  if (t != 0)
+    return t;
+  uint64_t fresh = 0;
+  while (fresh == 0) {
+    if (mp__os_random(&fresh, sizeof fresh) != 0)
+      fresh = (uint64_t)mp__os_now_ns() ^ ((uint64_t)getpid() << 32);
+  }
+  uint64_t expected = 0;
+  if (atomic_compare_exchange_strong(&image_token, &expected, fresh))
+    return fresh;
+  return expected;
+}
+
+/* The token is drawn at load time, before any fork, so a parent and the
+ * children it forks always agree on it; an exec'd image draws a new one. */
+__attribute__((constructor)) static void image_token_init(void) {
+  (void)mp__image_token();
+}

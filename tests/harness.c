@@ -1,0 +1,168 @@
+/* harness.c - see harness.h. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own descriptor */
+}
+
+static void list_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[300], target[300];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    fprintf(stderr, "    fd %s -> %s\n", e->d_name, target);
+  }
+  if (d)
+    closedir(d);
+}
+
+/* Our shared objects are named "mp_t<pid>-..." (or "t<pid>-..."). */
+static int count_shm(int report) {
+  char tag[32];
+  snprintf(tag, sizeof tag, "t%d-", (int)getpid());
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL)
+    return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strstr(e->d_name, tag) != NULL) {
+      n++;
+      if (report)
+        fprintf(stderr, "    /dev/shm/%s\n", e->d_name);
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+static int reap_children(void) {
+  int leaked = 0, status;
+  pid_t pid;
+  /* A child still running after the case is a leak: kill it, then reap. */
+  while ((pid = waitpid(-1, &status, WNOHANG)) != 0) {
+    if (pid < 0)
+      break;
+    leaked++;
+    fprintf(stderr, "    child %d was not reaped by the case\n", (int)pid);
+  }
+  if (pid == 0) {
+    leaked++;
+    fprintf(stderr, "    children still running after the case\n");
+  }
+  return leaked;
+}
+
+int mp_test_main(int argc, char **argv, const struct CMUnitTest *tests,
+                 size_t count) {
+  /* Each case leaves its process group clean; a new group lets the leak
+   * check kill stray children without touching CTest. */
+  setpgid(0, 0);
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
+  int fds_before = count_fds();
+  int shm_before = count_shm(0);
+  int failed = _cmocka_run_group_tests(argc > 1 ? argv[1] : "all", tests,
+                                       count, NULL, NULL);
+  int leaks = 0;
+  int fds_after = count_fds();
+  if (fds_after != fds_before) {
+    fprintf(stderr, "LEAK: %d file descriptors before the case, %d after\n",
+            fds_before, fds_after);
+    list_fds();
+    leaks++;
+  }
+  if (count_shm(0) != shm_before) {
+    fprintf(stderr, "LEAK: /dev/shm entries left behind:\n");
+    count_shm(1);
+    leaks++;
+  }
+  if (reap_children() != 0) {
+    fprintf(stderr, "LEAK: children left behind\n");
+    leaks++;
+  }
+  return failed != 0 || leaks != 0;
+}
+
+const char *mp_test_name(char *buf, size_t cap, const char *tag) {
+  snprintf(buf, cap, "t%d-%s", (int)getpid(), tag);
+  return buf;
+}
+
+pid_t mp_test_fork(int (*fn)(void *), void *arg) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    fail_msg("fork: %s", strerror(errno));
+  if (pid == 0)
+    _exit(fn(arg));
+  return pid;
+}
+
+double mp_test_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int mp_test_wait(pid_t pid, double timeout) {
+  double end = mp_test_now() + timeout;
+  int status;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      return status;
+    if (r < 0)
+      return -1;
+    if (mp_test_now() > end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(1000);
+  }
+}
+
+void mp_test_wait_exit(pid_t pid, int want, double timeout) {
+  int status = mp_test_wait(pid, timeout);
+  if (status == -1)
+    fail_msg("child %d did not exit within %.1f s", (int)pid, timeout);
+  if (!WIFEXITED(status))
+    fail_msg("child %d was killed by signal %d", (int)pid, WTERMSIG(status));
+  if (WEXITSTATUS(status) != want)
+    fail_msg("child %d exited %d, expected %d", (int)pid,
+             WEXITSTATUS(status), want);
+}
+
+int mp_test_sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 1;
+#else
+  return 0;
+#endif
+}

@@ -1,0 +1,57 @@
+/* harness.h - what every test suite shares: running one named case (CTest
+ * registers each case on its own), checking that the case leaked nothing
+ * (file descriptors, children, /dev/shm entries), and small helpers for
+ * forking test children and naming shared objects. */
+#ifndef MP_TEST_HARNESS_H
+#define MP_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+#include "multiproc.h"
+
+/* mp_test_main runs the case named argv[1] (every case without one), then
+ * fails if the case left descriptors, children or /dev/shm entries behind. */
+int mp_test_main(int argc, char **argv, const struct CMUnitTest *tests,
+                 size_t count);
+#define MP_TEST_MAIN(tests)                                                  \
+  int main(int argc, char **argv) {                                          \
+    return mp_test_main(argc, argv, tests, sizeof(tests) / sizeof((tests)[0])); \
+  }
+
+/* assert_rc checks a result code and prints both names when it differs. */
+#define assert_rc(expr, expected)                                            \
+  do {                                                                       \
+    int rc_ = (expr), want_ = (expected);                                    \
+    if (rc_ != want_)                                                        \
+      fail_msg("%s returned %s (%d), expected %s (%d)", #expr,              \
+               mp_err_name(rc_), rc_, mp_err_name(want_), want_);            \
+  } while (0)
+
+/* mp_test_name writes a name unique to this test process ("t<pid>-<tag>"),
+ * so parallel cases never collide and the leak check finds what is ours. */
+const char *mp_test_name(char *buf, size_t cap, const char *tag);
+
+/* mp_test_fork runs fn(arg) in a forked child that exits with its return
+ * value. Returns the child's pid (the test fails if fork fails). */
+pid_t mp_test_fork(int (*fn)(void *), void *arg);
+
+/* mp_test_wait waits up to timeout seconds for pid; returns the raw wait
+ * status, or -1 on timeout (the child is then killed and reaped). */
+int mp_test_wait(pid_t pid, double timeout);
+
+/* mp_test_wait_exit asserts that pid exits with status within timeout. */
+void mp_test_wait_exit(pid_t pid, int status, double timeout);
+
+/* Monotonic seconds, for checking that waits are bounded. */
+double mp_test_now(void);
+
+/* mp_test_sanitized is nonzero under ASan/TSan: scale timing slack by it. */
+int mp_test_sanitized(void);
+
+#endif
