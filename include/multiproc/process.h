@@ -17,7 +17,15 @@
  * other way (including SIGKILL); non-daemonic children are joined when the
  * parent exits normally, as Python does. Each process object is owned by
  * the process that created it; after fork a child sees only its own record
- * through mp_current_process. */
+ * through mp_current_process, and the calls that act on a child return
+ * MP_EPERM for copies of its parent's objects. Unlike Python, a daemonic
+ * process may start children of its own.
+ *
+ * The parent-death caveat: the kernel's parent-death signal
+ * (PR_SET_PDEATHSIG) fires when the *thread* that started a daemonic child
+ * exits, not only when the whole parent process dies. Start daemonic
+ * children (and create forkserver contexts) from a thread that lives as
+ * long as they should, such as the main thread. */
 #ifndef MULTIPROC_PROCESS_H
 #define MULTIPROC_PROCESS_H
 
@@ -59,10 +67,12 @@ typedef enum mp_start_method {
 typedef struct mp_process_opts {
   const char *name;  /* copied; default "Process-N" ("Process-1:2" nested) */
   int daemon;        /* nonzero: daemonic child (see above) */
-  size_t arg_size;   /* bytes at arg to copy to spawn/forkserver children;
-                        0 passes the pointer itself (fork only) */
+  size_t arg_size;   /* bytes at arg to copy to spawn/forkserver children
+                        (at most 1 GiB); 0 passes the pointer itself (fork
+                        only) */
   mp_process_run_fn run; /* called instead of target when set */
-  void *userdata;        /* borrowed; returned by mp_process_userdata */
+  void *userdata;        /* borrowed; returned by mp_process_userdata (in
+                            a spawn/forkserver child it is NULL) */
   mp_context *context;   /* borrowed; NULL is the default context (fork) */
 } mp_process_opts;
 
@@ -80,15 +90,26 @@ typedef struct mp_exit_info {
  * opts->run) when started. It copies opts->name and, under spawn and
  * forkserver, the arg_size bytes at arg when the child starts; it borrows
  * arg until then, and opts->context and userdata for the object's life.
- * Returns 0 and stores the object in *out, MP_EINVAL for a NULL out or
- * a name over 255 bytes, MP_ENOMEM. Nothing is started. */
+ * Returns 0 and stores the object in *out, MP_EINVAL for a NULL out, a
+ * name over 255 bytes or an arg_size with a NULL arg, MP_ERANGE when
+ * children nest over 1024 deep, MP_ENOMEM. Nothing is started. A NULL
+ * target (and no run) makes a child that exits with status 0. */
 MP_EXTERN int mp_process_new(mp_process **out, mp_process_target_fn target,
                              void *arg, const mp_process_opts *opts);
 
 /* mp_process_start starts the child. It returns once the child exists
  * (under spawn and forkserver: once the child has found its target).
- * Returns 0; MP_ESTATE if started before or closed; MP_ENOENT when a
- * spawn/forkserver target is not registered; -errno of fork/exec. */
+ * Returns 0; MP_ESTATE if started before or closed (or the forkserver is
+ * gone); MP_EPERM for an object (or forkserver context) another process
+ * created; MP_ENOENT when a spawn/forkserver target is not registered (in
+ * this program, the spawned image or the server); MP_EINVAL for an arg
+ * without arg_size under spawn/forkserver; MP_ETOOBIG; MP_ETIMEDOUT when
+ * the child did not answer within 30 s; MP_EPROTO when it ended without
+ * answering (a program that does not call mp_child_main); -errno of
+ * fork/exec. A failed start leaves no child behind, and the object may be
+ * started again. The child starts with an empty signal mask (so
+ * terminate reaches it whichever thread started it); under fork it keeps
+ * the parent's signal handlers, as fork(2) does. */
 MP_EXTERN int mp_process_start(mp_process *p);
 
 /* mp_process_run runs the target in the calling process, as Python's
@@ -97,17 +118,22 @@ MP_EXTERN int mp_process_run(mp_process *p);
 
 /* mp_process_join waits up to timeout seconds for the child to end and
  * reaps it. Returns 0 when it has ended, MP_ETIMEDOUT when it is still
- * running, MP_ESTATE when it was never started, MP_EDEADLK when a process
- * joins itself. Any thread of the creating process may call it. */
+ * running (also for timeout 0), MP_ESTATE when it was never started, was
+ * closed, or is the parent record, MP_EDEADLK when a process joins
+ * itself, MP_EPERM when another process created p. Any thread of the
+ * creating process may call it, several at once. */
 MP_EXTERN int mp_process_join(mp_process *p, double timeout);
 
 /* mp_process_is_alive returns 1 while the child runs, 0 once it has ended
- * (reaping it) or before it was started. Never blocks. */
+ * (reaping it) or before it was started, MP_EPERM when another process
+ * created p. For mp_parent_process() it tells whether the parent still
+ * runs; for mp_current_process() it is 1. Never blocks. */
 MP_EXTERN int mp_process_is_alive(mp_process *p);
 
 /* mp_process_terminate sends SIGTERM; mp_process_kill sends SIGKILL. Both
  * return 0 (also when the child ended already but was not yet reaped),
- * MP_ESTATE when not started or already reaped. */
+ * MP_ESTATE when not started or already reaped (so a recycled pid is never
+ * signalled), MP_EPERM when another process created p. */
 MP_EXTERN int mp_process_terminate(mp_process *p);
 MP_EXTERN int mp_process_kill(mp_process *p);
 
@@ -118,7 +144,8 @@ MP_EXTERN int mp_process_close(mp_process *p);
 
 /* mp_process_free frees the object. A running child is not waited for nor
  * signalled; it is still terminated or joined at exit per its daemon flag.
- * NULL is a no-op. Never blocks. */
+ * NULL, mp_current_process() and mp_parent_process() are no-ops. Never
+ * blocks. */
 MP_EXTERN void mp_process_free(mp_process *p);
 
 /* Accessors. name: valid until set again or freed. pid and ident: 0 before
@@ -137,7 +164,8 @@ MP_EXTERN int mp_process_sentinel(const mp_process *p);
 
 /* mp_process_exitcode stores Python's exitcode in *exitcode and returns 0
  * once the child has ended and been reaped; MP_EAGAIN while it runs (it
- * does not wait), MP_ESTATE before start. */
+ * does not wait), MP_ESTATE before start and after close, MP_EPERM when
+ * another process created p. */
 MP_EXTERN int mp_process_exitcode(mp_process *p, int *exitcode);
 
 /* mp_process_exit_info fills *info once the child has ended (same returns
@@ -155,11 +183,14 @@ MP_EXTERN int mp_process_set_error(const char *message);
 MP_EXTERN mp_process *mp_current_process(void);
 
 /* mp_parent_process returns a record of the parent that started this
- * process (name and pid; is_alive works), or NULL in the main process. */
+ * process (name and pid; is_alive works; join returns MP_ESTATE; its
+ * sentinel is -1), or NULL in the main process. Under forkserver it is the
+ * program that asked for the child, not the server. */
 MP_EXTERN mp_process *mp_parent_process(void);
 
 /* mp_active_children reaps ended children and stores up to cap of the
- * calling process's live children in out. Returns how many are alive (may
+ * calling process's live children in out (borrowed; objects the program
+ * freed while running are not listed). Returns how many are alive (may
  * exceed cap), or a negative code. */
 MP_EXTERN ssize_t mp_active_children(mp_process **out, size_t cap);
 
@@ -186,7 +217,8 @@ MP_EXTERN int mp_register_run(const char *name, mp_process_run_fn fn);
 /* mp_child_main must be called first thing in main() of a program that uses
  * the spawn start method, like Python's `if __name__ == '__main__':` guard.
  * In a spawned child it runs the registered target and exits with its
- * status, never returning. Elsewhere it returns 0 at once. */
+ * status, never returning (status 1 if its description cannot be read or
+ * its target is not registered). Elsewhere it returns 0 at once. */
 MP_EXTERN int mp_child_main(int argc, char **argv);
 
 /* mp_context_new creates a context that fixes a start method, as Python's
@@ -196,7 +228,9 @@ MP_EXTERN int mp_child_main(int argc, char **argv);
 MP_EXTERN int mp_context_new(mp_context **out, mp_start_method method);
 
 /* mp_context_free stops the context's server (if any) and frees it. Call it
- * after the processes that used it have ended. NULL is a no-op. */
+ * after the processes that used it have ended: the server SIGKILLs its
+ * daemonic children and waits for the others before it exits, and this
+ * call waits for the server. NULL is a no-op. */
 MP_EXTERN void mp_context_free(mp_context *ctx);
 
 MP_EXTERN mp_start_method mp_context_method(const mp_context *ctx);
