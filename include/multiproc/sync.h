@@ -12,8 +12,14 @@
  *   - mp_X_init(x, ...): in place, in memory the caller shares (its own
  *     struct in a MAP_SHARED region or a segment); mp_X_destroy undoes it.
  *     MP_X_SIZE and MP_X_ALIGN give the size and alignment to reserve.
+ *     mp_X_destroy returns MP_EBUSY while the object is visibly in use (a
+ *     lock held, waiters present). A waiter killed while it waited on a
+ *     Semaphore or Event keeps it busy for good; mp_X_init may then be
+ *     used on the memory again once nobody uses it.
  *   - by name, as above.
  * The structs are position-independent: no pointers inside.
+ * Freeing a Lock, an RLock or a Condition (own lock) that the calling
+ * thread holds releases it first, so others are not left waiting.
  *
  * Dead holders. Lock and RLock know their holder: when it dies (process
  * killed, or thread exit) holding the lock, the next acquirer gets the lock
@@ -231,7 +237,9 @@ MP_EXTERN int mp_barrier_init(mp_barrier *b, unsigned parties,
                               const mp_barrier_opts *opts);
 MP_EXTERN int mp_barrier_destroy(mp_barrier *b);
 /* mp_barrier_wait returns the arrival index (>= 0), MP_EBROKEN,
- * MP_ETIMEDOUT (this waiter's deadline passed: the barrier is now broken). */
+ * MP_ETIMEDOUT (this waiter's deadline passed: the barrier is now broken;
+ * MP_EAGAIN for timeout 0). mp_barrier_free also ends the calling
+ * process's membership; for an in-place barrier that is all it does. */
 MP_EXTERN int mp_barrier_wait(mp_barrier *b, double timeout);
 /* mp_barrier_reset returns the barrier to its empty state; current waiters
  * get MP_EBROKEN. */

@@ -1,0 +1,456 @@
+/* barrier.c - Barrier: `parties` threads or processes wait for one
+ * another, as Python's threading.Barrier, and a party that dies breaks it
+ * instead of leaving the others waiting forever.
+ *
+ * DESIGN
+ * Shared state, all changed under `mutex` (a robust, process-shared mutex
+ * held only for a few instructions at a time, never while sleeping or
+ * running the action):
+ *
+ *   mp__object_head head
+ *   uint32 gen           moves on every change a sleeper must see; the
+ *                        futex word sleepers wait on
+ *   uint32 state         FILLING, ACTION, DRAINING, RESETTING or BROKEN
+ *   uint32 parties
+ *   uint32 untracked     parties inside wait from processes without a slot
+ *   double timeout       default wait timeout (<= 0: forever)
+ *   uint64 action, action_arg, creator   the action, its argument, and the
+ *                        mp__image_token() it may be called under
+ *   pthread_mutex_t mutex
+ *   int32 pids[64]       member processes (0: free slot)
+ *   uint16 nwait[64]     how many of each member's threads are inside wait
+ *
+ * The states are Python's (filling 0, draining 1, resetting -1, broken -2)
+ * plus ACTION: the last party runs the action with the mutex released (a
+ * callback never runs under a library lock), and ACTION keeps the others
+ * waiting and new arrivals out, as Python's lock held across the action
+ * does. How many are inside wait is not stored but summed: untracked +
+ * sum(nwait). Each arrival and departure is then one store, so a process
+ * that dies anywhere leaves no count half-updated, and removing a dead
+ * member's slot takes its waiters out of the count with it.
+ *
+ * Members: a process takes a slot on its first wait and gives it back in
+ * mp_barrier_free or mp_barrier_destroy. Sleepers sleep in slices of
+ * MP__SYNC_SLICE_NS; each slice, the sleeper looks at every other member's
+ * pid (mp__os_pid_alive, a zombie counts as dead). A dead member while
+ * someone waits breaks the barrier (G-BARRIER-1): the dead process cannot
+ * arrive any more, and if it was inside wait, the round could not drain.
+ * Its slot is freed then, so after mp_barrier_reset the barrier works with
+ * the parties that are left. A slot is freed by clearing nwait before pid:
+ * dying between the two leaves a member that the next look finds dead.
+ *
+ * A crash, at each step. Inside the mutex: the next locker is told
+ * EOWNERDEAD, makes the mutex consistent and breaks the barrier, since the
+ * dead process may have been anywhere in a round. Asleep, or running the
+ * action: the member scan above. Only processes are watched; a thread that
+ * exits inside wait is not noticed (its process lives on). Pids can be
+ * reused: a dead member whose pid now names a live process goes unnoticed.
+ * A process beyond the 64 slots is counted in `untracked`: its death
+ * leaves that count too high, and a reset barrier will drain only when the
+ * count returns to zero; sync.h promises tracking for 64 processes. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "os/robust.h"
+#include "sync_internal.h"
+
+enum {
+  FILLING = 0,
+  DRAINING = 1,
+  RESETTING = 2,
+  BROKEN = 3,
+  ACTION = 4,
+};
+
+typedef struct barrier_state {
+  mp__object_head head;
+  _Atomic uint32_t gen;
+  uint32_t state;
+  uint32_t parties;
+  uint32_t untracked;
+  double timeout;
+  uint64_t action;
+  uint64_t action_arg;
+  uint64_t creator;
+  pthread_mutex_t mutex;
+  int32_t pids[MP_BARRIER_MAX_PROCS];
+  uint16_t nwait[MP_BARRIER_MAX_PROCS];
+} barrier_state;
+
+_Static_assert(sizeof(barrier_state) <= MP_BARRIER_SIZE,
+               "Barrier fits mp_barrier");
+
+static barrier_state *check(mp_barrier *b) {
+  if (mp__object_check(b, MP__TYPE_BARRIER) != 0)
+    return NULL;
+  return (barrier_state *)b;
+}
+
+/* bump tells every sleeper to look at the state again. */
+static void bump(barrier_state *s) {
+  atomic_fetch_add(&s->gen, 1);
+  mp__os_futex_wake((uint32_t *)&s->gen, INT32_MAX, true);
+}
+
+static void break_barrier(barrier_state *s) {
+  s->state = BROKEN;
+  bump(s);
+}
+
+static int lock_state(barrier_state *s) {
+  int rc = pthread_mutex_lock(&s->mutex);
+  if (rc == EOWNERDEAD) {
+    /* A process died in here, somewhere in a round: break it. */
+    pthread_mutex_consistent(&s->mutex);
+    break_barrier(s);
+    return 0;
+  }
+  return -rc;
+}
+
+static void unlock_state(barrier_state *s) {
+  pthread_mutex_unlock(&s->mutex);
+}
+
+static uint32_t inside(const barrier_state *s) {
+  uint32_t n = s->untracked;
+  for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++)
+    n += s->nwait[i];
+  return n;
+}
+
+/* exit_check ends a drain or a reset once the last party has left. */
+static void exit_check(barrier_state *s) {
+  if (inside(s) == 0 && (s->state == DRAINING || s->state == RESETTING)) {
+    s->state = FILLING;
+    bump(s);
+  }
+}
+
+static int slot_find(const barrier_state *s, pid_t pid) {
+  for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++)
+    if (s->pids[i] == pid)
+      return i;
+  return -1;
+}
+
+static int slot_take(barrier_state *s, pid_t pid) {
+  int i = slot_find(s, pid);
+  if (i >= 0)
+    return i;
+  for (i = 0; i < MP_BARRIER_MAX_PROCS; i++) {
+    if (s->pids[i] == 0) {
+      s->nwait[i] = 0;
+      s->pids[i] = pid;
+      return i;
+    }
+  }
+  return -1;
+}
+
+static void slot_clear(barrier_state *s, int i) {
+  s->nwait[i] = 0;
+  s->pids[i] = 0;
+}
+
+/* reap_dead frees the slots of dead members other than self and breaks the
+ * barrier if there was one. */
+static void reap_dead(barrier_state *s, pid_t self) {
+  bool dead = false;
+  for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++) {
+    pid_t pid = s->pids[i];
+    if (pid != 0 && pid != self && !mp__os_pid_alive(pid)) {
+      slot_clear(s, i);
+      dead = true;
+    }
+  }
+  if (dead) {
+    break_barrier(s);
+    exit_check(s);
+  }
+}
+
+/* sleep_locked releases the mutex, sleeps until the state may have changed
+ * or the slice ends, and takes the mutex back; every slice it looks for
+ * dead members. Returns 0 or a lock error. */
+static int sleep_locked(barrier_state *s, mp__deadline d, pid_t self,
+                        int64_t *last_scan) {
+  uint32_t g = atomic_load(&s->gen);
+  unlock_state(s);
+  mp__deadline slice = mp__deadline_min_slice(d, MP__SYNC_SLICE_NS);
+  mp__os_futex_wait((uint32_t *)&s->gen, g, slice.ns, true);
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  int64_t now = mp__os_now_ns();
+  if (now - *last_scan >= MP__SYNC_SLICE_NS) {
+    *last_scan = now;
+    reap_dead(s, self);
+  }
+  return 0;
+}
+
+/* release_round is the last arrival's work: run the action, then let the
+ * round drain. Called and returns with the mutex held, unless taking it
+ * back after the action failed (*lost). */
+static int release_round(barrier_state *s, int index, bool *lost) {
+  if (s->action != 0) {
+    if (s->creator != mp__image_token()) {
+      /* Another program image: the pointer means nothing here. */
+      break_barrier(s);
+      return MP_EINVAL;
+    }
+    mp_barrier_action_fn fn = (mp_barrier_action_fn)(uintptr_t)s->action;
+    void *arg = (void *)(uintptr_t)s->action_arg;
+    s->state = ACTION;
+    unlock_state(s);
+    int arc = fn(arg);
+    int rc = lock_state(s);
+    if (rc != 0) {
+      *lost = true;
+      return rc;
+    }
+    /* Broken, aborted or reset while the action ran. */
+    if (s->state != ACTION)
+      return MP_EBROKEN;
+    if (arc != 0) {
+      break_barrier(s);
+      return MP_EBROKEN;
+    }
+  }
+  s->state = DRAINING;
+  bump(s);
+  return index;
+}
+
+static int state_init(barrier_state *s, unsigned parties,
+                      const mp_barrier_opts *opts, uint8_t origin) {
+  memset((char *)s + sizeof s->head, 0, sizeof *s - sizeof s->head);
+  s->head.type = MP__TYPE_BARRIER;
+  s->head.version = MP__LAYOUT_VERSION;
+  s->head.origin = origin;
+  s->parties = parties;
+  s->state = FILLING;
+  if (opts != NULL) {
+    s->timeout = opts->timeout;
+    if (opts->action != NULL) {
+      s->action = (uint64_t)(uintptr_t)opts->action;
+      s->action_arg = (uint64_t)(uintptr_t)opts->action_arg;
+      s->creator = mp__image_token();
+    }
+  }
+  int rc = mp__os_robust_init(&s->mutex);
+  if (rc != 0)
+    return rc;
+  atomic_store_explicit((_Atomic uint32_t *)&s->head.magic, MP__OBJECT_MAGIC,
+                        memory_order_release);
+  return 0;
+}
+
+static bool parties_valid(unsigned parties) {
+  return parties >= 1 && parties <= INT32_MAX;
+}
+
+int mp_barrier_new(mp_barrier **out, unsigned parties,
+                   const mp_barrier_opts *opts) {
+  if (out == NULL || !parties_valid(parties))
+    return MP_EINVAL;
+  void *obj;
+  int rc = mp__object_new(&obj, sizeof(mp_barrier), MP__TYPE_BARRIER,
+                          opts ? opts->name : NULL);
+  if (rc != 0)
+    return rc;
+  barrier_state *s = obj;
+  if ((rc = state_init(s, parties, opts, s->head.origin)) != 0) {
+    mp__object_free(obj, sizeof(mp_barrier));
+    return rc;
+  }
+  *out = obj;
+  return 0;
+}
+
+int mp_barrier_open(mp_barrier **out, const char *name) {
+  void *obj;
+  int rc = mp__object_open(&obj, sizeof(mp_barrier), MP__TYPE_BARRIER, name);
+  if (rc != 0)
+    return rc;
+  barrier_state *s = obj;
+  /* The action is a pointer into the creator's program image. */
+  if (s->action != 0) {
+    mp__object_free(obj, sizeof(mp_barrier));
+    return MP_EINVAL;
+  }
+  *out = obj;
+  return 0;
+}
+
+void mp_barrier_free(mp_barrier *b) {
+  if (b == NULL || ((mp__object_head *)b)->type != MP__TYPE_BARRIER)
+    return;
+  barrier_state *s = (barrier_state *)b;
+  /* This process stops being a member: its exit no longer breaks the
+   * barrier. For an in-place barrier that is all free does. */
+  if (check(b) != NULL && lock_state(s) == 0) {
+    int i = slot_find(s, getpid());
+    if (i >= 0 && s->nwait[i] == 0)
+      slot_clear(s, i);
+    unlock_state(s);
+  }
+  mp__object_free(b, sizeof(mp_barrier));
+}
+
+int mp_barrier_init(mp_barrier *b, unsigned parties,
+                    const mp_barrier_opts *opts) {
+  if (b == NULL || (uintptr_t)b % MP_SYNC_ALIGN != 0 || !parties_valid(parties))
+    return MP_EINVAL;
+  memset(b, 0, sizeof(mp__object_head));
+  return state_init((barrier_state *)b, parties, opts, MP__ORIGIN_INPLACE);
+}
+
+int mp_barrier_destroy(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  if (inside(s) != 0) {
+    unlock_state(s);
+    return MP_EBUSY;
+  }
+  atomic_store_explicit((_Atomic uint32_t *)&s->head.magic, 0,
+                        memory_order_release);
+  unlock_state(s);
+  pthread_mutex_destroy(&s->mutex);
+  return 0;
+}
+
+int mp_barrier_wait(mp_barrier *b, double timeout) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  if (timeout == MP_BARRIER_DEFAULT_TIMEOUT)
+    timeout = s->timeout > 0 ? s->timeout : MP_FOREVER;
+  mp__deadline d = mp__deadline_from_timeout(timeout);
+  pid_t self = getpid();
+  int64_t last_scan = mp__os_now_ns();
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  int slot = slot_take(s, self);
+  /* Python's _enter: wait while the previous round drains or resets. */
+  while (s->state == DRAINING || s->state == RESETTING || s->state == ACTION) {
+    if (mp__deadline_expired(d)) {
+      break_barrier(s);
+      unlock_state(s);
+      return mp__deadline_error(d);
+    }
+    if ((rc = sleep_locked(s, d, self, &last_scan)) != 0)
+      return rc;
+  }
+  if (s->state != FILLING) {
+    unlock_state(s);
+    return MP_EBROKEN;
+  }
+  int index = (int)inside(s);
+  if (slot >= 0)
+    s->nwait[slot]++;
+  else
+    s->untracked++;
+  int result;
+  if ((uint32_t)index + 1 >= s->parties) {
+    bool lost = false;
+    result = release_round(s, index, &lost);
+    if (lost)
+      return result;
+  } else {
+    for (;;) {
+      if (s->state != FILLING && s->state != ACTION) {
+        result = s->state == DRAINING ? index : MP_EBROKEN;
+        break;
+      }
+      if (mp__deadline_expired(d)) {
+        break_barrier(s);
+        result = mp__deadline_error(d);
+        break;
+      }
+      if ((rc = sleep_locked(s, d, self, &last_scan)) != 0)
+        return rc;
+    }
+  }
+  /* Python's finally: leave, and end the drain if we were the last. */
+  if (slot >= 0 && s->pids[slot] == self && s->nwait[slot] > 0)
+    s->nwait[slot]--;
+  else if (s->untracked > 0)
+    s->untracked--;
+  exit_check(s);
+  unlock_state(s);
+  return result;
+}
+
+int mp_barrier_reset(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  if (inside(s) > 0) {
+    /* Waiters leave with MP_EBROKEN; the last one out makes it FILLING. */
+    if (s->state == FILLING || s->state == ACTION || s->state == BROKEN)
+      s->state = RESETTING;
+  } else {
+    s->state = FILLING;
+  }
+  bump(s);
+  unlock_state(s);
+  return 0;
+}
+
+int mp_barrier_abort(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  break_barrier(s);
+  unlock_state(s);
+  return 0;
+}
+
+int mp_barrier_broken(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  int broken = s->state == BROKEN;
+  unlock_state(s);
+  return broken;
+}
+
+int mp_barrier_n_waiting(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  int rc = lock_state(s);
+  if (rc != 0)
+    return rc;
+  int n = s->state == FILLING ? (int)inside(s) : 0;
+  unlock_state(s);
+  return n;
+}
+
+int mp_barrier_parties(mp_barrier *b) {
+  barrier_state *s = check(b);
+  if (s == NULL)
+    return MP_EINVAL;
+  return (int)s->parties;
+}
