@@ -1,0 +1,123 @@
+#!/bin/sh
+# run.sh - what `make bench` runs: every benchmark program of the build and
+# every Python peer script, all writing to one results file, then a summary
+# of each benchmark case across systems with the ratios and the targets of
+# the issue (PASS or MISS; a miss is reported, not fatal).
+#
+# usage: bench/run.sh BUILD_DIR [--smoke] [--runs N]
+#   BUILD_DIR   the CMake build directory holding bench/bench_* programs
+#   --smoke     tiny sizes (checks the programs and peers work; figures
+#               mean nothing); other options go to every program as given
+# Results: BUILD_DIR/bench/results.tsv, truncated first, one row per
+# measurement: benchmark<TAB>case<TAB>system<TAB>value<TAB>unit.
+# The exit status is non-zero only when a program or peer failed (a case
+# that did not do its work, a crash); target misses do not fail it.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ $# -lt 1 ]; then
+  echo "usage: $0 BUILD_DIR [--smoke] [--runs N]" >&2
+  exit 2
+fi
+build=$1
+shift
+out="$build/bench"
+tsv="$out/results.tsv"
+mkdir -p "$out"
+: >"$tsv"
+status=0
+start=$(date +%s)
+
+found=0
+for exe in "$out"/bench_*; do
+  if [ ! -f "$exe" ] || [ ! -x "$exe" ]; then
+    continue
+  fi
+  found=1
+  echo
+  if ! "$exe" --tsv "$tsv" "$@"; then
+    echo "FAILED: $exe" >&2
+    status=1
+  fi
+done
+if [ "$found" = 0 ]; then
+  echo "no benchmark programs in $out: build first (make bench)" >&2
+  status=1
+fi
+
+if command -v python3 >/dev/null 2>&1; then
+  for py in "$here"/peers/py_*.py; do
+    [ -f "$py" ] || continue
+    echo
+    # No __pycache__ in the source tree.
+    if ! PYTHONDONTWRITEBYTECODE=1 python3 "$py" --tsv "$tsv" "$@"; then
+      echo "FAILED: $py" >&2
+      status=1
+    fi
+  done
+else
+  echo "python3 not found: the Python peers were not measured" >&2
+fi
+
+# Targets: benchmark, case, peer, the largest acceptable ratio of
+# multiproc's time to the peer's. Reference lines compare two peers and
+# carry the figure the issue quotes, for context only.
+targets='target	lock_uncontended	lock	multiproc	pthread_robust	1.3
+target	process_start_join	fork	multiproc	fork+waitpid	1.5
+target	process_start_join	spawn	multiproc	posix_spawn+waitpid	2.0
+reference	process_start_join	fork	python	fork+waitpid	14'
+
+echo
+echo "== summary: $tsv ($(($(date +%s) - start)) s)"
+printf '%s\n' "$targets" | awk -F '\t' -v tsv="$tsv" '
+  # base strips a parenthetical note from a unit: "ns/op(2x200k)" -> "ns/op".
+  function base(u) { sub(/\(.*$/, "", u); return u }
+  function ratio(b, c, s, p,    k, q) {
+    k = b SUBSEP c SUBSEP s; q = b SUBSEP c SUBSEP p
+    if (!(k in val) || !(q in val) || val[q] <= 0) return -1
+    if (base(unit[k]) != base(unit[q])) return -1
+    return val[k] / val[q]
+  }
+  FILENAME == "-" { t[++nt] = $0; next }
+  {
+    k = $1 SUBSEP $2 SUBSEP $3
+    val[k] = $4; unit[k] = $5
+    g = $1 SUBSEP $2
+    if (!(g in seen)) { seen[g] = 1; order[++ng] = g; gname[g] = $1 "/" $2 }
+    members[g] = members[g] SUBSEP $3
+  }
+  END {
+    printf "%-30s %-20s %14s %-16s %s\n", "benchmark/case", "system",
+           "value", "unit", "multiproc / this"
+    for (i = 1; i <= ng; i++) {
+      g = order[i]; split(g, gp, SUBSEP)
+      n = split(substr(members[g], 2), ms, SUBSEP)
+      for (j = 1; j <= n; j++) {
+        s = ms[j]; k = g SUBSEP s
+        r = (s == "multiproc") ? -1 : ratio(gp[1], gp[2], "multiproc", s)
+        line = sprintf("%-30s %-20s %14.3f %-16s %s", (j == 1 ? gname[g] : ""),
+                       s, val[k], unit[k], (r < 0 ? "" : sprintf("%.2fx", r)))
+        sub(/ +$/, "", line)
+        print line
+      }
+    }
+    print ""
+    print "targets (time of the first system / time of the second):"
+    for (i = 1; i <= nt; i++) {
+      split(t[i], f, "\t")
+      r = ratio(f[2], f[3], f[4], f[5])
+      what = sprintf("%s/%s: %s vs %s", f[2], f[3], f[4], f[5])
+      if (f[1] == "target") {
+        if (r < 0)
+          printf "  %-58s %8s  <= %-5s MISS (not measured)\n", what, "-", f[6] "x"
+        else
+          printf "  %-58s %7.2fx  <= %-5s %s\n", what, r, f[6] "x",
+                 (r <= f[6] + 0 ? "PASS" : "MISS")
+      } else {
+        printf "  %-58s %8s  (reference: the issue quotes ~%sx)\n", what,
+               (r < 0 ? "-" : sprintf("%.2fx", r)), f[6]
+      }
+    }
+  }' - "$tsv"
+
+exit $status
