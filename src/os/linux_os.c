@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,16 +24,20 @@ int64_t mp__os_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The caller's thread id, cached per thread: gettid is on the RLock paths.
+ * A forked child's only thread must not keep its parent's id; the atfork
+ * handler below clears the cache in the child (it runs in that thread). */
+static __thread pid_t cached_tid;
+
+static void forget_tid_in_child(void) { cached_tid = 0; }
+
+__attribute__((constructor)) static void tid_cache_init(void) {
+  pthread_atfork(NULL, NULL, forget_tid_in_child);
+}
+
 pid_t mp__os_gettid(void) {
-  /* Cached per thread: gettid is on the lock paths. A forked child's only
-   * thread must not keep its parent's id, hence the pid check. */
-  static __thread pid_t cached_tid;
-  static __thread pid_t cached_pid;
-  pid_t pid = getpid();
-  if (cached_pid != pid) {
+  if (__builtin_expect(cached_tid == 0, 0))
     cached_tid = (pid_t)syscall(SYS_gettid);
-    cached_pid = pid;
-  }
   return cached_tid;
 }
 
