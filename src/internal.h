@@ -101,6 +101,24 @@ int mp__object_name_valid(const char *name);
  * in shared memory are called only where the token matches. */
 uint64_t mp__image_token(void);
 
+/* ---- resource tracker (src/resource_tracker.c; added for shared memory) --
+ * mp__tracker_register records that this process created the named segment
+ * shm_name (without the leading '/') of size bytes, so that the tracker of
+ * its process tree unlinks it if the tree dies first; it starts the tracker
+ * on first use. Returns 0 or an error (the segment is then unprotected).
+ * mp__tracker_unregister forgets the name again (call it when unlinking);
+ * names this process never registered are ignored. */
+int mp__tracker_register(const char *shm_name, size_t size);
+void mp__tracker_unregister(const char *shm_name);
+
+/* ---- threads (src/thread.c; added by the thread helper) -----------------
+ * mp__thread_shutdown is Python's threading._shutdown: the calling thread,
+ * if it is the main thread, counts as ended, then it waits for every
+ * non-daemonic thread (but itself) to end. The library's atexit handler
+ * runs it; a child process should run it after its target returns (Python's
+ * _bootstrap does), since children leave with _exit. */
+void mp__thread_shutdown(void);
+
 #define MP__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MP__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MP__MAX(a, b) ((a) > (b) ? (a) : (b))

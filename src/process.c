@@ -428,8 +428,10 @@ _Noreturn void mp__child_run_and_exit(mp_process *self) {
     status = self->target(self->arg);
   /* As Python's _bootstrap: our own children are terminated or joined,
    * buffered output is written, and the parent's atexit handlers (which
-   * belong to the parent's program state) are not run. */
+   * belong to the parent's program state) are not run; then, as Python's
+   * threading._shutdown, the child waits for its non-daemonic threads. */
   mp__process_exit_cleanup();
+  mp__thread_shutdown();
   fflush(NULL);
   _exit(status & 0xff);
 }

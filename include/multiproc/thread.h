@@ -2,9 +2,22 @@
  *
  * A thread object runs target(arg) (or the run callback) in a new thread.
  * join takes a timeout, is_alive never blocks. Non-daemonic threads are
- * joined when the program exits normally, as Python waits for them;
- * daemonic ones are not waited for. The sync objects and queues of this
- * library work between threads as between processes. */
+ * joined when the program exits normally (exit() or a return from main),
+ * as Python waits for them; daemonic ones are not waited for. The sync
+ * objects and queues of this library work between threads as between
+ * processes.
+ *
+ * Names: "Thread-N" by default, "MainThread" for the main thread,
+ * "Dummy-N" for a thread not started here that calls mp_current_thread
+ * (N counts from 1, shared by both, as in Python).
+ *
+ * Fork: a forked child keeps only the thread that called fork. It becomes
+ * the child's main thread (mp_main_thread); every other thread's object
+ * reports ended (is_alive 0, join returns 0 at once).
+ *
+ * Threads: every call may come from any thread, except that
+ * mp_thread_set_name must not race with readers of the same object's
+ * name. */
 #ifndef MULTIPROC_THREAD_H
 #define MULTIPROC_THREAD_H
 
@@ -19,28 +32,44 @@ typedef void (*mp_thread_target_fn)(void *arg);
 typedef void (*mp_thread_run_fn)(mp_thread *self);
 
 typedef struct mp_thread_opts {
-  const char *name;     /* copied; default "Thread-N" */
-  int daemon;           /* default: the creating thread's daemon flag */
+  const char *name;     /* copied; at most 255 bytes; default "Thread-N" */
+  int daemon;           /* > 0 daemonic, < 0 not daemonic, 0 (default): the
+                           creating thread's flag, as Python's daemon=None
+                           (the main thread's is 0, a Dummy's 1) */
   mp_thread_run_fn run; /* called instead of target when set */
   void *userdata;       /* borrowed; returned by mp_thread_userdata */
 } mp_thread_opts;
 
 /* mp_thread_new creates a thread object; borrows arg until the thread ends.
- * Returns 0, MP_EINVAL, MP_ENOMEM. */
+ * A NULL target (and no run callback) makes a thread that does nothing, as
+ * Python's Thread(). Returns 0, MP_EINVAL (out NULL, name too long),
+ * MP_ENOMEM. Nothing is started. */
 MP_EXTERN int mp_thread_new(mp_thread **out, mp_thread_target_fn target,
                             void *arg, const mp_thread_opts *opts);
-/* mp_thread_start returns 0, MP_ESTATE if started before, -errno. */
+/* mp_thread_start starts the thread and returns once it runs (its ident is
+ * known). Returns 0, MP_ESTATE if started before (or for the main thread
+ * or a Dummy), -errno of pthread_create (MP_EAGAIN). */
 MP_EXTERN int mp_thread_start(mp_thread *t);
 /* mp_thread_run runs the target in the calling thread. */
 MP_EXTERN void mp_thread_run(mp_thread *t);
-/* mp_thread_join waits up to timeout for the thread to end. Returns 0,
- * MP_ETIMEDOUT, MP_ESTATE (never started), MP_EDEADLK (joins itself). */
+/* mp_thread_join waits up to timeout for the thread to end. Any number of
+ * threads may join the same thread. Returns 0, MP_ETIMEDOUT (also for
+ * timeout 0), MP_ESTATE (never started), MP_EDEADLK (joins itself),
+ * MP_EINVAL (a Dummy, which cannot be joined, as in Python). The main
+ * thread counts as ended once the program starts its normal exit. */
 MP_EXTERN int mp_thread_join(mp_thread *t, double timeout);
+/* mp_thread_is_alive returns 1 from start until the target returns (or
+ * the thread calls pthread_exit), else 0. Never blocks. */
 MP_EXTERN int mp_thread_is_alive(mp_thread *t);
 /* mp_thread_free frees a thread object. If the thread is running it is
- * detached and its object freed when it ends. NULL is a no-op. */
+ * detached and its object freed when it ends (a non-daemonic one is still
+ * waited for at exit). The main thread's and Dummy objects belong to the
+ * library: freeing them is a no-op, as is NULL. Never blocks. */
 MP_EXTERN void mp_thread_free(mp_thread *t);
+/* mp_thread_name returns the name, valid until set again or freed. */
 MP_EXTERN const char *mp_thread_name(const mp_thread *t);
+/* mp_thread_set_name copies name (at most 255 bytes, else MP_EINVAL);
+ * returns 0 or MP_ENOMEM. */
 MP_EXTERN int mp_thread_set_name(mp_thread *t, const char *name);
 MP_EXTERN int mp_thread_daemon(const mp_thread *t);
 /* mp_thread_set_daemon returns MP_ESTATE once started. */
@@ -49,12 +78,19 @@ MP_EXTERN int mp_thread_set_daemon(mp_thread *t, int daemon);
 MP_EXTERN pid_t mp_thread_ident(const mp_thread *t);
 MP_EXTERN void *mp_thread_userdata(const mp_thread *t);
 /* mp_current_thread returns the calling thread's object ("MainThread" for
- * the main thread; a "Dummy-N" record for threads not started here). */
+ * the main thread; a "Dummy-N" record for threads not started here, which
+ * is daemonic, always alive, and freed when that thread exits). Owned by
+ * the library. NULL only when a Dummy record cannot be allocated. */
 MP_EXTERN mp_thread *mp_current_thread(void);
 MP_EXTERN mp_thread *mp_main_thread(void);
-/* mp_thread_enumerate stores up to cap live thread objects (started here,
- * plus the main thread). Returns how many are alive. */
+/* mp_thread_enumerate stores up to cap live thread objects (the main
+ * thread first, then those started here and the Dummy records of foreign
+ * threads, as Python's enumerate). Returns how many are alive, which may
+ * exceed cap; MP_EINVAL for a NULL out with cap > 0. The pointers are
+ * borrowed: an object freed while running disappears when its thread
+ * ends. */
 MP_EXTERN ssize_t mp_thread_enumerate(mp_thread **out, size_t cap);
+/* mp_thread_active_count returns how many mp_thread_enumerate would. */
 MP_EXTERN int mp_thread_active_count(void);
 
 #ifdef __cplusplus
