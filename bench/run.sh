@@ -65,6 +65,8 @@ fi
 targets='target	lock_uncontended	lock	multiproc	pthread_robust	1.3
 target	process_start_join	fork	multiproc	fork+waitpid	1.5
 target	process_start_join	spawn	multiproc	posix_spawn+waitpid	2.0
+target	value_increment	locked	multiproc	python	0.1
+target	value_increment	atomic	multiproc	python	0.02
 reference	process_start_join	fork	python	fork+waitpid	14'
 
 echo

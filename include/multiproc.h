@@ -8,5 +8,6 @@
 #include "multiproc/process.h"
 #include "multiproc/sync.h"
 #include "multiproc/thread.h"
+#include "multiproc/shared.h"
 
 #endif

@@ -5,8 +5,9 @@
  * trusts anything; the object follows at a fixed offset, so the object
  * pointer alone finds its segment again.
  *
- * Which process unlinks a name is kept in process-local memory (the list
- * below), never read from the segment, which other programs can write. */
+ * What was mapped, how big, and which process unlinks a name are kept in
+ * process-local memory (the list below), never read back from the segment,
+ * which other programs can write: free trusts only its own records. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -33,16 +34,48 @@ typedef struct segment_header {
 _Static_assert(sizeof(segment_header) <= SEGMENT_HEADER_SIZE,
                "segment header fits its slot");
 
-/* A named segment this process created: its creator unlinks it on free. */
-typedef struct created_name {
-  struct created_name *next;
+/* A segment this process mapped with mp__object_new or _open (or inherited
+ * across fork). creator is set only for a named segment made here: its
+ * creator unlinks the name on free. */
+typedef struct mapping {
+  struct mapping *next;
   void *object;
+  size_t size;
   pid_t creator;
   char shm_name[sizeof NAME_PREFIX + MP_SYNC_NAME_MAX];
-} created_name;
+} mapping;
 
-static pthread_mutex_t created_lock = PTHREAD_MUTEX_INITIALIZER;
-static created_name *created_list;
+static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
+static mapping *mappings;
+
+/* fork() while another thread holds the lock would leave it held forever in
+ * the child: hold it across fork. */
+static void mappings_prepare(void) { pthread_mutex_lock(&mappings_lock); }
+static void mappings_release(void) { pthread_mutex_unlock(&mappings_lock); }
+__attribute__((constructor)) static void mappings_init(void) {
+  pthread_atfork(mappings_prepare, mappings_release, mappings_release);
+}
+
+static void mappings_add(mapping *m) {
+  pthread_mutex_lock(&mappings_lock);
+  m->next = mappings;
+  mappings = m;
+  pthread_mutex_unlock(&mappings_lock);
+}
+
+static mapping *mappings_take(void *obj) {
+  mapping *m = NULL;
+  pthread_mutex_lock(&mappings_lock);
+  for (mapping **pp = &mappings; *pp; pp = &(*pp)->next) {
+    if ((*pp)->object == obj) {
+      m = *pp;
+      *pp = m->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_lock);
+  return m;
+}
 
 static size_t segment_size(size_t obj_size) {
   size_t page = mp__os_page_size();
@@ -88,16 +121,16 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
     return MP_EINVAL;
   size_t size = segment_size(obj_size);
   int fd = -1, rc;
-  created_name *rec = NULL;
+  if (name != NULL && (rc = mp__object_name_valid(name)) != 0)
+    return rc;
+  mapping *m = mp__calloc(1, sizeof *m);
+  if (m == NULL)
+    return MP_ENOMEM;
+  m->size = size;
   if (name != NULL) {
-    if ((rc = mp__object_name_valid(name)) != 0)
-      return rc;
-    rec = mp__calloc(1, sizeof *rec);
-    if (rec == NULL)
-      return MP_ENOMEM;
-    shm_name_of(rec->shm_name, sizeof rec->shm_name, name);
-    if ((rc = mp__os_shm_create(rec->shm_name, size, &fd)) != 0) {
-      mp__free(rec);
+    shm_name_of(m->shm_name, sizeof m->shm_name, name);
+    if ((rc = mp__os_shm_create(m->shm_name, size, &fd)) != 0) {
+      mp__free(m);
       return rc;
     }
   }
@@ -106,10 +139,9 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
   if (fd >= 0)
     close(fd);
   if (rc != 0) {
-    if (rec != NULL) {
-      mp__os_shm_unlink(rec->shm_name);
-      mp__free(rec);
-    }
+    if (name != NULL)
+      mp__os_shm_unlink(m->shm_name);
+    mp__free(m);
     return rc;
   }
   segment_header *h = base;
@@ -125,20 +157,23 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
   oh->type = type;
   oh->version = MP__LAYOUT_VERSION;
   oh->origin = name != NULL ? MP__ORIGIN_NAMED : MP__ORIGIN_ANON;
-  /* The segment magic goes last: an opener never sees a half-made header. */
+  /* The segment magic goes last: an opener never trusts a half-made
+   * header (it waits a moment for the magic, see mp__object_open). */
   atomic_store_explicit((_Atomic uint32_t *)&h->magic, SEGMENT_MAGIC,
                         memory_order_release);
-  if (rec != NULL) {
-    rec->object = obj;
-    rec->creator = getpid();
-    pthread_mutex_lock(&created_lock);
-    rec->next = created_list;
-    created_list = rec;
-    pthread_mutex_unlock(&created_lock);
+  m->object = obj;
+  if (name != NULL) {
+    m->creator = getpid();
+    (void)mp__tracker_register(m->shm_name, size); /* best effort */
   }
+  mappings_add(m);
   *out = obj;
   return 0;
 }
+
+/* How long an opener waits for a creator that is still initialising the
+ * object it just created (between O_EXCL create and the magic store). */
+#define OPEN_INIT_WAIT_NS 1000000000LL
 
 int mp__object_open(void **out, size_t obj_size, uint16_t type,
                     const char *name) {
@@ -167,47 +202,52 @@ int mp__object_open(void **out, size_t obj_size, uint16_t type,
   segment_header *h = base;
   void *obj = (char *)base + SEGMENT_HEADER_SIZE;
   mp__object_head *oh = obj;
-  uint32_t magic = atomic_load_explicit((_Atomic uint32_t *)&h->magic,
-                                        memory_order_acquire);
+  _Atomic uint32_t *segment_magic = (_Atomic uint32_t *)&h->magic;
+  _Atomic uint32_t *object_magic = (_Atomic uint32_t *)&oh->magic;
+  /* Zero magics mean the creator is between create and publish: wait for
+   * it, bounded, so a crashed creator reads as corrupt, not as a hang. */
+  int64_t give_up = mp__os_now_ns() + OPEN_INIT_WAIT_NS;
+  while ((atomic_load_explicit(segment_magic, memory_order_acquire) == 0 ||
+          atomic_load_explicit(object_magic, memory_order_acquire) == 0) &&
+         mp__os_now_ns() < give_up)
+    usleep(1000);
+  uint32_t magic = atomic_load_explicit(segment_magic, memory_order_acquire);
   if (magic != SEGMENT_MAGIC || h->version != MP__LAYOUT_VERSION ||
       h->type != type || h->segment_size != size ||
       h->object_size != obj_size || oh->type != type ||
       oh->origin != MP__ORIGIN_NAMED ||
-      atomic_load_explicit((_Atomic uint32_t *)&oh->magic,
-                           memory_order_acquire) != MP__OBJECT_MAGIC) {
+      atomic_load_explicit(object_magic, memory_order_acquire) !=
+          MP__OBJECT_MAGIC) {
     mp__os_unmap(base, size);
     return MP_ECORRUPT;
   }
+  mapping *m = mp__calloc(1, sizeof *m);
+  if (m == NULL) {
+    mp__os_unmap(base, size);
+    return MP_ENOMEM;
+  }
+  m->object = obj;
+  m->size = size;
+  mappings_add(m);
   *out = obj;
   return 0;
 }
 
 void mp__object_free(void *obj, size_t obj_size) {
+  (void)obj_size; /* the record knows the size that was mapped */
   if (obj == NULL)
     return;
-  mp__object_head *oh = obj;
-  uint8_t origin = oh->origin;
-  if (origin != MP__ORIGIN_ANON && origin != MP__ORIGIN_NAMED)
+  /* In-place objects (and pointers we never mapped) have no record. */
+  mapping *m = mappings_take(obj);
+  if (m == NULL)
     return;
-  created_name *rec = NULL;
-  if (origin == MP__ORIGIN_NAMED) {
-    pthread_mutex_lock(&created_lock);
-    for (created_name **pp = &created_list; *pp; pp = &(*pp)->next) {
-      if ((*pp)->object == obj) {
-        rec = *pp;
-        *pp = rec->next;
-        break;
-      }
-    }
-    pthread_mutex_unlock(&created_lock);
+  mp__os_unmap(header_of(obj), m->size);
+  /* A forked child inherits the records but did not create the name. */
+  if (m->creator != 0 && m->creator == getpid()) {
+    mp__os_shm_unlink(m->shm_name);
+    mp__tracker_unregister(m->shm_name);
   }
-  mp__os_unmap(header_of(obj), segment_size(obj_size));
-  if (rec != NULL) {
-    /* A forked child inherits the list but did not create the segment. */
-    if (rec->creator == getpid())
-      mp__os_shm_unlink(rec->shm_name);
-    mp__free(rec);
-  }
+  mp__free(m);
 }
 
 static _Atomic uint64_t image_token;

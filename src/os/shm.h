@@ -1,0 +1,51 @@
+/* os/shm.h - the platform interface for shared memory beyond os/os.h:
+ * what SharedMemory and the resource tracker need (the inode behind a name,
+ * the list of names, small whole-file reads and writes of a segment,
+ * process start times, and starting a detached daemon process). A port
+ * implements these; the Linux implementation is src/os/linux_shm.c.
+ * Names are given without the leading '/', as in os/os.h. */
+#ifndef MP_OS_SHM_H
+#define MP_OS_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* mp__os_shm_inode stores the identity (inode number) of the segment that
+ * name refers to now. Returns 0, MP_ENOENT or -errno. */
+int mp__os_shm_inode(const char *name, uint64_t *ino);
+
+/* mp__os_shm_list calls fn for every segment name of this machine (without
+ * '/'); a nonzero return from fn stops the walk and is returned. */
+int mp__os_shm_list(int (*fn)(const char *name, void *arg), void *arg);
+
+/* mp__os_shm_write_file replaces the contents of segment name (created
+ * with mode 0600 when missing) with len bytes of data. Returns 0 or -errno. */
+int mp__os_shm_write_file(const char *name, const void *data, size_t len);
+
+/* mp__os_shm_read_file reads segment name into a new buffer of *len bytes
+ * (plus a NUL), from mp__alloc; refuses segments over max bytes with
+ * MP_ETOOBIG. Returns 0, MP_ENOENT, -errno. */
+int mp__os_shm_read_file(const char *name, size_t max, char **data,
+                         size_t *len);
+
+/* mp__os_pid_start_time stores when pid started, in clock ticks since boot
+ * (a pid and its start time name one process, even after the pid is
+ * reused). Returns 0 or MP_ESRCH. */
+int mp__os_pid_start_time(pid_t pid, uint64_t *start);
+
+/* mp__os_process_alive is true when pid runs and, if start is nonzero,
+ * started at start (so it is the same process, not a reuse of its pid). */
+bool mp__os_process_alive(pid_t pid, uint64_t start);
+
+/* mp__os_spawn_daemon starts fn(fd, arg) in a detached process: forked
+ * twice (so it is nobody's child), in a session of its own, with standard
+ * input and output on /dev/null, every signal handler at its default and
+ * SIGINT, SIGTERM, SIGHUP and SIGPIPE ignored, and no descriptor open but
+ * keep_fd (passed to fn as fd). The daemon leaves with _exit when fn
+ * returns. Returns 0 once the intermediate process is reaped, or -errno. */
+int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
+                        void *arg);
+
+#endif

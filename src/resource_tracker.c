@@ -1,0 +1,776 @@
+/* resource_tracker.c - nothing left behind: the tracker that unlinks the
+ * named segments a process tree created once the whole tree has died, and
+ * the listing and clean-up of what trackers know (the mp-shm tool).
+ *
+ * DESIGN
+ * A tracker is a daemon process (double-forked: nobody's child, in a
+ * session of its own, holding no descriptor of its creator's but one end of
+ * a SOCK_SEQPACKET socket pair). The process that starts it keeps the other
+ * end, close-on-exec; every child it forks while it holds the end inherits
+ * it. Together they are "the tree". Members send one datagram per event:
+ *   "R <pid> <start> <size> <inode> <hexname>"  a member created <name>;
+ *   "U <hexname>"                       a member unlinked it.
+ * Datagrams are atomic and ordered, so members may write concurrently, and
+ * what a member sent before it died is still read. When the last member's
+ * end closes (exit, exec, SIGKILL: the kernel closes it), recv returns 0:
+ * the tracker unlinks every name still registered whose segment is the one
+ * registered (same inode, which the creator reads right after creating it:
+ * a name unlinked and re-created by someone else meanwhile is left alone),
+ * removes its state file and exits.
+ *
+ * Only creators register; a process that merely attaches never does, so a
+ * tracker never unlinks another program's segment (Python's tracker does:
+ * CPython gh-82300). The names a process registered are kept in a
+ * process-local list (never read from shared memory); forked children
+ * inherit the list with the socket. A process whose list becomes empty
+ * closes its end, so it holds no descriptor for nothing, and a tracker
+ * with no member left exits; the next registration starts a new one. If a
+ * send fails (someone killed the tracker), the member starts a new tracker
+ * and registers the names it created itself there again; names inherited
+ * from a parent are dropped (their creator guards them, and a tracker of
+ * ours would unlink them when we die). A member checks that its socket is
+ * still the one it opened (device and inode) before each use: a process
+ * that closed every descriptor after fork (a fork server, a daemon) has
+ * left the tree, and the number may name another descriptor by now.
+ *
+ * State file. While it runs a tracker keeps "/dev/shm/mp-tracker.<pid>":
+ *   "mp-tracker 1 <pid> <start>\n" then one line per name,
+ *   "<creator pid> <creator start> <size> <inode> <hexname>\n".
+ * Start times (clock ticks since boot) tell a live process from a reuse of
+ * its pid. The file is what mp_resource_tracker_list reads, and what lets
+ * mp_resource_tracker_remove_dead clean up after a tracker that was itself
+ * killed. Any program of the user can write it, so it is parsed as
+ * untrusted text: malformed lines are skipped.
+ *
+ * What a crash leaves: a member killed between creating a segment and
+ * sending "R" leaves that segment unregistered (microseconds; the segment
+ * is then only found by name). A tracker killed leaves its state file and
+ * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
+ * their creators are dead, and the members start a new tracker on their
+ * next registration or unregistration that fails.
+ *
+ * Fork: the list and the socket are inherited (the child is a member).
+ * pthread_atfork keeps the list's mutex consistent in the child; the fork
+ * that starts a tracker happens under that mutex, so the handlers skip it
+ * (thread-local flag). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "os/shm.h"
+
+#define STATE_PREFIX "mp-tracker."
+#define STATE_MAGIC "mp-tracker 1 "
+#define MSG_MAX 1024
+#define HANDSHAKE_TIMEOUT_S 10.0
+#define STATE_FILE_MAX (64u << 20)
+#define NAME_MAX_BYTES MP_SHARED_MEMORY_NAME_MAX
+
+/* ---- hex names ----------------------------------------------------------
+ * Names travel and are stored hex-encoded, so any byte a POSIX name may
+ * hold (space, newline) keeps the line formats unambiguous. */
+static void hex_encode(const char *s, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    *out++ = digits[c >> 4];
+    *out++ = digits[c & 15];
+  }
+  *out = '\0';
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+/* Decodes n hex digits into out (cap bytes with the NUL); the result must
+ * be a valid segment name. Returns 0 or -1. */
+static int hex_decode(const char *s, size_t n, char *out, size_t cap) {
+  if (n == 0 || n % 2 != 0 || n / 2 + 1 > cap || n / 2 > NAME_MAX_BYTES)
+    return -1;
+  for (size_t i = 0; i < n; i += 2) {
+    int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+    if (hi < 0 || lo < 0)
+      return -1;
+    char c = (char)(hi << 4 | lo);
+    if (c == '\0' || c == '/')
+      return -1;
+    out[i / 2] = c;
+  }
+  out[n / 2] = '\0';
+  return 0;
+}
+
+/* Parses a decimal field at *p followed by a space or the end; advances. */
+static int parse_u64(const char **p, const char *end, uint64_t *out) {
+  const char *s = *p;
+  uint64_t v = 0;
+  if (s >= end || *s < '0' || *s > '9')
+    return -1;
+  while (s < end && *s >= '0' && *s <= '9') {
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+    s++;
+  }
+  if (s < end && *s != ' ')
+    return -1;
+  if (s < end)
+    s++;
+  *p = s;
+  *out = v;
+  return 0;
+}
+
+/* ---- the tracker process ------------------------------------------------ */
+typedef struct entry {
+  pid_t pid;
+  uint64_t start;
+  uint64_t size;
+  uint64_t ino;
+  char name[NAME_MAX_BYTES + 1];
+} entry;
+
+typedef struct tracker {
+  pid_t pid;
+  uint64_t start;
+  char state_name[64];
+  entry *v;
+  size_t n, cap;
+} tracker;
+
+/* A growable text buffer for state files. */
+typedef struct text {
+  char *p;
+  size_t len, cap;
+  bool failed;
+} text;
+
+static void text_add(text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void text_add(text *t, const char *fmt, ...) {
+  if (t->failed)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0,
+                      fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      t->failed = true;
+      return;
+    }
+    if (t->p != NULL && t->len + (size_t)n < t->cap) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t cap = MP__MAX(t->cap * 2, t->len + (size_t)n + 256);
+    char *p = mp__realloc(t->p, cap);
+    if (p == NULL) {
+      t->failed = true;
+      return;
+    }
+    t->p = p;
+    t->cap = cap;
+  }
+}
+
+static void entry_line(text *t, pid_t pid, uint64_t start, uint64_t size,
+                       uint64_t ino, const char *name) {
+  char hex[2 * NAME_MAX_BYTES + 1];
+  hex_encode(name, hex);
+  text_add(t, "%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", (int)pid, start,
+           size, ino, hex);
+}
+
+static void tracker_save(tracker *tr) {
+  text t = {0};
+  text_add(&t, STATE_MAGIC "%d %" PRIu64 "\n", (int)tr->pid, tr->start);
+  for (size_t i = 0; i < tr->n; i++)
+    entry_line(&t, tr->v[i].pid, tr->v[i].start, tr->v[i].size, tr->v[i].ino,
+               tr->v[i].name);
+  /* Without memory the old file stays: it lists fewer or more names than
+   * are registered, which only affects what mp-shm shows. */
+  if (!t.failed)
+    (void)mp__os_shm_write_file(tr->state_name, t.p, t.len);
+  mp__free(t.p);
+}
+
+static void tracker_handle(tracker *tr, char *msg, size_t len) {
+  const char *p = msg + 2, *end = msg + len;
+  if (len < 3 || msg[1] != ' ')
+    return;
+  if (msg[0] == 'R') {
+    uint64_t pid, start, size, ino;
+    if (parse_u64(&p, end, &pid) || parse_u64(&p, end, &start) ||
+        parse_u64(&p, end, &size) || parse_u64(&p, end, &ino) ||
+        pid == 0 || pid > INT32_MAX)
+      return;
+    entry e = {.pid = (pid_t)pid, .start = start, .size = size, .ino = ino};
+    if (hex_decode(p, (size_t)(end - p), e.name, sizeof e.name) != 0)
+      return;
+    for (size_t i = 0; i < tr->n; i++) {
+      if (strcmp(tr->v[i].name, e.name) == 0) {
+        /* Created again under the same name: guard the new segment. */
+        tr->v[i] = e;
+        tracker_save(tr);
+        return;
+      }
+    }
+    if (tr->n == tr->cap) {
+      size_t cap = tr->cap ? tr->cap * 2 : 16;
+      entry *v = mp__realloc(tr->v, cap * sizeof *v);
+      if (v == NULL)
+        return;
+      tr->v = v;
+      tr->cap = cap;
+    }
+    tr->v[tr->n++] = e;
+    tracker_save(tr);
+  } else if (msg[0] == 'U') {
+    char name[NAME_MAX_BYTES + 1];
+    if (hex_decode(p, (size_t)(end - p), name, sizeof name) != 0)
+      return;
+    for (size_t i = 0; i < tr->n; i++) {
+      if (strcmp(tr->v[i].name, name) == 0) {
+        tr->v[i] = tr->v[--tr->n];
+        tracker_save(tr);
+        return;
+      }
+    }
+  }
+}
+
+static int remove_dead_in(const char *state_name, size_t *removed);
+
+static void tracker_main(int fd, void *arg) {
+  (void)arg;
+  /* Failure injection is for the tests' process, not for the tracker. */
+  mp__alloc_fail_after(0);
+  tracker tr = {.pid = getpid()};
+  (void)mp__os_pid_start_time(tr.pid, &tr.start);
+  snprintf(tr.state_name, sizeof tr.state_name, STATE_PREFIX "%d",
+           (int)tr.pid);
+  /* A state file under our pid is from a tracker that was killed and whose
+   * pid we reuse: clean what it left before replacing it. */
+  (void)remove_dead_in(tr.state_name, NULL);
+  tracker_save(&tr);
+  char msg[MSG_MAX + 1];
+  int n = snprintf(msg, sizeof msg, "P %d", (int)tr.pid);
+  if (send(fd, msg, (size_t)n, MSG_NOSIGNAL) < 0) {
+    mp__os_shm_unlink(tr.state_name);
+    return;
+  }
+  for (;;) {
+    ssize_t r = recv(fd, msg, MSG_MAX, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break; /* every member has closed its end: the tree is gone */
+    msg[r] = '\0';
+    tracker_handle(&tr, msg, (size_t)r);
+  }
+  for (size_t i = 0; i < tr.n; i++) {
+    uint64_t ino;
+    if (mp__os_shm_inode(tr.v[i].name, &ino) == 0 && ino == tr.v[i].ino)
+      mp__os_shm_unlink(tr.v[i].name);
+  }
+  mp__os_shm_unlink(tr.state_name);
+  mp__free(tr.v);
+}
+
+/* ---- the members' side -------------------------------------------------- */
+typedef struct reg {
+  struct reg *next;
+  size_t size;
+  uint64_t ino;
+  pid_t creator; /* the process that registered it (a parent, after fork) */
+  char name[];
+} reg;
+
+static struct {
+  pthread_mutex_t lock;
+  int fd;            /* our end of the tracker's socket, or -1 */
+  dev_t fd_dev;      /* its identity: the number alone may be reused */
+  ino_t fd_ino;
+  pid_t tracker_pid; /* valid while fd >= 0 */
+  reg *names;        /* what this process (or its parent) registered */
+  pid_t self;        /* the pid self_start belongs to */
+  uint64_t self_start;
+} g = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, 0, NULL, 0, 0};
+
+/* Set while this thread forks the tracker, holding g.lock. */
+static __thread bool in_spawn;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void) {
+  if (!in_spawn)
+    pthread_mutex_lock(&g.lock);
+}
+static void atfork_release(void) {
+  if (!in_spawn)
+    pthread_mutex_unlock(&g.lock);
+}
+static void install_atfork(void) {
+  pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static int send_msg(int fd, const char *msg, size_t len) {
+  for (;;) {
+    if (send(fd, msg, len, MSG_NOSIGNAL) >= 0)
+      return 0;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+static int send_register(int fd, const reg *r) {
+  char msg[MSG_MAX];
+  char hex[2 * NAME_MAX_BYTES + 1];
+  hex_encode(r->name, hex);
+  pid_t me = getpid();
+  if (g.self != me) {
+    g.self = me;
+    g.self_start = 0;
+    (void)mp__os_pid_start_time(me, &g.self_start);
+  }
+  int n = snprintf(msg, sizeof msg, "R %d %" PRIu64 " %zu %" PRIu64 " %s",
+                   (int)me, g.self_start, r->size, r->ino, hex);
+  return send_msg(fd, msg, (size_t)n);
+}
+
+/* Starts a tracker and waits for its hello. Called with g.lock held. */
+static int start_tracker_locked(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return -errno;
+  in_spawn = true;
+  int rc = mp__os_spawn_daemon(sv[1], tracker_main, NULL);
+  in_spawn = false;
+  close(sv[1]);
+  if (rc != 0) {
+    close(sv[0]);
+    return rc;
+  }
+  mp__deadline d = mp__deadline_from_timeout(HANDSHAKE_TIMEOUT_S);
+  char msg[64];
+  ssize_t n;
+  for (;;) {
+    struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
+    int64_t left = mp__deadline_remaining_ns(d);
+    int prc = poll(&pfd, 1, (int)(left / 1000000) + 1);
+    if (prc < 0 && errno == EINTR)
+      continue;
+    if (prc <= 0) {
+      close(sv[0]);
+      return prc == 0 ? MP_ETIMEDOUT : -errno;
+    }
+    n = recv(sv[0], msg, sizeof msg - 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    break;
+  }
+  if (n <= 2 || msg[0] != 'P' || msg[1] != ' ') {
+    close(sv[0]);
+    return MP_EPIPE; /* the tracker died before it said hello */
+  }
+  msg[n] = '\0';
+  struct stat st;
+  if (fstat(sv[0], &st) != 0) {
+    close(sv[0]);
+    return -errno;
+  }
+  g.fd = sv[0];
+  g.fd_dev = st.st_dev;
+  g.fd_ino = st.st_ino;
+  g.tracker_pid = (pid_t)atoi(msg + 2);
+  return 0;
+}
+
+/* Drops the names other processes registered (this process inherited
+ * them across fork): guarding them is their creators' business, and a
+ * tracker of ours would unlink them when we die. */
+static void drop_inherited_locked(void) {
+  pid_t me = getpid();
+  for (reg **pp = &g.names; *pp != NULL;) {
+    reg *r = *pp;
+    if (r->creator != me) {
+      *pp = r->next;
+      mp__free(r);
+    } else {
+      pp = &r->next;
+    }
+  }
+}
+
+/* connected_locked tells whether g.fd is still our end of the tracker's
+ * socket. A process that closes every descriptor after fork (a fork
+ * server, a daemon) closes it too, and the number may since name another
+ * descriptor: then we are no longer part of that tree. Forget the number
+ * without closing it, and the names inherited from the tree. */
+static bool connected_locked(void) {
+  if (g.fd < 0)
+    return false;
+  struct stat st;
+  if (fstat(g.fd, &st) == 0 && st.st_dev == g.fd_dev &&
+      st.st_ino == g.fd_ino)
+    return true;
+  g.fd = -1;
+  g.tracker_pid = 0;
+  drop_inherited_locked();
+  return false;
+}
+
+/* Starts a fresh tracker and registers this process's names with it. */
+static int restart_tracker_locked(void) {
+  if (g.fd >= 0)
+    close(g.fd);
+  g.fd = -1;
+  g.tracker_pid = 0;
+  drop_inherited_locked();
+  int rc = start_tracker_locked();
+  for (reg *r = g.names; rc == 0 && r != NULL; r = r->next)
+    rc = send_register(g.fd, r);
+  if (rc != 0 && g.fd >= 0) {
+    close(g.fd);
+    g.fd = -1;
+  }
+  return rc;
+}
+
+int mp__tracker_register(const char *shm_name, size_t size) {
+  if (shm_name == NULL)
+    return MP_EINVAL;
+  size_t len = strlen(shm_name);
+  if (len == 0 || len > NAME_MAX_BYTES)
+    return MP_EINVAL;
+  pthread_once(&atfork_once, install_atfork);
+  /* Its identity now, right after its creation: the tracker will only
+   * ever unlink this very segment. */
+  uint64_t ino;
+  int rc = mp__os_shm_inode(shm_name, &ino);
+  if (rc != 0)
+    return rc;
+  pthread_mutex_lock(&g.lock);
+  reg *r = NULL;
+  for (reg *q = g.names; q != NULL; q = q->next)
+    if (strcmp(q->name, shm_name) == 0)
+      r = q;
+  bool fresh = r == NULL;
+  if (fresh) {
+    /* Registered before, unlinked by someone outside the tree and created
+     * again (fresh == false): the same entry now guards the new segment. */
+    r = mp__alloc(sizeof *r + len + 1);
+    if (r == NULL) {
+      pthread_mutex_unlock(&g.lock);
+      return MP_ENOMEM;
+    }
+    memcpy(r->name, shm_name, len + 1);
+    r->next = g.names;
+    g.names = r;
+  }
+  r->size = size;
+  r->ino = ino;
+  r->creator = getpid();
+  rc = connected_locked() ? send_register(g.fd, r) : MP_EPIPE;
+  if (rc != 0)
+    rc = restart_tracker_locked();
+  if (rc != 0 && fresh) {
+    g.names = r->next;
+    mp__free(r);
+    if (g.names == NULL && g.fd >= 0) {
+      close(g.fd);
+      g.fd = -1;
+    }
+  }
+  pthread_mutex_unlock(&g.lock);
+  return rc;
+}
+
+void mp__tracker_unregister(const char *shm_name) {
+  if (shm_name == NULL)
+    return;
+  pthread_mutex_lock(&g.lock);
+  reg *found = NULL;
+  for (reg **pp = &g.names; *pp != NULL; pp = &(*pp)->next) {
+    if (strcmp((*pp)->name, shm_name) == 0) {
+      found = *pp;
+      *pp = found->next;
+      break;
+    }
+  }
+  if (found != NULL && connected_locked()) {
+    char msg[MSG_MAX];
+    char hex[2 * NAME_MAX_BYTES + 1];
+    hex_encode(found->name, hex);
+    int n = snprintf(msg, sizeof msg, "U %s", hex);
+    /* If the tracker is gone, the survivors of the list need a new one. */
+    if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
+      (void)restart_tracker_locked();
+  }
+  mp__free(found);
+  if (g.names == NULL && g.fd >= 0) {
+    close(g.fd);
+    g.fd = -1;
+    g.tracker_pid = 0;
+  }
+  pthread_mutex_unlock(&g.lock);
+}
+
+pid_t mp_resource_tracker_pid(void) {
+  pthread_mutex_lock(&g.lock);
+  pid_t pid = connected_locked() ? g.tracker_pid : 0;
+  pthread_mutex_unlock(&g.lock);
+  return pid;
+}
+
+/* ---- listing and cleaning up -------------------------------------------- */
+typedef struct state_header {
+  pid_t pid;      /* from the file name */
+  uint64_t start; /* from the first line; 0 when it is malformed */
+} state_header;
+
+/* Parses the first line of a state file into *h. Returns where the entry
+ * lines begin. */
+static const char *parse_header(const char *data, size_t len,
+                                state_header *h) {
+  const char *end = data + len;
+  const char *nl = memchr(data, '\n', len);
+  const char *line_end = nl ? nl : end;
+  size_t ml = sizeof STATE_MAGIC - 1;
+  const char *q = data;
+  uint64_t pid, start;
+  if ((size_t)(line_end - q) > ml && memcmp(q, STATE_MAGIC, ml) == 0) {
+    q += ml;
+    if (parse_u64(&q, line_end, &pid) == 0 && (pid_t)pid == h->pid &&
+        pid <= INT32_MAX && parse_u64(&q, line_end, &start) == 0)
+      h->start = start;
+  }
+  return nl ? nl + 1 : end;
+}
+
+/* Calls fn for each well-formed entry line in [p, end). */
+static int for_each_entry(const char *p, const char *end,
+                          int (*fn)(const entry *e, const char *line,
+                                    size_t line_len, void *arg),
+                          void *arg) {
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = nl ? nl : end;
+    const char *q = p;
+    uint64_t pid, start, size, ino;
+    entry e;
+    if (parse_u64(&q, line_end, &pid) == 0 && pid > 0 && pid <= INT32_MAX &&
+        parse_u64(&q, line_end, &start) == 0 &&
+        parse_u64(&q, line_end, &size) == 0 &&
+        parse_u64(&q, line_end, &ino) == 0 &&
+        hex_decode(q, (size_t)(line_end - q), e.name, sizeof e.name) == 0) {
+      e.pid = (pid_t)pid;
+      e.start = start;
+      e.size = size;
+      e.ino = ino;
+      int rc = fn(&e, p, (size_t)(line_end - p), arg);
+      if (rc != 0)
+        return rc;
+    }
+    p = nl ? nl + 1 : end;
+  }
+  return 0;
+}
+
+/* The tracker pid in a state file's name, or 0 if it is not one. */
+static pid_t state_file_pid(const char *name) {
+  size_t pl = sizeof STATE_PREFIX - 1;
+  if (strncmp(name, STATE_PREFIX, pl) != 0)
+    return 0;
+  const char *p = name + pl;
+  long v = 0;
+  if (*p == '\0')
+    return 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9' || v > INT32_MAX / 10)
+      return 0;
+    v = v * 10 + (*p - '0');
+  }
+  return v > 0 && v <= INT32_MAX ? (pid_t)v : 0;
+}
+
+typedef struct name_list {
+  char **v;
+  size_t n, cap;
+} name_list;
+
+static int collect_state_file(const char *name, void *arg) {
+  name_list *l = arg;
+  if (state_file_pid(name) == 0)
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 8;
+    char **v = mp__realloc(l->v, cap * sizeof *v);
+    if (v == NULL)
+      return MP_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  if ((l->v[l->n] = mp__strdup(name)) == NULL)
+    return MP_ENOMEM;
+  l->n++;
+  return 0;
+}
+
+static void name_list_free(name_list *l) {
+  for (size_t i = 0; i < l->n; i++)
+    mp__free(l->v[i]);
+  mp__free(l->v);
+}
+
+/* Collects the names first: cleaning up while reading the directory would
+ * change what the walk sees. */
+static int state_files(name_list *l) {
+  memset(l, 0, sizeof *l);
+  int rc = mp__os_shm_list(collect_state_file, l);
+  if (rc != 0)
+    name_list_free(l);
+  return rc;
+}
+
+static bool same_segment(const entry *e) {
+  uint64_t ino;
+  return mp__os_shm_inode(e->name, &ino) == 0 && ino == e->ino;
+}
+
+typedef struct list_ctx {
+  mp_resource_tracker_visit_fn fn;
+  void *arg;
+  pid_t tracker_pid;
+  bool tracker_alive;
+} list_ctx;
+
+static int list_one(const entry *e, const char *line, size_t line_len,
+                    void *arg) {
+  (void)line;
+  (void)line_len;
+  list_ctx *c = arg;
+  mp_tracked_object o;
+  memset(&o, 0, sizeof o);
+  memcpy(o.name, e->name, strlen(e->name) + 1);
+  o.size = e->size > SIZE_MAX ? SIZE_MAX : (size_t)e->size;
+  o.creator_pid = e->pid;
+  o.creator_alive = mp__os_process_alive(e->pid, e->start);
+  o.tracker_pid = c->tracker_pid;
+  o.tracker_alive = c->tracker_alive;
+  o.exists = same_segment(e);
+  return c->fn(&o, c->arg);
+}
+
+int mp_resource_tracker_list(mp_resource_tracker_visit_fn fn, void *arg) {
+  if (fn == NULL)
+    return MP_EINVAL;
+  name_list l;
+  int rc = state_files(&l);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; rc == 0 && i < l.n; i++) {
+    char *data;
+    size_t len;
+    if (mp__os_shm_read_file(l.v[i], STATE_FILE_MAX, &data, &len) != 0)
+      continue; /* gone meanwhile (its tracker exited), or unreadable */
+    state_header h = {.pid = state_file_pid(l.v[i])};
+    const char *body = parse_header(data, len, &h);
+    list_ctx c = {.fn = fn, .arg = arg, .tracker_pid = h.pid};
+    /* A malformed header gives no start time: the pid alone decides. */
+    c.tracker_alive = mp__os_process_alive(h.pid, h.start);
+    rc = for_each_entry(body, data + len, list_one, &c);
+    mp__free(data);
+  }
+  name_list_free(&l);
+  return rc;
+}
+
+typedef struct clean_ctx {
+  text keep;
+  size_t removed;
+  size_t kept;
+} clean_ctx;
+
+static int clean_one(const entry *e, const char *line, size_t line_len,
+                     void *arg) {
+  clean_ctx *c = arg;
+  if (mp__os_process_alive(e->pid, e->start)) {
+    /* Its creator still runs (the tree lives on without a tracker): keep
+     * the line, so a later clean-up removes it once the creator is gone. */
+    text_add(&c->keep, "%.*s\n", (int)line_len, line);
+    c->kept++;
+    return 0;
+  }
+  if (same_segment(e) && mp__os_shm_unlink(e->name) == 0)
+    c->removed++;
+  return 0;
+}
+
+/* Cleans up after the tracker of one state file, if it is dead. */
+static int remove_dead_in(const char *state_name, size_t *removed) {
+  char *data;
+  size_t len;
+  int rc = mp__os_shm_read_file(state_name, STATE_FILE_MAX, &data, &len);
+  if (rc != 0)
+    return rc == MP_ENOENT ? 0 : rc;
+  state_header h = {.pid = state_file_pid(state_name)};
+  const char *body = parse_header(data, len, &h);
+  /* Our own pid in the name means we are the tracker that reuses a dead
+   * one's pid: its file is stale even when its header is unreadable. */
+  bool dead = !mp__os_process_alive(h.pid, h.start) ||
+              (h.pid == getpid() && h.start == 0);
+  if (dead) {
+    clean_ctx c;
+    memset(&c, 0, sizeof c);
+    text_add(&c.keep, STATE_MAGIC "%d %" PRIu64 "\n", (int)h.pid, h.start);
+    for_each_entry(body, data + len, clean_one, &c);
+    if (c.keep.failed)
+      rc = MP_ENOMEM;
+    else if (c.kept > 0)
+      rc = mp__os_shm_write_file(state_name, c.keep.p, c.keep.len);
+    else
+      (void)mp__os_shm_unlink(state_name);
+    if (removed != NULL)
+      *removed = c.removed;
+    mp__free(c.keep.p);
+  }
+  mp__free(data);
+  return rc;
+}
+
+int mp_resource_tracker_remove_dead(size_t *removed) {
+  if (removed != NULL)
+    *removed = 0;
+  name_list l;
+  int rc = state_files(&l);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < l.n; i++) {
+    size_t n = 0;
+    int r = remove_dead_in(l.v[i], &n);
+    if (r != 0 && rc == 0)
+      rc = r;
+    if (removed != NULL)
+      *removed += n;
+  }
+  name_list_free(&l);
+  return rc;
+}
