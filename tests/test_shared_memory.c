@@ -17,13 +17,15 @@
 
 #include "harness.h"
 #include "internal.h"
+#include <limits.h>
+
 #include "os/shm.h"
 
 /* Generous bound for a tracker to notice a dead tree (sanitizers, load). */
 #define CLEANUP_TIMEOUT 20.0
 
 static bool shm_exists(const char *name) {
-  char path[300];
+  char path[PATH_MAX];
   snprintf(path, sizeof path, "/dev/shm/%s", name);
   return access(path, F_OK) == 0;
 }
