@@ -15,7 +15,7 @@ STRESS_SECONDS ?= 60
 # Debian packages each target needs: "command-or-file:package".
 DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
              /usr/include/cmocka.h:libcmocka-dev python3:python3
-DEPS_BENCH = $(DEPS_BUILD)
+DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev
 
 .PHONY: all deps deps-bench configure build test sanitize tsan stress demo \
         bench install clean

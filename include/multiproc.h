@@ -8,6 +8,9 @@
 #include "multiproc/process.h"
 #include "multiproc/sync.h"
 #include "multiproc/thread.h"
+#include "multiproc/queue.h"
+#include "multiproc/pool.h"
+#include "multiproc/connection.h"
 #include "multiproc/shared.h"
 
 #endif

@@ -1,0 +1,65 @@
+#!/bin/sh
+# demo_pool.sh - the process pool part of the `make demo` tour: the seeds'
+# Pool programs in C, then a crashing task that fails alone. Exits
+# non-zero if any step fails.
+#
+# Usage: examples/demo_pool.sh <directory with the example binaries> [--quick]
+#   --quick passes --quick to the programs that take it (short tasks,
+#   smaller counts).
+#
+# The seeds are /work/shared/seeds/*.txt: seed 001 is the tutorial whose
+# "3.4 进程池" has Pool(5) with 30 apply_async and whose "2.3.3" has the
+# 40,000,000 counter; seed 002 has Pool(2).map with one argument; seed 003
+# has Pool(4).map(task, [1, 2, 3, 4, 5]).
+set -u
+
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+  echo "usage: $0 <directory with the example binaries> [--quick]" >&2
+  exit 2
+fi
+dir=$1
+shift
+args="$*"
+failed=""
+rule='============================================================================'
+
+heading() {
+  printf '\n%s\n%s\n    seed:   %s\n    Python: %s\n%s\n' "$rule" "$1" "$2" "$3" "$rule"
+}
+
+run() {
+  name=$1
+  shift
+  if [ ! -x "$dir/$name" ]; then
+    echo "MISSING: $dir/$name (build it first: make build)"
+    failed="$failed [$name]"
+    return
+  fi
+  # shellcheck disable=SC2086 # args is a word list on purpose
+  "$dir/$name" "$@" || failed="$failed [$name]"
+}
+
+heading "pool_apply_async" "seed 001, 3.4: 进程池" \
+  "p = Pool(5); for i in range(30): p.apply_async(func=foo, args=(i,)); p.close(); p.join()"
+run pool_apply_async $args
+
+heading "pool_map_square" "seed 003, 3.2: 如何创建和使用进程池" \
+  "pool = multiprocessing.Pool(4); result = pool.map(task, [1, 2, 3, 4, 5]); print(result)"
+run pool_map_square
+
+heading "pool_map_one_arg" "seed 002, pool进程池" \
+  "pool = mp.Pool(processes=2); res = pool.map(func, (\"process in\",)); print(res)"
+run pool_map_one_arg
+
+heading "pool_counter_40m" "seed 001, 2.3.3: GIL 解决方案, with a Pool" \
+  "counter() to 40,000,000 twice: serially, then Pool(2).map(counter, [n, n]); both times and the speed-up"
+run pool_counter_40m $args
+
+heading "pool_crash" "beyond Python: a crashing worker fails only its task" \
+  "pool.map(buggy, range(10)) where buggy(4) segfaults: Python's Pool hangs; here item 4 fails alone"
+run pool_crash
+
+if [ -n "$failed" ]; then
+  echo "FAILED:$failed" >&2
+  exit 1
+fi

@@ -1,0 +1,1390 @@
+/* queue.c - Queue, JoinableQueue, SimpleQueue, LifoQueue and PriorityQueue:
+ * byte messages between threads and processes through shared memory, with
+ * no feeder thread and no loss when a process dies inside put or get.
+ * This file holds the life cycle (the three homes, the checks on open),
+ * the public calls, and the waiting; the storages are queue_fifo.c (the
+ * FIFO ring) and queue_heap.c (LIFO and priority slots), and large
+ * messages are queue_large.c.
+ *
+ * DESIGN
+ * Shared layout (queue_internal.h, mp__qshared), then the storage:
+ *   set-once line    magic, order, sizes, offsets, closed, fence_needed
+ *   plock line       producers' lock, head_cache (FIFO); the heap's
+ *                    count, free-stack top and put sequence
+ *   tail line        FIFO commit word of the producers
+ *   clock line       consumers' lock, tail_cache, pend_* (a large
+ *                    segment being handed over)
+ *   headw line       FIFO commit word of the consumers
+ *   3 futex lines    not_empty, not_full, joined (+ done)
+ *   procs            the pids of the processes that use the queue
+ *   FIFO: the ring (a power of two bytes). LIFO/PRIORITY: the heap array
+ *   and the free stack (nslots each), then nslots fixed-size slots.
+ *
+ * Commit words. Every change a put or get makes is written first and made
+ * visible by ONE store: the FIFO's tail (puts) and head (gets) words, each
+ * (count << 32) | byte position, both modulo 2^32; a heap slot's state
+ * word ((seq << 1) | full). A process killed before that store leaves the
+ * old state, whole; after it, the new state, whole. Nothing else is
+ * truth: the heap array, the free stack, the count and the caches are
+ * derived, and whoever finds a lock's holder dead (and takes the lock
+ * over, see Locks) rebuilds them from the commit words before going on.
+ *
+ * Locks. A FIFO has one lock per side: producers serialise on plock, and
+ * consumers on clock, so one producer and one consumer never meet on a
+ * lock, and each keeps a cached copy of the other side's word (head_cache,
+ * tail_cache, kept under its own lock in its own line) and reads the other
+ * side's line only when the copy says full or empty. A LIFO or priority
+ * queue has one lock, plock, for both. Nobody sleeps holding a lock.
+ * The locks are the queue's own (mp__qlock), not robust pthread mutexes:
+ * those cost two read-modify-writes per critical section (the release is
+ * an exchange, which waits for every store of the section to drain), and
+ * profiles showed them at nearly half of a small put/get pair. Ours is
+ * taken with one compare-and-swap of an identity (thread id and start
+ * time) and released with a plain store, its sleepers found through a
+ * flag like every futex word here. Robustness comes from the identity: a
+ * waiter that sees the same holder for a whole slice (10 ms) asks the
+ * kernel whether that thread still exists and started when the word says;
+ * if not, it takes the lock over with one compare-and-swap (so only one
+ * waiter does) and repairs the state. This covers a holder killed, or a
+ * holder thread ended, at any point.
+ *
+ * Waiting without a system call on the fast path. A futex word is
+ * (sequence << 1) | sleeper-flag. A waiter spins for spin_ns watching the
+ * state, then sets the flag, makes a heavy barrier (os/queue_os.h), looks
+ * again and sleeps. A waker, after its commit, loads the word and only if
+ * the flag is set clears it (bumping the sequence) and wakes everyone
+ * sleeping on it. The heavy barrier on the rare side is what lets the
+ * common side skip the fence between its commit store and the flag load:
+ * either the waker sees the flag, or the waiter sees the commit. Where the
+ * barrier is missing, the processes fence on both sides instead
+ * (fence_needed). Measured here, the heavy barrier (membarrier) costs a
+ * sleeper about 15 us when the others run, and the fence it saves costs
+ * every call; the queue was faster with the barrier in both the 1 -> 1 and
+ * the 2 -> 2 case. Sleeps last at most MP__QUEUE_SLICE_NS: a waker killed
+ * between its commit and its wake-up costs a sleeper that much, no more.
+ * Whether to spin at all depends on the peer (see wait_until).
+ *
+ * Crash at each step. put: killed before the commit store, the message
+ * was never there (a half-written record lies beyond the tail, unseen);
+ * after it, the message is queued. get: killed before the commit, the
+ * message is still queued; after it, it was consumed whole. Killed holding
+ * a lock: the next taker recovers (above). Killed while sleeping: a stale
+ * flag costs one extra wake-up. Large messages: see queue_large.c.
+ *
+ * Untrusted memory. A named queue can be written by any process of its
+ * user. Everything that bounds an access (capacity, slot count and size,
+ * offsets, limits) is checked once on open, against the segment's size and
+ * a layout recomputed from the same parameters, and copied into the
+ * process-local handle, which is all the accessors trust. Words read later
+ * (commit words, record headers, heap entries) are checked before use and
+ * a bad one fails the call with MP_ECORRUPT instead of a wild access. */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "os/queue_os.h"
+#include "queue_internal.h"
+
+#define NAME_PREFIX "mp_"
+#define HEAP_INLINE_DEFAULT 232
+#define SPIN_MAX_NS 1000000000L
+
+/* ---- the process's handles (for fork) ----------------------------------
+ * A forked child inherits every handle; the atfork handler enters the
+ * child in each queue's table of users and registers it for the heavy
+ * barrier. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static mp_queue *handles;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void procs_add(mp__qshared *s, int32_t pid);
+
+static void atfork_prepare(void) {
+  pthread_mutex_lock(&handles_lock);
+}
+static void atfork_parent(void) {
+  pthread_mutex_unlock(&handles_lock);
+}
+static void atfork_child(void) {
+  int32_t pid = (int32_t)getpid();
+  bool any = false;
+  for (mp_queue *q = handles; q != NULL; q = q->next) {
+    any = true;
+    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
+      procs_add(q->s, pid);
+  }
+  if (any && mp__os_barrier_register() != 0) {
+    for (mp_queue *q = handles; q != NULL; q = q->next) {
+      q->fence = true;
+      atomic_store(&q->s->fence_needed, 1);
+    }
+  }
+  pthread_mutex_unlock(&handles_lock);
+}
+
+static void install_atfork(void) {
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void handles_add(mp_queue *q) {
+  pthread_once(&atfork_once, install_atfork);
+  pthread_mutex_lock(&handles_lock);
+  q->next = handles;
+  handles = q;
+  pthread_mutex_unlock(&handles_lock);
+}
+
+static void handles_remove(mp_queue *q) {
+  pthread_mutex_lock(&handles_lock);
+  for (mp_queue **pp = &handles; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == q) {
+      *pp = q->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&handles_lock);
+}
+
+/* ---- the table of user processes -----------------------------------------
+ * Best effort, and only used to decide whether a free is the last one (to
+ * discard what is left, so large messages' segments do not outlive every
+ * user). A dead pid counts as gone; a table that overflowed, or a pid
+ * reused by another process, only makes that decision more cautious. */
+static void procs_add(mp__qshared *s, int32_t pid) {
+  for (int i = 0; i < MP__QUEUE_PROCS; i++)
+    if (atomic_load(&s->procs[i]) == pid)
+      return;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < MP__QUEUE_PROCS; i++) {
+      int32_t cur = atomic_load(&s->procs[i]);
+      if (pass == 0 ? cur != 0 : (cur == 0 || mp__os_pid_alive(cur)))
+        continue;
+      if (atomic_compare_exchange_strong(&s->procs[i], &cur, pid))
+        return;
+    }
+  }
+  atomic_store(&s->procs_overflow, 1);
+}
+
+static void procs_remove(mp__qshared *s, int32_t pid) {
+  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
+    int32_t cur = pid;
+    atomic_compare_exchange_strong(&s->procs[i], &cur, 0);
+  }
+}
+
+static bool procs_others_alive(mp__qshared *s, int32_t pid) {
+  if (atomic_load(&s->procs_overflow))
+    return true;
+  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
+    int32_t cur = atomic_load(&s->procs[i]);
+    if (cur != 0 && cur != pid && mp__os_pid_alive(cur))
+      return true;
+  }
+  return false;
+}
+
+/* ---- layout --------------------------------------------------------------
+ * plan turns options into the numbers stored in the header; check_layout
+ * recomputes the same from a header read from shared memory. One function
+ * for both keeps them from drifting apart. */
+typedef struct plan {
+  uint8_t order;
+  uint64_t capacity, maxsize, inline_max, max_message;
+  uint32_t nslots, slot_size;
+  int64_t spin_ns;
+  uint64_t ring_off, index_off, total;
+} plan;
+
+static uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
+
+static uint64_t pow2_at_least(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v)
+    p <<= 1;
+  return p;
+}
+
+static void plan_offsets(plan *p) {
+  uint64_t base = align_up(sizeof(mp__qshared), MP__QUEUE_LINE);
+  if (p->order == MP_QUEUE_FIFO) {
+    p->index_off = 0;
+    p->ring_off = base;
+    p->total = base + p->capacity;
+  } else {
+    p->index_off = base;
+    p->ring_off = align_up(base + 2ull * 4 * p->nslots, MP__QUEUE_LINE);
+    p->total = p->ring_off + (uint64_t)p->nslots * p->slot_size;
+  }
+  /* Whole lines, so that queues placed one after another stay aligned. */
+  p->total = align_up(p->total, MP__QUEUE_LINE);
+}
+
+static int make_plan(const mp_queue_opts *o, plan *p) {
+  memset(p, 0, sizeof *p);
+  if ((unsigned)o->order > MP_QUEUE_PRIORITY)
+    return MP_EINVAL;
+  p->order = (uint8_t)o->order;
+  p->maxsize = o->maxsize;
+  p->max_message = o->max_message ? o->max_message : MP_QUEUE_MESSAGE_MAX;
+  if (p->max_message > MP_QUEUE_MESSAGE_MAX ||
+      o->capacity > MP_QUEUE_MAX_CAPACITY || o->inline_max > UINT32_MAX / 2)
+    return MP_EINVAL;
+  if (o->spin_ns < 0)
+    p->spin_ns = 0;
+  else
+    p->spin_ns = o->spin_ns == 0 ? MP_QUEUE_DEFAULT_SPIN_NS
+                                 : MP__MIN(o->spin_ns, SPIN_MAX_NS);
+  uint64_t inl;
+  if (p->order == MP_QUEUE_FIFO) {
+    uint64_t cap = o->capacity ? o->capacity : MP_QUEUE_DEFAULT_CAPACITY;
+    cap = pow2_at_least(MP__MAX(cap, MP_QUEUE_MIN_CAPACITY));
+    p->capacity = cap;
+    inl = o->inline_max ? o->inline_max : cap / 4;
+    if (inl > cap / 4)
+      return MP_EINVAL;
+  } else {
+    inl = o->inline_max ? o->inline_max : HEAP_INLINE_DEFAULT;
+  }
+  /* No message is ever stored beyond max_message, so no slot or ring
+   * space needs to be: but a large message's reference always fits. */
+  inl = MP__MIN(inl, p->max_message);
+  inl = MP__MAX(inl, MP__QUEUE_INLINE_MIN);
+  p->inline_max = inl;
+  if (p->order != MP_QUEUE_FIFO) {
+    p->slot_size = (uint32_t)align_up(sizeof(mp__qslot) + inl, 8);
+    uint64_t n;
+    if (o->capacity)
+      n = o->capacity / p->slot_size;
+    else if (o->maxsize)
+      n = o->maxsize;
+    else
+      n = MP_QUEUE_DEFAULT_CAPACITY / p->slot_size;
+    if (o->maxsize && o->maxsize < n)
+      n = o->maxsize;
+    n = MP__MIN(n, MP_QUEUE_MAX_CAPACITY / p->slot_size);
+    if (n == 0)
+      return MP_EINVAL;
+    p->nslots = (uint32_t)n;
+    p->capacity = n * p->slot_size;
+  }
+  plan_offsets(p);
+  return 0;
+}
+
+/* check_layout: is the header h (a private copy) a queue layout this
+ * library made, fitting in avail bytes? */
+static bool check_layout(const mp__qshared *h, uint64_t avail) {
+  plan p = {.order = h->order,
+            .capacity = h->capacity,
+            .nslots = h->nslots,
+            .slot_size = h->slot_size};
+  if (h->order > MP_QUEUE_PRIORITY || h->max_message == 0 ||
+      h->max_message > MP_QUEUE_MESSAGE_MAX ||
+      h->inline_max < MP__QUEUE_INLINE_MIN ||
+      h->inline_max > h->max_message + MP__QUEUE_INLINE_MIN || h->spin_ns < 0 ||
+      h->spin_ns > SPIN_MAX_NS || h->joinable > 1)
+    return false;
+  if (h->order == MP_QUEUE_FIFO) {
+    if (h->capacity < MP_QUEUE_MIN_CAPACITY ||
+        h->capacity > MP_QUEUE_MAX_CAPACITY ||
+        (h->capacity & (h->capacity - 1)) != 0 ||
+        h->inline_max > h->capacity / 4 || h->nslots != 0)
+      return false;
+  } else {
+    if (h->inline_max > UINT32_MAX / 2 || h->nslots == 0 ||
+        h->slot_size != align_up(sizeof(mp__qslot) + h->inline_max, 8) ||
+        (uint64_t)h->nslots * h->slot_size > MP_QUEUE_MAX_CAPACITY ||
+        h->capacity != (uint64_t)h->nslots * h->slot_size)
+      return false;
+  }
+  plan_offsets(&p);
+  return p.ring_off == h->ring_off && p.index_off == h->index_off &&
+         p.total == h->total_size && p.total <= avail;
+}
+
+/* ---- handles --------------------------------------------------------------
+ */
+
+static void prefix_of(mp_queue *q, const char *name, uint64_t id) {
+  if (name != NULL)
+    snprintf(q->prefix, sizeof q->prefix, NAME_PREFIX "%s", name);
+  else
+    snprintf(q->prefix, sizeof q->prefix, NAME_PREFIX "q-%016llx",
+             (unsigned long long)id);
+}
+
+/* handle_fill copies what bounds every access from the (checked) header
+ * copy h into q, for the shared state at s. */
+static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
+  q->s = s;
+  q->order = h->order;
+  q->joinable = h->joinable != 0;
+  q->ring = (unsigned char *)s + h->ring_off;
+  if (h->order == MP_QUEUE_FIFO) {
+    q->cap = (uint32_t)h->capacity;
+    q->mask = q->cap - 1;
+  } else {
+    q->nslots = h->nslots;
+    q->slot_size = h->slot_size;
+    q->slot_payload = h->slot_size - (uint32_t)sizeof(mp__qslot);
+    q->heap = (uint32_t *)(void *)((unsigned char *)s + h->index_off);
+    q->freestk = q->heap + h->nslots;
+  }
+  q->maxsize = h->maxsize ? h->maxsize : UINT64_MAX;
+  q->inline_max = h->inline_max;
+  q->max_message = h->max_message;
+  q->spin_ns = h->spin_ns;
+}
+
+/* handle_join enters this process as a user of the queue: the table of
+ * users, the heavy barrier, the list of handles. */
+static void handle_join(mp_queue *q) {
+  procs_add(q->s, (int32_t)getpid());
+  if (mp__os_barrier_register() != 0) {
+    q->fence = true;
+    atomic_store(&q->s->fence_needed, 1);
+  }
+  handles_add(q);
+}
+
+static int state_init(mp__qshared *s, const plan *p, uint8_t origin,
+                      bool joinable) {
+  memset(s, 0, sizeof *s);
+  s->head.type = MP__TYPE_QUEUE;
+  s->head.version = MP__LAYOUT_VERSION;
+  s->head.origin = origin;
+  s->seg_magic = MP__QUEUE_MAGIC;
+  s->order = p->order;
+  s->joinable = joinable ? 1 : 0;
+  s->total_size = p->total;
+  while (s->id == 0)
+    if (mp__os_random(&s->id, sizeof s->id) != 0)
+      s->id = (uint64_t)mp__os_now_ns() ^ ((uint64_t)getpid() << 40);
+  s->capacity = p->capacity;
+  s->nslots = p->nslots;
+  s->slot_size = p->slot_size;
+  s->maxsize = p->maxsize;
+  s->inline_max = p->inline_max;
+  s->max_message = p->max_message;
+  s->spin_ns = p->spin_ns;
+  s->ring_off = p->ring_off;
+  s->index_off = p->index_off;
+  s->creator_pid = (int32_t)getpid();
+  if (p->order != MP_QUEUE_FIFO) {
+    /* All slots free: the stack holds every index. Its order is the
+     * order slots are used in, so the first slots are used first. */
+    uint32_t *freestk =
+        (uint32_t *)(void *)((unsigned char *)s + p->index_off) + p->nslots;
+    for (uint32_t i = 0; i < p->nslots; i++)
+      freestk[i] = p->nslots - 1 - i;
+    s->free_top = p->nslots;
+  }
+  return 0;
+}
+
+static void state_publish(mp__qshared *s) {
+  /* The magic goes last: an opener never sees a half-made queue. */
+  atomic_store_explicit((_Atomic uint32_t *)&s->head.magic, MP__OBJECT_MAGIC,
+                        memory_order_release);
+}
+
+static mp_queue *handle_alloc(void) {
+  mp_queue *q = mp__calloc(1, sizeof *q);
+  return q;
+}
+
+int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
+  if (out == NULL)
+    return MP_EINVAL;
+  mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
+  plan p;
+  int rc = make_plan(&o, &p);
+  if (rc != 0)
+    return rc;
+  if (o.name != NULL && (rc = mp__object_name_valid(o.name)) != 0)
+    return rc;
+  mp_queue *q = handle_alloc();
+  if (q == NULL)
+    return MP_ENOMEM;
+  size_t page = mp__os_page_size();
+  q->map_size = (size_t)align_up(p.total, page);
+  int fd = -1;
+  if (o.name != NULL) {
+    snprintf(q->shm_name, sizeof q->shm_name, NAME_PREFIX "%s", o.name);
+    if ((rc = mp__os_shm_create(q->shm_name, q->map_size, &fd)) != 0) {
+      mp__free(q);
+      return rc;
+    }
+  }
+  rc = mp__os_map_shared(fd, q->map_size, &q->map);
+  if (fd >= 0)
+    close(fd);
+  if (rc == 0 && o.name != NULL)
+    rc = mp__tracker_register(q->shm_name, q->map_size);
+  if (rc == 0)
+    rc = state_init(q->map, &p,
+                    o.name != NULL ? MP__ORIGIN_NAMED : MP__ORIGIN_ANON,
+                    o.joinable != 0);
+  if (rc != 0) {
+    if (q->map != NULL)
+      mp__os_unmap(q->map, q->map_size);
+    if (o.name != NULL) {
+      mp__os_shm_unlink(q->shm_name);
+      mp__tracker_unregister(q->shm_name);
+    }
+    mp__free(q);
+    return rc;
+  }
+  mp__qshared *s = q->map;
+  q->origin = s->head.origin;
+  handle_fill(q, s, s);
+  prefix_of(q, o.name, s->id);
+  if (o.name != NULL)
+    q->creator = getpid();
+  state_publish(s);
+  handle_join(q);
+  *out = q;
+  return 0;
+}
+
+int mp_simple_queue_new(mp_queue **out) {
+  return mp_queue_new(out, NULL);
+}
+
+/* check_dynamic: are the words that change plausible right now? */
+static bool check_dynamic(mp_queue *q) {
+  if (q->order == MP_QUEUE_FIFO)
+    return mp__qfifo_valid(q);
+  return mp__qheap_valid(q);
+}
+
+/* attach_checked: a handle onto the queue at s (avail bytes), which another
+ * process made with the given origin. */
+static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
+                          uint8_t origin) {
+  if (avail < sizeof(mp__qshared))
+    return MP_ECORRUPT;
+  uint32_t magic = atomic_load_explicit((_Atomic uint32_t *)&s->head.magic,
+                                        memory_order_acquire);
+  /* Read the header once, into private memory: another program may be
+   * changing it, and only this copy is checked and used. */
+  mp__qshared h;
+  memcpy(&h, s, sizeof h);
+  if (magic != MP__OBJECT_MAGIC || h.seg_magic != MP__QUEUE_MAGIC ||
+      h.head.type != MP__TYPE_QUEUE || h.head.version != MP__LAYOUT_VERSION ||
+      h.head.origin != origin || !check_layout(&h, avail))
+    return MP_ECORRUPT;
+  q->origin = origin;
+  handle_fill(q, s, &h);
+  if (!check_dynamic(q))
+    return MP_ECORRUPT;
+  return 0;
+}
+
+int mp_queue_open(mp_queue **out, const char *name) {
+  if (out == NULL)
+    return MP_EINVAL;
+  int rc = mp__object_name_valid(name);
+  if (rc != 0)
+    return rc;
+  mp_queue *q = handle_alloc();
+  if (q == NULL)
+    return MP_ENOMEM;
+  snprintf(q->shm_name, sizeof q->shm_name, NAME_PREFIX "%s", name);
+  int fd;
+  size_t size;
+  if ((rc = mp__os_shm_open(q->shm_name, &fd, &size)) != 0) {
+    mp__free(q);
+    return rc;
+  }
+  /* Sizes first: never map (or touch) less than a header. */
+  if (size < sizeof(mp__qshared) || size % mp__os_page_size() != 0 ||
+      size > MP_QUEUE_MAX_CAPACITY + (64u << 20)) {
+    close(fd);
+    mp__free(q);
+    return MP_ECORRUPT;
+  }
+  rc = mp__os_map_shared(fd, size, &q->map);
+  close(fd);
+  if (rc != 0) {
+    mp__free(q);
+    return rc;
+  }
+  q->map_size = size;
+  rc = attach_checked(q, q->map, size, MP__ORIGIN_NAMED);
+  /* The whole mapping is the queue's: a segment longer than the layout
+   * needs (rounded to a page) is someone else's doing. */
+  if (rc == 0 && align_up(q->s->total_size, mp__os_page_size()) != size)
+    rc = MP_ECORRUPT;
+  if (rc != 0) {
+    mp__os_unmap(q->map, size);
+    mp__free(q);
+    return rc;
+  }
+  prefix_of(q, name, 0);
+  handle_join(q);
+  *out = q;
+  return 0;
+}
+
+ssize_t mp_queue_size_for(const mp_queue_opts *opts) {
+  mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
+  plan p;
+  if (o.name != NULL || make_plan(&o, &p) != 0)
+    return MP_EINVAL;
+  return (ssize_t)p.total;
+}
+
+int mp_queue_init(mp_queue **out, void *mem, size_t size,
+                  const mp_queue_opts *opts) {
+  mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
+  if (out == NULL || mem == NULL || (uintptr_t)mem % MP_QUEUE_ALIGN != 0 ||
+      o.name != NULL)
+    return MP_EINVAL;
+  plan p;
+  int rc = make_plan(&o, &p);
+  if (rc != 0)
+    return rc;
+  if (size < p.total)
+    return MP_ERANGE;
+  mp_queue *q = handle_alloc();
+  if (q == NULL)
+    return MP_ENOMEM;
+  mp__qshared *s = mem;
+  /* Not a queue while it is being made, whatever it was before. */
+  atomic_store((_Atomic uint32_t *)&s->head.magic, 0);
+  if ((rc = state_init(s, &p, MP__ORIGIN_INPLACE, o.joinable != 0)) != 0) {
+    mp__free(q);
+    return rc;
+  }
+  q->origin = MP__ORIGIN_INPLACE;
+  handle_fill(q, s, s);
+  prefix_of(q, NULL, s->id);
+  state_publish(s);
+  handle_join(q);
+  *out = q;
+  return 0;
+}
+
+int mp_queue_attach(mp_queue **out, void *mem, size_t size) {
+  if (out == NULL || mem == NULL || (uintptr_t)mem % MP_QUEUE_ALIGN != 0)
+    return MP_EINVAL;
+  mp_queue *q = handle_alloc();
+  if (q == NULL)
+    return MP_ENOMEM;
+  int rc = attach_checked(q, mem, size, MP__ORIGIN_INPLACE);
+  if (rc != 0) {
+    mp__free(q);
+    return rc;
+  }
+  uint64_t id;
+  memcpy(&id, &((mp__qshared *)mem)->id, sizeof id);
+  prefix_of(q, NULL, id);
+  handle_join(q);
+  *out = q;
+  return 0;
+}
+
+/* discard empties the queue and removes the segments of its large
+ * messages, and any orphaned ones: for the last user, or destroy. */
+static void discard(mp_queue *q) {
+  bool rec = false;
+  if (q->order == MP_QUEUE_FIFO) {
+    /* Both locks: no producer may commit a large message while its
+     * segments are being removed. Lock order: plock, then clock. */
+    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+      return;
+    if (mp__queue_lock(q, &q->s->clock, &rec) != 0) {
+      mp__queue_unlock(q, &q->s->plock);
+      return;
+    }
+    mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
+    mp__qlarge_sweep(q, NULL);
+    mp__qlarge_drop_spares(q);
+    mp__queue_unlock(q, &q->s->clock);
+    mp__queue_unlock(q, &q->s->plock);
+  } else {
+    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+      return;
+    if (rec)
+      mp__qheap_rebuild(q);
+    mp__qheap_for_each_large(q, mp__qlarge_unlink, NULL, true);
+    mp__qlarge_sweep(q, NULL);
+    mp__qlarge_drop_spares(q);
+    mp__queue_unlock(q, &q->s->plock);
+  }
+}
+
+void mp__queue_sweep(mp_queue *q) {
+  bool rec = false;
+  if (q->order == MP_QUEUE_FIFO) {
+    if (mp__queue_lock(q, &q->s->clock, &rec) != 0)
+      return;
+    if (rec)
+      mp__qlarge_recover(q, mp__qfifo_queued);
+    mp__qlarge_sweep(q, mp__qfifo_queued);
+    mp__queue_unlock(q, &q->s->clock);
+  } else {
+    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+      return;
+    if (rec) {
+      mp__qheap_rebuild(q);
+      mp__qlarge_recover(q, mp__qheap_queued);
+    }
+    mp__qlarge_sweep(q, mp__qheap_queued);
+    mp__queue_unlock(q, &q->s->plock);
+  }
+}
+
+static void handle_release(mp_queue *q) {
+  handles_remove(q);
+  if (q->map != NULL)
+    mp__os_unmap(q->map, q->map_size);
+  mp__free(q);
+}
+
+void mp_queue_free(mp_queue *q) {
+  if (q == NULL)
+    return;
+  mp__qshared *s = q->s;
+  int32_t me = (int32_t)getpid();
+  if (mp__object_check(s, MP__TYPE_QUEUE) == 0) {
+    procs_remove(s, me);
+    /* The last user of a queue nobody can reach again takes what is left
+     * with it. An in-place queue's memory outlives the handle: only
+     * destroy empties it. A named queue stays reachable until its
+     * creator unlinks the name. */
+    bool unreachable =
+        q->origin == MP__ORIGIN_ANON ||
+        (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
+    if (unreachable && !procs_others_alive(s, me))
+      discard(q);
+  }
+  if (q->origin == MP__ORIGIN_NAMED && q->creator == getpid()) {
+    /* A forked child has a copy of the handle but did not create it. */
+    mp__os_shm_unlink(q->shm_name);
+    mp__tracker_unregister(q->shm_name);
+  }
+  handle_release(q);
+}
+
+int mp_queue_destroy(mp_queue *q) {
+  if (q == NULL || q->origin != MP__ORIGIN_INPLACE ||
+      mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
+    return MP_EINVAL;
+  mp_queue_close(q);
+  discard(q);
+  atomic_store_explicit((_Atomic uint32_t *)&q->s->head.magic, 0,
+                        memory_order_release);
+  handle_release(q);
+  return 0;
+}
+
+/* ---- locks -----------------------------------------------------------------
+ */
+
+/* The calling thread's identity in a lock word (see mp__qlock). It is
+ * computed once per thread; a forked child's thread has another id, so it
+ * computes its own. */
+static _Thread_local uint64_t my_ident;
+static _Thread_local pid_t my_ident_tid;
+
+static uint64_t thread_ident(void) {
+  pid_t tid = mp__os_gettid();
+  if (my_ident_tid != tid) {
+    uint64_t start = 0;
+    (void)mp__os_thread_start(tid, &start);
+    my_ident = ((start & 0xffffffffu) << 32) | (uint32_t)tid;
+    my_ident_tid = tid;
+  }
+  return my_ident;
+}
+
+/* holder_dead: is the thread named by lock word v gone? Only a certain
+ * "gone" counts: a thread that cannot be looked at now is alive. */
+static bool holder_dead(uint64_t v) {
+  pid_t tid = (pid_t)(uint32_t)v;
+  uint64_t start;
+  int rc = mp__os_thread_start(tid, &start);
+  if (rc == MP_ESRCH)
+    return true;
+  if (rc != 0 || (v >> 32) == 0)
+    return false;
+  return (start & 0xffffffffu) != (v >> 32);
+}
+
+static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
+                              bool barrier);
+
+/* A first sleep skips the heavy barrier and lasts at most this long (see
+ * prepare_sleep). */
+#define FIRST_SLEEP_NS (1000 * 1000)
+
+/* How long a lock waiter sleeps before it looks whether the holder died. */
+#define LOCK_CHECK_NS (10 * 1000 * 1000)
+
+static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered) {
+  /* Critical sections are short and never sleep: spinning a little
+   * usually beats a trip through the kernel. A holder that does not let
+   * go within the spin has most likely lost its core: yielding ours a few
+   * times lets it finish before we sleep. */
+  for (int i = 0; i < 204; i++) {
+    if (i < 200)
+      mp__os_cpu_relax();
+    else
+      sched_yield();
+    uint64_t expect = 0;
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(
+            &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
+      return 0;
+  }
+  uint64_t seen = 0;
+  int64_t seen_since = 0;
+  for (bool first = true;; first = false) {
+    uint32_t v = prepare_sleep(q, &l->sleepers, !first);
+    uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
+    if (cur == 0) {
+      if (atomic_compare_exchange_strong_explicit(
+              &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
+        return 0;
+      continue;
+    }
+    if (cur == me)
+      return MP_EDEADLK;
+    int64_t now = mp__os_now_ns();
+    if (cur != seen) {
+      seen = cur;
+      seen_since = now;
+    } else if (now - seen_since >= LOCK_CHECK_NS) {
+      /* The same holder for a whole slice: alive and slow, or dead. A
+       * dead one's lock is taken over, once (compare-and-swap). */
+      if (holder_dead(cur)) {
+        if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+          *recovered = true;
+          return 0;
+        }
+        continue;
+      }
+      seen_since = now;
+    }
+    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v,
+                            now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS),
+                            true);
+  }
+}
+
+int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered) {
+  uint64_t me = thread_ident();
+  uint64_t expect = 0;
+  if (atomic_compare_exchange_strong_explicit(
+          &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
+    return 0;
+  return lock_slow(q, l, me, recovered);
+}
+
+void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+  /* A store, not a read-modify-write: the sleepers are found through
+   * their flag, as for every futex word of the queue. */
+  atomic_store_explicit(&l->owner, 0, memory_order_release);
+  mp__queue_notify(q, &l->sleepers);
+}
+
+/* ---- waking and waiting -----------------------------------------------------
+ */
+
+static bool fence_on(mp_queue *q) {
+  return q->fence ||
+         atomic_load_explicit(&q->s->fence_needed, memory_order_relaxed);
+}
+
+/* woke_peer is set when this thread's last put or get had to wake a
+ * sleeping peer, and cleared when it found none asleep (see wait_until). */
+static _Thread_local bool woke_peer;
+
+void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
+  /* The cheap side of the barrier pair (see DESIGN): the commit store
+   * before this point must not be reordered after the flag load by the
+   * compiler; the CPU is taken care of by the sleepers' heavy barrier. */
+  if (fence_on(q))
+    atomic_thread_fence(memory_order_seq_cst);
+  else
+    atomic_signal_fence(memory_order_seq_cst);
+  bool peer_word = word == &q->s->not_empty || word == &q->s->not_full;
+  uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+  while (v & 1u) {
+    if (atomic_compare_exchange_weak(word, &v, v + 1u)) {
+      mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
+      if (peer_word)
+        woke_peer = true;
+      return;
+    }
+  }
+  if (peer_word)
+    woke_peer = false;
+}
+
+/* prepare_sleep sets the sleeper flag on word and returns the value to
+ * sleep on; the caller then looks at the state once more.
+ *
+ * With barrier, it then makes the heavy barrier (see DESIGN), after which
+ * either every waker's commit is visible to that look or the waker sees
+ * the flag. Without it, a waker whose commit was still on its way when it
+ * loaded the flag (a window of some tens of nanoseconds) may miss the
+ * sleeper: so the caller sleeps at most FIRST_SLEEP_NS that way, and with
+ * the barrier after. Why not always the barrier: it makes every running
+ * process of the queue's users take an interrupt, about 15 us, and in the
+ * common case of a request sent to a sleeping peer that cost falls on the
+ * reply's path (the peer's wake-up goes to another, idle, core while this
+ * one is busy with the barrier). */
+static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
+                              bool barrier) {
+  uint32_t v = atomic_load(word);
+  while (!(v & 1u)) {
+    if (atomic_compare_exchange_weak(word, &v, v | 1u)) {
+      v |= 1u;
+      break;
+    }
+  }
+  if (barrier && mp__os_barrier_heavy() != 0) {
+    if (!q->fence) {
+      q->fence = true;
+      atomic_store(&q->s->fence_needed, 1);
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+  }
+  return v;
+}
+
+typedef bool (*ready_fn)(mp_queue *q, void *arg);
+
+static mp__deadline deadline_of(double timeout) {
+  /* Timeout 0 never waits: no clock read is needed for it. */
+  if (timeout == 0)
+    return (mp__deadline){.ns = 0, .poll = true};
+  return mp__deadline_from_timeout(timeout);
+}
+
+/* wait_until spins, then sleeps on word, until ready(q, arg) or the
+ * deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN or
+ * MP_ETIMEDOUT.
+ *
+ * Spinning pays when the peer is busy and answers within the spin, and
+ * costs when it is not: worse than the wasted CPU, a spinner keeps its
+ * core from the process it waits for, whose wake-up must then go to
+ * another core (in a virtual machine an idle one, tens of microseconds
+ * away). So a thread whose last put or get had to wake its peer (the peer
+ * was asleep, so its answer takes a wake-up anyway) sleeps at once: a
+ * request/response exchange between idle processes then costs what a
+ * futex hand-off costs. Two busy peers that both sleep at once would keep
+ * each other in that mode, each finding the other asleep: one wait in
+ * PROBE_EVERY spins anyway, and once a spinner catches the answer, the
+ * peer finds it awake and spins in turn. */
+#define PROBE_EVERY 16
+
+static int wait_until(mp_queue *q, _Atomic uint32_t *word, ready_fn ready,
+                      void *arg, mp__deadline d) {
+  static _Thread_local unsigned waits;
+  if (d.poll)
+    return MP_EAGAIN;
+  int64_t now = mp__os_now_ns();
+  if (now >= d.ns)
+    return MP_ETIMEDOUT;
+  if (q->spin_ns > 0 && (!woke_peer || ++waits % PROBE_EVERY == 0)) {
+    int64_t end = MP__MIN(d.ns, now + q->spin_ns);
+    for (unsigned i = 1;; i++) {
+      if (ready(q, arg))
+        return 0;
+      mp__os_cpu_relax();
+      if ((i & 63u) == 0 && mp__os_now_ns() >= end)
+        break;
+    }
+  }
+  for (bool first = true;; first = false) {
+    uint32_t v = prepare_sleep(q, word, !first);
+    if (ready(q, arg))
+      return 0;
+    now = mp__os_now_ns();
+    if (now >= d.ns)
+      return MP_ETIMEDOUT;
+    int64_t slice = first ? FIRST_SLEEP_NS : MP__QUEUE_SLICE_NS;
+    int64_t until = d.ns - now > slice ? now + slice : d.ns;
+    (void)mp__os_futex_wait((uint32_t *)word, v, until, true);
+    if (ready(q, arg))
+      return 0;
+  }
+}
+
+static bool is_closed(mp_queue *q) {
+  return atomic_load_explicit(&q->s->closed, memory_order_acquire) != 0;
+}
+
+static uint32_t count_now(mp_queue *q) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_count(q) : mp__qheap_count(q);
+}
+
+static bool ready_data(mp_queue *q, void *arg) {
+  (void)arg;
+  return count_now(q) > 0 || is_closed(q);
+}
+
+/* The room a put waits for: bytes (FIFO) and a count below maxsize. */
+static bool ready_room(mp_queue *q, void *arg) {
+  uint32_t rec = *(const uint32_t *)arg;
+  if (is_closed(q))
+    return true;
+  if (count_now(q) >= MP__MIN(q->maxsize, (uint64_t)UINT32_MAX))
+    return false;
+  if (q->order == MP_QUEUE_FIFO)
+    return mp__qfifo_has_room(q, rec);
+  return count_now(q) < q->nslots;
+}
+
+/* ---- put
+ * ---------------------------------------------------------------------- */
+
+static int check_handle(mp_queue *q) {
+  return q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
+}
+
+static int try_put(mp_queue *q, const mp__qput *m, size_t n, size_t *done) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_put(q, m, n, done)
+                                   : mp__qheap_try_put(q, m, n, done);
+}
+
+static uint32_t stored_bytes(mp_queue *q, const mp__qput *m) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_put_bytes(q, m) : 0;
+}
+
+/* put_stored puts one stored message (inline or a large reference),
+ * waiting for room until d. */
+static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
+  uint32_t rec = stored_bytes(q, m);
+  for (;;) {
+    size_t done;
+    int rc = try_put(q, m, 1, &done);
+    if (rc != MP_EAGAIN)
+      return rc;
+    rc = wait_until(q, &q->s->not_full, ready_room, &rec, d);
+    if (rc != 0)
+      return rc;
+  }
+}
+
+/* put_one puts one message of the caller's, waiting for room until d. */
+static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
+                   mp__deadline d) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (buf == NULL && len > 0)
+    return MP_EINVAL;
+  if (len > q->max_message)
+    return MP_ETOOBIG;
+  if (len <= q->inline_max) {
+    mp__qput m = {.data = buf,
+                  .len = (uint32_t)len,
+                  .kind = MP__REC_INLINE,
+                  .prio = prio};
+    return put_stored(q, &m, d);
+  }
+  /* A large message: its bytes go to a segment of their own first (no
+   * lock held: it may take a while), then a small record naming it is
+   * queued as any message is. */
+  if (is_closed(q))
+    return MP_ECLOSED;
+  if (mp__qlarge_sweep_due())
+    mp__queue_sweep(q);
+  mp__qlarge_ref ref;
+  if ((rc = mp__qlarge_create(q, buf, len, &ref)) != 0)
+    return rc;
+  mp__qput m = {.data = &ref,
+                .len = (uint32_t)sizeof ref,
+                .kind = MP__REC_LARGE,
+                .prio = prio};
+  rc = put_stored(q, &m, d);
+  if (rc == 0)
+    mp__qlarge_committed(q, &ref);
+  else
+    mp__qlarge_abandon(q, &ref);
+  return rc;
+}
+
+int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout) {
+  return put_one(q, 0, buf, len, deadline_of(timeout));
+}
+
+int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len) {
+  return put_one(q, 0, buf, len, deadline_of(0));
+}
+
+int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
+                          size_t len, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (q->order != MP_QUEUE_PRIORITY)
+    return MP_EINVAL;
+  return put_one(q, priority, buf, len, deadline_of(timeout));
+}
+
+#define BATCH_CHUNK 64
+
+ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
+                           size_t n, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if ((n > 0 && lens == NULL) || n > SSIZE_MAX)
+    return MP_EINVAL;
+  const unsigned char *p = buf;
+  for (size_t i = 0; i < n; i++) {
+    if (lens[i] > q->max_message)
+      return MP_ETOOBIG;
+    if (lens[i] > 0 && p == NULL)
+      return MP_EINVAL;
+  }
+  mp__deadline d = deadline_of(timeout);
+  size_t put = 0;
+  mp__qput chunk[BATCH_CHUNK];
+  while (put < n) {
+    /* A run of inline messages goes in at once; a large one on its own. */
+    if (lens[put] > q->inline_max) {
+      rc = put_one(q, 0, p, lens[put], d);
+      if (rc != 0)
+        break;
+      p += lens[put];
+      put++;
+      continue;
+    }
+    size_t k = 0;
+    const unsigned char *at = p;
+    while (put + k < n && k < BATCH_CHUNK && lens[put + k] <= q->inline_max) {
+      chunk[k] = (mp__qput){
+          .data = at, .len = (uint32_t)lens[put + k], .kind = MP__REC_INLINE};
+      at += lens[put + k];
+      k++;
+    }
+    size_t done = 0;
+    rc = try_put(q, chunk, k, &done);
+    for (size_t i = 0; i < done; i++)
+      p += lens[put + i];
+    put += done;
+    if (rc == 0)
+      continue;
+    if (rc != MP_EAGAIN)
+      break;
+    uint32_t rec = stored_bytes(q, &chunk[done]);
+    if ((rc = wait_until(q, &q->s->not_full, ready_room, &rec, d)) != 0)
+      break;
+  }
+  if (put > 0)
+    return (ssize_t)put;
+  return rc;
+}
+
+/* ---- get
+ * ------------------------------------------------------------------------ */
+
+static int try_get(mp_queue *q, mp__qget *g) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_get(q, g)
+                                   : mp__qheap_try_get(q, g);
+}
+
+/* get_wait runs a get request, waiting for a message until the deadline.
+ * An empty queue that is closed answers MP_ECLOSED: closed is read before
+ * the attempt, so a message put before the close is never missed. */
+static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
+  mp__deadline d = deadline_of(timeout);
+  for (;;) {
+    bool closed = is_closed(q);
+    int rc = try_get(q, g);
+    if (rc != MP_EAGAIN)
+      return rc;
+    if (closed)
+      return MP_ECLOSED;
+    if ((rc = wait_until(q, &q->s->not_empty, ready_data, NULL, d)) != 0)
+      return rc;
+  }
+}
+
+static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
+                   size_t *len, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (len == NULL || (buf == NULL && cap > 0))
+    return MP_EINVAL;
+  mp__qget g = {.buf = buf, .cap = cap, .max = 1, .lens = len, .prio = prio};
+  rc = get_wait(q, &g, timeout);
+  if (rc == MP_ETOOBIG)
+    *len = g.needed;
+  return rc;
+}
+
+int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len,
+                 double timeout) {
+  return get_one(q, NULL, buf, cap, len, timeout);
+}
+
+int mp_queue_get_nowait(mp_queue *q, void *buf, size_t cap, size_t *len) {
+  return get_one(q, NULL, buf, cap, len, 0);
+}
+
+int mp_queue_get_priority(mp_queue *q, int64_t *priority, void *buf, size_t cap,
+                          size_t *len, double timeout) {
+  if (priority == NULL)
+    return MP_EINVAL;
+  *priority = 0;
+  return get_one(q, priority, buf, cap, len, timeout);
+}
+
+ssize_t mp_queue_get_batch(mp_queue *q, void *buf, size_t cap, size_t *lens,
+                           size_t max, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (lens == NULL || max == 0 || max > SSIZE_MAX || (buf == NULL && cap > 0))
+    return MP_EINVAL;
+  mp__qget g = {.buf = buf, .cap = cap, .max = max, .lens = lens};
+  rc = get_wait(q, &g, timeout);
+  if (rc == MP_ETOOBIG)
+    lens[0] = g.needed;
+  return rc == 0 ? (ssize_t)g.taken : rc;
+}
+
+int mp_queue_get_msg(mp_queue *q, mp_queue_msg *msg, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0 || msg == NULL)
+    return MP_EINVAL;
+  memset(msg, 0, sizeof *msg);
+  size_t len = 0;
+  mp__qget g = {.max = 1, .msg = msg, .lens = &len, .prio = &msg->priority};
+  return get_wait(q, &g, timeout);
+}
+
+void mp_queue_msg_release(mp_queue_msg *msg) {
+  if (msg == NULL)
+    return;
+  if (msg->priv_[1] == MP__QMSG_MAPPED)
+    mp__os_unmap(msg->priv_[0], msg->priv_len_);
+  else if (msg->priv_[1] == MP__QMSG_ALLOCATED)
+    mp__free(msg->priv_[0]);
+  memset(msg, 0, sizeof *msg);
+}
+
+/* ---- typed helpers
+ * ----------------------------------------------------------- */
+
+int mp_queue_put_int64(mp_queue *q, int64_t value, double timeout) {
+  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+}
+
+int mp_queue_put_double(mp_queue *q, double value, double timeout) {
+  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+}
+
+int mp_queue_put_str(mp_queue *q, const char *s, double timeout) {
+  if (s == NULL)
+    return MP_EINVAL;
+  return put_one(q, 0, s, strlen(s), deadline_of(timeout));
+}
+
+static int get_exact(mp_queue *q, void *out, size_t size, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (out == NULL)
+    return MP_EINVAL;
+  size_t len = 0;
+  mp__qget g = {.buf = out,
+                .cap = size,
+                .max = 1,
+                .lens = &len,
+                .want_exact = true,
+                .exact = size};
+  return get_wait(q, &g, timeout);
+}
+
+int mp_queue_get_int64(mp_queue *q, int64_t *value, double timeout) {
+  return get_exact(q, value, sizeof *value, timeout);
+}
+
+int mp_queue_get_double(mp_queue *q, double *value, double timeout) {
+  return get_exact(q, value, sizeof *value, timeout);
+}
+
+int mp_queue_get_str(mp_queue *q, char *buf, size_t cap, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (buf == NULL || cap == 0)
+    return MP_EINVAL;
+  size_t len = 0;
+  mp__qget g = {.buf = (unsigned char *)buf,
+                .cap = cap,
+                .max = 1,
+                .lens = &len,
+                .reserve_nul = true};
+  rc = get_wait(q, &g, timeout);
+  if (rc == 0)
+    buf[len] = '\0';
+  return rc;
+}
+
+/* ---- state
+ * ----------------------------------------------------------------------- */
+
+/* count_exact: the count now, for the calls that promise an exact one. */
+static uint32_t count_exact(mp_queue *q) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_count(q)
+                                   : mp__qheap_count_exact(q);
+}
+
+ssize_t mp_queue_qsize(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  return (ssize_t)count_exact(q);
+}
+
+int mp_queue_empty(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  return count_exact(q) == 0;
+}
+
+int mp_queue_full(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  uint32_t n = count_exact(q);
+  if (n >= MP__MIN(q->maxsize, (uint64_t)UINT32_MAX))
+    return 1;
+  if (q->order == MP_QUEUE_FIFO)
+    return !mp__qfifo_has_room(q, mp__qfifo_record_bytes(0));
+  return n >= q->nslots;
+}
+
+size_t mp_queue_maxsize(mp_queue *q) {
+  if (check_handle(q) != 0 || q->maxsize == UINT64_MAX)
+    return 0;
+  return (size_t)q->maxsize;
+}
+
+int mp_queue_close(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  /* Under plock: a put that checked closed under it has committed before
+   * we set it, and every later put sees it. */
+  bool rec = false;
+  if ((rc = mp__queue_lock(q, &q->s->plock, &rec)) != 0)
+    return rc;
+  if (rec && q->order != MP_QUEUE_FIFO)
+    mp__qheap_rebuild(q);
+  atomic_store_explicit(&q->s->closed, 1, memory_order_release);
+  mp__queue_unlock(q, &q->s->plock);
+  /* Everyone who sleeps wakes and finds it closed. */
+  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
+  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
+    atomic_fetch_add(words[i], 2u);
+    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  }
+  return 0;
+}
+
+int mp_queue_closed(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  return is_closed(q);
+}
+
+int mp_queue_poll(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  return ready_data(q, NULL);
+}
+
+/* ---- JoinableQueue
+ * -------------------------------------------------------------- */
+
+static uint32_t puts_ever(mp_queue *q) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_puts(q) : mp__qheap_puts(q);
+}
+
+/* Unfinished tasks: puts minus task_done calls, both modulo 2^32. Each
+ * side is one atomic word, so a death at any point leaves them exact. */
+static uint32_t unfinished(mp_queue *q) {
+  uint32_t done = atomic_load(&q->s->done);
+  return puts_ever(q) - done;
+}
+
+int mp_queue_task_done(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->joinable)
+    return MP_EINVAL;
+  uint32_t done = atomic_load(&q->s->done);
+  for (;;) {
+    uint32_t left = puts_ever(q) - done;
+    if (left == 0 || left > (uint32_t)INT32_MAX)
+      return MP_EVALUE;
+    if (atomic_compare_exchange_weak(&q->s->done, &done, done + 1)) {
+      if (left == 1)
+        mp__queue_notify(q, &q->s->joined);
+      return 0;
+    }
+  }
+}
+
+static bool ready_joined(mp_queue *q, void *arg) {
+  (void)arg;
+  return unfinished(q) == 0;
+}
+
+int mp_queue_join(mp_queue *q, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->joinable)
+    return MP_EINVAL;
+  mp__deadline d = deadline_of(timeout);
+  while (!ready_joined(q, NULL)) {
+    if ((rc = wait_until(q, &q->s->joined, ready_joined, NULL, d)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* ---- for mp_wait (internal.h)
+ * -------------------------------------------------- */
+
+int mp__queue_wait_prepare(mp_queue *q, uint32_t **addr, uint32_t *value) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  *value = prepare_sleep(q, &q->s->not_empty, true);
+  *addr = (uint32_t *)&q->s->not_empty;
+  return 0;
+}
+
+uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
+  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
+  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
+}

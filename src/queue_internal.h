@@ -1,0 +1,276 @@
+/* queue_internal.h - what the queue's files (queue.c, queue_fifo.c,
+ * queue_heap.c, queue_large.c) share and nothing else sees: the layout of
+ * a queue in shared memory, the process-local handle, and the operations
+ * each storage (the FIFO ring, the LIFO/priority slot heap) provides.
+ * The DESIGN comment in queue.c explains the whole. */
+#ifndef MP_QUEUE_INTERNAL_H
+#define MP_QUEUE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "multiproc/queue.h"
+
+#define MP__QUEUE_MAGIC 0x4d505155u /* "MPQU" */
+#define MP__QUEUE_LINE 64
+#define MP__QUEUE_PROCS 64
+/* Segments of large messages kept for reuse (see queue_large.c). */
+#define MP__QUEUE_SPARES 4
+/* Sleepers look again at least this often (a waker may have died between
+ * its change and its wake-up). */
+#define MP__QUEUE_SLICE_NS (100 * 1000 * 1000)
+
+/* Record kinds, in the FIFO ring's record headers and the heap's slots. */
+enum { MP__REC_INLINE = 1, MP__REC_LARGE = 2, MP__REC_WRAP = 3 };
+
+/* The stored form of a large message: its segment is
+ * "<prefix>+<pid>.<ctr>" and holds size bytes. */
+typedef struct mp__qlarge_ref {
+  uint64_t size;
+  uint32_t pid;
+  uint32_t check; /* a check value of the other fields */
+  uint64_t ctr;
+} mp__qlarge_ref;
+
+#define MP__QUEUE_INLINE_MIN ((uint32_t)sizeof(mp__qlarge_ref))
+
+/* A queue lock (queue.c): taken with one compare-and-swap, given back with
+ * one store. owner is 0 when free, else who holds it: the holder thread's
+ * kernel id in the low 32 bits and the low 32 bits of its start time
+ * above, which together name one thread for good, so that a waiter can
+ * tell a dead holder from a slow one (and from a new thread that got the
+ * same id). sleepers is a futex word, (sequence << 1) | someone-sleeps. */
+typedef struct mp__qlock {
+  _Atomic uint64_t owner;
+  _Atomic uint32_t sleepers;
+  uint32_t reserved;
+} mp__qlock;
+
+/* The shared state. Lines are grouped by who writes them, so a producer
+ * and a consumer on two cores do not pull the same line back and forth:
+ * the set-once line is read by all; the producer lock line and the tail
+ * are written by producers; the consumer lock line and the head by
+ * consumers; each futex word is written only by its sleepers and wakers. */
+typedef struct mp__qshared {
+  /* Set once by init (closed: once by close); read by everyone. */
+  mp__object_head head;
+  uint32_t seg_magic;
+  uint8_t order;
+  uint8_t joinable;
+  uint16_t reserved0;
+  _Atomic uint32_t closed;
+  _Atomic uint32_t fence_needed; /* some user cannot take heavy barriers */
+  uint64_t total_size;
+  uint64_t id;        /* random: names an unnamed queue's large segments */
+  uint64_t capacity;  /* FIFO: ring bytes; heap: nslots * slot_size */
+  uint32_t nslots;    /* heap only */
+  uint32_t slot_size; /* heap only */
+  uint64_t maxsize;   /* 0: none */
+  uint64_t inline_max;
+  uint64_t max_message;
+  int64_t spin_ns;
+  uint64_t ring_off;  /* the ring or the slots */
+  uint64_t index_off; /* heap only: heap array, then free stack */
+  int32_t creator_pid;
+  uint32_t reserved1;
+
+  /* Producers (and, for the heap, everyone) under plock. */
+  _Alignas(MP__QUEUE_LINE) mp__qlock plock;
+  uint64_t head_cache;      /* FIFO: a head value, never ahead of head */
+  _Atomic uint32_t hcount;  /* heap: messages stored */
+  uint32_t free_top;        /* heap: entries on the free stack */
+  _Atomic uint64_t put_seq; /* heap: sequence of the last put */
+
+  /* FIFO: the producers' commit word, (count << 32) | position. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint64_t tail;
+
+  /* Consumers under clock (the heap uses plock; pend_* under it). */
+  _Alignas(MP__QUEUE_LINE) mp__qlock clock;
+  uint64_t tail_cache;       /* FIFO: a tail value, never behind head */
+  _Atomic uint64_t pend_ctr; /* a large segment being handed over */
+  _Atomic uint32_t pend_pid;
+
+  /* FIFO: the consumers' commit word, (count << 32) | position. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint64_t headw;
+
+  /* Futex words: (sequence << 1) | someone-sleeps. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint32_t not_empty;
+  _Alignas(MP__QUEUE_LINE) _Atomic uint32_t not_full;
+  _Alignas(MP__QUEUE_LINE) _Atomic uint32_t joined;
+  _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
+
+  /* Large-message segments kept for reuse: 0 (empty), (size << 2) | 1
+   * (a spare of size bytes), or (pid << 32) | 2 (being moved by pid). */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint64_t spares[MP__QUEUE_SPARES];
+
+  /* Processes using the queue (pids; 0: free entry). */
+  _Alignas(MP__QUEUE_LINE) _Atomic int32_t procs[MP__QUEUE_PROCS];
+  _Atomic uint32_t procs_overflow;
+} mp__qshared;
+
+/* A heap slot: header, then the payload. state is the commit word:
+ * (seq << 1) | 1 while it holds a message, seq << 1 once free again. */
+typedef struct mp__qslot {
+  _Atomic uint64_t state;
+  int64_t prio;
+  uint32_t len;
+  uint16_t kind;
+  uint16_t check;
+} mp__qslot;
+
+#define MP__QUEUE_PREFIX_MAX (4 + MP_QUEUE_NAME_MAX)
+
+/* The process-local handle. Everything that bounds a memory access is
+ * here, checked once when the handle was made, and never read from the
+ * shared state again. */
+struct mp_queue {
+  mp__qshared *s;
+  unsigned char *ring; /* FIFO ring, or the heap's slots */
+  uint32_t *heap;      /* heap: nslots entries */
+  uint32_t *freestk;   /* heap: nslots entries */
+  void *map;           /* our mapping (anonymous or named), or NULL */
+  size_t map_size;
+  uint8_t origin; /* enum mp__object_origin */
+  uint8_t order;
+  bool joinable;
+  bool fence;         /* this process fences on the cheap side */
+  uint32_t cap, mask; /* FIFO */
+  uint32_t nslots, slot_size, slot_payload;
+  uint64_t maxsize; /* UINT64_MAX when unbounded */
+  uint64_t inline_max, max_message;
+  int64_t spin_ns;
+  pid_t creator; /* named: the pid whose free unlinks the name */
+  char shm_name[MP__QUEUE_PREFIX_MAX];
+  char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
+  struct mp_queue *next;             /* the process's list of handles */
+};
+
+/* One message to put, as stored: inline bytes or a large reference. */
+typedef struct mp__qput {
+  const void *data;
+  uint32_t len; /* bytes stored */
+  uint16_t kind;
+  int64_t prio;
+} mp__qput;
+
+/* A get request and its results. */
+typedef struct mp__qget {
+  unsigned char *buf; /* copy target, cap bytes (NULL with msg) */
+  size_t cap;
+  size_t max;        /* take at most this many (batch) */
+  bool want_exact;   /* typed gets: only a message of exactly... */
+  size_t exact;      /* ...this length */
+  bool reserve_nul;  /* get_str: one byte more than the message */
+  mp_queue_msg *msg; /* zero-copy: hand the message over here */
+  size_t *lens;      /* out: length of each message taken */
+  int64_t *prio;     /* out (may be NULL): the first one's priority */
+  size_t taken;      /* out */
+  size_t used;       /* out: bytes of buf filled */
+  size_t needed;     /* out with MP_ETOOBIG */
+  uint64_t seg_size; /* out: the large message's segment's size */
+} mp__qget;
+
+/* ---- queue.c: locks, waking, checks -------------------------------------
+ * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;
+ * from a dead holder it takes the lock over and sets *recovered (the
+ * caller then repairs what the holder may have left half done). Returns 0,
+ * or MP_EDEADLK if the calling thread holds it (a signal handler that
+ * re-entered the queue). */
+int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered);
+/* mp__queue_sweep removes the queue's orphaned large segments, taking the
+ * locks it needs. */
+void mp__queue_sweep(mp_queue *q);
+void mp__queue_unlock(mp_queue *q, mp__qlock *l);
+/* mp__queue_notify wakes the sleepers of word, if any are recorded. Call it
+ * after the change they wait for. */
+void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word);
+uint16_t mp__queue_check16(uint32_t len, uint16_t kind);
+/* mp__queue_deliver copies one inline message of len bytes at src into the
+ * request as its message number idx. Returns 0, MP_EPROTO (not the exact
+ * length asked for), MP_ETOOBIG (g->needed set), MP_ENOMEM. */
+int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
+                      size_t idx);
+
+/* What an mp_queue_msg's priv_[1] says priv_[0] is. */
+#define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
+#define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
+
+/* ---- queue_fifo.c -------------------------------------------------------
+ * try_put puts msgs[0..n) as far as room allows, committing them at once;
+ * *done says how many. Returns 0 (all), MP_EAGAIN (full before all),
+ * MP_ECLOSED, MP_ECORRUPT. try_get fills g; returns 0, MP_EAGAIN (empty),
+ * MP_ETOOBIG, MP_EPROTO, MP_ECORRUPT, MP_ENOMEM, or a large segment's
+ * error. */
+int mp__qfifo_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
+                      size_t *done);
+int mp__qfifo_try_get(mp_queue *q, mp__qget *g);
+uint32_t mp__qfifo_count(mp_queue *q);
+/* mp__qfifo_has_room: is there room now for a record of rec_bytes? */
+bool mp__qfifo_has_room(mp_queue *q, uint32_t rec_bytes);
+uint32_t mp__qfifo_puts(mp_queue *q); /* puts ever, modulo 2^32 */
+/* mp__qfifo_for_each_large calls fn for every large message queued; the
+ * caller holds clock. With drop, the queue is emptied afterwards. */
+void mp__qfifo_for_each_large(mp_queue *q,
+                              void (*fn)(mp_queue *, const mp__qlarge_ref *,
+                                         void *),
+                              void *arg, bool drop);
+bool mp__qfifo_valid(mp_queue *q); /* the commit words are plausible */
+/* mp__qfifo_queued: is the large message ref still queued? (clock held) */
+bool mp__qfifo_queued(mp_queue *q, const mp__qlarge_ref *ref);
+uint32_t mp__qfifo_record_bytes(uint64_t stored_len);
+/* mp__qfifo_put_bytes: the ring bytes message m takes (with its header). */
+uint32_t mp__qfifo_put_bytes(mp_queue *q, const mp__qput *m);
+
+/* ---- queue_heap.c (LIFO and PRIORITY) ----------------------------------- */
+int mp__qheap_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
+                      size_t *done);
+int mp__qheap_try_get(mp_queue *q, mp__qget *g);
+uint32_t mp__qheap_count(mp_queue *q);       /* lock-free, may lag */
+uint32_t mp__qheap_count_exact(mp_queue *q); /* under the lock */
+uint32_t mp__qheap_puts(mp_queue *q);
+/* mp__qheap_rebuild recomputes the heap, the free stack, the count and the
+ * sequence from the slots' commit words (caller holds plock). */
+void mp__qheap_rebuild(mp_queue *q);
+void mp__qheap_for_each_large(mp_queue *q,
+                              void (*fn)(mp_queue *, const mp__qlarge_ref *,
+                                         void *),
+                              void *arg, bool drop);
+bool mp__qheap_valid(mp_queue *q);
+bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref);
+
+/* ---- queue_large.c ------------------------------------------------------
+ * mp__qlarge_create makes a segment holding len bytes of buf and fills
+ * *ref; the segment is registered with the resource tracker until
+ * mp__qlarge_committed (its record is queued: the queue owns it now) or
+ * mp__qlarge_abandon (the put failed: it is removed). */
+int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
+                      mp__qlarge_ref *ref);
+void mp__qlarge_committed(mp_queue *q, const mp__qlarge_ref *ref);
+void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
+/* mp__qlarge_take delivers a queued large message into g (copy or
+ * zero-copy) before the caller commits its removal; the caller holds the
+ * consumer lock, and after committing the removal calls mp__qlarge_taken.
+ * Returns 0, MP_ETOOBIG, MP_EPROTO, MP_ECORRUPT, MP_ENOENT (the segment is
+ * gone: the record is to be dropped), or an error of the system. */
+int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g);
+void mp__qlarge_taken(mp_queue *q, const mp__qlarge_ref *ref,
+                      const mp__qget *g);
+/* mp__qlarge_drop_spares removes the segments kept for reuse. */
+void mp__qlarge_drop_spares(mp_queue *q);
+/* mp__qlarge_recover finishes a hand-over a dead consumer left (caller
+ * holds the consumer lock); queued says whether the message it names is
+ * still queued. */
+void mp__qlarge_recover(mp_queue *q,
+                        bool (*queued)(mp_queue *, const mp__qlarge_ref *));
+/* mp__qlarge_sweep removes the segments of this queue that no record
+ * names and whose producer is dead (caller holds the consumer lock). */
+void mp__qlarge_sweep(mp_queue *q,
+                      bool (*queued)(mp_queue *, const mp__qlarge_ref *));
+/* mp__qlarge_sweep_due says whether this process should sweep now (at
+ * most once a second; it then counts as done). */
+bool mp__qlarge_sweep_due(void);
+void mp__qlarge_unlink(mp_queue *q, const mp__qlarge_ref *ref, void *arg);
+
+#endif

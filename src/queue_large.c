@@ -1,0 +1,426 @@
+/* queue_large.c - large messages: a message over the queue's inline limit
+ * travels in a shared memory segment of its own, and the queue carries a
+ * small record naming it. One copy in, one copy out (or none, with
+ * mp_queue_get_msg), instead of a loop of chunks through the ring.
+ *
+ * DESIGN
+ * Names. A queue's large segments are "<prefix>+<pid>.<ctr>": prefix is
+ * "mp_<name>" for a named queue and "mp_q-<16 hex digits of its id>"
+ * otherwise; pid is the producer's; ctr counts in that process. No queue
+ * or sync object name contains '+', so these names never collide with
+ * one. The record holds (size, pid, ctr, check).
+ *
+ * Put. The producer renames a spare segment to its own name (Spares,
+ * below) or creates one (O_EXCL), and writes the bytes with pwrite (a
+ * full /dev/shm is then MP_ENOSPC, never a SIGBUS), then
+ * queues the record like any message; from its commit on, the queue owns
+ * the segment. If the put fails (full at the deadline, closed), the
+ * producer removes the segment.
+ *
+ * Get. Holding the consumer lock, the consumer opens the segment, checks
+ * its size against the record, reads it (pread) or maps it read-only (for
+ * mp_queue_get_msg), records its name in pend_*, commits the removal of
+ * the record, then keeps the segment for reuse (a copy; see Spares below)
+ * or unlinks it (zero copy: the mapping stays valid until the caller
+ * releases it), and clears pend_*.
+ *
+ * Crash at each step. Producer killed before the commit: the segment is
+ * an orphan that no record names, with a dead pid in its name; a sweep
+ * removes it. Killed after the commit: the message is queued, and stays
+ * until taken. Consumer killed before the commit: the message is still
+ * queued. Killed after the commit, before the unlink (or the move to a
+ * spare): it held the consumer lock, so the next consumer recovers it,
+ * finds the name in pend_* and no record naming it, and unlinks it (a
+ * name already moved is not there: nothing to do). Killed in the middle
+ * of moving a spare: see Spares.
+ *
+ * Sweep. Whoever recovers a lock, a producer of large messages at most
+ * once a second, and the last user's free list the queue's segments and
+ * remove those that no queued record names and whose producer is no
+ * longer alive. What a sweep cannot reach: if every process that uses a
+ * queue is killed, its orphans, its spares (and the large messages still
+ * queued in an anonymous queue) stay in /dev/shm under the names above.
+ *
+ * Why not the resource tracker: registering each message's segment and
+ * unregistering it at the commit would start a tracker process (two forks)
+ * for each message in a process that has nothing else registered, and a
+ * registration kept until the message is taken would let the producer's
+ * tree take queued messages with it when it ends. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "os/queue_os.h"
+#include "os/shm.h"
+#include "queue_internal.h"
+
+/* Counts this process's large segments. Its start is random, so a process
+ * that reuses a dead producer's pid does not walk into its leftovers. */
+static _Atomic uint64_t large_ctr;
+static pthread_once_t ctr_once = PTHREAD_ONCE_INIT;
+
+static void ctr_init(void) {
+  uint32_t r = 0;
+  (void)mp__os_random(&r, sizeof r);
+  atomic_store(&large_ctr, ((uint64_t)r << 16) + 1);
+}
+
+static uint64_t next_ctr(void) {
+  pthread_once(&ctr_once, ctr_init);
+  return atomic_fetch_add(&large_ctr, 1);
+}
+
+static uint32_t ref_check(uint64_t size, uint32_t pid, uint64_t ctr) {
+  uint64_t x = size * 0x9e3779b97f4a7c15ull ^ ((uint64_t)pid << 17) ^
+               ctr * 0xc2b2ae3d27d4eb4full ^ 0x5851f42d4c957f2dull;
+  return (uint32_t)(x ^ (x >> 32));
+}
+
+static void large_name(const mp_queue *q, uint32_t pid, uint64_t ctr, char *out,
+                       size_t cap) {
+  snprintf(out, cap, "%s+%u.%llu", q->prefix, (unsigned)pid,
+           (unsigned long long)ctr);
+}
+
+#define LARGE_NAME_MAX (MP__QUEUE_PREFIX_MAX + 40)
+
+static bool ref_valid(mp_queue *q, const mp__qlarge_ref *ref) {
+  return ref->size > q->inline_max && ref->size <= q->max_message &&
+         ref->pid != 0 && ref->pid <= INT32_MAX &&
+         ref->check == ref_check(ref->size, ref->pid, ref->ctr);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const unsigned char *p = buf;
+  off_t at = 0;
+  while (len > 0) {
+    size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+    ssize_t n = pwrite(fd, p, chunk, at);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno == ENOSPC ? MP_ENOSPC : -errno;
+    }
+    p += n;
+    at += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len) {
+  unsigned char *p = buf;
+  off_t at = 0;
+  while (len > 0) {
+    size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+    ssize_t n = pread(fd, p, chunk, at);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    if (n == 0)
+      return MP_EIO; /* shorter than it said: changed from outside */
+    p += n;
+    at += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* ---- spares ----------------------------------------------------------------
+ * A fresh segment costs the kernel's allocation of its pages, several
+ * times the copy itself. So a consumer that has copied a message out
+ * parks its segment as a spare instead of removing it (renamed to
+ * "<prefix>+s<k>", slot k of the spares table), and the next producer of
+ * a message that fits renames a spare to its own name and writes into
+ * pages that exist. A zero-copy consumer keeps the pages mapped, so its
+ * segment is removed, not parked.
+ *
+ * A slot moves EMPTY -> BUSY(pid) -> FULL(size) when parked and FULL ->
+ * BUSY(pid) -> EMPTY when taken, each step a compare-and-swap or a store
+ * by the BUSY holder, with the rename in between. A process killed while
+ * BUSY leaves the slot to whoever finds it next with its holder dead: the
+ * file system says which way the rename went (the spare's name exists or
+ * not). Spare names do not parse as "<pid>.<ctr>", so sweeps leave them;
+ * the last user's free removes them with the rest. */
+enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2 };
+
+/* Segments larger than this are not kept: they would hold much memory for
+ * a message that may not come again. */
+#define SPARE_MAX_BYTES ((uint64_t)256 << 20)
+
+static void spare_name(const mp_queue *q, int k, char *out, size_t cap) {
+  snprintf(out, cap, "%s+s%d", q->prefix, k);
+}
+
+static uint64_t busy_word(void) {
+  return ((uint64_t)(uint32_t)getpid() << 32) | SPARE_BUSY;
+}
+
+/* spare_settle ends slot k's move that a dead process left half done;
+ * returns the slot's word afterwards. */
+static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
+  if ((w & 3u) != SPARE_BUSY || mp__os_pid_alive((pid_t)(w >> 32)))
+    return w;
+  uint64_t mine = busy_word();
+  if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, mine))
+    return w;
+  char name[LARGE_NAME_MAX];
+  spare_name(q, k, name, sizeof name);
+  int fd;
+  size_t size = 0;
+  uint64_t now = SPARE_EMPTY;
+  if (mp__os_shm_open(name, &fd, &size) == 0) {
+    close(fd);
+    if (size > 0 && size <= SPARE_MAX_BYTES)
+      now = ((uint64_t)size << 2) | SPARE_FULL;
+    else
+      mp__os_shm_unlink(name);
+  }
+  atomic_store(&q->s->spares[k], now);
+  return now;
+}
+
+/* spare_take renames a spare of at least len bytes to name; false when
+ * there is none. */
+static bool spare_take(mp_queue *q, size_t len, const char *name) {
+  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
+    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
+    if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
+      continue;
+    if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word()))
+      continue;
+    char sname[LARGE_NAME_MAX];
+    spare_name(q, k, sname, sizeof sname);
+    int rc = mp__os_shm_rename(sname, name);
+    /* Gone (removed from outside): the slot is empty. Not moved for
+     * another reason: it is still a spare. */
+    atomic_store(&q->s->spares[k], rc == 0 || rc == MP_ENOENT
+                                       ? (uint64_t)SPARE_EMPTY
+                                       : (w & ~(uint64_t)3) | SPARE_FULL);
+    if (rc == 0)
+      return true;
+  }
+  return false;
+}
+
+/* spare_park keeps segment name (size bytes) as a spare; false when no
+ * slot is free (the caller removes it). */
+static bool spare_park(mp_queue *q, const char *name, uint64_t size) {
+  if (size == 0 || size > SPARE_MAX_BYTES)
+    return false;
+  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
+    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
+    if (w != SPARE_EMPTY ||
+        !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word()))
+      continue;
+    char sname[LARGE_NAME_MAX];
+    spare_name(q, k, sname, sizeof sname);
+    int rc = mp__os_shm_rename(name, sname);
+    if (rc == MP_EEXIST) {
+      /* A spare name no slot knows of (left by a move cut short): this
+       * slot is ours, so is the name. */
+      mp__os_shm_unlink(sname);
+      rc = mp__os_shm_rename(name, sname);
+    }
+    atomic_store(&q->s->spares[k],
+                 rc == 0 ? (size << 2) | SPARE_FULL : SPARE_EMPTY);
+    return rc == 0;
+  }
+  return false;
+}
+
+void mp__qlarge_drop_spares(mp_queue *q) {
+  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
+    char sname[LARGE_NAME_MAX];
+    spare_name(q, k, sname, sizeof sname);
+    mp__os_shm_unlink(sname);
+    atomic_store(&q->s->spares[k], SPARE_EMPTY);
+  }
+}
+
+/* ---- put and get ------------------------------------------------------------
+ */
+
+int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
+                      mp__qlarge_ref *ref) {
+  char name[LARGE_NAME_MAX];
+  uint32_t pid = (uint32_t)getpid();
+  int fd = -1, rc = MP_EEXIST;
+  uint64_t ctr = next_ctr();
+  large_name(q, pid, ctr, name, sizeof name);
+  size_t size;
+  if (spare_take(q, len, name))
+    rc = mp__os_shm_open(name, &fd, &size);
+  for (int tries = 0; tries < 16 && rc != 0; tries++) {
+    if (rc == MP_EEXIST || tries > 0) {
+      ctr = next_ctr();
+      large_name(q, pid, ctr, name, sizeof name);
+    }
+    rc = mp__os_shm_create(name, len, &fd);
+    if (rc != MP_EEXIST && rc != 0)
+      return rc;
+  }
+  if (rc != 0)
+    return rc;
+  rc = write_all(fd, buf, len);
+  close(fd);
+  if (rc != 0) {
+    mp__os_shm_unlink(name);
+    return rc;
+  }
+  ref->size = len;
+  ref->pid = pid;
+  ref->ctr = ctr;
+  ref->check = ref_check(len, pid, ctr);
+  return 0;
+}
+
+void mp__qlarge_committed(mp_queue *q, const mp__qlarge_ref *ref) {
+  char name[LARGE_NAME_MAX];
+  large_name(q, ref->pid, ref->ctr, name, sizeof name);
+  mp__tracker_unregister(name);
+}
+
+void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref) {
+  char name[LARGE_NAME_MAX];
+  large_name(q, ref->pid, ref->ctr, name, sizeof name);
+  mp__os_shm_unlink(name);
+  mp__tracker_unregister(name);
+}
+
+void mp__qlarge_unlink(mp_queue *q, const mp__qlarge_ref *ref, void *arg) {
+  (void)arg;
+  char name[LARGE_NAME_MAX];
+  large_name(q, ref->pid, ref->ctr, name, sizeof name);
+  mp__os_shm_unlink(name);
+}
+
+int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
+  if (!ref_valid(q, ref))
+    return MP_ECORRUPT;
+  if (g->want_exact && ref->size != g->exact)
+    return MP_EPROTO;
+  size_t need = (size_t)ref->size + (g->reserve_nul ? 1 : 0);
+  if (g->msg == NULL && need > g->cap - g->used) {
+    g->needed = need;
+    return MP_ETOOBIG;
+  }
+  char name[LARGE_NAME_MAX];
+  large_name(q, ref->pid, ref->ctr, name, sizeof name);
+  int fd;
+  size_t size;
+  int rc = mp__os_shm_open(name, &fd, &size);
+  if (rc == MP_ENOENT)
+    return MP_ENOENT;
+  if (rc != 0)
+    return rc;
+  if (size < ref->size) {
+    /* Not the segment the producer wrote: as good as gone. A reused spare
+     * may be larger than its message. */
+    close(fd);
+    return MP_ENOENT;
+  }
+  if (g->msg != NULL) {
+    void *p;
+    rc = mp__os_map_fd(fd, (size_t)ref->size, false, true, &p);
+    close(fd);
+    if (rc != 0)
+      return rc;
+    g->msg->data = p;
+    g->msg->len = (size_t)ref->size;
+    g->msg->priv_[0] = p;
+    g->msg->priv_[1] = MP__QMSG_MAPPED;
+    g->msg->priv_len_ = (size_t)ref->size;
+    g->lens[0] = (size_t)ref->size;
+    return 0;
+  }
+  rc = read_all(fd, g->buf + g->used, (size_t)ref->size);
+  close(fd);
+  if (rc != 0)
+    return rc;
+  g->lens[0] = (size_t)ref->size;
+  g->used += (size_t)ref->size;
+  g->seg_size = size;
+  return 0;
+}
+
+void mp__qlarge_taken(mp_queue *q, const mp__qlarge_ref *ref,
+                      const mp__qget *g) {
+  char name[LARGE_NAME_MAX];
+  large_name(q, ref->pid, ref->ctr, name, sizeof name);
+  /* A copy consumer is done with the pages: keep them for the next
+   * producer. A zero-copy consumer still reads them. */
+  if (g->msg != NULL || !spare_park(q, name, g->seg_size))
+    mp__os_shm_unlink(name);
+  atomic_store_explicit(&q->s->pend_pid, 0, memory_order_release);
+}
+
+void mp__qlarge_recover(mp_queue *q,
+                        bool (*queued)(mp_queue *, const mp__qlarge_ref *)) {
+  uint32_t pid = atomic_load(&q->s->pend_pid);
+  if (pid == 0)
+    return;
+  mp__qlarge_ref ref = {.pid = pid, .ctr = atomic_load(&q->s->pend_ctr)};
+  if (!queued(q, &ref))
+    mp__qlarge_unlink(q, &ref, NULL);
+  atomic_store(&q->s->pend_pid, 0);
+}
+
+typedef struct sweep_arg {
+  mp_queue *q;
+  bool (*queued)(mp_queue *, const mp__qlarge_ref *);
+  size_t plen;
+} sweep_arg;
+
+/* parse_tail reads "<pid>.<ctr>" exactly. */
+static bool parse_tail(const char *s, uint32_t *pid, uint64_t *ctr) {
+  char *end;
+  errno = 0;
+  unsigned long p = strtoul(s, &end, 10);
+  if (end == s || *end != '.' || errno != 0 || p == 0 || p > INT32_MAX)
+    return false;
+  const char *c = end + 1;
+  unsigned long long n = strtoull(c, &end, 10);
+  if (end == c || *end != '\0' || errno != 0)
+    return false;
+  *pid = (uint32_t)p;
+  *ctr = n;
+  return true;
+}
+
+static int sweep_one(const char *name, void *arg) {
+  sweep_arg *a = arg;
+  if (strncmp(name, a->q->prefix, a->plen) != 0 || name[a->plen] != '+')
+    return 0;
+  mp__qlarge_ref ref = {0};
+  if (!parse_tail(name + a->plen + 1, &ref.pid, &ref.ctr))
+    return 0;
+  if (mp__os_pid_alive((pid_t)ref.pid))
+    return 0; /* its producer may be writing it */
+  if (a->queued != NULL && a->queued(a->q, &ref))
+    return 0;
+  mp__os_shm_unlink(name);
+  return 0;
+}
+
+static _Atomic int64_t last_sweep_ns;
+
+bool mp__qlarge_sweep_due(void) {
+  int64_t now = mp__os_now_ns();
+  int64_t last = atomic_load_explicit(&last_sweep_ns, memory_order_relaxed);
+  if (last != 0 && now - last < 1000000000)
+    return false;
+  return atomic_compare_exchange_strong(&last_sweep_ns, &last, now);
+}
+
+void mp__qlarge_sweep(mp_queue *q,
+                      bool (*queued)(mp_queue *, const mp__qlarge_ref *)) {
+  sweep_arg a = {.q = q, .queued = queued, .plen = strlen(q->prefix)};
+  (void)mp__os_shm_list(sweep_one, &a);
+}
