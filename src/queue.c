@@ -55,8 +55,9 @@
  * the flag is set clears it (bumping the sequence) and wakes everyone
  * sleeping on it. The heavy barrier on the rare side is what lets the
  * common side skip the fence between its commit store and the flag load:
- * either the waker sees the flag, or the waiter sees the commit. Where the
- * barrier is missing, the processes fence on both sides instead
+ * either the waker sees the flag, or the waiter sees the commit. (A first
+ * sleep skips the barrier and is kept short instead: see prepare_sleep.)
+ * Where the barrier is missing, the processes fence on both sides instead
  * (fence_needed). Measured here, the heavy barrier (membarrier) costs a
  * sleeper about 15 us when the others run, and the fence it saves costs
  * every call; the queue was faster with the barrier in both the 1 -> 1 and
@@ -726,8 +727,11 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier);
 
 /* A first sleep skips the heavy barrier and lasts at most this long (see
- * prepare_sleep). */
-#define FIRST_SLEEP_NS (1000 * 1000)
+ * prepare_sleep). Not much shorter: a timer that is the next to expire
+ * costs its arming and cancelling, which in a virtual machine is two exits
+ * to the host (measured: a 1 ms futex timeout added 13 us to every wait
+ * that was woken in time; 10 ms and more added nothing). */
+#define FIRST_SLEEP_NS (20 * 1000 * 1000)
 
 /* How long a lock waiter sleeps before it looks whether the holder died. */
 #define LOCK_CHECK_NS (10 * 1000 * 1000)
@@ -840,14 +844,15 @@ void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
  *
  * With barrier, it then makes the heavy barrier (see DESIGN), after which
  * either every waker's commit is visible to that look or the waker sees
- * the flag. Without it, a waker whose commit was still on its way when it
- * loaded the flag (a window of some tens of nanoseconds) may miss the
- * sleeper: so the caller sleeps at most FIRST_SLEEP_NS that way, and with
- * the barrier after. Why not always the barrier: it makes every running
- * process of the queue's users take an interrupt, about 15 us, and in the
- * common case of a request sent to a sleeping peer that cost falls on the
- * reply's path (the peer's wake-up goes to another, idle, core while this
- * one is busy with the barrier). */
+ * the flag. Without it, a waker whose commit was still on its way out of
+ * its core when it loaded the flag (a window of some tens of nanoseconds)
+ * may miss the sleeper: so the caller sleeps at most FIRST_SLEEP_NS that
+ * way, and with the barrier after. Why not the barrier at once: it makes
+ * every running process of the queue's users take an interrupt (about
+ * 15 us here), and when a request was just sent to a sleeping peer that
+ * falls on the reply's path (the bench's idle round trip took 1.8 times a
+ * futex hand-off with it). A wake-up missed that way, which needs the two
+ * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier) {
   uint32_t v = atomic_load(word);
@@ -888,28 +893,41 @@ static mp__deadline deadline_of(double timeout) {
  * was asleep, so its answer takes a wake-up anyway) sleeps at once: a
  * request/response exchange between idle processes then costs what a
  * futex hand-off costs. Two busy peers that both sleep at once would keep
- * each other in that mode, each finding the other asleep: one wait in
- * PROBE_EVERY spins anyway, and once a spinner catches the answer, the
- * peer finds it awake and spins in turn. */
-#define PROBE_EVERY 16
+ * each other in that mode, each finding the other asleep: so now and then
+ * a wait spins anyway (a probe), and once a spinner catches the answer,
+ * the peer finds it awake and spins in turn. */
+#define PROBE_MIN 16
+#define PROBE_MAX 1024
 
 static int wait_until(mp_queue *q, _Atomic uint32_t *word, ready_fn ready,
                       void *arg, mp__deadline d) {
-  static _Thread_local unsigned waits;
+  /* Waits since the last probe, and how many to let pass between probes:
+   * doubled by each probe that finds the peer still slow (so an idle
+   * exchange hardly ever pays for one), back to PROBE_MIN when one
+   * succeeds. */
+  static _Thread_local unsigned waits, probe_every = PROBE_MIN;
   if (d.poll)
     return MP_EAGAIN;
   int64_t now = mp__os_now_ns();
   if (now >= d.ns)
     return MP_ETIMEDOUT;
-  if (q->spin_ns > 0 && (!woke_peer || ++waits % PROBE_EVERY == 0)) {
+  bool probe = woke_peer && ++waits >= probe_every;
+  if (q->spin_ns > 0 && (!woke_peer || probe)) {
+    if (probe)
+      waits = 0;
     int64_t end = MP__MIN(d.ns, now + q->spin_ns);
     for (unsigned i = 1;; i++) {
-      if (ready(q, arg))
+      if (ready(q, arg)) {
+        if (probe)
+          probe_every = PROBE_MIN;
         return 0;
+      }
       mp__os_cpu_relax();
       if ((i & 63u) == 0 && mp__os_now_ns() >= end)
         break;
     }
+    if (probe && probe_every < PROBE_MAX)
+      probe_every *= 2;
   }
   for (bool first = true;; first = false) {
     uint32_t v = prepare_sleep(q, word, !first);

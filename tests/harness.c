@@ -3,6 +3,9 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -165,4 +168,38 @@ int mp_test_sanitized(void) {
 #else
   return 0;
 #endif
+}
+
+double mp_test_slack(double seconds) {
+  return mp_test_sanitized() ? seconds * 5 : seconds;
+}
+
+void *mp_test_shared_map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  assert_true(p != MAP_FAILED);
+  return p;
+}
+
+void mp_test_signal_open(mp_test_signal *s) {
+  assert_int_equal(pipe2(s->fd, O_CLOEXEC), 0);
+}
+
+void mp_test_signal_close(mp_test_signal *s) {
+  close(s->fd[0]);
+  close(s->fd[1]);
+}
+
+void mp_test_signal_post(mp_test_signal *s) {
+  char c = 1;
+  ssize_t n = write(s->fd[1], &c, 1);
+  (void)n;
+}
+
+int mp_test_signal_wait(mp_test_signal *s, double timeout) {
+  struct pollfd pfd = {.fd = s->fd[0], .events = POLLIN};
+  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
+    return 0;
+  char c;
+  return read(s->fd[0], &c, 1) == 1;
 }

@@ -54,4 +54,23 @@ double mp_test_now(void);
 /* mp_test_sanitized is nonzero under ASan/TSan: scale timing slack by it. */
 int mp_test_sanitized(void);
 
+/* mp_test_slack is a generous bound for "returned within N seconds",
+ * scaled for sanitizer builds. */
+double mp_test_slack(double seconds);
+
+/* mp_test_shared_map maps size zeroed bytes of anonymous shared memory
+ * (inherited by forked children); the test fails if it cannot. */
+void *mp_test_shared_map(size_t size);
+
+/* mp_test_signal is a one-byte signal from a child (or thread) to the case,
+ * through a close-on-exec pipe. wait returns 1 once a byte arrived, 0 after
+ * timeout seconds. */
+typedef struct mp_test_signal {
+  int fd[2];
+} mp_test_signal;
+void mp_test_signal_open(mp_test_signal *s);
+void mp_test_signal_close(mp_test_signal *s);
+void mp_test_signal_post(mp_test_signal *s);
+int mp_test_signal_wait(mp_test_signal *s, double timeout);
+
 #endif

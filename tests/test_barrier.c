@@ -23,48 +23,9 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  memset(p, 0, size);
-  return p;
-}
-
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 /* until_waiting waits until n parties wait at the barrier. */
 static void until_waiting(mp_barrier *b, int n) {
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   while (mp_barrier_n_waiting(b) < n) {
     if (mp_test_now() > end)
       fail_msg("only %d of %d parties arrived", mp_barrier_n_waiting(b), n);
@@ -89,7 +50,7 @@ static void *wait_rounds(void *arg) {
 static void start_parties(pthread_t *t, party *p, int n, mp_barrier *b,
                           int rounds) {
   for (int i = 0; i < n; i++) {
-    p[i] = (party){.b = b, .timeout = slack(30), .rounds = rounds};
+    p[i] = (party){.b = b, .timeout = mp_test_slack(30), .rounds = rounds};
     assert_int_equal(pthread_create(&t[i], NULL, wait_rounds, &p[i]), 0);
   }
 }
@@ -228,7 +189,7 @@ static void destroy_rules(void **state) {
   start_parties(&t, &p, 1, &b, 1);
   until_waiting(&b, 1);
   assert_rc(mp_barrier_destroy(&b), MP_EBUSY);
-  assert_true(mp_barrier_wait(&b, slack(30)) >= 0);
+  assert_true(mp_barrier_wait(&b, mp_test_slack(30)) >= 0);
   join_parties(&t, 1);
   assert_true(p.idx[0] >= 0);
   assert_rc(mp_barrier_destroy(&b), 0);
@@ -276,7 +237,7 @@ static void *wait_and_look(void *arg) {
   action_party *p = arg;
   p->tid = (pid_t)syscall(SYS_gettid);
   for (int r = 0; r < 20; r++) {
-    p->rc[r] = mp_barrier_wait(p->b, slack(30));
+    p->rc[r] = mp_barrier_wait(p->b, mp_test_slack(30));
     /* The action ran before anyone was released. */
     p->seen[r] = atomic_load(&p->log->calls);
   }
@@ -319,17 +280,17 @@ static void failing_action_breaks_the_barrier(void **state) {
   party p;
   start_parties(&t, &p, 1, b, 1);
   until_waiting(b, 1);
-  assert_rc(mp_barrier_wait(b, slack(30)), MP_EBROKEN);
+  assert_rc(mp_barrier_wait(b, mp_test_slack(30)), MP_EBROKEN);
   join_parties(&t, 1);
   assert_rc(p.idx[0], MP_EBROKEN);
   assert_int_equal(mp_barrier_broken(b), 1);
-  assert_rc(mp_barrier_wait(b, slack(30)), MP_EBROKEN);
+  assert_rc(mp_barrier_wait(b, mp_test_slack(30)), MP_EBROKEN);
   /* Reset, and a good action lets the round through. */
   assert_rc(mp_barrier_reset(b), 0);
   assert_int_equal(mp_barrier_broken(b), 0);
   log.fail = 0;
   start_parties(&t, &p, 1, b, 1);
-  int mine = mp_barrier_wait(b, slack(30));
+  int mine = mp_barrier_wait(b, mp_test_slack(30));
   join_parties(&t, 1);
   assert_true(mine >= 0 && p.idx[0] >= 0 && mine != p.idx[0]);
   assert_int_equal(atomic_load(&log.calls), 2);
@@ -346,9 +307,9 @@ static void timeout_breaks_the_barrier(void **state) {
   assert_rc(mp_barrier_wait(b, 0.2), MP_ETIMEDOUT);
   double took = mp_test_now() - t0;
   assert_true(took >= 0.19);
-  assert_true(took < slack(5));
+  assert_true(took < mp_test_slack(5));
   assert_int_equal(mp_barrier_broken(b), 1);
-  assert_rc(mp_barrier_wait(b, slack(30)), MP_EBROKEN);
+  assert_rc(mp_barrier_wait(b, mp_test_slack(30)), MP_EBROKEN);
   assert_rc(mp_barrier_reset(b), 0);
   assert_int_equal(mp_barrier_broken(b), 0);
   /* Timeout 0: as any other timeout, and reported as "would block". */
@@ -373,7 +334,7 @@ static void timed_out_waiter_breaks_the_others(void **state) {
 
 static void *arrive_late(void *arg) {
   usleep(300 * 1000);
-  mp_barrier_wait(arg, slack(30));
+  mp_barrier_wait(arg, mp_test_slack(30));
   return NULL;
 }
 
@@ -385,7 +346,7 @@ static void default_timeout_from_options(void **state) {
   double t0 = mp_test_now();
   assert_rc(mp_barrier_wait(b, MP_BARRIER_DEFAULT_TIMEOUT), MP_ETIMEDOUT);
   assert_true(mp_test_now() - t0 >= 0.19);
-  assert_true(mp_test_now() - t0 < slack(5));
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
   mp_barrier_free(b);
   /* 0 means forever: a late second party still makes it. */
   mp_barrier_opts forever = {.timeout = 0};
@@ -413,10 +374,10 @@ static void abort_breaks_now_and_later(void **state) {
   assert_rc(p[1].idx[0], MP_EBROKEN);
   assert_int_equal(mp_barrier_broken(b), 1);
   assert_int_equal(mp_barrier_n_waiting(b), 0);
-  assert_rc(mp_barrier_wait(b, slack(30)), MP_EBROKEN);
+  assert_rc(mp_barrier_wait(b, mp_test_slack(30)), MP_EBROKEN);
   assert_rc(mp_barrier_reset(b), 0);
   start_parties(t, p, 2, b, 1);
-  int mine = mp_barrier_wait(b, slack(30));
+  int mine = mp_barrier_wait(b, mp_test_slack(30));
   join_parties(t, 2);
   assert_true(mine >= 0 && p[0].idx[0] >= 0 && p[1].idx[0] >= 0);
   mp_barrier_free(b);
@@ -438,7 +399,7 @@ static void reset_releases_waiters_broken(void **state) {
   assert_int_equal(mp_barrier_broken(b), 0);
   start_parties(t, p, 2, b, 3);
   for (int r = 0; r < 3; r++)
-    assert_true(mp_barrier_wait(b, slack(30)) >= 0);
+    assert_true(mp_barrier_wait(b, mp_test_slack(30)) >= 0);
   join_parties(t, 2);
   for (int r = 0; r < 3; r++)
     assert_true(p[0].idx[r] >= 0 && p[1].idx[r] >= 0);
@@ -456,13 +417,13 @@ typedef struct proc_log {
 static mp_barrier *g_barrier;
 static proc_log *g_log;
 static char g_name[64];
-static signal_pipe g_sig;
+static mp_test_signal g_sig;
 
 static int proc_rounds(void *arg) {
   int who = *(int *)arg;
   int rc = 0;
   for (int r = 0; r < PROC_ROUNDS; r++) {
-    g_log->idx[who][r] = mp_barrier_wait(g_barrier, slack(30));
+    g_log->idx[who][r] = mp_barrier_wait(g_barrier, mp_test_slack(30));
     if (g_log->idx[who][r] < 0)
       rc = 1;
   }
@@ -472,13 +433,13 @@ static int proc_rounds(void *arg) {
 
 static void run_proc_rounds(mp_barrier *b) {
   g_barrier = b;
-  g_log = shared_map(sizeof *g_log);
+  g_log = mp_test_shared_map(sizeof *g_log);
   int who[3] = {0, 1, 2};
   pid_t pids[3];
   for (int i = 0; i < 3; i++)
     pids[i] = mp_test_fork(proc_rounds, &who[i]);
   for (int i = 0; i < 3; i++)
-    mp_test_wait_exit(pids[i], 0, slack(60));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(60));
   for (int r = 0; r < PROC_ROUNDS; r++) {
     unsigned seen = 0;
     for (int i = 0; i < 3; i++)
@@ -499,7 +460,7 @@ static void processes_fork_inherited(void **state) {
 
 static void processes_in_place(void **state) {
   (void)state;
-  mp_barrier *b = shared_map(sizeof *b);
+  mp_barrier *b = mp_test_shared_map(sizeof *b);
   assert_rc(mp_barrier_init(b, 3, NULL), 0);
   run_proc_rounds(b);
   assert_rc(mp_barrier_destroy(b), 0);
@@ -511,7 +472,7 @@ static int wait_by_name(void *arg) {
   mp_barrier *b;
   if (mp_barrier_open(&b, g_name) != 0)
     return 1;
-  int rc = mp_barrier_wait(b, slack(30));
+  int rc = mp_barrier_wait(b, mp_test_slack(30));
   mp_barrier_free(b);
   return rc >= 0 ? 0 : 2;
 }
@@ -523,8 +484,8 @@ static void named_from_child(void **state) {
   mp_barrier *b;
   assert_rc(mp_barrier_new(&b, 2, &o), 0);
   pid_t pid = mp_test_fork(wait_by_name, NULL);
-  assert_true(mp_barrier_wait(b, slack(30)) >= 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  assert_true(mp_barrier_wait(b, mp_test_slack(30)) >= 0);
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   mp_barrier_free(b);
 }
 
@@ -534,14 +495,14 @@ static void named_from_child(void **state) {
  * (a member from round 1) stays away and is killed. */
 static int member(void *arg) {
   int who = *(int *)arg;
-  if (mp_barrier_wait(g_barrier, slack(30)) < 0)
+  if (mp_barrier_wait(g_barrier, mp_test_slack(30)) < 0)
     return 1;
   if (who == 2) {
-    sp_post(&g_sig);
+    mp_test_signal_post(&g_sig);
     for (;;)
       pause();
   }
-  int rc = mp_barrier_wait(g_barrier, slack(30));
+  int rc = mp_barrier_wait(g_barrier, mp_test_slack(30));
   mp_barrier_free(g_barrier);
   return rc == MP_EBROKEN ? 0 : 2;
 }
@@ -549,20 +510,20 @@ static int member(void *arg) {
 static void member_killed_between_rounds(void **state) { /* G-BARRIER-1 */
   (void)state;
   assert_rc(mp_barrier_new(&g_barrier, 3, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   int who[3] = {0, 1, 2};
   pid_t pids[3];
   for (int i = 0; i < 3; i++)
     pids[i] = mp_test_fork(member, &who[i]);
-  assert_true(sp_wait(&g_sig, slack(30)));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
   until_waiting(g_barrier, 2);
   double t0 = mp_test_now();
   kill(pids[2], SIGKILL);
   int status;
   assert_int_equal(waitpid(pids[2], &status, 0), pids[2]);
-  mp_test_wait_exit(pids[0], 0, slack(20));
-  mp_test_wait_exit(pids[1], 0, slack(20));
-  assert_true(mp_test_now() - t0 < slack(10));
+  mp_test_wait_exit(pids[0], 0, mp_test_slack(20));
+  mp_test_wait_exit(pids[1], 0, mp_test_slack(20));
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
   assert_int_equal(mp_barrier_broken(g_barrier), 1);
   /* The dead member is forgotten: after a reset the barrier works. */
   assert_rc(mp_barrier_reset(g_barrier), 0);
@@ -570,24 +531,24 @@ static void member_killed_between_rounds(void **state) { /* G-BARRIER-1 */
   party p[2];
   start_parties(t, p, 2, g_barrier, 2);
   for (int r = 0; r < 2; r++)
-    assert_true(mp_barrier_wait(g_barrier, slack(30)) >= 0);
+    assert_true(mp_barrier_wait(g_barrier, mp_test_slack(30)) >= 0);
   join_parties(t, 2);
   for (int r = 0; r < 2; r++)
     assert_true(p[0].idx[r] >= 0 && p[1].idx[r] >= 0);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_barrier_free(g_barrier);
 }
 
 static int wait_once_expect_broken(void *arg) {
   (void)arg;
-  int rc = mp_barrier_wait(g_barrier, slack(30));
+  int rc = mp_barrier_wait(g_barrier, mp_test_slack(30));
   mp_barrier_free(g_barrier);
   return rc == MP_EBROKEN ? 0 : 1;
 }
 
 static int wait_once(void *arg) {
   (void)arg;
-  mp_barrier_wait(g_barrier, slack(30));
+  mp_barrier_wait(g_barrier, mp_test_slack(30));
   return 9;
 }
 
@@ -601,15 +562,15 @@ static void waiting_party_killed(void **state) { /* G-BARRIER-1 */
   kill(victim, SIGKILL);
   int status;
   assert_int_equal(waitpid(victim, &status, 0), victim);
-  mp_test_wait_exit(survivor, 0, slack(20));
-  assert_true(mp_test_now() - t0 < slack(10));
+  mp_test_wait_exit(survivor, 0, mp_test_slack(20));
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
   /* Its place in the count went with it: a reset drains at once. */
   assert_rc(mp_barrier_reset(g_barrier), 0);
   assert_int_equal(mp_barrier_n_waiting(g_barrier), 0);
   pthread_t t[2];
   party p[2];
   start_parties(t, p, 2, g_barrier, 1);
-  assert_true(mp_barrier_wait(g_barrier, slack(30)) >= 0);
+  assert_true(mp_barrier_wait(g_barrier, mp_test_slack(30)) >= 0);
   join_parties(t, 2);
   assert_true(p[0].idx[0] >= 0 && p[1].idx[0] >= 0);
   mp_barrier_free(g_barrier);
@@ -626,10 +587,10 @@ static int die_in_action(void *arg) {
 
 static int arrive_last(void *arg) {
   (void)arg;
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   while (mp_barrier_n_waiting(g_barrier) < 1 && mp_test_now() < end)
     usleep(1000);
-  mp_barrier_wait(g_barrier, slack(30));
+  mp_barrier_wait(g_barrier, mp_test_slack(30));
   return 9;
 }
 
@@ -640,9 +601,9 @@ static void party_killed_in_action(void **state) { /* G-BARRIER-1 */
   assert_rc(mp_barrier_new(&g_barrier, 2, &o), 0);
   pid_t pid = mp_test_fork(arrive_last, NULL);
   double t0 = mp_test_now();
-  assert_rc(mp_barrier_wait(g_barrier, slack(20)), MP_EBROKEN);
-  assert_true(mp_test_now() - t0 < slack(10));
-  int status = mp_test_wait(pid, slack(30));
+  assert_rc(mp_barrier_wait(g_barrier, mp_test_slack(20)), MP_EBROKEN);
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
+  int status = mp_test_wait(pid, mp_test_slack(30));
   assert_true(status != -1 && WIFSIGNALED(status));
   mp_barrier_free(g_barrier);
 }

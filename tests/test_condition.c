@@ -23,45 +23,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  memset(p, 0, size);
-  return p;
-}
-
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 /* Shared between the case, its threads and its children. */
 typedef struct board {
   int entered; /* waiters that got as far as wait; under the lock */
@@ -73,9 +34,9 @@ typedef struct board {
  * themselves under the lock just before waiting, and wait releases the
  * lock only once the waiter is registered. */
 static void until_entered(mp_condition *c, board *b, int n) {
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   for (;;) {
-    assert_rc(mp_condition_acquire(c, slack(30)), 0);
+    assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
     int seen = b->entered;
     assert_rc(mp_condition_release(c), 0);
     if (seen >= n)
@@ -95,7 +56,7 @@ typedef struct waiter {
 
 static void *wait_once(void *arg) {
   waiter *w = arg;
-  w->rc = mp_condition_acquire(w->cond, slack(30));
+  w->rc = mp_condition_acquire(w->cond, mp_test_slack(30));
   if (w->rc != 0)
     return NULL;
   w->b->entered++;
@@ -108,14 +69,14 @@ static void *wait_once(void *arg) {
 static void start_waiters(pthread_t *t, waiter *w, int n, mp_condition *c,
                           board *b) {
   for (int i = 0; i < n; i++) {
-    w[i] = (waiter){.cond = c, .b = b, .timeout = slack(30)};
+    w[i] = (waiter){.cond = c, .b = b, .timeout = mp_test_slack(30)};
     assert_int_equal(pthread_create(&t[i], NULL, wait_once, &w[i]), 0);
   }
   until_entered(c, b, n);
 }
 
 static void until_woke(board *b, int n) {
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   while (atomic_load(&b->woke) < n) {
     if (mp_test_now() > end)
       fail_msg("only %d of %d waiters woke", atomic_load(&b->woke), n);
@@ -141,7 +102,7 @@ static void wait_releases_and_reacquires(void **state) {
   assert_rc(mp_condition_wait(c, 0.2), MP_ETIMEDOUT);
   double took = mp_test_now() - t0;
   assert_true(took >= 0.19);
-  assert_true(took < slack(5));
+  assert_true(took < mp_test_slack(5));
   /* Both levels are back. */
   assert_rc(mp_condition_release(c), 0);
   assert_rc(mp_condition_release(c), 0);
@@ -280,7 +241,7 @@ static void destroy_rules(void **state) {
   waiter w;
   start_waiters(&t, &w, 1, &c, &b);
   assert_rc(mp_condition_destroy(&c), MP_EBUSY);
-  assert_rc(mp_condition_acquire(&c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(&c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(&c, 1), 0);
   assert_rc(mp_condition_release(&c), 0);
   pthread_join(t, NULL);
@@ -304,19 +265,19 @@ static void notify_one_releases_exactly_one(void **state) {
   pthread_t t[N];
   waiter w[N];
   start_waiters(t, w, N, c, &b);
-  assert_rc(mp_condition_acquire(c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(c, 1), 0);
   assert_rc(mp_condition_release(c), 0);
   until_woke(&b, 1);
   usleep(200 * 1000);
   assert_int_equal(atomic_load(&b.woke), 1);
-  assert_rc(mp_condition_acquire(c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(c, 1), 0);
   assert_rc(mp_condition_release(c), 0);
   until_woke(&b, 2);
   usleep(100 * 1000);
   assert_int_equal(atomic_load(&b.woke), 2);
-  assert_rc(mp_condition_acquire(c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify_all(c), 0);
   assert_rc(mp_condition_release(c), 0);
   for (int i = 0; i < N; i++) {
@@ -340,7 +301,7 @@ static void notify_more_than_waiting_leaves_nothing_behind(void **state) {
   pthread_t t[2];
   waiter w[2];
   start_waiters(t, w, 2, c, &b);
-  assert_rc(mp_condition_acquire(c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(c, 5), 0);
   assert_rc(mp_condition_release(c), 0);
   for (int i = 0; i < 2; i++) {
@@ -364,7 +325,7 @@ static void later_waiter_does_not_take_earlier_notify(void **state) {
   pthread_t t;
   waiter w;
   start_waiters(&t, &w, 1, c, &b);
-  assert_rc(mp_condition_acquire(c, slack(30)), 0);
+  assert_rc(mp_condition_acquire(c, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(c, 1), 0);
   assert_rc(mp_condition_wait(c, 0.2), MP_ETIMEDOUT);
   assert_rc(mp_condition_release(c), 0);
@@ -385,7 +346,7 @@ typedef struct rounds {
 static void *run_rounds(void *arg) {
   rounds *r = arg;
   for (int round = 0; round < 200; round++) {
-    if (mp_condition_acquire(r->c, slack(30)) != 0) {
+    if (mp_condition_acquire(r->c, mp_test_slack(30)) != 0) {
       __atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
       return NULL;
     }
@@ -396,7 +357,7 @@ static void *run_rounds(void *arg) {
       mp_condition_notify_all(r->c);
     } else {
       while (r->generation == gen) {
-        int rc = mp_condition_wait(r->c, slack(20));
+        int rc = mp_condition_wait(r->c, mp_test_slack(20));
         if (rc != 0) {
           __atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
           r->generation++; /* let the others out */
@@ -435,7 +396,7 @@ typedef struct setter {
 static void *set_flag_later(void *arg) {
   setter *s = arg;
   usleep(50 * 1000);
-  if (mp_condition_acquire(s->c, slack(30)) == 0) {
+  if (mp_condition_acquire(s->c, mp_test_slack(30)) == 0) {
     s->b->flag = 1;
     mp_condition_notify_all(s->c);
     mp_condition_release(s->c);
@@ -459,7 +420,7 @@ static void wait_for_predicate(void **state) {
   double t0 = mp_test_now();
   assert_rc(mp_condition_wait_for(c, flag_is_set, &b, 0.2), MP_ETIMEDOUT);
   assert_true(mp_test_now() - t0 >= 0.19);
-  assert_true(mp_test_now() - t0 < slack(5));
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
   /* True already: no wait at all. */
   b.flag = 1;
   assert_rc(mp_condition_wait_for(c, flag_is_set, &b, 0), 0);
@@ -468,7 +429,7 @@ static void wait_for_predicate(void **state) {
   setter s = {c, &b};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, set_flag_later, &s), 0);
-  assert_rc(mp_condition_wait_for(c, flag_is_set, &b, slack(30)), 0);
+  assert_rc(mp_condition_wait_for(c, flag_is_set, &b, mp_test_slack(30)), 0);
   assert_int_equal(b.flag, 1);
   assert_rc(mp_condition_release(c), 0);
   pthread_join(t, NULL);
@@ -492,11 +453,11 @@ typedef struct lent_waiter {
 
 static void *wait_with_lent_lock(void *arg) {
   lent_waiter *w = arg;
-  w->rc = mp_lock_acquire(w->lock, slack(30));
+  w->rc = mp_lock_acquire(w->lock, mp_test_slack(30));
   if (w->rc != 0)
     return NULL;
   w->b->entered++;
-  w->rc = mp_condition_wait_for(w->c, flag_is_set, w->b, slack(30));
+  w->rc = mp_condition_wait_for(w->c, flag_is_set, w->b, mp_test_slack(30));
   mp_lock_release(w->lock);
   return NULL;
 }
@@ -519,7 +480,7 @@ static void lent_lock(void **state) {
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, wait_with_lent_lock, &w), 0);
   until_entered(c, &b, 1);
-  assert_rc(mp_lock_acquire(lock, slack(30)), 0);
+  assert_rc(mp_lock_acquire(lock, mp_test_slack(30)), 0);
   b.flag = 1;
   assert_rc(mp_condition_notify(c, 1), 0);
   assert_rc(mp_lock_release(lock), 0);
@@ -555,11 +516,11 @@ static void lent_rlock_keeps_depth(void **state) {
 static mp_condition *g_cond;
 static board *g_board;
 static char g_name[64];
-static signal_pipe g_sig;
+static mp_test_signal g_sig;
 
 static int set_flag_and_notify(void *arg) {
   mp_condition *c = arg ? arg : g_cond;
-  if (mp_condition_acquire(c, slack(30)) != 0)
+  if (mp_condition_acquire(c, mp_test_slack(30)) != 0)
     return 1;
   g_board->flag = 1;
   if (mp_condition_notify_all(c) != 0)
@@ -572,12 +533,12 @@ static int set_flag_and_notify(void *arg) {
 static void fork_inherited_between_processes(void **state) {
   (void)state;
   assert_rc(mp_condition_new(&g_cond, NULL), 0);
-  g_board = shared_map(sizeof *g_board);
+  g_board = mp_test_shared_map(sizeof *g_board);
   assert_rc(mp_condition_acquire(g_cond, 0), 0);
   pid_t pid = mp_test_fork(set_flag_and_notify, NULL);
-  assert_rc(mp_condition_wait_for(g_cond, flag_is_set, g_board, slack(30)), 0);
+  assert_rc(mp_condition_wait_for(g_cond, flag_is_set, g_board, mp_test_slack(30)), 0);
   assert_rc(mp_condition_release(g_cond), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   munmap(g_board, sizeof *g_board);
   mp_condition_free(g_cond);
 }
@@ -591,7 +552,7 @@ typedef struct shared_struct {
 
 static void in_place_with_lent_lock_between_processes(void **state) {
   (void)state;
-  shared_struct *ss = shared_map(sizeof *ss);
+  shared_struct *ss = mp_test_shared_map(sizeof *ss);
   assert_rc(mp_lock_init(&ss->lock), 0);
   mp_condition_opts o = {.lock = &ss->lock};
   assert_rc(mp_condition_init(&ss->cond, &o), 0);
@@ -600,11 +561,11 @@ static void in_place_with_lent_lock_between_processes(void **state) {
   pid_t pids[2];
   for (int i = 0; i < 2; i++)
     pids[i] = mp_test_fork(set_flag_and_notify, &ss->cond);
-  assert_rc(mp_condition_wait_for(&ss->cond, flag_is_set, &ss->b, slack(30)),
+  assert_rc(mp_condition_wait_for(&ss->cond, flag_is_set, &ss->b, mp_test_slack(30)),
             0);
   assert_rc(mp_lock_release(&ss->lock), 0);
   for (int i = 0; i < 2; i++)
-    mp_test_wait_exit(pids[i], 0, slack(30));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(30));
   assert_rc(mp_condition_destroy(&ss->cond), 0);
   assert_rc(mp_lock_destroy(&ss->lock), 0);
   munmap(ss, sizeof *ss);
@@ -626,12 +587,12 @@ static void named_from_child(void **state) {
   mp_condition_opts o = {.name = g_name};
   mp_condition *c;
   assert_rc(mp_condition_new(&c, &o), 0);
-  g_board = shared_map(sizeof *g_board);
+  g_board = mp_test_shared_map(sizeof *g_board);
   assert_rc(mp_condition_acquire(c, 0), 0);
   pid_t pid = mp_test_fork(notify_by_name, NULL);
-  assert_rc(mp_condition_wait_for(c, flag_is_set, g_board, slack(30)), 0);
+  assert_rc(mp_condition_wait_for(c, flag_is_set, g_board, mp_test_slack(30)), 0);
   assert_rc(mp_condition_release(c), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   munmap(g_board, sizeof *g_board);
   mp_condition_free(c);
 }
@@ -640,7 +601,7 @@ static void named_from_child(void **state) {
 
 static int wait_forever(void *arg) {
   (void)arg;
-  if (mp_condition_acquire(g_cond, slack(30)) != 0)
+  if (mp_condition_acquire(g_cond, mp_test_slack(30)) != 0)
     return 1;
   g_board->entered++;
   mp_condition_wait(g_cond, MP_FOREVER);
@@ -650,7 +611,7 @@ static int wait_forever(void *arg) {
 static void killed_waiter_blocks_nobody(void **state) { /* G-COND-1 */
   (void)state;
   assert_rc(mp_condition_new(&g_cond, NULL), 0);
-  g_board = shared_map(sizeof *g_board);
+  g_board = mp_test_shared_map(sizeof *g_board);
   pid_t pid = mp_test_fork(wait_forever, NULL);
   until_entered(g_cond, g_board, 1);
   kill(pid, SIGKILL);
@@ -661,11 +622,11 @@ static void killed_waiter_blocks_nobody(void **state) { /* G-COND-1 */
   pthread_t t[2];
   waiter w[2];
   start_waiters(t, w, 2, g_cond, g_board);
-  assert_rc(mp_condition_acquire(g_cond, slack(30)), 0);
+  assert_rc(mp_condition_acquire(g_cond, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify(g_cond, 1), 0);
   assert_rc(mp_condition_release(g_cond), 0);
   until_woke(g_board, 1);
-  assert_rc(mp_condition_acquire(g_cond, slack(30)), 0);
+  assert_rc(mp_condition_acquire(g_cond, mp_test_slack(30)), 0);
   assert_rc(mp_condition_notify_all(g_cond), 0);
   assert_rc(mp_condition_release(g_cond), 0);
   for (int i = 0; i < 2; i++) {
@@ -686,7 +647,7 @@ static void killed_waiter_blocks_nobody(void **state) { /* G-COND-1 */
 static int acquire_and_die(void *arg) {
   (void)arg;
   /* Gets the lock once the parent's wait has released it. */
-  if (mp_condition_acquire(g_cond, slack(30)) != 0)
+  if (mp_condition_acquire(g_cond, mp_test_slack(30)) != 0)
     return 1;
   raise(SIGKILL);
   return 2;
@@ -699,9 +660,9 @@ static void holder_killed_while_waiting(void **state) { /* G-COND-1 */
   assert_rc(mp_condition_acquire(g_cond, 0), 0);
   pid_t pid = mp_test_fork(acquire_and_die, NULL);
   double t0 = mp_test_now();
-  assert_rc(mp_condition_wait(g_cond, slack(10)), MP_EOWNERDEAD);
-  assert_true(mp_test_now() - t0 < slack(10));
-  int status = mp_test_wait(pid, slack(30));
+  assert_rc(mp_condition_wait(g_cond, mp_test_slack(10)), MP_EOWNERDEAD);
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
+  int status = mp_test_wait(pid, mp_test_slack(30));
   assert_true(status != -1 && WIFSIGNALED(status));
   /* We hold it again, at both levels, and it works. */
   assert_rc(mp_condition_release(g_cond), 0);
@@ -717,7 +678,7 @@ static mp_lock *g_lock;
 
 static int lock_and_die(void *arg) {
   (void)arg;
-  if (mp_lock_acquire(g_lock, slack(30)) != 0)
+  if (mp_lock_acquire(g_lock, mp_test_slack(30)) != 0)
     return 1;
   raise(SIGKILL);
   return 2;
@@ -731,8 +692,8 @@ static void holder_of_lent_lock_killed_while_waiting(void **state) {
   assert_rc(mp_condition_new(&c, &o), 0);
   assert_rc(mp_lock_acquire(g_lock, 0), 0);
   pid_t pid = mp_test_fork(lock_and_die, NULL);
-  assert_rc(mp_condition_wait(c, slack(10)), MP_EOWNERDEAD);
-  int status = mp_test_wait(pid, slack(30));
+  assert_rc(mp_condition_wait(c, mp_test_slack(10)), MP_EOWNERDEAD);
+  int status = mp_test_wait(pid, mp_test_slack(30));
   assert_true(status != -1 && WIFSIGNALED(status));
   assert_int_equal(mp_lock_locked(g_lock), 1);
   assert_rc(mp_lock_release(g_lock), 0);
@@ -746,17 +707,17 @@ static void holder_of_lent_lock_killed_while_waiting(void **state) {
  * looks: the waiter still learns of the death. */
 static int hold_forever(void *arg) {
   (void)arg;
-  if (mp_condition_acquire(g_cond, slack(30)) != 0)
+  if (mp_condition_acquire(g_cond, mp_test_slack(30)) != 0)
     return 1;
-  sp_post(&g_sig);
+  mp_test_signal_post(&g_sig);
   for (;;)
     pause();
 }
 
 static int recover_and_hold(void *arg) {
   (void)arg;
-  sp_post(&g_sig);
-  int rc = mp_condition_acquire(g_cond, slack(30));
+  mp_test_signal_post(&g_sig);
+  int rc = mp_condition_acquire(g_cond, mp_test_slack(30));
   /* Usually we win the race with the parent's waiter (the kernel hands us
    * the dead holder's mutex at once); either way we hold it now. */
   if (rc != MP_EOWNERDEAD && rc != 0)
@@ -794,12 +755,12 @@ typedef struct stager {
  * process that blocks acquiring it, then kill the holder. */
 static void *stage_death(void *arg) {
   stager *st = arg;
-  if (!sp_wait(&g_sig, slack(30)))
+  if (!mp_test_signal_wait(&g_sig, mp_test_slack(30)))
     return NULL;
   st->recoverer = mp_test_fork(recover_and_hold, NULL);
-  if (!sp_wait(&g_sig, slack(30)))
+  if (!mp_test_signal_wait(&g_sig, mp_test_slack(30)))
     return NULL;
-  wait_sleeping(st->recoverer, slack(10));
+  wait_sleeping(st->recoverer, mp_test_slack(10));
   kill(st->holder, SIGKILL);
   st->ok = 1;
   return NULL;
@@ -808,20 +769,20 @@ static void *stage_death(void *arg) {
 static void waiter_learns_of_death_recovered_by_another(void **state) {
   (void)state; /* G-COND-1 */
   assert_rc(mp_condition_new(&g_cond, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   assert_rc(mp_condition_acquire(g_cond, 0), 0);
   stager st = {0};
   st.holder = mp_test_fork(hold_forever, NULL);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, stage_death, &st), 0);
-  assert_rc(mp_condition_wait(g_cond, slack(10)), MP_EOWNERDEAD);
+  assert_rc(mp_condition_wait(g_cond, mp_test_slack(10)), MP_EOWNERDEAD);
   assert_rc(mp_condition_release(g_cond), 0);
   pthread_join(t, NULL);
   assert_true(st.ok);
-  int status = mp_test_wait(st.holder, slack(30));
+  int status = mp_test_wait(st.holder, mp_test_slack(30));
   assert_true(status != -1 && WIFSIGNALED(status));
-  mp_test_wait_exit(st.recoverer, 0, slack(30));
-  sp_close(&g_sig);
+  mp_test_wait_exit(st.recoverer, 0, mp_test_slack(30));
+  mp_test_signal_close(&g_sig);
   mp_condition_free(g_cond);
 }
 

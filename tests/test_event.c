@@ -22,44 +22,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  return p;
-}
-
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 /* wait_sleeping waits until task tid is asleep in the kernel, which in
  * these cases means inside the futex wait of mp_event_wait. */
 static void wait_sleeping(pid_t tid, double timeout) {
@@ -101,7 +63,7 @@ static void start_waiters(pthread_t *t, waiter *w, int n) {
   for (int i = 0; i < n; i++) {
     while (atomic_load(&w[i].tid) == 0)
       usleep(100);
-    wait_sleeping(atomic_load(&w[i].tid), slack(30));
+    wait_sleeping(atomic_load(&w[i].tid), mp_test_slack(30));
   }
 }
 
@@ -134,7 +96,7 @@ static void wait_times_out(void **state) {
   assert_rc(mp_event_wait(ev, 0.2), MP_ETIMEDOUT);
   double took = mp_test_now() - t0;
   assert_true(took >= 0.19);
-  assert_true(took < slack(5));
+  assert_true(took < mp_test_slack(5));
   mp_event_free(ev);
 }
 
@@ -209,7 +171,7 @@ static void destroy_rules(void **state) {
   (void)state;
   mp_event ev;
   assert_rc(mp_event_init(&ev), 0);
-  waiter w = {.ev = &ev, .timeout = slack(30)};
+  waiter w = {.ev = &ev, .timeout = mp_test_slack(30)};
   pthread_t t;
   start_waiters(&t, &w, 1);
   assert_rc(mp_event_destroy(&ev), MP_EBUSY);
@@ -231,7 +193,7 @@ static void set_wakes_every_waiter(void **state) {
   memset(w, 0, sizeof w);
   for (int i = 0; i < N; i++) {
     w[i].ev = ev;
-    w[i].timeout = i % 2 ? slack(30) : MP_FOREVER;
+    w[i].timeout = i % 2 ? mp_test_slack(30) : MP_FOREVER;
   }
   pthread_t t[N];
   start_waiters(t, w, N);
@@ -254,7 +216,7 @@ static void set_then_clear_still_releases_waiters(void **state) {
   memset(w, 0, sizeof w);
   for (int i = 0; i < N; i++) {
     w[i].ev = ev;
-    w[i].timeout = slack(30);
+    w[i].timeout = mp_test_slack(30);
   }
   pthread_t t[N];
   start_waiters(t, w, N);
@@ -278,7 +240,7 @@ typedef struct gated {
 
 static void *gated_worker(void *arg) {
   gated *g = arg;
-  g->rc = mp_event_wait(g->go, slack(30));
+  g->rc = mp_event_wait(g->go, mp_test_slack(30));
   atomic_fetch_add(&g->started, 1);
   return NULL;
 }
@@ -311,36 +273,36 @@ static void event_gates_workers(void **state) {
 
 static mp_event *g_ev;
 static char g_name[64];
-static signal_pipe g_sig;
+static mp_test_signal g_sig;
 
 static int wait_for_set(void *arg) {
   (void)arg;
   if (mp_event_is_set(g_ev) != 0)
     return 1;
-  sp_post(&g_sig);
-  return mp_event_wait(g_ev, slack(30)) == 0 ? 0 : 2;
+  mp_test_signal_post(&g_sig);
+  return mp_event_wait(g_ev, mp_test_slack(30)) == 0 ? 0 : 2;
 }
 
 static void processes_anonymous_and_in_place(void **state) {
   (void)state;
   mp_event *anon;
   assert_rc(mp_event_new(&anon, NULL), 0);
-  mp_event *in = shared_map(sizeof *in);
+  mp_event *in = mp_test_shared_map(sizeof *in);
   assert_rc(mp_event_init(in), 0);
   mp_event *evs[] = {anon, in};
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   for (int i = 0; i < 2; i++) {
     g_ev = evs[i];
     pid_t pids[3];
     for (int k = 0; k < 3; k++)
       pids[k] = mp_test_fork(wait_for_set, NULL);
     for (int k = 0; k < 3; k++)
-      assert_true(sp_wait(&g_sig, slack(30)));
+      assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
     assert_rc(mp_event_set(g_ev), 0);
     for (int k = 0; k < 3; k++)
-      mp_test_wait_exit(pids[k], 0, slack(30));
+      mp_test_wait_exit(pids[k], 0, mp_test_slack(30));
   }
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   assert_rc(mp_event_destroy(in), 0);
   munmap(in, sizeof *in);
   mp_event_free(anon);
@@ -364,14 +326,14 @@ static void named_set_from_child(void **state) {
   mp_event *ev;
   assert_rc(mp_event_new(&ev, &o), 0);
   pid_t pid = mp_test_fork(set_by_name, NULL);
-  assert_rc(mp_event_wait(ev, slack(30)), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  assert_rc(mp_event_wait(ev, mp_test_slack(30)), 0);
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   mp_event_free(ev);
 }
 
 static int wait_forever(void *arg) {
   (void)arg;
-  sp_post(&g_sig);
+  mp_test_signal_post(&g_sig);
   mp_event_wait(g_ev, MP_FOREVER);
   return 9;
 }
@@ -379,14 +341,14 @@ static int wait_forever(void *arg) {
 static void killed_waiter_leaves_event_working(void **state) {
   (void)state;
   assert_rc(mp_event_new(&g_ev, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   pid_t pid = mp_test_fork(wait_forever, NULL);
-  assert_true(sp_wait(&g_sig, slack(30)));
-  wait_sleeping(pid, slack(30));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
+  wait_sleeping(pid, mp_test_slack(30));
   kill(pid, SIGKILL);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
-  waiter w = {.ev = g_ev, .timeout = slack(30)};
+  waiter w = {.ev = g_ev, .timeout = mp_test_slack(30)};
   pthread_t t;
   start_waiters(&t, &w, 1);
   assert_rc(mp_event_set(g_ev), 0);
@@ -394,7 +356,7 @@ static void killed_waiter_leaves_event_working(void **state) {
   assert_rc(w.rc, 0);
   assert_rc(mp_event_clear(g_ev), 0);
   assert_rc(mp_event_wait(g_ev, 0.05), MP_ETIMEDOUT);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_event_free(g_ev);
 }
 

@@ -15,10 +15,6 @@
 
 #include "harness.h"
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
 static mp_queue *joinable(mp_queue_order order, size_t maxsize) {
   mp_queue *q = NULL;
   assert_rc(mp_queue_new(&q, &(mp_queue_opts){.joinable = 1,
@@ -81,7 +77,7 @@ static void join_timeout_is_bounded(void **state) {
   double t0 = mp_test_now();
   assert_rc(mp_queue_join(q, 0.1), MP_ETIMEDOUT);
   double waited = mp_test_now() - t0;
-  assert_true(waited >= 0.09 && waited < slack(2.0));
+  assert_true(waited >= 0.09 && waited < mp_test_slack(2.0));
   mp_queue_free(q);
 }
 
@@ -116,7 +112,7 @@ static void join_waits_for_thread_workers(void **state) {
     w[i] = (worker_arg){.q = q, .count = EACH};
     assert_int_equal(pthread_create(&t[i], NULL, thread_worker, &w[i]), 0);
   }
-  assert_rc(mp_queue_join(q, slack(30)), 0);
+  assert_rc(mp_queue_join(q, mp_test_slack(30)), 0);
   assert_int_equal(mp_queue_qsize(q), 0);
   for (int i = 0; i < WORKERS; i++) {
     pthread_join(t[i], NULL);
@@ -148,10 +144,10 @@ static void join_waits_for_process_workers(void **state) {
       pids[i] = mp_test_fork(process_worker, &w);
     /* maxsize 10: the puts wait for the workers as they go. */
     for (int i = 0; i < 200; i++)
-      assert_rc(mp_queue_put_int64(q, i, slack(10)), 0);
-    assert_rc(mp_queue_join(q, slack(30)), 0);
+      assert_rc(mp_queue_put_int64(q, i, mp_test_slack(10)), 0);
+    assert_rc(mp_queue_join(q, mp_test_slack(30)), 0);
     for (int i = 0; i < 2; i++)
-      mp_test_wait_exit(pids[i], 0, slack(10));
+      mp_test_wait_exit(pids[i], 0, mp_test_slack(10));
     assert_rc(mp_queue_task_done(q), MP_EVALUE);
     mp_queue_free(q);
   }
@@ -177,7 +173,7 @@ static void killed_worker_leaves_task_unfinished(void **state) {
   assert_rc(mp_queue_put_int64(q, 2, 0), 0);
   worker_arg w = {.q = q};
   pid_t pid = mp_test_fork(take_and_die, &w);
-  int status = mp_test_wait(pid, slack(10));
+  int status = mp_test_wait(pid, mp_test_slack(10));
   assert_true(WIFSIGNALED(status));
   int64_t v;
   assert_rc(mp_queue_get_int64(q, &v, 0), 0);
@@ -211,8 +207,8 @@ static void join_wakes_when_done(void **state) {
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, late_task_done, &w), 0);
   double t0 = mp_test_now();
-  assert_rc(mp_queue_join(q, slack(10)), 0);
-  assert_true(mp_test_now() - t0 < slack(5));
+  assert_rc(mp_queue_join(q, mp_test_slack(10)), 0);
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
   pthread_join(t, NULL);
   assert_rc(w.rc, 0);
   mp_queue_free(q);

@@ -20,47 +20,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-/* A generous bound for "returned within N seconds", scaled for sanitizers. */
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  return p;
-}
-
-/* A one-byte signal from a child (or thread) to the case, through a pipe. */
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-/* sp_wait returns 1 once a byte arrived, 0 after timeout seconds. */
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 static void segment_path(char *buf, size_t cap, const char *name) {
   snprintf(buf, cap, "/dev/shm/mp_%s", name);
 }
@@ -286,15 +245,15 @@ static void release_unheld_is_eperm(void **state) {
 
 typedef struct holder {
   mp_lock *lock;
-  signal_pipe held, done;
+  mp_test_signal held, done;
   int rc;
 } holder;
 
 static void *hold_until_done(void *arg) {
   holder *h = arg;
   h->rc = mp_lock_acquire(h->lock, MP_FOREVER);
-  sp_post(&h->held);
-  sp_wait(&h->done, 60);
+  mp_test_signal_post(&h->held);
+  mp_test_signal_wait(&h->done, 60);
   if (h->rc == 0)
     h->rc = mp_lock_release(h->lock);
   return NULL;
@@ -304,11 +263,11 @@ static void other_thread_holds(void **state) {
   (void)state;
   holder h = {0};
   assert_rc(mp_lock_new(&h.lock, NULL), 0);
-  sp_open(&h.held);
-  sp_open(&h.done);
+  mp_test_signal_open(&h.held);
+  mp_test_signal_open(&h.done);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, hold_until_done, &h), 0);
-  assert_true(sp_wait(&h.held, 30));
+  assert_true(mp_test_signal_wait(&h.held, 30));
   assert_int_equal(mp_lock_locked(h.lock), 1);
   /* Only the holder may release. */
   assert_rc(mp_lock_release(h.lock), MP_EPERM);
@@ -317,14 +276,14 @@ static void other_thread_holds(void **state) {
   assert_rc(mp_lock_acquire(h.lock, 0.2), MP_ETIMEDOUT);
   double took = mp_test_now() - t0;
   assert_true(took >= 0.19);
-  assert_true(took < slack(5));
-  sp_post(&h.done);
+  assert_true(took < mp_test_slack(5));
+  mp_test_signal_post(&h.done);
   pthread_join(t, NULL);
   assert_rc(h.rc, 0);
   assert_rc(mp_lock_acquire(h.lock, 0), 0);
   assert_rc(mp_lock_release(h.lock), 0);
-  sp_close(&h.held);
-  sp_close(&h.done);
+  mp_test_signal_close(&h.held);
+  mp_test_signal_close(&h.done);
   mp_lock_free(h.lock);
 }
 
@@ -400,7 +359,7 @@ static void run_increments(mp_lock *lock, long *value) {
   for (int i = 0; i < PROCS; i++)
     pids[i] = mp_test_fork(increment_many, &each);
   for (int i = 0; i < PROCS; i++)
-    mp_test_wait_exit(pids[i], 0, slack(60));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(60));
   assert_int_equal(*value, PROCS * each);
 }
 
@@ -408,7 +367,7 @@ static void processes_count_under_anonymous_lock(void **state) {
   (void)state;
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, NULL), 0);
-  long *value = shared_map(sizeof *value);
+  long *value = mp_test_shared_map(sizeof *value);
   *value = 0;
   run_increments(lock, value);
   munmap(value, sizeof *value);
@@ -417,7 +376,7 @@ static void processes_count_under_anonymous_lock(void **state) {
 
 static void processes_count_under_in_place_lock(void **state) {
   (void)state;
-  shared_counter *sc = shared_map(sizeof *sc);
+  shared_counter *sc = mp_test_shared_map(sizeof *sc);
   assert_rc(mp_lock_init(&sc->lock), 0);
   sc->value = 0;
   run_increments(&sc->lock, &sc->value);
@@ -427,7 +386,7 @@ static void processes_count_under_in_place_lock(void **state) {
 
 /* A child that opens the lock by name, as an unrelated process would. */
 static char g_name[64];
-static signal_pipe g_checked;
+static mp_test_signal g_checked;
 
 static int child_by_name(void *arg) {
   long *value = arg;
@@ -439,8 +398,8 @@ static int child_by_name(void *arg) {
     return 2;
   if (mp_lock_locked(lock) != 1)
     return 3;
-  sp_post(&g_checked);
-  if (mp_lock_acquire(lock, slack(30)) != 0)
+  mp_test_signal_post(&g_checked);
+  if (mp_lock_acquire(lock, mp_test_slack(30)) != 0)
     return 4;
   *value = 42;
   if (mp_lock_release(lock) != 0)
@@ -455,30 +414,30 @@ static void named_lock_from_child(void **state) {
   mp_sync_opts o = {.name = g_name};
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, &o), 0);
-  long *value = shared_map(sizeof *value);
+  long *value = mp_test_shared_map(sizeof *value);
   *value = 0;
-  sp_open(&g_checked);
+  mp_test_signal_open(&g_checked);
   assert_rc(mp_lock_acquire(lock, 0), 0);
   pid_t pid = mp_test_fork(child_by_name, value);
-  assert_true(sp_wait(&g_checked, slack(30)));
+  assert_true(mp_test_signal_wait(&g_checked, mp_test_slack(30)));
   assert_int_equal(*value, 0);
   assert_rc(mp_lock_release(lock), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   assert_int_equal(*value, 42);
-  sp_close(&g_checked);
+  mp_test_signal_close(&g_checked);
   munmap(value, sizeof *value);
   mp_lock_free(lock);
 }
 
 /* ---- dead holders: G-LOCK-1 -------------------------------------------- */
 
-static signal_pipe g_held;
+static mp_test_signal g_held;
 
 static int hold_forever(void *arg) {
   mp_lock *lock = arg;
   if (mp_lock_acquire(lock, MP_FOREVER) != 0)
     return 1;
-  sp_post(&g_held);
+  mp_test_signal_post(&g_held);
   for (;;)
     pause();
 }
@@ -487,21 +446,21 @@ static void killed_holder_gives_eownerdead(void **state) { /* G-LOCK-1 */
   (void)state;
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, NULL), 0);
-  sp_open(&g_held);
+  mp_test_signal_open(&g_held);
   pid_t pid = mp_test_fork(hold_forever, lock);
-  assert_true(sp_wait(&g_held, slack(30)));
+  assert_true(mp_test_signal_wait(&g_held, mp_test_slack(30)));
   assert_int_equal(mp_lock_locked(lock), 1);
   assert_rc(mp_lock_acquire(lock, 0), MP_EAGAIN);
   kill_and_reap(pid);
   double t0 = mp_test_now();
-  assert_rc(mp_lock_acquire(lock, slack(10)), MP_EOWNERDEAD);
-  assert_true(mp_test_now() - t0 < slack(10));
+  assert_rc(mp_lock_acquire(lock, mp_test_slack(10)), MP_EOWNERDEAD);
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
   /* Held by us now, and fully usable afterwards. */
   assert_int_equal(mp_lock_locked(lock), 1);
   assert_rc(mp_lock_release(lock), 0);
   assert_rc(mp_lock_acquire(lock, 0), 0);
   assert_rc(mp_lock_release(lock), 0);
-  sp_close(&g_held);
+  mp_test_signal_close(&g_held);
   mp_lock_free(lock);
 }
 
@@ -515,18 +474,18 @@ static void holder_killed_while_we_wait(void **state) { /* G-LOCK-1 */
   (void)state;
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, NULL), 0);
-  sp_open(&g_held);
+  mp_test_signal_open(&g_held);
   pid_t pid = mp_test_fork(hold_forever, lock);
-  assert_true(sp_wait(&g_held, slack(30)));
+  assert_true(mp_test_signal_wait(&g_held, mp_test_slack(30)));
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, kill_later, &pid), 0);
   /* Blocked in the acquire when the holder dies. */
-  assert_rc(mp_lock_acquire(lock, slack(20)), MP_EOWNERDEAD);
+  assert_rc(mp_lock_acquire(lock, mp_test_slack(20)), MP_EOWNERDEAD);
   pthread_join(t, NULL);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_rc(mp_lock_release(lock), 0);
-  sp_close(&g_held);
+  mp_test_signal_close(&g_held);
   mp_lock_free(lock);
 }
 
@@ -542,7 +501,7 @@ static void holder_thread_exit_gives_eownerdead(void **state) {
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, acquire_and_exit, lock), 0);
   pthread_join(t, NULL);
-  assert_rc(mp_lock_acquire(lock, slack(10)), MP_EOWNERDEAD);
+  assert_rc(mp_lock_acquire(lock, mp_test_slack(10)), MP_EOWNERDEAD);
   assert_rc(mp_lock_release(lock), 0);
   assert_rc(mp_lock_acquire(lock, 0), 0);
   assert_rc(mp_lock_release(lock), 0);
@@ -551,16 +510,16 @@ static void holder_thread_exit_gives_eownerdead(void **state) {
 
 static void killed_holder_of_in_place_lock(void **state) { /* G-LOCK-1 */
   (void)state;
-  shared_counter *sc = shared_map(sizeof *sc);
+  shared_counter *sc = mp_test_shared_map(sizeof *sc);
   assert_rc(mp_lock_init(&sc->lock), 0);
-  sp_open(&g_held);
+  mp_test_signal_open(&g_held);
   pid_t pid = mp_test_fork(hold_forever, &sc->lock);
-  assert_true(sp_wait(&g_held, slack(30)));
+  assert_true(mp_test_signal_wait(&g_held, mp_test_slack(30)));
   kill_and_reap(pid);
-  assert_rc(mp_lock_acquire(&sc->lock, slack(10)), MP_EOWNERDEAD);
+  assert_rc(mp_lock_acquire(&sc->lock, mp_test_slack(10)), MP_EOWNERDEAD);
   assert_rc(mp_lock_release(&sc->lock), 0);
   assert_rc(mp_lock_destroy(&sc->lock), 0);
-  sp_close(&g_held);
+  mp_test_signal_close(&g_held);
   munmap(sc, sizeof *sc);
 }
 
@@ -573,7 +532,7 @@ static int hold_then_free(void *arg) {
   if (mp_lock_acquire(lock, 0) != 0)
     return 2;
   mp_lock_free(lock);
-  sp_post(&g_held);
+  mp_test_signal_post(&g_held);
   for (;;)
     pause();
 }
@@ -584,14 +543,14 @@ static void free_releases_a_held_lock(void **state) {
   mp_sync_opts o = {.name = g_name};
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, &o), 0);
-  sp_open(&g_held);
+  mp_test_signal_open(&g_held);
   pid_t pid = mp_test_fork(hold_then_free, NULL);
-  assert_true(sp_wait(&g_held, slack(30)));
+  assert_true(mp_test_signal_wait(&g_held, mp_test_slack(30)));
   /* The child lives on, but no longer holds the lock. */
   assert_rc(mp_lock_acquire(lock, 0), 0);
   assert_rc(mp_lock_release(lock), 0);
   kill_and_reap(pid);
-  sp_close(&g_held);
+  mp_test_signal_close(&g_held);
   mp_lock_free(lock);
 }
 

@@ -31,10 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
 static mp_queue *qnew(const mp_queue_opts *o) {
   mp_queue *q = NULL;
   assert_rc(mp_queue_new(&q, o), 0);
@@ -250,7 +246,7 @@ static void maxsize_full_and_empty_told_apart(void **state) {
     double t0 = mp_test_now();
     assert_rc(mp_queue_put(q, "c", 1, 0.05), MP_ETIMEDOUT);
     double waited = mp_test_now() - t0;
-    assert_true(waited >= 0.04 && waited < slack(2.0));
+    assert_true(waited >= 0.04 && waited < mp_test_slack(2.0));
     assert_rc(mp_queue_get_nowait(q, &c, 1, &len), 0);
     assert_int_equal(mp_queue_full(q), 0);
     assert_rc(mp_queue_put_nowait(q, "c", 1), 0);
@@ -267,7 +263,7 @@ static void get_timeout_is_bounded(void **state) {
   double t0 = mp_test_now();
   assert_rc(mp_queue_get(q, &c, 1, &len, 0.1), MP_ETIMEDOUT);
   double waited = mp_test_now() - t0;
-  assert_true(waited >= 0.09 && waited < slack(2.0));
+  assert_true(waited >= 0.09 && waited < mp_test_slack(2.0));
   mp_queue_free(q);
 }
 
@@ -321,7 +317,7 @@ static void blocked_get_wakes_on_put(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, delayed_put, &d), 0);
     char buf[64];
-    assert_rc(mp_queue_get_str(q, buf, sizeof buf, slack(10)), 0);
+    assert_rc(mp_queue_get_str(q, buf, sizeof buf, mp_test_slack(10)), 0);
     assert_string_equal(buf, "late");
     pthread_join(t, NULL);
     assert_rc(d.rc, 0);
@@ -339,7 +335,7 @@ static void blocked_put_wakes_on_get(void **state) {
     delayed d = {.q = q, .delay = 0.05};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, delayed_get, &d), 0);
-    assert_rc(mp_queue_put_str(q, "second", slack(10)), 0);
+    assert_rc(mp_queue_put_str(q, "second", mp_test_slack(10)), 0);
     pthread_join(t, NULL);
     assert_rc(d.rc, 0);
     expect_str(q, "second");
@@ -584,7 +580,7 @@ static void batch_put_waits_for_room(void **state) {
   delayed d = {.q = q, .delay = 0.05};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, delayed_get, &d), 0);
-  assert_int_equal(mp_queue_put_batch(q, buf + 3, lens, 1, slack(10)), 1);
+  assert_int_equal(mp_queue_put_batch(q, buf + 3, lens, 1, mp_test_slack(10)), 1);
   pthread_join(t, NULL);
   char out[16];
   size_t got[16];
@@ -716,7 +712,7 @@ static void large_segments_are_reused(void **state) {
   /* A slot left half moved by a dead process is settled by the next
    * user: the spare is still there, so it is used. */
   pid_t dead = mp_test_fork(exit_at_once, NULL);
-  mp_test_wait_exit(dead, 0, slack(10));
+  mp_test_wait_exit(dead, 0, mp_test_slack(10));
   int k = -1;
   for (int i = 0; i < MP__QUEUE_SPARES; i++)
     if ((atomic_load(&q->s->spares[i]) & 3u) == 1)
@@ -815,13 +811,13 @@ static void three_children_put_squares(void **state) {
   int seen = 0;
   for (int i = 0; i < 3; i++) {
     int64_t v;
-    assert_rc(mp_queue_get_int64(q, &v, slack(10)), 0);
+    assert_rc(mp_queue_get_int64(q, &v, mp_test_slack(10)), 0);
     assert_true(v == 1 || v == 2 || v == 5);
     seen |= 1 << v;
   }
   assert_int_equal(seen, (1 << 1) | (1 << 2) | (1 << 5));
   for (int i = 0; i < 3; i++)
-    mp_test_wait_exit(pids[i], 0, slack(10));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(10));
   mp_queue_free(q);
 }
 
@@ -843,7 +839,7 @@ static void exit_right_after_put_loses_nothing(void **state) {
   mp_queue *q = qnew(&(mp_queue_opts){.capacity = 4096});
   child_arg a = {.q = q};
   pid_t pid = mp_test_fork(put_then_exit, &a);
-  mp_test_wait_exit(pid, 0, slack(10));
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
   /* The child is gone before the parent looks. */
   expect_str(q, "I'm process");
   unsigned char big[20000], want[20000];
@@ -912,10 +908,10 @@ static void several_producers_and_consumers(void **state) {
                              &args[i]);
     }
     for (int i = 0; i < MPMC_PRODUCERS; i++)
-      mp_test_wait_exit(pids[i], 0, slack(60));
+      mp_test_wait_exit(pids[i], 0, mp_test_slack(60));
     assert_rc(mp_queue_close(q), 0);
     for (int i = MPMC_PRODUCERS; i < MPMC_PRODUCERS + MPMC_CONSUMERS; i++)
-      mp_test_wait_exit(pids[i], 0, slack(60));
+      mp_test_wait_exit(pids[i], 0, mp_test_slack(60));
     for (int p = 0; p < MPMC_PRODUCERS; p++)
       for (int i = 0; i < MPMC_PER_PRODUCER; i++)
         assert_int_equal(atomic_load(&sh->seen[p][i]), 1);
@@ -1016,7 +1012,7 @@ static void named_queue_between_processes(void **state) {
   put_str(q, "from the creator");
   /* Let the child take ours first, then wait for its message. */
   pid_t pid = mp_test_fork(open_and_put, &a);
-  mp_test_wait_exit(pid, 0, slack(20));
+  mp_test_wait_exit(pid, 0, mp_test_slack(20));
   expect_str(q, "from an opener");
   /* A second opener in this process sees the same queue. */
   mp_queue *o;
@@ -1145,7 +1141,7 @@ static void in_place_queue(void **state) {
   assert_rc(mp_queue_init(&q, mem, size, &o), 0);
   child_arg a = {.name = (const char *)mem, .n = (int64_t)size};
   pid_t pid = mp_test_fork(attach_and_put, &a);
-  mp_test_wait_exit(pid, 0, slack(10));
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
   expect_str(q, "in place");
   /* Attach refuses garbage and a too-short length. */
   mp_queue *b;
@@ -1219,7 +1215,7 @@ static int die_holding(void *arg) {
 static void crash_at(mp_queue *q, int step) {
   crash_arg a = {.q = q, .step = step};
   pid_t pid = mp_test_fork(die_holding, &a);
-  int status = mp_test_wait(pid, slack(10));
+  int status = mp_test_wait(pid, mp_test_slack(10));
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
@@ -1296,7 +1292,7 @@ static void consumer_killed_after_large_commit(void **state) {
   atomic_store(&s->pend_pid, ref.pid);
   atomic_store(&s->headw, t);
   pid_t pid = mp_test_fork(die_holding, &a);
-  mp_test_wait(pid, slack(10));
+  mp_test_wait(pid, mp_test_slack(10));
   assert_int_equal(count_large(q), 1);
   /* The next get recovers clock and finishes the hand-over. */
   assert_rc(mp_queue_get(q, out, sizeof out, &len, 0), MP_EAGAIN);
@@ -1323,7 +1319,7 @@ static void orphan_of_a_dead_producer_is_swept(void **state) {
   assert_rc(mp_queue_put(q, big, sizeof big, 0), 0); /* queued: stays */
   crash_arg a = {.q = q};
   pid_t pid = mp_test_fork(write_orphan, &a);
-  mp_test_wait(pid, slack(10));
+  mp_test_wait(pid, mp_test_slack(10));
   assert_int_equal(count_large(q), 2);
   mp__queue_sweep(q);
   assert_int_equal(count_large(q), 1);
@@ -1454,7 +1450,7 @@ static int run_chaos(mp_queue *q, chaos_shared *sh, double seconds) {
   }
   atomic_store(&sh->stop, 1);
   for (int i = 0; i < N; i++)
-    mp_test_wait_exit(pids[i], 0, slack(30));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(30));
   return consumer_kills;
 }
 

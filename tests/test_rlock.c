@@ -19,44 +19,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  return p;
-}
-
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 static void scribble(const char *name, off_t off, size_t size) {
   char path[512];
   snprintf(path, sizeof path, "/dev/shm/mp_%s", name);
@@ -183,7 +145,7 @@ static void destroy_rules(void **state) {
 
 typedef struct holder {
   mp_rlock *lock;
-  signal_pipe held, done;
+  mp_test_signal held, done;
   int rc;
 } holder;
 
@@ -192,8 +154,8 @@ static void *hold_twice_until_done(void *arg) {
   h->rc = mp_rlock_acquire(h->lock, MP_FOREVER);
   if (h->rc == 0)
     h->rc = mp_rlock_acquire(h->lock, MP_FOREVER);
-  sp_post(&h->held);
-  sp_wait(&h->done, 60);
+  mp_test_signal_post(&h->held);
+  mp_test_signal_wait(&h->done, 60);
   if (h->rc == 0 && mp_rlock_depth(h->lock) != 2)
     h->rc = -1000;
   if (h->rc == 0)
@@ -207,11 +169,11 @@ static void other_thread_holds(void **state) {
   (void)state;
   holder h = {0};
   assert_rc(mp_rlock_new(&h.lock, NULL), 0);
-  sp_open(&h.held);
-  sp_open(&h.done);
+  mp_test_signal_open(&h.held);
+  mp_test_signal_open(&h.done);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, hold_twice_until_done, &h), 0);
-  assert_true(sp_wait(&h.held, 30));
+  assert_true(mp_test_signal_wait(&h.held, 30));
   /* Not ours: depth 0, release refused, acquire waits. */
   assert_int_equal(mp_rlock_depth(h.lock), 0);
   assert_rc(mp_rlock_release(h.lock), MP_EPERM);
@@ -219,14 +181,14 @@ static void other_thread_holds(void **state) {
   double t0 = mp_test_now();
   assert_rc(mp_rlock_acquire(h.lock, 0.2), MP_ETIMEDOUT);
   assert_true(mp_test_now() - t0 >= 0.19);
-  assert_true(mp_test_now() - t0 < slack(5));
-  sp_post(&h.done);
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
+  mp_test_signal_post(&h.done);
   pthread_join(t, NULL);
   assert_rc(h.rc, 0);
   assert_rc(mp_rlock_acquire(h.lock, 0), 0);
   assert_rc(mp_rlock_release(h.lock), 0);
-  sp_close(&h.held);
-  sp_close(&h.done);
+  mp_test_signal_close(&h.held);
+  mp_test_signal_close(&h.done);
   mp_rlock_free(h.lock);
 }
 
@@ -298,7 +260,7 @@ static void run_procs(mp_rlock *lock, long *value) {
   for (int i = 0; i < PROCS; i++)
     pids[i] = mp_test_fork(nested_increments_proc, NULL);
   for (int i = 0; i < PROCS; i++)
-    mp_test_wait_exit(pids[i], 0, slack(60));
+    mp_test_wait_exit(pids[i], 0, mp_test_slack(60));
   assert_int_equal(*value, PROCS * 3000);
 }
 
@@ -306,7 +268,7 @@ static void processes_anonymous(void **state) {
   (void)state;
   mp_rlock *lock;
   assert_rc(mp_rlock_new(&lock, NULL), 0);
-  long *value = shared_map(sizeof *value);
+  long *value = mp_test_shared_map(sizeof *value);
   run_procs(lock, value);
   munmap(value, sizeof *value);
   mp_rlock_free(lock);
@@ -314,7 +276,7 @@ static void processes_anonymous(void **state) {
 
 static void processes_in_place(void **state) {
   (void)state;
-  shared_counter *sc = shared_map(sizeof *sc);
+  shared_counter *sc = mp_test_shared_map(sizeof *sc);
   assert_rc(mp_rlock_init(&sc->lock), 0);
   run_procs(&sc->lock, &sc->value);
   assert_rc(mp_rlock_destroy(&sc->lock), 0);
@@ -322,7 +284,7 @@ static void processes_in_place(void **state) {
 }
 
 static char g_name[64];
-static signal_pipe g_sig;
+static mp_test_signal g_sig;
 
 static int child_by_name(void *arg) {
   (void)arg;
@@ -333,8 +295,8 @@ static int child_by_name(void *arg) {
     return 2;
   if (mp_rlock_release(lock) != MP_EPERM)
     return 3;
-  sp_post(&g_sig);
-  if (mp_rlock_acquire(lock, slack(30)) != 0)
+  mp_test_signal_post(&g_sig);
+  if (mp_rlock_acquire(lock, mp_test_slack(30)) != 0)
     return 4;
   if (mp_rlock_acquire(lock, 0) != 0 || mp_rlock_depth(lock) != 2)
     return 5;
@@ -350,13 +312,13 @@ static void named_from_child(void **state) {
   mp_sync_opts o = {.name = g_name};
   mp_rlock *lock;
   assert_rc(mp_rlock_new(&lock, &o), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   assert_rc(mp_rlock_acquire(lock, 0), 0);
   pid_t pid = mp_test_fork(child_by_name, NULL);
-  assert_true(sp_wait(&g_sig, slack(30)));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
   assert_rc(mp_rlock_release(lock), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
-  sp_close(&g_sig);
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
+  mp_test_signal_close(&g_sig);
   mp_rlock_free(lock);
 }
 
@@ -367,7 +329,7 @@ static int hold_at_depth_3(void *arg) {
   for (int i = 0; i < 3; i++)
     if (mp_rlock_acquire(lock, MP_FOREVER) != 0)
       return 1;
-  sp_post(&g_sig);
+  mp_test_signal_post(&g_sig);
   for (;;)
     pause();
 }
@@ -376,14 +338,14 @@ static void killed_holder_at_depth_3(void **state) { /* G-LOCK-1 */
   (void)state;
   mp_rlock *lock;
   assert_rc(mp_rlock_new(&lock, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   pid_t pid = mp_test_fork(hold_at_depth_3, lock);
-  assert_true(sp_wait(&g_sig, slack(30)));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
   assert_rc(mp_rlock_acquire(lock, 0), MP_EAGAIN);
   kill_and_reap(pid);
   double t0 = mp_test_now();
-  assert_rc(mp_rlock_acquire(lock, slack(10)), MP_EOWNERDEAD);
-  assert_true(mp_test_now() - t0 < slack(10));
+  assert_rc(mp_rlock_acquire(lock, mp_test_slack(10)), MP_EOWNERDEAD);
+  assert_true(mp_test_now() - t0 < mp_test_slack(10));
   /* Depth restarts at 1: one release frees it. */
   assert_int_equal(mp_rlock_depth(lock), 1);
   assert_rc(mp_rlock_release(lock), 0);
@@ -391,7 +353,7 @@ static void killed_holder_at_depth_3(void **state) { /* G-LOCK-1 */
   assert_rc(mp_rlock_release(lock), MP_EPERM);
   assert_rc(mp_rlock_acquire(lock, 0), 0);
   assert_rc(mp_rlock_release(lock), 0);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_rlock_free(lock);
 }
 
@@ -408,7 +370,7 @@ static void holder_thread_exit(void **state) { /* G-LOCK-1 */
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, acquire_twice_and_exit, &lock), 0);
   pthread_join(t, NULL);
-  assert_rc(mp_rlock_acquire(&lock, slack(10)), MP_EOWNERDEAD);
+  assert_rc(mp_rlock_acquire(&lock, mp_test_slack(10)), MP_EOWNERDEAD);
   assert_int_equal(mp_rlock_depth(&lock), 1);
   assert_rc(mp_rlock_release(&lock), 0);
   assert_rc(mp_rlock_destroy(&lock), 0);

@@ -23,44 +23,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  return p;
-}
-
-typedef struct signal_pipe {
-  int fd[2];
-} signal_pipe;
-
-static void sp_open(signal_pipe *p) {
-  assert_int_equal(pipe2(p->fd, O_CLOEXEC), 0);
-}
-
-static void sp_close(signal_pipe *p) {
-  close(p->fd[0]);
-  close(p->fd[1]);
-}
-
-static void sp_post(signal_pipe *p) {
-  char c = 1;
-  ssize_t n = write(p->fd[1], &c, 1);
-  (void)n;
-}
-
-static int sp_wait(signal_pipe *p, double timeout) {
-  struct pollfd pfd = {.fd = p->fd[0], .events = POLLIN};
-  if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-    return 0;
-  char c;
-  return read(p->fd[0], &c, 1) == 1;
-}
-
 /* wait_sleeping waits until task tid (a thread of ours, or a process) is
  * asleep in the kernel, which in these cases means inside the futex wait. */
 static void wait_sleeping(pid_t tid, double timeout) {
@@ -217,7 +179,7 @@ static void timeout_expires(void **state) {
   assert_rc(mp_semaphore_acquire(sem, 0.2), MP_ETIMEDOUT);
   double took = mp_test_now() - t0;
   assert_true(took >= 0.19);
-  assert_true(took < slack(5));
+  assert_true(took < mp_test_slack(5));
   assert_int_equal(mp_semaphore_get_value(sem), 0);
   mp_semaphore_free(sem);
 }
@@ -245,10 +207,10 @@ static pid_t start_waiter(pthread_t *t, waiter *w) {
 
 static void release_wakes_a_waiting_thread(void **state) {
   (void)state;
-  waiter w = {.timeout = slack(30)};
+  waiter w = {.timeout = mp_test_slack(30)};
   assert_rc(mp_semaphore_new(&w.sem, 0, NULL), 0);
   pthread_t t;
-  wait_sleeping(start_waiter(&t, &w), slack(30));
+  wait_sleeping(start_waiter(&t, &w), mp_test_slack(30));
   assert_rc(mp_semaphore_release(w.sem), 0);
   pthread_join(t, NULL);
   assert_rc(w.rc, 0);
@@ -260,9 +222,9 @@ static void destroy_with_waiter_is_ebusy(void **state) {
   (void)state;
   mp_semaphore sem;
   assert_rc(mp_semaphore_init(&sem, 0, 0), 0);
-  waiter w = {.sem = &sem, .timeout = slack(30)};
+  waiter w = {.sem = &sem, .timeout = mp_test_slack(30)};
   pthread_t t;
-  wait_sleeping(start_waiter(&t, &w), slack(30));
+  wait_sleeping(start_waiter(&t, &w), mp_test_slack(30));
   assert_rc(mp_semaphore_destroy(&sem), MP_EBUSY);
   assert_rc(mp_semaphore_release(&sem), 0);
   pthread_join(t, NULL);
@@ -280,7 +242,7 @@ typedef struct room {
 static void *visit(void *arg) {
   room *r = arg;
   for (int i = 0; i < 100; i++) {
-    if (mp_semaphore_acquire(r->sem, slack(30)) != 0) {
+    if (mp_semaphore_acquire(r->sem, mp_test_slack(30)) != 0) {
       atomic_fetch_add(&r->errors, 1);
       continue;
     }
@@ -317,12 +279,12 @@ static void five_at_most_inside(void **state) {
 
 static mp_semaphore *g_sem;
 static char g_name[64];
-static signal_pipe g_sig;
+static mp_test_signal g_sig;
 
 static int take_then_give_back(void *arg) {
   (void)arg;
   /* Waits until the parent releases one. */
-  if (mp_semaphore_acquire(g_sem, slack(30)) != 0)
+  if (mp_semaphore_acquire(g_sem, mp_test_slack(30)) != 0)
     return 1;
   if (mp_semaphore_release(g_sem) != 0)
     return 2;
@@ -333,7 +295,7 @@ static void processes_anonymous_and_in_place(void **state) {
   (void)state;
   mp_semaphore *anon;
   assert_rc(mp_semaphore_new(&anon, 0, NULL), 0);
-  mp_semaphore *in = shared_map(sizeof *in);
+  mp_semaphore *in = mp_test_shared_map(sizeof *in);
   assert_rc(mp_semaphore_init(in, 0, 0), 0);
   mp_semaphore *sems[] = {anon, in};
   for (int i = 0; i < 2; i++) {
@@ -344,7 +306,7 @@ static void processes_anonymous_and_in_place(void **state) {
     /* One unit passes through all three children in turn. */
     assert_rc(mp_semaphore_release(g_sem), 0);
     for (int k = 0; k < 3; k++)
-      mp_test_wait_exit(pids[k], 0, slack(60));
+      mp_test_wait_exit(pids[k], 0, mp_test_slack(60));
     assert_int_equal(mp_semaphore_get_value(g_sem), 1);
   }
   assert_rc(mp_semaphore_destroy(in), 0);
@@ -359,8 +321,8 @@ static int child_by_name(void *arg) {
     return 1;
   if (mp_semaphore_acquire(sem, 0) != MP_EAGAIN)
     return 2;
-  sp_post(&g_sig);
-  if (mp_semaphore_acquire(sem, slack(30)) != 0)
+  mp_test_signal_post(&g_sig);
+  if (mp_semaphore_acquire(sem, mp_test_slack(30)) != 0)
     return 3;
   mp_semaphore_free(sem);
   return 0;
@@ -372,13 +334,13 @@ static void named_from_child(void **state) {
   mp_sync_opts o = {.name = g_name};
   mp_semaphore *sem;
   assert_rc(mp_semaphore_new(&sem, 0, &o), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   pid_t pid = mp_test_fork(child_by_name, NULL);
-  assert_true(sp_wait(&g_sig, slack(30)));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
   assert_rc(mp_semaphore_release(sem), 0);
-  mp_test_wait_exit(pid, 0, slack(30));
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
   assert_int_equal(mp_semaphore_get_value(sem), 0);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_semaphore_free(sem);
 }
 
@@ -386,7 +348,7 @@ static void named_from_child(void **state) {
 
 static int wait_forever(void *arg) {
   (void)arg;
-  sp_post(&g_sig);
+  mp_test_signal_post(&g_sig);
   mp_semaphore_acquire(g_sem, MP_FOREVER);
   return 9; /* never: the parent kills us first */
 }
@@ -394,23 +356,23 @@ static int wait_forever(void *arg) {
 static void killed_waiter_costs_nothing(void **state) { /* G-SEM-1 */
   (void)state;
   assert_rc(mp_semaphore_new(&g_sem, 0, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   pid_t pid = mp_test_fork(wait_forever, NULL);
-  assert_true(sp_wait(&g_sig, slack(30)));
-  wait_sleeping(pid, slack(30));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
+  wait_sleeping(pid, mp_test_slack(30));
   kill_and_reap(pid);
   /* The unit is not lost to the dead waiter... */
   assert_rc(mp_semaphore_release(g_sem), 0);
   assert_int_equal(mp_semaphore_get_value(g_sem), 1);
   assert_rc(mp_semaphore_acquire(g_sem, 0), 0);
   /* ...and a live waiter is still woken. */
-  waiter w = {.sem = g_sem, .timeout = slack(30)};
+  waiter w = {.sem = g_sem, .timeout = mp_test_slack(30)};
   pthread_t t;
-  wait_sleeping(start_waiter(&t, &w), slack(30));
+  wait_sleeping(start_waiter(&t, &w), mp_test_slack(30));
   assert_rc(mp_semaphore_release(g_sem), 0);
   pthread_join(t, NULL);
   assert_rc(w.rc, 0);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_semaphore_free(g_sem);
 }
 
@@ -418,7 +380,7 @@ static int take_and_die(void *arg) {
   (void)arg;
   if (mp_semaphore_acquire(g_sem, 0) != 0)
     return 1;
-  sp_post(&g_sig);
+  mp_test_signal_post(&g_sig);
   for (;;)
     pause();
 }
@@ -428,9 +390,9 @@ static int take_and_die(void *arg) {
 static void killed_holder_loses_its_unit(void **state) { /* G-SEM-1 */
   (void)state;
   assert_rc(mp_bounded_semaphore_new(&g_sem, 2, NULL), 0);
-  sp_open(&g_sig);
+  mp_test_signal_open(&g_sig);
   pid_t pid = mp_test_fork(take_and_die, NULL);
-  assert_true(sp_wait(&g_sig, slack(30)));
+  assert_true(mp_test_signal_wait(&g_sig, mp_test_slack(30)));
   kill_and_reap(pid);
   assert_int_equal(mp_semaphore_get_value(g_sem), 1);
   assert_rc(mp_semaphore_acquire(g_sem, 0), 0);
@@ -438,7 +400,7 @@ static void killed_holder_loses_its_unit(void **state) { /* G-SEM-1 */
   assert_rc(mp_semaphore_release(g_sem), 0);
   assert_rc(mp_semaphore_release(g_sem), 0);
   assert_rc(mp_semaphore_release(g_sem), MP_EVALUE);
-  sp_close(&g_sig);
+  mp_test_signal_close(&g_sig);
   mp_semaphore_free(g_sem);
 }
 

@@ -21,9 +21,6 @@
 #include "harness.h"
 #include "internal.h" /* mp__alloc_fail_after */
 
-/* A generous bound for "returned within N seconds", scaled for sanitizers. */
-static double slack(double s) { return mp_test_sanitized() ? s * 5 : s; }
-
 static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* A gate a helper thread waits at until the case opens it, bounded so no
@@ -119,7 +116,7 @@ static void run_callback_style(void **state) {
   assert_rc(mp_thread_new(&t, store_arg, NULL, &o), 0);
   assert_ptr_equal(mp_thread_userdata(t), &s);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   assert_int_equal(s.value, 56);
   assert_ptr_equal(s.current, t);
   assert_string_equal(s.name_inside, "MyThread");
@@ -141,7 +138,7 @@ static void run_in_calling_thread(void **state) {
   /* A thread without target or run does nothing, as Python's Thread(). */
   assert_rc(mp_thread_new(&t, NULL, NULL, NULL), 0);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   mp_thread_free(t);
 }
 
@@ -220,10 +217,10 @@ static void join_with_timeout(void **state) {
   assert_rc(mp_thread_join(t, 0.2), MP_ETIMEDOUT);
   double waited = mp_test_now() - t0;
   assert_true(waited >= 0.19);
-  assert_true(waited < slack(10));
+  assert_true(waited < mp_test_slack(10));
   assert_int_equal(mp_thread_is_alive(t), 1);
   gate_open(&g);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   assert_int_equal(mp_thread_is_alive(t), 0);
   mp_thread_free(t);
   gate_destroy(&g);
@@ -252,7 +249,7 @@ static void join_errors_and_states(void **state) {
   assert_rc(mp_thread_start(t), 0);
   assert_rc(mp_thread_start(t), MP_ESTATE);
   assert_rc(mp_thread_set_daemon(t, 1), MP_ESTATE);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   assert_rc(s.rc, MP_EDEADLK);
   assert_rc(mp_thread_start(t), MP_ESTATE);
   mp_thread_free(t);
@@ -274,10 +271,10 @@ static void many_joiners(void **state) {
   }
   gate_open(&g);
   for (int i = 0; i < 4; i++) {
-    assert_rc(mp_thread_join(j[i], slack(30)), 0);
+    assert_rc(mp_thread_join(j[i], mp_test_slack(30)), 0);
     mp_thread_free(j[i]);
   }
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   mp_thread_free(t);
   gate_destroy(&g);
 }
@@ -324,7 +321,7 @@ static void daemon_inherited(void **state) {
   assert_rc(mp_thread_new(&t, make_children, &f, &o), 0);
   assert_int_equal(mp_thread_daemon(t), 1);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   mp_thread_free(t);
   assert_int_equal(f.inherited, 1);
   assert_int_equal(f.set_off, 0);
@@ -335,7 +332,7 @@ static void daemon_inherited(void **state) {
   assert_rc(mp_thread_new(&t, make_children, &f2, NULL), 0);
   assert_rc(mp_thread_set_daemon(t, 0), 0);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   mp_thread_free(t);
   assert_int_equal(f2.inherited, 0);
   assert_int_equal(f2.forced_on, 1);
@@ -376,7 +373,7 @@ static void enumerate_and_active_count(void **state) {
   assert_int_equal(mp_thread_enumerate(NULL, 1), MP_EINVAL);
   gate_open(&g);
   for (int i = 0; i < 3; i++) {
-    assert_rc(mp_thread_join(t[i], slack(30)), 0);
+    assert_rc(mp_thread_join(t[i], mp_test_slack(30)), 0);
     mp_thread_free(t[i]);
   }
   assert_int_equal(mp_thread_active_count(), base);
@@ -456,9 +453,9 @@ static void free_running_thread(void **state) {
    * (ASan reports a leak or a use after free otherwise). */
   double t0 = mp_test_now();
   mp_thread_free(t);
-  assert_true(mp_test_now() - t0 < slack(5));
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
   gate_open(&g);
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   while (mp_thread_active_count() != base && mp_test_now() < end)
     usleep(1000);
   assert_int_equal(mp_thread_active_count(), base);
@@ -476,7 +473,7 @@ static void free_from_inside(void **state) {
   mp_thread *t;
   assert_rc(mp_thread_new(&t, free_myself, NULL, NULL), 0);
   assert_rc(mp_thread_start(t), 0);
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   while (mp_thread_active_count() != base && mp_test_now() < end)
     usleep(1000);
   assert_int_equal(mp_thread_active_count(), base);
@@ -493,7 +490,7 @@ static void pthread_exit_ends_thread(void **state) {
   mp_thread *t;
   assert_rc(mp_thread_new(&t, leave_by_pthread_exit, &reached, NULL), 0);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(30)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(30)), 0);
   assert_int_equal(reached, 1);
   assert_int_equal(mp_thread_is_alive(t), 0);
   mp_thread_free(t);
@@ -553,9 +550,9 @@ static void fork_keeps_calling_thread(void **state) {
   assert_rc(mp_thread_new(&c.other, wait_at_gate, &g, NULL), 0);
   assert_rc(mp_thread_start(c.other), 0);
   pid_t pid = mp_test_fork(child_sees_only_itself, &c);
-  int status = mp_test_wait(pid, slack(30));
+  int status = mp_test_wait(pid, mp_test_slack(30));
   gate_open(&g);
-  assert_rc(mp_thread_join(c.other, slack(30)), 0);
+  assert_rc(mp_thread_join(c.other, mp_test_slack(30)), 0);
   mp_thread_free(c.other);
   gate_destroy(&g);
   assert_true(status != -1);
@@ -599,7 +596,7 @@ static void fork_from_thread_makes_it_main(void **state) {
   mp_thread *t;
   assert_rc(mp_thread_new(&t, fork_in_thread, &f, NULL), 0);
   assert_rc(mp_thread_start(t), 0);
-  assert_rc(mp_thread_join(t, slack(90)), 0);
+  assert_rc(mp_thread_join(t, mp_test_slack(90)), 0);
   assert_ptr_equal(f.self, t);
   assert_true(f.status >= 0);
   assert_true(WIFEXITED(f.status));
@@ -648,7 +645,7 @@ static int exit_with_thread(void *arg) {
 #define SANITIZER_THREADS 0
 #endif
 static void wait_single_threaded(void) {
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   for (;;) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -672,7 +669,7 @@ static void exit_joins_non_daemonic(void **state) {
   exit_case e = {.fd = fds[1], .daemon = 0};
   pid_t pid = mp_test_fork(exit_with_thread, &e);
   close(fds[1]);
-  mp_test_wait_exit(pid, 7, slack(30));
+  mp_test_wait_exit(pid, 7, mp_test_slack(30));
   /* The thread wrote before the child exited: exit waited for it. */
   char c = 0;
   assert_int_equal(read(fds[0], &c, 1), 1);
@@ -686,7 +683,7 @@ static void exit_skips_daemonic(void **state) {
   wait_single_threaded();
   pid_t pid = mp_test_fork(exit_with_thread, &e);
   /* A daemonic thread blocked forever does not hold the exit back. */
-  mp_test_wait_exit(pid, 7, slack(30));
+  mp_test_wait_exit(pid, 7, mp_test_slack(30));
 }
 
 static const struct CMUnitTest tests[] = {

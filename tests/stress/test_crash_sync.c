@@ -24,10 +24,6 @@
 
 enum { KIDS = 3 };
 
-static double slack(double s) {
-  return mp_test_sanitized() ? s * 5 : s;
-}
-
 static double stress_seconds(void) {
   const char *env = getenv("MP_STRESS_SECONDS");
   double s = env ? atof(env) : 3.0;
@@ -53,14 +49,6 @@ typedef struct arena {
 
 static arena *g_arena;
 static unsigned g_seed;
-
-static void *shared_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(p != MAP_FAILED);
-  memset(p, 0, size);
-  return p;
-}
 
 static void note_error(int rc) {
   g_arena->last_error = rc;
@@ -124,7 +112,7 @@ static void leave(void) {
 static int lock_child(void *arg) {
   (void)arg;
   for (;;) {
-    int rc = mp_lock_acquire(&g_arena->lock, slack(10));
+    int rc = mp_lock_acquire(&g_arena->lock, mp_test_slack(10));
     if (rc != 0 && rc != MP_EOWNERDEAD) {
       note_error(rc);
       continue;
@@ -140,7 +128,7 @@ static int lock_child(void *arg) {
 
 static void lock_after_kill(void) {
   /* The lock is never lost: we get it within a bounded time. */
-  int rc = mp_lock_acquire(&g_arena->lock, slack(10));
+  int rc = mp_lock_acquire(&g_arena->lock, mp_test_slack(10));
   if (rc != 0 && rc != MP_EOWNERDEAD)
     fail_msg("acquire after a kill: %s", mp_err_name(rc));
   if (rc == MP_EOWNERDEAD)
@@ -150,10 +138,10 @@ static void lock_after_kill(void) {
 
 static void lock_holders_killed(void **state) { /* G-LOCK-1 */
   (void)state;
-  g_arena = shared_map(sizeof *g_arena);
+  g_arena = mp_test_shared_map(sizeof *g_arena);
   assert_rc(mp_lock_init(&g_arena->lock), 0);
   chaos(lock_child, lock_after_kill);
-  int rc = mp_lock_acquire(&g_arena->lock, slack(10));
+  int rc = mp_lock_acquire(&g_arena->lock, mp_test_slack(10));
   assert_true(rc == 0 || rc == MP_EOWNERDEAD);
   assert_rc(mp_lock_release(&g_arena->lock), 0);
   assert_rc(mp_lock_acquire(&g_arena->lock, 0), 0);
@@ -166,7 +154,7 @@ static void lock_holders_killed(void **state) { /* G-LOCK-1 */
 static int rlock_child(void *arg) {
   (void)arg;
   for (;;) {
-    int rc = mp_rlock_acquire(&g_arena->rlock, slack(10));
+    int rc = mp_rlock_acquire(&g_arena->rlock, mp_test_slack(10));
     if (rc != 0 && rc != MP_EOWNERDEAD) {
       note_error(rc);
       continue;
@@ -189,7 +177,7 @@ static int rlock_child(void *arg) {
 }
 
 static void rlock_after_kill(void) {
-  int rc = mp_rlock_acquire(&g_arena->rlock, slack(10));
+  int rc = mp_rlock_acquire(&g_arena->rlock, mp_test_slack(10));
   if (rc != 0 && rc != MP_EOWNERDEAD)
     fail_msg("acquire after a kill: %s", mp_err_name(rc));
   if (rc == MP_EOWNERDEAD)
@@ -200,10 +188,10 @@ static void rlock_after_kill(void) {
 
 static void rlock_holders_killed(void **state) { /* G-LOCK-1 */
   (void)state;
-  g_arena = shared_map(sizeof *g_arena);
+  g_arena = mp_test_shared_map(sizeof *g_arena);
   assert_rc(mp_rlock_init(&g_arena->rlock), 0);
   chaos(rlock_child, rlock_after_kill);
-  int rc = mp_rlock_acquire(&g_arena->rlock, slack(10));
+  int rc = mp_rlock_acquire(&g_arena->rlock, mp_test_slack(10));
   assert_true(rc == 0 || rc == MP_EOWNERDEAD);
   assert_rc(mp_rlock_release(&g_arena->rlock), 0);
   assert_int_equal(mp_rlock_depth(&g_arena->rlock), 0);
@@ -252,7 +240,7 @@ static void sem_after_kill(int victim) {
 
 static void sem_holders_and_waiters_killed(void **state) { /* G-SEM-1 */
   (void)state;
-  g_arena = shared_map(sizeof *g_arena);
+  g_arena = mp_test_shared_map(sizeof *g_arena);
   assert_rc(mp_semaphore_init(&g_arena->sem, UNITS, 1), 0);
   pid_t kids[KIDS];
   int ids[KIDS];
@@ -297,7 +285,7 @@ static void sem_holders_and_waiters_killed(void **state) { /* G-SEM-1 */
 static int cond_child(void *arg) {
   (void)arg;
   for (;;) {
-    int rc = mp_condition_acquire(&g_arena->cond, slack(10));
+    int rc = mp_condition_acquire(&g_arena->cond, mp_test_slack(10));
     if (rc == MP_EOWNERDEAD) {
       atomic_fetch_add(&g_arena->owner_dead, 1);
     } else if (rc != 0) {
@@ -324,27 +312,27 @@ typedef struct cond_waiter {
 
 static void *cond_wait_thread(void *arg) {
   cond_waiter *w = arg;
-  w->rc = mp_condition_acquire(&g_arena->cond, slack(10));
+  w->rc = mp_condition_acquire(&g_arena->cond, mp_test_slack(10));
   if (w->rc != 0 && w->rc != MP_EOWNERDEAD)
     return NULL;
   g_arena->entered = 1; /* under the lock */
-  w->rc = mp_condition_wait(&g_arena->cond, slack(10));
+  w->rc = mp_condition_wait(&g_arena->cond, mp_test_slack(10));
   mp_condition_release(&g_arena->cond);
   return NULL;
 }
 
 static void cond_parties_killed(void **state) { /* G-COND-1 */
   (void)state;
-  g_arena = shared_map(sizeof *g_arena);
+  g_arena = mp_test_shared_map(sizeof *g_arena);
   assert_rc(mp_condition_init(&g_arena->cond, NULL), 0);
   chaos(cond_child, NULL);
   /* With every child dead: a waiter and a notifier still meet. */
   cond_waiter w = {0};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, cond_wait_thread, &w), 0);
-  double end = mp_test_now() + slack(30);
+  double end = mp_test_now() + mp_test_slack(30);
   for (;;) {
-    int rc = mp_condition_acquire(&g_arena->cond, slack(10));
+    int rc = mp_condition_acquire(&g_arena->cond, mp_test_slack(10));
     assert_true(rc == 0 || rc == MP_EOWNERDEAD);
     if (g_arena->entered == 1) {
       assert_rc(mp_condition_notify(&g_arena->cond, 1), 0);
@@ -366,7 +354,7 @@ static void cond_parties_killed(void **state) { /* G-COND-1 */
 static int barrier_child(void *arg) {
   (void)arg;
   for (;;) {
-    int rc = mp_barrier_wait(&g_arena->barrier, slack(10));
+    int rc = mp_barrier_wait(&g_arena->barrier, mp_test_slack(10));
     if (rc >= 0) {
       atomic_fetch_add(&g_arena->progress, 1);
       continue;
@@ -377,7 +365,7 @@ static int barrier_child(void *arg) {
     }
     atomic_fetch_add(&g_arena->broken, 1);
     /* Wait for the case to reset it. */
-    double end = mp_test_now() + slack(10);
+    double end = mp_test_now() + mp_test_slack(10);
     while (mp_barrier_broken(&g_arena->barrier) == 1) {
       if (mp_test_now() > end) {
         note_error(-1003);
@@ -394,7 +382,7 @@ static void barrier_after_kill(void) {
    * told MP_EBROKEN. A party killed before it ever waited was never a
    * member, so nobody can notice it: give up looking after a while. Then
    * a reset makes the barrier usable again. */
-  double end = mp_test_now() + slack(1);
+  double end = mp_test_now() + mp_test_slack(1);
   while (mp_barrier_n_waiting(&g_arena->barrier) > 0 &&
          mp_barrier_broken(&g_arena->barrier) == 0 && mp_test_now() < end)
     usleep(1000);
@@ -403,20 +391,20 @@ static void barrier_after_kill(void) {
 
 static void *barrier_round(void *arg) {
   (void)arg;
-  if (mp_barrier_wait(&g_arena->barrier, slack(10)) < 0)
+  if (mp_barrier_wait(&g_arena->barrier, mp_test_slack(10)) < 0)
     atomic_fetch_add(&g_arena->errors, 1);
   return NULL;
 }
 
 static void barrier_parties_killed(void **state) { /* G-BARRIER-1 */
   (void)state;
-  g_arena = shared_map(sizeof *g_arena);
+  g_arena = mp_test_shared_map(sizeof *g_arena);
   assert_rc(mp_barrier_init(&g_arena->barrier, KIDS, NULL), 0);
   chaos(barrier_child, barrier_after_kill);
   /* Every child is dead: a lone waiter notices the dead members (or, if
    * they were all noticed already, times out), and the barrier breaks. */
   assert_rc(mp_barrier_reset(&g_arena->barrier), 0);
-  int rc = mp_barrier_wait(&g_arena->barrier, slack(2));
+  int rc = mp_barrier_wait(&g_arena->barrier, mp_test_slack(2));
   assert_true(rc == MP_EBROKEN || rc == MP_ETIMEDOUT);
   assert_rc(mp_barrier_reset(&g_arena->barrier), 0);
   assert_true(atomic_load(&g_arena->progress) > 0);
@@ -425,7 +413,7 @@ static void barrier_parties_killed(void **state) { /* G-BARRIER-1 */
   pthread_t t[KIDS - 1];
   for (int i = 0; i < KIDS - 1; i++)
     assert_int_equal(pthread_create(&t[i], NULL, barrier_round, NULL), 0);
-  assert_true(mp_barrier_wait(&g_arena->barrier, slack(10)) >= 0);
+  assert_true(mp_barrier_wait(&g_arena->barrier, mp_test_slack(10)) >= 0);
   for (int i = 0; i < KIDS - 1; i++)
     pthread_join(t[i], NULL);
   assert_int_equal(mp_barrier_broken(&g_arena->barrier), 0);
