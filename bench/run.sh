@@ -80,6 +80,7 @@ target	queue_1to1	64B	multiproc_batch	python_queue	0.025
 target	queue_1to1	64B	multiproc_batch	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	1MiB	multiproc	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	zmq_ipc	0.2
+target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
 max	queue_roundtrip	64B_busy	multiproc	ns/op	1000
 target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
 reference	queue_1to1	64B	framed_pipe	python_queue	0.11
