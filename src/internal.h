@@ -120,18 +120,6 @@ void mp__tracker_unregister(const char *shm_name);
  * _bootstrap does), since children leave with _exit. */
 void mp__thread_shutdown(void);
 
-/* ---- queues, for mp_wait (src/queue.c; added by the queue helper) -------
- * mp__queue_wait_prepare is how a waiter on several objects sleeps on a
- * queue without polling it in a loop: it records a sleeper on the queue's
- * "not empty" futex word (so the next put wakes it) and stores the word's
- * address and the value to pass to mp__os_futex_wait (shared = true) in
- * *addr and *value. The caller then checks mp_queue_poll(q) once more and,
- * if it is still 0, sleeps on the word for at most MP__QUEUE_WAIT_SLICE_NS
- * before it looks again (a waker may die between its put and its wake).
- * Returns 0 or MP_EINVAL. */
-int mp__queue_wait_prepare(mp_queue *q, uint32_t **addr, uint32_t *value);
-#define MP__QUEUE_WAIT_SLICE_NS (100 * 1000 * 1000)
-
 #define MP__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MP__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MP__MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -309,8 +309,11 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
 
   if (in_len > w->in_cap / 2 || (in_off % w->in_cap) + in_len > w->in_cap)
     return EXIT_CORRUPT;
+  /* Read once: the descriptor is shared memory, and the bound checked here
+   * must be the bound the task is given. */
+  uint64_t out_cap = d->out_cap;
   if (kind == MP__POOL_DESC_APPLY) {
-    need = d->out_cap;
+    need = out_cap;
     if (need > h->max_result)
       return EXIT_CORRUPT;
   } else if (kind == MP__POOL_DESC_MAP) {
@@ -363,8 +366,8 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
     size_t len = 0;
     int st = MP_ENOENT;
     if (fn != NULL) {
-      st = fn(in_len ? in : NULL, in_len, out, d->out_cap, &len);
-      if (len > d->out_cap) {
+      st = fn(in_len ? in : NULL, in_len, out, out_cap, &len);
+      if (len > out_cap) {
         st = MP_ETOOBIG;
         len = 0;
       }
@@ -419,8 +422,32 @@ static int run_initializer(worker *w, void **initargs_copy) {
   return init(copy, n);
 }
 
+/* geometry_ok checks, before anything is computed from them, the sizes
+ * and offsets this worker will use: they come from a segment another
+ * program could write. Each value is read once. */
+static bool geometry_ok(const mp__pool_header *h, uint32_t slot) {
+  uint64_t size = h->size, nslots = h->nslots, off = h->slot_off;
+  uint64_t stride = h->slot_stride, area = h->area_off;
+  uint64_t in_cap = h->in_cap, out_cap = h->out_cap;
+  uint64_t args_off = h->initargs_off, args_size = h->initargs_size;
+  if (slot >= nslots || in_cap == 0 || out_cap == 0 || stride == 0)
+    return false;
+  if (args_off > size || args_size > size - args_off)
+    return false;
+  /* The slot's areas end inside the segment, with no overflow on the way:
+   * every term is bounded by size before it is added. */
+  if (off > size || stride > size || area > stride || in_cap > size ||
+      out_cap > size)
+    return false;
+  uint64_t slot_end = off + ((uint64_t)slot + 1) * stride;
+  if ((uint64_t)slot + 1 > size / stride || slot_end > size ||
+      area + in_cap + out_cap > stride)
+    return false;
+  return true;
+}
+
 int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
-  if (slot >= h->nslots)
+  if (!geometry_ok(h, slot))
     return EXIT_BAD_BOOT;
   /* The fn cache makes this a few kilobytes: on the heap, not the stack
    * of a thread the caller sized. */

@@ -1032,9 +1032,7 @@ static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
                 .kind = MP__REC_LARGE,
                 .prio = prio};
   rc = put_stored(q, &m, d);
-  if (rc == 0)
-    mp__qlarge_committed(q, &ref);
-  else
+  if (rc != 0)
     mp__qlarge_abandon(q, &ref);
   return rc;
 }
@@ -1184,7 +1182,9 @@ ssize_t mp_queue_get_batch(mp_queue *q, void *buf, size_t cap, size_t *lens,
 
 int mp_queue_get_msg(mp_queue *q, mp_queue_msg *msg, double timeout) {
   int rc = check_handle(q);
-  if (rc != 0 || msg == NULL)
+  if (rc != 0)
+    return rc;
+  if (msg == NULL)
     return MP_EINVAL;
   memset(msg, 0, sizeof *msg);
   size_t len = 0;
@@ -1387,18 +1387,6 @@ int mp_queue_join(mp_queue *q, double timeout) {
     if ((rc = wait_until(q, &q->s->joined, ready_joined, NULL, d)) != 0)
       return rc;
   }
-  return 0;
-}
-
-/* ---- for mp_wait (internal.h)
- * -------------------------------------------------- */
-
-int mp__queue_wait_prepare(mp_queue *q, uint32_t **addr, uint32_t *value) {
-  int rc = check_handle(q);
-  if (rc != 0)
-    return rc;
-  *value = prepare_sleep(q, &q->s->not_empty, true);
-  *addr = (uint32_t *)&q->s->not_empty;
   return 0;
 }
 

@@ -242,12 +242,11 @@ bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref);
 
 /* ---- queue_large.c ------------------------------------------------------
  * mp__qlarge_create makes a segment holding len bytes of buf and fills
- * *ref; the segment is registered with the resource tracker until
- * mp__qlarge_committed (its record is queued: the queue owns it now) or
- * mp__qlarge_abandon (the put failed: it is removed). */
+ * *ref. Once its record is queued the queue owns it; if the put fails,
+ * mp__qlarge_abandon removes it. (Orphans of a producer killed in between
+ * are swept: see queue_large.c's DESIGN.) */
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref);
-void mp__qlarge_committed(mp_queue *q, const mp__qlarge_ref *ref);
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
 /* mp__qlarge_take delivers a queued large message into g (copy or
  * zero-copy) before the caller commits its removal; the caller holds the

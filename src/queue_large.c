@@ -255,8 +255,13 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   uint64_t ctr = next_ctr();
   large_name(q, pid, ctr, name, sizeof name);
   size_t size;
-  if (spare_take(q, len, name))
+  if (spare_take(q, len, name)) {
     rc = mp__os_shm_open(name, &fd, &size);
+    /* The spare now carries this put's name: if it cannot be opened, remove
+     * it rather than leave it under a live pid that sweeps skip. */
+    if (rc != 0)
+      mp__os_shm_unlink(name);
+  }
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
       ctr = next_ctr();
@@ -281,17 +286,10 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   return 0;
 }
 
-void mp__qlarge_committed(mp_queue *q, const mp__qlarge_ref *ref) {
-  char name[LARGE_NAME_MAX];
-  large_name(q, ref->pid, ref->ctr, name, sizeof name);
-  mp__tracker_unregister(name);
-}
-
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref) {
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
   mp__os_shm_unlink(name);
-  mp__tracker_unregister(name);
 }
 
 void mp__qlarge_unlink(mp_queue *q, const mp__qlarge_ref *ref, void *arg) {

@@ -245,7 +245,8 @@ MP_EXTERN int mp_queue_close(mp_queue *q);
 MP_EXTERN int mp_queue_closed(mp_queue *q);
 /* mp_queue_poll returns 1 when a get would not block now (a message is
  * queued, or the queue is closed), else 0, or MP_EINVAL. It never blocks;
- * mp_wait uses it to wait on queues among connections and processes. */
+ * mp_connection_wait uses it to wait on queues among connections and
+ * processes. */
 MP_EXTERN int mp_queue_poll(mp_queue *q);
 
 /* ---- JoinableQueue ------------------------------------------------------
