@@ -602,9 +602,9 @@ static void discard(mp_queue *q) {
   if (q->order == MP_QUEUE_FIFO) {
     /* Both locks: no producer may commit a large message while its
      * segments are being removed. Lock order: plock, then clock. */
-    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
       return;
-    if (mp__queue_lock(q, &q->s->clock, &rec) != 0) {
+    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0) {
       mp__queue_unlock(q, &q->s->plock);
       return;
     }
@@ -614,7 +614,7 @@ static void discard(mp_queue *q) {
     mp__queue_unlock(q, &q->s->clock);
     mp__queue_unlock(q, &q->s->plock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
       return;
     if (rec)
       mp__qheap_rebuild(q);
@@ -628,14 +628,14 @@ static void discard(mp_queue *q) {
 void mp__queue_sweep(mp_queue *q) {
   bool rec = false;
   if (q->order == MP_QUEUE_FIFO) {
-    if (mp__queue_lock(q, &q->s->clock, &rec) != 0)
+    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0)
       return;
     if (rec)
       mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qlarge_sweep(q, mp__qfifo_queued);
     mp__queue_unlock(q, &q->s->clock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
       return;
     if (rec) {
       mp__qheap_rebuild(q);
@@ -736,7 +736,8 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
 /* How long a lock waiter sleeps before it looks whether the holder died. */
 #define LOCK_CHECK_NS (10 * 1000 * 1000)
 
-static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered) {
+static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
+                     const mp__deadline *d) {
   /* Critical sections are short and never sleep: spinning a little
    * usually beats a trip through the kernel. A holder that does not let
    * go within the spin has most likely lost its core: yielding ours a few
@@ -752,9 +753,25 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered) {
             &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
       return 0;
   }
+  /* A caller that may not block gives up here; one with a deadline sleeps
+   * no later than it: a holder that is alive but stopped or slow (a large
+   * copy) must not stretch the caller's timeout. */
   uint64_t seen = 0;
   int64_t seen_since = 0;
   for (bool first = true;; first = false) {
+    if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
+      /* Out of time: still, a dead holder's lock is taken over now rather
+       * than left to the next caller that may wait. */
+      uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
+      if (cur != 0 && cur != me && holder_dead(cur) &&
+          atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        *recovered = true;
+        return 0;
+      }
+      return mp__deadline_error(*d);
+    }
     uint32_t v = prepare_sleep(q, &l->sleepers, !first);
     uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
     if (cur == 0) {
@@ -783,19 +800,21 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered) {
       }
       seen_since = now;
     }
-    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v,
-                            now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS),
-                            true);
+    int64_t wake = now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS);
+    if (d != NULL && d->ns < wake)
+      wake = d->ns;
+    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v, wake, true);
   }
 }
 
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered) {
+int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
+                   const mp__deadline *d) {
   uint64_t me = thread_ident();
   uint64_t expect = 0;
   if (atomic_compare_exchange_strong_explicit(
           &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
     return 0;
-  return lock_slow(q, l, me, recovered);
+  return lock_slow(q, l, me, recovered, d);
 }
 
 void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
@@ -976,9 +995,10 @@ static int check_handle(mp_queue *q) {
   return q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
 }
 
-static int try_put(mp_queue *q, const mp__qput *m, size_t n, size_t *done) {
-  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_put(q, m, n, done)
-                                   : mp__qheap_try_put(q, m, n, done);
+static int try_put(mp_queue *q, const mp__deadline *d, const mp__qput *m,
+                   size_t n, size_t *done) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_put(q, d, m, n, done)
+                                   : mp__qheap_try_put(q, d, m, n, done);
 }
 
 static uint32_t stored_bytes(mp_queue *q, const mp__qput *m) {
@@ -991,7 +1011,7 @@ static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
   uint32_t rec = stored_bytes(q, m);
   for (;;) {
     size_t done;
-    int rc = try_put(q, m, 1, &done);
+    int rc = try_put(q, &d, m, 1, &done);
     if (rc != MP_EAGAIN)
       return rc;
     rc = wait_until(q, &q->s->not_full, ready_room, &rec, d);
@@ -1093,7 +1113,7 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
       k++;
     }
     size_t done = 0;
-    rc = try_put(q, chunk, k, &done);
+    rc = try_put(q, &d, chunk, k, &done);
     for (size_t i = 0; i < done; i++)
       p += lens[put + i];
     put += done;
@@ -1113,9 +1133,9 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
 /* ---- get
  * ------------------------------------------------------------------------ */
 
-static int try_get(mp_queue *q, mp__qget *g) {
-  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_get(q, g)
-                                   : mp__qheap_try_get(q, g);
+static int try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
+  return q->order == MP_QUEUE_FIFO ? mp__qfifo_try_get(q, d, g)
+                                   : mp__qheap_try_get(q, d, g);
 }
 
 /* get_wait runs a get request, waiting for a message until the deadline.
@@ -1125,7 +1145,7 @@ static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
   mp__deadline d = deadline_of(timeout);
   for (;;) {
     bool closed = is_closed(q);
-    int rc = try_get(q, g);
+    int rc = try_get(q, &d, g);
     if (rc != MP_EAGAIN)
       return rc;
     if (closed)
@@ -1309,7 +1329,7 @@ int mp_queue_close(mp_queue *q) {
   /* Under plock: a put that checked closed under it has committed before
    * we set it, and every later put sees it. */
   bool rec = false;
-  if ((rc = mp__queue_lock(q, &q->s->plock, &rec)) != 0)
+  if ((rc = mp__queue_lock(q, &q->s->plock, &rec, NULL)) != 0)
     return rc;
   if (rec && q->order != MP_QUEUE_FIFO)
     mp__qheap_rebuild(q);

@@ -128,12 +128,12 @@ static void write_hdr(mp_queue *q, uint32_t off, uint32_t len, uint16_t kind) {
   memcpy(q->ring + off, &h, sizeof h);
 }
 
-int mp__qfifo_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
-                      size_t *done) {
+int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
+                      size_t n, size_t *done) {
   mp__qshared *s = q->s;
   bool recovered = false;
   *done = 0;
-  int rc = mp__queue_lock(q, &s->plock, &recovered);
+  int rc = mp__queue_lock(q, &s->plock, &recovered, d);
   if (rc != 0)
     return rc;
   /* A producer died holding plock: its uncommitted record lies past the
@@ -345,12 +345,12 @@ int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
   return 0;
 }
 
-int mp__qfifo_try_get(mp_queue *q, mp__qget *g) {
+int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   mp__qshared *s = q->s;
   bool recovered = false;
   g->taken = 0;
   g->used = 0;
-  int rc = mp__queue_lock(q, &s->clock, &recovered);
+  int rc = mp__queue_lock(q, &s->clock, &recovered, d);
   if (rc != 0)
     return rc;
   if (recovered) {

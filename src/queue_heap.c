@@ -127,7 +127,7 @@ bool mp__qheap_valid(mp_queue *q) {
   return atomic_load(&q->s->hcount) <= q->nslots && q->s->free_top <= q->nslots;
 }
 
-static int lock(mp_queue *q);
+static int lock(mp_queue *q, const mp__deadline *d);
 
 uint32_t mp__qheap_count(mp_queue *q) {
   uint32_t n = atomic_load_explicit(&q->s->hcount, memory_order_acquire);
@@ -137,7 +137,7 @@ uint32_t mp__qheap_count(mp_queue *q) {
 uint32_t mp__qheap_count_exact(mp_queue *q) {
   /* The count is derived: after a holder's death it is rebuilt by the
    * next holder, so an exact answer takes the lock. */
-  if (lock(q) != 0)
+  if (lock(q, NULL) != 0)
     return mp__qheap_count(q);
   uint32_t n = mp__qheap_count(q);
   mp__queue_unlock(q, &q->s->plock);
@@ -162,9 +162,9 @@ bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref) {
 }
 
 /* lock takes plock and, after a dead holder, repairs what it left. */
-static int lock(mp_queue *q) {
+static int lock(mp_queue *q, const mp__deadline *d) {
   bool recovered = false;
-  int rc = mp__queue_lock(q, &q->s->plock, &recovered);
+  int rc = mp__queue_lock(q, &q->s->plock, &recovered, d);
   if (rc != 0)
     return rc;
   if (recovered || !sane(q)) {
@@ -176,11 +176,11 @@ static int lock(mp_queue *q) {
   return 0;
 }
 
-int mp__qheap_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
-                      size_t *done) {
+int mp__qheap_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
+                      size_t n, size_t *done) {
   mp__qshared *s = q->s;
   *done = 0;
-  int rc = lock(q);
+  int rc = lock(q, d);
   if (rc != 0)
     return rc;
   if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
@@ -222,11 +222,11 @@ int mp__qheap_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
   return k == n ? 0 : MP_EAGAIN;
 }
 
-int mp__qheap_try_get(mp_queue *q, mp__qget *g) {
+int mp__qheap_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   mp__qshared *s = q->s;
   g->taken = 0;
   g->used = 0;
-  int rc = lock(q);
+  int rc = lock(q, d);
   if (rc != 0)
     return rc;
   size_t taken = 0;

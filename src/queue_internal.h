@@ -178,7 +178,8 @@ typedef struct mp__qget {
  * caller then repairs what the holder may have left half done). Returns 0,
  * or MP_EDEADLK if the calling thread holds it (a signal handler that
  * re-entered the queue). */
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered);
+int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
+                   const mp__deadline *d);
 /* mp__queue_sweep removes the queue's orphaned large segments, taking the
  * locks it needs. */
 void mp__queue_sweep(mp_queue *q);
@@ -203,9 +204,9 @@ int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
  * MP_ECLOSED, MP_ECORRUPT. try_get fills g; returns 0, MP_EAGAIN (empty),
  * MP_ETOOBIG, MP_EPROTO, MP_ECORRUPT, MP_ENOMEM, or a large segment's
  * error. */
-int mp__qfifo_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
-                      size_t *done);
-int mp__qfifo_try_get(mp_queue *q, mp__qget *g);
+int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
+                      size_t n, size_t *done);
+int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g);
 uint32_t mp__qfifo_count(mp_queue *q);
 /* mp__qfifo_has_room: is there room now for a record of rec_bytes? */
 bool mp__qfifo_has_room(mp_queue *q, uint32_t rec_bytes);
@@ -224,9 +225,9 @@ uint32_t mp__qfifo_record_bytes(uint64_t stored_len);
 uint32_t mp__qfifo_put_bytes(mp_queue *q, const mp__qput *m);
 
 /* ---- queue_heap.c (LIFO and PRIORITY) ----------------------------------- */
-int mp__qheap_try_put(mp_queue *q, const mp__qput *msgs, size_t n,
-                      size_t *done);
-int mp__qheap_try_get(mp_queue *q, mp__qget *g);
+int mp__qheap_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
+                      size_t n, size_t *done);
+int mp__qheap_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g);
 uint32_t mp__qheap_count(mp_queue *q);       /* lock-free, may lag */
 uint32_t mp__qheap_count_exact(mp_queue *q); /* under the lock */
 uint32_t mp__qheap_puts(mp_queue *q);

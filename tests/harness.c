@@ -86,8 +86,17 @@ int mp_test_main(int argc, char **argv, const struct CMUnitTest *tests,
   /* Each case leaves its process group clean; a new group lets the leak
    * check kill stray children without touching CTest. */
   setpgid(0, 0);
-  if (argc > 1)
+  if (argc > 1) {
+    /* A name that matches no case must fail, not pass having run nothing. */
+    size_t i = 0;
+    while (i < count && strcmp(tests[i].name, argv[1]) != 0)
+      i++;
+    if (i == count) {
+      fprintf(stderr, "no test case named '%s'\n", argv[1]);
+      return 1;
+    }
     cmocka_set_test_filter(argv[1]);
+  }
   int fds_before = count_fds();
   int shm_before = count_shm(0);
   int failed = _cmocka_run_group_tests(argc > 1 ? argv[1] : "all", tests,

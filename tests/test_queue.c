@@ -1157,6 +1157,48 @@ static void in_place_queue(void **state) {
 /* ---- crashes (G-QUEUE-1..3)
  * ------------------------------------------------------ */
 
+/* hold_lock takes the producers' lock and keeps it, alive, until killed:
+ * a holder that is stopped or slow, not dead. */
+typedef struct holder_arg {
+  mp_queue *q;
+  mp_test_signal held;
+} holder_arg;
+
+static int hold_lock(void *arg) {
+  holder_arg *a = arg;
+  bool rec = false;
+  (void)mp__queue_lock(a->q, &a->q->s->plock, &rec, NULL);
+  mp_test_signal_post(&a->held);
+  for (;;)
+    pause();
+  return 0;
+}
+
+/* A put's timeout bounds its wait for the queue's lock too, not only its
+ * wait for room: a live holder never stretches the caller's deadline. */
+static void lock_wait_honours_timeout(void **state) {
+  (void)state;
+  holder_arg a = {.q = qnew(NULL)};
+  mp_test_signal_open(&a.held);
+  pid_t pid = mp_test_fork(hold_lock, &a);
+  assert_true(mp_test_signal_wait(&a.held, mp_test_slack(30)));
+  double t0 = mp_test_now();
+  assert_rc(mp_queue_put_nowait(a.q, "x", 1), MP_EAGAIN);
+  assert_true(mp_test_now() - t0 < mp_test_slack(1));
+  t0 = mp_test_now();
+  assert_rc(mp_queue_put(a.q, "x", 1, 0.2), MP_ETIMEDOUT);
+  double took = mp_test_now() - t0;
+  assert_true(took >= 0.19);
+  assert_true(took < mp_test_slack(2));
+  /* Once the holder is gone its lock is taken over and puts go on. */
+  kill(pid, SIGKILL);
+  assert_int_equal(mp_test_wait(pid, 30), SIGKILL);
+  assert_rc(mp_queue_put(a.q, "x", 1, mp_test_slack(10)), 0);
+  assert_int_equal(mp_queue_qsize(a.q), 1);
+  mp_test_signal_close(&a.held);
+  mp_queue_free(a.q);
+}
+
 typedef struct crash_arg {
   mp_queue *q;
   int step;
@@ -1170,14 +1212,14 @@ static int die_holding(void *arg) {
   bool rec = false;
   switch (a->step) {
   case 0: /* a producer killed while writing a record past the tail */
-    (void)mp__queue_lock(a->q, &s->plock, &rec);
+    (void)mp__queue_lock(a->q, &s->plock, &rec, NULL);
     memset(a->q->ring + (atomic_load(&s->tail) & a->q->mask), 0x77, 64);
     break;
   case 1: /* a consumer killed before its commit */
-    (void)mp__queue_lock(a->q, &s->clock, &rec);
+    (void)mp__queue_lock(a->q, &s->clock, &rec, NULL);
     break;
   case 2: /* a heap producer killed after its commit, before the heap */
-    (void)mp__queue_lock(a->q, &s->plock, &rec);
+    (void)mp__queue_lock(a->q, &s->plock, &rec, NULL);
     {
       uint32_t idx = a->q->freestk[s->free_top - 1];
       mp__qslot *sl =
@@ -1193,7 +1235,7 @@ static int die_holding(void *arg) {
     }
     break;
   case 3: /* a heap consumer killed after its commit, before the heap */
-    (void)mp__queue_lock(a->q, &s->plock, &rec);
+    (void)mp__queue_lock(a->q, &s->plock, &rec, NULL);
     {
       uint32_t idx = a->q->heap[0];
       mp__qslot *sl =
@@ -1514,6 +1556,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(close_drains_then_refuses),
     cmocka_unit_test(close_wakes_every_waiter),
     cmocka_unit_test(poll_reports_ready),
+    cmocka_unit_test(lock_wait_honours_timeout),
     cmocka_unit_test(batch_put_and_get),
     cmocka_unit_test(batch_put_waits_for_room),
     cmocka_unit_test(ring_wraps_with_mixed_sizes),
