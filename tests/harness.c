@@ -212,3 +212,11 @@ int mp_test_signal_wait(mp_test_signal *s, double timeout) {
   char c;
   return read(s->fd[0], &c, 1) == 1;
 }
+
+int mp_test_start_join(mp_process *p) {
+  assert_rc(mp_process_start(p), 0);
+  assert_rc(mp_process_join(p, mp_test_slack(60)), 0);
+  int code = -1000;
+  assert_rc(mp_process_exitcode(p, &code), 0);
+  return code;
+}

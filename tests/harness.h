@@ -48,6 +48,10 @@ int mp_test_wait(pid_t pid, double timeout);
 /* mp_test_wait_exit asserts that pid exits with status within timeout. */
 void mp_test_wait_exit(pid_t pid, int status, double timeout);
 
+/* mp_test_start_join starts p, joins it (the case fails if it does not end
+ * within a generous bound) and returns its exit code. */
+int mp_test_start_join(mp_process *p);
+
 /* Monotonic seconds, for checking that waits are bounded. */
 double mp_test_now(void);
 

@@ -93,14 +93,6 @@ static int late_target(void *arg) {
   return 0;
 }
 
-static int start_join(mp_process *p) {
-  assert_rc(mp_process_start(p), 0);
-  assert_rc(mp_process_join(p, 60), 0);
-  int code = -1000;
-  assert_rc(mp_process_exitcode(p, &code), 0);
-  return code;
-}
-
 static mp_context *server(void) {
   mp_context *ctx = NULL;
   assert_rc(mp_context_new(&ctx, MP_START_FORKSERVER), 0);
@@ -117,7 +109,7 @@ static void registered_target_runs(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx, .arg_size = sizeof pr};
   assert_rc(mp_process_new(&p, sum_pair, &pr, &o), 0);
-  assert_int_equal(start_join(p), 42);
+  assert_int_equal(mp_test_start_join(p), 42);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -132,7 +124,7 @@ static void arg_bytes_arrive(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx, .arg_size = BIG_ARG};
   assert_rc(mp_process_new(&p, check_pattern, buf, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   free(buf);
   mp_context_free(ctx);
@@ -166,7 +158,7 @@ static void run_callback_by_name(void **state) {
   mp_process_opts o = {.context = ctx, .arg_size = sizeof v,
                        .run = run_callback};
   assert_rc(mp_process_new(&p, NULL, &v, &o), 0);
-  assert_int_equal(start_join(p), 21);
+  assert_int_equal(mp_test_start_join(p), 21);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -188,7 +180,7 @@ static void unregistered_target(void **state) {
   struct pair pr = {1, 2};
   mp_process_opts o2 = {.context = ctx, .arg_size = sizeof pr};
   assert_rc(mp_process_new(&p, sum_pair, &pr, &o2), 0);
-  assert_int_equal(start_join(p), 3);
+  assert_int_equal(mp_test_start_join(p), 3);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -213,7 +205,7 @@ static void records_in_child(void **state) {
   mp_process_opts o = {.context = ctx, .arg_size = sizeof self,
                        .name = "served"};
   assert_rc(mp_process_new(&p, check_records, &self, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -224,12 +216,12 @@ static void set_error_and_signal(void **state) {
   mp_process *p, *q;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, fail_with_message, NULL, &o), 0);
-  assert_int_equal(start_join(p), 4);
+  assert_int_equal(mp_test_start_join(p), 4);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_string_equal(info.message, "forkserver child failed on purpose");
   assert_rc(mp_process_new(&q, kill_self, NULL, &o), 0);
-  assert_int_equal(start_join(q), -SIGKILL);
+  assert_int_equal(mp_test_start_join(q), -SIGKILL);
   assert_rc(mp_process_exit_info(q, &info), 0);
   assert_string_equal(info.signal_name, "SIGKILL");
   mp_process_free(p);
@@ -345,7 +337,7 @@ static void context_is_not_inherited(void **state) {
   /* A fork child holds a copy of the context: not its server. */
   mp_process *p;
   assert_rc(mp_process_new(&p, use_inherited_context, ctx, NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   mp_context_free(ctx);
 }

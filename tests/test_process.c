@@ -70,14 +70,6 @@ static void crash_setup(int sig) {
 }
 
 /* start_join starts p, joins it and returns its exit code. */
-static int start_join(mp_process *p) {
-  assert_rc(mp_process_start(p), 0);
-  assert_rc(mp_process_join(p, 30), 0);
-  int code = -1000;
-  assert_rc(mp_process_exitcode(p, &code), 0);
-  return code;
-}
-
 /* ---- targets -------------------------------------------------------------- */
 
 static int return_arg_int(void *arg) { return *(int *)arg; }
@@ -117,7 +109,7 @@ static void target_style(void **state) {
   int value = 0;
   mp_process *p;
   assert_rc(mp_process_new(&p, return_arg_int, &value, NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
 }
 
@@ -128,7 +120,7 @@ static void run_callback_style(void **state) {
   mp_process_opts o = {.name = "runner", .run = run_callback, .userdata = &ud};
   assert_rc(mp_process_new(&p, NULL, &ud, &o), 0);
   assert_ptr_equal(mp_process_userdata(p), &ud);
-  assert_int_equal(start_join(p), 9);
+  assert_int_equal(mp_test_start_join(p), 9);
   mp_process_free(p);
 }
 
@@ -147,7 +139,7 @@ static void no_target_exits_zero(void **state) {
   (void)state;
   mp_process *p;
   assert_rc(mp_process_new(&p, NULL, NULL, NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
 }
 
@@ -166,7 +158,7 @@ static void fork_passes_pointer(void **state) {
   mp_process *p;
   assert_rc(mp_process_new(&p, sum_pair, &pr, NULL), 0);
   assert_ptr_equal(mp_process_arg(p), &pr);
-  assert_int_equal(start_join(p), 42);
+  assert_int_equal(mp_test_start_join(p), 42);
   mp_process_free(p);
 }
 
@@ -222,7 +214,7 @@ static void nested_names(void **state) {
   assert_int_equal(pipe(fds), 0);
   mp_process *p;
   assert_rc(mp_process_new(&p, start_grandchild, &fds[1], NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   close(fds[1]);
   char buf[300] = {0};
   read_full(fds[0], buf, sizeof buf - 1, 5);
@@ -263,7 +255,7 @@ static void name_reaches_child(void **state) {
   mp_process_opts o = {.name = "worker"};
   assert_rc(mp_process_new(&p, report_name, &fds[1], &o), 0);
   assert_rc(mp_process_set_name(p, "renamed"), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   close(fds[1]);
   char buf[300] = {0};
   read_full(fds[0], buf, sizeof buf - 1, 5);
@@ -305,7 +297,7 @@ static void exit_status_values(void **state) {
   for (size_t i = 0; i < 3; i++) {
     mp_process *p;
     assert_rc(mp_process_new(&p, return_arg_int, &values[i], NULL), 0);
-    assert_int_equal(start_join(p), values[i]);
+    assert_int_equal(mp_test_start_join(p), values[i]);
     mp_exit_info info;
     assert_rc(mp_process_exit_info(p, &info), 0);
     assert_int_equal(info.exitcode, values[i]);
@@ -330,7 +322,7 @@ static int raise_signal(void *arg) {
 static void check_killed_by(int sig, const char *name) {
   mp_process *p;
   assert_rc(mp_process_new(&p, raise_signal, &sig, NULL), 0);
-  assert_int_equal(start_join(p), -sig);
+  assert_int_equal(mp_test_start_join(p), -sig);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_int_equal(info.exitcode, -sig);
@@ -369,7 +361,7 @@ static void set_error_reaches_parent(void **state) {
   assert_rc(mp_process_set_error("x"), MP_ESTATE);
   mp_process *p;
   assert_rc(mp_process_new(&p, fail_with_message, NULL, NULL), 0);
-  assert_int_equal(start_join(p), 7);
+  assert_int_equal(mp_test_start_join(p), 7);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_string_equal(info.message, "could not open the input: no such file");
@@ -389,7 +381,7 @@ static void set_error_truncates(void **state) {
   (void)state;
   mp_process *p;
   assert_rc(mp_process_new(&p, long_message, NULL, NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_int_equal(strlen(info.message), 255);
@@ -646,7 +638,7 @@ static void child_does_not_own_siblings(void **state) {
   assert_rc(mp_process_new(&sibling, forever, NULL, NULL), 0);
   assert_rc(mp_process_start(sibling), 0);
   assert_rc(mp_process_new(&p, use_parents_object, sibling, NULL), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   assert_rc(mp_process_kill(sibling), 0);
   assert_rc(mp_process_join(sibling, 30), 0);
   mp_process_free(p);
@@ -688,7 +680,7 @@ static void current_and_parent_in_child(void **state) {
   mp_process *p;
   mp_process_opts o = {.name = "checker", .daemon = 1};
   assert_rc(mp_process_new(&p, check_records, &self, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   assert_int_equal(mp_process_pid(mp_current_process()), getpid());
   assert_null(mp_parent_process());
@@ -725,7 +717,7 @@ static void cpu_count_in_restricted_child(void **state) {
   (void)state;
   mp_process *p;
   assert_rc(mp_process_new(&p, restricted_cpu_count, NULL, NULL), 0);
-  assert_int_equal(start_join(p), 1);
+  assert_int_equal(mp_test_start_join(p), 1);
   mp_process_free(p);
 }
 
@@ -870,7 +862,7 @@ static void fork_context(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, return_arg_int, &v, &o), 0);
-  assert_int_equal(start_join(p), 12);
+  assert_int_equal(mp_test_start_join(p), 12);
   mp_process_free(p);
   mp_context_free(ctx);
   mp_context_free(NULL);

@@ -133,14 +133,6 @@ static mp_context *spawn_ctx(void) {
   return ctx;
 }
 
-static int start_join(mp_process *p) {
-  assert_rc(mp_process_start(p), 0);
-  assert_rc(mp_process_join(p, 60), 0);
-  int code = -1000;
-  assert_rc(mp_process_exitcode(p, &code), 0);
-  return code;
-}
-
 /* ---- cases ----------------------------------------------------------- */
 
 static void registered_target_runs(void **state) {
@@ -150,7 +142,7 @@ static void registered_target_runs(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx, .arg_size = sizeof pr};
   assert_rc(mp_process_new(&p, sum_pair, &pr, &o), 0);
-  assert_int_equal(start_join(p), 42);
+  assert_int_equal(mp_test_start_join(p), 42);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -165,7 +157,7 @@ static void arg_bytes_arrive(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx, .arg_size = BIG_ARG};
   assert_rc(mp_process_new(&p, check_pattern, buf, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   free(buf);
   mp_context_free(ctx);
@@ -177,7 +169,7 @@ static void no_arg_is_null(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, no_arg, NULL, &o), 0);
-  assert_int_equal(start_join(p), 5);
+  assert_int_equal(mp_test_start_join(p), 5);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -192,7 +184,7 @@ static void run_callback_by_name(void **state) {
                        .run = run_callback,
                        .name = "runner"};
   assert_rc(mp_process_new(&p, NULL, &v, &o), 0);
-  assert_int_equal(start_join(p), 33);
+  assert_int_equal(mp_test_start_join(p), 33);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -246,7 +238,7 @@ static void records_in_child(void **state) {
                        .name = "spawned",
                        .daemon = 1};
   assert_rc(mp_process_new(&p, check_records, &self, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -257,7 +249,7 @@ static void set_error_reaches_parent(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, fail_with_message, NULL, &o), 0);
-  assert_int_equal(start_join(p), 4);
+  assert_int_equal(mp_test_start_join(p), 4);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_string_equal(info.message, "spawned child failed on purpose");
@@ -271,7 +263,7 @@ static void killed_by_signal(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, kill_self, NULL, &o), 0);
-  assert_int_equal(start_join(p), -SIGKILL);
+  assert_int_equal(mp_test_start_join(p), -SIGKILL);
   mp_exit_info info;
   assert_rc(mp_process_exit_info(p, &info), 0);
   assert_string_equal(info.signal_name, "SIGKILL");
@@ -307,7 +299,7 @@ static void child_inherits_no_descriptors(void **state) {
   mp_process *p;
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, count_fds, NULL, &o), 0);
-  assert_int_equal(start_join(p), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
   mp_process_free(p);
   mp_context_free(ctx);
   close(fds[0]);
