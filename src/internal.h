@@ -23,6 +23,15 @@ void mp__free(void *p);
  * Exported for the tests only (declared here, not under include/). */
 MP_EXTERN void mp__alloc_fail_after(long n);
 
+/* ---- failure details ----------------------------------------------------
+ * mp__fail records a printf-formatted detail for rc in this thread (see
+ * mp_error_detail) and returns rc, so a failure path reads
+ *   return mp__fail(MP_EINVAL, "name contains '/'");
+ * Set it wherever the code alone does not say which cause it was. */
+int mp__fail(int rc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mp__detail_clear(void);
+
 /* ---- deadlines ----------------------------------------------------------
  * A timeout becomes one absolute CLOCK_MONOTONIC deadline on entry. */
 typedef struct mp__deadline {

@@ -88,20 +88,24 @@ static segment_header *header_of(void *obj) {
 
 int mp__object_name_valid(const char *name) {
   if (name == NULL || name[0] == '\0')
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the name is empty");
   size_t n = 0;
   for (const char *c = name; *c; c++, n++) {
     bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
               (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
               *c == '-';
     if (!ok)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL,
+                      "name contains '%c': use letters, digits, '.', '_' "
+                      "and '-' only",
+                      *c);
   }
   if (n > MP_SYNC_NAME_MAX)
-    return MP_ENAMETOOLONG;
+    return mp__fail(MP_ENAMETOOLONG, "name has %zu characters, at most %d",
+                    n, (int)MP_SYNC_NAME_MAX);
   /* "." and ".." are directory names in /dev/shm. */
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name '%s' is a directory name", name);
   return 0;
 }
 

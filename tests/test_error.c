@@ -47,7 +47,24 @@ static void version(void **state) {
   assert_string_equal(mp_version(), MP_VERSION_STRING);
 }
 
+/* mp__fail is internal; reach it the way a failing public call does. */
+static void detail_beside_the_code(void **state) {
+  (void)state;
+  mp_lock *l = NULL;
+  int rc = mp_lock_new(&l, &(mp_sync_opts){.name = "bad/name"});
+  assert_int_equal(rc, MP_EINVAL);
+  assert_int_equal(mp_error_code(), MP_EINVAL);
+  assert_true(strlen(mp_error_detail()) > 0);
+  const char *msg = mp_error_message(rc);
+  assert_non_null(strstr(msg, "MP_EINVAL: invalid argument: "));
+  assert_non_null(strstr(msg, mp_error_detail()));
+  /* Another code: name and description only. */
+  assert_string_equal(mp_error_message(MP_ETIMEDOUT),
+                      "MP_ETIMEDOUT: timed out: the deadline passed first");
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(detail_beside_the_code),
     cmocka_unit_test(codes_equal_minus_errno),
     cmocka_unit_test(library_codes_in_reserved_range),
     cmocka_unit_test(names_and_texts),

@@ -87,6 +87,27 @@ MP_EXTERN const char *mp_strerror(int rc);
  * "MP_EUNKNOWN" for an unknown code. Never NULL; the string is static. */
 MP_EXTERN const char *mp_err_name(int rc);
 
+/* mp_error_detail returns the detail that the last failing call in the
+ * calling thread left beside its code: which of the causes a code such as
+ * MP_EINVAL, MP_ENOENT, MP_EPROTO or MP_EAUTH covers, and what to do ("name
+ * contains '/'", "target 'worker' is not registered: add
+ * MP_TARGET(worker)"). "" when no call in this thread has left one. Like
+ * errno, a successful call does not clear it: read it right after the call
+ * that failed. Never NULL; the string is the thread's own until its next
+ * failing call. */
+MP_EXTERN const char *mp_error_detail(void);
+
+/* mp_error_code returns the code the detail of mp_error_detail was left
+ * with (0 when none), so a caller can check that the detail belongs to the
+ * rc it holds. */
+MP_EXTERN int mp_error_code(void);
+
+/* mp_error_message returns "MP_EINVAL: invalid argument: name contains
+ * '/'": the name, the description and, when this thread's last detail was
+ * left with rc, the detail; without it, the name and the description.
+ * Never NULL; the string is the thread's own until its next call. */
+MP_EXTERN const char *mp_error_message(int rc);
+
 #ifdef __cplusplus
 }
 #endif
