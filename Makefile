@@ -14,7 +14,9 @@ STRESS_SECONDS ?= 60
 
 # Debian packages each target needs: "command-or-file:package".
 DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
-             /usr/include/cmocka.h:libcmocka-dev python3:python3
+             /usr/include/cmocka.h:libcmocka-dev python3:python3 \
+             /usr/include/openssl/hmac.h:libssl-dev \
+             /usr/include/msgpack.h:libmsgpack-dev
 DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev
 
 .PHONY: all deps deps-bench configure build test sanitize tsan stress demo \
