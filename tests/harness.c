@@ -3,6 +3,8 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -81,6 +83,86 @@ static int reap_children(void) {
   return leaked;
 }
 
+/* Set by mp_test_note_skip: the case skipped itself. */
+static int skipped;
+
+void mp_test_note_skip(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "SKIPPED: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  skipped = 1;
+}
+
+/* Runs path with "-c pass" quietly: does this interpreter start? */
+static int python_runs(const char *path) {
+  if (access(path, X_OK) != 0)
+    return 0;
+  char cmd[3600];
+  snprintf(cmd, sizeof cmd, "'%s' -c pass >/dev/null 2>&1", path);
+  return system(cmd) == 0;
+}
+
+const char *mp_test_python(const char *version) {
+  static char found[3500];
+  char var[32] = "MP_PYTHON_";
+  size_t n = strlen(var);
+  for (const char *c = version; *c && n < sizeof var - 1; c++)
+    if (*c != '.')
+      var[n++] = *c;
+  var[n] = '\0';
+  const char *env = getenv(var);
+  if (env != NULL && python_runs(env)) {
+    snprintf(found, sizeof found, "%s", env);
+    return found;
+  }
+  const char *home = getenv("HOME");
+  char roots[3][1024];
+  int nroots = 0;
+  if (getenv("PYENV_ROOT") != NULL)
+    snprintf(roots[nroots++], sizeof roots[0], "%s", getenv("PYENV_ROOT"));
+  if (home != NULL)
+    snprintf(roots[nroots++], sizeof roots[0], "%s/.pyenv", home);
+  snprintf(roots[nroots++], sizeof roots[0], "/root/.pyenv");
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "%s.", version);
+  for (int r = 0; r < nroots; r++) {
+    char dir[3100];
+    snprintf(dir, sizeof dir, "%s/versions", roots[r]);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+      continue;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+        continue;
+      snprintf(found, sizeof found, "%s/%s/bin/python%s", dir, e->d_name,
+               version);
+      if (python_runs(found)) {
+        closedir(d);
+        return found;
+      }
+    }
+    closedir(d);
+  }
+  const char *path = getenv("PATH");
+  while (path != NULL && *path) {
+    const char *end = strchr(path, ':');
+    size_t len = end ? (size_t)(end - path) : strlen(path);
+    if (len > 1024)
+      len = 1024;
+    snprintf(found, sizeof found, "%.*s/python%s", (int)len, path, version);
+    /* pyenv's shims exist for every version but run only the chosen one:
+     * python_runs weeds out the ones that fail. */
+    if (python_runs(found))
+      return found;
+    path = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
 int mp_test_main(int argc, char **argv, const struct CMUnitTest *tests,
                  size_t count) {
   /* Each case leaves its process group clean; a new group lets the leak
@@ -118,7 +200,9 @@ int mp_test_main(int argc, char **argv, const struct CMUnitTest *tests,
     fprintf(stderr, "LEAK: children left behind\n");
     leaks++;
   }
-  return failed != 0 || leaks != 0;
+  if (failed != 0 || leaks != 0)
+    return 1;
+  return skipped ? MP_TEST_SKIP_CODE : 0;
 }
 
 const char *mp_test_name(char *buf, size_t cap, const char *tag) {

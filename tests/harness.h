@@ -77,4 +77,25 @@ void mp_test_signal_close(mp_test_signal *s);
 void mp_test_signal_post(mp_test_signal *s);
 int mp_test_signal_wait(mp_test_signal *s, double timeout);
 
+/* mp_test_skip marks the running case skipped, with the reason on stderr,
+ * and leaves it (cmocka's skip()). The case's process then exits with
+ * MP_TEST_SKIP_CODE, which CTest reports as skipped, never as passed. */
+#define MP_TEST_SKIP_CODE 77
+#define mp_test_skip(...)                                                    \
+  do {                                                                       \
+    mp_test_note_skip(__VA_ARGS__);                                          \
+    skip();                                                                  \
+  } while (0)
+void mp_test_note_skip(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* mp_test_python returns the path of a CPython interpreter of version
+ * "3.11", "3.12" or "3.13" that runs, or NULL when none is installed. It
+ * looks in $MP_PYTHON_<major><minor> (MP_PYTHON_312=/path), under pyenv's
+ * versions (PYENV_ROOT, ~/.pyenv, /root/.pyenv: versions/3.12.*), then for
+ * python3.12 on PATH, and checks each candidate by running it. The string
+ * is static. The versions the interop suites test are MP_TEST_PYTHONS. */
+#define MP_TEST_PYTHONS {"3.11", "3.12", "3.13"}
+const char *mp_test_python(const char *version);
+
 #endif

@@ -95,7 +95,7 @@ static unsigned char *recv_alloc(mp_connection *c, size_t *len) {
 static void python_echo_duplex(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   mp_connection *mine, *theirs;
   assert_rc(mp_pipe(&mine, &theirs, 1), 0);
   pid_t peer = start_peer("echo", theirs);
@@ -140,7 +140,7 @@ static void python_echo_duplex(void **state) {
 static void python_writes_simplex(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   mp_connection *r, *w;
   assert_rc(mp_pipe(&r, &w, 0), 0);
   pid_t peer = start_peer("writer", w);
@@ -166,7 +166,7 @@ static void python_writes_simplex(void **state) {
 static void python_reads_simplex(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   mp_connection *r, *w;
   assert_rc(mp_pipe(&r, &w, 0), 0);
   pid_t peer = start_peer("reader", r);
@@ -184,7 +184,7 @@ static void python_reads_simplex(void **state) {
 static void python_long_form(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   mp_connection *r, *w;
   assert_rc(mp_pipe(&r, &w, 0), 0);
   pid_t peer = start_peer("huge", w);

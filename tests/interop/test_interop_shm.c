@@ -112,7 +112,7 @@ static void peer_finish(peer *p) {
 static void python_creates_c_attaches(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   char name[64], line[256];
   mp_test_name(name, sizeof name, "haha");
   peer p;
@@ -137,7 +137,7 @@ static void python_creates_c_attaches(void **state) {
 static void c_creates_python_attaches(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   char name[64];
   mp_test_name(name, sizeof name, "haha2");
   mp_shared_memory *shm;
@@ -171,7 +171,7 @@ static void expect_str(mp_shareable_list *sl, ssize_t i, const char *want) {
 static void python_list_read_and_changed_by_c(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   char name[64], line[256];
   mp_test_name(name, sizeof name, "pysl");
   peer p;
@@ -227,7 +227,7 @@ static void python_list_read_and_changed_by_c(void **state) {
 static void c_list_read_and_changed_by_python(void **state) {
   (void)state;
   if (!have_python())
-    skip();
+    mp_test_skip("python3 with multiprocessing is not installed");
   char name[64], line[256];
   mp_test_name(name, sizeof name, "csl");
   mp_shareable_item items[] = {
