@@ -148,10 +148,11 @@ int mp__address_parse(mp__address *a, const char *text, mp_family family) {
   }
   if (text[0] == '/' || text[0] == '.' || text[0] == '@')
     return parse_unix(a, text);
-  char host[256];
-  uint16_t port;
-  bool bracketed;
-  if (split_tcp(text, host, sizeof host, &port, &bracketed) == 0)
+  /* A final ':' and digits make it TCP (a bad port is then an error, not
+   * a file named after it). */
+  const char *colon = strrchr(text, ':');
+  if (colon != NULL && colon[1] != '\0' &&
+      strspn(colon + 1, "0123456789") == strlen(colon + 1))
     return parse_inet(a, text, MP_FAMILY_DEFAULT);
   return parse_unix(a, text);
 }
