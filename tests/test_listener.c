@@ -314,6 +314,50 @@ static void null_address_each_family(void **state) {
   }
 }
 
+static void max_pending_full_waits_in_backlog(void **state) {
+  (void)state;
+  mp_listener_opts o = {.authkey = KEY, .authkey_len = KEYLEN,
+                        .max_pending = 1, .backlog = 4};
+  o.auth.timeout = 0.3;
+  mp_listener *l = NULL;
+  assert_rc(mp_listener_new(&l, "127.0.0.1:0", &o), 0);
+  int stalled = raw_connect(l);
+  mp_connection *c = NULL;
+  assert_rc(mp_listener_accept(l, &c, 0.05), MP_ETIMEDOUT); /* table full */
+  pid_t pid = spawn_client(l, KEY, KEYLEN, 0);
+  /* The real client waits in the backlog until the stalled one's
+   * deadline frees the table. */
+  expect_auth_failure(l, "in time");
+  serve_one(l);
+  mp_test_wait_exit(pid, 0, PEER_TIMEOUT);
+  close(stalled);
+  mp_listener_free(l);
+}
+
+static void host_names_resolve(void **state) {
+  (void)state;
+  mp_listener *l = listen_at("localhost:0", KEY, KEYLEN, 0);
+  const char *a = mp_listener_address(l);
+  assert_true(strncmp(a, "127.", 4) == 0);
+  char addr[MP_ADDRESS_MAX];
+  snprintf(addr, sizeof addr, "localhost:%s", strrchr(a, ':') + 1);
+  mp_connection *c = NULL, *s = NULL;
+  static client_job j = {.key = KEY, .keylen = KEYLEN};
+  snprintf(j.address, sizeof j.address, "%s", addr); /* by name */
+  pid_t pid = mp_test_fork(client_child, &j);
+  serve_one(l);
+  mp_test_wait_exit(pid, 0, PEER_TIMEOUT);
+  /* An explicit family with a matching literal. */
+  mp_client_opts co = {.family = MP_FAMILY_INET};
+  mp_listener_free(l);
+  l = listen_at("127.0.0.1:0", NULL, 0, 0);
+  assert_rc(mp_client(&c, mp_listener_address(l), &co, PEER_TIMEOUT), 0);
+  assert_rc(mp_listener_accept(l, &s, PEER_TIMEOUT), 0);
+  mp_connection_free(c);
+  mp_connection_free(s);
+  mp_listener_free(l);
+}
+
 static void bad_arguments(void **state) {
   (void)state;
   mp_listener *l = NULL;
@@ -877,6 +921,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forked_child_accepts_on_its_copy),
     cmocka_unit_test(abstract_name),
     cmocka_unit_test(null_address_each_family),
+    cmocka_unit_test(max_pending_full_waits_in_backlog),
+    cmocka_unit_test(host_names_resolve),
     cmocka_unit_test(bad_arguments),
     cmocka_unit_test(connect_refused),
     cmocka_unit_test(no_key_either_side),
