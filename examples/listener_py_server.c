@@ -34,10 +34,12 @@ static const char *script =
     "    for _ in range(2):\n"
     "        try:\n"
     "            with l.accept() as c:\n"
-    "                print('  python server: got', c.recv_bytes(), flush=True)\n"
+    "                print('  python server: got', c.recv_bytes(), "
+    "flush=True)\n"
     "                c.send_bytes(b'hello from python')\n"
     "        except AuthenticationError as e:\n"
-    "            print('  python server: AuthenticationError:', e, flush=True)\n";
+    "            print('  python server: AuthenticationError:', e, "
+    "flush=True)\n";
 
 static int connect_with(const char *address, const char *key) {
   mp_client_opts o = {.authkey = key, .authkey_len = strlen(key)};
@@ -101,8 +103,7 @@ int main(void) {
   fclose(from_py);
   int st = 0;
   waitpid(pid, &st, 0);
-  return rc1 == 0 && rc2 == MP_EAUTH && WIFEXITED(st) &&
-                 WEXITSTATUS(st) == 0
+  return rc1 == 0 && rc2 == MP_EAUTH && WIFEXITED(st) && WEXITSTATUS(st) == 0
              ? 0
              : 1;
 }

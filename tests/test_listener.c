@@ -11,9 +11,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,8 +146,8 @@ static size_t read_frame(int fd, unsigned char *buf, size_t cap) {
 static void hmac(const char *md, const void *key, size_t keylen,
                  const void *msg, size_t len, unsigned char *out,
                  size_t *outlen) {
-  assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key, keylen, msg,
-                            len, out, 64, outlen));
+  assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key, keylen, msg, len,
+                            out, 64, outlen));
 }
 
 /* expect_auth_failure accepts once and wants MP_EAUTH whose detail
@@ -316,8 +316,8 @@ static void null_address_each_family(void **state) {
 
 static void max_pending_full_waits_in_backlog(void **state) {
   (void)state;
-  mp_listener_opts o = {.authkey = KEY, .authkey_len = KEYLEN,
-                        .max_pending = 1, .backlog = 4};
+  mp_listener_opts o = {
+      .authkey = KEY, .authkey_len = KEYLEN, .max_pending = 1, .backlog = 4};
   o.auth.timeout = 0.3;
   mp_listener *l = NULL;
   assert_rc(mp_listener_new(&l, "127.0.0.1:0", &o), 0);
@@ -548,8 +548,8 @@ static int fake_legacy_server(void *arg) {
                                          0xcd, 0xa7, 0x51, 0x90};
   if (memcmp(reply, "\0\0\0\x10", 4) != 0 || memcmp(reply + 4, want, 16) != 0)
     return 3;
-  unsigned char w[13] = {0, 0, 0, 9, '#', 'W', 'E', 'L', 'C', 'O', 'M', 'E',
-                         '#'};
+  unsigned char w[13] = {0,   0,   0,   9,   '#', 'W', 'E',
+                         'L', 'C', 'O', 'M', 'E', '#'};
   return write(fd, w, 13) == 13 ? 0 : 4;
 }
 
@@ -770,10 +770,8 @@ static void hostile_servers(void **state) {
     int rc;
     const char *detail;
   } cases[] = {
-      {0, MP_ETIMEDOUT, "in time"},
-      {1, MP_EAUTH, "4096 bytes"},
-      {2, MP_EAUTH, "#CHALLENGE#"},
-      {3, MP_EAUTH, "refused our digest"},
+      {0, MP_ETIMEDOUT, "in time"},       {1, MP_EAUTH, "4096 bytes"},
+      {2, MP_EAUTH, "#CHALLENGE#"},       {3, MP_EAUTH, "refused our digest"},
       {4, MP_EAUTH, "no known {digest}"},
   };
   for (size_t i = 0; i < MP__ARRAY_SIZE(cases); i++) {

@@ -78,8 +78,8 @@ typedef enum mp_family {
 /* mp_auth_opts tunes the handshake. Zeroed or NULL options: Python's
  * behaviour with a 10 s deadline. */
 typedef struct mp_auth_opts {
-  double timeout; /* each handshake's deadline in seconds; 0: the default
-                     MP_HANDSHAKE_TIMEOUT; MP_FOREVER: none (as Python) */
+  double timeout;     /* each handshake's deadline in seconds; 0: the default
+                         MP_HANDSHAKE_TIMEOUT; MP_FOREVER: none (as Python) */
   const char *digest; /* digest of the challenges sent: NULL "sha256", or
                          "md5", "sha384", "sha3_256", "sha3_384" */
   int strict; /* nonzero: refuse the legacy 16-byte HMAC-MD5 reply (which
@@ -90,22 +90,23 @@ typedef struct mp_listener mp_listener;
 
 /* mp_listener_opts holds the optional settings of mp_listener_new. */
 typedef struct mp_listener_opts {
-  mp_family family; /* 0: guessed from the address */
-  int backlog;      /* listen(2) backlog; 0: Python's default, 1 */
+  mp_family family;    /* 0: guessed from the address */
+  int backlog;         /* listen(2) backlog; 0: Python's default, 1 */
   const void *authkey; /* NULL: no handshake; else the key (copied) */
   size_t authkey_len;  /* its length in bytes (0 is a valid empty key) */
   mp_auth_opts auth;   /* handshake settings */
-  int max_pending; /* handshakes run at once; 0: 64. More clients wait in
-                      the kernel's backlog. */
+  int max_pending;     /* handshakes run at once; 0: 64. More clients wait in
+                          the kernel's backlog. */
 } mp_listener_opts;
 
 /* mp_listener_new binds address and listens, as Python's
  * Listener(address, family, backlog, authkey). It copies the address and
  * the key. An address in use (a Unix path that exists, a busy port) is
- * refused with MP_EEXIST, as Python raises OSError(EADDRINUSE). Returns 0; MP_EINVAL (NULL out, an address that does not parse,
- * a Unix path over 107 bytes, an unknown digest, a negative backlog: the
- * detail says which); MP_ENOENT (a host name that does not resolve);
- * MP_EEXIST; MP_EACCES; MP_ENOMEM; -errno of socket/bind/listen. */
+ * refused with MP_EEXIST, as Python raises OSError(EADDRINUSE). Returns 0;
+ * MP_EINVAL (NULL out, an address that does not parse, a Unix path over 107
+ * bytes, an unknown digest, a negative backlog: the detail says which);
+ * MP_ENOENT (a host name that does not resolve); MP_EEXIST; MP_EACCES;
+ * MP_ENOMEM; -errno of socket/bind/listen. */
 MP_EXTERN int mp_listener_new(mp_listener **out, const char *address,
                               const mp_listener_opts *opts);
 
@@ -185,11 +186,11 @@ MP_EXTERN int mp_client(mp_connection **out, const char *address,
  * NULL key with keylen > 0, unknown digest); MP_ESTATE (c is closed or
  * holds a refused message); -errno. After a failure c's stream position is
  * unknown: close it. */
-MP_EXTERN int mp_connection_deliver_challenge(mp_connection *c,
-                                              const void *key, size_t keylen,
+MP_EXTERN int mp_connection_deliver_challenge(mp_connection *c, const void *key,
+                                              size_t keylen,
                                               const mp_auth_opts *opts);
-MP_EXTERN int mp_connection_answer_challenge(mp_connection *c,
-                                             const void *key, size_t keylen,
+MP_EXTERN int mp_connection_answer_challenge(mp_connection *c, const void *key,
+                                             size_t keylen,
                                              const mp_auth_opts *opts);
 
 /* A listener in mp_connection_wait: ready when a client waits to be

@@ -32,8 +32,8 @@ static int parse_port(const char *s, uint16_t *port) {
 
 /* split_tcp splits "host:port" or "[host]:port" into host (cap bytes) and
  * port. Returns 0, or MP_EINVAL when text has not that shape. */
-static int split_tcp(const char *text, char *host, size_t cap,
-                     uint16_t *port, bool *bracketed) {
+static int split_tcp(const char *text, char *host, size_t cap, uint16_t *port,
+                     bool *bracketed) {
   const char *colon = strrchr(text, ':');
   if (colon == NULL || parse_port(colon + 1, port) != 0)
     return MP_EINVAL;
@@ -60,9 +60,8 @@ static int parse_unix(mp__address *a, const char *text) {
   if (n == 0)
     return mp__fail(MP_EINVAL, "empty Unix socket address");
   if (n >= sizeof un->sun_path)
-    return mp__fail(MP_EINVAL,
-                    "Unix socket address of %zu bytes (at most %zu)", n,
-                    sizeof un->sun_path - 1);
+    return mp__fail(MP_EINVAL, "Unix socket address of %zu bytes (at most %zu)",
+                    n, sizeof un->sun_path - 1);
   if (text[0] == '@') {
     /* Abstract: a leading NUL and exactly the name's bytes, as Python's
      * "\0name" binds (the length, not a terminator, ends the name). */
@@ -83,11 +82,10 @@ static int parse_inet(mp__address *a, const char *text, mp_family family) {
   bool bracketed;
   if (split_tcp(text, host, sizeof host, &port, &bracketed) != 0)
     return mp__fail(MP_EINVAL,
-                    "TCP address '%.100s' is not host:port or [v6]:port",
-                    text);
+                    "TCP address '%.100s' is not host:port or [v6]:port", text);
   if (family == MP_FAMILY_DEFAULT)
     family = bracketed || strchr(host, ':') != NULL ? MP_FAMILY_INET6
-                                                      : MP_FAMILY_INET;
+                                                    : MP_FAMILY_INET;
   memset(&a->ss, 0, sizeof a->ss);
   if (family == MP_FAMILY_INET) {
     struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;

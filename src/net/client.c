@@ -45,8 +45,8 @@ int mp_client(mp_connection **out, const char *address,
     int64_t deadline = auth.timeout_ns == INT64_MAX
                            ? INT64_MAX
                            : mp__os_now_ns() + auth.timeout_ns;
-    mp__hs_init(&h, fd, true, o.authkey, o.authkey_len, &auth,
-                MP__HS_CLIENT, deadline);
+    mp__hs_init(&h, fd, true, o.authkey, o.authkey_len, &auth, MP__HS_CLIENT,
+                deadline);
     rc = mp__hs_run(&h);
     if (rc != 0) {
       close(fd);

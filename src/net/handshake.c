@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,10 +43,10 @@
 #define WELCOME "#WELCOME#"
 #define FAILURE "#FAILURE#"
 #define CHALLENGE_LEN 11
-#define NONCE_LEN 40      /* Python 3.12's MESSAGE_LENGTH */
-#define LEGACY_NONCE 20   /* Python 3.11's MESSAGE_LENGTH */
+#define NONCE_LEN 40    /* Python 3.12's MESSAGE_LENGTH */
+#define LEGACY_NONCE 20 /* Python 3.11's MESSAGE_LENGTH */
 #define MD5_LEN 16
-#define MAX_NAME 8        /* the longest allowed digest name */
+#define MAX_NAME 8 /* the longest allowed digest name */
 #define MAX_MAC 64
 
 /* The digests Python allows (_ALLOWED_DIGESTS), and OpenSSL's names. */
@@ -63,7 +64,8 @@ static const struct {
 
 static int digest_find(const char *name, size_t len) {
   for (size_t i = 0; i < MP__ARRAY_SIZE(digests); i++)
-    if (strlen(digests[i].name) == len && memcmp(digests[i].name, name, len) == 0)
+    if (strlen(digests[i].name) == len &&
+        memcmp(digests[i].name, name, len) == 0)
       return (int)i;
   return -1;
 }
@@ -177,9 +179,9 @@ static int read_frame(mp__hs *h) {
       return (int)n;
     h->hdr_have += (size_t)n;
     if (h->hdr_have == 4) {
-      int32_t len = (int32_t)((uint32_t)h->hdr[0] << 24 |
-                              (uint32_t)h->hdr[1] << 16 |
-                              (uint32_t)h->hdr[2] << 8 | h->hdr[3]);
+      int32_t len =
+          (int32_t)((uint32_t)h->hdr[0] << 24 | (uint32_t)h->hdr[1] << 16 |
+                    (uint32_t)h->hdr[2] << 8 | h->hdr[3]);
       if (len < 0 || len > MP_HANDSHAKE_MAX)
         return mp__fail(MP_EAUTH,
                         "handshake message announces %ld bytes (at most "
@@ -257,8 +259,7 @@ static int verify_reply(mp__hs *h) {
     rc = mp__fail(MP_EAUTH, "reply carries %zu bytes of %s, expected %zu",
                   h->in_len - off, digests[d].name, digests[d].size);
   if (rc == 0 && CRYPTO_memcmp(mac, h->in + off, digests[d].size) != 0)
-    rc = mp__fail(MP_EAUTH,
-                  "the peer's digest is wrong: the authkeys differ");
+    rc = mp__fail(MP_EAUTH, "the peer's digest is wrong: the authkeys differ");
   if (rc != 0) {
     /* Tell the peer, as Python does; it may be gone already. */
     char keep[256];
@@ -272,9 +273,8 @@ static int verify_reply(mp__hs *h) {
 /* answer: the first half of answer, with the challenge in h->in. */
 static int answer(mp__hs *h) {
   if (h->in_len < CHALLENGE_LEN || memcmp(h->in, CHALLENGE, CHALLENGE_LEN) != 0)
-    return mp__fail(MP_EAUTH,
-                    "expected a #CHALLENGE# message: the peer is not "
-                    "doing the handshake (does it have an authkey?)");
+    return mp__fail(MP_EAUTH, "expected a #CHALLENGE# message: the peer is not "
+                              "doing the handshake (does it have an authkey?)");
   const unsigned char *m = h->in + CHALLENGE_LEN;
   size_t len = h->in_len - CHALLENGE_LEN;
   if (len < LEGACY_NONCE)

@@ -46,15 +46,15 @@ struct mp_listener {
   int fd;  /* the listening socket, -1 once closed */
   int set; /* readiness set: fd and every pending client */
   mp_family family;
-  pid_t owner;   /* the creator: only it removes the socket file */
-  pid_t set_pid; /* the process whose readiness set and table these are */
-  char *unlink_path; /* the socket file to remove on close, or NULL */
+  pid_t owner;        /* the creator: only it removes the socket file */
+  pid_t set_pid;      /* the process whose readiness set and table these are */
+  char *unlink_path;  /* the socket file to remove on close, or NULL */
   unsigned char *key; /* NULL: no handshake */
   size_t keylen;
   mp__auth auth;
   size_t max_pending, npending;
-  pending *pend;        /* max_pending entries */
-  struct pollfd *pfds;  /* max_pending + 1 entries */
+  pending *pend;       /* max_pending entries */
+  struct pollfd *pfds; /* max_pending + 1 entries */
   char address[MP_ADDRESS_MAX];
   char last[MP_ADDRESS_MAX];
 };
@@ -107,8 +107,8 @@ int mp_listener_new(mp_listener **out, const char *address,
   l->family = a.family;
   l->auth = auth;
   l->owner = l->set_pid = getpid();
-  l->max_pending = o.max_pending > 0 ? (size_t)o.max_pending
-                                     : DEFAULT_MAX_PENDING;
+  l->max_pending =
+      o.max_pending > 0 ? (size_t)o.max_pending : DEFAULT_MAX_PENDING;
   l->pend = mp__calloc(l->max_pending, sizeof *l->pend);
   l->pfds = mp__calloc(l->max_pending + 1, sizeof *l->pfds);
   if (o.authkey != NULL) {

@@ -17,8 +17,7 @@
 #include "net.h"
 
 int mp__os_listen(const struct sockaddr *sa, socklen_t len, int backlog) {
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                  0);
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
   if (sa->sa_family != AF_UNIX) {
@@ -68,8 +67,7 @@ static int set_blocking(int fd) {
 }
 
 int mp__os_connect(const struct sockaddr *sa, socklen_t len, int64_t abs_ns) {
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                  0);
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
   int rc = 0;

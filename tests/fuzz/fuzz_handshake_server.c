@@ -1,12 +1,12 @@
 /* fuzz_handshake_server.c - libFuzzer target for the server's side of the
- * authkey handshake: deliver, then answer (Listener.accept's order). The input is
- * everything the peer says (framed handshake messages, garbage, lengths
- * over 256, truncations), written into one end of a socket pair that is
- * then shut for writing; the handshake runs on the other end with a short
- * deadline. Every outcome must be 0, MP_EAUTH, MP_ECLOSED or
- * MP_ETIMEDOUT: never a crash, a hang, a read past the handshake or a
- * leak. The seeds (tests/fuzz/corpus/handshake_server/) are well-formed
- * peers of CPython 3.11 and 3.12+ and near misses. */
+ * authkey handshake: deliver, then answer (Listener.accept's order). The input
+ * is everything the peer says (framed handshake messages, garbage, lengths over
+ * 256, truncations), written into one end of a socket pair that is then shut
+ * for writing; the handshake runs on the other end with a short deadline. Every
+ * outcome must be 0, MP_EAUTH, MP_ECLOSED or MP_ETIMEDOUT: never a crash, a
+ * hang, a read past the handshake or a leak. The seeds
+ * (tests/fuzz/corpus/handshake_server/) are well-formed peers of CPython 3.11
+ * and 3.12+ and near misses. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>

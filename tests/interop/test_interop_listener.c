@@ -94,8 +94,8 @@ static void unique_address(const char *family, const char *ver, char *out,
   if (strcmp(family, "tcp") == 0)
     snprintf(out, cap, "127.0.0.1:0");
   else if (strcmp(family, "unix") == 0)
-    snprintf(out, cap, "/tmp/%s-%s.sock",
-             mp_test_name(name, sizeof name, "il"), ver);
+    snprintf(out, cap, "/tmp/%s-%s.sock", mp_test_name(name, sizeof name, "il"),
+             ver);
   else
     snprintf(out, cap, "@%s-%s", mp_test_name(name, sizeof name, "il"), ver);
 }
@@ -176,12 +176,24 @@ static void py_listener(const char *family) {
     mp_test_skip("no CPython 3.11, 3.12 or 3.13 found");
 }
 
-static void c_listener_py_client_tcp(void **s) { (void)s, c_listener("tcp", NULL); }
-static void c_listener_py_client_unix(void **s) { (void)s, c_listener("unix", NULL); }
-static void c_listener_py_client_abstract(void **s) { (void)s, c_listener("abstract", NULL); }
-static void py_listener_c_client_tcp(void **s) { (void)s, py_listener("tcp"); }
-static void py_listener_c_client_unix(void **s) { (void)s, py_listener("unix"); }
-static void py_listener_c_client_abstract(void **s) { (void)s, py_listener("abstract"); }
+static void c_listener_py_client_tcp(void **s) {
+  (void)s, c_listener("tcp", NULL);
+}
+static void c_listener_py_client_unix(void **s) {
+  (void)s, c_listener("unix", NULL);
+}
+static void c_listener_py_client_abstract(void **s) {
+  (void)s, c_listener("abstract", NULL);
+}
+static void py_listener_c_client_tcp(void **s) {
+  (void)s, py_listener("tcp");
+}
+static void py_listener_c_client_unix(void **s) {
+  (void)s, py_listener("unix");
+}
+static void py_listener_c_client_abstract(void **s) {
+  (void)s, py_listener("abstract");
+}
 
 /* Every digest a C listener may challenge with is answered by CPython
  * 3.13 with that digest (3.11 answers any with legacy MD5, covered by the
@@ -205,8 +217,8 @@ static void wrong_key_c_listener(void **s) {
     mp_listener_opts o = {.authkey = KEY, .authkey_len = KEYLEN};
     mp_listener *l = NULL;
     assert_rc(mp_listener_new(&l, "127.0.0.1:0", &o), 0);
-    pid_t pid = start_peer(py, "client", mp_listener_address(l), "77726f6e67",
-                           NULL);
+    pid_t pid =
+        start_peer(py, "client", mp_listener_address(l), "77726f6e67", NULL);
     mp_connection *c = NULL;
     assert_rc(mp_listener_accept(l, &c, PEER_TIMEOUT), MP_EAUTH);
     assert_non_null(strstr(mp_error_detail(), "authkeys differ"));
