@@ -463,6 +463,22 @@ static void wrong_key_refused_both_sides(void **state) {
   mp_listener_free(l);
 }
 
+/* Sixteen keyed clients at once, each through its own handshake. */
+static void many_clients_at_once(void **state) {
+  (void)state;
+  mp_listener_opts o = {.authkey = KEY, .authkey_len = KEYLEN, .backlog = 16};
+  mp_listener *l = NULL;
+  assert_rc(mp_listener_new(&l, "127.0.0.1:0", &o), 0);
+  pid_t pids[16];
+  for (int i = 0; i < 16; i++)
+    pids[i] = spawn_client(l, KEY, KEYLEN, 0);
+  for (int i = 0; i < 16; i++)
+    serve_one(l);
+  for (int i = 0; i < 16; i++)
+    mp_test_wait_exit(pids[i], 0, PEER_TIMEOUT);
+  mp_listener_free(l);
+}
+
 static void every_digest(void **state) {
   (void)state;
   const char *names[] = {"md5", "sha256", "sha384", "sha3_256", "sha3_384"};
@@ -926,6 +942,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_key_either_side),
     cmocka_unit_test(empty_key_still_authenticates),
     cmocka_unit_test(wrong_key_refused_both_sides),
+    cmocka_unit_test(many_clients_at_once),
     cmocka_unit_test(every_digest),
     cmocka_unit_test(legacy_md5_client_and_strict),
     cmocka_unit_test(answer_known_legacy_bytes),
