@@ -285,6 +285,11 @@ int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
     drop_conn(m, t);
     return rc;
   }
+  /* A C server closes the connection after a request it could not read. */
+  const char *text;
+  if (strcmp(kind, "#TRACEBACK") == 0 && mp_obj_get_str(val, &text, NULL) == 0 &&
+      strncmp(text, "bad request", 11) == 0)
+    drop_conn(m, t);
   return convert(m, kind, val, result);
 }
 
