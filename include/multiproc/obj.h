@@ -223,7 +223,7 @@ MP_EXTERN int mp_obj_print(FILE *f, const mp_obj *o);
  * on request (under 2, bytes are written as Python writes them there,
  * _codecs.encode(str, 'latin1')). No memo is written: shared values are
  * written once per occurrence. Returns 0, MP_EINVAL (NULL argument, a
- * protocol outside 2..5), MP_ENOMEM, MP_EOVERFLOW (nesting deeper than
+ * protocol outside 2..5), MP_ENOMEM, MP_ETOOBIG (nesting deeper than
  * max_depth). */
 typedef struct mp_pickle_dump_opts {
   int protocol;     /* 0: 4 */
@@ -244,7 +244,7 @@ typedef int (*mp_pickle_allow_fn)(void *ctx, const char *module,
 
 #define MP_PICKLE_DEFAULT_DEPTH 1000
 #define MP_PICKLE_DEFAULT_MEMO (1u << 20)
-#define MP_PICKLE_DEFAULT_NODES (1u << 24)
+#define MP_PICKLE_DEFAULT_NODES (1u << 22)
 
 /* mp_pickle_load_opts holds the decoder's limits and the allow-list;
  * zeros mean the defaults. */
@@ -282,7 +282,7 @@ MP_EXTERN int mp_pickle_loads(const void *buf, size_t len, mp_obj **out,
  * (float 64), str (str), bytes (bin), list and tuple both as arrays, dict
  * as a map. GLOBAL and INSTANCE have no MessagePack form (MP_ENOTSUP).
  * *out is a new buffer the caller frees with free(). Returns 0, MP_EINVAL,
- * MP_ENOTSUP, MP_ENOMEM, MP_EOVERFLOW (nesting beyond max_depth). */
+ * MP_ENOTSUP, MP_ENOMEM, MP_ETOOBIG (nesting beyond max_depth). */
 typedef struct mp_msgpack_opts {
   size_t max_depth; /* 0: MP_PICKLE_DEFAULT_DEPTH */
   size_t max_nodes; /* decoder only; 0: MP_PICKLE_DEFAULT_NODES */
