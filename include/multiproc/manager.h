@@ -103,9 +103,9 @@ typedef struct mp_manager_registration {
  *             the kernel picks a port). NULL: for a server a fresh socket
  *             path under /tmp (Python's address=None); a client needs one.
  *   authkey   the key of the handshake (authkey_len bytes; copied). NULL:
- *             the process authkey when the library has one, else, for
- *             mp_manager_start, 32 random bytes the handle keeps and passes
- *             to the child (Python: current_process().authkey).
+ *             the process authkey (mp_process_authkey of
+ *             mp_current_process(); Python: current_process().authkey),
+ *             which children inherit.
  *   timeout   seconds for connecting and for each handshake step (0: 10).
  *   max_request  largest request a server reads, bytes (0: 64 MiB); a
  *             larger one closes that connection only.

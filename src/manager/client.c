@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
 
 #include "manager/client_internal.h"
 
@@ -354,6 +353,12 @@ static int handle_new(mp_manager **out, const mp_manager_opts *opts,
     }
     memcpy(m->key, opts->authkey, opts->authkey_len);
     m->keylen = opts->authkey_len;
+  } else {
+    int rc2 = mp__mgr_default_key(m->key, sizeof m->key, &m->keylen);
+    if (rc2) {
+      mp__free(m);
+      return rc2;
+    }
   }
   m->timeout = opts->timeout > 0 ? opts->timeout : 10.0;
   m->max_reply = (size_t)1 << 30;
@@ -436,11 +441,13 @@ int mp_manager_start(mp_manager **out, const mp_manager_opts *opts) {
   if (!out) return mp__fail(MP_EINVAL, "out is NULL");
   if (!opts) opts = &none;
   mp_manager_opts o = *opts;
-  uint8_t key[32];
+  uint8_t key[MP_AUTHKEY_MAX];
   if (!o.authkey) {
-    if (RAND_bytes(key, sizeof key) != 1) return MP_EIO;
+    size_t kl = 0;
+    int krc = mp__mgr_default_key(key, sizeof key, &kl);
+    if (krc) return krc;
     o.authkey = key;
-    o.authkey_len = sizeof key;
+    o.authkey_len = kl;
   }
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return -errno;

@@ -51,6 +51,9 @@ int mp__mgr_recv(mp_connection *c, double timeout, size_t limit, void **buf,
                  size_t *len);
 int mp__mgr_deliver_challenge(mp_connection *c, const uint8_t *key,
                               size_t keylen, double timeout);
+/* mp__mgr_default_key copies the process authkey (Python's
+ * current_process().authkey), the key a manager uses when given none. */
+int mp__mgr_default_key(uint8_t *key, size_t cap, size_t *len);
 int mp__mgr_answer_challenge(mp_connection *c, const uint8_t *key,
                              size_t keylen, double timeout);
 

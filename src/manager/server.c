@@ -916,6 +916,8 @@ int mp_manager_server_new(mp_manager_server **out,
   if (opts->authkey) {
     memcpy(s->key, opts->authkey, opts->authkey_len);
     s->keylen = opts->authkey_len;
+  } else if ((rc = mp__mgr_default_key(s->key, sizeof s->key, &s->keylen))) {
+    goto fail;
   }
   s->max_request = opts->max_request ? opts->max_request
                                      : MP__MGR_DEFAULT_MAX_REQUEST;

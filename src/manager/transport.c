@@ -198,6 +198,15 @@ int mp__mgr_accept(int lfd, double timeout, mp_connection **out) {
   return rc;
 }
 
+/* ---- the default key ----------------------------------------------------- */
+
+int mp__mgr_default_key(uint8_t *key, size_t cap, size_t *len) {
+  ssize_t n = mp_process_authkey(mp_current_process(), key, cap);
+  if (n < 0) return (int)n;
+  *len = (size_t)n;
+  return 0;
+}
+
 /* ---- framed messages with a deadline ------------------------------------ */
 
 int mp__mgr_recv(mp_connection *c, double timeout, size_t limit, void **buf,
