@@ -11,6 +11,7 @@
  * register API, nested proxies and proxies inherited by forked children. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1053,6 +1054,90 @@ static void tcp_manager(void **state) {
   mp_manager_free(m);
 }
 
+
+/* ---- the standalone tool ---------------------------------------------------------- */
+
+static pid_t run_tool(const char *keyfile, int *out) {
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 1);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    const char *tool = MP_BINARY_DIR "/mp-manager";
+    if (keyfile)
+      execl(tool, tool, "--address", "127.0.0.1:0", "--authkey-file", keyfile, (char *)NULL);
+    else
+      execl(tool, tool, "--address", "127.0.0.1:0", (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  *out = p[0];
+  return pid;
+}
+
+static void read_line(int fd, char *line, size_t cap) {
+  size_t n = 0;
+  while (n < cap - 1) {
+    ssize_t r = read(fd, line + n, 1);
+    if (r <= 0 || line[n] == '\n') break;
+    n++;
+  }
+  line[n] = 0;
+}
+
+static void tool_serves_and_stops_on_sigterm(void **state) {
+  (void)state;
+  if (access(MP_BINARY_DIR "/mp-manager", X_OK) != 0)
+    mp_test_skip("mp-manager is not built");
+  /* the key from the environment */
+  setenv("MP_MANAGER_AUTHKEY", "envkey", 1);
+  int fd;
+  pid_t pid = run_tool(NULL, &fd);
+  char line[200];
+  read_line(fd, line, sizeof line);
+  close(fd);
+  assert_non_null(strstr(line, "serving on 127.0.0.1:"));
+  mp_manager_opts o = {.address = line + strlen("serving on "), .authkey = "envkey",
+                       .authkey_len = 6};
+  mp_manager *m;
+  assert_rc(mp_manager_connect(&m, &o), 0);
+  mp_proxy *d;
+  assert_rc(mp_manager_dict(m, &d), 0);
+  assert_rc(mp_proxy_setitem(d, S("k"), I(1)), 0);
+  kill(pid, SIGTERM);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_rc(mp_proxy_setitem(d, S("k"), I(2)), MP_ECLOSED);
+  mp_proxy_free(d);
+  mp_manager_free(m);
+  /* the key from a file; a client's shutdown stops it too */
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mp-test-%d.key", (int)getpid());
+  FILE *f = fopen(path, "w");
+  fputs("filekey\n", f);
+  fclose(f);
+  unsetenv("MP_MANAGER_AUTHKEY");
+  pid = run_tool(path, &fd);
+  read_line(fd, line, sizeof line);
+  close(fd);
+  o.address = line + strlen("serving on ");
+  o.authkey = "filekey";
+  o.authkey_len = 7;
+  assert_rc(mp_manager_connect(&m, &o), 0);
+  assert_rc(mp_manager_shutdown(m), 0);
+  mp_manager_free(m);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  unlink(path);
+  /* no key: a usage error, never a server without one */
+  pid = run_tool(NULL, &fd);
+  read_line(fd, line, sizeof line);
+  close(fd);
+  mp_test_wait_exit(pid, 2, mp_test_slack(10));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(start_and_shutdown, setup, teardown),
     cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
@@ -1084,6 +1169,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(nested_proxies, setup, teardown),
     cmocka_unit_test(register_c_type),
     cmocka_unit_test(tcp_manager),
+    cmocka_unit_test(tool_serves_and_stops_on_sigterm),
 };
 
 MP_TEST_MAIN(tests)
