@@ -136,6 +136,7 @@ struct mp__mgr_conn {
   pthread_t thread;
   struct mp__mgr_conn *next;
   int done;
+  int no_wait; /* requests run in place (mp__mgr_handle_request): never block */
 };
 
 struct mp__mgr_server {
@@ -198,6 +199,18 @@ extern mp__mgr_type mp__mgr_type_queue, mp__mgr_type_joinable_queue,
     mp__mgr_type_lock, mp__mgr_type_rlock, mp__mgr_type_semaphore,
     mp__mgr_type_bounded_semaphore, mp__mgr_type_condition,
     mp__mgr_type_event, mp__mgr_type_barrier;
+
+/* mp__mgr_handle_request runs one pickled request (a control call when
+ * its ident is None, else a method call) through the decoder and the
+ * dispatcher of ms without a connection, as a served client's request
+ * would be, and returns the pickled reply (free it with free()). Blocking
+ * methods do not block (they time out at once); shutdown and
+ * accept_connection are refused. mp__mgr_server_reset frees every object
+ * and makes the idents deterministic ("7f0000000010", "7f0000000020", ...).
+ * For the fuzzer (tests/fuzz/fuzz_manager_request.c) and tests. */
+int mp__mgr_handle_request(mp_manager_server *ms, const void *buf, size_t len,
+                           void **reply, size_t *reply_len);
+void mp__mgr_server_reset(mp_manager_server *ms);
 
 /* The decoder policy for requests: which classes a request may hold. */
 int mp__mgr_decode(const void *buf, size_t len, mp_obj **out);

@@ -141,7 +141,7 @@ int mp__mgr_timeout_arg(mp__mgr_call *call, const mp_obj *v, double dflt,
 /* ---- waiting ------------------------------------------------------------ */
 
 int mp__mgr_conn_alive(const mp__mgr_conn *conn) {
-  if (!conn) return 1;
+  if (!conn || conn->no_wait) return 1;
   struct pollfd p = {.fd = conn->fd, .events = POLLRDHUP};
   int n = poll(&p, 1, 0);
   if (n <= 0) return 1; /* unknown means alive */
@@ -152,6 +152,7 @@ int mp__mgr_wait(mp__mgr_call *call, mp__deadline d) {
   mp__mgr_server *s = call->srv;
   if (s->stop) return MP_ECLOSED;
   if (mp__deadline_expired(d) || d.poll) return MP_ETIMEDOUT;
+  if (call->conn && call->conn->no_wait) return MP_ETIMEDOUT;
   mp__deadline slice = mp__deadline_min_slice(d, MP__MGR_SLICE_NS);
   struct timespec ts = {.tv_sec = slice.ns / 1000000000LL,
                         .tv_nsec = slice.ns % 1000000000LL};
@@ -379,9 +380,10 @@ static const char *kind_name(int kind) {
   }
 }
 
-/* send_reply sends (kind, value) and frees what the call holds. */
-static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
-                      mp__mgr_call *call) {
+/* encode_reply pickles (kind, value) into *buf and frees what the call
+ * holds. */
+static int encode_reply(mp__mgr_server *s, mp__mgr_conn *conn,
+                        mp__mgr_call *call, void **buf, size_t *len) {
   mp_obj *val;
   if (call->kind == MP__MGR_TRACEBACK)
     val = mp_obj_str(call->text ? call->text : "error");
@@ -395,9 +397,7 @@ static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
   mp_obj_free(call->result);
   call->result = NULL;
   if (!msg) return MP_ENOMEM;
-  void *buf = NULL;
-  size_t len = 0;
-  int rc = mp__mgr_encode(msg, &buf, &len);
+  int rc = mp__mgr_encode(msg, buf, len);
   mp_obj_free(msg);
   if (rc) {
     logf_(s, "connection %" PRIu64 ": reply not encodable: %s", conn->id,
@@ -405,10 +405,19 @@ static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
     mp_obj *m2 = mp_obj_tuple_pack(
         2, mp_obj_str("#UNSERIALIZABLE"),
         mp_obj_str("the result cannot be pickled by the C manager"));
-    rc = m2 ? mp__mgr_encode(m2, &buf, &len) : MP_ENOMEM;
+    rc = m2 ? mp__mgr_encode(m2, buf, len) : MP_ENOMEM;
     mp_obj_free(m2);
-    if (rc) return rc;
   }
+  return rc;
+}
+
+/* send_reply sends (kind, value) and frees what the call holds. */
+static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
+                      mp__mgr_call *call) {
+  void *buf = NULL;
+  size_t len = 0;
+  int rc = encode_reply(s, conn, call, &buf, &len);
+  if (rc) return rc;
   rc = mp_connection_send_bytes(conn->c, buf, 0, len);
   free(buf);
   return rc;
@@ -1064,4 +1073,58 @@ void mp_manager_server_free(mp_manager_server *ms) {
   pthread_cond_destroy(&s->threads_cond);
   pthread_cond_destroy(&s->stop_cond);
   mp__free(ms);
+}
+
+/* ---- requests without a connection (the fuzzer) ----------------------------- */
+
+int mp__mgr_handle_request(mp_manager_server *ms, const void *buf, size_t len,
+                           void **reply, size_t *reply_len) {
+  mp__mgr_server *s = &ms->srv;
+  mp__mgr_conn conn = {.id = 1, .fd = -1, .srv = s, .no_wait = 1};
+  mp__mgr_call call = {.srv = s, .conn = &conn};
+  mp_obj *req = NULL;
+  const char *ident, *method;
+  mp_obj *args, *kwds;
+  int rc = len > s->max_request ? MP_ETOOBIG : mp__mgr_decode(buf, len, &req);
+  if (rc || parse_request(req, &ident, &method, &args, &kwds)) {
+    mp__mgr_traceback(&call, "bad request");
+  } else if (!ident) {
+    if (strcmp(method, "shutdown") == 0 ||
+        strcmp(method, "accept_connection") == 0)
+      mp__mgr_traceback(&call, "not in place");
+    else
+      control(s, &conn, method, args, kwds, &call);
+  } else {
+    call.method = method;
+    call.args = args;
+    call.kwds = kwds;
+    pthread_mutex_lock(&s->mu);
+    dispatch_method(s, &call, ident);
+    pthread_mutex_unlock(&s->mu);
+  }
+  if (call.kind < 0) {
+    /* a wait that ended for want of a client: as Python, no reply */
+    mp_obj_free(call.result);
+    mp__free(call.text);
+    mp_obj_free(req);
+    *reply = NULL;
+    *reply_len = 0;
+    return 0;
+  }
+  pthread_mutex_lock(&s->mu);
+  conn_gone(s, &conn); /* as if the client left: locks it took are freed */
+  pthread_mutex_unlock(&s->mu);
+  rc = encode_reply(s, &conn, &call, reply, reply_len);
+  mp_obj_free(req);
+  return rc;
+}
+
+void mp__mgr_server_reset(mp_manager_server *ms) {
+  mp__mgr_server *s = &ms->srv;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->n_entries; i++)
+    if (s->entries[i]) entry_destroy(s, s->entries[i]);
+  s->n_entries = 0;
+  s->seq_base = 0x7f0000000000ull;
+  pthread_mutex_unlock(&s->mu);
 }

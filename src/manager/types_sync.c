@@ -177,7 +177,7 @@ static int queue_call(mp__mgr_call *call) {
     d = mp__deadline_from_timeout(-1);
     while (q->unfinished > 0) {
       int rc = mp__mgr_wait(call, d);
-      if (rc == MP_ECLOSED) return rc;
+      if (rc) return rc; /* MP_ECLOSED, or a request run in place */
     }
     return 0;
   }
