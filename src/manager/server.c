@@ -343,6 +343,7 @@ static int allow_request(void *ctx, const char *module, const char *name) {
   if (strcmp(module, "builtins") == 0) {
     static const char *ok[] = {
         "slice",          "list",           "bytearray",    "complex",
+        "range",
         "Exception",      "KeyError",       "IndexError",   "ValueError",
         "TypeError",      "AttributeError", "RuntimeError", "StopIteration",
         "LookupError",    "ArithmeticError", "ZeroDivisionError",

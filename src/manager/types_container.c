@@ -240,6 +240,32 @@ static int vl_from(mp__mgr_call *call, const mp_obj *v, vlist *out) {
       }
     return 0;
   }
+  const char *mod, *name;
+  if (t == MP_OBJ_INSTANCE && mp_obj_global_name(v, &mod, &name) == 0 &&
+      strcmp(mod, "builtins") == 0 && strcmp(name, "range") == 0) {
+    /* range(start, stop[, step]), as Python's manager.list(range(5)) sends */
+    mp_obj *ra = mp_obj_instance_args(v);
+    ssize_t n = ra ? mp_obj_len(ra) : 0;
+    int64_t f[3] = {0, 0, 1};
+    for (ssize_t i = 0; i < n && i < 3; i++)
+      if (mp_obj_get_int(mp_obj_list_get(ra, i), &f[i]) != 0) n = -1;
+    if (n == 1) {
+      f[1] = f[0];
+      f[0] = 0;
+    }
+    if (n < 1 || n > 3 || f[2] == 0)
+      return mp__mgr_raise_msg(call, "builtins", "ValueError", "bad range");
+    for (int64_t x = f[0]; f[2] > 0 ? x < f[1] : x > f[1]; x += f[2]) {
+      if (out->n >= (1u << 24) || vl_insert(out, out->n, mp_obj_int(x))) {
+        vl_clear(out);
+        return mp__mgr_raise_msg(call, "builtins", "MemoryError",
+                                 "range too long");
+      }
+      if ((f[2] > 0 && x > INT64_MAX - f[2]) || (f[2] < 0 && x < INT64_MIN - f[2]))
+        break;
+    }
+    return 0;
+  }
   return mp__mgr_raise_msg(call, "builtins", "TypeError",
                            "'%s' object is not iterable (the C manager "
                            "takes a list, tuple or dict here)",

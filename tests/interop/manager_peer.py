@@ -59,6 +59,7 @@ def client(addr):
     check(str(d) == repr(d.copy()), '__str__ fallback')
     del d['c']
 
+    check(m.list(range(2, 5))[:] == [2, 3, 4], 'list(range)')
     lst = m.list([3, 1, 2])
     lst.append(4)
     lst.extend([5])
