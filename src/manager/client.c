@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -417,6 +418,21 @@ static void child_main(const mp_manager_opts *opts, int wfd, pid_t parent) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
+  /* Why close everything inherited: a client connection of the parent's
+   * (to another manager) held open here would keep that server from seeing
+   * the parent die, and so from releasing the locks it held. */
+  if (wfd != 3) {
+    dup2(wfd, 3);
+    wfd = 3;
+  }
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
+#endif
+  {
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
+    for (int fd = 4; fd < maxfd; fd++) close(fd);
+  }
   int rc = getppid() != parent ? MP_ESRCH : 0;
   if (!rc) rc = mp_manager_server_new(&child_server, opts);
   char msg[400] = {0};
