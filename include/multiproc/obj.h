@@ -294,8 +294,9 @@ MP_EXTERN int mp_msgpack_packb(const mp_obj *o, void **out, size_t *len,
  * arrays become lists (tuples when they are map keys, so they can be
  * hashed), maps dicts, uint above INT64_MAX MP_EOVERFLOW, float 32 a
  * float, ext types MP_EPROTO. Returns 0, MP_EPROTO (malformed, truncated,
- * trailing bytes, ext), MP_EOVERFLOW, MP_ETOOBIG (a limit), MP_EINVAL (str
- * not UTF-8, unhashable key), MP_ENOMEM. *out untouched on failure. */
+ * trailing bytes, ext), MP_EOVERFLOW, MP_ETOOBIG (a limit, or more than 32
+ * nested arrays and maps: msgpack-c reads no deeper), MP_EINVAL (str not
+ * UTF-8, unhashable key), MP_ENOMEM. *out untouched on failure. */
 MP_EXTERN int mp_msgpack_unpackb(const void *buf, size_t len, mp_obj **out,
                                  const mp_msgpack_opts *opts);
 

@@ -8,8 +8,9 @@
  * Before msgpack-c sees the input, a flat scan checks that every announced
  * length and element count fits in the bytes that remain: msgpack-c
  * allocates an array's slots from its announced count, so without the scan
- * a five-byte message could ask it for gigabytes. msgpack-c itself nests at
- * most MSGPACK_EMBED_STACK_SIZE (32) levels deep and refuses deeper input. */
+ * a five-byte message could ask it for gigabytes. The scan also refuses
+ * (MP_ETOOBIG) more than 32 nested arrays and maps, the most msgpack-c reads
+ * (MSGPACK_EMBED_STACK_SIZE), which it would report as out of memory. */
 #include <msgpack.h>
 #include <stdlib.h>
 
@@ -121,10 +122,18 @@ static uint64_t be(const uint8_t *p, int n) {
 
 /* Walks one value's headers without building anything: every payload and
  * every announced element must fit in what remains. */
+#define MAX_NESTING 32 /* msgpack-c's MSGPACK_EMBED_STACK_SIZE */
+
 static int scan(const uint8_t *p, size_t len) {
   size_t pos = 0;
   uint64_t pending = 1; /* values still to read */
+  uint64_t left[MAX_NESTING + 1]; /* values still to read at each level */
+  int depth = 0;
+  left[0] = 1;
   while (pending > 0) {
+    while (left[depth] == 0)
+      depth--;
+    left[depth]--;
     if (pos >= len)
       return mp__fail(MP_EPROTO, "truncated MessagePack: %llu values "
                                  "announced, input ends at %zu",
@@ -182,6 +191,13 @@ static int scan(const uint8_t *p, size_t len) {
                       (unsigned long long)skip, pos, len - pos);
     pos += (size_t)skip;
     pending += items;
+    if (items > 0) {
+      if (depth + 1 > MAX_NESTING)
+        return mp__fail(MP_ETOOBIG, "MessagePack nested deeper than %d "
+                                    "(msgpack-c's limit)",
+                        MAX_NESTING);
+      left[++depth] = items;
+    }
     /* Each pending value needs at least one byte. */
     if (pending > len - pos)
       return mp__fail(MP_EPROTO, "truncated MessagePack: %llu values "
@@ -311,8 +327,7 @@ int mp_msgpack_unpackb(const void *buf, size_t len, mp_obj **out,
   }
   if (r != MSGPACK_UNPACK_SUCCESS || off != len) {
     msgpack_unpacked_destroy(&u);
-    return mp__fail(MP_EPROTO, "malformed MessagePack (msgpack-c: %d; "
-                               "nested deeper than 32?)",
+    return mp__fail(MP_EPROTO, "malformed MessagePack (msgpack-c: %d)",
                     (int)r);
   }
   pdec d = {0, opts && opts->max_nodes ? opts->max_nodes
