@@ -246,6 +246,39 @@ static void forked_copy_keeps_socket_file(void **state) {
   assert_int_equal(stat(path, &st), -1);
 }
 
+static int accept_child(void *arg) {
+  mp_listener *l = arg;
+  mp_connection *c = NULL;
+  if (mp_listener_accept(l, &c, PEER_TIMEOUT) != 0)
+    return 1;
+  char buf[16];
+  size_t len = 0;
+  int ok = mp_connection_poll(c, PEER_TIMEOUT) == 1 &&
+           mp_connection_recv_bytes(c, buf, sizeof buf, &len) == 0 &&
+           len == 5 && mp_connection_send_bytes(c, "bye", 0, 3) == 0;
+  mp_connection_free(c);
+  mp_listener_free(l);
+  return ok ? 0 : 2;
+}
+
+static void forked_child_accepts_on_its_copy(void **state) {
+  (void)state;
+  mp_listener *l = listen_at("127.0.0.1:0", KEY, KEYLEN, 0);
+  int stalled = raw_connect(l);
+  mp_connection *c = NULL;
+  assert_rc(mp_listener_accept(l, &c, 0.05), MP_ETIMEDOUT); /* pending */
+  pid_t pid = mp_test_fork(accept_child, l);
+  assert_rc(client_at(&c, mp_listener_address(l), KEY, KEYLEN, 0), 0);
+  send_str(c, "hello");
+  expect_str(c, "bye");
+  mp_connection_free(c);
+  mp_test_wait_exit(pid, 0, PEER_TIMEOUT);
+  /* The parent's unfinished handshake is still the parent's. */
+  close(stalled);
+  expect_auth_failure(l, "closed");
+  mp_listener_free(l);
+}
+
 static void abstract_name(void **state) {
   (void)state;
   char name[64], addr[80];
@@ -841,6 +874,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(tcp_ipv6),
     cmocka_unit_test(unix_path_removed_on_close),
     cmocka_unit_test(forked_copy_keeps_socket_file),
+    cmocka_unit_test(forked_child_accepts_on_its_copy),
     cmocka_unit_test(abstract_name),
     cmocka_unit_test(null_address_each_family),
     cmocka_unit_test(bad_arguments),

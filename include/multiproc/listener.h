@@ -46,9 +46,10 @@
  * process record here (mp_process_authkey); managers do that.
  *
  * Threads and processes: one thread at a time calls mp_listener_accept.
- * A forked child inherits the listener; it should free its copy without
- * accepting (the creator's mp_listener_close removes a socket file; a
- * copy in a child never does). Descriptors are close-on-exec. */
+ * A forked child inherits the listener and may accept on its copy (the
+ * handshakes its parent had under way stay the parent's); one process at
+ * a time should accept. Only the creator's close removes a socket file.
+ * Descriptors are close-on-exec. */
 #ifndef MULTIPROC_LISTENER_H
 #define MULTIPROC_LISTENER_H
 

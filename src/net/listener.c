@@ -20,7 +20,10 @@
  * readiness set, an epoll instance on Linux): kept in step with the table.
  *
  * A socket file is removed by mp_listener_close only in the process that
- * created the listener (Python's Finalize runs in its creator only). */
+ * created the listener (Python's Finalize runs in its creator only). A
+ * forked child that accepts on its copy first takes a readiness set of
+ * its own (the epoll instance would otherwise be shared with the parent)
+ * and leaves the parent's unfinished handshakes to the parent. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -43,7 +46,8 @@ struct mp_listener {
   int fd;  /* the listening socket, -1 once closed */
   int set; /* readiness set: fd and every pending client */
   mp_family family;
-  pid_t owner;
+  pid_t owner;   /* the creator: only it removes the socket file */
+  pid_t set_pid; /* the process whose readiness set and table these are */
   char *unlink_path; /* the socket file to remove on close, or NULL */
   unsigned char *key; /* NULL: no handshake */
   size_t keylen;
@@ -102,7 +106,7 @@ int mp_listener_new(mp_listener **out, const char *address,
   l->fd = l->set = -1;
   l->family = a.family;
   l->auth = auth;
-  l->owner = getpid();
+  l->owner = l->set_pid = getpid();
   l->max_pending = o.max_pending > 0 ? (size_t)o.max_pending
                                      : DEFAULT_MAX_PENDING;
   l->pend = mp__calloc(l->max_pending, sizeof *l->pend);
@@ -167,7 +171,7 @@ fail:
 static void drop(mp_listener *l, size_t i, bool keep) {
   /* A forked copy shares the readiness set with its creator: removing a
    * member there would remove it for the creator too. */
-  if (l->owner == getpid())
+  if (l->set_pid == getpid())
     (void)mp__os_rset_del(l->set, l->pend[i].hs.fd);
   if (!keep)
     close(l->pend[i].hs.fd);
@@ -252,6 +256,27 @@ static int advance(mp_listener *l, size_t i, mp_connection **out) {
   return rc == 0 ? 1 : rc;
 }
 
+/* adopt makes a forked copy of l its own: the unfinished handshakes are
+ * the creator's (this copy closes its descriptors of them), and the
+ * readiness set, shared with the creator across fork, is replaced by a
+ * new one. */
+static int adopt(mp_listener *l) {
+  while (l->npending > 0)
+    drop(l, l->npending - 1, false);
+  int set = mp__os_rset_new();
+  if (set < 0)
+    return set;
+  int rc = mp__os_rset_add(set, l->fd);
+  if (rc != 0) {
+    close(set);
+    return rc;
+  }
+  close(l->set);
+  l->set = set;
+  l->set_pid = getpid();
+  return 0;
+}
+
 int mp_listener_accept(mp_listener *l, mp_connection **out, double timeout) {
   if (l == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "listener or out is NULL");
@@ -259,6 +284,11 @@ int mp_listener_accept(mp_listener *l, mp_connection **out, double timeout) {
     return mp__fail(MP_EINVAL, "timeout is NaN");
   if (l->fd < 0)
     return mp__fail(MP_ESTATE, "listener is closed");
+  if (l->set_pid != getpid()) {
+    int rc = adopt(l);
+    if (rc != 0)
+      return rc;
+  }
   mp__deadline d = mp__deadline_from_timeout(timeout);
   for (;;) {
     /* Handshakes past their deadline end first. */
@@ -303,7 +333,9 @@ int mp_listener_accept(mp_listener *l, mp_connection **out, double timeout) {
           return rc == 1 ? 0 : rc;
       }
     }
-    if (r == 0 && (d.poll || mp__deadline_expired(d)))
+    /* Checked whatever poll said: a peer that keeps trickling bytes
+     * must not stretch this call past its timeout. */
+    if (d.poll || mp__deadline_expired(d))
       return mp__deadline_error(d);
   }
 }
