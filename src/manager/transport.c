@@ -1,15 +1,13 @@
 /* manager/transport.c - the sockets and the authkey handshake under the
  * manager: parse an address ("host:port" is TCP, anything else a Unix socket
  * path), listen, accept and connect with a deadline, and run Python's
- * deliver_challenge/answer_challenge on a connection (HMAC-MD5 against a
- * 20-byte challenge as 3.11, "{sha256}" challenges as 3.12+, either answer
- * accepted, as WIRE.md section 1 describes).
+ * deliver_challenge/answer_challenge on a connection (src/net/'s, which
+ * speaks to every CPython 3.11-3.13 peer).
  *
- * This is the manager's own small copy of what src/net/ provides for
- * Listener/Client; it keeps the manager independent of that work's
- * schedule and can be replaced by it without touching the files above.
- * Every read here has a deadline, so a peer that stalls mid-handshake never
- * holds a server thread for ever. */
+ * The sockets are the manager's own (not mp_listener) because the server
+ * runs each handshake in the connection's own thread, so a client that
+ * stalls mid-handshake holds only its thread, never the accept loop. Every
+ * read here has a deadline. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,17 +23,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "internal.h"
 #include "manager/manager_internal.h"
 
-#define CHALLENGE "#CHALLENGE#"
-#define WELCOME "#WELCOME#"
-#define FAILURE "#FAILURE#"
-#define HS_MAX 256
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -223,109 +214,18 @@ int mp__mgr_recv(mp_connection *c, double timeout, size_t limit, void **buf,
   return rc;
 }
 
-/* ---- the handshake ------------------------------------------------------ */
-
-static const char *digest_ok(const char *name, size_t n) {
-  static const char *names[] = {"md5", "sha256", "sha384", "sha3_256",
-                                "sha3_384"};
-  static const char *ossl[] = {"MD5", "SHA256", "SHA384", "SHA3-256",
-                               "SHA3-384"};
-  for (size_t i = 0; i < 5; i++)
-    if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
-      return ossl[i];
-  return NULL;
-}
-
-static int hmac(const char *digest, const uint8_t *key, size_t keylen,
-                const uint8_t *msg, size_t n, uint8_t *out, size_t *outlen) {
-  static const uint8_t empty = 0;
-  if (!EVP_Q_mac(NULL, "HMAC", NULL, digest, NULL, keylen ? key : &empty,
-                 keylen, msg, n, out, 64, outlen))
-    return mp__fail(MP_ENOTSUP, "HMAC-%s is not available", digest);
-  return 0;
-}
-
-/* Splits a challenge payload or a response into the digest named by a
- * "{name}" prefix and the rest; a bare 16- or 20-byte message is legacy
- * MD5 (name "", the whole message). */
-static int split_digest(const uint8_t *m, size_t n, const char **ossl,
-                        size_t *skip) {
-  if (n == 16 || n == 20) {
-    *ossl = "MD5";
-    *skip = 0;
-    return 0;
-  }
-  if (n < 2 || m[0] != '{') return MP_EAUTH;
-  for (size_t i = 1; i < n && i <= 9; i++) {
-    if (m[i] == '}') {
-      *ossl = digest_ok((const char *)m + 1, i - 1);
-      *skip = i + 1;
-      return *ossl ? 0 : MP_EAUTH;
-    }
-  }
-  return MP_EAUTH;
-}
+/* ---- the handshake ---------------------------------------------------------
+ * Python's deliver_challenge/answer_challenge, from src/net/ (every CPython
+ * 3.11-3.13 peer, a deadline on each read). */
 
 int mp__mgr_deliver_challenge(mp_connection *c, const uint8_t *key,
                               size_t keylen, double timeout) {
-  uint8_t msg[11 + 8 + 40];
-  memcpy(msg, CHALLENGE "{sha256}", 19);
-  if (RAND_bytes(msg + 19, 40) != 1)
-    return mp__fail(MP_EIO, "no random bytes for the challenge");
-  int rc = mp_connection_send_bytes(c, msg, 0, sizeof msg);
-  if (rc) return rc;
-  void *resp = NULL;
-  size_t n = 0;
-  rc = mp__mgr_recv(c, timeout, HS_MAX, &resp, &n);
-  if (rc) return rc;
-  const uint8_t *r = resp;
-  const char *dg;
-  size_t skip;
-  int ok = 0;
-  if (split_digest(r, n, &dg, &skip) == 0) {
-    uint8_t want[64];
-    size_t wl = 0;
-    if (hmac(dg, key, keylen, msg + 11, sizeof msg - 11, want, &wl) == 0 &&
-        n - skip == wl && CRYPTO_memcmp(want, r + skip, wl) == 0)
-      ok = 1;
-  }
-  free(resp);
-  const char *reply = ok ? WELCOME : FAILURE;
-  rc = mp_connection_send_bytes(c, reply, 0, strlen(reply));
-  if (!ok) return mp__fail(MP_EAUTH, "the client's digest is wrong");
-  return rc;
+  mp_auth_opts o = {.timeout = timeout};
+  return mp_connection_deliver_challenge(c, key, keylen, &o);
 }
 
 int mp__mgr_answer_challenge(mp_connection *c, const uint8_t *key,
                              size_t keylen, double timeout) {
-  void *buf = NULL;
-  size_t n = 0;
-  int rc = mp__mgr_recv(c, timeout, HS_MAX, &buf, &n);
-  if (rc) return rc;
-  const uint8_t *m = buf;
-  if (n < 11 + 20 || memcmp(m, CHALLENGE, 11) != 0) {
-    free(buf);
-    return mp__fail(MP_EAUTH, "the peer sent no challenge");
-  }
-  const uint8_t *p = m + 11;
-  size_t pl = n - 11;
-  const char *dg;
-  size_t skip;
-  uint8_t out[80];
-  size_t ol = 0;
-  if (split_digest(p, pl, &dg, &skip)) {
-    free(buf);
-    return mp__fail(MP_EAUTH, "the peer's challenge names an unknown digest");
-  }
-  if (skip) memcpy(out, p, skip); /* "{name}" */
-  rc = hmac(dg, key, keylen, p, pl, out + skip, &ol);
-  free(buf);
-  if (rc) return rc;
-  rc = mp_connection_send_bytes(c, out, 0, skip + ol);
-  if (rc) return rc;
-  rc = mp__mgr_recv(c, timeout, HS_MAX, &buf, &n);
-  if (rc) return rc;
-  int ok = n == strlen(WELCOME) && memcmp(buf, WELCOME, n) == 0;
-  free(buf);
-  return ok ? 0 : mp__fail(MP_EAUTH, "the peer refused our digest");
+  mp_auth_opts o = {.timeout = timeout};
+  return mp_connection_answer_challenge(c, key, keylen, &o);
 }
