@@ -791,6 +791,49 @@ static void malformed_request_closes_that_connection(void **state) {
   assert_int_equal(access(path, F_OK), -1);
 }
 
+
+static void connection_limit(void **state) {
+  (void)state;
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/mp-test-%d-lim.sock", (int)getpid());
+  mp_manager_opts o = {.address = path, .authkey = "k", .authkey_len = 1,
+                       .max_connections = 2};
+  mp_manager_server *s;
+  assert_rc(mp_manager_server_new(&s, &o), 0);
+  pthread_t th;
+  pthread_create(&th, NULL, serve_thread, s);
+  /* two clients that stall in the handshake take both places */
+  int a = raw_connect(path), b = raw_connect(path);
+  mp_connection *ca, *cb;
+  assert_rc(mp_connection_new(&ca, a, NULL), 0);
+  assert_rc(mp_connection_new(&cb, b, NULL), 0);
+  assert_int_equal(mp_connection_poll(ca, mp_test_slack(5)), 1);
+  assert_int_equal(mp_connection_poll(cb, mp_test_slack(5)), 1);
+  /* a third is closed at once */
+  int c = raw_connect(path);
+  mp_connection *cc;
+  assert_rc(mp_connection_new(&cc, c, NULL), 0);
+  void *buf;
+  size_t len;
+  assert_int_equal(mp_connection_poll(cc, mp_test_slack(5)), 1);
+  assert_rc(mp_connection_recv_bytes_alloc(cc, &buf, &len, 256), MP_ECLOSED);
+  mp_connection_free(cc);
+  /* once they leave, clients are served again */
+  mp_connection_free(ca);
+  mp_connection_free(cb);
+  mp_manager *m = NULL;
+  int rc = MP_EAUTH;
+  for (int i = 0; i < 100 && rc; i++) {
+    rc = mp_manager_connect(&m, &o);
+    if (rc) usleep(20000);
+  }
+  assert_rc(rc, 0);
+  mp_manager_free(m);
+  assert_rc(mp_manager_server_stop(s), 0);
+  pthread_join(th, NULL);
+  mp_manager_server_free(s);
+}
+
 /* ---- crash safety ---------------------------------------------------------------- */
 
 static mp_proxy *shared_p;
@@ -1161,6 +1204,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(method_not_exposed_is_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(nothing_read_before_handshake, setup, teardown),
     cmocka_unit_test(malformed_request_closes_that_connection),
+    cmocka_unit_test(connection_limit),
     cmocka_unit_test_setup_teardown(dead_holder_releases_lock, setup, teardown),
     cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody, setup, teardown),
     cmocka_unit_test_setup_teardown(server_death_wakes_clients, setup, teardown),

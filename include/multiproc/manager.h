@@ -110,7 +110,9 @@ typedef struct mp_manager_registration {
  *   max_request  largest request a server reads, bytes (0: 64 MiB); a
  *             larger one closes that connection only.
  *   log       nonzero: the server logs connections and errors to stderr.
- *   types     extra types to serve (n_types of them), as register(). */
+ *   types     extra types to serve (n_types of them), as register().
+ *   max_connections  server: client connections served at once (each has
+ *             a thread); one more is closed at once and logged (0: 1024). */
 typedef struct mp_manager_opts {
   const char *address;
   const void *authkey;
@@ -120,6 +122,7 @@ typedef struct mp_manager_opts {
   int log;
   const mp_manager_registration *types;
   size_t n_types;
+  size_t max_connections;
 } mp_manager_opts;
 
 /* ==== the three roles ==================================================== */

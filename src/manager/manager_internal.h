@@ -149,6 +149,7 @@ struct mp__mgr_server {
   uint8_t key[256];
   size_t keylen;
   size_t max_request;
+  size_t max_connections;
   int log;              /* log connections and errors to stderr */
   /* object table: entries[seq - 1], NULL when freed */
   mp__mgr_entry **entries;

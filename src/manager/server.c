@@ -932,6 +932,7 @@ int mp_manager_server_new(mp_manager_server **out,
   s->max_request = opts->max_request ? opts->max_request
                                      : MP__MGR_DEFAULT_MAX_REQUEST;
   s->log = opts->log;
+  s->max_connections = opts->max_connections ? opts->max_connections : 1024;
   uint64_t r = 0;
   RAND_bytes((unsigned char *)&r, sizeof r);
   s->seq_base = 0x7f0000000000ull + ((r & 0xffffffull) << 16);
@@ -1030,6 +1031,15 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
     conn->fd = mp_connection_fileno(c);
     conn->srv = s;
     pthread_mutex_lock(&s->mu);
+    if (s->n_threads >= s->max_connections) {
+      /* Why refuse: each connection has a thread; unauthenticated clients
+       * must not be able to make the server start threads without end. */
+      logf_(s, "connection refused: %zu connections already", s->n_threads);
+      pthread_mutex_unlock(&s->mu);
+      mp_connection_free(c);
+      mp__free(conn);
+      continue;
+    }
     conn->id = ++s->next_conn;
     conn->next = s->conns;
     s->conns = conn;
