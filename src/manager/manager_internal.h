@@ -161,6 +161,7 @@ struct mp__mgr_server {
   size_t n_types;
   /* connections */
   mp__mgr_conn *conns;
+  mp__mgr_conn *finished; /* threads that ended, to join (serve_forever) */
   uint64_t next_conn;
   size_t n_threads;
   pthread_cond_t threads_cond;

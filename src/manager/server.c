@@ -761,7 +761,12 @@ static void *conn_main(void *arg) {
   while (*pp && *pp != conn) pp = &(*pp)->next;
   if (*pp) *pp = conn->next;
   mp_connection_free(conn->c);
-  mp__free(conn);
+  conn->c = NULL;
+  /* Why not free it here: serve_forever joins the thread (so every
+   * thread's exit, its thread-local clean-up included, is over before the
+   * server returns) and then frees the record. */
+  conn->next = s->finished;
+  s->finished = conn;
   s->n_threads--;
   pthread_cond_broadcast(&s->threads_cond);
   pthread_mutex_unlock(&s->mu);
@@ -780,6 +785,20 @@ static void server_stop_locked(mp__mgr_server *s) {
   for (size_t i = 0; i < s->n_entries; i++)
     if (s->entries[i]) pthread_cond_broadcast(&s->entries[i]->cond);
   pthread_cond_broadcast(&s->stop_cond);
+}
+
+/* reap joins the connection threads that have ended and frees them. */
+static void reap(mp__mgr_server *s) {
+  pthread_mutex_lock(&s->mu);
+  mp__mgr_conn *list = s->finished;
+  s->finished = NULL;
+  pthread_mutex_unlock(&s->mu);
+  while (list) {
+    mp__mgr_conn *next = list->next;
+    pthread_join(list->thread, NULL);
+    mp__free(list);
+    list = next;
+  }
 }
 
 /* ---- public server API ---------------------------------------------------- */
@@ -1006,7 +1025,6 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
   mp__mgr_server *s = &ms->srv;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   logf_(s, "serving on %s", s->address);
   for (;;) {
@@ -1017,6 +1035,7 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
     struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
                           {.fd = ms->stop_pipe[0], .events = POLLIN}};
     int n = poll(p, 2, 200);
+    reap(s);
     if (n <= 0) continue;
     if (p[1].revents) break;
     if (!(p[0].revents & POLLIN)) continue;
@@ -1058,6 +1077,7 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
   server_stop_locked(s);
   while (s->n_threads > 0) pthread_cond_wait(&s->threads_cond, &s->mu);
   pthread_mutex_unlock(&s->mu);
+  reap(s);
   logf_(s, "stopped");
   atomic_store(&ms->serving, 0);
   return 0;
@@ -1070,6 +1090,7 @@ void mp_manager_server_free(mp_manager_server *ms) {
   server_stop_locked(s);
   while (s->n_threads > 0) pthread_cond_wait(&s->threads_cond, &s->mu);
   pthread_mutex_unlock(&s->mu);
+  reap(s);
   for (size_t i = 0; i < s->n_entries; i++)
     if (s->entries[i]) entry_destroy(s, s->entries[i]);
   mp__free(s->entries);
