@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "manager/manager_internal.h"
+#include "manager/client_internal.h"
 
 #define S(x) mp_obj_str(x)
 #define I(x) mp_obj_int(x)
@@ -190,6 +190,48 @@ static void dict_iter_is_a_proxy(void **state) {
   check_detail("StopIteration");
   mp_proxy_free(it);
   mp_proxy_free(d);
+  /* the iterator's creation reference was adopted, so nothing is left */
+  mp_obj *n = NULL;
+  assert_rc(mp__mgr_control(M, "number_of_objects", NULL, &n), 0);
+  check_repr(n, "0");
+}
+
+static void allocation_failures(void **state) {
+  (void)state;
+  /* Every allocation of create, call and connect failing in turn: an
+   * error, nothing left in *out, no leak (ASan), and the next call works. */
+  for (long n = 1; n < 200; n++) {
+    mp_proxy *p = NULL;
+    mp__alloc_fail_after(n);
+    int rc = mp_manager_dict(M, &p);
+    mp__alloc_fail_after(0);
+    if (rc) {
+      assert_null(p);
+      continue;
+    }
+    mp__alloc_fail_after(n);
+    rc = mp_proxy_setitem(p, S("k"), mp_obj_list_pack(2, I(1), S("v")));
+    mp__alloc_fail_after(0);
+    mp_obj *v = NULL;
+    mp__alloc_fail_after(n);
+    rc = mp_proxy_getitem(p, S("k"), &v);
+    mp__alloc_fail_after(0);
+    mp_obj_free(v);
+    mp_proxy_free(p);
+  }
+  for (long n = 1; n < 60; n++) {
+    mp_manager *m = NULL;
+    mp_manager_opts o = {.address = mp_manager_address(M)};
+    mp__alloc_fail_after(n);
+    int rc = mp_manager_connect(&m, &o);
+    mp__alloc_fail_after(0);
+    if (rc) assert_null(m);
+    mp_manager_free(m);
+  }
+  mp_proxy *p;
+  assert_rc(mp_manager_dict(M, &p), 0);
+  assert_rc(mp_proxy_setitem(p, S("k"), I(1)), 0);
+  mp_proxy_free(p);
 }
 
 /* ---- list ----------------------------------------------------------------- */
@@ -1188,6 +1230,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, setup, teardown),
     cmocka_unit_test_setup_teardown(dict_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(dict_iter_is_a_proxy, setup, teardown),
+    cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
     cmocka_unit_test_setup_teardown(list_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(namespace_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(value_and_array, setup, teardown),

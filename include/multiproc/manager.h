@@ -234,9 +234,11 @@ MP_EXTERN int mp_manager_barrier(mp_manager *m, long parties,
  * proxy._callmethod(method, args, kwds): args (a tuple or NULL) and kwds (a
  * dict or NULL) are taken. On success *result (may be NULL to drop it) is a
  * new value (None for no result). A method whose result is a proxy
- * ('#PROXY') returns that proxy as a RebuildProxy value (see
- * mp_proxy_from_obj). Blocks until the server answers: the server's own
- * timeouts bound blocking methods. Errors as described at the top. */
+ * ('#PROXY', as a dict's __iter__) returns that proxy as a RebuildProxy
+ * value carrying the server's reference to it ({'incref': False}):
+ * mp_proxy_from_obj adopts that reference. Blocks until the server
+ * answers: the server's own timeouts bound blocking methods. Errors as
+ * described at the top. */
 MP_EXTERN int mp_proxy_call(mp_proxy *p, const char *method, mp_obj *args,
                             mp_obj *kwds, mp_obj **result);
 

@@ -160,6 +160,11 @@ static int convert(mp_manager *m, const char *kind, mp_obj *val,
       return mp__fail(MP_EPROTO, "a #PROXY reply without a Token");
     }
     mp_obj *v = mp__mgr_rebuild_obj(m, typeid, ident, exposed);
+    /* The server counted a reference for this proxy (its creation):
+     * {'incref': False} tells mp_proxy_from_obj (and Python's RebuildProxy)
+     * to adopt it rather than take another. */
+    mp_obj *kw = v ? mp_obj_list_get(mp_obj_instance_args(v), 3) : NULL;
+    if (kw) mp_obj_dict_set_str(kw, "incref", mp_obj_bool(0));
     mp_obj_free(val);
     if (!v) return MP_ENOMEM;
     if (result) *result = v;

@@ -222,9 +222,19 @@ int mp_proxy_from_obj(mp_manager *m, const mp_obj *v, mp_proxy **out) {
   mp_obj *exposed = kw && mp_obj_type_of(kw) == MP_OBJ_DICT
                         ? mp_obj_dict_get_str(kw, "exposed")
                         : NULL;
-  int rc = mp__mgr_control(m, "incref", mp_obj_tuple_pack(1, mp_obj_str(ident)),
-                           NULL);
-  if (rc) return rc;
+  /* {'incref': False}: the value carries a reference already (a method
+   * that returned a proxy); adopt it. */
+  mp_obj *inc = kw && mp_obj_type_of(kw) == MP_OBJ_DICT
+                    ? mp_obj_dict_get_str(kw, "incref")
+                    : NULL;
+  int adopt = 0;
+  if (inc && mp_obj_get_bool(inc, &adopt) == 0) adopt = !adopt;
+  int rc = 0;
+  if (!adopt) {
+    rc = mp__mgr_control(m, "incref", mp_obj_tuple_pack(1, mp_obj_str(ident)),
+                         NULL);
+    if (rc) return rc;
+  }
   rc = proxy_new(m, typeid, ident, exposed, out);
   if (rc)
     mp__mgr_control(m, "decref", mp_obj_tuple_pack(1, mp_obj_str(ident)), NULL);
