@@ -1058,6 +1058,50 @@ static void nested_proxies(void **state) {
   mp_proxy_free(d);
 }
 
+
+/* A spawned child (a fresh program image) reaches the parent's manager by
+ * its address and the process authkey it inherited, and the object by its
+ * token. */
+typedef struct spawn_arg {
+  char address[300];
+  char token[128];
+} spawn_arg;
+
+static int spawned_user(void *arg) {
+  spawn_arg *a = arg;
+  mp_manager_opts o = {.address = a->address};
+  mp_manager *m;
+  if (mp_manager_connect(&m, &o) != 0) return 1;
+  mp_proxy *l;
+  if (mp_proxy_open(m, a->token, &l) != 0) return 2;
+  int rc = mp_proxy_append(l, S("from a spawned child")) != 0 ? 3 : 0;
+  mp_proxy_free(l);
+  mp_manager_free(m);
+  return rc;
+}
+MP_TARGET(spawned_user)
+
+static void spawned_child_uses_a_token(void **state) {
+  (void)state;
+  mp_proxy *l;
+  assert_rc(mp_manager_list(M, &l), 0);
+  spawn_arg a;
+  snprintf(a.address, sizeof a.address, "%s", mp_manager_address(M));
+  assert_rc(mp_proxy_token(l, a.token, sizeof a.token), 0);
+  mp_context *ctx;
+  assert_rc(mp_context_new(&ctx, MP_START_SPAWN), 0);
+  mp_process_opts po = {.context = ctx, .arg_size = sizeof a};
+  mp_process *p;
+  assert_rc(mp_process_new(&p, spawned_user, &a, &po), 0);
+  assert_int_equal(mp_test_start_join(p), 0);
+  mp_process_free(p);
+  mp_context_free(ctx);
+  mp_obj *v = NULL;
+  assert_rc(mp_proxy_getitem(l, I(0), &v), 0);
+  check_repr(v, "'from a spawned child'");
+  mp_proxy_free(l);
+}
+
 /* ---- register (a C type served by the manager) ---------------------------------------- */
 
 static int counter_create(void **state, const mp_obj *args, const mp_obj *kwds, void *ctx) {
@@ -1255,9 +1299,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody, setup, teardown),
     cmocka_unit_test_setup_teardown(forked_children_use_proxies, setup, teardown),
     cmocka_unit_test_setup_teardown(nested_proxies, setup, teardown),
+    cmocka_unit_test_setup_teardown(spawned_child_uses_a_token, setup, teardown),
     cmocka_unit_test(register_c_type),
     cmocka_unit_test(tcp_manager),
     cmocka_unit_test(tool_serves_and_stops_on_sigterm),
 };
 
-MP_TEST_MAIN(tests)
+int main(int argc, char **argv) {
+  /* In a spawned child this runs the target and never returns. */
+  mp_child_main(argc, argv);
+  return mp_test_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]));
+}
