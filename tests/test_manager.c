@@ -72,7 +72,11 @@ static void start_and_shutdown(void **state) {
   (void)state;
   assert_non_null(mp_manager_address(M));
   assert_true(mp_manager_pid(M) > 0);
+  char path[300];
+  snprintf(path, sizeof path, "%s", mp_manager_address(M));
+  assert_int_equal(access(path, F_OK), 0);
   assert_rc(mp_manager_shutdown(M), 0);
+  assert_int_equal(access(path, F_OK), -1); /* the socket file is gone */
   assert_rc(mp_manager_shutdown(M), 0); /* idempotent */
   mp_proxy *d = NULL;
   assert_rc(mp_manager_dict(M, &d), MP_ECLOSED);
@@ -983,6 +987,10 @@ static void server_death_wakes_clients(void **state) {
   assert_rc(t.rc, MP_ECLOSED);
   int rc = mp_proxy_setitem(d, S("a"), I(1));
   assert_true(rc == MP_ECLOSED || rc == -ECONNREFUSED || rc == -ENOENT);
+  char path[300];
+  snprintf(path, sizeof path, "%s", mp_manager_address(M));
+  assert_rc(mp_manager_shutdown(M), 0);
+  assert_int_equal(access(path, F_OK), -1); /* removed for the dead server */
   mp_proxy_free(q);
   mp_proxy_free(d);
 }

@@ -520,6 +520,9 @@ static void reap(mp_manager *m) {
     pid_t r = waitpid(m->server_pid, NULL, WNOHANG);
     if (r == m->server_pid || (r < 0 && errno == ECHILD)) {
       m->server_pid = 0;
+      /* A server that was killed could not remove its socket file; the
+       * path is this server's own (pid and random bytes in it). */
+      if (!m->addr.tcp) unlink(m->addr.path);
       return;
     }
     struct timespec ts = {0, 10000000};

@@ -21,6 +21,11 @@
 
 static mp_manager_server *server;
 
+static void cleanup(void) {
+  mp_manager_server_free(server); /* removes the socket file */
+  server = NULL;
+}
+
 static int allow_all(void *ctx, const char *module, const char *name) {
   (void)ctx;
   (void)module;
@@ -35,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mp_manager_opts o = {.address = path, .authkey = "k", .authkey_len = 1,
                          .max_request = 1 << 16};
     if (mp_manager_server_new(&server, &o) != 0) abort();
+    atexit(cleanup);
   }
   mp__mgr_server_reset(server);
   size_t n = 0;
