@@ -86,7 +86,12 @@ target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
 target	connection_rtt	64B_tcp	multiproc	python	0.2
 target	connection_setup	authkey_tcp	multiproc	python	0.2
 reference	queue_1to1	64B	framed_pipe	python_queue	0.11
-reference	queue_1to1	64B	ring_batch_limit	ring_limit	0.27'
+reference	queue_1to1	64B	ring_batch_limit	ring_limit	0.27
+target	manager_dict	set	multiproc	python	0.2
+target	manager_dict	set	multiproc	redis	0.667
+target	manager_dict	get	multiproc	python	0.2
+target	manager_dict	get	multiproc	redis	0.667
+reference	manager_dict	set	multiproc	socketpair	1'
 
 echo
 echo "== summary: $tsv ($(($(date +%s) - start)) s)"

@@ -13,5 +13,7 @@
 #include "multiproc/connection.h"
 #include "multiproc/listener.h"
 #include "multiproc/shared.h"
+#include "multiproc/obj.h"
+#include "multiproc/manager.h"
 
 #endif

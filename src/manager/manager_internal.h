@@ -1,0 +1,221 @@
+/* manager/manager_internal.h - what the manager's files share: the
+ * transport (sockets and handshake), the server's object table and type
+ * table, the call record a method implementation fills, and the client's
+ * request helper.
+ *
+ * DESIGN
+ * The server is Python's: one thread accepts, one thread per accepted
+ * connection runs the handshake, reads one control request, and either
+ * answers it and closes, or (accept_connection) serves method calls on that
+ * connection until it closes. All shared objects live in one table under one
+ * mutex (srv->mu); every method runs with srv->mu held, and a blocking
+ * method (Queue.get, Lock.acquire, Condition.wait, Event.wait, Barrier.wait)
+ * waits on a condition variable with srv->mu, in slices of
+ * MP__MGR_SLICE_NS, and between slices checks the server's stop flag and
+ * whether its own client has hung up. So a blocked call in one client never
+ * stalls another, a server that stops wakes every waiter, and a waiter whose
+ * client died leaves the wait (passing on a notification it took).
+ *
+ * Lock order: srv->mu only; the per-connection send/recv happen without it.
+ * A Lock, RLock or Condition records the connection that holds it; when a
+ * connection ends, the server releases what it held (a dead holder's lock is
+ * released, as the library's own locks are) and breaks any Barrier it was
+ * waiting on. */
+#ifndef MP_MANAGER_INTERNAL_H
+#define MP_MANAGER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "multiproc/manager.h"
+#include "multiproc/obj.h"
+
+/* ---- transport (transport.c) -------------------------------------------- */
+typedef struct mp__mgr_addr {
+  int tcp;
+  char host[256];
+  int port;
+  char path[108];
+} mp__mgr_addr;
+
+int mp__mgr_addr_parse(const char *address, mp__mgr_addr *out);
+int mp__mgr_listen(const mp__mgr_addr *a, int backlog, int *fd_out,
+                   int *port_out);
+int mp__mgr_connect(const mp__mgr_addr *a, double timeout,
+                    mp_connection **out);
+int mp__mgr_accept(int lfd, double timeout, mp_connection **out);
+/* mp__mgr_recv waits up to timeout (negative: forever) for one message of
+ * at most limit bytes; *buf is malloc'd (free it with free). */
+int mp__mgr_recv(mp_connection *c, double timeout, size_t limit, void **buf,
+                 size_t *len);
+int mp__mgr_deliver_challenge(mp_connection *c, const uint8_t *key,
+                              size_t keylen, double timeout);
+/* mp__mgr_default_key copies the process authkey (Python's
+ * current_process().authkey), the key a manager uses when given none. */
+int mp__mgr_default_key(uint8_t *key, size_t cap, size_t *len);
+int mp__mgr_answer_challenge(mp_connection *c, const uint8_t *key,
+                             size_t keylen, double timeout);
+
+/* ---- limits -------------------------------------------------------------- */
+#define MP__MGR_SLICE_NS 50000000LL      /* blocking waits re-check every 50 ms */
+#define MP__MGR_HANDSHAKE_TIMEOUT 10.0   /* seconds for each handshake read */
+#define MP__MGR_CONTROL_TIMEOUT 30.0     /* seconds for the control request */
+#define MP__MGR_DEFAULT_MAX_REQUEST (64u << 20)
+#define MP__MGR_MAX_ARGS 64              /* positional arguments of one call */
+#define MP__MGR_MAX_IDENT 64             /* bytes of an ident string */
+
+/* ---- reply of one call --------------------------------------------------- */
+enum mp__mgr_kind {
+  MP__MGR_RETURN = 0,
+  MP__MGR_ERROR,     /* value: an exception instance */
+  MP__MGR_TRACEBACK, /* text: a message (RemoteError on the client) */
+  MP__MGR_PROXY,     /* value: the referent of a new proxy; typeid set */
+};
+
+typedef struct mp__mgr_server mp__mgr_server;
+typedef struct mp__mgr_entry mp__mgr_entry;
+typedef struct mp__mgr_conn mp__mgr_conn;
+
+/* mp__mgr_call is one method call as a type's implementation sees it. The
+ * implementation reads args/kwds (borrowed), and fills exactly one of:
+ * result (a new value, RETURN), an exception (mp__mgr_raise), a traceback
+ * (mp__mgr_traceback), or a proxy (result + proxy_typeid). */
+typedef struct mp__mgr_call {
+  mp__mgr_server *srv;
+  mp__mgr_conn *conn;      /* the calling connection (NULL for local) */
+  mp__mgr_entry *entry;    /* the object called */
+  const char *method;
+  const mp_obj *args;      /* a tuple */
+  const mp_obj *kwds;      /* a dict or NULL */
+  int kind;
+  mp_obj *result;
+  char *text;
+  const char *proxy_typeid;
+} mp__mgr_call;
+
+/* A type served by the manager: built in (dict, list, ...) or registered
+ * from C with mp_manager_server_register. */
+typedef struct mp__mgr_type {
+  char *typeid;
+  char **exposed;         /* NULL-terminated method names */
+  size_t n_exposed;
+  char *proxytype;        /* Python proxy class for RebuildProxy */
+  int (*create)(mp__mgr_call *call, void **state); /* args of the ctor */
+  int (*call)(mp__mgr_call *call);
+  void (*destroy)(void *state);
+  /* Called under srv->mu when connection conn_id ends (release locks). */
+  void (*conn_gone)(mp__mgr_server *srv, void *state, uint64_t conn_id);
+  /* '#GETVALUE', '__repr__', '__str__': a value copy of the state. */
+  mp_obj *(*getvalue)(void *state);
+  /* registered C types */
+  const mp_manager_type *user;
+  void *user_ctx;
+  /* method_to_typeid: a method whose result becomes a proxy */
+  const char *iter_method;
+  const char *iter_typeid;
+} mp__mgr_type;
+
+struct mp__mgr_entry {
+  uint64_t seq;
+  char ident[24];
+  mp__mgr_type *type;
+  void *state;
+  long refcount;
+  int busy;   /* calls running on it: destroy waits for 0 */
+  int dead;   /* refcount reached 0 while busy */
+  int pinned; /* a container on the server holds a proxy to it */
+  pthread_cond_t cond; /* waiters on this object */
+};
+
+struct mp__mgr_conn {
+  uint64_t id;
+  mp_connection *c;
+  int fd;
+  mp__mgr_server *srv;
+  pthread_t thread;
+  struct mp__mgr_conn *next;
+  int done;
+  int no_wait; /* requests run in place (mp__mgr_handle_request): never block */
+};
+
+struct mp__mgr_server {
+  pthread_mutex_t mu;
+  pthread_cond_t stop_cond;
+  int stop;
+  int listen_fd;
+  mp__mgr_addr addr;
+  char address[300];
+  uint8_t key[256];
+  size_t keylen;
+  size_t max_request;
+  size_t max_connections;
+  int log;              /* log connections and errors to stderr */
+  /* object table: entries[seq - 1], NULL when freed */
+  mp__mgr_entry **entries;
+  size_t n_entries, cap_entries;
+  size_t live;
+  uint64_t seq_base;
+  /* types */
+  mp__mgr_type **types;
+  size_t n_types;
+  /* connections */
+  mp__mgr_conn *conns;
+  mp__mgr_conn *finished; /* threads that ended, to join (serve_forever) */
+  uint64_t next_conn;
+  size_t n_threads;
+  pthread_cond_t threads_cond;
+};
+
+/* ---- server pieces ------------------------------------------------------ */
+/* mp__mgr_conn_alive: 0 when the client of conn has hung up (never blocks). */
+int mp__mgr_conn_alive(const mp__mgr_conn *conn);
+/* mp__mgr_wait waits on entry's condition with srv->mu held until woken or
+ * deadline; returns 0 (woken or slice over: re-check), MP_ETIMEDOUT (the
+ * deadline passed), MP_ECLOSED (server stopping or the client hung up). */
+int mp__mgr_wait(mp__mgr_call *call, mp__deadline d);
+
+/* Exceptions: a Python exception instance module.name(*args). */
+int mp__mgr_raise(mp__mgr_call *call, const char *module, const char *name,
+                  mp_obj *arg /* taken; NULL: no args */);
+int mp__mgr_raise_msg(mp__mgr_call *call, const char *module,
+                      const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int mp__mgr_traceback(mp__mgr_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* mp__mgr_bind matches args/kwds to the names of a signature: out[i] is
+ * the borrowed value for names[i] or NULL when not given. A surplus or
+ * unknown argument raises TypeError (returns nonzero). */
+int mp__mgr_bind(mp__mgr_call *call, const char *const *names, size_t n,
+                 size_t required, const mp_obj **out);
+/* Timeout argument (None / number) to a deadline; nonzero raised. */
+int mp__mgr_timeout_arg(mp__mgr_call *call, const mp_obj *v, double dflt,
+                        double *out);
+
+/* The built-in types (types_container.c, types_sync.c). */
+extern mp__mgr_type mp__mgr_type_dict, mp__mgr_type_list,
+    mp__mgr_type_namespace, mp__mgr_type_value, mp__mgr_type_array,
+    mp__mgr_type_iterator;
+extern mp__mgr_type mp__mgr_type_queue, mp__mgr_type_joinable_queue,
+    mp__mgr_type_lock, mp__mgr_type_rlock, mp__mgr_type_semaphore,
+    mp__mgr_type_bounded_semaphore, mp__mgr_type_condition,
+    mp__mgr_type_event, mp__mgr_type_barrier;
+
+/* mp__mgr_handle_request runs one pickled request (a control call when
+ * its ident is None, else a method call) through the decoder and the
+ * dispatcher of ms without a connection, as a served client's request
+ * would be, and returns the pickled reply (free it with free()). Blocking
+ * methods do not block (they time out at once); shutdown and
+ * accept_connection are refused. mp__mgr_server_reset frees every object
+ * and makes the idents deterministic ("7f0000000010", "7f0000000020", ...).
+ * For the fuzzer (tests/fuzz/fuzz_manager_request.c) and tests. */
+int mp__mgr_handle_request(mp_manager_server *ms, const void *buf, size_t len,
+                           void **reply, size_t *reply_len);
+void mp__mgr_server_reset(mp_manager_server *ms);
+
+/* The decoder policy for requests: which classes a request may hold. */
+int mp__mgr_decode(const void *buf, size_t len, mp_obj **out);
+int mp__mgr_encode(const mp_obj *v, void **buf, size_t *len);
+
+#endif

@@ -1,0 +1,191 @@
+/* test_interop_manager.c - managers against real CPython 3.11, 3.12 and
+ * 3.13, in both roles (G-MGR-7: stock Python SyncManager clients use the C
+ * server; the C client uses a Python SyncManager server). The Python side
+ * is tests/interop/manager_peer.py. A version that is not installed is
+ * reported as skipped. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PEER MP_SOURCE_DIR "/tests/interop/manager_peer.py"
+#define S(x) mp_obj_str(x)
+#define I(x) mp_obj_int(x)
+
+static pid_t peer_pid;
+
+static int kill_peer(void **state) {
+  (void)state;
+  if (peer_pid > 0) {
+    kill(peer_pid, SIGKILL);
+    waitpid(peer_pid, NULL, 0);
+    peer_pid = 0;
+  }
+  return 0;
+}
+
+/* run_peer starts `python manager_peer.py role address`; with out non-NULL
+ * its stdout is a pipe whose read end goes to *out. */
+static pid_t run_peer(const char *python, const char *role,
+                      const char *address, int *out) {
+  int p[2] = {-1, -1};
+  if (out) assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (out && dup2(p[1], 1) < 0) _exit(126);
+    execl(python, python, PEER, role, address, (char *)NULL);
+    _exit(127);
+  }
+  if (out) {
+    close(p[1]);
+    *out = p[0];
+  }
+  peer_pid = pid;
+  return pid;
+}
+
+static void c_server_python_client(const char *version, const char *address) {
+  const char *py = mp_test_python(version);
+  if (!py) mp_test_skip("CPython %s is not installed", version);
+  mp_manager_opts o = {.address = address, .authkey = "secret", .authkey_len = 6};
+  mp_manager *m;
+  assert_rc(mp_manager_start(&m, &o), 0);
+  pid_t pid = run_peer(py, "client", mp_manager_address(m), NULL);
+  mp_test_wait_exit(pid, 0, mp_test_slack(60));
+  peer_pid = 0;
+  mp_manager_free(m);
+}
+
+static void unix_path(char *buf, size_t cap) {
+  snprintf(buf, cap, "/tmp/mp-test-%d-mgr.sock", (int)getpid());
+}
+
+static void c_server_python311_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  c_server_python_client("3.11", a);
+  c_server_python_client("3.11", "127.0.0.1:0");
+}
+static void c_server_python312_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  c_server_python_client("3.12", a);
+  c_server_python_client("3.12", "127.0.0.1:0");
+}
+static void c_server_python313_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  c_server_python_client("3.13", a);
+  c_server_python_client("3.13", "127.0.0.1:0");
+}
+
+static void check_repr(mp_obj *v, const char *want) {
+  assert_non_null(v);
+  char *r = mp_obj_repr(v);
+  if (strcmp(r, want) != 0) fail_msg("repr is %s, expected %s", r, want);
+  free(r);
+  mp_obj_free(v);
+}
+
+static void python_server_c_client(const char *version, const char *address) {
+  const char *py = mp_test_python(version);
+  if (!py) mp_test_skip("CPython %s is not installed", version);
+  int fd;
+  pid_t pid = run_peer(py, "server", address, &fd);
+  char line[300] = {0};
+  size_t n = 0;
+  while (n < sizeof line - 1) {
+    ssize_t r = read(fd, line + n, 1);
+    if (r <= 0 || line[n] == '\n') break;
+    n++;
+  }
+  line[n] = 0;
+  close(fd);
+  assert_true(n > 0);
+  mp_manager_opts o = {.address = line, .authkey = "secret", .authkey_len = 6};
+  mp_manager *m;
+  assert_rc(mp_manager_connect(&m, &o), 0);
+  mp_proxy *d, *l, *ns, *q, *lk;
+  assert_rc(mp_manager_dict(m, &d), 0);
+  assert_rc(mp_proxy_setitem(d, S("a"), mp_obj_list_pack(3, I(1), mp_obj_float(2.5), mp_obj_none())), 0);
+  mp_obj *v = NULL;
+  assert_rc(mp_proxy_getitem(d, S("a"), &v), 0);
+  check_repr(v, "[1, 2.5, None]");
+  assert_rc(mp_proxy_getitem(d, S("zz"), &v), MP_ENOENT);
+  assert_non_null(strstr(mp_error_detail(), "KeyError('zz')"));
+  assert_int_equal(mp_proxy_len(d), 1);
+  assert_rc(mp_proxy_call(d, "keys", NULL, NULL, &v), 0);
+  check_repr(v, "['a']");
+  assert_rc(mp_manager_list(m, &l), 0);
+  assert_rc(mp_proxy_append(l, S("x")), 0);
+  assert_rc(mp_proxy_getitem(l, I(5), &v), MP_ERANGE);
+  assert_rc(mp_proxy_getvalue(l, &v), 0);
+  check_repr(v, "['x']");
+  assert_rc(mp_manager_namespace(m, &ns), 0);
+  assert_rc(mp_proxy_setattr(ns, "x", I(1)), 0);
+  assert_rc(mp_proxy_getattr(ns, "x", &v), 0);
+  check_repr(v, "1");
+  assert_rc(mp_proxy_getattr(ns, "nope", &v), MP_ENOENT);
+  assert_rc(mp_manager_queue(m, 0, &q), 0);
+  assert_rc(mp_proxy_put(q, S("job"), MP_FOREVER), 0);
+  assert_rc(mp_proxy_get(q, &v, 5), 0);
+  check_repr(v, "'job'");
+  assert_rc(mp_proxy_get(q, &v, 0.05), MP_ETIMEDOUT);
+  assert_rc(mp_manager_lock(m, &lk), 0);
+  assert_rc(mp_proxy_acquire(lk, MP_FOREVER), 0);
+  assert_rc(mp_proxy_acquire(lk, 0), MP_EAGAIN);
+  assert_rc(mp_proxy_release(lk), 0);
+  mp_proxy_free(d);
+  mp_proxy_free(l);
+  mp_proxy_free(ns);
+  mp_proxy_free(q);
+  mp_proxy_free(lk);
+  assert_rc(mp_manager_shutdown(m), 0);
+  mp_manager_free(m);
+  mp_test_wait_exit(pid, 0, mp_test_slack(30));
+  peer_pid = 0;
+}
+
+static void python311_server_c_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  python_server_c_client("3.11", a);
+  python_server_c_client("3.11", "127.0.0.1:0");
+}
+static void python312_server_c_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  python_server_c_client("3.12", a);
+  python_server_c_client("3.12", "127.0.0.1:0");
+}
+static void python313_server_c_client(void **state) {
+  (void)state;
+  char a[108];
+  unix_path(a, sizeof a);
+  python_server_c_client("3.13", a);
+  python_server_c_client("3.13", "127.0.0.1:0");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(c_server_python311_client, kill_peer),
+    cmocka_unit_test_teardown(c_server_python312_client, kill_peer),
+    cmocka_unit_test_teardown(c_server_python313_client, kill_peer),
+    cmocka_unit_test_teardown(python311_server_c_client, kill_peer),
+    cmocka_unit_test_teardown(python312_server_c_client, kill_peer),
+    cmocka_unit_test_teardown(python313_server_c_client, kill_peer),
+};
+
+MP_TEST_MAIN(tests)
