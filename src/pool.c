@@ -307,7 +307,7 @@ static int pick(mp_pool *p, uint64_t need) {
     uint32_t load = w->head - w->collected;
     if (load >= p->depth || load >= best_load)
       continue;
-    if (mp__pool_area_reserve(w->in_w, w->in_free, p->h->in_cap, need) ==
+    if (mp__pool_area_reserve(w->in_w, w->in_free, p->g.in_cap, need) ==
         UINT64_MAX)
       continue;
     best = i;
@@ -323,11 +323,11 @@ static int pick(mp_pool *p, uint64_t need) {
 static void publish(mp_pool *p, int i, mp__pool_desc *tmpl, const void *in,
                     uint64_t in_len, mp__pool_ref ref) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, (uint32_t)i);
-  uint64_t cap = p->h->in_cap, need = mp__pool_align(in_len);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, (uint32_t)i);
+  uint64_t cap = p->g.in_cap, need = mp__pool_align(in_len);
   uint64_t at = mp__pool_area_reserve(w->in_w, w->in_free, cap, need);
   if (in_len > 0)
-    memcpy(mp__pool_in_area(p->h, (uint32_t)i) + at % cap, in, in_len);
+    memcpy(mp__pool_in_area(p->h, &p->g, (uint32_t)i) + at % cap, in, in_len);
   w->in_w = at + need;
   uint32_t idx = w->head % MP__POOL_RING;
   mp__pool_desc *d = &s->ring[idx];
@@ -360,7 +360,7 @@ static void wake_workers(mp_pool *p) {
     if (!w->wake)
       continue;
     w->wake = false;
-    mp__pool_slot *s = mp__pool_slot_at(p->h, (uint32_t)i);
+    mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, (uint32_t)i);
     uint32_t sleeping =
         atomic_load_explicit(&s->sleeping, memory_order_relaxed);
     if (sleeping == MP__POOL_AWAKE ||
@@ -434,7 +434,7 @@ void mp__pool_dispatch(mp_pool *p) {
  * parent knows of its output area. */
 static bool out_record_ok(mp_pool *p, mp__pool_worker *w, uint64_t off,
                           uint64_t need) {
-  uint64_t cap = p->h->out_cap;
+  uint64_t cap = p->g.out_cap;
   if (off < w->out_free || off - w->out_free > cap || need > cap / 2)
     return false;
   if ((off % cap) + need > cap)
@@ -503,13 +503,13 @@ static void kill_corrupt(mp_pool *p, mp__pool_worker *w, uint32_t i) {
   if (w->proc != NULL)
     mp_process_kill(w->proc);
   else
-    atomic_store_explicit(&mp__pool_slot_at(p->h, i)->abort, 1,
+    atomic_store_explicit(&mp__pool_slot_at(p->h, &p->g, i)->abort, 1,
                           memory_order_release);
 }
 
 void mp__pool_collect(mp_pool *p, uint32_t i) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, i);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, i);
   uint32_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
   uint32_t avail = tail - w->collected;
   if (avail == 0)
@@ -518,8 +518,8 @@ void mp__pool_collect(mp_pool *p, uint32_t i) {
     kill_corrupt(p, w, i);
     return;
   }
-  uint64_t cap = p->h->out_cap;
-  unsigned char *area = mp__pool_out_area(p->h, i);
+  uint64_t cap = p->g.out_cap;
+  unsigned char *area = mp__pool_out_area(p->h, &p->g, i);
   while (w->collected != tail) {
     uint32_t idx = w->collected % MP__POOL_RING;
     mp__pool_desc *d = &s->ring[idx];
@@ -599,7 +599,7 @@ static void rerun(mp_pool *p, mp_async_result *j, uint32_t chunk,
 void mp__pool_fail_running(mp_pool *p, uint32_t i, int code,
                            const mp_exit_info *info) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, i);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, i);
   if (w->collected == w->head)
     return;
   if (atomic_load_explicit(&s->started, memory_order_acquire) !=
@@ -629,7 +629,7 @@ void mp__pool_fail_running(mp_pool *p, uint32_t i, int code,
      * (it is not finished, so items_done stays short of count). */
     if (k > 0) {
       const unsigned char *rec =
-          mp__pool_out_area(p->h, i) + off % p->h->out_cap;
+          mp__pool_out_area(p->h, &p->g, i) + off % p->g.out_cap;
       items_finished(p, j, ref->chunk, ref->first, k, rec,
                      (const int32_t *)(rec + status_off), 0, w->pid, NULL);
     }
@@ -667,7 +667,7 @@ void mp__pool_reclaim(mp_pool *p, uint32_t i, int code) {
           rc = MP_ENOMEM;
         else
           memcpy(j->in_copy,
-                 mp__pool_in_area(p->h, i) + ref->in_off % p->h->in_cap,
+                 mp__pool_in_area(p->h, &p->g, i) + ref->in_off % p->g.in_cap,
                  j->in_len);
       }
       if (rc == 0) {
@@ -815,21 +815,39 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
   mp__pool_header *h = obj;
   p->h = h;
   p->seg_size = size;
+  mp__pool_geom *g = &p->g;
+  g->nslots = (uint32_t)p->nworkers;
+  g->method = p->threads ? MP__POOL_THREADS : (uint32_t)p->method;
+  g->slot_off = slot_off;
+  g->slot_stride = stride;
+  g->area_off = area_off;
+  g->in_cap = in_cap;
+  g->out_cap = out_cap;
+  g->max_result = p->max_result;
+  g->maxtasks = o->maxtasksperchild;
+  g->timed = p->timeout_ns > 0;
+  g->owner = (int32_t)getpid();
+  g->image_token = mp__image_token();
+  g->init_fn = -1;
+  g->initargs_off = initargs_off;
+  g->initargs_size = o->initargs_size;
+  /* The header's copy is for readers of the segment; no process of the
+   * pool reads it back (see mp__pool_geom). */
   h->magic = MP__POOL_MAGIC;
   h->version = MP__POOL_VERSION;
   h->size = size;
-  h->nslots = (uint32_t)p->nworkers;
-  h->method = p->threads ? MP__POOL_THREADS : (uint32_t)p->method;
+  h->nslots = g->nslots;
+  h->method = g->method;
   h->slot_off = slot_off;
   h->slot_stride = stride;
   h->area_off = area_off;
   h->in_cap = in_cap;
   h->out_cap = out_cap;
-  h->max_result = p->max_result;
-  h->maxtasks = o->maxtasksperchild;
-  h->timed = p->timeout_ns > 0;
-  h->owner = (int32_t)getpid();
-  h->image_token = mp__image_token();
+  h->max_result = g->max_result;
+  h->maxtasks = g->maxtasks;
+  h->timed = g->timed;
+  h->owner = g->owner;
+  h->image_token = g->image_token;
   h->init_fn = -1;
   h->initargs_off = initargs_off;
   h->initargs_size = o->initargs_size;
@@ -843,6 +861,7 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
       return rc;
     }
     h->init_fn = (int32_t)idx;
+    g->init_fn = (int32_t)idx;
     p->has_init = true;
   }
   /* The object's magic goes last: an opener never sees a half-made
@@ -1168,7 +1187,7 @@ static int map_submit(mp_pool *p, mp_async_result **out_job, bool iter,
     return MP_EINVAL;
   if (in_size > UINT32_MAX || out_size > UINT32_MAX)
     return MP_EINVAL;
-  uint64_t in_half = p->h->in_cap / 2, out_half = p->h->out_cap / 2;
+  uint64_t in_half = p->g.in_cap / 2, out_half = p->g.out_cap / 2;
   if (in_size > p->max_input || out_size > p->max_result ||
       in_size > in_half || out_size + 4 + 2 * MP__POOL_ALIGN > out_half)
     return MP_ETOOBIG;

@@ -64,7 +64,7 @@ static void on_exit_handler(void) { atomic_store(&exiting, true); }
 static void register_exit(void) { atexit(on_exit_handler); }
 
 static mp__pool_slot *slot_of(mp_pool *p, uint32_t i) {
-  return mp__pool_slot_at(p->h, i);
+  return mp__pool_slot_at(p->h, &p->g, i);
 }
 
 static void wake_worker(mp__pool_slot *s) {
@@ -76,7 +76,7 @@ static void wake_worker(mp__pool_slot *s) {
 
 static void thread_worker_main(void *arg) {
   const mp__pool_boot *b = arg;
-  (void)mp__pool_worker_run(b->seg, b->slot, true);
+  (void)mp__pool_worker_run(b->seg, b, true);
 }
 
 static const char *worker_prefix(const mp_pool *p) {
@@ -100,7 +100,7 @@ static int start_worker(mp_pool *p, uint32_t i) {
   /* The worker side of the slot, as a new worker expects it: continue
    * after what was collected, write output on a fresh lap past anything
    * the last worker may have touched. */
-  uint64_t cap = p->h->out_cap;
+  uint64_t cap = p->g.out_cap;
   uint64_t base = (w->out_free / cap + 2) * cap;
   w->out_free = base;
   s->out_base = base;
@@ -129,6 +129,7 @@ static int start_worker(mp_pool *p, uint32_t i) {
   w->boot.slot = i;
   w->boot.seg_size = p->seg_size;
   w->boot.seg = by_name ? NULL : p->h;
+  w->boot.geom = p->g;
   snprintf(w->boot.seg_name, sizeof w->boot.seg_name, "%s", p->seg_name);
 
   mp_process *proc = NULL;

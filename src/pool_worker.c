@@ -159,6 +159,7 @@ static void notify_parent(mp__pool_header *h) {
 
 typedef struct worker {
   mp__pool_header *h;
+  mp__pool_geom g; /* private: checked once, never re-read from h */
   mp__pool_slot *s;
   bool threads;
   bool use_pointers; /* fork and threads: call the parent's pointers */
@@ -231,10 +232,9 @@ static bool ready_for(worker *w, int why, uint32_t tail, uint64_t need) {
  * woken just before, and run one after another until the scheduler
  * moves them; woken from here, each finds an idle CPU. */
 static void wake_siblings(worker *w) {
-  mp__pool_header *h = w->h;
   atomic_thread_fence(memory_order_seq_cst);
-  for (uint32_t i = 0; i < h->nslots; i++) {
-    mp__pool_slot *o = mp__pool_slot_at(h, i);
+  for (uint32_t i = 0; i < w->g.nslots; i++) {
+    mp__pool_slot *o = mp__pool_slot_at(w->h, &w->g, i);
     if (o == w->s ||
         atomic_load_explicit(&o->sleeping, memory_order_relaxed) !=
             MP__POOL_WAIT_WORK ||
@@ -299,7 +299,6 @@ static int wait_for(worker *w, int why, uint32_t tail, uint64_t need) {
  * must leave (parent gone, abort), EXIT_CORRUPT for a descriptor that
  * does not fit the areas. */
 static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
-  mp__pool_header *h = w->h;
   mp__pool_slot *s = w->s;
   uint32_t kind = d->kind, fn_idx = d->fn;
   uint64_t in_off = d->in_off, in_len = d->in_len;
@@ -314,7 +313,7 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
   uint64_t out_cap = d->out_cap;
   if (kind == MP__POOL_DESC_APPLY) {
     need = out_cap;
-    if (need > h->max_result)
+    if (need > w->g.max_result)
       return EXIT_CORRUPT;
   } else if (kind == MP__POOL_DESC_MAP) {
     count = d->count;
@@ -347,7 +346,7 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
   const unsigned char *in = w->in + in_off % w->in_cap;
   unsigned char *out = w->out + at % w->out_cap;
 
-  bool timed = h->timed != 0;
+  bool timed = w->g.timed != 0;
   int64_t t0 = mp__os_now_ns();
   /* Published with `started`: where the results go (so the parent can
    * read the finished items of a chunk after a crash) and, under a time
@@ -403,51 +402,29 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
  * The copy of initargs lives as long as the worker, since an initializer
  * may keep pointers into it (Python's initargs objects live on too). */
 static int run_initializer(worker *w, void **initargs_copy) {
-  mp__pool_header *h = w->h;
-  if (h->init_fn < 0)
+  /* The private geometry, checked against the mapping at start. */
+  if (w->g.init_fn < 0)
     return 0;
   mp_pool_init_fn init =
-      (mp_pool_init_fn)resolve(w, (uint32_t)h->init_fn, MP__POOL_FN_INIT);
+      (mp_pool_init_fn)resolve(w, (uint32_t)w->g.init_fn, MP__POOL_FN_INIT);
   if (init == NULL)
     return MP_ENOENT;
-  size_t n = (size_t)h->initargs_size;
+  size_t n = (size_t)w->g.initargs_size;
   void *copy = NULL;
   if (n > 0) {
     copy = mp__alloc(n);
     if (copy == NULL)
       return MP_ENOMEM;
-    memcpy(copy, (const char *)h + h->initargs_off, n);
+    memcpy(copy, (const char *)w->h + w->g.initargs_off, n);
   }
   *initargs_copy = copy;
   return init(copy, n);
 }
 
-/* geometry_ok checks, before anything is computed from them, the sizes
- * and offsets this worker will use: they come from a segment another
- * program could write. Each value is read once. */
-static bool geometry_ok(const mp__pool_header *h, uint32_t slot) {
-  uint64_t size = h->size, nslots = h->nslots, off = h->slot_off;
-  uint64_t stride = h->slot_stride, area = h->area_off;
-  uint64_t in_cap = h->in_cap, out_cap = h->out_cap;
-  uint64_t args_off = h->initargs_off, args_size = h->initargs_size;
-  if (slot >= nslots || in_cap == 0 || out_cap == 0 || stride == 0)
-    return false;
-  if (args_off > size || args_size > size - args_off)
-    return false;
-  /* The slot's areas end inside the segment, with no overflow on the way:
-   * every term is bounded by size before it is added. */
-  if (off > size || stride > size || area > stride || in_cap > size ||
-      out_cap > size)
-    return false;
-  uint64_t slot_end = off + ((uint64_t)slot + 1) * stride;
-  if ((uint64_t)slot + 1 > size / stride || slot_end > size ||
-      area + in_cap + out_cap > stride)
-    return false;
-  return true;
-}
-
-int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
-  if (!geometry_ok(h, slot))
+int mp__pool_worker_run(mp__pool_header *h, const mp__pool_boot *b,
+                        bool threads) {
+  uint32_t slot = b->slot;
+  if (!mp__pool_geom_ok(&b->geom, slot, b->seg_size))
     return EXIT_BAD_BOOT;
   /* The fn cache makes this a few kilobytes: on the heap, not the stack
    * of a thread the caller sized. */
@@ -455,15 +432,16 @@ int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
   if (w == NULL)
     return EXIT_INIT_FAILED;
   w->h = h;
-  w->s = mp__pool_slot_at(h, slot);
+  w->g = b->geom;
+  w->s = mp__pool_slot_at(h, &w->g, slot);
   w->threads = threads;
-  w->use_pointers = threads || (h->method == MP_START_FORK &&
-                                h->image_token == mp__image_token());
-  w->in = mp__pool_in_area(h, slot);
-  w->out = mp__pool_out_area(h, slot);
-  w->in_cap = h->in_cap;
-  w->out_cap = h->out_cap;
-  w->owner = (pid_t)h->owner;
+  w->use_pointers = threads || (w->g.method == MP_START_FORK &&
+                                w->g.image_token == mp__image_token());
+  w->in = mp__pool_in_area(h, &w->g, slot);
+  w->out = mp__pool_out_area(h, &w->g, slot);
+  w->in_cap = w->g.in_cap;
+  w->out_cap = w->g.out_cap;
+  w->owner = (pid_t)w->g.owner;
   mp__pool_slot *s = w->s;
   uint32_t tail = s->tail_base;
   w->out_w = s->out_base;
@@ -514,7 +492,7 @@ int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
      * stream of small tasks costs no system call per task. */
     if (head - tail <= NOTIFY_LOW)
       notify_parent(h);
-    if (h->maxtasks != 0 && ++done >= h->maxtasks)
+    if (w->g.maxtasks != 0 && ++done >= w->g.maxtasks)
       break;
   }
   atomic_store_explicit(&s->state, MP__POOL_W_EXITING, memory_order_release);
@@ -533,7 +511,7 @@ int mp__pool_worker_target(void *arg) {
     return EXIT_BAD_BOOT;
   }
   if (b->seg != NULL) /* fork: the inherited mapping */
-    return mp__pool_worker_run(b->seg, b->slot, false);
+    return mp__pool_worker_run(b->seg, b, false);
   char name[sizeof b->seg_name];
   memcpy(name, b->seg_name, sizeof name);
   name[sizeof name - 1] = '\0';
@@ -549,7 +527,7 @@ int mp__pool_worker_target(void *arg) {
       h->size != b->seg_size)
     status = EXIT_BAD_BOOT;
   else
-    status = mp__pool_worker_run(h, b->slot, false);
+    status = mp__pool_worker_run(h, b, false);
   mp__object_free(obj, (size_t)b->seg_size);
   return status;
 }

@@ -27,6 +27,7 @@
 
 #include "harness.h"
 #include "internal.h"
+#include "pool_internal.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -1595,6 +1596,135 @@ static void register_functions(void **state) {
   assert_rc(mp_pool_register_init(longname, init_fails), MP_EINVAL);
 }
 
+
+/* ---- a segment whose header is scribbled on (issue 8, defects 5, 6) ---------- */
+
+/* scribble_header overwrites the geometry in the pool's header, whose
+ * address (the same in a fork worker) is its input, the way its second
+ * int says: 1 everything, 2 only nslots, 3 only the initargs. */
+struct scribble {
+  mp__pool_header *h;
+  int what;
+};
+static int scribble_header(const void *in, size_t n, void *out, size_t cap,
+                           size_t *len) {
+  (void)n, (void)out, (void)cap, (void)len;
+  const struct scribble *sc = in;
+  mp__pool_header *h = sc->h;
+  if (sc->what == 1 || sc->what == 2)
+    h->nslots = 1000000000u;
+  if (sc->what == 1) {
+    h->out_cap = 0;
+    h->in_cap = 0;
+    h->slot_off = (uint64_t)1 << 40;
+    h->slot_stride = (uint64_t)1 << 40;
+    h->area_off = (uint64_t)1 << 39;
+    h->max_result = 0;
+    h->maxtasks = 1;
+  }
+  if (sc->what == 1 || sc->what == 3) {
+    h->initargs_off = (uint64_t)1 << 40;
+    h->initargs_size = (uint64_t)1 << 40;
+  }
+  return 0;
+}
+
+static void scribble(mp_pool *p, int what) {
+  struct scribble sc = {.h = p->h, .what = what};
+  assert_rc(mp_pool_apply(p, scribble_header, &sc, sizeof sc, NULL, 0, NULL),
+            0);
+}
+
+/* Let the workers go to sleep: a woken worker wakes its siblings. */
+static void let_workers_sleep(void) { sleep_ms(50); }
+
+/* Issue 8 defect 5: a task that scribbles on the header's geometry (out_cap
+ * 0, slots elsewhere) neither crashes the parent (no division by the
+ * shared out_cap, no copy to a shared offset) nor the workers, and
+ * replacement workers start with the geometry the parent decided. */
+static void scribbled_header_spares_parent(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  scribble(p, 1);
+  let_workers_sleep();
+  enum { N = 1000 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                        NULL),
+            0);
+  check_squares(in, out, N);
+  /* A crash makes the parent reset the slot and start a replacement. */
+  check_crash(p, CRASH_SEGV, SIGSEGV, 0);
+  let_workers_sleep();
+  memset(out, 0, sizeof out);
+  assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                        NULL),
+            0);
+  check_squares(in, out, N);
+  char big[4096];
+  memset(big, 'x', sizeof big);
+  char back[4096];
+  size_t len = 0;
+  assert_rc(mp_pool_apply(p, echo, big, sizeof big, back, sizeof back, &len),
+            0);
+  assert_int_equal(len, sizeof big);
+  assert_rc(mp_pool_error(p, NULL), 0);
+  mp_pool_free(p);
+}
+
+/* Issue 8 defect 6: a worker woken for work looks at its siblings' slots
+ * up to the pool's own slot count, not to an nslots read from the
+ * segment, so a scribbled count kills no worker. */
+static void scribbled_nslots_kills_no_worker(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(3);
+  pid_t before[3], after[3];
+  assert_int_equal(mp_pool_worker_pids(p, before, 3), 3);
+  scribble(p, 2);
+  for (int round = 0; round < 5; round++) {
+    let_workers_sleep();
+    enum { N = 60 };
+    long in[N], out[N];
+    for (long i = 0; i < N; i++)
+      in[i] = i;
+    mp_pool_map_opts mo = {.chunksize = 1};
+    assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                          &mo),
+              0);
+    check_squares(in, out, N);
+  }
+  assert_int_equal(mp_pool_worker_pids(p, after, 3), 3);
+  for (int i = 0; i < 3; i++) {
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+      found |= before[i] == after[k];
+    assert_true(found);
+  }
+  mp_pool_free(p);
+}
+
+/* Issue 8 defect 6: a replacement worker runs its initializer with the
+ * initargs where the parent put them, whatever the header says now. */
+static void scribbled_initargs_spare_replacement(void **state) {
+  (void)state;
+  long v = 777;
+  mp_pool_opts o = {.processes = 1, .initializer = init_from_args,
+                    .initargs = &v, .initargs_size = sizeof v};
+  mp_pool *p;
+  assert_rc(mp_pool_new(&p, &o), 0);
+  scribble(p, 3);
+  check_crash(p, CRASH_EXIT, 0, 3);
+  long got = 0;
+  assert_rc(mp_pool_apply(p, read_init_value, NULL, 0, &got, sizeof got,
+                          NULL),
+            0);
+  assert_int_equal(got, 777);
+  assert_rc(mp_pool_error(p, NULL), 0);
+  mp_pool_free(p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_free_defaults),
     cmocka_unit_test(new_invalid_arguments),
@@ -1638,6 +1768,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forkserver_pool_with_threads),
     cmocka_unit_test(spawn_pool_with_threads),
     cmocka_unit_test(register_functions),
+    cmocka_unit_test(scribbled_header_spares_parent),
+    cmocka_unit_test(scribbled_nslots_kills_no_worker),
+    cmocka_unit_test(scribbled_initargs_spare_replacement),
 };
 
 int main(int argc, char **argv) {
