@@ -104,13 +104,15 @@ enum mp__pool_desc_kind {
 typedef struct mp__pool_desc {
   uint32_t kind;     /* enum mp__pool_desc_kind */
   uint32_t fn;       /* index in the function table */
-  uint64_t in_off;   /* virtual offset of the input in the input area */
-  uint64_t in_len;   /* bytes of input (map: count * in_size) */
+  uint64_t in_off;   /* virtual offset of the input record */
+  uint64_t in_len;   /* bytes of the record: the aligned context, then the
+                        input (map: count * in_size) */
   uint64_t out_cap;  /* apply: the task's output capacity */
   uint32_t count;    /* map: items */
   uint32_t in_size;  /* map: bytes of one input item */
   uint32_t out_size; /* map: bytes of one result item */
-  uint32_t reserved;
+  uint32_t ctx_len;  /* context bytes at the start of the input record;
+                        the input proper follows, aligned */
   /* The worker's part. */
   uint64_t out_off; /* virtual offset of the result in the output area */
   uint64_t out_len; /* apply: result bytes; map: items and statuses */
@@ -308,6 +310,9 @@ void mp__pool_wake_parent(mp__pool_header *h);
  * Returns the exit status of a process worker. */
 int mp__pool_worker_run(mp__pool_header *h, const mp__pool_boot *b,
                         bool threads);
+/* mp__pool_set_context sets what mp_pool_context returns in this thread
+ * (the worker loops set it around each task; NULL clears it). */
+void mp__pool_set_context(const void *ctx, size_t len);
 /* mp__pool_worker_target is the process workers' entry point, registered
  * as MP__POOL_WORKER_TARGET for spawn and forkserver. */
 int mp__pool_worker_target(void *arg);
@@ -409,6 +414,8 @@ struct mp_async_result {
   struct mp_async_result *next_done;           /* delivery list */
   struct mp_async_result *next_progress;       /* progress list */
   uint32_t fn;
+  unsigned char *ctx; /* the context bytes (opts.context), or NULL */
+  uint32_t ctx_len;
   /* apply */
   unsigned char *in_copy; /* input while not yet published */
   const void *in_borrowed; /* the caller's input, during apply_async */

@@ -76,15 +76,20 @@ static reg_entry *reg_scan(reg_entry *e, reg_entry *stop, int kind,
 }
 
 static int reg_add(int kind, const char *name, any_fn fn) {
-  if (name == NULL || name[0] == '\0' || fn == NULL)
-    return MP_EINVAL;
+  if (name == NULL || name[0] == '\0')
+    return mp__fail(MP_EINVAL, "the name is NULL or empty");
+  if (fn == NULL)
+    return mp__fail(MP_EINVAL, "fn is NULL");
   size_t len = strlen(name);
   if (len > MP__POOL_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the name has %zu bytes, at most %d", len,
+                    MP__POOL_NAME_MAX);
   reg_entry *head = atomic_load_explicit(&registry, memory_order_acquire);
   reg_entry *found = reg_scan(head, NULL, kind, name);
   if (found != NULL)
-    return found->fn == fn ? 0 : MP_EEXIST;
+    return found->fn == fn ? 0
+                           : mp__fail(MP_EEXIST, "'%s' names another "
+                                                 "function", name);
   reg_entry *e = mp__alloc(sizeof *e + len + 1);
   if (e == NULL)
     return MP_ENOMEM;
@@ -137,6 +142,23 @@ any_fn mp__pool_registry_find(int kind, const char *name) {
   reg_entry *e = atomic_load_explicit(&registry, memory_order_acquire);
   e = reg_scan(e, NULL, kind, name);
   return e != NULL ? e->fn : NULL;
+}
+
+/* ---- the running task's context ------------------------------------------
+ * Thread-local: each worker thread of a ThreadPool runs its own task. */
+
+static _Thread_local const void *cur_ctx;
+static _Thread_local size_t cur_ctx_len;
+
+void mp__pool_set_context(const void *ctx, size_t len) {
+  cur_ctx = ctx;
+  cur_ctx_len = len;
+}
+
+const void *mp_pool_context(size_t *size) {
+  if (size != NULL)
+    *size = cur_ctx != NULL ? cur_ctx_len : 0;
+  return cur_ctx;
 }
 
 /* ---- waking the parent --------------------------------------------------- */
@@ -302,12 +324,18 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
   mp__pool_slot *s = w->s;
   uint32_t kind = d->kind, fn_idx = d->fn;
   uint64_t in_off = d->in_off, in_len = d->in_len;
+  uint64_t ctx_len = d->ctx_len, ctx_al = mp__pool_align(ctx_len);
   uint64_t need;
   uint32_t count = 0, in_size = 0, out_size = 0;
   uint64_t status_off = 0;
 
-  if (in_len > w->in_cap / 2 || (in_off % w->in_cap) + in_len > w->in_cap)
+  if (in_len > w->in_cap / 2 || (in_off % w->in_cap) + in_len > w->in_cap ||
+      ctx_al > in_len)
     return EXIT_CORRUPT;
+  /* The record: the context, then the input proper. */
+  uint64_t rec_off = in_off;
+  in_off += ctx_al;
+  in_len -= ctx_al;
   /* Read once: the descriptor is shared memory, and the bound checked here
    * must be the bound the task is given. */
   uint64_t out_cap = d->out_cap;
@@ -345,6 +373,8 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
   }
   const unsigned char *in = w->in + in_off % w->in_cap;
   unsigned char *out = w->out + at % w->out_cap;
+  mp__pool_set_context(ctx_len ? w->in + rec_off % w->in_cap : NULL,
+                       (size_t)ctx_len);
 
   bool timed = w->g.timed != 0;
   int64_t t0 = mp__os_now_ns();
@@ -394,6 +424,7 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
     d->status = 0;
     w->out_w = at + need;
   }
+  mp__pool_set_context(NULL, 0);
   d->run_ns = (uint64_t)(mp__os_now_ns() - t0);
   return 0;
 }
