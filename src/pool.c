@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mpi/mpi_internal.h"
 #include "pool_internal.h"
 
 /* How much work, in nanoseconds of the average descriptor, to keep queued
@@ -282,7 +283,7 @@ static int fn_index(mp_pool *p, int kind, void (*fn)(void), uint32_t *out) {
   mp__pool_fn *e = &p->h->fns[p->nfns];
   memset(e->name, 0, sizeof e->name);
   int rc = mp__pool_registry_name_of(kind, fn, e->name, sizeof e->name);
-  bool by_name = !p->threads && p->method != MP_START_FORK;
+  bool by_name = p->mpi || (!p->threads && p->method != MP_START_FORK);
   if (rc != 0 && by_name)
     return rc == MP_ENAMETOOLONG
                ? mp__fail(MP_EINVAL, "the function's registered name is too "
@@ -805,7 +806,22 @@ static void release_segment(mp_pool *p) {
   p->h = NULL;
 }
 
+/* The live MPI pool, terminated when rank 0's program ends (before MPI
+ * is finalized). */
+static mp_pool *_Atomic live_mpi;
+
+static void mpi_shutdown(void) {
+  mp_pool *p = atomic_exchange(&live_mpi, NULL);
+  if (p != NULL)
+    mp_pool_terminate(p);
+}
+
 void mp__pool_release(mp_pool *p) {
+  if (p->mpi) {
+    mp_pool *me = p;
+    atomic_compare_exchange_strong(&live_mpi, &me, NULL);
+    mp__mpi_release();
+  }
   for (int i = 0; i < p->nworkers; i++) {
     mp_process_free(p->workers[i].proc);
     mp_thread_free(p->workers[i].thread);
@@ -924,15 +940,49 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
   if (o.initargs_size > 0 && o.initargs == NULL)
     return mp__fail(MP_EINVAL, "initargs is NULL but initargs_size is %zu",
                     o.initargs_size);
+  bool mpi = false;
+  if (!threads) {
+    if (o.backend < MP_POOL_BACKEND_DEFAULT || o.backend > MP_POOL_BACKEND_MPI)
+      return mp__fail(MP_EINVAL, "backend is %d: not an MP_POOL_BACKEND_*",
+                      o.backend);
+    mpi = o.backend == MP_POOL_BACKEND_MPI ||
+          (o.backend == MP_POOL_BACKEND_DEFAULT && mp__mpi_default_backend());
+  }
+  if (mpi) {
+    if (mp__mpi_size() < 2)
+      return mp__fail(MP_ENOTSUP,
+                      "no MPI job to run on: run under mpirun with at least "
+                      "2 ranks, with mp_child_main called first in main "
+                      "(and a library built with MPI)");
+    if (mp__mpi_rank() != 0)
+      return mp__fail(MP_ENOTSUP, "only rank 0 creates MPI pools");
+    if (o.context != NULL)
+      return mp__fail(MP_EINVAL, "an MPI pool takes no context: its ranks "
+                                 "fork their local workers");
+    if (mp__mpi_claim() != 0)
+      return mp__fail(MP_EBUSY, "another MPI pool holds the worker ranks: "
+                                "free it first");
+  }
   if (threads && o.task_timeout > 0)
     return mp__fail(MP_ENOTSUP, "a ThreadPool cannot kill a task: no "
                                 "task_timeout");
   mp_pool *p = mp__calloc(1, sizeof *p);
-  if (p == NULL)
+  if (p == NULL) {
+    if (mpi)
+      mp__mpi_release();
     return MP_ENOMEM;
+  }
   p->owner = getpid();
-  p->threads = threads;
+  p->threads = threads || mpi;
+  p->mpi = mpi;
   p->nworkers = o.processes > 0 ? o.processes : mp_cpu_count();
+  if (mpi) {
+    /* One slot per worker rank; processes is each rank's own count. */
+    p->nworkers = MP__MIN(mp__mpi_size() - 1, MP_POOL_MAX_WORKERS);
+    p->mpi_processes = o.processes;
+    p->mpi_task_timeout = o.task_timeout;
+    o.context = NULL;
+  }
   p->nworkers = MP__MIN(p->nworkers, MP_POOL_MAX_WORKERS);
   p->context = threads ? NULL : o.context;
   p->method = threads ? MP_START_FORK : mp_context_method(o.context);
@@ -945,11 +995,15 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
   p->depth = DEPTH_START;
   int rc = pthread_mutex_init(&p->lock, NULL);
   if (rc != 0) {
+    if (mpi)
+      mp__mpi_release();
     mp__free(p);
     return -rc;
   }
   p->workers = mp__calloc((size_t)p->nworkers, sizeof *p->workers);
   if (p->workers == NULL) {
+    if (mpi)
+      mp__mpi_release();
     pthread_mutex_destroy(&p->lock);
     mp__free(p);
     return MP_ENOMEM;
@@ -977,6 +1031,10 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
     mp_thread_free(p->handler);
     mp__pool_release(p);
     return rc;
+  }
+  if (mpi) {
+    atomic_store(&live_mpi, p);
+    mp__mpi_set_shutdown_hook(mpi_shutdown);
   }
   *out = p;
   return 0;

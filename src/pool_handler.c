@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "os/cpu.h"
+#include "mpi/mpi_internal.h"
 #include "pool_internal.h"
 
 #define TICK_BUSY_NS (20 * 1000 * 1000)
@@ -80,6 +81,8 @@ static void thread_worker_main(void *arg) {
 }
 
 static const char *worker_prefix(const mp_pool *p) {
+  if (p->mpi)
+    return "MPIRankProxy";
   if (p->threads)
     return "ThreadPoolWorker";
   switch (p->method) {
@@ -130,6 +133,7 @@ static int start_worker(mp_pool *p, uint32_t i) {
   w->boot.seg_size = p->seg_size;
   w->boot.seg = by_name ? NULL : p->h;
   w->boot.geom = p->g;
+  w->boot.pool = p->mpi ? p : NULL;
   snprintf(w->boot.seg_name, sizeof w->boot.seg_name, "%s", p->seg_name);
 
   mp_process *proc = NULL;
@@ -138,7 +142,9 @@ static int start_worker(mp_pool *p, uint32_t i) {
   int rc;
   if (p->threads) {
     mp_thread_opts to = {.name = name, .daemon = 1};
-    rc = mp_thread_new(&thread, thread_worker_main, &w->boot, &to);
+    rc = mp_thread_new(&thread,
+                       p->mpi ? mp__pool_mpi_proxy_main : thread_worker_main,
+                       &w->boot, &to);
     if (rc == 0)
       rc = mp_thread_start(thread);
   } else {
@@ -345,6 +351,19 @@ static void respawn(mp_pool *p, int64_t now, int64_t *deadline) {
     mp__pool_worker *w = &p->workers[i];
     if (w->state != MP__PW_EMPTY)
       continue;
+    if (p->mpi && mp__mpi_rank_gone((int)i + 1)) {
+      /* A dead rank is never replaced: its queued work goes elsewhere,
+       * and with no rank left the pool is broken. */
+      mp__pool_reclaim(p, i, 0);
+      bool any = false;
+      for (int k = 0; k < p->nworkers; k++)
+        any |= !mp__mpi_rank_gone(k + 1);
+      if (!any) {
+        set_broken(p, MP_EWORKERDIED, 0, NULL);
+        return;
+      }
+      continue;
+    }
     if (now < w->retry_ns) {
       if (w->retry_ns < *deadline)
         *deadline = w->retry_ns;

@@ -232,6 +232,7 @@ typedef struct mp__pool_boot {
   void *seg; /* fork and threads only */
   char seg_name[64];
   mp__pool_geom geom;
+  struct mp_pool *pool; /* MPI proxies only */
 } mp__pool_boot;
 
 /* The addresses of slot i and its areas in a mapping at base, computed
@@ -453,6 +454,9 @@ struct mp_pool {
   pthread_mutex_t lock;
   pid_t owner;
   bool threads;
+  bool mpi;             /* the workers are MPI ranks (pool_mpi.c) */
+  int mpi_processes;    /* each rank's local workers, 0: its CPUs */
+  double mpi_task_timeout;
   int nworkers;
   mp_start_method method;
   mp_context *context;
@@ -521,6 +525,11 @@ void mp__pool_deliver(mp_pool *p, mp_async_result *done,
                       mp_async_result *progress);
 /* mp__pool_release frees the pool's memory (its workers are gone). */
 void mp__pool_release(mp_pool *p);
+
+/* ---- pool_mpi.c ------------------------------------------------------------ */
+/* mp__pool_mpi_proxy_main is the body of the thread that stands in for
+ * worker rank slot + 1 of an MPI pool (arg: its mp__pool_boot). */
+void mp__pool_mpi_proxy_main(void *arg);
 
 /* ---- pool_handler.c ------------------------------------------------------- */
 /* mp__pool_handler_main is the result thread's body. */

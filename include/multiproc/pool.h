@@ -120,7 +120,18 @@ typedef struct mp_pool_opts {
                           by mp_threadpool_new. */
   size_t max_input_size;  /* largest input of one bytes task; 0: 1 MiB */
   size_t max_result_size; /* largest result of one bytes task; 0: 1 MiB */
+  int backend; /* MP_POOL_BACKEND_*: where the workers are. 0 (DEFAULT):
+                  the MPI ranks when the program runs under an MPI
+                  launcher (mpirun, srun) and MP_POOL_BACKEND is not
+                  "local", or when MP_POOL_BACKEND is "mpi"; else local */
 } mp_pool_opts;
+
+/* The pool backends (mp_pool_opts.backend). With MPI, processes is the
+ * number of local worker processes of each worker rank (0: that host's
+ * mp_cpu_count()), and the context is ignored (each rank forks). */
+#define MP_POOL_BACKEND_DEFAULT 0
+#define MP_POOL_BACKEND_LOCAL 1
+#define MP_POOL_BACKEND_MPI 2
 
 #define MP_POOL_MAX_WORKERS 1024
 #define MP_POOL_INITARGS_MAX ((size_t)1 << 20)

@@ -1,0 +1,47 @@
+# mpi.cmake - the optional MPI backend of the pool (src/mpi/, src/pool_mpi.c).
+# On when CMake finds an MPI C library (Debian: libopenmpi-dev) and MP_MPI
+# is ON; the library then links it, MP_HAVE_MPI is 1 in the sources, and
+# the MPI tests run each case under mpirun on loopback. Off, the same
+# sources build as stubs: an MPI pool is MP_ENOTSUP.
+option(MP_MPI "Build the MPI pool backend when an MPI library is found" ON)
+set(MP_HAVE_MPI 0)
+if(MP_MPI)
+  find_package(MPI COMPONENTS C QUIET)
+  if(MPI_C_FOUND)
+    set(MP_HAVE_MPI 1)
+  endif()
+endif()
+target_compile_definitions(mp_objects PRIVATE MP_HAVE_MPI=${MP_HAVE_MPI})
+if(MP_HAVE_MPI)
+  target_link_libraries(mp_objects PRIVATE MPI::MPI_C)
+  target_link_libraries(multiproc PRIVATE MPI::MPI_C)
+  target_link_libraries(multiproc_static PUBLIC MPI::MPI_C)
+  set(MP_MPI_STATE "on (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
+else()
+  set(MP_MPI_STATE "off (no MPI library found; apt-get install libopenmpi-dev openmpi-bin)")
+endif()
+message(STATUS "multiproc: MPI pool backend: ${MP_MPI_STATE}")
+install(CODE "message(STATUS \"multiproc: MPI pool backend: ${MP_MPI_STATE}\")")
+
+# Each case of tests/mpi/test_mpi_pool.c (listed as MP_MPI_CASE(name)) runs
+# as its own test under mpirun: 3 ranks on this host, loopback only, root
+# allowed through Open MPI's own variables; --enable-recovery keeps the
+# job alive when a rank dies (the killed-rank case needs it).
+if(MP_HAVE_MPI AND BUILD_TESTING)
+  set(MP_MPIRUN_ARGS --oversubscribe --enable-recovery
+      --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+      --mca oob_tcp_if_include lo)
+  add_executable(test_mpi_pool tests/mpi/test_mpi_pool.c)
+  target_link_libraries(test_mpi_pool PRIVATE multiproc)
+  file(STRINGS tests/mpi/test_mpi_pool.c lines REGEX "MP_MPI_CASE\\(")
+  foreach(line ${lines})
+    string(REGEX MATCH "MP_MPI_CASE\\(([A-Za-z0-9_]+)" _ ${line})
+    set(case ${CMAKE_MATCH_1})
+    add_test(NAME mpi_pool.${case}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MP_MPIRUN_ARGS} -n 3
+                     $<TARGET_FILE:test_mpi_pool> ${case})
+    set_tests_properties(mpi_pool.${case} PROPERTIES
+      TIMEOUT ${MP_TEST_TIMEOUT} LABELS mpi RUN_SERIAL TRUE
+      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
+  endforeach()
+endif()
