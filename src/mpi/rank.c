@@ -408,6 +408,10 @@ static void rank_loop(void) {
         case MP__MPI_EXIT:
           send_wait(&rs);
           pool_end(&rs, true);
+          /* One byte 1: a rank died, and Open MPI's MPI_Finalize may wait
+           * for it forever: leave without. */
+          if (n >= 1 && rs.rbuf[0] == 1)
+            _exit(0);
           mp__free(rs.rbuf);
           MPI_Comm_free(&rs.comm);
           MPI_Finalize();
@@ -453,10 +457,16 @@ static void rank0_exit(void) {
   if (shutdown_hook != NULL)
     shutdown_hook();
   MPI_Comm c = mp__mpi_comm();
+  unsigned char any_gone = 0;
+  for (int r = 1; r < mp__mpi_size(); r++)
+    any_gone |= mp__mpi_rank_gone(r);
   for (int r = 1; r < mp__mpi_size(); r++)
     if (!mp__mpi_rank_gone(r))
-      MPI_Send(NULL, 0, MPI_BYTE, r, MP__MPI_EXIT, c);
-  MPI_Finalize();
+      MPI_Send(&any_gone, 1, MPI_BYTE, r, MP__MPI_EXIT, c);
+  /* With a dead rank, Open MPI 4's MPI_Finalize can wait for it forever
+   * (its closing fence counts every rank): leave without it. */
+  if (!any_gone)
+    MPI_Finalize();
 }
 
 void mp__mpi_child_hook(int argc, char **argv) {

@@ -118,15 +118,6 @@ static int upper(const void *in, size_t n, void *out, size_t cap,
 }
 MP_POOL_TASK(upper)
 
-static int rank_pid(const void *in, size_t n, void *out, size_t cap,
-                    size_t *len) {
-  (void)in, (void)n, (void)cap;
-  pid_t pp = getppid();
-  memcpy(out, &pp, sizeof pp);
-  *len = sizeof pp;
-  return 0;
-}
-MP_POOL_TASK(rank_pid)
 
 static int crash_task(const void *in, size_t n, void *out, size_t cap,
                       size_t *len) {
@@ -371,15 +362,21 @@ static int killed_rank(void) {
   mp_pool *p = mpi_pool(2);
   if (p == NULL)
     return 1;
-  /* Find the worker ranks' pids (same host here). */
+  /* Find the worker ranks' pids (same host here): items that sleep
+   * spread over both ranks. */
   pid_t ranks[2] = {0, 0};
-  for (int i = 0; i < 20 && (ranks[0] == 0 || ranks[1] == 0); i++) {
-    pid_t pp = 0;
-    CHECK_RC(mp_pool_apply(p, rank_pid, NULL, 0, &pp, sizeof pp, NULL), 0);
-    if (pp != ranks[0] && ranks[0] == 0)
-      ranks[0] = pp;
-    else if (pp != ranks[0])
-      ranks[1] = pp;
+  int naps[16], who[16];
+  for (int i = 0; i < 16; i++)
+    naps[i] = 30;
+  mp_pool_map_opts one = {.chunksize = 1};
+  CHECK_RC(mp_pool_map(p, sleep_item, naps, 16, sizeof(int), who,
+                       sizeof(int), &one),
+           0);
+  for (int i = 0; i < 16; i++) {
+    if (ranks[0] == 0)
+      ranks[0] = who[i];
+    else if (who[i] != ranks[0])
+      ranks[1] = who[i];
   }
   enum { N = 200 };
   int ms[N], pids[N], statuses[N];
