@@ -21,6 +21,8 @@ else()
   set(MP_MPI_STATE "off (no MPI library found; apt-get install libopenmpi-dev openmpi-bin)")
 endif()
 message(STATUS "multiproc: MPI pool backend: ${MP_MPI_STATE}")
+# For scripts (examples/demo_pool.sh): "on ..." or "off ...".
+file(WRITE ${CMAKE_BINARY_DIR}/mpi_backend.txt "${MP_MPI_STATE}\n")
 install(CODE "message(STATUS \"multiproc: MPI pool backend: ${MP_MPI_STATE}\")")
 
 # Each case of tests/mpi/test_mpi_pool.c (listed as MP_MPI_CASE(name)) runs
@@ -44,4 +46,16 @@ if(MP_HAVE_MPI AND BUILD_TESTING)
       TIMEOUT ${MP_TEST_TIMEOUT} LABELS mpi RUN_SERIAL TRUE
       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
   endforeach()
+endif()
+
+# bench_mpi_pool starts itself under mpirun and the mpi4py peer from the
+# source tree.
+if(TARGET bench_mpi_pool)
+  target_compile_definitions(bench_mpi_pool PRIVATE
+    MP_HAVE_MPI=${MP_HAVE_MPI} MP_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  if(BUILD_TESTING)
+    set_tests_properties(bench.bench_mpi_pool PROPERTIES
+      RUN_SERIAL TRUE ENVIRONMENT
+      "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
+  endif()
 endif()

@@ -49,6 +49,7 @@
  * at each worker beyond the one it runs. */
 #define DEPTH_TARGET_NS 500000
 #define DEPTH_MIN 2u
+#define DEPTH_MIN_MPI 32u
 #define DEPTH_START 4u
 /* Progress bars redraw at most this often. */
 #define BAR_INTERVAL_NS 100000000
@@ -486,7 +487,10 @@ static void update_depth(mp_pool *p, uint64_t run_ns) {
     avg -= (avg - run_ns) / 2;
   p->avg_run_ns = avg + 1;
   uint64_t d = DEPTH_TARGET_NS / p->avg_run_ns;
-  p->depth = (uint32_t)MP__MAX(DEPTH_MIN, MP__MIN(d, MP__POOL_RING));
+  /* A worker rank is a round trip away and runs several descriptors at
+   * once on its local workers: keep more in flight. */
+  uint32_t min = p->mpi ? DEPTH_MIN_MPI : DEPTH_MIN;
+  p->depth = (uint32_t)MP__MAX(min, MP__MIN(d, MP__POOL_RING));
 }
 
 /* finish_apply stores the outcome of a bytes task. */
@@ -992,7 +996,7 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
   p->timeout_ns = o.task_timeout > 0 ? (int64_t)(o.task_timeout * 1e9) : 0;
   if (o.task_timeout > 0 && p->timeout_ns <= 0)
     p->timeout_ns = 1;
-  p->depth = DEPTH_START;
+  p->depth = mpi ? DEPTH_MIN_MPI : DEPTH_START;
   int rc = pthread_mutex_init(&p->lock, NULL);
   if (rc != 0) {
     if (mpi)

@@ -93,7 +93,11 @@ static bool silent(proxy *x) {
 /* send_batch sends the published descriptors from x->sent on. */
 static int send_batch(proxy *x, uint32_t head) {
   mp_pool *p = x->p;
-  uint32_t n = MP__MIN(head - x->sent, BATCH_DESCS);
+  /* A quarter of what is queued at most, so that several batches are in
+   * flight and the rank has the next one while this one's results travel
+   * back. */
+  uint32_t quarter = (head - x->done + MAX_INFLIGHT - 1) / MAX_INFLIGHT;
+  uint32_t n = MP__MIN(head - x->sent, MP__MIN(quarter, BATCH_DESCS));
   size_t size = 8;
   uint32_t k;
   for (k = 0; k < n; k++) {
