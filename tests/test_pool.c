@@ -1888,6 +1888,37 @@ static void progress_bar_on_terminal(void **state) {
   assert_non_null(strstr(buf, "100% 40/40"));
 }
 
+
+/* ---- the backend option outside an MPI job ----------------------------------- */
+
+/* Outside mpirun an MPI pool is MP_ENOTSUP with a detail that says why;
+ * MP_POOL_BACKEND=local or an unset variable keeps the default local;
+ * MP_POOL_BACKEND=mpi asks for MPI; a bad backend value is MP_EINVAL. */
+static void backend_outside_mpi(void **state) {
+  (void)state;
+  mp_pool *p = NULL;
+  mp_pool_opts o = {.processes = 1, .backend = MP_POOL_BACKEND_MPI};
+  assert_rc(mp_pool_new(&p, &o), MP_ENOTSUP);
+  assert_null(p);
+  assert_non_null(strstr(mp_error_detail(), "mpirun"));
+  o.backend = 7;
+  assert_rc(mp_pool_new(&p, &o), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "backend"));
+  setenv("MP_POOL_BACKEND", "mpi", 1);
+  o.backend = MP_POOL_BACKEND_DEFAULT;
+  assert_rc(mp_pool_new(&p, &o), MP_ENOTSUP);
+  o.backend = MP_POOL_BACKEND_LOCAL; /* the option wins */
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+  setenv("MP_POOL_BACKEND", "local", 1);
+  o.backend = MP_POOL_BACKEND_DEFAULT;
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+  unsetenv("MP_POOL_BACKEND");
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+}
+
 /* ---- a segment whose header is scribbled on (issue 8, defects 5, 6) ---------- */
 
 /* scribble_header overwrites the geometry in the pool's header, whose
@@ -2069,6 +2100,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(context_invalid),
     cmocka_unit_test(nan_timeouts_are_einval),
     cmocka_unit_test(progress_bar_on_terminal),
+    cmocka_unit_test(backend_outside_mpi),
 };
 
 int main(int argc, char **argv) {

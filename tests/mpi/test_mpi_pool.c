@@ -138,6 +138,12 @@ static int init_from_args(const void *args, size_t size) {
 }
 MP_POOL_INIT(init_from_args)
 
+static int init_fails(const void *args, size_t size) {
+  (void)args, (void)size;
+  return -42;
+}
+MP_POOL_INIT(init_fails)
+
 static int read_init(const void *in, size_t n, void *out, size_t cap,
                      size_t *len) {
   (void)in, (void)n, (void)cap;
@@ -249,6 +255,19 @@ static int every_call(void) {
   /* An unregistered function is refused at submission. */
   CHECK_RC(mp_pool_map(p, not_registered, in, 1, 8, out, 8, NULL),
            MP_ENOENT);
+  /* An MPI pool takes no start-method context. */
+  mp_context *ctx;
+  CHECK_RC(mp_context_new(&ctx, MP_START_SPAWN), 0);
+  mp_pool *cp = NULL;
+  mp_pool_opts co2 = {.backend = MP_POOL_BACKEND_MPI, .context = ctx};
+  CHECK_RC(mp_pool_new(&cp, &co2), MP_EINVAL);
+  mp_context_free(ctx);
+  /* Rank 0 may run a local pool beside it. */
+  mp_pool *lp = NULL;
+  mp_pool_opts lo = {.processes = 1, .backend = MP_POOL_BACKEND_LOCAL};
+  CHECK_RC(mp_pool_new(&lp, &lo), 0);
+  CHECK_RC(mp_pool_map(lp, square, in, 10, 8, out, 8, NULL), 0);
+  mp_pool_free(lp);
   /* Only one MPI pool at a time. */
   mp_pool *q = NULL;
   mp_pool_opts qo = {.backend = MP_POOL_BACKEND_MPI};
@@ -316,6 +335,18 @@ static int initializer(void) {
     CHECK_RC(mp_pool_apply(p, read_init, NULL, 0, &got, sizeof got, NULL), 0);
     CHECK(got == 4242);
   }
+  mp_pool_free(p);
+  /* A failing initializer fails mp_pool_new, once; the ranks serve the
+   * next pool. */
+  mp_pool_opts f = {.processes = 1, .backend = MP_POOL_BACKEND_MPI,
+                    .initializer = init_fails};
+  p = NULL;
+  CHECK_RC(mp_pool_new(&p, &f), -42);
+  CHECK(p == NULL);
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  long got = 0;
+  CHECK_RC(mp_pool_apply(p, read_init, NULL, 0, &got, sizeof got, NULL), 0);
+  CHECK(got == 4242);
   mp_pool_free(p);
   return 0;
 }
