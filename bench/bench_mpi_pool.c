@@ -145,7 +145,7 @@ static const bench_case cases[] = {
 };
 
 /* run_cmd runs argv and returns its exit status (-1 if it did not run). */
-static int run_cmd(char **argv) {
+__attribute__((unused)) static int run_cmd(char **argv) {
   pid_t pid;
   if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
     return -1;
