@@ -34,6 +34,7 @@
  * cannot be started many times in a row, break the pool the same way. */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,7 +232,11 @@ static void worker_ended(mp_pool *p, uint32_t i) {
     mp__pool_fail_running(p, i, code, &info);
     if (was_ready) {
       w->early_deaths = 0;
-    } else if (w->kill_reason == 0 && ++w->early_deaths >= MAX_EARLY_DEATHS) {
+    } else if (w->kill_reason == 0 && info.signal != SIGKILL &&
+               ++w->early_deaths >= MAX_EARLY_DEATHS) {
+      /* A worker SIGKILLed from outside before it was ready (a busy
+       * machine makes that window long) says nothing about whether
+       * workers can start: only deaths of their own count. */
       set_broken(p, MP_EWORKERDIED, pid, &info);
     }
   }
