@@ -4,9 +4,13 @@
  * pool, runs each batch of descriptors it receives on that pool (a run of
  * map chunks of one function as one local map, a bytes task as one
  * apply_async), and sends the batches' results back in the order the
- * batches came. It sends a heartbeat while it lives, so rank 0 can tell a
- * dead rank from a slow one. See mpi_internal.h for the design. */
+ * batches came. While a pool is open, a thread of its own sends rank 0 a
+ * heartbeat every MP__MPI_HEARTBEAT_NS, whatever the loop is doing (a slow
+ * initializer, a close that waits for long tasks), so rank 0 can tell a
+ * dead rank from a busy one. See mpi_internal.h for the design. */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +51,6 @@ typedef struct rank_state {
   size_t rcap;
   unsigned char *sbuf; /* the RESULT in flight */
   MPI_Request sreq;
-  int64_t next_hb;
 } rank_state;
 
 static void group_free(group *g) {
@@ -350,9 +353,26 @@ static void nap(int64_t ns) {
   nanosleep(&ts, NULL);
 }
 
+/* The heartbeat thread: sends while hb_active (a pool is open). */
+static _Atomic int hb_active, hb_stop;
+
+static void *heartbeat_main(void *arg) {
+  MPI_Comm comm = *(MPI_Comm *)arg;
+  while (!atomic_load(&hb_stop)) {
+    if (atomic_load(&hb_active))
+      MPI_Send(NULL, 0, MPI_BYTE, 0, MP__MPI_HEARTBEAT, comm);
+    nap(MP__MPI_HEARTBEAT_NS);
+  }
+  return NULL;
+}
+
 static void rank_loop(void) {
   rank_state rs = {.comm = mp__mpi_comm()};
   int64_t idle_ns = 0;
+  static MPI_Comm hb_comm;
+  hb_comm = rs.comm;
+  pthread_t hb;
+  bool hb_started = pthread_create(&hb, NULL, heartbeat_main, &hb_comm) == 0;
   for (;;) {
     bool progress = false;
     if (rs.sbuf != NULL) {
@@ -376,6 +396,7 @@ static void rank_loop(void) {
     if (rs.closing && rs.head == NULL) {
       send_wait(&rs);
       pool_end(&rs, false);
+      atomic_store(&hb_active, 0);
       send_small(&rs, MP__MPI_CLOSED, NULL, 0);
     }
     int flag = 0;
@@ -387,6 +408,7 @@ static void rank_loop(void) {
       if (n >= 0) {
         switch (st.MPI_TAG) {
         case MP__MPI_OPEN:
+          atomic_store(&hb_active, 1);
           on_open(&rs, rs.rbuf, n);
           break;
         case MP__MPI_BATCH:
@@ -403,11 +425,15 @@ static void rank_loop(void) {
         case MP__MPI_TERMINATE:
           send_wait(&rs);
           pool_end(&rs, true);
+          atomic_store(&hb_active, 0);
           send_small(&rs, MP__MPI_CLOSED, NULL, 0);
           break;
         case MP__MPI_EXIT:
           send_wait(&rs);
           pool_end(&rs, true);
+          atomic_store(&hb_stop, 1);
+          if (hb_started)
+            pthread_join(hb, NULL);
           /* One byte 1: a rank died, and Open MPI's MPI_Finalize may wait
            * for it forever: leave without. */
           if (n >= 1 && rs.rbuf[0] == 1)
@@ -420,11 +446,6 @@ static void rank_loop(void) {
           break;
         }
       }
-    }
-    int64_t now = mp__os_now_ns();
-    if (now >= rs.next_hb) {
-      send_small(&rs, MP__MPI_HEARTBEAT, NULL, 0);
-      rs.next_hb = now + MP__MPI_HEARTBEAT_NS;
     }
     if (progress) {
       idle_ns = 0;
