@@ -15,7 +15,10 @@ target_compile_definitions(mp_objects PRIVATE MP_HAVE_MPI=${MP_HAVE_MPI})
 if(MP_HAVE_MPI)
   target_link_libraries(mp_objects PRIVATE MPI::MPI_C)
   target_link_libraries(multiproc PRIVATE MPI::MPI_C)
-  target_link_libraries(multiproc_static PUBLIC MPI::MPI_C)
+  # The static library's users link libmpi too; installed, by its path (the
+  # exported package then needs no find_package(MPI)).
+  target_link_libraries(multiproc_static PUBLIC
+    $<BUILD_INTERFACE:MPI::MPI_C> $<INSTALL_INTERFACE:${MPI_C_LIBRARIES}>)
   set(MP_MPI_STATE "on (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
 else()
   set(MP_MPI_STATE "off (no MPI library found; apt-get install libopenmpi-dev openmpi-bin)")
