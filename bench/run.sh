@@ -72,6 +72,8 @@ target	value_increment	atomic	multiproc	python	0.02
 target	pool_map	chunksize1	multiproc	python	0.05
 target	pool_apply_async	10000	multiproc	python	0.1
 target	pool_cpu_loop	2x400M	multiproc	serial	0.513
+target	mpi_pool_map	chunksize1	multiproc	mpi4py	0.02
+target	mpi_pool_map	cpu	multiproc	local	1.1
 reference	pool_cpu_loop	py-2x4M	python	python-serial	0.54
 reference	process_start_join	fork	python	fork+waitpid	14
 target	queue_1to1	64B	multiproc	python_queue	0.025

@@ -59,6 +59,35 @@ heading "pool_crash" "beyond Python: a crashing worker fails only its task" \
   "pool.map(buggy, range(10)) where buggy(4) segfaults: Python's Pool hangs; here item 4 fails alone"
 run pool_crash
 
+# The same two seed programs, unchanged, on an MPI job of 3 ranks: rank 0
+# runs main, ranks 1 and 2 are the pool's workers (each with a local pool
+# of its own). Only when the library was built with MPI and mpirun exists.
+if command -v mpirun >/dev/null 2>&1 &&
+   grep -q '^on' "$dir/../mpi_backend.txt" 2>/dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  mpirun="mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo -n 3"
+  # mpi_run runs an example under mpirun, without Open MPI's PMIx noise.
+  mpi_run() {
+    name=$1
+    shift
+    # shellcheck disable=SC2086
+    out=$($mpirun "$dir/$name" "$@" 2>&1)
+    st=$?
+    printf '%s\n' "$out" | grep -v 'PMIX ERROR'
+    [ "$st" -eq 0 ] || failed="$failed [mpi $name]"
+  }
+  heading "pool_map_square under mpirun -n 3" "seed 003, the same source" \
+    "the pool's workers are MPI ranks 1 and 2: $mpirun pool_map_square"
+  mpi_run pool_map_square
+  heading "pool_counter_40m under mpirun -n 3" "seed 001, 2.3.3, the same source" \
+    "Pool(2) is now two local workers on each of ranks 1 and 2"
+  # shellcheck disable=SC2086
+  mpi_run pool_counter_40m $args
+else
+  echo
+  echo "(MPI pool part skipped: no mpirun, or the library was built without MPI)"
+fi
+
 if [ -n "$failed" ]; then
   echo "FAILED:$failed" >&2
   exit 1

@@ -54,8 +54,13 @@ static int counter(const void *in, void *out) {
   *(long *)out = count(*(const long *)in);
   return 0;
 }
+MP_POOL_MAP(counter) /* found by name on MPI worker ranks */
 
 int main(int argc, char **argv) {
+  /* Under `mpirun -n 3` ranks 1 and 2 become the pool's workers here and
+   * never return; rank 0 runs the rest, unchanged. */
+  if (mp_child_main(argc, argv) != 0)
+    return 1;
   long n = 40000000;
   if (argc > 1 && strcmp(argv[1], "--quick") == 0)
     n = 4000000;

@@ -15,7 +15,12 @@
  *
  * In C, map applies an item function to every element of an array of
  * fixed-size items and writes each result into the caller's output
- * array, in order: nothing is allocated per item. */
+ * array, in order: nothing is allocated per item.
+ *
+ * The same program runs on an MPI job: `mpirun -n 3 pool_map_square`
+ * makes ranks 1 and 2 the pool's workers (inside mp_child_main, which
+ * they never leave) and rank 0 runs main; the task is found by the name
+ * MP_POOL_MAP registered. */
 #include <multiproc.h>
 
 #include <stdio.h>
@@ -25,8 +30,11 @@ static int task(const void *in, void *out) {
   *(long *)out = n * n;
   return 0;
 }
+MP_POOL_MAP(task)
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (mp_child_main(argc, argv) != 0) /* MPI worker ranks stay in here */
+    return 1;
   long items[] = {1, 2, 3, 4, 5}, result[5];
   mp_pool *pool;
   int rc = mp_pool_new(&pool, &(mp_pool_opts){.processes = 4});

@@ -42,12 +42,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mpi/mpi_internal.h"
 #include "pool_internal.h"
 
 /* How much work, in nanoseconds of the average descriptor, to keep queued
  * at each worker beyond the one it runs. */
 #define DEPTH_TARGET_NS 500000
 #define DEPTH_MIN 2u
+#define DEPTH_MIN_MPI 32u
 #define DEPTH_START 4u
 /* Progress bars redraw at most this often. */
 #define BAR_INTERVAL_NS 100000000
@@ -136,6 +138,7 @@ static void job_release(mp_async_result *j) {
   if (j->data_allocated)
     mp__free(j->data);
   mp__free(j->in_copy);
+  mp__free(j->ctx);
   if (j->statuses_owned)
     mp__free(j->statuses);
   while (j->requeue != NULL) {
@@ -276,13 +279,20 @@ static int fn_index(mp_pool *p, int kind, void (*fn)(void), uint32_t *out) {
     }
   }
   if (p->nfns >= MP__POOL_FN_MAX)
-    return MP_ENOSPC;
+    return mp__fail(MP_ENOSPC, "the pool already runs %u distinct functions",
+                    MP__POOL_FN_MAX);
   mp__pool_fn *e = &p->h->fns[p->nfns];
   memset(e->name, 0, sizeof e->name);
   int rc = mp__pool_registry_name_of(kind, fn, e->name, sizeof e->name);
-  bool by_name = !p->threads && p->method != MP_START_FORK;
+  bool by_name = p->mpi || (!p->threads && p->method != MP_START_FORK);
   if (rc != 0 && by_name)
-    return rc == MP_ENAMETOOLONG ? MP_EINVAL : MP_ENOENT;
+    return rc == MP_ENAMETOOLONG
+               ? mp__fail(MP_EINVAL, "the function's registered name is too "
+                                     "long")
+               : mp__fail(MP_ENOENT,
+                          "the function is not registered: spawn, "
+                          "forkserver and MPI workers find it by name "
+                          "(MP_POOL_TASK, MP_POOL_MAP, MP_POOL_INIT)");
   e->kind = (uint32_t)kind;
   e->ptr = (uint64_t)(uintptr_t)fn;
   atomic_store_explicit(&e->ready, 1, memory_order_release);
@@ -307,7 +317,7 @@ static int pick(mp_pool *p, uint64_t need) {
     uint32_t load = w->head - w->collected;
     if (load >= p->depth || load >= best_load)
       continue;
-    if (mp__pool_area_reserve(w->in_w, w->in_free, p->h->in_cap, need) ==
+    if (mp__pool_area_reserve(w->in_w, w->in_free, p->g.in_cap, need) ==
         UINT64_MAX)
       continue;
     best = i;
@@ -318,22 +328,34 @@ static int pick(mp_pool *p, uint64_t need) {
   return best;
 }
 
-/* publish copies in_len bytes of input to worker i and publishes desc
- * (whose input fields it fills) with ref. */
-static void publish(mp_pool *p, int i, mp__pool_desc *tmpl, const void *in,
+/* record_need is the size of an input record: the job's context, then
+ * in_len bytes of input. */
+static uint64_t record_need(const mp_async_result *j, uint64_t in_len) {
+  return mp__pool_align(j->ctx_len) + mp__pool_align(in_len);
+}
+
+/* publish copies job j's context and in_len bytes of input to worker i
+ * and publishes desc (whose input fields it fills) with ref. */
+static void publish(mp_pool *p, int i, mp__pool_desc *tmpl,
+                    const mp_async_result *j, const void *in,
                     uint64_t in_len, mp__pool_ref ref) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, (uint32_t)i);
-  uint64_t cap = p->h->in_cap, need = mp__pool_align(in_len);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, (uint32_t)i);
+  uint64_t cap = p->g.in_cap, need = record_need(j, in_len);
+  uint64_t ctx_al = mp__pool_align(j->ctx_len);
   uint64_t at = mp__pool_area_reserve(w->in_w, w->in_free, cap, need);
+  unsigned char *rec = mp__pool_in_area(p->h, &p->g, (uint32_t)i) + at % cap;
+  if (j->ctx_len > 0)
+    memcpy(rec, j->ctx, j->ctx_len);
   if (in_len > 0)
-    memcpy(mp__pool_in_area(p->h, (uint32_t)i) + at % cap, in, in_len);
+    memcpy(rec + ctx_al, in, in_len);
   w->in_w = at + need;
   uint32_t idx = w->head % MP__POOL_RING;
   mp__pool_desc *d = &s->ring[idx];
   *d = *tmpl;
   d->in_off = at;
-  d->in_len = in_len;
+  d->in_len = ctx_al + in_len;
+  d->ctx_len = j->ctx_len;
   ref.in_off = at;
   ref.in_len = need;
   w->refs[idx] = ref;
@@ -360,7 +382,7 @@ static void wake_workers(mp_pool *p) {
     if (!w->wake)
       continue;
     w->wake = false;
-    mp__pool_slot *s = mp__pool_slot_at(p->h, (uint32_t)i);
+    mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, (uint32_t)i);
     uint32_t sleeping =
         atomic_load_explicit(&s->sleeping, memory_order_relaxed);
     if (sleeping == MP__POOL_AWAKE ||
@@ -376,14 +398,14 @@ void mp__pool_dispatch(mp_pool *p) {
   while (p->pending_head != NULL) {
     mp_async_result *j = p->pending_head;
     if (j->kind == MP__JOB_APPLY) {
-      int i = pick(p, mp__pool_align(j->in_len));
+      int i = pick(p, record_need(j, j->in_len));
       if (i < 0)
         break;
       mp__pool_desc d = {.kind = MP__POOL_DESC_APPLY,
                          .fn = j->fn,
                          .out_cap = j->data_cap};
       const void *in = j->in_copy != NULL ? j->in_copy : j->in_borrowed;
-      publish(p, i, &d, in, j->in_len, (mp__pool_ref){.job = j});
+      publish(p, i, &d, j, in, j->in_len, (mp__pool_ref){.job = j});
       j->outstanding = 1;
       pending_remove(p, j);
       mp__free(j->in_copy);
@@ -403,7 +425,7 @@ void mp__pool_dispatch(mp_pool *p) {
       count = (uint32_t)chunk_len(j, chunk);
     }
     uint64_t in_len = (uint64_t)count * j->in_size;
-    int i = pick(p, mp__pool_align(in_len));
+    int i = pick(p, record_need(j, in_len));
     if (i < 0)
       break;
     mp__pool_desc d = {.kind = MP__POOL_DESC_MAP,
@@ -411,7 +433,8 @@ void mp__pool_dispatch(mp_pool *p) {
                        .count = count,
                        .in_size = (uint32_t)j->in_size,
                        .out_size = (uint32_t)j->out_size};
-    publish(p, i, &d, j->in_size ? j->in + first * j->in_size : NULL, in_len,
+    publish(p, i, &d, j, j->in_size ? j->in + first * j->in_size : NULL,
+            in_len,
             (mp__pool_ref){
                 .job = j, .first = first, .chunk = chunk, .count = count});
     j->outstanding++;
@@ -434,7 +457,7 @@ void mp__pool_dispatch(mp_pool *p) {
  * parent knows of its output area. */
 static bool out_record_ok(mp_pool *p, mp__pool_worker *w, uint64_t off,
                           uint64_t need) {
-  uint64_t cap = p->h->out_cap;
+  uint64_t cap = p->g.out_cap;
   if (off < w->out_free || off - w->out_free > cap || need > cap / 2)
     return false;
   if ((off % cap) + need > cap)
@@ -464,7 +487,10 @@ static void update_depth(mp_pool *p, uint64_t run_ns) {
     avg -= (avg - run_ns) / 2;
   p->avg_run_ns = avg + 1;
   uint64_t d = DEPTH_TARGET_NS / p->avg_run_ns;
-  p->depth = (uint32_t)MP__MAX(DEPTH_MIN, MP__MIN(d, MP__POOL_RING));
+  /* A worker rank is a round trip away and runs several descriptors at
+   * once on its local workers: keep more in flight. */
+  uint32_t min = p->mpi ? DEPTH_MIN_MPI : DEPTH_MIN;
+  p->depth = (uint32_t)MP__MAX(min, MP__MIN(d, MP__POOL_RING));
 }
 
 /* finish_apply stores the outcome of a bytes task. */
@@ -503,13 +529,13 @@ static void kill_corrupt(mp_pool *p, mp__pool_worker *w, uint32_t i) {
   if (w->proc != NULL)
     mp_process_kill(w->proc);
   else
-    atomic_store_explicit(&mp__pool_slot_at(p->h, i)->abort, 1,
+    atomic_store_explicit(&mp__pool_slot_at(p->h, &p->g, i)->abort, 1,
                           memory_order_release);
 }
 
 void mp__pool_collect(mp_pool *p, uint32_t i) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, i);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, i);
   uint32_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
   uint32_t avail = tail - w->collected;
   if (avail == 0)
@@ -518,8 +544,8 @@ void mp__pool_collect(mp_pool *p, uint32_t i) {
     kill_corrupt(p, w, i);
     return;
   }
-  uint64_t cap = p->h->out_cap;
-  unsigned char *area = mp__pool_out_area(p->h, i);
+  uint64_t cap = p->g.out_cap;
+  unsigned char *area = mp__pool_out_area(p->h, &p->g, i);
   while (w->collected != tail) {
     uint32_t idx = w->collected % MP__POOL_RING;
     mp__pool_desc *d = &s->ring[idx];
@@ -599,7 +625,7 @@ static void rerun(mp_pool *p, mp_async_result *j, uint32_t chunk,
 void mp__pool_fail_running(mp_pool *p, uint32_t i, int code,
                            const mp_exit_info *info) {
   mp__pool_worker *w = &p->workers[i];
-  mp__pool_slot *s = mp__pool_slot_at(p->h, i);
+  mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, i);
   if (w->collected == w->head)
     return;
   if (atomic_load_explicit(&s->started, memory_order_acquire) !=
@@ -629,7 +655,7 @@ void mp__pool_fail_running(mp_pool *p, uint32_t i, int code,
      * (it is not finished, so items_done stays short of count). */
     if (k > 0) {
       const unsigned char *rec =
-          mp__pool_out_area(p->h, i) + off % p->h->out_cap;
+          mp__pool_out_area(p->h, &p->g, i) + off % p->g.out_cap;
       items_finished(p, j, ref->chunk, ref->first, k, rec,
                      (const int32_t *)(rec + status_off), 0, w->pid, NULL);
     }
@@ -667,7 +693,8 @@ void mp__pool_reclaim(mp_pool *p, uint32_t i, int code) {
           rc = MP_ENOMEM;
         else
           memcpy(j->in_copy,
-                 mp__pool_in_area(p->h, i) + ref->in_off % p->h->in_cap,
+                 mp__pool_in_area(p->h, &p->g, i) +
+                     ref->in_off % p->g.in_cap + mp__pool_align(j->ctx_len),
                  j->in_len);
       }
       if (rc == 0) {
@@ -714,10 +741,16 @@ void mp__pool_fail_pending(mp_pool *p, int code) {
 
 /* ---- delivery ----------------------------------------------------------------- */
 
+/* draw_bar redraws the bar in place on a terminal; anywhere else (a file,
+ * a pipe) it writes one line, when the map is done, so a log holds no
+ * carriage-return redraws. */
 static void draw_bar(mp_async_result *j, size_t done) {
   size_t total = j->count;
   int64_t now = mp__os_now_ns();
   bool last = done >= total;
+  bool tty = isatty(STDERR_FILENO) == 1;
+  if (!tty && !last)
+    return;
   if (!last && j->bar_drawn_ns != 0 && now - j->bar_drawn_ns < BAR_INTERVAL_NS)
     return;
   j->bar_drawn_ns = now;
@@ -726,7 +759,7 @@ static void draw_bar(mp_async_result *j, size_t done) {
   for (size_t k = 0; k < BAR_WIDTH; k++)
     bar[k] = k < filled ? '#' : '.';
   bar[BAR_WIDTH] = '\0';
-  fprintf(stderr, "\r[%s] %3d%% %zu/%zu%s", bar,
+  fprintf(stderr, "%s[%s] %3d%% %zu/%zu%s", tty ? "\r" : "", bar,
           total ? (int)(done * 100 / total) : 100, done, total,
           last ? "\n" : "");
   fflush(stderr);
@@ -777,7 +810,22 @@ static void release_segment(mp_pool *p) {
   p->h = NULL;
 }
 
+/* The live MPI pool, terminated when rank 0's program ends (before MPI
+ * is finalized). */
+static mp_pool *_Atomic live_mpi;
+
+static void mpi_shutdown(void) {
+  mp_pool *p = atomic_exchange(&live_mpi, NULL);
+  if (p != NULL)
+    mp_pool_terminate(p);
+}
+
 void mp__pool_release(mp_pool *p) {
+  if (p->mpi) {
+    mp_pool *me = p;
+    atomic_compare_exchange_strong(&live_mpi, &me, NULL);
+    mp__mpi_release();
+  }
   for (int i = 0; i < p->nworkers; i++) {
     mp_process_free(p->workers[i].proc);
     mp_thread_free(p->workers[i].thread);
@@ -815,21 +863,39 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
   mp__pool_header *h = obj;
   p->h = h;
   p->seg_size = size;
+  mp__pool_geom *g = &p->g;
+  g->nslots = (uint32_t)p->nworkers;
+  g->method = p->threads ? MP__POOL_THREADS : (uint32_t)p->method;
+  g->slot_off = slot_off;
+  g->slot_stride = stride;
+  g->area_off = area_off;
+  g->in_cap = in_cap;
+  g->out_cap = out_cap;
+  g->max_result = p->max_result;
+  g->maxtasks = o->maxtasksperchild;
+  g->timed = p->timeout_ns > 0;
+  g->owner = (int32_t)getpid();
+  g->image_token = mp__image_token();
+  g->init_fn = -1;
+  g->initargs_off = initargs_off;
+  g->initargs_size = o->initargs_size;
+  /* The header's copy is for readers of the segment; no process of the
+   * pool reads it back (see mp__pool_geom). */
   h->magic = MP__POOL_MAGIC;
   h->version = MP__POOL_VERSION;
   h->size = size;
-  h->nslots = (uint32_t)p->nworkers;
-  h->method = p->threads ? MP__POOL_THREADS : (uint32_t)p->method;
+  h->nslots = g->nslots;
+  h->method = g->method;
   h->slot_off = slot_off;
   h->slot_stride = stride;
   h->area_off = area_off;
   h->in_cap = in_cap;
   h->out_cap = out_cap;
-  h->max_result = p->max_result;
-  h->maxtasks = o->maxtasksperchild;
-  h->timed = p->timeout_ns > 0;
-  h->owner = (int32_t)getpid();
-  h->image_token = mp__image_token();
+  h->max_result = g->max_result;
+  h->maxtasks = g->maxtasks;
+  h->timed = g->timed;
+  h->owner = g->owner;
+  h->image_token = g->image_token;
   h->init_fn = -1;
   h->initargs_off = initargs_off;
   h->initargs_size = o->initargs_size;
@@ -843,6 +909,7 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
       return rc;
     }
     h->init_fn = (int32_t)idx;
+    g->init_fn = (int32_t)idx;
     p->has_init = true;
   }
   /* The object's magic goes last: an opener never sees a half-made
@@ -855,26 +922,71 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
 static int pool_create(mp_pool **out, const mp_pool_opts *opts,
                        bool threads) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out (the pool's address) is NULL");
   *out = NULL;
   mp_pool_opts o = {0};
   if (opts != NULL)
     o = *opts;
-  if (o.processes < 0 || o.processes > MP_POOL_MAX_WORKERS ||
-      o.task_timeout < 0 || o.task_timeout != o.task_timeout ||
-      o.max_input_size > MP_POOL_SIZE_MAX ||
-      o.max_result_size > MP_POOL_SIZE_MAX ||
-      o.initargs_size > MP_POOL_INITARGS_MAX ||
-      (o.initargs_size > 0 && o.initargs == NULL))
-    return MP_EINVAL;
+  if (o.processes < 0 || o.processes > MP_POOL_MAX_WORKERS)
+    return mp__fail(MP_EINVAL, "processes is %d: 0 (one per CPU) to %d",
+                    o.processes, MP_POOL_MAX_WORKERS);
+  if (o.task_timeout != o.task_timeout)
+    return mp__fail(MP_EINVAL, "task_timeout is NaN");
+  if (o.task_timeout < 0)
+    return mp__fail(MP_EINVAL, "task_timeout is negative (0: no limit)");
+  if (o.max_input_size > MP_POOL_SIZE_MAX ||
+      o.max_result_size > MP_POOL_SIZE_MAX)
+    return mp__fail(MP_EINVAL, "max_input_size or max_result_size is over "
+                               "MP_POOL_SIZE_MAX");
+  if (o.initargs_size > MP_POOL_INITARGS_MAX)
+    return mp__fail(MP_EINVAL, "initargs_size %zu is over %zu",
+                    o.initargs_size, MP_POOL_INITARGS_MAX);
+  if (o.initargs_size > 0 && o.initargs == NULL)
+    return mp__fail(MP_EINVAL, "initargs is NULL but initargs_size is %zu",
+                    o.initargs_size);
+  bool mpi = false;
+  if (!threads) {
+    if (o.backend < MP_POOL_BACKEND_DEFAULT || o.backend > MP_POOL_BACKEND_MPI)
+      return mp__fail(MP_EINVAL, "backend is %d: not an MP_POOL_BACKEND_*",
+                      o.backend);
+    mpi = o.backend == MP_POOL_BACKEND_MPI ||
+          (o.backend == MP_POOL_BACKEND_DEFAULT && mp__mpi_default_backend());
+  }
+  if (mpi) {
+    if (mp__mpi_size() < 2)
+      return mp__fail(MP_ENOTSUP,
+                      "no MPI job to run on: run under mpirun with at least "
+                      "2 ranks, with mp_child_main called first in main "
+                      "(and a library built with MPI)");
+    if (mp__mpi_rank() != 0)
+      return mp__fail(MP_ENOTSUP, "only rank 0 creates MPI pools");
+    if (o.context != NULL)
+      return mp__fail(MP_EINVAL, "an MPI pool takes no context: its ranks "
+                                 "fork their local workers");
+    if (mp__mpi_claim() != 0)
+      return mp__fail(MP_EBUSY, "another MPI pool holds the worker ranks: "
+                                "free it first");
+  }
   if (threads && o.task_timeout > 0)
-    return MP_ENOTSUP;
+    return mp__fail(MP_ENOTSUP, "a ThreadPool cannot kill a task: no "
+                                "task_timeout");
   mp_pool *p = mp__calloc(1, sizeof *p);
-  if (p == NULL)
+  if (p == NULL) {
+    if (mpi)
+      mp__mpi_release();
     return MP_ENOMEM;
+  }
   p->owner = getpid();
-  p->threads = threads;
+  p->threads = threads || mpi;
+  p->mpi = mpi;
   p->nworkers = o.processes > 0 ? o.processes : mp_cpu_count();
+  if (mpi) {
+    /* One slot per worker rank; processes is each rank's own count. */
+    p->nworkers = MP__MIN(mp__mpi_size() - 1, MP_POOL_MAX_WORKERS);
+    p->mpi_processes = o.processes;
+    p->mpi_task_timeout = o.task_timeout;
+    o.context = NULL;
+  }
   p->nworkers = MP__MIN(p->nworkers, MP_POOL_MAX_WORKERS);
   p->context = threads ? NULL : o.context;
   p->method = threads ? MP_START_FORK : mp_context_method(o.context);
@@ -884,14 +996,18 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
   p->timeout_ns = o.task_timeout > 0 ? (int64_t)(o.task_timeout * 1e9) : 0;
   if (o.task_timeout > 0 && p->timeout_ns <= 0)
     p->timeout_ns = 1;
-  p->depth = DEPTH_START;
+  p->depth = mpi ? DEPTH_MIN_MPI : DEPTH_START;
   int rc = pthread_mutex_init(&p->lock, NULL);
   if (rc != 0) {
+    if (mpi)
+      mp__mpi_release();
     mp__free(p);
     return -rc;
   }
   p->workers = mp__calloc((size_t)p->nworkers, sizeof *p->workers);
   if (p->workers == NULL) {
+    if (mpi)
+      mp__mpi_release();
     pthread_mutex_destroy(&p->lock);
     mp__free(p);
     return MP_ENOMEM;
@@ -920,6 +1036,10 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
     mp__pool_release(p);
     return rc;
   }
+  if (mpi) {
+    atomic_store(&live_mpi, p);
+    mp__mpi_set_shutdown_hook(mpi_shutdown);
+  }
   *out = p;
   return 0;
 }
@@ -934,9 +1054,17 @@ int mp_threadpool_new(mp_pool **out, const mp_pool_opts *opts) {
 
 static int check_pool(const mp_pool *p) {
   if (p == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "pool is NULL");
   if (p->owner != getpid())
-    return MP_EPERM;
+    return mp__fail(MP_EPERM, "the pool belongs to process %d, not this one",
+                    (int)p->owner);
+  return 0;
+}
+
+/* check_timeout refuses a NaN timeout. */
+static int check_timeout(double timeout) {
+  if (timeout != timeout)
+    return mp__fail(MP_EINVAL, "timeout is NaN");
   return 0;
 }
 
@@ -982,15 +1110,18 @@ int mp_pool_terminate(mp_pool *p) {
 
 int mp_pool_join(mp_pool *p, double timeout) {
   int rc = check_pool(p);
+  if (rc == 0)
+    rc = check_timeout(timeout);
   if (rc != 0)
     return rc;
   pthread_mutex_lock(&p->lock);
   int state = p->state;
   pthread_mutex_unlock(&p->lock);
   if (state == MP__POOL_RUN)
-    return MP_ESTATE;
+    return mp__fail(MP_ESTATE, "the pool still runs: close or terminate it "
+                               "before joining");
   if (in_handler(p))
-    return MP_EDEADLK;
+    return mp__fail(MP_EDEADLK, "a pool callback cannot join its pool");
   return wait_finished(p, mp__deadline_from_timeout(timeout));
 }
 
@@ -1062,26 +1193,68 @@ static int submit_check(mp_pool *p) {
   return 0;
 }
 
+/* context_copy gives job j its copy of a call's context. */
+static int context_copy(mp_async_result *j, const void *ctx, size_t size) {
+  if (size == 0)
+    return 0;
+  j->ctx = mp__alloc(size);
+  if (j->ctx == NULL)
+    return MP_ENOMEM;
+  memcpy(j->ctx, ctx, size);
+  j->ctx_len = (uint32_t)size;
+  return 0;
+}
+
+/* context_check validates a call's context option. */
+static int context_check(const void *ctx, size_t size) {
+  if (ctx == NULL && size > 0)
+    return mp__fail(MP_EINVAL, "context is NULL but context_size is %zu",
+                    size);
+  if (size > MP_POOL_CONTEXT_MAX)
+    return mp__fail(MP_EINVAL, "context_size %zu is over %zu", size,
+                    MP_POOL_CONTEXT_MAX);
+  return 0;
+}
+
 int mp_pool_apply_async(mp_pool *p, mp_async_result **out,
                         mp_pool_task_fn fn, const void *in, size_t in_len,
                         const mp_pool_apply_opts *opts) {
   if (out != NULL)
     *out = NULL;
-  if (out == NULL || fn == NULL || (in == NULL && in_len > 0))
-    return MP_EINVAL;
+  if (out == NULL)
+    return mp__fail(MP_EINVAL, "out (the result's address) is NULL");
+  if (fn == NULL)
+    return mp__fail(MP_EINVAL, "fn is NULL");
+  if (in == NULL && in_len > 0)
+    return mp__fail(MP_EINVAL, "in is NULL but in_len is %zu", in_len);
   int rc = check_pool(p);
   if (rc != 0)
     return rc;
-  if (in_len > p->max_input)
-    return MP_ETOOBIG;
   mp_pool_apply_opts o = {0};
   if (opts != NULL)
     o = *opts;
   if (o.out == NULL && o.out_cap > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "opts.out is NULL but opts.out_cap is %zu",
+                    o.out_cap);
+  rc = context_check(o.context, o.context_size);
+  if (rc != 0)
+    return rc;
+  if (in_len > p->max_input)
+    return mp__fail(MP_ETOOBIG, "in_len %zu is over max_input_size %zu",
+                    in_len, p->max_input);
+  if (mp__pool_align(o.context_size) + mp__pool_align(in_len) >
+      p->g.in_cap / 2)
+    return mp__fail(MP_ETOOBIG,
+                    "context (%zu bytes) and input (%zu) together are over "
+                    "what one task can carry (%zu)",
+                    o.context_size, in_len, (size_t)(p->g.in_cap / 2));
   mp_async_result *j = job_new(p, MP__JOB_APPLY);
   if (j == NULL)
     return MP_ENOMEM;
+  if (context_copy(j, o.context, o.context_size) != 0) {
+    job_release(j);
+    return MP_ENOMEM;
+  }
   j->callback = o.callback;
   j->error_callback = o.error_callback;
   j->userdata = o.userdata;
@@ -1129,20 +1302,41 @@ int mp_pool_apply_async(mp_pool *p, mp_async_result **out,
   return 0;
 }
 
-int mp_pool_apply(mp_pool *p, mp_pool_task_fn fn, const void *in,
-                  size_t in_len, void *out, size_t out_cap, size_t *out_len) {
+/* fill_error fills *err (may be NULL) for a blocking call that returns
+ * rc: r's failure record when it is r's status, else the code alone. */
+static void fill_error(mp_task_error *err, int rc, const mp_async_result *r) {
+  if (err == NULL || rc == 0)
+    return;
+  if (r == NULL || mp_async_result_error(r, err) != 0) {
+    memset(err, 0, sizeof *err);
+    err->code = rc;
+  }
+}
+
+static int apply_common(mp_pool *p, mp_pool_task_fn fn, const void *in,
+                        size_t in_len, void *out, size_t out_cap,
+                        size_t *out_len, const mp_pool_apply_opts *opts) {
   if (out_len != NULL)
     *out_len = 0;
   if (out == NULL && out_cap > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL but out_cap is %zu", out_cap);
   int rc = check_pool(p);
   if (rc != 0)
     return rc;
   if (in_handler(p))
-    return MP_EDEADLK;
+    return mp__fail(MP_EDEADLK, "a pool callback cannot wait for a result");
   unsigned char none[1];
-  mp_pool_apply_opts o = {.out = out != NULL ? out : none,
-                          .out_cap = out != NULL ? out_cap : 0};
+  mp_pool_apply_opts o = {0};
+  if (opts != NULL) {
+    o = *opts;
+    if (o.callback != NULL || o.error_callback != NULL || o.out != NULL ||
+        o.out_cap != 0)
+      return mp__fail(MP_EINVAL, "mp_pool_apply_ex takes no callbacks, "
+                                 "opts.out or opts.out_cap");
+  }
+  o.out = out != NULL ? out : none;
+  o.out_cap = out != NULL ? out_cap : 0;
+  o.error = NULL;
   mp_async_result *r;
   rc = mp_pool_apply_async(p, &r, fn, in, in_len, &o);
   if (rc != 0)
@@ -1150,7 +1344,27 @@ int mp_pool_apply(mp_pool *p, mp_pool_task_fn fn, const void *in,
   rc = mp_async_result_get(r, MP_FOREVER);
   if (rc == 0 && out_len != NULL)
     *out_len = r->data_len;
+  if (opts != NULL)
+    fill_error(opts->error, rc, r);
   mp_async_result_free(r);
+  return rc;
+}
+
+int mp_pool_apply(mp_pool *p, mp_pool_task_fn fn, const void *in,
+                  size_t in_len, void *out, size_t out_cap, size_t *out_len) {
+  return apply_common(p, fn, in, in_len, out, out_cap, out_len, NULL);
+}
+
+int mp_pool_apply_ex(mp_pool *p, mp_pool_task_fn fn, const void *in,
+                     size_t in_len, void *out, size_t out_cap,
+                     size_t *out_len, const mp_pool_apply_opts *opts) {
+  if (opts != NULL && opts->error != NULL)
+    memset(opts->error, 0, sizeof *opts->error);
+  int rc = apply_common(p, fn, in, in_len, out, out_cap, out_len, opts);
+  /* Failures before the submission fill it too. */
+  if (rc != 0 && opts != NULL && opts->error != NULL &&
+      opts->error->code == 0)
+    fill_error(opts->error, rc, NULL);
   return rc;
 }
 
@@ -1163,22 +1377,40 @@ static int map_submit(mp_pool *p, mp_async_result **out_job, bool iter,
   int rc = check_pool(p);
   if (rc != 0)
     return rc;
-  if (count > 0 && (fn == NULL || (in_size > 0 && in == NULL) ||
-                    (out_size > 0 && out == NULL)))
-    return MP_EINVAL;
+  if (count > 0 && fn == NULL)
+    return mp__fail(MP_EINVAL, "fn is NULL");
+  if (count > 0 && in_size > 0 && in == NULL)
+    return mp__fail(MP_EINVAL, "in is NULL but there are %zu items", count);
+  if (count > 0 && out_size > 0 && out == NULL)
+    return mp__fail(MP_EINVAL, "out is NULL but results are %zu bytes",
+                    out_size);
   if (in_size > UINT32_MAX || out_size > UINT32_MAX)
-    return MP_EINVAL;
-  uint64_t in_half = p->h->in_cap / 2, out_half = p->h->out_cap / 2;
-  if (in_size > p->max_input || out_size > p->max_result ||
-      in_size > in_half || out_size + 4 + 2 * MP__POOL_ALIGN > out_half)
-    return MP_ETOOBIG;
+    return mp__fail(MP_EINVAL, "an item or result is over 4 GiB");
   mp_pool_map_opts o = {0};
   if (opts != NULL)
     o = *opts;
+  rc = context_check(o.context, o.context_size);
+  if (rc != 0)
+    return rc;
+  uint64_t ctx_al = mp__pool_align(o.context_size);
+  uint64_t in_half = p->g.in_cap / 2, out_half = p->g.out_cap / 2;
+  if (in_size > p->max_input || out_size > p->max_result ||
+      ctx_al + mp__pool_align(in_size) > in_half ||
+      out_size + 4 + 2 * MP__POOL_ALIGN > out_half)
+    return mp__fail(MP_ETOOBIG,
+                    "an item (%zu bytes, with %zu of context) or its result "
+                    "(%zu) is over the pool's max_input_size or "
+                    "max_result_size",
+                    in_size, o.context_size, out_size);
+  in_half -= ctx_al;
 
   mp_async_result *j = job_new(p, MP__JOB_MAP);
   if (j == NULL)
     return MP_ENOMEM;
+  if (context_copy(j, o.context, o.context_size) != 0) {
+    job_release(j);
+    return MP_ENOMEM;
+  }
   j->in = in;
   j->out = out;
   j->count = count;
@@ -1214,7 +1446,8 @@ static int map_submit(mp_pool *p, mp_async_result **out_job, bool iter,
   j->nchunks = count / cs + (count % cs != 0);
   if (j->nchunks > UINT32_MAX) {
     job_release(j);
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "%zu items make over 2^32 chunks: raise "
+                               "chunksize", count);
   }
   if (iter && count > 0) {
     j->chunk_done = mp__calloc(j->nchunks, sizeof *j->chunk_done);
@@ -1260,7 +1493,7 @@ int mp_pool_map_async(mp_pool *p, mp_async_result **out_result,
                       size_t in_size, void *out, size_t out_size,
                       const mp_pool_map_opts *opts) {
   if (out_result == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out_result is NULL");
   return map_submit(p, out_result, false, fn, in, count, in_size, out,
                     out_size, opts);
 }
@@ -1268,14 +1501,21 @@ int mp_pool_map_async(mp_pool *p, mp_async_result **out_result,
 int mp_pool_map(mp_pool *p, mp_pool_map_fn fn, const void *in, size_t count,
                 size_t in_size, void *out, size_t out_size,
                 const mp_pool_map_opts *opts) {
-  if (p != NULL && in_handler(p))
-    return MP_EDEADLK;
-  mp_async_result *r;
-  int rc = mp_pool_map_async(p, &r, fn, in, count, in_size, out, out_size,
-                             opts);
-  if (rc != 0)
+  mp_task_error *err = opts != NULL ? opts->error : NULL;
+  int rc;
+  if (p != NULL && p->owner == getpid() && in_handler(p)) {
+    rc = mp__fail(MP_EDEADLK, "a pool callback cannot wait for a result");
+    fill_error(err, rc, NULL);
     return rc;
+  }
+  mp_async_result *r;
+  rc = mp_pool_map_async(p, &r, fn, in, count, in_size, out, out_size, opts);
+  if (rc != 0) {
+    fill_error(err, rc, NULL);
+    return rc;
+  }
   rc = mp_async_result_get(r, MP_FOREVER);
+  fill_error(err, rc, r);
   mp_async_result_free(r);
   return rc;
 }
@@ -1310,7 +1550,7 @@ static int imap_common(mp_pool *p, mp_pool_iter **out_iter, bool ordered,
                        size_t in_size, void *out, size_t out_size,
                        const mp_pool_map_opts *opts) {
   if (out_iter == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out_iter is NULL");
   *out_iter = NULL;
   mp_pool_iter *it = mp__calloc(1, sizeof *it);
   if (it == NULL)
@@ -1388,6 +1628,8 @@ static int iter_take(mp_pool_iter *it, size_t *index, int *status) {
 int mp_pool_iter_next(mp_pool_iter *it, double timeout, size_t *index,
                       int *status) {
   if (it == NULL)
+    return mp__fail(MP_EINVAL, "iterator is NULL");
+  if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   mp_async_result *j = it->job;
   mp__deadline d = mp__deadline_from_timeout(timeout);
@@ -1399,7 +1641,7 @@ int mp_pool_iter_next(mp_pool_iter *it, double timeout, size_t *index,
     if (d.poll || mp__deadline_expired(d))
       return MP_ETIMEDOUT;
     if (mp__os_gettid() == j->handler_tid)
-      return MP_EDEADLK;
+      return mp__fail(MP_EDEADLK, "a pool callback cannot wait for a result");
     atomic_fetch_add_explicit(&j->progress_waiters, 1, memory_order_seq_cst);
     mp__os_futex_wait((uint32_t *)&j->progress, seq, d.ns, false);
     atomic_fetch_sub_explicit(&j->progress_waiters, 1, memory_order_seq_cst);
@@ -1443,7 +1685,7 @@ static int wait_ready(mp_async_result *r, double timeout) {
     return 0;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   if (mp__os_gettid() == r->handler_tid)
-    return MP_EDEADLK;
+    return mp__fail(MP_EDEADLK, "a pool callback cannot wait for a result");
   for (;;) {
     if (atomic_load_explicit(&r->ready, memory_order_acquire))
       return 0;
@@ -1458,12 +1700,16 @@ static int wait_ready(mp_async_result *r, double timeout) {
 
 int mp_async_result_wait(mp_async_result *r, double timeout) {
   if (r == NULL)
+    return mp__fail(MP_EINVAL, "result is NULL");
+  if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   return wait_ready(r, timeout);
 }
 
 int mp_async_result_get(mp_async_result *r, double timeout) {
   if (r == NULL)
+    return mp__fail(MP_EINVAL, "result is NULL");
+  if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   int rc = wait_ready(r, timeout);
   return rc != 0 ? rc : r->status;
@@ -1477,9 +1723,9 @@ int mp_async_result_ready(const mp_async_result *r) {
 
 int mp_async_result_successful(const mp_async_result *r) {
   if (r == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "result is NULL");
   if (!mp_async_result_ready(r))
-    return MP_ESTATE;
+    return mp__fail(MP_ESTATE, "the result is not ready");
   return r->status == 0;
 }
 
@@ -1495,9 +1741,11 @@ const void *mp_async_result_data(const mp_async_result *r, size_t *len) {
 
 int mp_async_result_error(const mp_async_result *r, mp_task_error *err) {
   if (r == NULL || err == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, r == NULL ? "result is NULL" : "err is NULL");
   if (!mp_async_result_ready(r) || r->status == 0)
-    return MP_ESTATE;
+    return mp__fail(MP_ESTATE, mp_async_result_ready(r)
+                                   ? "the result succeeded"
+                                   : "the result is not ready");
   *err = r->error;
   err->code = r->status;
   return 0;

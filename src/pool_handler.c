@@ -34,12 +34,14 @@
  * cannot be started many times in a row, break the pool the same way. */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "os/cpu.h"
+#include "mpi/mpi_internal.h"
 #include "pool_internal.h"
 
 #define TICK_BUSY_NS (20 * 1000 * 1000)
@@ -64,7 +66,7 @@ static void on_exit_handler(void) { atomic_store(&exiting, true); }
 static void register_exit(void) { atexit(on_exit_handler); }
 
 static mp__pool_slot *slot_of(mp_pool *p, uint32_t i) {
-  return mp__pool_slot_at(p->h, i);
+  return mp__pool_slot_at(p->h, &p->g, i);
 }
 
 static void wake_worker(mp__pool_slot *s) {
@@ -76,10 +78,12 @@ static void wake_worker(mp__pool_slot *s) {
 
 static void thread_worker_main(void *arg) {
   const mp__pool_boot *b = arg;
-  (void)mp__pool_worker_run(b->seg, b->slot, true);
+  (void)mp__pool_worker_run(b->seg, b, true);
 }
 
 static const char *worker_prefix(const mp_pool *p) {
+  if (p->mpi)
+    return "MPIRankProxy";
   if (p->threads)
     return "ThreadPoolWorker";
   switch (p->method) {
@@ -100,7 +104,7 @@ static int start_worker(mp_pool *p, uint32_t i) {
   /* The worker side of the slot, as a new worker expects it: continue
    * after what was collected, write output on a fresh lap past anything
    * the last worker may have touched. */
-  uint64_t cap = p->h->out_cap;
+  uint64_t cap = p->g.out_cap;
   uint64_t base = (w->out_free / cap + 2) * cap;
   w->out_free = base;
   s->out_base = base;
@@ -129,6 +133,8 @@ static int start_worker(mp_pool *p, uint32_t i) {
   w->boot.slot = i;
   w->boot.seg_size = p->seg_size;
   w->boot.seg = by_name ? NULL : p->h;
+  w->boot.geom = p->g;
+  w->boot.pool = p->mpi ? p : NULL;
   snprintf(w->boot.seg_name, sizeof w->boot.seg_name, "%s", p->seg_name);
 
   mp_process *proc = NULL;
@@ -137,7 +143,9 @@ static int start_worker(mp_pool *p, uint32_t i) {
   int rc;
   if (p->threads) {
     mp_thread_opts to = {.name = name, .daemon = 1};
-    rc = mp_thread_new(&thread, thread_worker_main, &w->boot, &to);
+    rc = mp_thread_new(&thread,
+                       p->mpi ? mp__pool_mpi_proxy_main : thread_worker_main,
+                       &w->boot, &to);
     if (rc == 0)
       rc = mp_thread_start(thread);
   } else {
@@ -224,7 +232,11 @@ static void worker_ended(mp_pool *p, uint32_t i) {
     mp__pool_fail_running(p, i, code, &info);
     if (was_ready) {
       w->early_deaths = 0;
-    } else if (w->kill_reason == 0 && ++w->early_deaths >= MAX_EARLY_DEATHS) {
+    } else if (w->kill_reason == 0 && info.signal != SIGKILL &&
+               ++w->early_deaths >= MAX_EARLY_DEATHS) {
+      /* A worker SIGKILLed from outside before it was ready (a busy
+       * machine makes that window long) says nothing about whether
+       * workers can start: only deaths of their own count. */
       set_broken(p, MP_EWORKERDIED, pid, &info);
     }
   }
@@ -344,6 +356,19 @@ static void respawn(mp_pool *p, int64_t now, int64_t *deadline) {
     mp__pool_worker *w = &p->workers[i];
     if (w->state != MP__PW_EMPTY)
       continue;
+    if (p->mpi && mp__mpi_rank_gone((int)i + 1)) {
+      /* A dead rank is never replaced: its queued work goes elsewhere,
+       * and with no rank left the pool is broken. */
+      mp__pool_reclaim(p, i, 0);
+      bool any = false;
+      for (int k = 0; k < p->nworkers; k++)
+        any |= !mp__mpi_rank_gone(k + 1);
+      if (!any) {
+        set_broken(p, MP_EWORKERDIED, 0, NULL);
+        return;
+      }
+      continue;
+    }
     if (now < w->retry_ns) {
       if (w->retry_ns < *deadline)
         *deadline = w->retry_ns;

@@ -104,13 +104,15 @@ enum mp__pool_desc_kind {
 typedef struct mp__pool_desc {
   uint32_t kind;     /* enum mp__pool_desc_kind */
   uint32_t fn;       /* index in the function table */
-  uint64_t in_off;   /* virtual offset of the input in the input area */
-  uint64_t in_len;   /* bytes of input (map: count * in_size) */
+  uint64_t in_off;   /* virtual offset of the input record */
+  uint64_t in_len;   /* bytes of the record: the aligned context, then the
+                        input (map: count * in_size) */
   uint64_t out_cap;  /* apply: the task's output capacity */
   uint32_t count;    /* map: items */
   uint32_t in_size;  /* map: bytes of one input item */
   uint32_t out_size; /* map: bytes of one result item */
-  uint32_t reserved;
+  uint32_t ctx_len;  /* context bytes at the start of the input record;
+                        the input proper follows, aligned */
   /* The worker's part. */
   uint64_t out_off; /* virtual offset of the result in the output area */
   uint64_t out_len; /* apply: result bytes; map: items and statuses */
@@ -194,6 +196,32 @@ typedef struct mp__pool_header {
 /* The method value of a ThreadPool. */
 #define MP__POOL_THREADS 100
 
+/* The segment's geometry and the pool's settings, as the pool's process
+ * decided them. Each side keeps its own private copy and never re-reads
+ * them from the segment, which anyone who can write it (a task that
+ * scribbles, a same-user process opening a named segment) could change
+ * under it: the parent in mp_pool.g from creation on, each worker in its
+ * boot record (checked once against the size of its mapping). The header
+ * holds the same values for readers of the segment only. */
+typedef struct mp__pool_geom {
+  uint32_t nslots;
+  uint32_t method;      /* mp_start_method, or MP__POOL_THREADS */
+  uint64_t slot_off;
+  uint64_t slot_stride;
+  uint64_t area_off;
+  uint64_t in_cap;
+  uint64_t out_cap;
+  uint64_t max_result;
+  uint64_t maxtasks;
+  uint64_t initargs_off;
+  uint64_t initargs_size;
+  uint64_t image_token;
+  int32_t init_fn;      /* -1: none */
+  int32_t owner;
+  uint32_t timed;
+  uint32_t reserved;
+} mp__pool_geom;
+
 /* What a worker receives: under fork and in threads a pointer to this
  * record in the parent's memory (seg is valid), under spawn and
  * forkserver a copy of its bytes (the worker opens seg_name). */
@@ -203,23 +231,51 @@ typedef struct mp__pool_boot {
   uint64_t seg_size;
   void *seg; /* fork and threads only */
   char seg_name[64];
+  mp__pool_geom geom;
+  struct mp_pool *pool; /* MPI proxies only */
 } mp__pool_boot;
 
-static inline mp__pool_slot *mp__pool_slot_at(mp__pool_header *h,
+/* The addresses of slot i and its areas in a mapping at base, computed
+ * from a private, checked geometry only. */
+static inline mp__pool_slot *mp__pool_slot_at(void *base,
+                                              const mp__pool_geom *g,
                                               uint32_t i) {
-  return (mp__pool_slot *)((char *)h + h->slot_off +
-                           (uint64_t)i * h->slot_stride);
+  return (mp__pool_slot *)((char *)base + g->slot_off +
+                           (uint64_t)i * g->slot_stride);
 }
-static inline unsigned char *mp__pool_in_area(mp__pool_header *h,
+static inline unsigned char *mp__pool_in_area(void *base,
+                                              const mp__pool_geom *g,
                                               uint32_t i) {
-  return (unsigned char *)mp__pool_slot_at(h, i) + h->area_off;
+  return (unsigned char *)mp__pool_slot_at(base, g, i) + g->area_off;
 }
-static inline unsigned char *mp__pool_out_area(mp__pool_header *h,
+static inline unsigned char *mp__pool_out_area(void *base,
+                                               const mp__pool_geom *g,
                                                uint32_t i) {
-  return mp__pool_in_area(h, i) + h->in_cap;
+  return mp__pool_in_area(base, g, i) + g->in_cap;
 }
 static inline uint64_t mp__pool_align(uint64_t n) {
   return (n + MP__POOL_ALIGN - 1) & ~(uint64_t)(MP__POOL_ALIGN - 1);
+}
+
+/* mp__pool_geom_ok checks geometry g for slot `slot` against a mapping of
+ * size bytes: every area of the slot and the initargs lie inside it, with
+ * no overflow on the way. */
+static inline bool mp__pool_geom_ok(const mp__pool_geom *g, uint32_t slot,
+                                    uint64_t size) {
+  uint64_t off = g->slot_off, stride = g->slot_stride, area = g->area_off;
+  uint64_t in_cap = g->in_cap, out_cap = g->out_cap;
+  if (slot >= g->nslots || in_cap == 0 || out_cap == 0 || stride == 0)
+    return false;
+  if (g->initargs_off > size || g->initargs_size > size - g->initargs_off)
+    return false;
+  if (off > size || stride > size || area > stride || in_cap > size ||
+      out_cap > size)
+    return false;
+  /* Every slot up to nslots, since a worker looks at its siblings. */
+  if ((uint64_t)g->nslots > (size - off) / stride ||
+      area + in_cap + out_cap > stride)
+    return false;
+  return true;
 }
 
 /* mp__pool_area_reserve finds room for need bytes in a circular area of
@@ -248,11 +304,16 @@ static inline uint64_t mp__pool_area_reserve(uint64_t w, uint64_t f,
 void mp__pool_wake_parent(mp__pool_header *h);
 
 /* ---- pool_worker.c ------------------------------------------------------ */
-/* mp__pool_worker_run runs a worker's loop in slot boot->slot of h until
- * it is told to stop, its task quota is reached or its initializer fails.
- * threads: a thread worker (no parent-death checks). Returns the exit
- * status of a process worker. */
-int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads);
+/* mp__pool_worker_run runs a worker's loop in slot b->slot of the segment
+ * mapped at h (b->seg_size bytes), with the geometry of b (never the
+ * header's), until it is told to stop, its task quota is reached or its
+ * initializer fails. threads: a thread worker (no parent-death checks).
+ * Returns the exit status of a process worker. */
+int mp__pool_worker_run(mp__pool_header *h, const mp__pool_boot *b,
+                        bool threads);
+/* mp__pool_set_context sets what mp_pool_context returns in this thread
+ * (the worker loops set it around each task; NULL clears it). */
+void mp__pool_set_context(const void *ctx, size_t len);
 /* mp__pool_worker_target is the process workers' entry point, registered
  * as MP__POOL_WORKER_TARGET for spawn and forkserver. */
 int mp__pool_worker_target(void *arg);
@@ -354,6 +415,8 @@ struct mp_async_result {
   struct mp_async_result *next_done;           /* delivery list */
   struct mp_async_result *next_progress;       /* progress list */
   uint32_t fn;
+  unsigned char *ctx; /* the context bytes (opts.context), or NULL */
+  uint32_t ctx_len;
   /* apply */
   unsigned char *in_copy; /* input while not yet published */
   const void *in_borrowed; /* the caller's input, during apply_async */
@@ -391,10 +454,14 @@ struct mp_pool {
   pthread_mutex_t lock;
   pid_t owner;
   bool threads;
+  bool mpi;             /* the workers are MPI ranks (pool_mpi.c) */
+  int mpi_processes;    /* each rank's local workers, 0: its CPUs */
+  double mpi_task_timeout;
   int nworkers;
   mp_start_method method;
   mp_context *context;
   mp__pool_header *h;
+  mp__pool_geom g; /* the segment's geometry: never read back from h */
   size_t seg_size;
   char seg_name[64];
   size_t max_input, max_result;
@@ -458,6 +525,11 @@ void mp__pool_deliver(mp_pool *p, mp_async_result *done,
                       mp_async_result *progress);
 /* mp__pool_release frees the pool's memory (its workers are gone). */
 void mp__pool_release(mp_pool *p);
+
+/* ---- pool_mpi.c ------------------------------------------------------------ */
+/* mp__pool_mpi_proxy_main is the body of the thread that stands in for
+ * worker rank slot + 1 of an MPI pool (arg: its mp__pool_boot). */
+void mp__pool_mpi_proxy_main(void *arg);
 
 /* ---- pool_handler.c ------------------------------------------------------- */
 /* mp__pool_handler_main is the result thread's body. */

@@ -76,15 +76,20 @@ static reg_entry *reg_scan(reg_entry *e, reg_entry *stop, int kind,
 }
 
 static int reg_add(int kind, const char *name, any_fn fn) {
-  if (name == NULL || name[0] == '\0' || fn == NULL)
-    return MP_EINVAL;
+  if (name == NULL || name[0] == '\0')
+    return mp__fail(MP_EINVAL, "the name is NULL or empty");
+  if (fn == NULL)
+    return mp__fail(MP_EINVAL, "fn is NULL");
   size_t len = strlen(name);
   if (len > MP__POOL_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the name has %zu bytes, at most %d", len,
+                    MP__POOL_NAME_MAX);
   reg_entry *head = atomic_load_explicit(&registry, memory_order_acquire);
   reg_entry *found = reg_scan(head, NULL, kind, name);
   if (found != NULL)
-    return found->fn == fn ? 0 : MP_EEXIST;
+    return found->fn == fn ? 0
+                           : mp__fail(MP_EEXIST, "'%s' names another "
+                                                 "function", name);
   reg_entry *e = mp__alloc(sizeof *e + len + 1);
   if (e == NULL)
     return MP_ENOMEM;
@@ -139,6 +144,23 @@ any_fn mp__pool_registry_find(int kind, const char *name) {
   return e != NULL ? e->fn : NULL;
 }
 
+/* ---- the running task's context ------------------------------------------
+ * Thread-local: each worker thread of a ThreadPool runs its own task. */
+
+static _Thread_local const void *cur_ctx;
+static _Thread_local size_t cur_ctx_len;
+
+void mp__pool_set_context(const void *ctx, size_t len) {
+  cur_ctx = ctx;
+  cur_ctx_len = len;
+}
+
+const void *mp_pool_context(size_t *size) {
+  if (size != NULL)
+    *size = cur_ctx != NULL ? cur_ctx_len : 0;
+  return cur_ctx;
+}
+
 /* ---- waking the parent --------------------------------------------------- */
 
 void mp__pool_wake_parent(mp__pool_header *h) {
@@ -159,6 +181,7 @@ static void notify_parent(mp__pool_header *h) {
 
 typedef struct worker {
   mp__pool_header *h;
+  mp__pool_geom g; /* private: checked once, never re-read from h */
   mp__pool_slot *s;
   bool threads;
   bool use_pointers; /* fork and threads: call the parent's pointers */
@@ -231,10 +254,9 @@ static bool ready_for(worker *w, int why, uint32_t tail, uint64_t need) {
  * woken just before, and run one after another until the scheduler
  * moves them; woken from here, each finds an idle CPU. */
 static void wake_siblings(worker *w) {
-  mp__pool_header *h = w->h;
   atomic_thread_fence(memory_order_seq_cst);
-  for (uint32_t i = 0; i < h->nslots; i++) {
-    mp__pool_slot *o = mp__pool_slot_at(h, i);
+  for (uint32_t i = 0; i < w->g.nslots; i++) {
+    mp__pool_slot *o = mp__pool_slot_at(w->h, &w->g, i);
     if (o == w->s ||
         atomic_load_explicit(&o->sleeping, memory_order_relaxed) !=
             MP__POOL_WAIT_WORK ||
@@ -299,22 +321,27 @@ static int wait_for(worker *w, int why, uint32_t tail, uint64_t need) {
  * must leave (parent gone, abort), EXIT_CORRUPT for a descriptor that
  * does not fit the areas. */
 static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
-  mp__pool_header *h = w->h;
   mp__pool_slot *s = w->s;
   uint32_t kind = d->kind, fn_idx = d->fn;
   uint64_t in_off = d->in_off, in_len = d->in_len;
+  uint64_t ctx_len = d->ctx_len, ctx_al = mp__pool_align(ctx_len);
   uint64_t need;
   uint32_t count = 0, in_size = 0, out_size = 0;
   uint64_t status_off = 0;
 
-  if (in_len > w->in_cap / 2 || (in_off % w->in_cap) + in_len > w->in_cap)
+  if (in_len > w->in_cap / 2 || (in_off % w->in_cap) + in_len > w->in_cap ||
+      ctx_al > in_len)
     return EXIT_CORRUPT;
+  /* The record: the context, then the input proper. */
+  uint64_t rec_off = in_off;
+  in_off += ctx_al;
+  in_len -= ctx_al;
   /* Read once: the descriptor is shared memory, and the bound checked here
    * must be the bound the task is given. */
   uint64_t out_cap = d->out_cap;
   if (kind == MP__POOL_DESC_APPLY) {
     need = out_cap;
-    if (need > h->max_result)
+    if (need > w->g.max_result)
       return EXIT_CORRUPT;
   } else if (kind == MP__POOL_DESC_MAP) {
     count = d->count;
@@ -346,8 +373,10 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
   }
   const unsigned char *in = w->in + in_off % w->in_cap;
   unsigned char *out = w->out + at % w->out_cap;
+  mp__pool_set_context(ctx_len ? w->in + rec_off % w->in_cap : NULL,
+                       (size_t)ctx_len);
 
-  bool timed = h->timed != 0;
+  bool timed = w->g.timed != 0;
   int64_t t0 = mp__os_now_ns();
   /* Published with `started`: where the results go (so the parent can
    * read the finished items of a chunk after a crash) and, under a time
@@ -395,6 +424,7 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
     d->status = 0;
     w->out_w = at + need;
   }
+  mp__pool_set_context(NULL, 0);
   d->run_ns = (uint64_t)(mp__os_now_ns() - t0);
   return 0;
 }
@@ -403,51 +433,29 @@ static int run_desc(worker *w, mp__pool_desc *d, uint32_t tail) {
  * The copy of initargs lives as long as the worker, since an initializer
  * may keep pointers into it (Python's initargs objects live on too). */
 static int run_initializer(worker *w, void **initargs_copy) {
-  mp__pool_header *h = w->h;
-  if (h->init_fn < 0)
+  /* The private geometry, checked against the mapping at start. */
+  if (w->g.init_fn < 0)
     return 0;
   mp_pool_init_fn init =
-      (mp_pool_init_fn)resolve(w, (uint32_t)h->init_fn, MP__POOL_FN_INIT);
+      (mp_pool_init_fn)resolve(w, (uint32_t)w->g.init_fn, MP__POOL_FN_INIT);
   if (init == NULL)
     return MP_ENOENT;
-  size_t n = (size_t)h->initargs_size;
+  size_t n = (size_t)w->g.initargs_size;
   void *copy = NULL;
   if (n > 0) {
     copy = mp__alloc(n);
     if (copy == NULL)
       return MP_ENOMEM;
-    memcpy(copy, (const char *)h + h->initargs_off, n);
+    memcpy(copy, (const char *)w->h + w->g.initargs_off, n);
   }
   *initargs_copy = copy;
   return init(copy, n);
 }
 
-/* geometry_ok checks, before anything is computed from them, the sizes
- * and offsets this worker will use: they come from a segment another
- * program could write. Each value is read once. */
-static bool geometry_ok(const mp__pool_header *h, uint32_t slot) {
-  uint64_t size = h->size, nslots = h->nslots, off = h->slot_off;
-  uint64_t stride = h->slot_stride, area = h->area_off;
-  uint64_t in_cap = h->in_cap, out_cap = h->out_cap;
-  uint64_t args_off = h->initargs_off, args_size = h->initargs_size;
-  if (slot >= nslots || in_cap == 0 || out_cap == 0 || stride == 0)
-    return false;
-  if (args_off > size || args_size > size - args_off)
-    return false;
-  /* The slot's areas end inside the segment, with no overflow on the way:
-   * every term is bounded by size before it is added. */
-  if (off > size || stride > size || area > stride || in_cap > size ||
-      out_cap > size)
-    return false;
-  uint64_t slot_end = off + ((uint64_t)slot + 1) * stride;
-  if ((uint64_t)slot + 1 > size / stride || slot_end > size ||
-      area + in_cap + out_cap > stride)
-    return false;
-  return true;
-}
-
-int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
-  if (!geometry_ok(h, slot))
+int mp__pool_worker_run(mp__pool_header *h, const mp__pool_boot *b,
+                        bool threads) {
+  uint32_t slot = b->slot;
+  if (!mp__pool_geom_ok(&b->geom, slot, b->seg_size))
     return EXIT_BAD_BOOT;
   /* The fn cache makes this a few kilobytes: on the heap, not the stack
    * of a thread the caller sized. */
@@ -455,15 +463,16 @@ int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
   if (w == NULL)
     return EXIT_INIT_FAILED;
   w->h = h;
-  w->s = mp__pool_slot_at(h, slot);
+  w->g = b->geom;
+  w->s = mp__pool_slot_at(h, &w->g, slot);
   w->threads = threads;
-  w->use_pointers = threads || (h->method == MP_START_FORK &&
-                                h->image_token == mp__image_token());
-  w->in = mp__pool_in_area(h, slot);
-  w->out = mp__pool_out_area(h, slot);
-  w->in_cap = h->in_cap;
-  w->out_cap = h->out_cap;
-  w->owner = (pid_t)h->owner;
+  w->use_pointers = threads || (w->g.method == MP_START_FORK &&
+                                w->g.image_token == mp__image_token());
+  w->in = mp__pool_in_area(h, &w->g, slot);
+  w->out = mp__pool_out_area(h, &w->g, slot);
+  w->in_cap = w->g.in_cap;
+  w->out_cap = w->g.out_cap;
+  w->owner = (pid_t)w->g.owner;
   mp__pool_slot *s = w->s;
   uint32_t tail = s->tail_base;
   w->out_w = s->out_base;
@@ -514,7 +523,7 @@ int mp__pool_worker_run(mp__pool_header *h, uint32_t slot, bool threads) {
      * stream of small tasks costs no system call per task. */
     if (head - tail <= NOTIFY_LOW)
       notify_parent(h);
-    if (h->maxtasks != 0 && ++done >= h->maxtasks)
+    if (w->g.maxtasks != 0 && ++done >= w->g.maxtasks)
       break;
   }
   atomic_store_explicit(&s->state, MP__POOL_W_EXITING, memory_order_release);
@@ -533,7 +542,7 @@ int mp__pool_worker_target(void *arg) {
     return EXIT_BAD_BOOT;
   }
   if (b->seg != NULL) /* fork: the inherited mapping */
-    return mp__pool_worker_run(b->seg, b->slot, false);
+    return mp__pool_worker_run(b->seg, b, false);
   char name[sizeof b->seg_name];
   memcpy(name, b->seg_name, sizeof name);
   name[sizeof name - 1] = '\0';
@@ -549,7 +558,7 @@ int mp__pool_worker_target(void *arg) {
       h->size != b->seg_size)
     status = EXIT_BAD_BOOT;
   else
-    status = mp__pool_worker_run(h, b->slot, false);
+    status = mp__pool_worker_run(h, b, false);
   mp__object_free(obj, (size_t)b->seg_size);
   return status;
 }

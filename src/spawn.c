@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "os/process_os.h"
+#include "mpi/mpi_internal.h"
 #include "process_internal.h"
 
 extern char **environ;
@@ -354,8 +355,12 @@ int mp_child_main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   const char *v = getenv(MP__SPAWN_ENV);
-  if (v == NULL)
+  if (v == NULL) {
+    /* Under an MPI launcher a worker rank of the MPI pool never returns
+     * (src/mpi/rank.c); rank 0 goes on into main. */
+    mp__mpi_child_hook(argc, argv);
     return 0;
+  }
   char *end = NULL;
   errno = 0;
   long fd = strtol(v, &end, 10);

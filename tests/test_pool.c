@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 
 #include "harness.h"
 #include "internal.h"
+#include "pool_internal.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -215,6 +217,33 @@ static int transform(const void *in, void *out) {
   o->ok = 1;
   return 0;
 }
+
+/* add_context adds the long of its call's context to the item. */
+static int add_context(const void *in, void *out) {
+  size_t n = 0;
+  const long *ctx = mp_pool_context(&n);
+  if (ctx == NULL || n != sizeof(long))
+    return -77;
+  *(long *)out = *(const long *)in + *ctx;
+  return 0;
+}
+MP_POOL_MAP(add_context)
+
+/* prefix_context writes its context's bytes, then its input. */
+static int prefix_context(const void *in, size_t n, void *out, size_t cap,
+                          size_t *len) {
+  size_t cn = 0;
+  const void *ctx = mp_pool_context(&cn);
+  if (cn + n > cap)
+    return MP_ETOOBIG;
+  if (cn > 0)
+    memcpy(out, ctx, cn);
+  if (n > 0)
+    memcpy((char *)out + cn, in, n);
+  *len = cn + n;
+  return 0;
+}
+MP_POOL_TASK(prefix_context)
 
 /* ---- creating and stopping ------------------------------------------------- */
 
@@ -839,6 +868,7 @@ static void progress_reports(void **state) {
   mp_pool_free(p);
 }
 
+/* Issue 9 item 11: stderr is a file here. */
 static void progress_bar_on_stderr(void **state) {
   (void)state;
   mp_pool *p = new_pool(2);
@@ -865,6 +895,9 @@ static void progress_bar_on_stderr(void **state) {
   assert_non_null(strstr(buf, "100% 400/400"));
   assert_non_null(strstr(buf, "[####"));
   assert_int_equal(buf[n - 1], '\n');
+  /* Issue 9 item 11: not a terminal: one final line, no redraws. */
+  assert_null(strchr(buf, '\r'));
+  assert_ptr_equal(strchr(buf, '\n'), buf + n - 1);
   mp_pool_free(p);
 }
 
@@ -1481,6 +1514,12 @@ static void check_named_pool(mp_context *ctx) {
   size_t len;
   assert_rc(mp_pool_apply(p, echo, "named", 5, buf, sizeof buf, &len), 0);
   assert_memory_equal(buf, "named", 5);
+  /* Context bytes travel to spawned workers (issue 9 item 8). */
+  long add = 1000;
+  mp_pool_map_opts cmo = {.context = &add, .context_size = sizeof add};
+  assert_rc(mp_pool_map(p, add_context, in, 50, 8, out, 8, &cmo), 0);
+  for (int i = 0; i < 50; i++)
+    assert_int_equal(out[i], i + 1000);
   /* Functions are found by name: an unregistered one is refused. */
   assert_rc(mp_pool_map(p, not_registered, in, 1, 8, out, 8, NULL),
             MP_ENOENT);
@@ -1595,6 +1634,419 @@ static void register_functions(void **state) {
   assert_rc(mp_pool_register_init(longname, init_fails), MP_EINVAL);
 }
 
+
+
+/* ---- blocking calls that say why, context bytes (issue 9 items 7, 8) ---------- */
+
+/* Issue 9 item 7: the blocking map fills opts.error with the first
+ * failing item, its code and how its worker ended. */
+static void map_fills_error(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  enum { N = 13 };
+  long in[N], out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = 8 + i; /* 13 (index 5) crashes, 14 (index 6) fails -5 */
+  mp_task_error err;
+  memset(&err, 0xff, sizeof err);
+  mp_pool_map_opts mo = {.chunksize = 2, .error = &err};
+  assert_rc(mp_pool_map(p, square_or_crash, in, N, 8, out, 8, &mo),
+            MP_EWORKERDIED);
+  assert_int_equal(err.code, MP_EWORKERDIED);
+  assert_int_equal(err.index, 5);
+  assert_int_equal(err.exit.signal, SIGSEGV);
+  assert_true(err.worker > 0);
+  /* An item's own failure: its code and index, no exit record. */
+  for (int i = 0; i < N; i++)
+    in[i] = 14 + i; /* 14 (index 0) fails -5 */
+  assert_rc(mp_pool_starmap(p, square_or_crash, in, N, 8, out, 8, &mo), -5);
+  assert_int_equal(err.code, -5);
+  assert_int_equal(err.index, 0);
+  assert_int_equal(err.exit.signal, 0);
+  /* A submission error: the code alone, and a detail. */
+  assert_rc(mp_pool_map(p, NULL, in, N, 8, out, 8, &mo), MP_EINVAL);
+  assert_int_equal(err.code, MP_EINVAL);
+  assert_int_equal(err.worker, 0);
+  assert_non_null(strstr(mp_error_detail(), "fn is NULL"));
+  /* Success leaves it alone. */
+  memset(&err, 0, sizeof err);
+  assert_rc(mp_pool_map(p, square, in, N, 8, out, 8, &mo), 0);
+  assert_int_equal(err.code, 0);
+  mp_pool_free(p);
+}
+
+/* Issue 9 item 7: mp_pool_apply_ex fills opts.error. */
+static void apply_ex_fills_error(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(1);
+  mp_task_error err;
+  mp_pool_apply_opts ao = {.error = &err};
+  int kind = CRASH_ABORT;
+  assert_rc(mp_pool_apply_ex(p, crash_task, &kind, sizeof kind, NULL, 0,
+                             NULL, &ao),
+            MP_EWORKERDIED);
+  assert_int_equal(err.code, MP_EWORKERDIED);
+  assert_int_equal(err.exit.signal, SIGABRT);
+  assert_true(err.worker > 0);
+  int minus = 9;
+  assert_rc(mp_pool_apply_ex(p, fail_with, &minus, sizeof minus, NULL, 0,
+                             NULL, &ao),
+            -9);
+  assert_int_equal(err.code, -9);
+  assert_int_equal(err.exit.signal, 0);
+  /* Options only apply_async takes are refused, and say so. */
+  mp_pool_apply_opts bad = {.error = &err, .callback = count_callback};
+  assert_rc(mp_pool_apply_ex(p, echo, "x", 1, NULL, 0, NULL, &bad),
+            MP_EINVAL);
+  assert_int_equal(err.code, MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "callbacks"));
+  /* NULL opts is mp_pool_apply. */
+  char buf[4];
+  size_t len = 0;
+  assert_rc(mp_pool_apply_ex(p, echo, "abc", 3, buf, sizeof buf, &len, NULL),
+            0);
+  assert_int_equal(len, 3);
+  mp_pool_free(p);
+}
+
+/* Issue 9 item 8: context bytes reach every item and task, in process
+ * and thread pools, through mp_pool_context; the call's copy is taken at
+ * submission. */
+static void check_context(mp_pool *p) {
+  enum { N = 200 };
+  long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  long add = 5;
+  mp_pool_map_opts mo = {.chunksize = 7, .context = &add,
+                         .context_size = sizeof add};
+  mp_async_result *r;
+  assert_rc(mp_pool_map_async(p, &r, add_context, in, N, 8, out, 8, &mo), 0);
+  add = -1; /* copied at submission */
+  assert_rc(mp_async_result_get(r, 30), 0);
+  mp_async_result_free(r);
+  for (long i = 0; i < N; i++)
+    assert_int_equal(out[i], i + 5);
+  /* Without a context, the function sees none. */
+  assert_rc(mp_pool_map(p, add_context, in, 3, 8, out, 8, NULL), -77);
+  /* imap with a context. */
+  add = 100;
+  mp_pool_iter *it;
+  assert_rc(mp_pool_imap(p, &it, add_context, in, N, 8, out, 8, &mo), 0);
+  size_t idx;
+  int st, n = 0;
+  while (mp_pool_iter_next(it, 30, &idx, &st) == 0) {
+    assert_int_equal(st, 0);
+    assert_int_equal(out[idx], (long)idx + 100);
+    n++;
+  }
+  assert_int_equal(n, N);
+  mp_pool_iter_free(it);
+  /* Bytes tasks: the context, then the input. */
+  char buf[64];
+  size_t len = 0;
+  mp_pool_apply_opts ao = {.context = "ctx:", .context_size = 4};
+  assert_rc(mp_pool_apply_ex(p, prefix_context, "abc", 3, buf, sizeof buf,
+                             &len, &ao),
+            0);
+  assert_int_equal(len, 7);
+  assert_memory_equal(buf, "ctx:abc", 7);
+  ao.out = buf;
+  ao.out_cap = sizeof buf;
+  assert_rc(mp_pool_apply_async(p, &r, prefix_context, "z", 1, &ao), 0);
+  assert_rc(mp_async_result_get(r, 30), 0);
+  assert_memory_equal(buf, "ctx:z", 5);
+  mp_async_result_free(r);
+  /* A large context with a large input: each within the limits. */
+  static char big[MP_POOL_CONTEXT_MAX];
+  memset(big, 'c', sizeof big);
+  static char bigout[MP_POOL_CONTEXT_MAX + 16];
+  mp_pool_apply_opts bo = {.context = big, .context_size = sizeof big};
+  assert_rc(mp_pool_apply_ex(p, prefix_context, "tail", 4, bigout,
+                             sizeof bigout, &len, &bo),
+            0);
+  assert_int_equal(len, sizeof big + 4);
+  assert_memory_equal(bigout + sizeof big, "tail", 4);
+}
+
+static void context_bytes_fork(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  check_context(p);
+  assert_null(mp_pool_context(NULL)); /* outside a task */
+  mp_pool_free(p);
+}
+
+static void context_bytes_threads(void **state) {
+  (void)state;
+  mp_pool *p;
+  mp_pool_opts o = {.processes = 2};
+  assert_rc(mp_threadpool_new(&p, &o), 0);
+  check_context(p);
+  mp_pool_free(p);
+}
+
+static void context_invalid(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(1);
+  long in[1] = {1}, out[1];
+  mp_pool_map_opts mo = {.context = NULL, .context_size = 8};
+  assert_rc(mp_pool_map(p, add_context, in, 1, 8, out, 8, &mo), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "context"));
+  static char big[MP_POOL_CONTEXT_MAX + 1];
+  mo.context = big;
+  mo.context_size = sizeof big;
+  assert_rc(mp_pool_map(p, add_context, in, 1, 8, out, 8, &mo), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "context_size"));
+  mp_pool_apply_opts ao = {.context = big, .context_size = sizeof big};
+  mp_async_result *r;
+  assert_rc(mp_pool_apply_async(p, &r, echo, "x", 1, &ao), MP_EINVAL);
+  /* A context and an input that fit alone but not together. */
+  mp_pool_free(p);
+  mp_pool_opts o = {.processes = 1, .max_input_size = 1024};
+  assert_rc(mp_pool_new(&p, &o), 0);
+  static char in2[1024];
+  ao.context_size = MP_POOL_CONTEXT_MAX;
+  assert_rc(mp_pool_apply_async(p, &r, echo, in2, sizeof in2, &ao),
+            MP_ETOOBIG);
+  assert_non_null(strstr(mp_error_detail(), "context"));
+  mp_pool_free(p);
+}
+
+/* Issue 9 item 4: a NaN timeout is MP_EINVAL everywhere, with a detail. */
+static void nan_timeouts_are_einval(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(1);
+  long in[2] = {1, 2}, out[2];
+  mp_async_result *r;
+  assert_rc(mp_pool_map_async(p, &r, square, in, 2, 8, out, 8, NULL), 0);
+  assert_rc(mp_async_result_get(r, NAN), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "timeout is NaN");
+  assert_rc(mp_async_result_wait(r, NAN), MP_EINVAL);
+  assert_rc(mp_async_result_get(r, 30), 0);
+  mp_async_result_free(r);
+  mp_pool_iter *it;
+  assert_rc(mp_pool_imap(p, &it, square, in, 2, 8, out, 8, NULL), 0);
+  assert_rc(mp_pool_iter_next(it, NAN, NULL, NULL), MP_EINVAL);
+  mp_pool_iter_free(it);
+  assert_rc(mp_pool_close(p), 0);
+  assert_rc(mp_pool_join(p, NAN), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "timeout is NaN");
+  assert_rc(mp_pool_join(p, 30), 0);
+  mp_pool_free(p);
+  mp_pool_opts o = {.processes = 1, .task_timeout = NAN};
+  assert_rc(mp_pool_new(&p, &o), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "task_timeout is NaN");
+  o.processes = -1;
+  o.task_timeout = 0;
+  assert_rc(mp_pool_new(&p, &o), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "processes"));
+}
+
+/* Issue 9 item 11: on a terminal the bar redraws in place. */
+static void progress_bar_on_terminal(void **state) {
+  (void)state;
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+    if (master >= 0)
+      close(master);
+    mp_test_skip("no pseudo-terminal");
+    return;
+  }
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  assert_true(slave >= 0);
+  mp_pool *p = new_pool(2);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(slave, 2);
+  enum { N = 40 };
+  static long in[N], out[N];
+  mp_pool_map_opts mo = {.chunksize = 1, .progress_bar = 1};
+  int rc = mp_pool_map(p, slow_square, in, N, sizeof(long), out,
+                       sizeof(long), &mo);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(slave);
+  assert_rc(rc, 0);
+  char buf[8192];
+  int fl = fcntl(master, F_GETFL);
+  fcntl(master, F_SETFL, fl | O_NONBLOCK);
+  size_t n = 0;
+  for (;;) {
+    ssize_t k = read(master, buf + n, sizeof buf - 1 - n);
+    if (k <= 0)
+      break;
+    n += (size_t)k;
+  }
+  close(master);
+  mp_pool_free(p);
+  buf[n] = '\0';
+  if (strstr(buf, "100% 40/40") == NULL)
+    fprintf(stderr, "terminal got %zu bytes: %s\n", n, buf);
+  assert_non_null(strchr(buf, '\r'));
+  assert_non_null(strstr(buf, "100% 40/40"));
+}
+
+
+/* ---- the backend option outside an MPI job ----------------------------------- */
+
+/* Outside mpirun an MPI pool is MP_ENOTSUP with a detail that says why;
+ * MP_POOL_BACKEND=local or an unset variable keeps the default local;
+ * MP_POOL_BACKEND=mpi asks for MPI; a bad backend value is MP_EINVAL. */
+static void backend_outside_mpi(void **state) {
+  (void)state;
+  mp_pool *p = NULL;
+  mp_pool_opts o = {.processes = 1, .backend = MP_POOL_BACKEND_MPI};
+  assert_rc(mp_pool_new(&p, &o), MP_ENOTSUP);
+  assert_null(p);
+  assert_non_null(strstr(mp_error_detail(), "mpirun"));
+  o.backend = 7;
+  assert_rc(mp_pool_new(&p, &o), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "backend"));
+  setenv("MP_POOL_BACKEND", "mpi", 1);
+  o.backend = MP_POOL_BACKEND_DEFAULT;
+  assert_rc(mp_pool_new(&p, &o), MP_ENOTSUP);
+  o.backend = MP_POOL_BACKEND_LOCAL; /* the option wins */
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+  setenv("MP_POOL_BACKEND", "local", 1);
+  o.backend = MP_POOL_BACKEND_DEFAULT;
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+  unsetenv("MP_POOL_BACKEND");
+  assert_rc(mp_pool_new(&p, &o), 0);
+  mp_pool_free(p);
+}
+
+/* ---- a segment whose header is scribbled on (issue 8, defects 5, 6) ---------- */
+
+/* scribble_header overwrites the geometry in the pool's header, whose
+ * address (the same in a fork worker) is its input, the way its second
+ * int says: 1 everything, 2 only nslots, 3 only the initargs. */
+struct scribble {
+  mp__pool_header *h;
+  int what;
+};
+static int scribble_header(const void *in, size_t n, void *out, size_t cap,
+                           size_t *len) {
+  (void)n, (void)out, (void)cap, (void)len;
+  const struct scribble *sc = in;
+  mp__pool_header *h = sc->h;
+  if (sc->what == 1 || sc->what == 2)
+    h->nslots = 1000000000u;
+  if (sc->what == 1) {
+    h->out_cap = 0;
+    h->in_cap = 0;
+    h->slot_off = (uint64_t)1 << 40;
+    h->slot_stride = (uint64_t)1 << 40;
+    h->area_off = (uint64_t)1 << 39;
+    h->max_result = 0;
+    h->maxtasks = 1;
+  }
+  if (sc->what == 1 || sc->what == 3) {
+    h->initargs_off = (uint64_t)1 << 40;
+    h->initargs_size = (uint64_t)1 << 40;
+  }
+  return 0;
+}
+
+static void scribble(mp_pool *p, int what) {
+  struct scribble sc = {.h = p->h, .what = what};
+  assert_rc(mp_pool_apply(p, scribble_header, &sc, sizeof sc, NULL, 0, NULL),
+            0);
+}
+
+/* Let the workers go to sleep: a woken worker wakes its siblings. */
+static void let_workers_sleep(void) { sleep_ms(50); }
+
+/* Issue 8 defect 5: a task that scribbles on the header's geometry (out_cap
+ * 0, slots elsewhere) neither crashes the parent (no division by the
+ * shared out_cap, no copy to a shared offset) nor the workers, and
+ * replacement workers start with the geometry the parent decided. */
+static void scribbled_header_spares_parent(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  scribble(p, 1);
+  let_workers_sleep();
+  enum { N = 1000 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                        NULL),
+            0);
+  check_squares(in, out, N);
+  /* A crash makes the parent reset the slot and start a replacement. */
+  check_crash(p, CRASH_SEGV, SIGSEGV, 0);
+  let_workers_sleep();
+  memset(out, 0, sizeof out);
+  assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                        NULL),
+            0);
+  check_squares(in, out, N);
+  char big[4096];
+  memset(big, 'x', sizeof big);
+  char back[4096];
+  size_t len = 0;
+  assert_rc(mp_pool_apply(p, echo, big, sizeof big, back, sizeof back, &len),
+            0);
+  assert_int_equal(len, sizeof big);
+  assert_rc(mp_pool_error(p, NULL), 0);
+  mp_pool_free(p);
+}
+
+/* Issue 8 defect 6: a worker woken for work looks at its siblings' slots
+ * up to the pool's own slot count, not to an nslots read from the
+ * segment, so a scribbled count kills no worker. */
+static void scribbled_nslots_kills_no_worker(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(3);
+  pid_t before[3], after[3];
+  assert_int_equal(mp_pool_worker_pids(p, before, 3), 3);
+  scribble(p, 2);
+  for (int round = 0; round < 5; round++) {
+    let_workers_sleep();
+    enum { N = 60 };
+    long in[N], out[N];
+    for (long i = 0; i < N; i++)
+      in[i] = i;
+    mp_pool_map_opts mo = {.chunksize = 1};
+    assert_rc(mp_pool_map(p, square, in, N, sizeof(long), out, sizeof(long),
+                          &mo),
+              0);
+    check_squares(in, out, N);
+  }
+  assert_int_equal(mp_pool_worker_pids(p, after, 3), 3);
+  for (int i = 0; i < 3; i++) {
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+      found |= before[i] == after[k];
+    assert_true(found);
+  }
+  mp_pool_free(p);
+}
+
+/* Issue 8 defect 6: a replacement worker runs its initializer with the
+ * initargs where the parent put them, whatever the header says now. */
+static void scribbled_initargs_spare_replacement(void **state) {
+  (void)state;
+  long v = 777;
+  mp_pool_opts o = {.processes = 1, .initializer = init_from_args,
+                    .initargs = &v, .initargs_size = sizeof v};
+  mp_pool *p;
+  assert_rc(mp_pool_new(&p, &o), 0);
+  scribble(p, 3);
+  check_crash(p, CRASH_EXIT, 0, 3);
+  long got = 0;
+  assert_rc(mp_pool_apply(p, read_init_value, NULL, 0, &got, sizeof got,
+                          NULL),
+            0);
+  assert_int_equal(got, 777);
+  assert_rc(mp_pool_error(p, NULL), 0);
+  mp_pool_free(p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_free_defaults),
     cmocka_unit_test(new_invalid_arguments),
@@ -1638,6 +2090,17 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forkserver_pool_with_threads),
     cmocka_unit_test(spawn_pool_with_threads),
     cmocka_unit_test(register_functions),
+    cmocka_unit_test(scribbled_header_spares_parent),
+    cmocka_unit_test(scribbled_nslots_kills_no_worker),
+    cmocka_unit_test(scribbled_initargs_spare_replacement),
+    cmocka_unit_test(map_fills_error),
+    cmocka_unit_test(apply_ex_fills_error),
+    cmocka_unit_test(context_bytes_fork),
+    cmocka_unit_test(context_bytes_threads),
+    cmocka_unit_test(context_invalid),
+    cmocka_unit_test(nan_timeouts_are_einval),
+    cmocka_unit_test(progress_bar_on_terminal),
+    cmocka_unit_test(backend_outside_mpi),
 };
 
 int main(int argc, char **argv) {

@@ -120,7 +120,18 @@ typedef struct mp_pool_opts {
                           by mp_threadpool_new. */
   size_t max_input_size;  /* largest input of one bytes task; 0: 1 MiB */
   size_t max_result_size; /* largest result of one bytes task; 0: 1 MiB */
+  int backend; /* MP_POOL_BACKEND_*: where the workers are. 0 (DEFAULT):
+                  the MPI ranks when the program runs under an MPI
+                  launcher (mpirun, srun) and MP_POOL_BACKEND is not
+                  "local", or when MP_POOL_BACKEND is "mpi"; else local */
 } mp_pool_opts;
+
+/* The pool backends (mp_pool_opts.backend). With MPI, processes is the
+ * number of local worker processes of each worker rank (0: that host's
+ * mp_cpu_count()), and the context is ignored (each rank forks). */
+#define MP_POOL_BACKEND_DEFAULT 0
+#define MP_POOL_BACKEND_LOCAL 1
+#define MP_POOL_BACKEND_MPI 2
 
 #define MP_POOL_MAX_WORKERS 1024
 #define MP_POOL_INITARGS_MAX ((size_t)1 << 20)
@@ -212,7 +223,15 @@ typedef struct mp_pool_apply_opts {
                      the result is ready) instead of into library memory */
   size_t out_cap; /* capacity of out; the task's out_cap is the smaller of
                      this and the pool's max_result_size */
+  const void *context; /* optional: context bytes, copied at submission and
+                          again to the worker, which reads them with
+                          mp_pool_context() while the task runs */
+  size_t context_size; /* at most MP_POOL_CONTEXT_MAX */
+  mp_task_error *error; /* optional, mp_pool_apply_ex: filled when it fails */
 } mp_pool_apply_opts;
+
+/* MP_POOL_CONTEXT_MAX is the largest context of one call. */
+#define MP_POOL_CONTEXT_MAX ((size_t)64 << 10)
 
 /* mp_pool_apply_async submits fn(in) and returns at once, as Python's
  * apply_async. It copies the in_len bytes at in. Returns 0 and the result
@@ -235,6 +254,17 @@ MP_EXTERN int mp_pool_apply(mp_pool *pool, mp_pool_task_fn fn,
                             const void *in, size_t in_len, void *out,
                             size_t out_cap, size_t *out_len);
 
+/* mp_pool_apply_ex is mp_pool_apply with options: opts->context (see
+ * mp_pool_context), and opts->error, which it fills when it returns
+ * nonzero: as mp_async_result_error for a failed task (code, worker, how
+ * the worker ended), or just the code for a submission error. The
+ * callbacks, out and out_cap of opts must be unset (MP_EINVAL). opts may
+ * be NULL. */
+MP_EXTERN int mp_pool_apply_ex(mp_pool *pool, mp_pool_task_fn fn,
+                               const void *in, size_t in_len, void *out,
+                               size_t out_cap, size_t *out_len,
+                               const mp_pool_apply_opts *opts);
+
 /* ---- maps over arrays ---------------------------------------------------
  * mp_pool_map_opts holds the optional settings of the map family. */
 typedef struct mp_pool_map_opts {
@@ -248,7 +278,15 @@ typedef struct mp_pool_map_opts {
   void *userdata;                     /* passed to both callbacks */
   mp_pool_progress_fn progress;       /* progress reports, or NULL */
   void *progress_userdata;
-  int progress_bar; /* nonzero: draw a progress bar on stderr */
+  int progress_bar; /* nonzero: a progress bar on stderr: redrawn in place
+                       on a terminal; otherwise one line when done */
+  const void *context; /* optional: context bytes for every item, copied at
+                          submission and to the workers (once per chunk);
+                          the item function reads them with
+                          mp_pool_context() */
+  size_t context_size; /* at most MP_POOL_CONTEXT_MAX */
+  mp_task_error *error; /* optional, the blocking map and starmap: filled
+                           with the first failure when they fail */
 } mp_pool_map_opts;
 
 /* mp_pool_map_async applies fn to each of the count items of in_size bytes
@@ -271,7 +309,10 @@ MP_EXTERN int mp_pool_map_async(mp_pool *pool, mp_async_result **out_result,
 
 /* mp_pool_map is mp_pool_map_async followed by a wait, as Python's map.
  * Returns the map's status (see above) or a submission error; MP_EDEADLK
- * from a callback. */
+ * from a callback. When it returns nonzero and opts->error is set, that
+ * is filled as by mp_async_result_error (the failing item with the lowest
+ * index, and how its worker ended), or with just the code for a
+ * submission error. */
 MP_EXTERN int mp_pool_map(mp_pool *pool, mp_pool_map_fn fn, const void *in,
                           size_t count, size_t in_size, void *out,
                           size_t out_size, const mp_pool_map_opts *opts);
@@ -321,6 +362,16 @@ MP_EXTERN int mp_pool_iter_next(mp_pool_iter *it, double timeout,
  * running ones discarded, so out is no longer written once this returns.
  * NULL is a no-op. Never blocks. */
 MP_EXTERN void mp_pool_iter_free(mp_pool_iter *it);
+
+/* mp_pool_context returns, in a task or item function, the context bytes
+ * of the call it runs for (opts.context of apply_async, apply_ex or the
+ * map family), aligned for any C type, and stores their size in *size
+ * (may be NULL). NULL and 0 outside a task or when the call had none. The
+ * bytes are the worker's copy, valid until the function returns: under
+ * spawn, forkserver and MPI a pointer in them means nothing, under fork
+ * and in a ThreadPool it does (the same image). This is the C analogue of
+ * functools.partial and of a callback's void *userdata. */
+MP_EXTERN const void *mp_pool_context(size_t *size);
 
 /* ---- results ------------------------------------------------------------
  * mp_async_result_get waits up to timeout seconds for the result, as

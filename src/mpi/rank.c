@@ -1,0 +1,512 @@
+/* rank.c - a worker rank of the MPI pool backend: the hook mp_child_main
+ * calls under an MPI launcher, and the loop a worker rank runs instead of
+ * main. The rank opens a local process pool when rank 0 opens an MPI
+ * pool, runs each batch of descriptors it receives on that pool (a run of
+ * map chunks of one function as one local map, a bytes task as one
+ * apply_async), and sends the batches' results back in the order the
+ * batches came. While a pool is open, a thread of its own sends rank 0 a
+ * heartbeat every MP__MPI_HEARTBEAT_NS, whatever the loop is doing (a slow
+ * initializer, a close that waits for long tasks), so rank 0 can tell a
+ * dead rank from a busy one. See mpi_internal.h for the design. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpi/mpi_internal.h"
+#include "pool_internal.h"
+
+#if MP_HAVE_MPI
+
+/* One local submission: a run of map descriptors, or one bytes task. */
+typedef struct group {
+  int kind;
+  mp_async_result *r; /* NULL: it failed at submission (rc) */
+  int rc;
+  uint32_t ndesc, per; /* map: descriptors and items per descriptor */
+  uint32_t out_size;
+  unsigned char *in, *out;
+  int *statuses;
+  uint64_t out_cap; /* apply */
+} group;
+
+typedef struct batch {
+  struct batch *next;
+  uint32_t ngroups;
+  uint32_t ndesc;
+  int64_t t0;
+  group *groups;
+} batch;
+
+typedef struct rank_state {
+  MPI_Comm comm;
+  mp_pool *pool;
+  batch *head, *tail;
+  bool closing;
+  unsigned char *rbuf;
+  size_t rcap;
+  unsigned char *sbuf; /* the RESULT in flight */
+  MPI_Request sreq;
+} rank_state;
+
+static void group_free(group *g) {
+  mp_async_result_free(g->r);
+  mp__free(g->in);
+  mp__free(g->out);
+  mp__free(g->statuses);
+}
+
+static void batch_free(batch *b) {
+  for (uint32_t i = 0; i < b->ngroups; i++)
+    group_free(&b->groups[i]);
+  mp__free(b->groups);
+  mp__free(b);
+}
+
+static void drop_batches(rank_state *rs) {
+  while (rs->head != NULL) {
+    batch *b = rs->head;
+    rs->head = b->next;
+    batch_free(b);
+  }
+  rs->tail = NULL;
+}
+
+static void send_wait(rank_state *rs) {
+  if (rs->sbuf != NULL) {
+    MPI_Wait(&rs->sreq, MPI_STATUS_IGNORE);
+    mp__free(rs->sbuf);
+    rs->sbuf = NULL;
+  }
+}
+
+static void send_small(rank_state *rs, int tag, const void *data, int len) {
+  MPI_Send((void *)data, len, MPI_BYTE, 0, tag, rs->comm);
+}
+
+static void pool_end(rank_state *rs, bool terminate) {
+  drop_batches(rs);
+  if (rs->pool != NULL) {
+    if (!terminate) {
+      mp_pool_close(rs->pool);
+      mp_pool_join(rs->pool, MP_FOREVER);
+    }
+    mp_pool_free(rs->pool);
+    rs->pool = NULL;
+  }
+  rs->closing = false;
+}
+
+static void on_open(rank_state *rs, const unsigned char *m, long n) {
+  mp__mpi_opened rep = {.rc = 0, .pid = (int32_t)getpid()};
+  mp__mpi_open o;
+  if (n < (long)sizeof o) {
+    rep.rc = MP_EPROTO;
+  } else {
+    memcpy(&o, m, sizeof o);
+    o.init_name[sizeof o.init_name - 1] = '\0';
+    if (o.initargs_size > (uint64_t)(n - (long)sizeof o))
+      rep.rc = MP_EPROTO;
+  }
+  if (rep.rc == 0) {
+    pool_end(rs, true);
+    mp_pool_opts po = {.processes = o.processes,
+                       .maxtasksperchild = (unsigned long)o.maxtasks,
+                       .task_timeout = o.task_timeout,
+                       .max_input_size = o.max_input,
+                       .max_result_size = o.max_result,
+                       .backend = MP_POOL_BACKEND_LOCAL};
+    if (o.init_name[0] != '\0') {
+      po.initializer = (mp_pool_init_fn)mp__pool_registry_find(
+          MP__POOL_FN_INIT, o.init_name);
+      if (po.initializer == NULL)
+        rep.rc = MP_ENOENT;
+      po.initargs = o.initargs_size ? m + sizeof o : NULL;
+      po.initargs_size = o.initargs_size;
+    }
+    if (rep.rc == 0)
+      rep.rc = mp_pool_new(&rs->pool, &po);
+    if (rep.rc == 0)
+      rep.processes = mp_pool_processes(rs->pool);
+  }
+  send_small(rs, MP__MPI_OPENED, &rep, sizeof rep);
+}
+
+/* parse_batch turns a BATCH message into local submissions. */
+static int on_batch(rank_state *rs, const unsigned char *m, long n) {
+  if (rs->pool == NULL || n < 4)
+    return MP_EPROTO;
+  uint32_t nd;
+  memcpy(&nd, m, 4);
+  /* First pass: check every length, count descriptors. */
+  size_t at = 8;
+  batch *b = mp__calloc(1, sizeof *b);
+  if (b == NULL)
+    return MP_ENOMEM;
+  b->groups = mp__calloc(nd ? nd : 1, sizeof *b->groups);
+  if (b->groups == NULL) {
+    mp__free(b);
+    return MP_ENOMEM;
+  }
+  b->ndesc = nd;
+  b->t0 = mp__os_now_ns();
+  /* Walk descriptors, grouping runs of compatible map chunks. */
+  size_t k = 0;
+  int rc = 0;
+  while (k < nd && rc == 0) {
+    mp__mpi_desc d;
+    if (at + sizeof d > (size_t)n) {
+      rc = MP_EPROTO;
+      break;
+    }
+    memcpy(&d, m + at, sizeof d);
+    size_t name_at = at + sizeof d;
+    size_t rec_at = name_at + mp__mpi_pad8(d.name_len);
+    size_t ctx_al = mp__mpi_pad8(d.ctx_len);
+    if (d.name_len > MP__POOL_NAME_MAX || d.ctx_len > MP_POOL_CONTEXT_MAX ||
+        d.in_len > (size_t)n || rec_at > (size_t)n ||
+        ctx_al + d.in_len > (size_t)n - rec_at ||
+        (d.kind == MP__POOL_DESC_MAP &&
+         (uint64_t)d.count * d.in_size != d.in_len)) {
+      rc = MP_EPROTO;
+      break;
+    }
+    char name[MP__POOL_NAME_MAX + 1];
+    memcpy(name, m + name_at, d.name_len);
+    name[d.name_len] = '\0';
+    const unsigned char *ctx = m + rec_at;
+    group *g = &b->groups[b->ngroups++];
+    g->kind = (int)d.kind;
+    if (d.kind == MP__POOL_DESC_APPLY) {
+      g->ndesc = 1;
+      g->out_cap = d.out_cap;
+      g->out = mp__alloc(d.out_cap ? d.out_cap : 1);
+      if (g->out == NULL) {
+        g->rc = MP_ENOMEM;
+      } else {
+        mp_pool_task_fn fn = (mp_pool_task_fn)mp__pool_registry_find(
+            MP__POOL_FN_TASK, name);
+        mp_pool_apply_opts ao = {.out = g->out, .out_cap = d.out_cap,
+                                 .context = d.ctx_len ? ctx : NULL,
+                                 .context_size = d.ctx_len};
+        g->rc = fn == NULL ? MP_ENOENT
+                           : mp_pool_apply_async(rs->pool, &g->r, fn,
+                                                 ctx + ctx_al, d.in_len, &ao);
+      }
+      at = rec_at + mp__mpi_pad8(ctx_al + d.in_len);
+      k++;
+      continue;
+    }
+    if (d.kind != MP__POOL_DESC_MAP) {
+      rc = MP_EPROTO;
+      break;
+    }
+    /* The run of map descriptors like this one. */
+    size_t run_at = at, j = k;
+    uint64_t items = 0;
+    for (; j < nd; j++) {
+      mp__mpi_desc e;
+      if (run_at + sizeof e > (size_t)n)
+        break;
+      memcpy(&e, m + run_at, sizeof e);
+      size_t e_name = run_at + sizeof e;
+      size_t e_rec = e_name + mp__mpi_pad8(e.name_len);
+      if (e.kind != MP__POOL_DESC_MAP || e.name_len != d.name_len ||
+          e.in_size != d.in_size || e.out_size != d.out_size ||
+          e.count != d.count || e.ctx_len != d.ctx_len ||
+          e_rec > (size_t)n || e.in_len != (uint64_t)e.count * e.in_size ||
+          mp__mpi_pad8(e.ctx_len) + e.in_len > (size_t)n - e_rec ||
+          memcmp(m + e_name, name, d.name_len) != 0 ||
+          memcmp(m + e_rec, ctx, d.ctx_len) != 0)
+        break;
+      items += e.count;
+      run_at = e_rec + mp__mpi_pad8(mp__mpi_pad8(e.ctx_len) + e.in_len);
+    }
+    g->ndesc = (uint32_t)(j - k);
+    g->per = d.count;
+    g->out_size = d.out_size;
+    size_t in_bytes = (size_t)items * d.in_size;
+    size_t out_bytes = (size_t)items * d.out_size;
+    g->in = mp__alloc(in_bytes > 0 ? in_bytes : 1);
+    g->out = mp__alloc(out_bytes > 0 ? out_bytes : 1);
+    g->statuses = mp__calloc(items ? items : 1, sizeof(int));
+    if (g->in == NULL || g->out == NULL || g->statuses == NULL) {
+      g->rc = MP_ENOMEM;
+    } else {
+      size_t off = 0;
+      for (size_t q = k; q < j; q++) {
+        mp__mpi_desc e;
+        memcpy(&e, m + at, sizeof e);
+        size_t e_rec = at + sizeof e + mp__mpi_pad8(e.name_len);
+        memcpy(g->in + off, m + e_rec + mp__mpi_pad8(e.ctx_len), e.in_len);
+        off += e.in_len;
+        at = e_rec + mp__mpi_pad8(mp__mpi_pad8(e.ctx_len) + e.in_len);
+      }
+      mp_pool_map_fn fn =
+          (mp_pool_map_fn)mp__pool_registry_find(MP__POOL_FN_MAP, name);
+      /* Local chunks: the sender's, or smaller so that a big chunk still
+       * spreads over this rank's workers. */
+      size_t lp = (size_t)mp_pool_processes(rs->pool);
+      size_t cs = (items + 4 * lp - 1) / (4 * lp);
+      cs = MP__MAX((size_t)1, MP__MIN(cs, (size_t)(d.count ? d.count : 1)));
+      mp_pool_map_opts mo = {.chunksize = cs,
+                             .statuses = g->statuses,
+                             .context = d.ctx_len ? ctx : NULL,
+                             .context_size = d.ctx_len};
+      g->rc = fn == NULL ? MP_ENOENT
+                         : mp_pool_map_async(rs->pool, &g->r, fn, g->in,
+                                             items, d.in_size, g->out,
+                                             d.out_size, &mo);
+    }
+    at = run_at;
+    k = j;
+  }
+  if (rc != 0) {
+    batch_free(b);
+    return rc;
+  }
+  if (rs->tail != NULL)
+    rs->tail->next = b;
+  else
+    rs->head = b;
+  rs->tail = b;
+  return 0;
+}
+
+static bool batch_ready(const batch *b) {
+  for (uint32_t i = 0; i < b->ngroups; i++)
+    if (b->groups[i].r != NULL && !mp_async_result_ready(b->groups[i].r))
+      return false;
+  return true;
+}
+
+/* send_result sends the results of the oldest batch (ready). */
+static int send_result(rank_state *rs, batch *b) {
+  uint64_t run_ns = (uint64_t)(mp__os_now_ns() - b->t0);
+  size_t size = 8;
+  for (uint32_t i = 0; i < b->ngroups; i++) {
+    group *g = &b->groups[i];
+    if (g->kind == MP__POOL_DESC_APPLY) {
+      size_t len = 0;
+      if (g->r != NULL)
+        (void)mp_async_result_data(g->r, &len);
+      size += sizeof(mp__mpi_res) + mp__mpi_pad8(len);
+    } else {
+      size += g->ndesc * (sizeof(mp__mpi_res) +
+                          mp__mpi_pad8((uint64_t)g->per *
+                                       (g->out_size + sizeof(int32_t))));
+    }
+  }
+  send_wait(rs);
+  unsigned char *buf = mp__alloc(size);
+  if (buf == NULL)
+    return MP_ENOMEM;
+  memcpy(buf, &b->ndesc, 4);
+  size_t at = 8;
+  uint64_t per_ns = b->ndesc ? run_ns / b->ndesc : run_ns;
+  for (uint32_t i = 0; i < b->ngroups; i++) {
+    group *g = &b->groups[i];
+    if (g->kind == MP__POOL_DESC_APPLY) {
+      mp__mpi_res r = {.run_ns = per_ns};
+      size_t len = 0;
+      if (g->r == NULL) {
+        r.status = g->rc;
+      } else {
+        r.status = mp_async_result_get(g->r, 0);
+        (void)mp_async_result_data(g->r, &len);
+      }
+      r.out_len = len;
+      memcpy(buf + at, &r, sizeof r);
+      at += sizeof r;
+      if (len > 0)
+        memcpy(buf + at, g->out, len);
+      at += mp__mpi_pad8(len);
+      continue;
+    }
+    for (uint32_t q = 0; q < g->ndesc; q++) {
+      uint64_t res = (uint64_t)g->per * g->out_size;
+      mp__mpi_res r = {.out_len = res + (uint64_t)g->per * 4,
+                       .run_ns = per_ns};
+      memcpy(buf + at, &r, sizeof r);
+      at += sizeof r;
+      if (res > 0)
+        memcpy(buf + at, g->out + (size_t)q * res, res);
+      int32_t *st = (int32_t *)(buf + at + res);
+      for (uint32_t k = 0; k < g->per; k++) {
+        int v = g->r == NULL ? g->rc : g->statuses[(size_t)q * g->per + k];
+        memcpy(&st[k], &v, 4);
+      }
+      at += mp__mpi_pad8(r.out_len);
+    }
+  }
+  rs->sbuf = buf;
+  MPI_Isend(buf, (int)at, MPI_BYTE, 0, MP__MPI_RESULT, rs->comm, &rs->sreq);
+  return 0;
+}
+
+static void nap(int64_t ns) {
+  struct timespec ts = {0, (long)ns};
+  nanosleep(&ts, NULL);
+}
+
+/* The heartbeat thread: sends while hb_active (a pool is open). */
+static _Atomic int hb_active, hb_stop;
+
+static void *heartbeat_main(void *arg) {
+  MPI_Comm comm = *(MPI_Comm *)arg;
+  while (!atomic_load(&hb_stop)) {
+    if (atomic_load(&hb_active))
+      MPI_Send(NULL, 0, MPI_BYTE, 0, MP__MPI_HEARTBEAT, comm);
+    nap(MP__MPI_HEARTBEAT_NS);
+  }
+  return NULL;
+}
+
+static void rank_loop(void) {
+  rank_state rs = {.comm = mp__mpi_comm()};
+  int64_t idle_ns = 0;
+  static MPI_Comm hb_comm;
+  hb_comm = rs.comm;
+  pthread_t hb;
+  bool hb_started = pthread_create(&hb, NULL, heartbeat_main, &hb_comm) == 0;
+  for (;;) {
+    bool progress = false;
+    if (rs.sbuf != NULL) {
+      int done = 0;
+      MPI_Test(&rs.sreq, &done, MPI_STATUS_IGNORE);
+      if (done) {
+        mp__free(rs.sbuf);
+        rs.sbuf = NULL;
+      }
+    }
+    while (rs.sbuf == NULL && rs.head != NULL && batch_ready(rs.head)) {
+      batch *b = rs.head;
+      if (send_result(&rs, b) != 0)
+        break;
+      rs.head = b->next;
+      if (rs.head == NULL)
+        rs.tail = NULL;
+      batch_free(b);
+      progress = true;
+    }
+    if (rs.closing && rs.head == NULL) {
+      send_wait(&rs);
+      pool_end(&rs, false);
+      atomic_store(&hb_active, 0);
+      send_small(&rs, MP__MPI_CLOSED, NULL, 0);
+    }
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(0, MPI_ANY_TAG, rs.comm, &flag, &st) == MPI_SUCCESS &&
+        flag) {
+      long n = mp__mpi_recv_probed(&st, &rs.rbuf, &rs.rcap);
+      progress = true;
+      if (n >= 0) {
+        switch (st.MPI_TAG) {
+        case MP__MPI_OPEN:
+          atomic_store(&hb_active, 1);
+          on_open(&rs, rs.rbuf, n);
+          break;
+        case MP__MPI_BATCH:
+          if (on_batch(&rs, rs.rbuf, n) != 0) {
+            /* Rank 0 sent what this rank cannot read: it will see this
+             * rank fall silent on that batch and treat it as dead. */
+            fprintf(stderr, "multiproc: MPI rank %d: malformed batch\n",
+                    mp__mpi_rank());
+          }
+          break;
+        case MP__MPI_CLOSE:
+          rs.closing = true;
+          break;
+        case MP__MPI_TERMINATE:
+          send_wait(&rs);
+          pool_end(&rs, true);
+          atomic_store(&hb_active, 0);
+          send_small(&rs, MP__MPI_CLOSED, NULL, 0);
+          break;
+        case MP__MPI_EXIT:
+          send_wait(&rs);
+          pool_end(&rs, true);
+          atomic_store(&hb_stop, 1);
+          if (hb_started)
+            pthread_join(hb, NULL);
+          /* One byte 1: a rank died, and Open MPI's MPI_Finalize may wait
+           * for it forever: leave without. */
+          if (n >= 1 && rs.rbuf[0] == 1)
+            _exit(0);
+          mp__free(rs.rbuf);
+          MPI_Comm_free(&rs.comm);
+          MPI_Finalize();
+          exit(0);
+        default:
+          break;
+        }
+      }
+    }
+    if (progress) {
+      idle_ns = 0;
+      continue;
+    }
+    /* Nothing to do now: wait for the oldest running batch a moment, or
+     * nap (50 µs, growing to 1 ms while idle). */
+    if (rs.head != NULL) {
+      for (uint32_t i = 0; i < rs.head->ngroups; i++) {
+        mp_async_result *r = rs.head->groups[i].r;
+        if (r != NULL && !mp_async_result_ready(r)) {
+          mp_async_result_wait(r, 0.0002);
+          break;
+        }
+      }
+      continue;
+    }
+    idle_ns = idle_ns == 0 ? 50000 : (idle_ns * 2 > 1000000 ? 1000000
+                                                             : idle_ns * 2);
+    nap(idle_ns);
+  }
+}
+
+/* The program's end in rank 0: let the worker ranks go, then finalize. */
+static void (*shutdown_hook)(void);
+
+void mp__mpi_set_shutdown_hook(void (*fn)(void)) { shutdown_hook = fn; }
+
+static void rank0_exit(void) {
+  if (shutdown_hook != NULL)
+    shutdown_hook();
+  MPI_Comm c = mp__mpi_comm();
+  unsigned char any_gone = 0;
+  for (int r = 1; r < mp__mpi_size(); r++)
+    any_gone |= mp__mpi_rank_gone(r);
+  for (int r = 1; r < mp__mpi_size(); r++)
+    if (!mp__mpi_rank_gone(r))
+      MPI_Send(&any_gone, 1, MPI_BYTE, r, MP__MPI_EXIT, c);
+  /* With a dead rank, Open MPI 4's MPI_Finalize can wait for it forever
+   * (its closing fence counts every rank): leave without it. */
+  if (!any_gone)
+    MPI_Finalize();
+}
+
+void mp__mpi_child_hook(int argc, char **argv) {
+  if (!mp__mpi_launched() || !mp__mpi_default_backend())
+    return;
+  if (mp__mpi_init(&argc, &argv) != 0)
+    return;
+  if (mp__mpi_rank() == 0) {
+    atexit(rank0_exit);
+    return;
+  }
+  rank_loop();
+}
+
+#else
+
+void mp__mpi_child_hook(int argc, char **argv) {
+  (void)argc, (void)argv;
+}
+void mp__mpi_set_shutdown_hook(void (*fn)(void)) { (void)fn; }
+
+#endif

@@ -1,0 +1,119 @@
+/* world.c - this process in an MPI job, for the MPI pool backend: whether
+ * an MPI launcher started it, initialising MPI once, its rank, the pool's
+ * own communicator, which worker ranks are known dead, and the choice of
+ * backend (MP_POOL_BACKEND). Built as stubs when the library has no MPI.
+ * See mpi_internal.h for the design. */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi/mpi_internal.h"
+
+static _Atomic int claimed;
+
+bool mp__mpi_launched(void) {
+  /* Open MPI's mpirun, then PMI-based launchers (Slurm's srun). */
+  const char *v = getenv("OMPI_COMM_WORLD_SIZE");
+  if (v == NULL)
+    v = getenv("PMI_SIZE");
+  if (v == NULL)
+    v = getenv("PMIX_SIZE");
+  return v != NULL && atoi(v) > 1;
+}
+
+bool mp__mpi_default_backend(void) {
+  const char *v = getenv("MP_POOL_BACKEND");
+  if (v != NULL && strcmp(v, "local") == 0)
+    return false;
+  if (v != NULL && strcmp(v, "mpi") == 0)
+    return true;
+  return mp__mpi_launched();
+}
+
+int mp__mpi_claim(void) {
+  int want = 0;
+  return atomic_compare_exchange_strong(&claimed, &want, 1) ? 0 : MP_EBUSY;
+}
+
+void mp__mpi_release(void) { atomic_store(&claimed, 0); }
+
+#if MP_HAVE_MPI
+
+static int world_rank, world_size = 1;
+static bool inited;
+static MPI_Comm comm = MPI_COMM_NULL;
+static _Atomic(unsigned char) *gone;
+
+int mp__mpi_init(int *argc, char ***argv) {
+  if (inited)
+    return 0;
+  int flag = 0;
+  MPI_Initialized(&flag);
+  int provided = 0;
+  if (!flag) {
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) !=
+        MPI_SUCCESS)
+      return mp__fail(MP_ENOTSUP, "MPI_Init_thread failed");
+  } else {
+    MPI_Query_thread(&provided);
+  }
+  if (provided < MPI_THREAD_MULTIPLE)
+    return mp__fail(MP_ENOTSUP, "the MPI library lacks MPI_THREAD_MULTIPLE");
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  /* Errors come back as codes; a dead peer is found by its silence. */
+  MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  gone = calloc((size_t)world_size, 1);
+  inited = true;
+  return 0;
+}
+
+int mp__mpi_rank(void) { return world_rank; }
+int mp__mpi_size(void) { return inited ? world_size : 1; }
+MPI_Comm mp__mpi_comm(void) { return comm; }
+
+bool mp__mpi_rank_gone(int r) {
+  return gone != NULL && r >= 0 && r < world_size && gone[r] != 0;
+}
+
+void mp__mpi_mark_gone(int r) {
+  if (gone != NULL && r >= 0 && r < world_size)
+    gone[r] = 1;
+}
+
+long mp__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap) {
+  int n = 0;
+  if (MPI_Get_count(st, MPI_BYTE, &n) != MPI_SUCCESS || n < 0)
+    return -1;
+  if ((size_t)n > *cap || *buf == NULL) {
+    size_t want = (size_t)n > 4096 ? (size_t)n : 4096;
+    unsigned char *b = mp__realloc(*buf, want);
+    if (b == NULL)
+      return -1;
+    *buf = b;
+    *cap = want;
+  }
+  if (MPI_Recv(*buf, n, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm,
+               MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    return -1;
+  return n;
+}
+
+#else /* !MP_HAVE_MPI */
+
+int mp__mpi_init(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  return mp__fail(MP_ENOTSUP, "multiproc was built without MPI");
+}
+int mp__mpi_rank(void) { return 0; }
+int mp__mpi_size(void) { return 1; }
+bool mp__mpi_rank_gone(int r) {
+  (void)r;
+  return true;
+}
+void mp__mpi_mark_gone(int r) { (void)r; }
+
+#endif

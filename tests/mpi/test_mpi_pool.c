@@ -1,0 +1,501 @@
+/* test_mpi_pool.c - the pool's MPI backend, run by CTest under
+ * `mpirun -n 3` (cmake/mpi.cmake): rank 0 runs the case named by argv[1],
+ * ranks 1 and 2 become worker ranks inside mp_child_main and never reach
+ * the case. Covers every pool call, ordering, crashing tasks, an
+ * initializer, context bytes, a worker rank that is SIGKILLed,
+ * close/join and terminate, and a map of 1,000,000 small items. A case
+ * fails by returning nonzero from rank 0 (mpirun then exits nonzero). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <multiproc.h>
+
+static int failures;
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
+              #cond);                                                        \
+      failures++;                                                            \
+    }                                                                        \
+  } while (0)
+#define CHECK_RC(expr, want)                                                 \
+  do {                                                                       \
+    int rc_ = (expr), want_ = (want);                                        \
+    if (rc_ != want_) {                                                      \
+      fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, \
+              __LINE__, #expr, mp_err_name(rc_), mp_err_name(want_),         \
+              mp_error_detail());                                            \
+      failures++;                                                            \
+    }                                                                        \
+  } while (0)
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- functions, found by name on the worker ranks --------------------- */
+
+static int square(const void *in, void *out) {
+  long x = *(const long *)in;
+  *(long *)out = x * x;
+  return 0;
+}
+MP_POOL_MAP(square)
+
+/* square_or_crash crashes its worker on 13 and fails -5 on multiples of 7. */
+static int square_or_crash(const void *in, void *out) {
+  long x = *(const long *)in;
+  if (x == 13) {
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+  }
+  if (x != 0 && x % 7 == 0)
+    return -5;
+  *(long *)out = x * x;
+  return 0;
+}
+MP_POOL_MAP(square_or_crash)
+
+struct pair {
+  int a, b;
+};
+static int multiply(const void *in, void *out) {
+  const struct pair *p = in;
+  *(int *)out = p->a * p->b;
+  return 0;
+}
+MP_POOL_MAP(multiply)
+
+static int add_context(const void *in, void *out) {
+  size_t n = 0;
+  const long *c = mp_pool_context(&n);
+  if (c == NULL || n != sizeof(long))
+    return -77;
+  *(long *)out = *(const long *)in + *c;
+  return 0;
+}
+MP_POOL_MAP(add_context)
+
+static int sleep_item(const void *in, void *out) {
+  sleep_ms(*(const int *)in);
+  *(int *)out = (int)getppid(); /* the worker rank's pid */
+  return 0;
+}
+MP_POOL_MAP(sleep_item)
+
+static int not_registered(const void *in, void *out) {
+  (void)in, (void)out;
+  return 0;
+}
+
+static int upper(const void *in, size_t n, void *out, size_t cap,
+                 size_t *len) {
+  if (n > cap)
+    return MP_ETOOBIG;
+  for (size_t i = 0; i < n; i++) {
+    char c = ((const char *)in)[i];
+    ((char *)out)[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+  }
+  *len = n;
+  return 0;
+}
+MP_POOL_TASK(upper)
+
+
+static int crash_task(const void *in, size_t n, void *out, size_t cap,
+                      size_t *len) {
+  (void)in, (void)n, (void)out, (void)cap, (void)len;
+  struct rlimit none = {0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}
+MP_POOL_TASK(crash_task)
+
+static long init_value;
+static int init_from_args(const void *args, size_t size) {
+  if (size != sizeof(long))
+    return -1;
+  init_value = *(const long *)args;
+  return 0;
+}
+MP_POOL_INIT(init_from_args)
+
+static int init_fails(const void *args, size_t size) {
+  (void)args, (void)size;
+  return -42;
+}
+MP_POOL_INIT(init_fails)
+
+static int read_init(const void *in, size_t n, void *out, size_t cap,
+                     size_t *len) {
+  (void)in, (void)n, (void)cap;
+  memcpy(out, &init_value, sizeof init_value);
+  *len = sizeof init_value;
+  return 0;
+}
+MP_POOL_TASK(read_init)
+
+static mp_pool *mpi_pool(int processes) {
+  mp_pool *p = NULL;
+  mp_pool_opts o = {.processes = processes, .backend = MP_POOL_BACKEND_MPI};
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  return p;
+}
+
+/* ---- cases ---------------------------------------------------------------- */
+
+static _Atomic int callbacks;
+static void count_cb(void *u, int status, const void *r, size_t n) {
+  (void)u, (void)r, (void)n;
+  if (status == 0)
+    atomic_fetch_add(&callbacks, 1);
+}
+static _Atomic size_t last_progress;
+static void progress(void *u, size_t done, size_t total) {
+  (void)u, (void)total;
+  atomic_store(&last_progress, done);
+}
+
+/* Every call of the pool, and ordering: map and imap in order, imap_unordered
+ * every item once. */
+static int every_call(void) {
+  mp_pool *p = mpi_pool(2);
+  if (p == NULL)
+    return 1;
+  CHECK(mp_pool_processes(p) == 2); /* two worker ranks */
+  enum { N = 2000 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  mp_pool_map_opts mo = {.progress = progress};
+  CHECK_RC(mp_pool_map(p, square, in, N, 8, out, 8, &mo), 0);
+  for (long i = 0; i < N; i++)
+    CHECK(out[i] == i * i);
+  CHECK(atomic_load(&last_progress) == N);
+  /* map_async with a callback, chunksize 1. */
+  memset(out, 0, sizeof out);
+  mp_async_result *r;
+  mp_pool_map_opts ao = {.chunksize = 1, .callback = count_cb};
+  CHECK_RC(mp_pool_map_async(p, &r, square, in, N, 8, out, 8, &ao), 0);
+  CHECK_RC(mp_async_result_get(r, 60), 0);
+  mp_async_result_free(r);
+  CHECK(atomic_load(&callbacks) == 1);
+  for (long i = 0; i < N; i++)
+    CHECK(out[i] == i * i);
+  /* starmap over structs of arguments. */
+  struct pair pairs[100];
+  int prod[100];
+  for (int i = 0; i < 100; i++)
+    pairs[i] = (struct pair){i, i + 1};
+  CHECK_RC(mp_pool_starmap(p, multiply, pairs, 100, sizeof *pairs, prod,
+                           sizeof *prod, NULL),
+           0);
+  for (int i = 0; i < 100; i++)
+    CHECK(prod[i] == i * (i + 1));
+  /* imap: in order; imap_unordered: each once. */
+  mp_pool_iter *it;
+  mp_pool_map_opts io = {.chunksize = 3};
+  CHECK_RC(mp_pool_imap(p, &it, square, in, 500, 8, out, 8, &io), 0);
+  size_t idx, expect = 0;
+  int st;
+  while (mp_pool_iter_next(it, 60, &idx, &st) == 0) {
+    CHECK(idx == expect++);
+    CHECK(st == 0 && out[idx] == (long)(idx * idx));
+  }
+  CHECK(expect == 500);
+  mp_pool_iter_free(it);
+  static char seen[500];
+  memset(seen, 0, sizeof seen);
+  CHECK_RC(mp_pool_imap_unordered(p, &it, square, in, 500, 8, out, 8, &io),
+           0);
+  size_t n = 0;
+  while (mp_pool_iter_next(it, 60, &idx, &st) == 0) {
+    CHECK(idx < 500 && !seen[idx]);
+    seen[idx] = 1;
+    n++;
+  }
+  CHECK(n == 500);
+  mp_pool_iter_free(it);
+  /* apply, apply_async with a callback, apply_ex with a context. */
+  char buf[16];
+  size_t len = 0;
+  CHECK_RC(mp_pool_apply(p, upper, "hello", 5, buf, sizeof buf, &len), 0);
+  CHECK(len == 5 && memcmp(buf, "HELLO", 5) == 0);
+  mp_pool_apply_opts aa = {.callback = count_cb};
+  CHECK_RC(mp_pool_apply_async(p, &r, upper, "abc", 3, &aa), 0);
+  CHECK_RC(mp_async_result_get(r, 60), 0);
+  const char *d = mp_async_result_data(r, &len);
+  CHECK(d != NULL && len == 3 && memcmp(d, "ABC", 3) == 0);
+  mp_async_result_free(r);
+  CHECK(atomic_load(&callbacks) == 2);
+  long add = 1000;
+  mp_pool_map_opts co = {.context = &add, .context_size = sizeof add,
+                         .chunksize = 7};
+  CHECK_RC(mp_pool_map(p, add_context, in, N, 8, out, 8, &co), 0);
+  for (long i = 0; i < N; i++)
+    CHECK(out[i] == i + 1000);
+  /* An unregistered function is refused at submission. */
+  CHECK_RC(mp_pool_map(p, not_registered, in, 1, 8, out, 8, NULL),
+           MP_ENOENT);
+  /* An MPI pool takes no start-method context. */
+  mp_context *ctx;
+  CHECK_RC(mp_context_new(&ctx, MP_START_SPAWN), 0);
+  mp_pool *cp = NULL;
+  mp_pool_opts co2 = {.backend = MP_POOL_BACKEND_MPI, .context = ctx};
+  CHECK_RC(mp_pool_new(&cp, &co2), MP_EINVAL);
+  mp_context_free(ctx);
+  /* Rank 0 may run a local pool beside it. */
+  mp_pool *lp = NULL;
+  mp_pool_opts lo = {.processes = 1, .backend = MP_POOL_BACKEND_LOCAL};
+  CHECK_RC(mp_pool_new(&lp, &lo), 0);
+  CHECK_RC(mp_pool_map(lp, square, in, 10, 8, out, 8, NULL), 0);
+  mp_pool_free(lp);
+  /* Only one MPI pool at a time. */
+  mp_pool *q = NULL;
+  mp_pool_opts qo = {.backend = MP_POOL_BACKEND_MPI};
+  CHECK_RC(mp_pool_new(&q, &qo), MP_EBUSY);
+  mp_pool_free(p);
+  /* ... and a new one once it is freed. */
+  p = mpi_pool(1);
+  CHECK_RC(mp_pool_map(p, square, in, 10, 8, out, 8, NULL), 0);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(every_call) */
+
+/* A crashing task fails alone with MP_EWORKERDIED; the ranks live on. */
+static int crashing_tasks(void) {
+  mp_pool *p = mpi_pool(2);
+  if (p == NULL)
+    return 1;
+  enum { N = 40 };
+  long in[N], out[N];
+  int statuses[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  mp_task_error err;
+  mp_pool_map_opts mo = {.chunksize = 4, .statuses = statuses,
+                         .error = &err};
+  CHECK_RC(mp_pool_map(p, square_or_crash, in, N, 8, out, 8, &mo), -5);
+  CHECK(err.index == 7);
+  for (long i = 0; i < N; i++) {
+    if (i == 13)
+      CHECK(statuses[i] == MP_EWORKERDIED);
+    else if (i != 0 && i % 7 == 0)
+      CHECK(statuses[i] == -5);
+    else
+      CHECK(statuses[i] == 0 && out[i] == i * i);
+  }
+  mp_pool_apply_opts ao = {.error = &err};
+  CHECK_RC(mp_pool_apply_ex(p, crash_task, NULL, 0, NULL, 0, NULL, &ao),
+           MP_EWORKERDIED);
+  /* Both ranks still serve. */
+  static long big[10000], bout[10000];
+  for (long i = 0; i < 10000; i++)
+    big[i] = i;
+  CHECK_RC(mp_pool_map(p, square, big, 10000, 8, bout, 8, NULL), 0);
+  CHECK(bout[9999] == 9999L * 9999L);
+  CHECK_RC(mp_pool_error(p, NULL), 0);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(crashing_tasks) */
+
+/* The initializer runs in every local worker of every rank, with the
+ * initargs bytes. */
+static int initializer(void) {
+  long v = 4242;
+  mp_pool_opts o = {.processes = 2, .backend = MP_POOL_BACKEND_MPI,
+                    .initializer = init_from_args, .initargs = &v,
+                    .initargs_size = sizeof v};
+  mp_pool *p;
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  if (failures)
+    return 1;
+  for (int i = 0; i < 20; i++) {
+    long got = 0;
+    CHECK_RC(mp_pool_apply(p, read_init, NULL, 0, &got, sizeof got, NULL), 0);
+    CHECK(got == 4242);
+  }
+  mp_pool_free(p);
+  /* A failing initializer fails mp_pool_new, once; the ranks serve the
+   * next pool. */
+  mp_pool_opts f = {.processes = 1, .backend = MP_POOL_BACKEND_MPI,
+                    .initializer = init_fails};
+  p = NULL;
+  CHECK_RC(mp_pool_new(&p, &f), -42);
+  CHECK(p == NULL);
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  long got = 0;
+  CHECK_RC(mp_pool_apply(p, read_init, NULL, 0, &got, sizeof got, NULL), 0);
+  CHECK(got == 4242);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(initializer) */
+
+/* close then join finishes the work; terminate stops long tasks at once. */
+static int close_terminate(void) {
+  mp_pool *p = mpi_pool(2);
+  if (p == NULL)
+    return 1;
+  int ms[40], pids[40];
+  for (int i = 0; i < 40; i++)
+    ms[i] = 5;
+  mp_async_result *r;
+  CHECK_RC(mp_pool_map_async(p, &r, sleep_item, ms, 40, sizeof(int), pids,
+                             sizeof(int), NULL),
+           0);
+  CHECK_RC(mp_pool_close(p), 0);
+  CHECK_RC(mp_pool_join(p, 60), 0);
+  CHECK(mp_async_result_ready(r) && mp_async_result_get(r, 0) == 0);
+  mp_async_result_free(r);
+  mp_pool_free(p);
+  p = mpi_pool(2);
+  for (int i = 0; i < 40; i++)
+    ms[i] = 20000;
+  CHECK_RC(mp_pool_map_async(p, &r, sleep_item, ms, 40, sizeof(int), pids,
+                             sizeof(int), NULL),
+           0);
+  sleep_ms(300);
+  double t0 = now();
+  CHECK_RC(mp_pool_terminate(p), 0);
+  CHECK(now() - t0 < 10);
+  CHECK_RC(mp_async_result_get(r, 0), MP_ECLOSED);
+  mp_async_result_free(r);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(close_terminate) */
+
+/* A worker rank SIGKILLed mid-map: the master notices its silence, fails
+ * one item with MP_EWORKERDIED, runs the rest on the other rank, and
+ * never hangs; the pool goes on with one rank. */
+static int killed_rank(void) {
+  mp_pool *p = mpi_pool(2);
+  if (p == NULL)
+    return 1;
+  /* Find the worker ranks' pids (same host here): items that sleep
+   * spread over both ranks. */
+  pid_t ranks[2] = {0, 0};
+  int naps[16], who[16];
+  for (int i = 0; i < 16; i++)
+    naps[i] = 30;
+  mp_pool_map_opts one = {.chunksize = 1};
+  CHECK_RC(mp_pool_map(p, sleep_item, naps, 16, sizeof(int), who,
+                       sizeof(int), &one),
+           0);
+  for (int i = 0; i < 16; i++) {
+    if (ranks[0] == 0)
+      ranks[0] = who[i];
+    else if (who[i] != ranks[0])
+      ranks[1] = who[i];
+  }
+  enum { N = 200 };
+  int ms[N], pids[N], statuses[N];
+  for (int i = 0; i < N; i++)
+    ms[i] = 10;
+  mp_async_result *r;
+  mp_pool_map_opts mo = {.chunksize = 2, .statuses = statuses};
+  CHECK_RC(mp_pool_map_async(p, &r, sleep_item, ms, N, sizeof(int), pids,
+                             sizeof(int), &mo),
+           0);
+  sleep_ms(200);
+  CHECK(ranks[0] > 0 && ranks[1] > 0 && ranks[0] != getpid());
+  CHECK(kill(ranks[0], SIGKILL) == 0);
+  double t0 = now();
+  int rc = mp_async_result_get(r, 60);
+  CHECK(now() - t0 < 30);
+  CHECK(rc == 0 || rc == MP_EWORKERDIED);
+  int died = 0;
+  for (int i = 0; i < N; i++) {
+    CHECK(statuses[i] == 0 || statuses[i] == MP_EWORKERDIED);
+    died += statuses[i] != 0;
+  }
+  CHECK(died <= 1);
+  fprintf(stderr, "rank pid %d killed: %d item(s) failed, map ended after "
+                  "%.2f s\n", (int)ranks[0], died, now() - t0);
+  mp_async_result_free(r);
+  /* The pool goes on with the other rank. */
+  long in[100], out[100];
+  for (long i = 0; i < 100; i++)
+    in[i] = i;
+  CHECK_RC(mp_pool_map(p, square, in, 100, 8, out, 8, NULL), 0);
+  CHECK(out[99] == 99 * 99);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(killed_rank) */
+
+/* A map of 1,000,000 small items. */
+static int million_items(void) {
+  mp_pool *p = mpi_pool(2);
+  if (p == NULL)
+    return 1;
+  enum { N = 1000000 };
+  long *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  double t0 = now();
+  CHECK_RC(mp_pool_map(p, square, in, N, 8, out, 8, NULL), 0);
+  double t = now() - t0;
+  for (long i = 0; i < N; i++)
+    if (out[i] != i * i) {
+      CHECK(out[i] == i * i);
+      break;
+    }
+  fprintf(stderr, "1,000,000 items in %.3f s\n", t);
+  free(in);
+  free(out);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(million_items) */
+
+#define CASE(name) {#name, name}
+static const struct {
+  const char *name;
+  int (*fn)(void);
+} cases[] = {CASE(every_call),      CASE(crashing_tasks), CASE(initializer),
+             CASE(close_terminate), CASE(killed_rank),    CASE(million_items)};
+
+int main(int argc, char **argv) {
+  /* Ranks 1.. become the pool's worker ranks here and never return. */
+  if (mp_child_main(argc, argv) != 0)
+    return 1;
+  if (argc < 2) {
+    fprintf(stderr, "usage: mpirun -n 3 %s <case>\n", argv[0]);
+    return 2;
+  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (strcmp(cases[i].name, argv[1]) != 0)
+      continue;
+    int rc = cases[i].fn();
+    if (rc != 0 || failures != 0) {
+      fprintf(stderr, "FAILED %s (%d failures)\n", argv[1], failures);
+      return 1;
+    }
+    fprintf(stderr, "OK %s\n", argv[1]);
+    return 0;
+  }
+  fprintf(stderr, "no case %s\n", argv[1]);
+  return 2;
+}
