@@ -300,7 +300,7 @@ mp_thread *mp_main_thread(void) {
 int mp_thread_new(mp_thread **out, mp_thread_target_fn target, void *arg,
                   const mp_thread_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   *out = NULL;
   static const mp_thread_opts defaults = {0};
   if (opts == NULL)
@@ -354,7 +354,7 @@ static void *trampoline(void *p) {
 
 int mp_thread_start(mp_thread *t) {
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   ensure_init();
   pthread_mutex_lock(&g.lock);
   if (t->kind != KIND_USER || atomic_load(&t->state) != STATE_NEW) {
@@ -408,8 +408,11 @@ void mp_thread_run(mp_thread *t) {
 }
 
 int mp_thread_join(mp_thread *t, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   if (t->kind == KIND_DUMMY)
     return MP_EINVAL;
   mp__deadline d = mp__deadline_from_timeout(timeout);
@@ -481,7 +484,7 @@ int mp_thread_daemon(const mp_thread *t) {
 
 int mp_thread_set_daemon(mp_thread *t, int daemon) {
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   if (t->kind != KIND_USER || atomic_load(&t->state) != STATE_NEW)
     return MP_ESTATE;
   atomic_store(&t->daemon, daemon != 0);
