@@ -183,9 +183,11 @@ int mp__start_prepare(const mp_process *p, mp__boot *b, char *target,
                       size_t cap) {
   /* A pointer means nothing in another image: the bytes must be given. */
   if (p->arg != NULL && p->arg_size == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "arg_size is 0 under spawn/forkserver: a "
+                               "pointer means nothing in another program, "
+                               "give the size of the bytes at arg");
   if (p->arg_size > MP__BOOT_ARG_MAX)
-    return MP_ETOOBIG;
+    return mp__fail(MP_ETOOBIG, "arg_size is %zu, over 1 GiB", p->arg_size);
   int kind = MP__BOOT_NOTHING;
   int rc = mp__registry_name_of(p, &kind, target, cap);
   if (rc != 0)

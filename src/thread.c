@@ -301,12 +301,12 @@ int mp_thread_new(mp_thread **out, mp_thread_target_fn target, void *arg,
                   const mp_thread_opts *opts) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  *out = NULL;
   static const mp_thread_opts defaults = {0};
   if (opts == NULL)
     opts = &defaults;
   if (opts->name != NULL && strlen(opts->name) > THREAD_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is %zu bytes, over %d",
+                    strlen(opts->name), THREAD_NAME_MAX);
   mp_thread *creator = mp_current_thread();
   mp_thread *t = mp__calloc(1, sizeof *t);
   if (t == NULL)

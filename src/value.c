@@ -778,7 +778,6 @@ static int value_new(mp_value **out, char typecode, const void *init,
                      const mp_value_opts *opts, bool raw) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  *out = NULL;
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -804,7 +803,6 @@ int mp_raw_value_new(mp_value **out, char typecode, const void *init,
 int mp_value_open(mp_value **out, const char *name) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  *out = NULL;
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -891,7 +889,6 @@ static int array_new(mp_array **out, char typecode, size_t length,
                      const void *init, const mp_value_opts *opts, bool raw) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  *out = NULL;
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
@@ -917,7 +914,6 @@ int mp_raw_array_new(mp_array **out, char typecode, size_t length,
 int mp_array_open(mp_array **out, const char *name) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  *out = NULL;
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
