@@ -346,11 +346,15 @@ int mp_connection_fileno(const mp_connection *c) {
 }
 
 int mp_connection_readable(const mp_connection *c) {
-  return c != NULL && c->readable;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "c is NULL");
+  return c->readable ? 1 : 0;
 }
 
 int mp_connection_writable(const mp_connection *c) {
-  return c != NULL && c->writable;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "c is NULL");
+  return c->writable ? 1 : 0;
 }
 
 int mp_connection_closed(const mp_connection *c) {

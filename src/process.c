@@ -802,7 +802,9 @@ int mp_process_set_name(mp_process *p, const char *name) {
 pid_t mp_process_pid(const mp_process *p) { return p != NULL ? p->pid : 0; }
 pid_t mp_process_ident(const mp_process *p) { return mp_process_pid(p); }
 int mp_process_daemon(const mp_process *p) {
-  return p != NULL ? p->daemon : 0;
+  if (p == NULL)
+    return mp__fail(MP_EINVAL, "p is NULL");
+  return p->daemon;
 }
 
 int mp_process_set_daemon(mp_process *p, int daemon) {
@@ -826,7 +828,9 @@ void *mp_process_arg(const mp_process *p) {
 }
 
 int mp_process_sentinel(const mp_process *p) {
-  if (p == NULL || p->kind != MP__KIND_CHILD)
+  if (p == NULL)
+    return mp__fail(MP_EINVAL, "p is NULL");
+  if (p->kind != MP__KIND_CHILD)
     return -1;
   mp_process *m = (mp_process *)p;
   pthread_mutex_lock(&m->lock);

@@ -443,7 +443,9 @@ int mp_thread_join(mp_thread *t, double timeout) {
 }
 
 int mp_thread_is_alive(mp_thread *t) {
-  return t != NULL && atomic_load(&t->state) == STATE_STARTED;
+  if (t == NULL)
+    return mp__fail(MP_EINVAL, "t is NULL");
+  return atomic_load(&t->state) == STATE_STARTED;
 }
 
 void mp_thread_free(mp_thread *t) {
@@ -479,7 +481,9 @@ int mp_thread_set_name(mp_thread *t, const char *name) {
 }
 
 int mp_thread_daemon(const mp_thread *t) {
-  return t != NULL && atomic_load(&t->daemon);
+  if (t == NULL)
+    return mp__fail(MP_EINVAL, "t is NULL");
+  return atomic_load(&t->daemon) ? 1 : 0;
 }
 
 int mp_thread_set_daemon(mp_thread *t, int daemon) {

@@ -72,6 +72,10 @@ static void every_type_round_trips(void **state) {
   assert_true(it.i == INT64_MIN);
   assert_rc(mp_shareable_list_get(sl, 9, &it, NULL, 0), MP_ERANGE);
   assert_rc(mp_shareable_list_get(sl, -10, &it, NULL, 0), MP_ERANGE);
+  /* A NULL buffer with a capacity is a caller's mistake, not a size
+   * question (issue 9, item 12); with cap 0 it asks for the length. */
+  assert_rc(mp_shareable_list_get(sl, 5, &it, NULL, 100), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "buf is NULL with cap 100"));
   char fmt[128];
   ssize_t n = mp_shareable_list_format(sl, fmt, sizeof fmt);
   assert_int_equal(n, (ssize_t)strlen(fmt));

@@ -171,7 +171,9 @@ MP_EXTERN void mp_process_free(mp_process *p);
 
 /* Accessors. name: valid until set again or freed. pid and ident: 0 before
  * start. sentinel: a file descriptor that becomes readable when the child
- * ends (for poll/select), -1 before start or after close. */
+ * ends (for poll/select), -1 before start or after close. daemon and
+ * sentinel return MP_EINVAL for a NULL p; name, userdata and arg NULL, pid
+ * and ident 0. */
 MP_EXTERN const char *mp_process_name(const mp_process *p);
 MP_EXTERN int mp_process_set_name(mp_process *p, const char *name);
 MP_EXTERN pid_t mp_process_pid(const mp_process *p);
