@@ -944,3 +944,24 @@ void mp__process_exit_cleanup(void) {
   prune();
   pthread_mutex_unlock(&g.lock);
 }
+
+/* ---- MP_CHECK: ending a process as on an uncaught exception ---------- */
+
+long long mp_check(long long rc, const char *call, const char *file,
+                   int line) {
+  if (rc >= 0)
+    return rc;
+  int code = rc < INT32_MIN ? MP_EINVAL : (int)rc;
+  char text[600];
+  snprintf(text, sizeof text, "%s:%d: %s: %s", file ? file : "?", line,
+           call ? call : "?", mp_error_message(code));
+  fprintf(stderr, "%s\n", text);
+  /* A child multiproc started reports it to its parent and leaves as
+   * after its target; the main process exits, running atexit handlers
+   * (which join its non-daemonic children, as Python does). */
+  if (mp_parent_process() != NULL && mp_process_set_error(text) == 0) {
+    fflush(NULL);
+    _exit(1);
+  }
+  exit(1);
+}

@@ -40,6 +40,7 @@
  * the main thread, as in Python), marks every other record ended, and frees
  * the orphaned records of threads that do not exist in the child. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,6 +50,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "os/process_os.h"
 
 /* Longest name a thread may be given, as for processes. */
 #define THREAD_NAME_MAX 255
@@ -521,3 +523,19 @@ ssize_t mp_thread_enumerate(mp_thread **out, size_t cap) {
 int mp_thread_active_count(void) {
   return (int)mp_thread_enumerate(NULL, 0);
 }
+
+/* ---- time.sleep, time.monotonic ---------------------------------------- */
+
+int mp_sleep(double seconds) {
+  if (isnan(seconds) || seconds < 0)
+    return mp__fail(MP_EINVAL, "seconds is %s", isnan(seconds) ? "NaN"
+                                                               : "negative");
+  mp__deadline d = mp__deadline_from_timeout(seconds);
+  if (mp__deadline_forever(d))
+    return mp__fail(MP_EINVAL, "seconds is too large");
+  while (!mp__deadline_expired(d))
+    mp__os_sleep_until(d.ns);
+  return 0;
+}
+
+double mp_monotonic(void) { return (double)mp__os_now_ns() / 1e9; }

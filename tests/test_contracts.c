@@ -445,12 +445,67 @@ static void details_name_the_cause(void **state) {
   assert_string_equal(mp_error_detail(), "p is NULL");
 }
 
+/* ---- MP_CHECK, mp_sleep, mp_monotonic ---------------------------------- */
+
+static int check_passes_and_fails(void *arg) {
+  (void)arg;
+  if (MP_CHECK(mp_cpu_count()) < 1)
+    return 2;
+  /* stderr to /dev/null: the message is checked through the child path. */
+  if (freopen("/dev/null", "w", stderr) == NULL)
+    return 3;
+  MP_CHECK(mp_shared_memory_new(&(mp_shared_memory *){NULL}, "a/b", 8,
+                                NULL));
+  return 4; /* not reached */
+}
+
+static int check_in_child(void *arg) {
+  (void)arg;
+  if (freopen("/dev/null", "w", stderr) == NULL)
+    return 3;
+  MP_CHECK(mp_sleep(-1));
+  return 4;
+}
+
+static void mp_check_ends_the_process(void **state) {
+  (void)state;
+  /* A plain process (not started by multiproc): exit status 1. */
+  mp_test_wait_exit(mp_test_fork(check_passes_and_fails, NULL), 1,
+                    mp_test_slack(30));
+  /* A multiproc child: status 1 and the message for its parent. */
+  mp_process *p;
+  assert_rc(mp_process_new(&p, check_in_child, NULL, NULL), 0);
+  assert_int_equal(mp_test_start_join(p), 1);
+  mp_exit_info info;
+  assert_rc(mp_process_exit_info(p, &info), 0);
+  assert_non_null(strstr(info.message, "mp_sleep(-1): MP_EINVAL"));
+  assert_non_null(strstr(info.message, "seconds is negative"));
+  assert_non_null(strstr(info.message, "test_contracts.c:"));
+  mp_process_free(p);
+}
+
+static void sleep_and_monotonic(void **state) {
+  (void)state;
+  double t0 = mp_monotonic();
+  assert_rc(mp_sleep(0.05), 0);
+  double t1 = mp_monotonic();
+  assert_true(t1 - t0 >= 0.05);
+  assert_true(t1 - t0 < mp_test_slack(5));
+  assert_rc(mp_sleep(0), 0);
+  assert_rc(mp_sleep(-0.5), MP_EINVAL);
+  assert_rc(mp_sleep(NAN), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "seconds is NaN");
+  assert_rc(mp_sleep(1e300), MP_EINVAL);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(failed_constructor_leaves_out_untouched),
     cmocka_unit_test(allocation_failure_leaves_out_untouched),
     cmocka_unit_test(table_names_every_constructor),
     cmocka_unit_test(nan_timeout_is_einval),
     cmocka_unit_test(details_name_the_cause),
+    cmocka_unit_test(mp_check_ends_the_process),
+    cmocka_unit_test(sleep_and_monotonic),
 };
 
 MP_TEST_MAIN(tests)

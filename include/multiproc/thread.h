@@ -96,6 +96,15 @@ MP_EXTERN ssize_t mp_thread_enumerate(mp_thread **out, size_t cap);
 /* mp_thread_active_count returns how many mp_thread_enumerate would. */
 MP_EXTERN int mp_thread_active_count(void);
 
+/* mp_sleep suspends the calling thread for seconds, as Python's
+ * time.sleep; a signal does not cut it short. Returns 0, MP_EINVAL for a
+ * negative or NaN duration (Python's ValueError). */
+MP_EXTERN int mp_sleep(double seconds);
+
+/* mp_monotonic returns seconds of a clock that never goes back, as
+ * Python's time.monotonic (for measuring durations). */
+MP_EXTERN double mp_monotonic(void);
+
 #ifdef __cplusplus
 }
 #endif
