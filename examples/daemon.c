@@ -51,14 +51,6 @@ static void sleep_s(double seconds) {
   nanosleep(&ts, NULL);
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static void say(const char *line) {
   puts(line);
   fflush(stdout);
@@ -100,10 +92,10 @@ static int worker(void *arg) {
 static pid_t start_pair(report *r) {
   mp_process_opts daemonic = {.daemon = 1};
   mp_process *d, *w;
-  check(mp_process_new(&d, ticker, r, &daemonic), "Process");
-  check(mp_process_new(&w, worker, r, NULL), "Process");
-  check(mp_process_start(d), "start");
-  check(mp_process_start(w), "start");
+  MP_CHECK(mp_process_new(&d, ticker, r, &daemonic));
+  MP_CHECK(mp_process_new(&w, worker, r, NULL));
+  MP_CHECK(mp_process_start(d));
+  MP_CHECK(mp_process_start(w));
   pid_t daemon_pid = mp_process_pid(d);
   mp_process_free(d);
   mp_process_free(w);
@@ -128,18 +120,17 @@ int main(int argc, char **argv) {
          "child, then ends ==\n");
   fflush(stdout);
   mp_shared_memory *shm;
-  check(mp_shared_memory_new(&shm, NULL, sizeof(report), NULL),
-        "SharedMemory");
+  MP_CHECK(mp_shared_memory_new(&shm, NULL, sizeof(report), NULL));
   /* Forked children inherit the mapping: the name can go now. */
-  check(mp_shared_memory_unlink(shm), "unlink");
+  MP_CHECK(mp_shared_memory_unlink(shm));
   report *r = mp_shared_memory_buf(shm);
 
   mp_process *p;
-  check(mp_process_new(&p, parent, r, NULL), "Process");
-  check(mp_process_start(p), "start");
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_process_new(&p, parent, r, NULL));
+  MP_CHECK(mp_process_start(p));
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   int code = -1;
-  check(mp_process_exitcode(p, &code), "exitcode");
+  MP_CHECK(mp_process_exitcode(p, &code));
   mp_process_free(p);
 
   pid_t dpid = (pid_t)atomic_load(&r->daemon_pid);

@@ -14,18 +14,12 @@
  *           self.fun2()
  *       def fun1(self):
  *           mutexA.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResA", time.time()))
- *           mutexB.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResB", time.time()))
- *           mutexB.release()
- *           mutexA.release()
- *       def fun2(self):
- *           mutexB.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResB", time.time()))
- *           time.sleep(0.2)
- *           mutexA.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResA", time.time()))
- *           mutexA.release()
+ *           print("I am %s , get res: %s---%s" % (self.name, "ResA",
+ * time.time())) mutexB.acquire() print("I am %s , get res: %s---%s" %
+ * (self.name, "ResB", time.time())) mutexB.release() mutexA.release() def
+ * fun2(self): mutexB.acquire() print("I am %s , get res: %s---%s" % (self.name,
+ * "ResB", time.time())) time.sleep(0.2) mutexA.acquire() print("I am %s , get
+ * res: %s---%s" % (self.name, "ResA", time.time())) mutexA.release()
  *           mutexB.release()
  *   if __name__ == "__main__":
  *       print("start---------------------------%s" % time.time())
@@ -54,8 +48,8 @@
 
 #define THREADS 10
 
-static double hold_s = 0.2;     /* fun2's time.sleep(0.2) */
-static double timeout_s = 2.0;  /* how long a second acquire may wait */
+static double hold_s = 0.2;    /* fun2's time.sleep(0.2) */
+static double timeout_s = 2.0; /* how long a second acquire may wait */
 
 static void sleep_s(double seconds) {
   struct timespec ts = {(time_t)seconds,
@@ -70,19 +64,11 @@ static double wall_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* The two resources: two Locks, or one RLock standing for both. */
 typedef struct resources {
   mp_lock *mutexA, *mutexB;
-  mp_rlock *rlock;          /* set: mutexA = mutexB = RLock() */
-  _Atomic int deadlocks;    /* threads that found themselves deadlocked */
+  mp_rlock *rlock;       /* set: mutexA = mutexB = RLock() */
+  _Atomic int deadlocks; /* threads that found themselves deadlocked */
 } resources;
 
 enum { RES_A, RES_B };
@@ -92,25 +78,24 @@ static const char *const res_name[] = {"ResA", "ResB"};
  * wait only timeout_s. Returns 0 or MP_ETIMEDOUT. */
 static int acquire(resources *r, int which, int second) {
   if (r->rlock != NULL)
-    return check(mp_rlock_acquire(r->rlock, MP_FOREVER), "acquire");
+    return MP_CHECK(mp_rlock_acquire(r->rlock, MP_FOREVER));
   mp_lock *l = which == RES_A ? r->mutexA : r->mutexB;
   int rc = mp_lock_acquire(l, second ? timeout_s : MP_FOREVER);
   if (rc != MP_ETIMEDOUT)
-    check(rc, "acquire");
+    MP_CHECK(rc);
   return rc;
 }
 
 static void release(resources *r, int which) {
   if (r->rlock != NULL)
-    check(mp_rlock_release(r->rlock), "release");
+    MP_CHECK(mp_rlock_release(r->rlock));
   else
-    check(mp_lock_release(which == RES_A ? r->mutexA : r->mutexB),
-          "release");
+    MP_CHECK(mp_lock_release(which == RES_A ? r->mutexA : r->mutexB));
 }
 
 static void got(mp_thread *self, int which) {
-  printf("I am %s , get res: %s---%f\n", mp_thread_name(self),
-         res_name[which], wall_s());
+  printf("I am %s , get res: %s---%f\n", mp_thread_name(self), res_name[which],
+         wall_s());
   fflush(stdout);
 }
 
@@ -165,11 +150,11 @@ static int run_ten(resources *r) {
   fflush(stdout);
   mp_thread_opts opts = {.run = my_thread_run, .userdata = r};
   for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_new(&t[i], NULL, NULL, &opts), "MyThread");
-    check(mp_thread_start(t[i]), "start");
+    MP_CHECK(mp_thread_new(&t[i], NULL, NULL, &opts));
+    MP_CHECK(mp_thread_start(t[i]));
   }
   for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_join(t[i], MP_FOREVER), "join");
+    MP_CHECK(mp_thread_join(t[i], MP_FOREVER));
     mp_thread_free(t[i]);
   }
   return atomic_load(&r->deadlocks);
@@ -184,8 +169,8 @@ int main(int argc, char **argv) {
   printf("== mutexA, mutexB = Lock(), Lock(): ten threads run fun1 then fun2 "
          "==\n");
   resources two = {0};
-  check(mp_lock_new(&two.mutexA, NULL), "Lock");
-  check(mp_lock_new(&two.mutexB, NULL), "Lock");
+  MP_CHECK(mp_lock_new(&two.mutexA, NULL));
+  MP_CHECK(mp_lock_new(&two.mutexB, NULL));
   int deadlocks = run_ten(&two);
   if (deadlocks > 0)
     printf("-> %d time(s) a thread held one lock and waited for the other "
@@ -200,7 +185,7 @@ int main(int argc, char **argv) {
 
   printf("\n== mutexA = mutexB = RLock(): the same threads all finish ==\n");
   resources one = {0};
-  check(mp_rlock_new(&one.rlock, NULL), "RLock");
+  MP_CHECK(mp_rlock_new(&one.rlock, NULL));
   deadlocks = run_ten(&one);
   mp_rlock_free(one.rlock);
   if (deadlocks != 0) {

@@ -9,17 +9,13 @@
  *   def worker(event):
  *       logging.debug('Waiting for redis ready...')
  *       event.wait()
- *       logging.debug('redis ready, and connect to redis server and do some work [%s]', time.ctime())
- *       time.sleep(1)
- *   def main():
- *       readis_ready = threading.Event()
- *       t1 = threading.Thread(target=worker, args=(readis_ready,), name='t1')
- *       t1.start()
- *       t2 = threading.Thread(target=worker, args=(readis_ready,), name='t2')
- *       t2.start()
- *       logging.debug('first of all, check redis server, make sure it is OK, and then trigger the redis ready event')
- *       time.sleep(3) # simulate the check progress
- *       readis_ready.set()
+ *       logging.debug('redis ready, and connect to redis server and do some
+ * work [%s]', time.ctime()) time.sleep(1) def main(): readis_ready =
+ * threading.Event() t1 = threading.Thread(target=worker, args=(readis_ready,),
+ * name='t1') t1.start() t2 = threading.Thread(target=worker,
+ * args=(readis_ready,), name='t2') t2.start() logging.debug('first of all,
+ * check redis server, make sure it is OK, and then trigger the redis ready
+ * event') time.sleep(3) # simulate the check progress readis_ready.set()
  *
  * and the variant whose workers keep reporting while they wait:
  *
@@ -27,8 +23,8 @@
  *       while not event.is_set():
  *           logging.debug('Waiting for redis ready...')
  *           event.wait(2)
- *       logging.debug('redis ready, and connect to redis server and do some work [%s]', time.ctime())
- *       time.sleep(1)
+ *       logging.debug('redis ready, and connect to redis server and do some
+ * work [%s]', time.ctime()) time.sleep(1)
  *
  * A third part runs the second worker in processes: an mp_event works
  * between processes exactly as between threads.
@@ -58,14 +54,6 @@ static const char *now_text(char *buf) {
   return buf;
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* log_debug is logging.debug with the format '(%(threadName)-10s) %s'; in
  * a child process it names the process instead. */
 static void log_debug(const char *fmt, ...) {
@@ -86,7 +74,7 @@ static void worker(void *arg) {
   mp_event *event = arg;
   char buf[32];
   log_debug("Waiting for redis ready...");
-  check(mp_event_wait(event, MP_FOREVER), "wait");
+  MP_CHECK(mp_event_wait(event, MP_FOREVER));
   log_debug("redis ready, and connect to redis server and do some work [%s]",
             now_text(buf));
   sleep_s(1);
@@ -100,7 +88,7 @@ static void worker_polling(void *arg) {
     /* MP_ETIMEDOUT is the normal outcome of a wait that ran out: loop. */
     int rc = mp_event_wait(event, 2 * scale);
     if (rc != MP_ETIMEDOUT)
-      check(rc, "wait");
+      MP_CHECK(rc);
   }
   log_debug("redis ready, and connect to redis server and do some work [%s]",
             now_text(buf));
@@ -109,19 +97,19 @@ static void worker_polling(void *arg) {
 
 static void run_threads(mp_thread_target_fn fn) {
   mp_event *readis_ready;
-  check(mp_event_new(&readis_ready, NULL), "Event");
+  MP_CHECK(mp_event_new(&readis_ready, NULL));
   mp_thread_opts o1 = {.name = "t1"}, o2 = {.name = "t2"};
   mp_thread *t1, *t2;
-  check(mp_thread_new(&t1, fn, readis_ready, &o1), "Thread");
-  check(mp_thread_start(t1), "start");
-  check(mp_thread_new(&t2, fn, readis_ready, &o2), "Thread");
-  check(mp_thread_start(t2), "start");
+  MP_CHECK(mp_thread_new(&t1, fn, readis_ready, &o1));
+  MP_CHECK(mp_thread_start(t1));
+  MP_CHECK(mp_thread_new(&t2, fn, readis_ready, &o2));
+  MP_CHECK(mp_thread_start(t2));
   log_debug("first of all, check redis server, make sure it is OK, and then "
             "trigger the redis ready event");
   sleep_s(3); /* simulate the check progress */
-  check(mp_event_set(readis_ready), "set");
-  check(mp_thread_join(t1, MP_FOREVER), "join");
-  check(mp_thread_join(t2, MP_FOREVER), "join");
+  MP_CHECK(mp_event_set(readis_ready));
+  MP_CHECK(mp_thread_join(t1, MP_FOREVER));
+  MP_CHECK(mp_thread_join(t2, MP_FOREVER));
   mp_thread_free(t1);
   mp_thread_free(t2);
   mp_event_free(readis_ready);
@@ -135,19 +123,19 @@ static int process_worker(void *arg) {
 static void run_processes(void) {
   /* Made before the children start, so they inherit it. */
   mp_event *readis_ready;
-  check(mp_event_new(&readis_ready, NULL), "Event");
+  MP_CHECK(mp_event_new(&readis_ready, NULL));
   mp_process_opts o1 = {.name = "p1"}, o2 = {.name = "p2"};
   mp_process *p1, *p2;
-  check(mp_process_new(&p1, process_worker, readis_ready, &o1), "Process");
-  check(mp_process_new(&p2, process_worker, readis_ready, &o2), "Process");
-  check(mp_process_start(p1), "start");
-  check(mp_process_start(p2), "start");
+  MP_CHECK(mp_process_new(&p1, process_worker, readis_ready, &o1));
+  MP_CHECK(mp_process_new(&p2, process_worker, readis_ready, &o2));
+  MP_CHECK(mp_process_start(p1));
+  MP_CHECK(mp_process_start(p2));
   log_debug("first of all, check redis server, make sure it is OK, and then "
             "trigger the redis ready event");
   sleep_s(3);
-  check(mp_event_set(readis_ready), "set");
-  check(mp_process_join(p1, MP_FOREVER), "join");
-  check(mp_process_join(p2, MP_FOREVER), "join");
+  MP_CHECK(mp_event_set(readis_ready));
+  MP_CHECK(mp_process_join(p1, MP_FOREVER));
+  MP_CHECK(mp_process_join(p2, MP_FOREVER));
   int c1 = -1, c2 = -1;
   mp_process_exitcode(p1, &c1);
   mp_process_exitcode(p2, &c2);

@@ -52,14 +52,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* ---- threads ------------------------------------------------------------- */
 
 /* num is atomic only so that the unlocked case is a well-defined race in C
@@ -77,11 +69,11 @@ static void sub_unlocked(void *arg) {
 
 static void sub(void *arg) {
   (void)arg;
-  check(mp_lock_acquire(lock, MP_FOREVER), "acquire");
+  MP_CHECK(mp_lock_acquire(lock, MP_FOREVER));
   long tmp = atomic_load(&num);
   sleep_s(pause_s);
   atomic_store(&num, tmp - 1);
-  check(mp_lock_release(lock), "release");
+  MP_CHECK(mp_lock_release(lock));
 }
 
 static long run_threads(mp_thread_target_fn fn) {
@@ -89,11 +81,11 @@ static long run_threads(mp_thread_target_fn fn) {
   double s = now_s();
   atomic_store(&num, 100);
   for (int i = 0; i < WORKERS; i++) {
-    check(mp_thread_new(&t[i], fn, NULL, NULL), "Thread");
-    check(mp_thread_start(t[i]), "start");
+    MP_CHECK(mp_thread_new(&t[i], fn, NULL, NULL));
+    MP_CHECK(mp_thread_start(t[i]));
   }
   for (int i = 0; i < WORKERS; i++) {
-    check(mp_thread_join(t[i], MP_FOREVER), "join");
+    MP_CHECK(mp_thread_join(t[i], MP_FOREVER));
     mp_thread_free(t[i]);
   }
   long result = atomic_load(&num);
@@ -112,11 +104,11 @@ typedef struct counter {
 
 static int sub_process(void *arg) {
   counter *c = arg;
-  check(mp_lock_acquire(&c->lock, MP_FOREVER), "acquire");
+  MP_CHECK(mp_lock_acquire(&c->lock, MP_FOREVER));
   long tmp = c->num;
   sleep_s(pause_s);
   c->num = tmp - 1;
-  check(mp_lock_release(&c->lock), "release");
+  MP_CHECK(mp_lock_release(&c->lock));
   return 0;
 }
 
@@ -125,24 +117,23 @@ static long run_processes(void) {
    * children inherit the mapping, so its name can go at once: nothing is
    * left in /dev/shm, whatever happens next. */
   mp_shared_memory *shm;
-  check(mp_shared_memory_new(&shm, NULL, sizeof(counter), NULL),
-        "SharedMemory");
-  check(mp_shared_memory_unlink(shm), "unlink");
+  MP_CHECK(mp_shared_memory_new(&shm, NULL, sizeof(counter), NULL));
+  MP_CHECK(mp_shared_memory_unlink(shm));
   counter *c = mp_shared_memory_buf(shm);
-  check(mp_lock_init(&c->lock), "Lock");
+  MP_CHECK(mp_lock_init(&c->lock));
   c->num = 100;
 
   mp_process *p[WORKERS];
   double s = now_s();
   for (int i = 0; i < WORKERS; i++) {
-    check(mp_process_new(&p[i], sub_process, c, NULL), "Process");
-    check(mp_process_start(p[i]), "start");
+    MP_CHECK(mp_process_new(&p[i], sub_process, c, NULL));
+    MP_CHECK(mp_process_start(p[i]));
   }
   int failed = 0;
   for (int i = 0; i < WORKERS; i++) {
     int code = -1;
-    check(mp_process_join(p[i], MP_FOREVER), "join");
-    check(mp_process_exitcode(p[i], &code), "exitcode");
+    MP_CHECK(mp_process_join(p[i], MP_FOREVER));
+    MP_CHECK(mp_process_exitcode(p[i], &code));
     failed += code != 0;
     mp_process_free(p[i]);
   }
@@ -150,7 +141,7 @@ static long run_processes(void) {
   printf("num:%ld,time%f\n", result, now_s() - s);
   if (failed != 0)
     printf("   %d processes failed\n", failed);
-  check(mp_lock_destroy(&c->lock), "destroy");
+  MP_CHECK(mp_lock_destroy(&c->lock));
   mp_shared_memory_free(shm);
   return failed == 0 ? result : -1;
 }
@@ -165,7 +156,7 @@ int main(int argc, char **argv) {
     printf("   %ld of the 100 decrements were lost\n", racy);
 
   printf("\n== 100 threads, with lock.acquire()/release(): num ends at 0 ==\n");
-  check(mp_lock_new(&lock, NULL), "Lock");
+  MP_CHECK(mp_lock_new(&lock, NULL));
   long threads = run_threads(sub);
   mp_lock_free(lock);
 
@@ -174,8 +165,9 @@ int main(int argc, char **argv) {
   long processes = run_processes();
 
   if (threads != 0 || processes != 0) {
-    fprintf(stderr, "lock_counter: expected num 0, got %ld (threads), %ld "
-                    "(processes)\n",
+    fprintf(stderr,
+            "lock_counter: expected num 0, got %ld (threads), %ld "
+            "(processes)\n",
             threads, processes);
     return 1;
   }

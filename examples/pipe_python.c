@@ -37,14 +37,6 @@ static const char *script =
     "    conn.close()\n"
     "f(Connection(int(sys.argv[1])))\n";
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 int main(void) {
   if (system("python3 -c 'import multiprocessing.connection' "
              ">/dev/null 2>&1") != 0) {
@@ -52,11 +44,11 @@ int main(void) {
     return 0;
   }
   mp_connection *c_conn, *py_conn;
-  check(mp_pipe(&c_conn, &py_conn, 1), "mp_pipe");
+  MP_CHECK(mp_pipe(&c_conn, &py_conn, 1));
   fflush(stdout);
   pid_t pid = fork();
   if (pid < 0)
-    check(-1, "fork");
+    MP_CHECK(-1);
   if (pid == 0) {
     /* The library's descriptors are close-on-exec; dup2 makes a copy that
      * python3 inherits, at the number we tell it. */
@@ -70,19 +62,18 @@ int main(void) {
 
   char buf[256];
   size_t len;
-  check(mp_connection_recv_bytes(c_conn, buf, sizeof buf - 1, &len), "recv");
+  MP_CHECK(mp_connection_recv_bytes(c_conn, buf, sizeof buf - 1, &len));
   buf[len] = '\0';
   printf("C: received from Python: %s\n", buf);
   fflush(stdout);
   const char *reply = "儿子你好!";
-  check(mp_connection_send_bytes(c_conn, reply, 0, strlen(reply)), "send");
+  MP_CHECK(mp_connection_send_bytes(c_conn, reply, 0, strlen(reply)));
   /* Python closes its end when it is done: end of stream here. */
   int rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
   printf("C: then %s, as Python closed its end\n", mp_err_name(rc));
   mp_connection_free(c_conn);
   int status;
   waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc == MP_ECLOSED
-             ? 0
-             : 1;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc == MP_ECLOSED ? 0
+                                                                           : 1;
 }

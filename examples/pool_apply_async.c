@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
     mp_async_result_free(r[i]);
   }
   mp_pool_free(p);
-  printf("30 tasks on 5 workers of %ld ms each: %.2f s, %d failed\n",
-         task_ms, now_s() - start, failed);
+  printf("30 tasks on 5 workers of %ld ms each: %.2f s, %d failed\n", task_ms,
+         now_s() - start, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -22,9 +22,9 @@
  *       print(serial, parallel, serial / parallel)
  *
  * The pool is started before the clock runs, as a program keeps its pool
- * for many maps, and an untimed count warms the CPU up first. Given two free CPUs the speed-up is close to 2. An empty
- * asm statement that claims to change i after each step keeps the
- * compiler from folding the loop away.
+ * for many maps, and an untimed count warms the CPU up first. Given two free
+ * CPUs the speed-up is close to 2. An empty asm statement that claims to change
+ * i after each step keeps the compiler from folding the loop away.
  *
  * Usage: pool_counter_40m [--quick]   (--quick: count to 4,000,000) */
 #include <multiproc.h>

@@ -37,8 +37,8 @@ int main(void) {
     in[i] = i;
   mp_pool_map_opts opts = {.chunksize = 3, .statuses = status};
   mp_async_result *r;
-  rc = mp_pool_map_async(pool, &r, buggy, in, 10, sizeof(int), out,
-                         sizeof(int), &opts);
+  rc = mp_pool_map_async(pool, &r, buggy, in, 10, sizeof(int), out, sizeof(int),
+                         &opts);
   if (rc != 0) {
     fprintf(stderr, "map_async: %s\n", mp_strerror(rc));
     return 1;

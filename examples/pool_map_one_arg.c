@@ -58,8 +58,7 @@ int main(void) {
     return 1;
   }
   text items[1] = {{"process in"}}, res[1];
-  rc = mp_pool_map(pool, func, items, 1, sizeof(text), res, sizeof(text),
-                   NULL);
+  rc = mp_pool_map(pool, func, items, 1, sizeof(text), res, sizeof(text), NULL);
   if (rc == 0)
     printf("['%s']\n", res[0].s);
 

@@ -33,14 +33,6 @@
 
 static long work_ns = 20 * 1000 * 1000;
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int worker(void *arg) {
   mp_queue *q = arg;
   for (;;) {
@@ -48,13 +40,13 @@ static int worker(void *arg) {
     int rc = mp_queue_get_int64(q, &task, MP_FOREVER);
     if (rc == MP_ECLOSED)
       return 0; /* closed and empty: no more work */
-    check(rc, "get");
+    MP_CHECK(rc);
     struct timespec ts = {0, work_ns};
     nanosleep(&ts, NULL);
     printf("worker %s did task %" PRId64 "\n",
            mp_process_name(mp_current_process()), task);
     fflush(stdout);
-    check(mp_queue_task_done(q), "task_done");
+    MP_CHECK(mp_queue_task_done(q));
   }
 }
 
@@ -64,18 +56,17 @@ int main(int argc, char **argv) {
 
   /* The seed, as it is. */
   mp_queue *q;
-  check(mp_queue_new(&q, &(mp_queue_opts){.maxsize = 5, .joinable = 1}),
-        "Queue(5)");
-  check(mp_queue_put_int64(q, 10, MP_FOREVER), "put");
-  check(mp_queue_put_int64(q, 20, MP_FOREVER), "put");
+  MP_CHECK(mp_queue_new(&q, &(mp_queue_opts){.maxsize = 5, .joinable = 1}));
+  MP_CHECK(mp_queue_put_int64(q, 10, MP_FOREVER));
+  MP_CHECK(mp_queue_put_int64(q, 20, MP_FOREVER));
   int64_t v;
-  check(mp_queue_get_int64(q, &v, MP_FOREVER), "get");
+  MP_CHECK(mp_queue_get_int64(q, &v, MP_FOREVER));
   printf("%" PRId64 "\n", v);
-  check(mp_queue_task_done(q), "task_done");
-  check(mp_queue_get_int64(q, &v, MP_FOREVER), "get");
+  MP_CHECK(mp_queue_task_done(q));
+  MP_CHECK(mp_queue_get_int64(q, &v, MP_FOREVER));
   printf("%" PRId64 "\n", v);
-  check(mp_queue_task_done(q), "task_done");
-  check(mp_queue_join(q, MP_FOREVER), "join");
+  MP_CHECK(mp_queue_task_done(q));
+  MP_CHECK(mp_queue_join(q, MP_FOREVER));
   printf("ending!\n");
   /* One task_done too many is Python's ValueError. */
   int rc = mp_queue_task_done(q);
@@ -85,20 +76,20 @@ int main(int argc, char **argv) {
     return 1;
 
   /* Across processes: a JoinableQueue and three workers. */
-  check(mp_queue_new(&q, &(mp_queue_opts){.joinable = 1}), "JoinableQueue");
+  MP_CHECK(mp_queue_new(&q, &(mp_queue_opts){.joinable = 1}));
   mp_process *p[WORKERS];
   for (int i = 0; i < WORKERS; i++) {
-    check(mp_process_new(&p[i], worker, q, NULL), "Process");
-    check(mp_process_start(p[i]), "start");
+    MP_CHECK(mp_process_new(&p[i], worker, q, NULL));
+    MP_CHECK(mp_process_start(p[i]));
   }
   for (int64_t t = 0; t < TASKS; t++)
-    check(mp_queue_put_int64(q, t, MP_FOREVER), "put");
-  check(mp_queue_join(q, MP_FOREVER), "join");
+    MP_CHECK(mp_queue_put_int64(q, t, MP_FOREVER));
+  MP_CHECK(mp_queue_join(q, MP_FOREVER));
   printf("all %d tasks done\n", TASKS);
   /* Done: closing lets the workers' gets return MP_ECLOSED. */
-  check(mp_queue_close(q), "close");
+  MP_CHECK(mp_queue_close(q));
   for (int i = 0; i < WORKERS; i++) {
-    check(mp_process_join(p[i], MP_FOREVER), "join");
+    MP_CHECK(mp_process_join(p[i], MP_FOREVER));
     mp_process_free(p[i]);
   }
   mp_queue_free(q);

@@ -30,19 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int put_lifo(void *arg) {
   mp_queue *q = arg;
   int64_t items[] = {34, 56, 12};
   for (int i = 0; i < 3; i++)
-    check(mp_queue_put_int64(q, items[i], MP_FOREVER), "put");
+    MP_CHECK(mp_queue_put_int64(q, items[i], MP_FOREVER));
   return 0;
 }
 
@@ -54,25 +46,23 @@ static int put_priority(void *arg) {
   } items[] = {
       {5, "100"}, {7, "200"}, {3, "\"hello\""}, {4, "{\"name\": \"alex\"}"}};
   for (int i = 0; i < 4; i++)
-    check(mp_queue_put_priority(q, items[i].priority, items[i].item,
-                                strlen(items[i].item), MP_FOREVER),
-          "put");
+    MP_CHECK(mp_queue_put_priority(q, items[i].priority, items[i].item,
+                                   strlen(items[i].item), MP_FOREVER));
   return 0;
 }
 
 static void run_child(mp_process_target_fn fn, mp_queue *q) {
   mp_process *p;
-  check(mp_process_new(&p, fn, q, NULL), "Process");
-  check(mp_process_start(p), "start");
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_process_new(&p, fn, q, NULL));
+  MP_CHECK(mp_process_start(p));
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
 }
 
 int main(void) {
   int ok = 1;
   mp_queue *q;
-  check(mp_queue_new(&q, &(mp_queue_opts){.order = MP_QUEUE_LIFO}),
-        "LifoQueue");
+  MP_CHECK(mp_queue_new(&q, &(mp_queue_opts){.order = MP_QUEUE_LIFO}));
   run_child(put_lifo, q);
   int64_t want_lifo[] = {12, 56, 34};
   for (int i = 0;; i++) {
@@ -80,14 +70,13 @@ int main(void) {
     int rc = mp_queue_get_int64(q, &v, 0);
     if (rc == MP_EAGAIN)
       break;
-    check(rc, "get");
+    MP_CHECK(rc);
     printf("%" PRId64 "\n", v);
     ok &= i < 3 && v == want_lifo[i];
   }
   mp_queue_free(q);
 
-  check(mp_queue_new(&q, &(mp_queue_opts){.order = MP_QUEUE_PRIORITY}),
-        "PriorityQueue");
+  MP_CHECK(mp_queue_new(&q, &(mp_queue_opts){.order = MP_QUEUE_PRIORITY}));
   run_child(put_priority, q);
   int64_t want_prio[] = {3, 4, 5, 7};
   for (int i = 0;; i++) {
@@ -97,7 +86,7 @@ int main(void) {
     int rc = mp_queue_get_priority(q, &prio, item, sizeof item - 1, &len, 0);
     if (rc == MP_EAGAIN)
       break;
-    check(rc, "get");
+    MP_CHECK(rc);
     item[len] = '\0';
     printf("[%" PRId64 ", %s]\n", prio, item);
     ok &= i < 4 && prio == want_prio[i];

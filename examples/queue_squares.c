@@ -28,14 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 typedef struct task {
   mp_queue *q;
   int64_t n;
@@ -43,7 +35,7 @@ typedef struct task {
 
 static int f(void *arg) {
   task *t = arg;
-  check(mp_queue_put_int64(t->q, t->n * t->n + 1, MP_FOREVER), "put");
+  MP_CHECK(mp_queue_put_int64(t->q, t->n * t->n + 1, MP_FOREVER));
   printf("son process %p\n", (void *)t->q);
   fflush(stdout);
   return 0;
@@ -51,26 +43,26 @@ static int f(void *arg) {
 
 int main(void) {
   mp_queue *q;
-  check(mp_queue_new(&q, NULL), "Queue");
+  MP_CHECK(mp_queue_new(&q, NULL));
   printf("main process %p\n", (void *)q);
   task tasks[3];
   mp_process *p[3];
   for (int i = 0; i < 3; i++) {
     tasks[i] = (task){q, i};
-    check(mp_process_new(&p[i], f, &tasks[i], NULL), "Process");
-    check(mp_process_start(p[i]), "start");
+    MP_CHECK(mp_process_new(&p[i], f, &tasks[i], NULL));
+    MP_CHECK(mp_process_start(p[i]));
   }
   /* The results come in the order the children put them: any order of
    * 1, 2 and 5. */
   int64_t sum = 0;
   for (int i = 0; i < 3; i++) {
     int64_t v;
-    check(mp_queue_get_int64(q, &v, MP_FOREVER), "get");
+    MP_CHECK(mp_queue_get_int64(q, &v, MP_FOREVER));
     printf("%" PRId64 "\n", v);
     sum += v;
   }
   for (int i = 0; i < 3; i++) {
-    check(mp_process_join(p[i], MP_FOREVER), "join");
+    MP_CHECK(mp_process_join(p[i], MP_FOREVER));
     mp_process_free(p[i]);
   }
   mp_queue_free(q);

@@ -47,14 +47,6 @@ static void sleep_s(double seconds) {
   nanosleep(&ts, NULL);
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static void func(void *arg) {
   (void)arg;
   if (mp_semaphore_acquire(semaphore, MP_FOREVER) == 0) {
@@ -67,7 +59,7 @@ static void func(void *arg) {
     fflush(stdout);
     sleep_s(hold_s);
     atomic_fetch_sub(&inside, 1);
-    check(mp_semaphore_release(semaphore), "release");
+    MP_CHECK(mp_semaphore_release(semaphore));
   }
 }
 
@@ -75,16 +67,16 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--quick") == 0)
     hold_s = 0.2;
 
-  check(mp_semaphore_new(&semaphore, SLOTS, NULL), "Semaphore");
+  MP_CHECK(mp_semaphore_new(&semaphore, SLOTS, NULL));
   start_s = now_s();
   mp_thread *t[THREADS];
   for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_new(&t[i], func, NULL, NULL), "Thread");
-    check(mp_thread_start(t[i]), "start");
+    MP_CHECK(mp_thread_new(&t[i], func, NULL, NULL));
+    MP_CHECK(mp_thread_start(t[i]));
   }
   /* Python's program just ends and is waited for; we join to report. */
   for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_join(t[i], MP_FOREVER), "join");
+    MP_CHECK(mp_thread_join(t[i], MP_FOREVER));
     mp_thread_free(t[i]);
   }
   mp_semaphore_free(semaphore);

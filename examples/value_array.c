@@ -111,8 +111,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 10; i++)
     range10[i] = i;
   if (mp_value_new(&na.num, 'd', &zero, NULL) != 0 ||
-      mp_array_new(&na.arr, 'i', 10, range10, NULL) != 0 ||
-      run(f, &na) != 0)
+      mp_array_new(&na.arr, 'i', 10, range10, NULL) != 0 || run(f, &na) != 0)
     return 1;
   double d;
   mp_value_get_double(na.num, &d);
