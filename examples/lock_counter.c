@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
   MP_CHECK(mp_shared_memory_new(&shm, NULL, sizeof *c, NULL));
   MP_CHECK(mp_shared_memory_unlink(shm));
   c = mp_shared_memory_buf(shm);
-  MP_CHECK(mp_lock_init(&c->lock));
+  MP_CHECK(mp_lock_init(&c->lock)); /* the lock inside the shared struct */
   for (int round = 0; round < 2; round++) { /* threads, then processes */
     double s = mp_monotonic();
     c->num = 100;

@@ -48,5 +48,6 @@ int main(void) {
     printf("%ld\n", (long)v);
     sum += v;
   }
+  mp_queue_free(q);
   return sum == 1 + 2 + 5 ? 0 : 1; /* the children are joined at exit */
 }

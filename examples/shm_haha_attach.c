@@ -51,5 +51,6 @@ int main(int argc, char **argv) {
   printf("%d\n", buf[0]);
   mp_shared_memory_close(shm);
   MP_CHECK(mp_shared_memory_unlink(shm));
+  mp_shared_memory_free(shm);
   return 0; /* a creator we started is joined at exit */
 }

@@ -61,5 +61,6 @@ int main(int argc, char **argv) {
   mp_shared_memory_close(shm);
   if (mp_shared_memory_unlink(shm) == MP_ENOENT)
     printf("the reader unlinked it already\n");
+  mp_shared_memory_free(shm);
   return code;
 }
