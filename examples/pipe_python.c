@@ -40,10 +40,12 @@ int main(void) {
                           &(mp_process_opts){.exec_argv = argv,
                                              .pass_fds = fds,
                                              .pass_fds_len = 1}));
-  if (mp_process_start(p) == MP_ENOENT) {
+  int rc = mp_process_start(p);
+  if (rc == MP_ENOENT) {
     printf("python3 not found: nothing to talk to (skipped)\n");
     return 0;
   }
+  MP_CHECK(rc);
   mp_connection_free(py_conn);
   char buf[256];
   size_t len;
@@ -52,10 +54,12 @@ int main(void) {
   fflush(stdout);
   MP_CHECK(
       mp_connection_send_bytes(c_conn, "儿子你好!", 0, strlen("儿子你好!")));
-  int rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
+  rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
   printf("C: then %s, as Python closed its end\n", mp_err_name(rc));
   int code;
   MP_CHECK(mp_process_join(p, MP_FOREVER));
   MP_CHECK(mp_process_exitcode(p, &code));
+  mp_process_free(p);
+  mp_connection_free(c_conn);
   return code == 0 && rc == MP_ECLOSED ? 0 : 1;
 }
