@@ -38,7 +38,7 @@ static double pause_s = 0.1; /* time.sleep(0.1) between read and write */
 static struct counter {
   mp_lock lock;
   long num;
-} *c;
+} * c;
 
 static int sub(void *arg) {
   MP_CHECK(mp_lock_acquire(&c->lock, MP_FOREVER));
@@ -48,7 +48,9 @@ static int sub(void *arg) {
   MP_CHECK(mp_lock_release(&c->lock));
   return arg != NULL; /* (exit status 0 for a process) */
 }
-static void sub_thread(void *arg) { sub(arg); }
+static void sub_thread(void *arg) {
+  sub(arg);
+}
 
 int main(int argc, char **argv) {
   (void)argv;
@@ -72,13 +74,18 @@ int main(int argc, char **argv) {
         MP_CHECK(mp_process_start(p[i]));
       }
     }
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 100; i++) {
       MP_CHECK(round == 0 ? mp_thread_join(t[i], MP_FOREVER)
                           : mp_process_join(p[i], MP_FOREVER));
-    printf("%s num:%ld,time%f\n", round == 0 ? "threads:  " : "processes:",
-           c->num, mp_monotonic() - s);
+      round == 0 ? mp_thread_free(t[i]) : mp_process_free(p[i]);
+    }
+    printf("%s num:%ld,time%f\n",
+           round == 0 ? "threads:  " : "processes:", c->num,
+           mp_monotonic() - s);
     if (c->num != 0)
       return 1;
   }
+  MP_CHECK(mp_lock_destroy(&c->lock));
+  mp_shared_memory_free(shm);
   return 0;
 }

@@ -37,10 +37,10 @@ static int f(void *arg) { /* arg: n itself, under fork */
 int main(void) {
   MP_CHECK(mp_queue_new(&q, NULL));
   printf("main process %p\n", (void *)q);
-  mp_process *p;
+  mp_process *p[3];
   for (long i = 0; i < 3; i++) {
-    MP_CHECK(mp_process_new(&p, f, (void *)i, NULL));
-    MP_CHECK(mp_process_start(p));
+    MP_CHECK(mp_process_new(&p[i], f, (void *)i, NULL));
+    MP_CHECK(mp_process_start(p[i]));
   }
   int64_t v, sum = 0;
   for (int i = 0; i < 3; i++) {
@@ -48,6 +48,10 @@ int main(void) {
     printf("%ld\n", (long)v);
     sum += v;
   }
+  for (int i = 0; i < 3; i++) {
+    MP_CHECK(mp_process_join(p[i], MP_FOREVER));
+    mp_process_free(p[i]);
+  }
   mp_queue_free(q);
-  return sum == 1 + 2 + 5 ? 0 : 1; /* the children are joined at exit */
+  return sum == 1 + 2 + 5 ? 0 : 1;
 }

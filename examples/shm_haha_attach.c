@@ -24,6 +24,7 @@
 
 int main(int argc, char **argv) {
   char name[64] = "haha";
+  mp_process *creator = NULL;
   int alone = argc == 2; /* --quick, under CTest: a name of our own */
   if (argc > 2)          /* --name NAME */
     snprintf(name, sizeof name, "%s", argv[2]);
@@ -33,7 +34,6 @@ int main(int argc, char **argv) {
     snprintf(prog, sizeof prog, "%.*screate", (int)strlen(argv[0]) - 6,
              argv[0]);
     char *args[] = {prog, "--name", name, NULL};
-    mp_process *creator;
     MP_CHECK(mp_process_new(&creator, NULL, NULL,
                             &(mp_process_opts){.exec_argv = args}));
     MP_CHECK(mp_process_start(creator));
@@ -52,5 +52,8 @@ int main(int argc, char **argv) {
   mp_shared_memory_close(shm);
   MP_CHECK(mp_shared_memory_unlink(shm));
   mp_shared_memory_free(shm);
-  return 0; /* a creator we started is joined at exit */
+  if (creator != NULL)
+    MP_CHECK(mp_process_join(creator, MP_FOREVER));
+  mp_process_free(creator);
+  return 0;
 }

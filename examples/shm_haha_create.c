@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
   int code = 0;
   if (reader && mp_process_join(reader, MP_FOREVER) == 0)
     MP_CHECK(mp_process_exitcode(reader, &code));
+  mp_process_free(reader);
   mp_shared_memory_close(shm);
   if (mp_shared_memory_unlink(shm) == MP_ENOENT)
     printf("the reader unlinked it already\n");
