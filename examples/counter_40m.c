@@ -46,14 +46,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* counter returns 0 (the exit status of a child) when it counted right. */
 static int counter(void *arg) {
   (void)arg;
@@ -83,13 +75,13 @@ int main(int argc, char **argv) {
   mp_process *l[2];
   start = now_s();
   for (int k = 0; k < 2; k++) {
-    check(mp_process_new(&l[k], counter, NULL, NULL), "Process");
-    check(mp_process_start(l[k]), "start");
+    MP_CHECK(mp_process_new(&l[k], counter, NULL, NULL));
+    MP_CHECK(mp_process_start(l[k]));
   }
   for (int k = 0; k < 2; k++) {
     int code = -1;
-    check(mp_process_join(l[k], MP_FOREVER), "join");
-    check(mp_process_exitcode(l[k], &code), "exitcode");
+    MP_CHECK(mp_process_join(l[k], MP_FOREVER));
+    MP_CHECK(mp_process_exitcode(l[k], &code));
     bad += code != 0;
     mp_process_free(l[k]);
   }

@@ -14,18 +14,12 @@
  *           self.fun2()
  *       def fun1(self):
  *           mutexA.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResA", time.time()))
- *           mutexB.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResB", time.time()))
- *           mutexB.release()
- *           mutexA.release()
- *       def fun2(self):
- *           mutexB.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResB", time.time()))
- *           time.sleep(0.2)
- *           mutexA.acquire()
- *           print("I am %s , get res: %s---%s" % (self.name, "ResA", time.time()))
- *           mutexA.release()
+ *           print("I am %s , get res: %s---%s" % (self.name, "ResA",
+ * time.time())) mutexB.acquire() print("I am %s , get res: %s---%s" %
+ * (self.name, "ResB", time.time())) mutexB.release() mutexA.release() def
+ * fun2(self): mutexB.acquire() print("I am %s , get res: %s---%s" % (self.name,
+ * "ResB", time.time())) time.sleep(0.2) mutexA.acquire() print("I am %s , get
+ * res: %s---%s" % (self.name, "ResA", time.time())) mutexA.release()
  *           mutexB.release()
  *   if __name__ == "__main__":
  *       print("start---------------------------%s" % time.time())
@@ -45,168 +39,75 @@
  *
  * Usage: deadlock_rlock [--quick]   (--quick: shorter sleep and timeout) */
 #include <multiproc.h>
-
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#define THREADS 10
+static double hold = 0.2, timeout = 2.0; /* 0.02 and 0.5 with --quick */
+static const char *res_name[] = {"ResA", "ResB"};
+/* mutexA, mutexB: two locks (RLocks here, which behave as the seed's two
+ * Locks since no thread takes one twice), or one RLock standing for both. */
+static mp_rlock *res[2];
+static int deadlocks;
 
-static double hold_s = 0.2;     /* fun2's time.sleep(0.2) */
-static double timeout_s = 2.0;  /* how long a second acquire may wait */
-
-static void sleep_s(double seconds) {
-  struct timespec ts = {(time_t)seconds,
-                        (long)((seconds - (double)(time_t)seconds) * 1e9)};
-  nanosleep(&ts, NULL);
-}
-
-/* Python's time.time(). */
-static double wall_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
+/* take is fun1 (A then B) or fun2 (B, sleep, then A). The second wait is
+ * bounded: running out of it while holding the first lock is the
+ * deadlock, where Python hangs for ever; the thread lets go and gives up. */
+static int take(mp_thread *self, int first, int second, double pause) {
+  MP_CHECK(mp_rlock_acquire(res[first], MP_FOREVER));
+  printf("I am %s , get res: %s---%f\n", mp_thread_name(self), res_name[first],
+         mp_monotonic());
+  mp_sleep(pause);
+  int rc = mp_rlock_acquire(res[second], timeout);
+  if (rc == MP_ETIMEDOUT) {
+    printf("I am %s , hold %s and wait for %s: deadlock (Python hangs here)\n",
+           mp_thread_name(self), res_name[first], res_name[second]);
+    __atomic_add_fetch(&deadlocks, 1, __ATOMIC_SEQ_CST);
+  } else {
+    MP_CHECK(rc);
+    printf("I am %s , get res: %s---%f\n", mp_thread_name(self),
+           res_name[second], mp_monotonic());
+    MP_CHECK(mp_rlock_release(res[second]));
   }
+  MP_CHECK(mp_rlock_release(res[first]));
   return rc;
 }
 
-/* The two resources: two Locks, or one RLock standing for both. */
-typedef struct resources {
-  mp_lock *mutexA, *mutexB;
-  mp_rlock *rlock;          /* set: mutexA = mutexB = RLock() */
-  _Atomic int deadlocks;    /* threads that found themselves deadlocked */
-} resources;
-
-enum { RES_A, RES_B };
-static const char *const res_name[] = {"ResA", "ResB"};
-
-/* acquire takes resource which; a second lock (holding the other one) may
- * wait only timeout_s. Returns 0 or MP_ETIMEDOUT. */
-static int acquire(resources *r, int which, int second) {
-  if (r->rlock != NULL)
-    return check(mp_rlock_acquire(r->rlock, MP_FOREVER), "acquire");
-  mp_lock *l = which == RES_A ? r->mutexA : r->mutexB;
-  int rc = mp_lock_acquire(l, second ? timeout_s : MP_FOREVER);
-  if (rc != MP_ETIMEDOUT)
-    check(rc, "acquire");
-  return rc;
-}
-
-static void release(resources *r, int which) {
-  if (r->rlock != NULL)
-    check(mp_rlock_release(r->rlock), "release");
-  else
-    check(mp_lock_release(which == RES_A ? r->mutexA : r->mutexB),
-          "release");
-}
-
-static void got(mp_thread *self, int which) {
-  printf("I am %s , get res: %s---%f\n", mp_thread_name(self),
-         res_name[which], wall_s());
-  fflush(stdout);
-}
-
-/* take_second acquires `want` while holding `held`; on a timeout it reports
- * the deadlock and lets go of `held`. Returns 0 when it got `want`. */
-static int take_second(mp_thread *self, resources *r, int held, int want) {
-  if (acquire(r, want, 1) == 0)
-    return 0;
-  printf("I am %s , hold %s and wait for %s: no progress in %.1f s -- "
-         "deadlock (Python hangs here); letting go of %s\n",
-         mp_thread_name(self), res_name[held], res_name[want], timeout_s,
-         res_name[held]);
-  fflush(stdout);
-  atomic_fetch_add(&r->deadlocks, 1);
-  release(r, held);
-  return -1;
-}
-
-static int fun1(mp_thread *self, resources *r) {
-  acquire(r, RES_A, 0);
-  got(self, RES_A);
-  if (take_second(self, r, RES_A, RES_B) != 0)
-    return -1;
-  got(self, RES_B);
-  release(r, RES_B);
-  release(r, RES_A);
-  return 0;
-}
-
-static int fun2(mp_thread *self, resources *r) {
-  acquire(r, RES_B, 0);
-  got(self, RES_B);
-  sleep_s(hold_s);
-  if (take_second(self, r, RES_B, RES_A) != 0)
-    return -1;
-  got(self, RES_A);
-  release(r, RES_A);
-  release(r, RES_B);
-  return 0;
-}
-
-/* MyThread.run */
-static void my_thread_run(mp_thread *self) {
-  resources *r = mp_thread_userdata(self);
-  if (fun1(self, r) == 0)
-    fun2(self, r);
-}
-
-static int run_ten(resources *r) {
-  mp_thread *t[THREADS];
-  printf("start---------------------------%f\n", wall_s());
-  fflush(stdout);
-  mp_thread_opts opts = {.run = my_thread_run, .userdata = r};
-  for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_new(&t[i], NULL, NULL, &opts), "MyThread");
-    check(mp_thread_start(t[i]), "start");
-  }
-  for (int i = 0; i < THREADS; i++) {
-    check(mp_thread_join(t[i], MP_FOREVER), "join");
-    mp_thread_free(t[i]);
-  }
-  return atomic_load(&r->deadlocks);
+static void my_thread_run(mp_thread *self) { /* MyThread.run */
+  if (take(self, 0, 1, 0) == 0)
+    take(self, 1, 0, hold);
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
-    hold_s = 0.02;
-    timeout_s = 0.5;
-  }
-
-  printf("== mutexA, mutexB = Lock(), Lock(): ten threads run fun1 then fun2 "
-         "==\n");
-  resources two = {0};
-  check(mp_lock_new(&two.mutexA, NULL), "Lock");
-  check(mp_lock_new(&two.mutexB, NULL), "Lock");
-  int deadlocks = run_ten(&two);
-  if (deadlocks > 0)
-    printf("-> %d time(s) a thread held one lock and waited for the other "
-           "for ever: the\n   Python program deadlocks here.\n",
+  (void)argv;
+  hold = argc > 1 ? 0.02 : 0.2;
+  timeout = argc > 1 ? 0.5 : 2.0;
+  for (int round = 0; round < 2; round++) {
+    printf(round
+               ? "\n== mutexA = mutexB = RLock(): no deadlock ==\n"
+               : "== mutexA, mutexB = two locks: fun1 and fun2 deadlock ==\n");
+    MP_CHECK(mp_rlock_new(&res[0], NULL));
+    res[1] = res[0];
+    if (round == 0)
+      MP_CHECK(mp_rlock_new(&res[1], NULL));
+    deadlocks = 0;
+    printf("start---------------------------%f\n", mp_monotonic());
+    mp_thread *t[10];
+    for (int i = 0; i < 10; i++) {
+      MP_CHECK(mp_thread_new(&t[i], NULL, NULL,
+                             &(mp_thread_opts){.run = my_thread_run}));
+      MP_CHECK(mp_thread_start(t[i]));
+    }
+    for (int i = 0; i < 10; i++) {
+      MP_CHECK(mp_thread_join(t[i], MP_FOREVER));
+      mp_thread_free(t[i]);
+    }
+    printf("-> %d time(s) a thread held one lock and waited for ever for the "
+           "other\n",
            deadlocks);
-  else
-    printf("-> the threads happened not to interleave this time (the "
-           "deadlock needs one\n   thread in fun2 while another is in fun1)."
-           "\n");
-  mp_lock_free(two.mutexA);
-  mp_lock_free(two.mutexB);
-
-  printf("\n== mutexA = mutexB = RLock(): the same threads all finish ==\n");
-  resources one = {0};
-  check(mp_rlock_new(&one.rlock, NULL), "RLock");
-  deadlocks = run_ten(&one);
-  mp_rlock_free(one.rlock);
-  if (deadlocks != 0) {
-    fprintf(stderr, "deadlock_rlock: the RLock version must not deadlock\n");
-    return 1;
+    if (round == 0)
+      mp_rlock_free(res[1]);
+    mp_rlock_free(res[0]);
+    if (round == 1 && deadlocks != 0)
+      return 1;
   }
-  printf("-> all %d threads finished fun1 and fun2: no deadlock\n", THREADS);
   return 0;
 }

@@ -27,7 +27,7 @@ TOUR='queue_squares|seed 001, 3.3.1: 进程对列Queue|def f(q,n): q.put(n*n+1);
 queue_func|seed 002, Queue() 最简示例; seed 004, 队列|func(q, arg): q.put(arg), p.join(), print(q.get()); f(q): q.put([42, None, '"'"'hello'"'"'])
 queue_producer_consumer|seed 001, 2.8.5: 生产者消费者模型|Producer(name) puts count with random sleeps; Consumer(name) gets if not q.empty() -- two producers, three consumers, as processes
 queue_lifo_priority|seed 001, 2.8.4: 其他模式|queue.LifoQueue(): put 34, 56, 12; queue.PriorityQueue(): put [5,100], [7,200], [3,"hello"], [4,{"name":"alex"}]; while 1: print(q.get())
-queue_join|seed 001, 2.8.2: join与task_done方法|q = queue.Queue(5); put(10); put(20); get; task_done(); get; task_done(); q.join(); print("ending!") -- and a JoinableQueue with worker processes'
+queue_join|seed 001, 2.8.2: join与task_done方法|q = queue.Queue(5); put(10); put(20); get; task_done(); get; task_done(); q.join(); print("ending!")'
 
 while IFS='|' read -r name seed python; do
   [ -n "$name" ] || continue

@@ -29,22 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int f(void *arg) {
   mp_connection *conn = arg;
   const char *list = "[12, {'name': 'yuan'}, 'hello']";
-  check(mp_connection_send_bytes(conn, list, 0, strlen(list)), "send");
+  MP_CHECK(mp_connection_send_bytes(conn, list, 0, strlen(list)));
   char response[256];
   size_t len;
-  check(mp_connection_recv_bytes(conn, response, sizeof response - 1, &len),
-        "recv");
+  MP_CHECK(mp_connection_recv_bytes(conn, response, sizeof response - 1, &len));
   response[len] = '\0';
   printf("response %s\n", response);
   mp_connection_close(conn);
@@ -53,27 +44,25 @@ static int f(void *arg) {
 
 int main(void) {
   mp_connection *parent_conn, *child_conn;
-  check(mp_pipe(&parent_conn, &child_conn, 1), "mp_pipe");
+  MP_CHECK(mp_pipe(&parent_conn, &child_conn, 1));
   mp_process *p;
-  check(mp_process_new(&p, f, child_conn, NULL), "mp_process_new");
-  check(mp_process_start(p), "mp_process_start");
+  MP_CHECK(mp_process_new(&p, f, child_conn, NULL));
+  MP_CHECK(mp_process_start(p));
   /* The child has its own copy of child_conn; the parent's is not needed.
    * (Python leaves it open until the object is collected.) */
   mp_connection_free(child_conn);
 
   char buf[256];
   size_t len;
-  check(mp_connection_recv_bytes(parent_conn, buf, sizeof buf - 1, &len),
-        "recv");
+  MP_CHECK(mp_connection_recv_bytes(parent_conn, buf, sizeof buf - 1, &len));
   buf[len] = '\0';
   printf("%s\n", buf);
   fflush(stdout);
   const char *reply = "儿子你好!";
-  check(mp_connection_send_bytes(parent_conn, reply, 0, strlen(reply)),
-        "send");
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_connection_send_bytes(parent_conn, reply, 0, strlen(reply)));
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   int code;
-  check(mp_process_exitcode(p, &code), "exitcode");
+  MP_CHECK(mp_process_exitcode(p, &code));
   mp_process_free(p);
   mp_connection_free(parent_conn);
   return code;

@@ -25,36 +25,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int f(void *arg) {
   mp_connection *conn = arg;
   const char *list = "[42, None, 'hello']";
-  check(mp_connection_send_bytes(conn, list, 0, strlen(list)), "send");
+  MP_CHECK(mp_connection_send_bytes(conn, list, 0, strlen(list)));
   mp_connection_close(conn);
   return 0;
 }
 
 int main(void) {
   mp_connection *parent_conn, *child_conn;
-  check(mp_pipe(&parent_conn, &child_conn, 1), "mp_pipe");
+  MP_CHECK(mp_pipe(&parent_conn, &child_conn, 1));
   mp_process *p;
-  check(mp_process_new(&p, f, child_conn, NULL), "mp_process_new");
-  check(mp_process_start(p), "mp_process_start");
+  MP_CHECK(mp_process_new(&p, f, child_conn, NULL));
+  MP_CHECK(mp_process_start(p));
 
   char buf[256];
   size_t len;
-  check(mp_connection_recv_bytes(parent_conn, buf, sizeof buf - 1, &len),
-        "recv");
+  MP_CHECK(mp_connection_recv_bytes(parent_conn, buf, sizeof buf - 1, &len));
   buf[len] = '\0';
   printf("%s\n", buf);
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
   mp_connection_free(parent_conn);
   mp_connection_free(child_conn);

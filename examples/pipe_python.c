@@ -1,5 +1,6 @@
 /* pipe_python.c - a C program and a Python program on the two ends of one
- * Pipe. The child runs python3, which wraps its end in Python's own
+ * Pipe. The child runs python3 (mp_process_opts.exec_argv), which gets its
+ * end as descriptor 3 (pass_fds) and wraps it in Python's own
  * multiprocessing.connection.Connection; both sides use send_bytes and
  * recv_bytes, and the bytes on the wire are Python's framing.
  *
@@ -17,72 +18,48 @@
  *
  * Usage: pipe_python [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
-
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-/* The descriptor Python finds its end at. */
-#define PY_FD 3
-
-static const char *script =
-    "import sys\n"
+static const char *script = /* seed 001's f(conn), on descriptor 3 */
     "from multiprocessing.connection import Connection\n"
     "def f(conn):\n"
     "    conn.send_bytes(b\"[12, {'name': 'yuan'}, 'hello']\")\n"
     "    response = conn.recv_bytes()\n"
     "    print('python: response', response.decode(), flush=True)\n"
     "    conn.close()\n"
-    "f(Connection(int(sys.argv[1])))\n";
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
+    "f(Connection(3))\n";
 
 int main(void) {
-  if (system("python3 -c 'import multiprocessing.connection' "
-             ">/dev/null 2>&1") != 0) {
+  mp_connection *c_conn, *py_conn;
+  MP_CHECK(mp_pipe(&c_conn, &py_conn, 1));
+  char *argv[] = {"python3", "-c", (char *)script, NULL};
+  mp_pass_fd fds[] = {{mp_connection_fileno(py_conn), 3}};
+  mp_process *p;
+  MP_CHECK(mp_process_new(&p, NULL, NULL,
+                          &(mp_process_opts){.exec_argv = argv,
+                                             .pass_fds = fds,
+                                             .pass_fds_len = 1}));
+  int rc = mp_process_start(p);
+  if (rc == MP_ENOENT) {
     printf("python3 not found: nothing to talk to (skipped)\n");
     return 0;
   }
-  mp_connection *c_conn, *py_conn;
-  check(mp_pipe(&c_conn, &py_conn, 1), "mp_pipe");
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0)
-    check(-1, "fork");
-  if (pid == 0) {
-    /* The library's descriptors are close-on-exec; dup2 makes a copy that
-     * python3 inherits, at the number we tell it. */
-    dup2(mp_connection_fileno(py_conn), PY_FD);
-    char fd[8];
-    snprintf(fd, sizeof fd, "%d", PY_FD);
-    execlp("python3", "python3", "-c", script, fd, (char *)NULL);
-    _exit(127);
-  }
+  MP_CHECK(rc);
   mp_connection_free(py_conn);
-
   char buf[256];
   size_t len;
-  check(mp_connection_recv_bytes(c_conn, buf, sizeof buf - 1, &len), "recv");
-  buf[len] = '\0';
-  printf("C: received from Python: %s\n", buf);
+  MP_CHECK(mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len));
+  printf("C: received from Python: %.*s\n", (int)len, buf);
   fflush(stdout);
-  const char *reply = "儿子你好!";
-  check(mp_connection_send_bytes(c_conn, reply, 0, strlen(reply)), "send");
-  /* Python closes its end when it is done: end of stream here. */
-  int rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
+  MP_CHECK(
+      mp_connection_send_bytes(c_conn, "儿子你好!", 0, strlen("儿子你好!")));
+  rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
   printf("C: then %s, as Python closed its end\n", mp_err_name(rc));
+  int code;
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
+  MP_CHECK(mp_process_exitcode(p, &code));
+  mp_process_free(p);
   mp_connection_free(c_conn);
-  int status;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc == MP_ECLOSED
-             ? 0
-             : 1;
+  return code == 0 && rc == MP_ECLOSED ? 0 : 1;
 }

@@ -30,14 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int func_1(void *arg) {
   return mp_connection_send_bytes(arg, "process 1", 0, 9) == 0 ? 0 : 1;
 }
@@ -49,28 +41,28 @@ static int func_2(void *arg) {
 static void print_next(mp_connection *conn, const char *prefix) {
   char buf[64];
   size_t len;
-  check(mp_connection_recv_bytes(conn, buf, sizeof buf - 1, &len), "recv");
+  MP_CHECK(mp_connection_recv_bytes(conn, buf, sizeof buf - 1, &len));
   buf[len] = '\0';
   printf("%s%s\n", prefix, buf);
 }
 
 int main(void) {
   mp_connection *parent_conn, *child_conn;
-  check(mp_pipe(&parent_conn, &child_conn, 1), "mp_pipe");
+  MP_CHECK(mp_pipe(&parent_conn, &child_conn, 1));
   mp_process *p1, *p2;
-  check(mp_process_new(&p1, func_1, child_conn, NULL), "mp_process_new");
-  check(mp_process_new(&p2, func_2, child_conn, NULL), "mp_process_new");
-  check(mp_process_start(p1), "start");
-  check(mp_process_start(p2), "start");
-  check(mp_process_join(p1, MP_FOREVER), "join");
-  check(mp_process_join(p2, MP_FOREVER), "join");
+  MP_CHECK(mp_process_new(&p1, func_1, child_conn, NULL));
+  MP_CHECK(mp_process_new(&p2, func_2, child_conn, NULL));
+  MP_CHECK(mp_process_start(p1));
+  MP_CHECK(mp_process_start(p2));
+  MP_CHECK(mp_process_join(p1, MP_FOREVER));
+  MP_CHECK(mp_process_join(p2, MP_FOREVER));
   int c1, c2;
-  check(mp_process_exitcode(p1, &c1), "exitcode");
-  check(mp_process_exitcode(p2, &c2), "exitcode");
+  MP_CHECK(mp_process_exitcode(p1, &c1));
+  MP_CHECK(mp_process_exitcode(p2, &c2));
 
   print_next(parent_conn, "");
   /* What the seed did not look at: the other message is still there. */
-  if (check(mp_connection_poll(parent_conn, 0), "poll") == 1)
+  if (MP_CHECK(mp_connection_poll(parent_conn, 0)) == 1)
     print_next(parent_conn, "still waiting in the pipe: ");
   mp_process_free(p1);
   mp_process_free(p2);

@@ -22,22 +22,15 @@
  *       print(serial, parallel, serial / parallel)
  *
  * The pool is started before the clock runs, as a program keeps its pool
- * for many maps, and an untimed count warms the CPU up first. Given two free CPUs the speed-up is close to 2. An empty
- * asm statement that claims to change i after each step keeps the
- * compiler from folding the loop away.
+ * for many maps, and an untimed count warms the CPU up first. Given two free
+ * CPUs the speed-up is close to 2. An empty asm statement that claims to change
+ * i after each step keeps the compiler from folding the loop away.
  *
  * Usage: pool_counter_40m [--quick]   (--quick: count to 4,000,000) */
 #include <multiproc.h>
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Not inlined: the serial run and the workers run the same machine code. */
 __attribute__((noinline)) static long count(long n) {
@@ -69,33 +62,22 @@ int main(int argc, char **argv) {
   /* An untimed quarter count first: the CPU leaves its idle clock speed
    * before either timing starts. */
   (void)count(n / 4);
-  double start = now_s();
+  double start = mp_monotonic();
   long a = count(n), b = count(n);
-  double serial = now_s() - start;
+  double serial = mp_monotonic() - start;
   printf("serial:   Total time: %f\n", serial);
 
   mp_pool *p;
-  int rc = mp_pool_new(&p, &(mp_pool_opts){.processes = 2});
-  if (rc != 0) {
-    fprintf(stderr, "Pool(2): %s\n", mp_strerror(rc));
-    return 1;
-  }
+  MP_CHECK(mp_pool_new(&p, &(mp_pool_opts){.processes = 2}));
   long in[2] = {n, n}, out[2] = {0, 0};
-  start = now_s();
-  rc = mp_pool_map(p, counter, in, 2, sizeof(long), out, sizeof(long), NULL);
-  double parallel = now_s() - start;
+  start = mp_monotonic();
+  MP_CHECK(
+      mp_pool_map(p, counter, in, 2, sizeof(long), out, sizeof(long), NULL));
+  double parallel = mp_monotonic() - start;
   mp_pool_free(p);
-  if (rc != 0) {
-    fprintf(stderr, "map: %s\n", mp_strerror(rc));
-    return 1;
-  }
   printf("Pool(2):  Total time: %f\n", parallel);
   printf("speed-up: %.2fx (the seed's Python 3.5 with two processes: "
          "1.85x)\n",
          parallel > 0 ? serial / parallel : 0.0);
-  if (a != n || b != n || out[0] != n || out[1] != n) {
-    fprintf(stderr, "pool_counter_40m: a count came out wrong\n");
-    return 1;
-  }
-  return 0;
+  return a == n && b == n && out[0] == n && out[1] == n ? 0 : 1;
 }

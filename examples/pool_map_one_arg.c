@@ -1,5 +1,4 @@
-/* pool_map_one_arg.c - Pool(2).map with a function of one argument, and
- * starmap for a function of several.
+/* pool_map_one_arg.c - Pool(2).map with a function of one argument.
  *
  * It mirrors this Python program (seed 002, "pool进程池"):
  *
@@ -16,9 +15,10 @@
  * The seed notes that map's function takes exactly one argument: the
  * tuple's one element is passed to func once. In C an item is one
  * fixed-size struct; a function of several arguments takes a struct of
- * them, which is what Python's starmap does with tuples. */
+ * them, which is what Python's starmap does with tuples (mp_pool_starmap).
+ *
+ * Usage: pool_map_one_arg [--quick]   (the same either way) */
 #include <multiproc.h>
-
 #include <stdio.h>
 #include <string.h>
 
@@ -26,55 +26,21 @@ typedef struct text {
   char s[32];
 } text;
 
-/* func runs in a worker: print the argument, return it. */
-static int func(const void *in, void *out) {
-  const text *arg = in;
-  printf("input :  %s\n", arg->s);
+static int func(const void *in, void *out) { /* runs in a worker */
+  printf("input :  %s\n", ((const text *)in)->s);
   printf("Process done ...\n");
-  fflush(stdout);
-  memcpy(out, arg, sizeof *arg);
-  return 0;
-}
-
-/* starmap's item: the arguments of one call. */
-typedef struct args2 {
-  int base, exponent;
-} args2;
-
-static int power(const void *in, void *out) {
-  const args2 *a = in;
-  long r = 1;
-  for (int i = 0; i < a->exponent; i++)
-    r *= a->base;
-  *(long *)out = r;
+  fflush(stdout); /* a worker's buffer is not flushed for it */
+  memcpy(out, in, sizeof(text));
   return 0;
 }
 
 int main(void) {
   mp_pool *pool;
-  int rc = mp_pool_new(&pool, &(mp_pool_opts){.processes = 2});
-  if (rc != 0) {
-    fprintf(stderr, "Pool: %s\n", mp_strerror(rc));
-    return 1;
-  }
+  MP_CHECK(mp_pool_new(&pool, &(mp_pool_opts){.processes = 2}));
   text items[1] = {{"process in"}}, res[1];
-  rc = mp_pool_map(pool, func, items, 1, sizeof(text), res, sizeof(text),
-                   NULL);
-  if (rc == 0)
-    printf("['%s']\n", res[0].s);
-
-  /* pool.starmap(pow, [(2, 10), (3, 4)]) */
-  args2 calls[2] = {{2, 10}, {3, 4}};
-  long powers[2];
-  if (rc == 0)
-    rc = mp_pool_starmap(pool, power, calls, 2, sizeof(args2), powers,
-                         sizeof(long), NULL);
-  if (rc == 0)
-    printf("starmap: [%ld, %ld]\n", powers[0], powers[1]);
+  MP_CHECK(
+      mp_pool_map(pool, func, items, 1, sizeof(text), res, sizeof(text), NULL));
+  printf("['%s']\n", res[0].s);
   mp_pool_free(pool);
-  if (rc != 0) {
-    fprintf(stderr, "map: %s\n", mp_strerror(rc));
-    return 1;
-  }
   return 0;
 }

@@ -37,22 +37,13 @@ int main(int argc, char **argv) {
     return 1;
   long items[] = {1, 2, 3, 4, 5}, result[5];
   mp_pool *pool;
-  int rc = mp_pool_new(&pool, &(mp_pool_opts){.processes = 4});
-  if (rc == 0)
-    rc = mp_pool_map(pool, task, items, 5, sizeof items[0], result,
-                     sizeof result[0], NULL);
-  if (rc == 0)
-    rc = mp_pool_close(pool);
-  if (rc == 0)
-    rc = mp_pool_join(pool, MP_FOREVER);
+  MP_CHECK(mp_pool_new(&pool, &(mp_pool_opts){.processes = 4}));
+  MP_CHECK(mp_pool_map(pool, task, items, 5, sizeof(long), result, sizeof(long),
+                       NULL));
+  MP_CHECK(mp_pool_close(pool));
+  MP_CHECK(mp_pool_join(pool, MP_FOREVER));
   mp_pool_free(pool);
-  if (rc != 0) {
-    fprintf(stderr, "pool: %s\n", mp_strerror(rc));
-    return 1;
-  }
-  printf("[");
-  for (int i = 0; i < 5; i++)
-    printf(i ? ", %ld" : "%ld", result[i]);
-  printf("]\n");
+  printf("[%ld, %ld, %ld, %ld, %ld]\n", result[0], result[1], result[2],
+         result[3], result[4]);
   return 0;
 }

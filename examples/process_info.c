@@ -62,14 +62,6 @@ static void sleep_s(double seconds) {
   nanosleep(&ts, NULL);
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 static int info(void *arg) {
   const char *name = arg;
   /* One write for the whole block, so two children's blocks do not mix. */
@@ -84,7 +76,9 @@ static int info(void *arg) {
   return 0;
 }
 
-static int foo(void *arg) { return info(arg); }
+static int foo(void *arg) {
+  return info(arg);
+}
 
 /* MyProcess.run */
 static int my_process_run(mp_process *self) {
@@ -103,17 +97,17 @@ static int my_process_run(mp_process *self) {
 static mp_process *my_process_new(void) {
   mp_process_opts opts = {.run = my_process_run};
   mp_process *p;
-  check(mp_process_new(&p, NULL, NULL, &opts), "MyProcess");
+  MP_CHECK(mp_process_new(&p, NULL, NULL, &opts));
   char name[64];
   snprintf(name, sizeof name, "My%s", mp_process_name(p));
-  check(mp_process_set_name(p, name), "set_name");
+  MP_CHECK(mp_process_set_name(p, name));
   return p;
 }
 
 static int join_ok(mp_process *p) {
   int code = -1;
-  check(mp_process_join(p, MP_FOREVER), "join");
-  check(mp_process_exitcode(p, &code), "exitcode");
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
+  MP_CHECK(mp_process_exitcode(p, &code));
   return code == 0;
 }
 
@@ -127,10 +121,10 @@ int main(int argc, char **argv) {
   fflush(stdout);
   info("main process line");
   mp_process *p1, *p2;
-  check(mp_process_new(&p1, info, "alvin", NULL), "Process");
-  check(mp_process_new(&p2, foo, "egon", NULL), "Process");
-  check(mp_process_start(p1), "start");
-  check(mp_process_start(p2), "start");
+  MP_CHECK(mp_process_new(&p1, info, "alvin", NULL));
+  MP_CHECK(mp_process_new(&p2, foo, "egon", NULL));
+  MP_CHECK(mp_process_start(p1));
+  MP_CHECK(mp_process_start(p2));
   ok &= join_ok(p1);
   ok &= join_ok(p2);
   printf("ending\n");
@@ -147,7 +141,7 @@ int main(int argc, char **argv) {
   mp_process *p_list[3];
   for (int i = 0; i < 3; i++) {
     p_list[i] = my_process_new();
-    check(mp_process_start(p_list[i]), "start");
+    MP_CHECK(mp_process_start(p_list[i]));
   }
   for (int i = 0; i < 3; i++) {
     ok &= join_ok(p_list[i]);

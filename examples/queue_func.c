@@ -34,14 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 typedef struct func_args {
   mp_queue *q;
   const char *arg;
@@ -50,7 +42,7 @@ typedef struct func_args {
 static int func(void *p) {
   func_args *a = p;
   printf("input :  %s\n", a->arg);
-  check(mp_queue_put_str(a->q, a->arg, MP_FOREVER), "put");
+  MP_CHECK(mp_queue_put_str(a->q, a->arg, MP_FOREVER));
   printf("Process done ...\n");
   fflush(stdout);
   return 0;
@@ -67,31 +59,31 @@ static int f(void *p) {
   mp_queue *q = p;
   record r = {.number = 42, .has_value = 0};
   strcpy(r.text, "hello");
-  check(mp_queue_put(q, &r, sizeof r, MP_FOREVER), "put");
+  MP_CHECK(mp_queue_put(q, &r, sizeof r, MP_FOREVER));
   return 0;
 }
 
 int main(void) {
   mp_queue *q;
-  check(mp_queue_new(&q, NULL), "Queue");
+  MP_CHECK(mp_queue_new(&q, NULL));
 
   func_args a = {q, "I'm process"};
   mp_process *p;
-  check(mp_process_new(&p, func, &a, NULL), "Process");
-  check(mp_process_start(p), "start");
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_process_new(&p, func, &a, NULL));
+  MP_CHECK(mp_process_start(p));
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
   char text[64];
-  check(mp_queue_get_str(q, text, sizeof text, MP_FOREVER), "get");
+  MP_CHECK(mp_queue_get_str(q, text, sizeof text, MP_FOREVER));
   printf("%s\n", text);
 
-  check(mp_process_new(&p, f, q, NULL), "Process");
-  check(mp_process_start(p), "start");
+  MP_CHECK(mp_process_new(&p, f, q, NULL));
+  MP_CHECK(mp_process_start(p));
   record r;
   size_t len;
-  check(mp_queue_get(q, &r, sizeof r, &len, MP_FOREVER), "get");
+  MP_CHECK(mp_queue_get(q, &r, sizeof r, &len, MP_FOREVER));
   printf("[%d, %s, '%s']\n", r.number, r.has_value ? "?" : "None", r.text);
-  check(mp_process_join(p, MP_FOREVER), "join");
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
   mp_queue_free(q);
   return strcmp(text, "I'm process") == 0 && r.number == 42 ? 0 : 1;

@@ -51,14 +51,6 @@
 
 static double unit_s = 0.1; /* Python's one second, scaled */
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* random.randrange(n), from a generator seeded per process. */
 static unsigned randrange(unsigned n) {
   return (unsigned)rand() % n;
@@ -83,8 +75,8 @@ static int producer(void *arg) {
     printf("making........\n");
     sleep_units(randrange(3));
     /* The baozi's number tells whose it is: A0..A9, B0..B9. */
-    check(mp_queue_put_int64(p->q, (p->name - 'A') * 100 + count, MP_FOREVER),
-          "put");
+    MP_CHECK(
+        mp_queue_put_int64(p->q, (p->name - 'A') * 100 + count, MP_FOREVER));
     printf("Producer %c has produced %" PRId64 " baozi..\n", p->name, count);
     fflush(stdout);
   }
@@ -107,11 +99,11 @@ static int consumer(void *arg) {
     } else if (rc == MP_EAGAIN) {
       printf("-----no baozi anymore----\n");
     } else {
-      check(rc, "get");
+      MP_CHECK(rc);
     }
     fflush(stdout);
   }
-  check(mp_queue_put_int64(p->eaten, ate, MP_FOREVER), "put");
+  MP_CHECK(mp_queue_put_int64(p->eaten, ate, MP_FOREVER));
   return 0;
 }
 
@@ -119,25 +111,24 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--quick") == 0)
     unit_s = 0.001;
   mp_queue *q, *eaten;
-  check(mp_queue_new(&q, NULL), "Queue");
-  check(mp_queue_new(&eaten, NULL), "Queue");
+  MP_CHECK(mp_queue_new(&q, NULL));
+  MP_CHECK(mp_queue_new(&eaten, NULL));
   person people[PRODUCERS + CONSUMERS];
   mp_process *procs[PRODUCERS + CONSUMERS];
   for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
     people[i] = (person){q, eaten, (char)('A' + i)};
-    check(mp_process_new(&procs[i], i < PRODUCERS ? producer : consumer,
-                         &people[i], NULL),
-          "Process");
-    check(mp_process_start(procs[i]), "start");
+    MP_CHECK(mp_process_new(&procs[i], i < PRODUCERS ? producer : consumer,
+                            &people[i], NULL));
+    MP_CHECK(mp_process_start(procs[i]));
   }
   for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
-    check(mp_process_join(procs[i], MP_FOREVER), "join");
+    MP_CHECK(mp_process_join(procs[i], MP_FOREVER));
     mp_process_free(procs[i]);
   }
   int64_t total = 0, left = mp_queue_qsize(q);
   for (int i = 0; i < CONSUMERS; i++) {
     int64_t n;
-    check(mp_queue_get_int64(eaten, &n, MP_FOREVER), "get");
+    MP_CHECK(mp_queue_get_int64(eaten, &n, MP_FOREVER));
     total += n;
   }
   printf("%d baozi made, %" PRId64 " eaten, %" PRId64 " left on the queue\n",

@@ -23,60 +23,35 @@
  *
  * Usage: queue_squares [--quick]   (--quick changes nothing: it is quick) */
 #include <multiproc.h>
-
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
+static mp_queue *q;
 
-typedef struct task {
-  mp_queue *q;
-  int64_t n;
-} task;
-
-static int f(void *arg) {
-  task *t = arg;
-  check(mp_queue_put_int64(t->q, t->n * t->n + 1, MP_FOREVER), "put");
-  printf("son process %p\n", (void *)t->q);
-  fflush(stdout);
+static int f(void *arg) { /* arg: n itself, under fork */
+  long n = (long)arg;
+  MP_CHECK(mp_queue_put_int64(q, n * n + 1, MP_FOREVER));
+  printf("son process %p\n", (void *)q);
   return 0;
 }
 
 int main(void) {
-  mp_queue *q;
-  check(mp_queue_new(&q, NULL), "Queue");
+  MP_CHECK(mp_queue_new(&q, NULL));
   printf("main process %p\n", (void *)q);
-  task tasks[3];
   mp_process *p[3];
-  for (int i = 0; i < 3; i++) {
-    tasks[i] = (task){q, i};
-    check(mp_process_new(&p[i], f, &tasks[i], NULL), "Process");
-    check(mp_process_start(p[i]), "start");
+  for (long i = 0; i < 3; i++) {
+    MP_CHECK(mp_process_new(&p[i], f, (void *)i, NULL));
+    MP_CHECK(mp_process_start(p[i]));
   }
-  /* The results come in the order the children put them: any order of
-   * 1, 2 and 5. */
-  int64_t sum = 0;
+  int64_t v, sum = 0;
   for (int i = 0; i < 3; i++) {
-    int64_t v;
-    check(mp_queue_get_int64(q, &v, MP_FOREVER), "get");
-    printf("%" PRId64 "\n", v);
+    MP_CHECK(mp_queue_get_int64(q, &v, MP_FOREVER));
+    printf("%ld\n", (long)v);
     sum += v;
   }
   for (int i = 0; i < 3; i++) {
-    check(mp_process_join(p[i], MP_FOREVER), "join");
+    MP_CHECK(mp_process_join(p[i], MP_FOREVER));
     mp_process_free(p[i]);
   }
   mp_queue_free(q);
-  if (sum != 1 + 2 + 5) {
-    fprintf(stderr, "wrong results: sum %" PRId64 "\n", sum);
-    return 1;
-  }
-  return 0;
+  return sum == 1 + 2 + 5 ? 0 : 1;
 }

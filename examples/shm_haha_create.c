@@ -20,98 +20,48 @@
  * Instead of always sleeping 60 s it waits at most that long, and stops as
  * soon as the reader has unlinked the block (the seed's reader does).
  *
- * Usage: shm_haha_create [--name NAME] [--wait SECONDS] [--quick]
+ * Usage: shm_haha_create [--name NAME | --quick]
  *   --quick  alone, as CTest runs it: a unique name, and this program
- *            starts the reader (shm_haha_attach beside it) itself. */
-#define _GNU_SOURCE
-#include <libgen.h>
-#include <spawn.h>
+ *            starts its partner (beside it) itself.*/
+#include <multiproc.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <multiproc.h>
-
-extern char **environ;
-
-/* Starts the program `sibling` that sits beside this one. */
-static pid_t start_sibling(const char *sibling, char **args) {
-  char self[4096], path[4200];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0)
-    return -1;
-  self[n] = '\0';
-  snprintf(path, sizeof path, "%s/%s", dirname(self), sibling);
-  args[0] = path;
-  pid_t pid;
-  if (posix_spawn(&pid, path, NULL, NULL, args, environ) != 0)
-    return -1;
-  return pid;
-}
-
 int main(int argc, char **argv) {
-  const char *name = "haha";
-  double wait = 60;
-  int quick = 0;
-  char unique[64];
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0)
-      quick = 1;
-    else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-      name = argv[++i];
-    else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc)
-      wait = atof(argv[++i]);
-  }
-  if (quick) {
-    snprintf(unique, sizeof unique, "haha-%d", (int)getpid());
-    name = unique;
-    wait = 30;
-  }
-
+  char name[64] = "haha", path[80];
+  int alone = argc == 2; /* --quick, under CTest: a name of our own */
+  if (argc > 2)          /* --name NAME */
+    snprintf(name, sizeof name, "%s", argv[2]);
+  if (alone)
+    snprintf(name, sizeof name, "haha-%d", (int)getpid());
   mp_shared_memory *shm;
-  int rc = mp_shared_memory_new(&shm, name, 256, NULL);
-  if (rc != 0) {
-    fprintf(stderr, "SharedMemory(%s): %s\n", name, mp_strerror(rc));
-    return 1;
-  }
+  MP_CHECK(mp_shared_memory_new(&shm, name, 256, NULL));
   unsigned char *buf = mp_shared_memory_buf(shm);
   printf("created a shared memory, the size is %zu\n",
          mp_shared_memory_size(shm));
-  fflush(stdout);
   buf[0] = 0xab;
-
-  pid_t reader = -1;
-  if (quick) {
-    char *args[] = {NULL, "--name", (char *)name, NULL};
-    reader = start_sibling("shm_haha_attach", args);
-    if (reader < 0) {
-      fprintf(stderr, "could not start shm_haha_attach\n");
-      mp_shared_memory_unlink(shm);
-      mp_shared_memory_free(shm);
-      return 1;
-    }
+  mp_process *reader = NULL; /* alone: start shm_haha_attach, beside us */
+  if (alone) {
+    char prog[4096];
+    snprintf(prog, sizeof prog, "%.*sattach", (int)strlen(argv[0]) - 6,
+             argv[0]);
+    char *args[] = {prog, "--name", name, NULL};
+    MP_CHECK(mp_process_new(&reader, NULL, NULL,
+                            &(mp_process_opts){.exec_argv = args}));
+    MP_CHECK(mp_process_start(reader));
   }
-
-  /* time.sleep(60), cut short once the reader has unlinked the block. */
-  struct timespec tick = {0, 50 * 1000 * 1000};
-  for (double waited = 0; waited < wait; waited += 0.05) {
-    mp_shared_memory *probe;
-    if (mp_shared_memory_open(&probe, name) == MP_ENOENT)
-      break;
-    mp_shared_memory_free(probe);
-    nanosleep(&tick, NULL);
-  }
-  int status = 0;
-  if (reader > 0)
-    waitpid(reader, &status, 0);
-
+  /* time.sleep(60), cut short once the reader has unlinked the block */
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  for (int i = 0; i < 1200 && access(path, F_OK) == 0; i++)
+    mp_sleep(0.05);
+  int code = 0;
+  if (reader && mp_process_join(reader, MP_FOREVER) == 0)
+    MP_CHECK(mp_process_exitcode(reader, &code));
+  mp_process_free(reader);
   mp_shared_memory_close(shm);
-  rc = mp_shared_memory_unlink(shm);
-  if (rc == MP_ENOENT)
+  if (mp_shared_memory_unlink(shm) == MP_ENOENT)
     printf("the reader unlinked it already\n");
   mp_shared_memory_free(shm);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+  return code;
 }

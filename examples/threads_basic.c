@@ -26,17 +26,14 @@
  *   print("ending")
  *
  *   def Music(name):
- *       print("Begin listening to {name}. {time}".format(name=name, time=ctime()))
- *       sleep(3)
- *       print("end listening {time}".format(time=ctime()))
+ *       print("Begin listening to {name}. {time}".format(name=name,
+ * time=ctime())) sleep(3) print("end listening {time}".format(time=ctime()))
  *   def Blog(title):
- *       print("Begin recording the {title}. {time}".format(title=title, time=ctime()))
- *       sleep(5)
- *       print('end recording {time}'.format(time=ctime()))
- *   t1 = threading.Thread(target=Music, args=('FILL ME',))
- *   t2 = threading.Thread(target=Blog, args=('',))
- *   # t2.setDaemon(True); for t in threads: t.start(); t1.join()
- *   print("all over %s" % ctime())
+ *       print("Begin recording the {title}. {time}".format(title=title,
+ * time=ctime())) sleep(5) print('end recording {time}'.format(time=ctime())) t1
+ * = threading.Thread(target=Music, args=('FILL ME',)) t2 =
+ * threading.Thread(target=Blog, args=('',)) # t2.setDaemon(True); for t in
+ * threads: t.start(); t1.join() print("all over %s" % ctime())
  *
  * In C the "subclass" is a run callback that receives the thread object;
  * its extra fields travel as userdata. As in Python, a program that returns
@@ -69,14 +66,6 @@ static const char *now_text(char *buf) {
   return buf;
 }
 
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
-    exit(1);
-  }
-  return rc;
-}
-
 /* ---- Thread(target=countNum, args=(23,)) --------------------------------- */
 
 static void countNum(void *arg) {
@@ -89,16 +78,16 @@ static void countNum(void *arg) {
 static void target_style(void) {
   static const int a = 23, b = 34;
   mp_thread *t1, *t2;
-  check(mp_thread_new(&t1, countNum, (void *)&a, NULL), "Thread");
-  check(mp_thread_new(&t2, countNum, (void *)&b, NULL), "Thread");
-  check(mp_thread_start(t1), "start");
-  check(mp_thread_start(t2), "start");
+  MP_CHECK(mp_thread_new(&t1, countNum, (void *)&a, NULL));
+  MP_CHECK(mp_thread_new(&t2, countNum, (void *)&b, NULL));
+  MP_CHECK(mp_thread_start(t1));
+  MP_CHECK(mp_thread_start(t2));
   printf("ending!\n");
   fflush(stdout);
   /* Python's program would end here and wait for both threads at exit;
    * we join them so the next part starts after them. */
-  check(mp_thread_join(t1, MP_FOREVER), "join");
-  check(mp_thread_join(t2, MP_FOREVER), "join");
+  MP_CHECK(mp_thread_join(t1, MP_FOREVER));
+  MP_CHECK(mp_thread_join(t2, MP_FOREVER));
   mp_thread_free(t1);
   mp_thread_free(t2);
 }
@@ -119,19 +108,19 @@ static void my_thread_run(mp_thread *self) {
 static mp_thread *my_thread_new(my_thread *me) {
   mp_thread_opts opts = {.run = my_thread_run, .userdata = me};
   mp_thread *t;
-  check(mp_thread_new(&t, NULL, NULL, &opts), "MyThread");
+  MP_CHECK(mp_thread_new(&t, NULL, NULL, &opts));
   return t;
 }
 
 static void subclass_style(void) {
   my_thread a = {56}, b = {78};
   mp_thread *t1 = my_thread_new(&a), *t2 = my_thread_new(&b);
-  check(mp_thread_start(t1), "start");
-  check(mp_thread_start(t2), "start");
+  MP_CHECK(mp_thread_start(t1));
+  MP_CHECK(mp_thread_start(t2));
   printf("ending\n");
   fflush(stdout);
-  check(mp_thread_join(t1, MP_FOREVER), "join");
-  check(mp_thread_join(t2, MP_FOREVER), "join");
+  MP_CHECK(mp_thread_join(t1, MP_FOREVER));
+  MP_CHECK(mp_thread_join(t2, MP_FOREVER));
   mp_thread_free(t1);
   mp_thread_free(t2);
 }
@@ -161,14 +150,14 @@ static void music_and_blog(int blog_daemon, int join_music, int join_blog) {
   char buf[32];
   mp_thread *t1, *t2;
   mp_thread_opts blog_opts = {.daemon = blog_daemon ? 1 : 0};
-  check(mp_thread_new(&t1, Music, "FILL ME", NULL), "Thread");
-  check(mp_thread_new(&t2, Blog, "", &blog_opts), "Thread");
-  check(mp_thread_start(t1), "start");
-  check(mp_thread_start(t2), "start");
+  MP_CHECK(mp_thread_new(&t1, Music, "FILL ME", NULL));
+  MP_CHECK(mp_thread_new(&t2, Blog, "", &blog_opts));
+  MP_CHECK(mp_thread_start(t1));
+  MP_CHECK(mp_thread_start(t2));
   if (join_music)
-    check(mp_thread_join(t1, MP_FOREVER), "join");
+    MP_CHECK(mp_thread_join(t1, MP_FOREVER));
   if (join_blog)
-    check(mp_thread_join(t2, MP_FOREVER), "join");
+    MP_CHECK(mp_thread_join(t2, MP_FOREVER));
   printf("all over %s\n", now_text(buf));
   fflush(stdout);
   /* Freeing a running thread detaches it: it goes on, and a non-daemonic

@@ -30,120 +30,88 @@
  *       print(arr[:])                       # [0, -1, -2, ..., -9]
  *
  * Usage: value_array [--quick] */
-#include <stdio.h>
-#include <string.h>
-
 #include <multiproc.h>
+#include <stdio.h>
+
+static mp_value *v, *num, *racy, *atomic;
+static mp_array *arr;
+static int n = 200000; /* increments per process; 20000 with --quick */
 
 static int func_1(void *arg) {
-  mp_value *v = arg;
-  return mp_value_set_int(v, 20) == 0 ? 0 : 1;
+  (void)arg;
+  return (int)MP_CHECK(mp_value_set_int(v, 20));
 }
-
-typedef struct num_arr {
-  mp_value *num;
-  mp_array *arr;
-} num_arr;
 
 static int f(void *arg) {
-  num_arr *na = arg;
-  if (mp_value_set_double(na->num, 3.1415927) != 0)
-    return 1;
-  /* Python's loop takes the lock per element; taking it once for the whole
-   * loop is what a C programmer would write. */
-  mp_array_acquire(na->arr, MP_FOREVER);
-  for (size_t i = 0; i < mp_array_len(na->arr); i++) {
+  (void)arg;
+  MP_CHECK(mp_value_set_double(num, 3.1415927));
+  MP_CHECK(mp_array_acquire(arr, MP_FOREVER)); /* once for the whole loop */
+  for (ssize_t i = 0; i < (ssize_t)mp_array_len(arr); i++) {
     int64_t x;
-    mp_array_get_int(na->arr, (ssize_t)i, &x);
-    mp_array_set_int(na->arr, (ssize_t)i, -x);
+    MP_CHECK(mp_array_get_int(arr, i, &x));
+    MP_CHECK(mp_array_set_int(arr, i, -x));
   }
-  mp_array_release(na->arr);
-  return 0;
+  return (int)MP_CHECK(mp_array_release(arr));
 }
 
-typedef struct counters {
-  mp_value *racy, *atomic;
-  int n;
-} counters;
-
-/* "v.value += 1" without the lock (a race in Python too), and the atomic
- * add that Python lacks. */
+/* Beyond Python: "v.value += 1" (a race in Python too), and an atomic add. */
 static int add(void *arg) {
-  counters *c = arg;
-  for (int i = 0; i < c->n; i++) {
+  for (int i = 0; i < n; i++) {
     int64_t x;
-    mp_value_get_int(c->racy, &x);
-    mp_value_set_int(c->racy, x + 1);
-    mp_value_fetch_add(c->atomic, 1, NULL);
+    MP_CHECK(mp_value_get_int(racy, &x));
+    MP_CHECK(mp_value_set_int(racy, x + 1));
+    MP_CHECK(mp_value_fetch_add(atomic, 1, NULL));
   }
-  return 0;
+  return arg != NULL;
 }
 
-static int run(mp_process_target_fn fn, void *arg) {
+static void run(mp_process_target_fn fn) { /* start, join, check */
   mp_process *p;
-  int rc = mp_process_new(&p, fn, arg, NULL);
-  if (rc == 0 && (rc = mp_process_start(p)) == 0)
-    rc = mp_process_join(p, MP_FOREVER);
-  int code = -1;
-  if (rc == 0)
-    mp_process_exitcode(p, &code);
+  int code;
+  MP_CHECK(mp_process_new(&p, fn, NULL, NULL));
+  MP_CHECK(mp_process_start(p));
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
+  MP_CHECK(mp_process_exitcode(p, &code));
+  MP_CHECK(code == 0 ? 0 : MP_ECHILD);
   mp_process_free(p);
-  return rc != 0 ? rc : code;
 }
 
 int main(int argc, char **argv) {
-  int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-
-  /* v = mp.Value('i', 10); a child sets it to 20. */
-  int ten = 10;
-  mp_value *v;
-  if (mp_value_new(&v, 'i', &ten, NULL) != 0 || run(func_1, v) != 0)
-    return 1;
-  int64_t x;
-  mp_value_get_int(v, &x);
+  (void)argv;
+  n = argc > 1 ? 20000 : 200000;
+  int64_t x, y;
+  MP_CHECK(mp_value_new(&v, 'i', &(int){10}, NULL));
+  run(func_1);
+  MP_CHECK(mp_value_get_int(v, &x));
   printf("%lld\n", (long long)x);
-  mp_value_free(v);
-
-  /* num = Value('d', 0.0); arr = Array('i', range(10)); f negates. */
-  num_arr na;
-  double zero = 0.0;
-  int range10[10];
-  for (int i = 0; i < 10; i++)
-    range10[i] = i;
-  if (mp_value_new(&na.num, 'd', &zero, NULL) != 0 ||
-      mp_array_new(&na.arr, 'i', 10, range10, NULL) != 0 ||
-      run(f, &na) != 0)
-    return 1;
+  int range10[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[10];
+  MP_CHECK(mp_value_new(&num, 'd', &(double){0.0}, NULL));
+  MP_CHECK(mp_array_new(&arr, 'i', 10, range10, NULL));
+  run(f);
   double d;
-  mp_value_get_double(na.num, &d);
-  printf("%.7f\n", d);
-  int out[10];
-  mp_array_get_slice(na.arr, 0, 10, out, 10);
-  printf("[");
+  MP_CHECK(mp_value_get_double(num, &d));
+  MP_CHECK(mp_array_get_slice(arr, 0, 10, out, 10));
+  printf("%.7f\n[", d);
   for (int i = 0; i < 10; i++)
     printf("%s%d", i ? ", " : "", out[i]);
   printf("]\n");
-  mp_value_free(na.num);
-  mp_array_free(na.arr);
-
-  /* Beyond Python: two processes add 1 many times. */
-  counters c = {.n = quick ? 20000 : 200000};
-  if (mp_value_new(&c.racy, 'q', NULL, NULL) != 0 ||
-      mp_value_new(&c.atomic, 'q', NULL, NULL) != 0)
-    return 1;
+  MP_CHECK(mp_value_new(&racy, 'q', NULL, NULL));
+  MP_CHECK(mp_value_new(&atomic, 'q', NULL, NULL));
   mp_process *p;
-  if (mp_process_new(&p, add, &c, NULL) != 0 || mp_process_start(p) != 0)
-    return 1;
-  add(&c);
-  mp_process_join(p, MP_FOREVER);
-  mp_process_free(p);
-  int64_t racy, atomic;
-  mp_value_get_int(c.racy, &racy);
-  mp_value_get_int(c.atomic, &atomic);
+  MP_CHECK(mp_process_new(&p, add, NULL, NULL));
+  MP_CHECK(mp_process_start(p));
+  add(NULL);
+  MP_CHECK(mp_process_join(p, MP_FOREVER));
+  MP_CHECK(mp_value_get_int(racy, &x));
+  MP_CHECK(mp_value_get_int(atomic, &y));
   printf("2 processes x %d increments: get+set %lld (updates lost to the "
          "race), atomic add %lld\n",
-         c.n, (long long)racy, (long long)atomic);
-  mp_value_free(c.racy);
-  mp_value_free(c.atomic);
-  return atomic == 2LL * c.n ? 0 : 1;
+         n, (long long)x, (long long)y);
+  mp_process_free(p);
+  mp_value_free(v);
+  mp_value_free(num);
+  mp_array_free(arr);
+  mp_value_free(racy);
+  mp_value_free(atomic);
+  return y == 2LL * n ? 0 : 1;
 }

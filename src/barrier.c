@@ -256,12 +256,26 @@ static bool parties_valid(unsigned parties) {
   return parties >= 1 && parties <= INT32_MAX;
 }
 
+/* args_check says which argument of new/init is wrong, if one is. */
+static int args_check(const void *out, unsigned parties,
+                      const mp_barrier_opts *opts) {
+  if (out == NULL)
+    return mp__fail(MP_EINVAL, "out is NULL");
+  if (!parties_valid(parties))
+    return mp__fail(MP_EINVAL, "parties is %u: give 1 to %d", parties,
+                    INT32_MAX);
+  if (opts != NULL && mp__timeout_check(opts->timeout) != 0)
+    return mp__fail(MP_EINVAL, "opts.timeout is NaN");
+  return 0;
+}
+
 int mp_barrier_new(mp_barrier **out, unsigned parties,
                    const mp_barrier_opts *opts) {
-  if (out == NULL || !parties_valid(parties))
-    return MP_EINVAL;
+  int rc = args_check(out, parties, opts);
+  if (rc != 0)
+    return rc;
   void *obj;
-  int rc = mp__object_new(&obj, sizeof(mp_barrier), MP__TYPE_BARRIER,
+  rc = mp__object_new(&obj, sizeof(mp_barrier), MP__TYPE_BARRIER,
                           opts ? opts->name : NULL);
   if (rc != 0)
     return rc;
@@ -283,7 +297,8 @@ int mp_barrier_open(mp_barrier **out, const char *name) {
   /* The action is a pointer into the creator's program image. */
   if (s->action != 0) {
     mp__object_free(obj, sizeof(mp_barrier));
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the barrier has an action (a pointer into "
+                               "its creator's program): it cannot be opened");
   }
   *out = obj;
   return 0;
@@ -306,8 +321,11 @@ void mp_barrier_free(mp_barrier *b) {
 
 int mp_barrier_init(mp_barrier *b, unsigned parties,
                     const mp_barrier_opts *opts) {
-  if (b == NULL || (uintptr_t)b % MP_SYNC_ALIGN != 0 || !parties_valid(parties))
-    return MP_EINVAL;
+  int rc = args_check(b, parties, opts);
+  if (rc != 0)
+    return rc;
+  if ((uintptr_t)b % MP_SYNC_ALIGN != 0)
+    return mp__fail(MP_EINVAL, "b is not aligned to MP_SYNC_ALIGN");
   memset(b, 0, sizeof(mp__object_head));
   return state_init((barrier_state *)b, parties, opts, MP__ORIGIN_INPLACE);
 }
@@ -315,7 +333,7 @@ int mp_barrier_init(mp_barrier *b, unsigned parties,
 int mp_barrier_destroy(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
@@ -331,9 +349,12 @@ int mp_barrier_destroy(mp_barrier *b) {
 }
 
 int mp_barrier_wait(mp_barrier *b, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   if (timeout == MP_BARRIER_DEFAULT_TIMEOUT)
     timeout = s->timeout > 0 ? s->timeout : MP_FOREVER;
   mp__deadline d = mp__deadline_from_timeout(timeout);
@@ -396,7 +417,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout) {
 int mp_barrier_reset(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
@@ -415,7 +436,7 @@ int mp_barrier_reset(mp_barrier *b) {
 int mp_barrier_abort(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
@@ -427,7 +448,7 @@ int mp_barrier_abort(mp_barrier *b) {
 int mp_barrier_broken(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
@@ -439,7 +460,7 @@ int mp_barrier_broken(mp_barrier *b) {
 int mp_barrier_n_waiting(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
@@ -451,6 +472,6 @@ int mp_barrier_n_waiting(mp_barrier *b) {
 int mp_barrier_parties(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   return (int)s->parties;
 }

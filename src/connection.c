@@ -105,7 +105,7 @@ int mp_connection_new(mp_connection **out, int fd,
 
 int mp_connection_close(mp_connection *c) {
   if (c == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "c is NULL");
   if (c->fd >= 0) {
     /* close(2) releases the descriptor even when it reports an error, so
      * there is nothing to retry and nothing to report. */
@@ -231,7 +231,7 @@ static int read_header(mp_connection *c) {
 /* check_recv validates a receive on c. */
 static int check_recv(const mp_connection *c) {
   if (c == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "c is NULL");
   if (c->fd < 0)
     return MP_ESTATE;
   if (!c->readable)
@@ -310,6 +310,9 @@ int mp_connection_recv_bytes_alloc(mp_connection *c, void **out,
 }
 
 int mp_connection_poll(mp_connection *c, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   bool now = false;
   int fd = mp__connection_wait_fd(c, &now);
@@ -338,16 +341,20 @@ int mp__connection_wait_fd(const mp_connection *c, bool *ready_now) {
 
 int mp_connection_fileno(const mp_connection *c) {
   if (c == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "c is NULL");
   return c->fd >= 0 ? c->fd : MP_ESTATE;
 }
 
 int mp_connection_readable(const mp_connection *c) {
-  return c != NULL && c->readable;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "c is NULL");
+  return c->readable ? 1 : 0;
 }
 
 int mp_connection_writable(const mp_connection *c) {
-  return c != NULL && c->writable;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "c is NULL");
+  return c->writable ? 1 : 0;
 }
 
 int mp_connection_closed(const mp_connection *c) {

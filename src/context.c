@@ -9,16 +9,19 @@
 
 int mp_context_new(mp_context **out, mp_start_method method) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   if (method != MP_START_FORK && method != MP_START_SPAWN &&
       method != MP_START_FORKSERVER)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "method %d is not an mp_start_method",
+                    (int)method);
+  int rc;
+  if (method == MP_START_FORKSERVER && (rc = mp__spawn_unbooted()) != 0)
+    return rc;
   mp__process_init();
   mp_context *ctx = mp__calloc(1, sizeof *ctx);
   if (ctx == NULL)
     return MP_ENOMEM;
-  int rc = pthread_mutex_init(&ctx->lock, NULL);
+  rc = pthread_mutex_init(&ctx->lock, NULL);
   if (rc != 0) {
     mp__free(ctx);
     return -rc;

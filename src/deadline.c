@@ -44,3 +44,9 @@ mp__deadline mp__deadline_min_slice(mp__deadline d, int64_t slice_ns) {
 int mp__deadline_error(mp__deadline d) {
   return d.poll ? MP_EAGAIN : MP_ETIMEDOUT;
 }
+
+int mp__timeout_check(double timeout) {
+  if (isnan(timeout))
+    return mp__fail(MP_EINVAL, "timeout is NaN");
+  return 0;
+}

@@ -1,5 +1,6 @@
 /* error.c - mp_strerror and mp_err_name, generated from MP_ERRNO_MAP, and
- * the per-thread detail a failing call leaves beside its code. */
+ * the per-thread detail a failing call leaves beside its code. (MP_CHECK's
+ * exit lives in process.c: it ends a process.) */
 #include <stdarg.h>
 #include <stdio.h>
 

@@ -49,7 +49,7 @@ static void state_init(event_state *s, uint8_t origin) {
 
 int mp_event_new(mp_event **out, const mp_sync_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   void *obj;
   int rc = mp__object_new(&obj, sizeof(mp_event), MP__TYPE_EVENT,
                           opts ? opts->name : NULL);
@@ -123,6 +123,9 @@ int mp_event_clear(mp_event *ev) {
 }
 
 int mp_event_wait(mp_event *ev, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (mp__object_check(ev, MP__TYPE_EVENT) != 0)
     return MP_EINVAL;
   event_state *s = (event_state *)ev;

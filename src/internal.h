@@ -48,6 +48,10 @@ int64_t mp__deadline_remaining_ns(mp__deadline d);
 mp__deadline mp__deadline_min_slice(mp__deadline d, int64_t slice_ns);
 /* MP_EAGAIN for a timeout-0 deadline, MP_ETIMEDOUT for the others. */
 int mp__deadline_error(mp__deadline d);
+/* mp__timeout_check returns 0 for a usable timeout, MP_EINVAL with the
+ * detail "timeout is NaN" for a NaN one (Python raises ValueError). Every
+ * public call that takes a timeout calls it first. */
+int mp__timeout_check(double timeout);
 
 /* ---- shared objects -----------------------------------------------------
  * Every shared object starts with mp__object_head. Objects made by
@@ -85,8 +89,11 @@ typedef struct mp__object_head {
  * else MP_EINVAL. Cheap: used on every call. */
 static inline int mp__object_check(const void *obj, uint16_t type) {
   const mp__object_head *h = (const mp__object_head *)obj;
-  if (h == NULL || h->magic != MP__OBJECT_MAGIC || h->type != type)
-    return MP_EINVAL;
+  if (h == NULL)
+    return mp__fail(MP_EINVAL, "the object is NULL");
+  if (h->magic != MP__OBJECT_MAGIC || h->type != type)
+    return mp__fail(MP_EINVAL, "not an initialised object of this type "
+                               "(freed, destroyed, or another type)");
   return 0;
 }
 

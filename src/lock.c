@@ -76,7 +76,7 @@ static int from_pthread(int rc) {
 /* lock_timed takes the mutex as the timeout says and returns the pthread
  * result: 0, EOWNERDEAD, EBUSY (timeout 0), ETIMEDOUT, EDEADLK, ... */
 static int lock_timed(lock_state *s, double timeout) {
-  /* Negative (MP_FOREVER) and NaN both block, as mp__deadline does. */
+  /* Negative is MP_FOREVER (NaN was refused by the caller). */
   if (!(timeout >= 0))
     return pthread_mutex_lock(&s->mutex);
   if (timeout == 0)
@@ -144,7 +144,7 @@ static int state_init(lock_state *s, uint16_t type, uint8_t origin) {
 static int state_new(void **out, const mp_sync_opts *opts, uint16_t type,
                      size_t size) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   void *obj;
   int rc = mp__object_new(&obj, size, type, opts ? opts->name : NULL);
   if (rc != 0)
@@ -225,6 +225,9 @@ int mp_lock_destroy(mp_lock *lock) {
 }
 
 int mp_lock_acquire(mp_lock *lock, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (mp__object_check(lock, MP__TYPE_LOCK) != 0)
     return MP_EINVAL;
   lock_state *s = (lock_state *)lock;
@@ -275,6 +278,9 @@ int mp_rlock_destroy(mp_rlock *lock) {
 }
 
 int mp_rlock_acquire(mp_rlock *lock, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (mp__object_check(lock, MP__TYPE_RLOCK) != 0)
     return MP_EINVAL;
   lock_state *s = (lock_state *)lock;

@@ -269,15 +269,18 @@ int mp_process_set_authkey(mp_process *p, const void *key, size_t len) {
 int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
                    const mp_process_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_process_opts o = {0};
   if (opts != NULL)
     o = *opts;
   if (o.name != NULL && strlen(o.name) > MP__PROCESS_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is %zu bytes, over %d",
+                    strlen(o.name), MP__PROCESS_NAME_MAX);
   if (o.arg_size > 0 && arg == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "arg is NULL with arg_size %zu", o.arg_size);
+  if (o.exec_argv == NULL && o.pass_fds_len > 0)
+    return mp__fail(MP_EINVAL, "pass_fds is only for a program started "
+                               "with exec_argv");
   mp__process_init();
 
   mp_process *p = mp__calloc(1, sizeof *p);
@@ -294,6 +297,13 @@ int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
   p->context = o.context;
   p->daemon = o.daemon != 0;
   p->sentinel = -1;
+  if (o.exec_argv != NULL) {
+    int rc = mp__exec_copy_opts(p, &o);
+    if (rc != 0) {
+      mp__free(p);
+      return rc;
+    }
+  }
 
   /* The identity extends the creator's: Python's _identity. */
   pthread_mutex_lock(&g.lock);
@@ -311,6 +321,7 @@ int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
   }
   pthread_mutex_unlock(&g.lock);
   if (p->identity == NULL) {
+    mp__exec_free_opts(p);
     mp__free(p);
     return depth > MP__BOOT_IDENTITY_MAX ? MP_ERANGE : MP_ENOMEM;
   }
@@ -318,6 +329,7 @@ int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
   p->name = o.name != NULL ? mp__strdup(o.name)
                            : default_name(p->identity, p->identity_len);
   if (p->name == NULL) {
+    mp__exec_free_opts(p);
     mp__free(p->identity);
     mp__free(p);
     return MP_ENOMEM;
@@ -325,6 +337,7 @@ int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
   p->name_owned = true;
   int rc = pthread_mutex_init(&p->lock, NULL);
   if (rc != 0) {
+    mp__exec_free_opts(p);
     mp__free(p->name);
     mp__free(p->identity);
     mp__free(p);
@@ -342,6 +355,7 @@ static void release(mp_process *p) {
   if (p->name_owned)
     mp__free(p->name);
   mp__free(p->identity);
+  mp__exec_free_opts(p);
   pthread_mutex_destroy(&p->lock);
   mp__free(p);
 }
@@ -425,11 +439,14 @@ static void close_sentinel(mp_process *p) {
  * a child object created by this process. */
 static int check_child(const mp_process *p) {
   if (p == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "p is NULL");
   if (p->kind != MP__KIND_CHILD)
-    return MP_ESTATE;
+    return mp__fail(MP_ESTATE, "p is %s's own record, not a child",
+                    p->kind == MP__KIND_CURRENT ? "this process"
+                                                : "the parent");
   if (p->owner != getpid())
-    return MP_EPERM;
+    return mp__fail(MP_EPERM, "p was created by process %d, not this one",
+                    (int)p->owner);
   return 0;
 }
 
@@ -579,6 +596,8 @@ int mp_process_start(mp_process *p) {
   int rc = check_child(p);
   if (rc != 0)
     return rc;
+  if ((rc = mp__spawn_unbooted()) != 0)
+    return rc;
   pthread_mutex_lock(&p->lock);
   if (p->state != MP__STATE_NEW) {
     pthread_mutex_unlock(&p->lock);
@@ -593,7 +612,9 @@ int mp_process_start(mp_process *p) {
   pthread_mutex_unlock(&g.lock);
 
   mp_start_method method = mp_context_method(p->context);
-  if (method == MP_START_SPAWN)
+  if (p->exec_argv != NULL)
+    rc = mp__exec_start(p);
+  else if (method == MP_START_SPAWN)
     rc = mp__spawn_start(p);
   else if (method == MP_START_FORKSERVER)
     rc = mp__forkserver_start(p);
@@ -615,7 +636,7 @@ int mp_process_start(mp_process *p) {
 
 int mp_process_run(mp_process *p) {
   if (p == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "p is NULL");
   if (p->run != NULL)
     return p->run(p);
   if (p->target != NULL)
@@ -626,8 +647,11 @@ int mp_process_run(mp_process *p) {
 /* ---- waiting ---------------------------------------------------------- */
 
 int mp_process_join(mp_process *p, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (p == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "p is NULL");
   if (p->kind == MP__KIND_CURRENT)
     return MP_EDEADLK;
   int rc = check_child(p);
@@ -683,7 +707,7 @@ int mp_process_join(mp_process *p, double timeout) {
 
 int mp_process_is_alive(mp_process *p) {
   if (p == NULL)
-    return 0;
+    return mp__fail(MP_EINVAL, "p is NULL");
   if (p->kind == MP__KIND_CURRENT)
     return 1;
   if (p->kind == MP__KIND_PARENT)
@@ -746,7 +770,7 @@ static int ended_info(mp_process *p, mp_exit_info *info) {
 
 int mp_process_exitcode(mp_process *p, int *exitcode) {
   if (exitcode == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "exitcode is NULL");
   mp_exit_info info;
   int rc = ended_info(p, &info);
   if (rc == 0)
@@ -756,7 +780,7 @@ int mp_process_exitcode(mp_process *p, int *exitcode) {
 
 int mp_process_exit_info(mp_process *p, mp_exit_info *info) {
   if (info == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "info is NULL");
   return ended_info(p, info);
 }
 
@@ -837,12 +861,14 @@ int mp_process_set_name(mp_process *p, const char *name) {
 pid_t mp_process_pid(const mp_process *p) { return p != NULL ? p->pid : 0; }
 pid_t mp_process_ident(const mp_process *p) { return mp_process_pid(p); }
 int mp_process_daemon(const mp_process *p) {
-  return p != NULL ? p->daemon : 0;
+  if (p == NULL)
+    return mp__fail(MP_EINVAL, "p is NULL");
+  return p->daemon;
 }
 
 int mp_process_set_daemon(mp_process *p, int daemon) {
   if (p == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "p is NULL");
   if (p->kind != MP__KIND_CHILD)
     return MP_ESTATE;
   pthread_mutex_lock(&p->lock);
@@ -861,7 +887,9 @@ void *mp_process_arg(const mp_process *p) {
 }
 
 int mp_process_sentinel(const mp_process *p) {
-  if (p == NULL || p->kind != MP__KIND_CHILD)
+  if (p == NULL)
+    return mp__fail(MP_EINVAL, "p is NULL");
+  if (p->kind != MP__KIND_CHILD)
     return -1;
   mp_process *m = (mp_process *)p;
   pthread_mutex_lock(&m->lock);
@@ -876,7 +904,7 @@ int mp_process_sentinel(const mp_process *p) {
 
 int mp_process_set_error(const char *message) {
   if (message == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "message is NULL");
   mp__process_init();
   mp__exit_page *page = g.error_page;
   if (page == NULL)
@@ -974,4 +1002,25 @@ void mp__process_exit_cleanup(void) {
       mp_process_join(p, MP_FOREVER);
   prune();
   pthread_mutex_unlock(&g.lock);
+}
+
+/* ---- MP_CHECK: ending a process as on an uncaught exception ---------- */
+
+long long mp_check(long long rc, const char *call, const char *file,
+                   int line) {
+  if (rc >= 0)
+    return rc;
+  int code = rc < INT32_MIN ? MP_EINVAL : (int)rc;
+  char text[600];
+  snprintf(text, sizeof text, "%s:%d: %s: %s", file ? file : "?", line,
+           call ? call : "?", mp_error_message(code));
+  fprintf(stderr, "%s\n", text);
+  /* A child multiproc started reports it to its parent and leaves as
+   * after its target; the main process exits, running atexit handlers
+   * (which join its non-daemonic children, as Python does). */
+  if (mp_parent_process() != NULL && mp_process_set_error(text) == 0) {
+    fflush(NULL);
+    _exit(1);
+  }
+  exit(1);
 }

@@ -94,6 +94,10 @@ struct mp_process {
   uint16_t authkey_len;
   bool authkey_made; /* the main record's key was drawn */
   unsigned char authkey[MP_AUTHKEY_MAX];
+  /* exec_argv and pass_fds, copied (exec.c); NULL for a target. */
+  char **exec_argv;
+  mp_pass_fd *pass_fds;
+  size_t pass_fds_len;
 };
 
 struct mp_context {
@@ -127,6 +131,20 @@ char *mp__current_name_dup(void);
 /* Track contexts, so a forked child closes their server sockets. */
 void mp__context_track(mp_context *ctx);
 void mp__context_untrack(mp_context *ctx);
+
+/* ---- exec.c ----------------------------------------------------------- */
+/* mp__exec_copy_opts checks and copies o's exec_argv and pass_fds into p
+ * (o->exec_argv is set). Returns 0, MP_EINVAL with a detail, MP_ENOMEM. */
+int mp__exec_copy_opts(mp_process *p, const mp_process_opts *o);
+void mp__exec_free_opts(mp_process *p);
+/* mp__exec_start forks and execs p's program with its descriptors. */
+int mp__exec_start(mp_process *p);
+
+/* ---- spawn.c: the guard against a main without mp_child_main ---------- */
+/* mp__spawn_unbooted returns MP_ESTATE (with the detail naming the fix)
+ * when this program was spawned but never called mp_child_main, and tells
+ * the spawning parent so once; else 0. */
+int mp__spawn_unbooted(void);
 
 /* ---- registry.c ------------------------------------------------------- */
 enum mp__boot_kind {

@@ -30,16 +30,20 @@ static bool same_fn(const mp__registered *a, const mp__registered *b) {
 
 static int add(const char *name, const mp__registered *fn) {
   if (name == NULL || name[0] == '\0')
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is NULL or empty");
   size_t len = strlen(name);
   if (len > MP__PROCESS_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is %zu bytes, over %d", len,
+                    MP__PROCESS_NAME_MAX);
   int rc = 0;
   pthread_mutex_lock(&registry_lock);
   for (entry *e = registry; e != NULL; e = e->next) {
     if (strcmp(e->name, name) == 0) {
       /* Registering the same binding again is harmless. */
-      rc = same_fn(&e->fn, fn) ? 1 : MP_EEXIST;
+      rc = same_fn(&e->fn, fn)
+               ? 1
+               : mp__fail(MP_EEXIST, "'%s' is registered to another "
+                                     "function", name);
       break;
     }
   }
@@ -60,14 +64,14 @@ static int add(const char *name, const mp__registered *fn) {
 
 int mp_register_target(const char *name, mp_process_target_fn fn) {
   if (fn == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "fn is NULL");
   mp__registered r = {.kind = MP__BOOT_TARGET, .target = fn};
   return add(name, &r);
 }
 
 int mp_register_run(const char *name, mp_process_run_fn fn) {
   if (fn == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "fn is NULL");
   mp__registered r = {.kind = MP__BOOT_RUN, .run = fn};
   return add(name, &r);
 }
@@ -103,6 +107,11 @@ int mp__registry_name_of(const mp_process *p, int *kind, char *out,
     }
   }
   pthread_mutex_unlock(&registry_lock);
+  if (rc == MP_ENOENT)
+    rc = mp__fail(MP_ENOENT, "the %s is not registered, so a spawn or "
+                             "forkserver child cannot find it: add "
+                             "MP_TARGET(fn) after the function",
+                  want.kind == MP__BOOT_RUN ? "run callback" : "target");
   return rc;
 }
 

@@ -132,6 +132,9 @@ static bool try_take(semaphore_state *s) {
 }
 
 int mp_semaphore_acquire(mp_semaphore *sem, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (mp__object_check(sem, MP__TYPE_SEMAPHORE) != 0)
     return MP_EINVAL;
   semaphore_state *s = (semaphore_state *)sem;

@@ -119,7 +119,7 @@ static bool item_is_text(mp_shareable_type t) {
 
 static int item_check(const mp_shareable_item *it) {
   if (it == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "item is NULL");
   switch (it->type) {
   case MP_SHAREABLE_NONE:
   case MP_SHAREABLE_INT:
@@ -129,12 +129,13 @@ static int item_check(const mp_shareable_item *it) {
   case MP_SHAREABLE_STR:
   case MP_SHAREABLE_BYTES:
     if (it->data == NULL && it->len > 0)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "item data is NULL with len %zu", it->len);
     if (it->type == MP_SHAREABLE_STR && !utf8_valid(it->data, it->len))
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "a STR item is not valid UTF-8 "
+                                 "(use MP_SHAREABLE_BYTES)");
     return 0;
   default:
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "item type %d is unknown", (int)it->type);
   }
 }
 
@@ -416,9 +417,10 @@ int mp_shareable_list_new(mp_shareable_list **out,
                           const mp_shareable_item *items, size_t count,
                           const char *name,
                           const mp_shared_memory_opts *opts) {
-  if (out == NULL || (items == NULL && count > 0))
-    return MP_EINVAL;
-  *out = NULL;
+  if (out == NULL)
+    return mp__fail(MP_EINVAL, "out is NULL");
+  if (items == NULL && count > 0)
+    return mp__fail(MP_EINVAL, "items is NULL with count %zu", count);
   int rc;
   size_t data = 0;
   for (size_t i = 0; i < count; i++) {
@@ -469,8 +471,7 @@ int mp_shareable_list_new(mp_shareable_list **out,
 
 int mp_shareable_list_open(mp_shareable_list **out, const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_shareable_list *sl = mp__calloc(1, sizeof *sl);
   if (sl == NULL)
     return MP_ENOMEM;
@@ -508,8 +509,13 @@ size_t mp_shareable_list_len(const mp_shareable_list *sl) {
 /* ---- access -------------------------------------------------------------- */
 int mp_shareable_list_get(mp_shareable_list *sl, ssize_t index,
                           mp_shareable_item *out, void *buf, size_t cap) {
-  if (sl == NULL || out == NULL)
-    return MP_EINVAL;
+  if (sl == NULL)
+    return mp__fail(MP_EINVAL, "sl is NULL");
+  if (out == NULL)
+    return mp__fail(MP_EINVAL, "out is NULL");
+  if (buf == NULL && cap > 0)
+    return mp__fail(MP_EINVAL, "buf is NULL with cap %zu (give cap 0 to "
+                               "ask for the length)", cap);
   size_t i;
   int rc = resolve_index(sl, index, &i);
   if (rc != 0)
@@ -540,7 +546,7 @@ int mp_shareable_list_get(mp_shareable_list *sl, ssize_t index,
 int mp_shareable_list_set(mp_shareable_list *sl, ssize_t index,
                           const mp_shareable_item *item) {
   if (sl == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "sl is NULL");
   int rc = item_check(item);
   if (rc != 0)
     return rc;
@@ -552,8 +558,10 @@ int mp_shareable_list_set(mp_shareable_list *sl, ssize_t index,
 
 ssize_t mp_shareable_list_format(mp_shareable_list *sl, char *buf,
                                  size_t cap) {
-  if (sl == NULL || (buf == NULL && cap > 0))
-    return MP_EINVAL;
+  if (sl == NULL)
+    return mp__fail(MP_EINVAL, "sl is NULL");
+  if (buf == NULL && cap > 0)
+    return mp__fail(MP_EINVAL, "buf is NULL with cap %zu", cap);
   size_t len = 0;
   for (size_t i = 0; i < sl->count; i++) {
     unsigned char raw[FMT_LEN];
@@ -604,7 +612,7 @@ static bool equal(const slot_view *v, const mp_shareable_item *it) {
 static ssize_t find(mp_shareable_list *sl, const mp_shareable_item *item,
                     bool first) {
   if (sl == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "sl is NULL");
   int rc = item_check(item);
   if (rc != 0)
     return rc;

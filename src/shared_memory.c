@@ -27,14 +27,17 @@ struct mp_shared_memory {
  * name and names of NAME_MAX - 1 bytes or more. "." and ".." would be the
  * directory itself. */
 static int name_valid(const char *name) {
-  if (name == NULL || name[0] == '\0')
-    return MP_EINVAL;
+  if (name == NULL)
+    return mp__fail(MP_EINVAL, "name is NULL");
+  if (name[0] == '\0')
+    return mp__fail(MP_EINVAL, "name is empty");
   if (strchr(name, '/') != NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name contains '/'");
   if (strlen(name) > MP_SHARED_MEMORY_NAME_MAX)
-    return MP_ENAMETOOLONG;
+    return mp__fail(MP_ENAMETOOLONG, "name is %zu bytes, over %d",
+                    strlen(name), MP_SHARED_MEMORY_NAME_MAX);
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is '%s'", name);
   return 0;
 }
 
@@ -51,11 +54,10 @@ static int generate_name(char *out, size_t cap) {
 int mp_shared_memory_new(mp_shared_memory **out, const char *name,
                          size_t size, const mp_shared_memory_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   /* Python: "'size' must be a positive number different from zero". */
   if (size == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "size is 0");
   int rc;
   if (name != NULL && (rc = name_valid(name)) != 0)
     return rc;
@@ -97,8 +99,7 @@ int mp_shared_memory_new(mp_shared_memory **out, const char *name,
 
 int mp_shared_memory_open(mp_shared_memory **out, const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   int rc = name_valid(name);
   if (rc != 0)
     return rc;
@@ -116,7 +117,7 @@ int mp_shared_memory_open(mp_shared_memory **out, const char *name) {
    * file"); it is also what a creator shows between shm_open and
    * ftruncate. */
   if (size == 0)
-    rc = MP_EINVAL;
+    rc = mp__fail(MP_EINVAL, "the block '%s' is empty (0 bytes)", name);
   else
     rc = mp__os_map_shared(fd, size, &shm->buf);
   close(fd);
@@ -143,7 +144,7 @@ const char *mp_shared_memory_name(const mp_shared_memory *shm) {
 
 int mp_shared_memory_close(mp_shared_memory *shm) {
   if (shm == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "shm is NULL");
   if (shm->buf != NULL) {
     mp__os_unmap(shm->buf, shm->size);
     shm->buf = NULL;
@@ -153,7 +154,7 @@ int mp_shared_memory_close(mp_shared_memory *shm) {
 
 int mp_shared_memory_unlink(mp_shared_memory *shm) {
   if (shm == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "shm is NULL");
   int rc = mp__os_shm_unlink(shm->name);
   /* Unregister even when it was gone already: nothing is left to guard. */
   mp__tracker_unregister(shm->name);

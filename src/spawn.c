@@ -26,6 +26,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,9 +192,11 @@ int mp__start_prepare(const mp_process *p, mp__boot *b, char *target,
                       size_t cap) {
   /* A pointer means nothing in another image: the bytes must be given. */
   if (p->arg != NULL && p->arg_size == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "arg_size is 0 under spawn/forkserver: a "
+                               "pointer means nothing in another program, "
+                               "give the size of the bytes at arg");
   if (p->arg_size > MP__BOOT_ARG_MAX)
-    return MP_ETOOBIG;
+    return mp__fail(MP_ETOOBIG, "arg_size is %zu, over 1 GiB", p->arg_size);
   int kind = MP__BOOT_NOTHING;
   int rc = mp__registry_name_of(p, &kind, target, cap);
   if (rc != 0)
@@ -237,6 +241,13 @@ int mp__child_from_boot(const mp__boot *b, const mp__registered *fn,
 }
 
 /* ---- the parent's side ------------------------------------------------ */
+
+/* The detail both sides give when main forgot mp_child_main. */
+#define UNBOOTED_DETAIL                                                        \
+  "a spawned child did not call mp_child_main(argc, argv) first thing in "  \
+  "main, so it re-ran main and tried to start a process of its own (a "    \
+  "fork bomb): add mp_child_main as main's first line"
+
 
 /* The program's argv, read once (a failed read is tried again). */
 static pthread_mutex_t argv_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -312,16 +323,26 @@ int mp__spawn_start(mp_process *p) {
 
   int64_t deadline = mp__deadline_from_timeout(MP__START_TIMEOUT).ns;
   rc = mp__boot_send(sv[0], &b, &memfd, 1, deadline);
-  if (rc == 0) {
+  /* A child without mp_child_main may have replied and gone before it
+   * read the message: its reply is still there to read. */
+  if (rc == 0 || rc == MP_EPIPE) {
     int32_t reply = 0;
     rc = mp__os_recv_all(sv[0], &reply, sizeof reply, NULL, 0, NULL,
                          deadline);
     if (rc == 0)
       rc = (reply <= 0 && reply > -100000) ? (int)reply : MP_EPROTO;
     else if (rc == MP_EPIPE)
-      rc = MP_EPROTO; /* it ended before answering: no mp_child_main? */
-  } else if (rc == MP_EPIPE) {
-    rc = MP_EPROTO;
+      rc = MP_EPROTO;
+    if (rc == MP_ESTATE)
+      rc = mp__fail(MP_ESTATE, UNBOOTED_DETAIL);
+    else if (rc == MP_ENOENT)
+      rc = mp__fail(MP_ENOENT, "target '%s' is not registered in the "
+                               "spawned program: add MP_TARGET(%s)",
+                    target, target);
+    else if (rc == MP_EPROTO)
+      rc = mp__fail(MP_EPROTO, "the spawned child ended before it "
+                               "answered: does main call "
+                               "mp_child_main(argc, argv) first?");
   }
   if (rc != 0) {
     /* Unreaped, the pid is still this child's. */
@@ -350,6 +371,25 @@ out:
 }
 
 /* ---- the child's side ------------------------------------------------- */
+
+int mp__spawn_unbooted(void) {
+  static _Atomic int told;
+  const char *v = getenv(MP__SPAWN_ENV);
+  if (v == NULL)
+    return 0;
+  /* Tell the parent once, before it reads our reply: it then fails its
+   * start with the same code and detail instead of a protocol error. The
+   * descriptor is ours only if it is still the socket we were given. */
+  struct stat st;
+  if (atomic_exchange(&told, 1) == 0 &&
+      fstat(MP__SPAWN_CHILD_FD, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    int32_t reply = MP_ESTATE;
+    ssize_t w = send(MP__SPAWN_CHILD_FD, &reply, sizeof reply,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+  }
+  return mp__fail(MP_ESTATE, UNBOOTED_DETAIL);
+}
 
 int mp_child_main(int argc, char **argv) {
   (void)argc;

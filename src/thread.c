@@ -40,6 +40,7 @@
  * the main thread, as in Python), marks every other record ended, and frees
  * the orphaned records of threads that do not exist in the child. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,6 +50,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "os/process_os.h"
 
 /* Longest name a thread may be given, as for processes. */
 #define THREAD_NAME_MAX 255
@@ -300,13 +302,13 @@ mp_thread *mp_main_thread(void) {
 int mp_thread_new(mp_thread **out, mp_thread_target_fn target, void *arg,
                   const mp_thread_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   static const mp_thread_opts defaults = {0};
   if (opts == NULL)
     opts = &defaults;
   if (opts->name != NULL && strlen(opts->name) > THREAD_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is %zu bytes, over %d",
+                    strlen(opts->name), THREAD_NAME_MAX);
   mp_thread *creator = mp_current_thread();
   mp_thread *t = mp__calloc(1, sizeof *t);
   if (t == NULL)
@@ -354,7 +356,7 @@ static void *trampoline(void *p) {
 
 int mp_thread_start(mp_thread *t) {
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   ensure_init();
   pthread_mutex_lock(&g.lock);
   if (t->kind != KIND_USER || atomic_load(&t->state) != STATE_NEW) {
@@ -408,8 +410,11 @@ void mp_thread_run(mp_thread *t) {
 }
 
 int mp_thread_join(mp_thread *t, double timeout) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   if (t->kind == KIND_DUMMY)
     return MP_EINVAL;
   mp__deadline d = mp__deadline_from_timeout(timeout);
@@ -440,7 +445,9 @@ int mp_thread_join(mp_thread *t, double timeout) {
 }
 
 int mp_thread_is_alive(mp_thread *t) {
-  return t != NULL && atomic_load(&t->state) == STATE_STARTED;
+  if (t == NULL)
+    return mp__fail(MP_EINVAL, "t is NULL");
+  return atomic_load(&t->state) == STATE_STARTED;
 }
 
 void mp_thread_free(mp_thread *t) {
@@ -476,12 +483,14 @@ int mp_thread_set_name(mp_thread *t, const char *name) {
 }
 
 int mp_thread_daemon(const mp_thread *t) {
-  return t != NULL && atomic_load(&t->daemon);
+  if (t == NULL)
+    return mp__fail(MP_EINVAL, "t is NULL");
+  return atomic_load(&t->daemon) ? 1 : 0;
 }
 
 int mp_thread_set_daemon(mp_thread *t, int daemon) {
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   if (t->kind != KIND_USER || atomic_load(&t->state) != STATE_NEW)
     return MP_ESTATE;
   atomic_store(&t->daemon, daemon != 0);
@@ -514,3 +523,19 @@ ssize_t mp_thread_enumerate(mp_thread **out, size_t cap) {
 int mp_thread_active_count(void) {
   return (int)mp_thread_enumerate(NULL, 0);
 }
+
+/* ---- time.sleep, time.monotonic ---------------------------------------- */
+
+int mp_sleep(double seconds) {
+  if (isnan(seconds) || seconds < 0)
+    return mp__fail(MP_EINVAL, "seconds is %s", isnan(seconds) ? "NaN"
+                                                               : "negative");
+  mp__deadline d = mp__deadline_from_timeout(seconds);
+  if (mp__deadline_forever(d))
+    return mp__fail(MP_EINVAL, "seconds is too large");
+  while (!mp__deadline_expired(d))
+    mp__os_sleep_until(d.ns);
+  return 0;
+}
+
+double mp_monotonic(void) { return (double)mp__os_now_ns() / 1e9; }

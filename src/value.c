@@ -125,7 +125,8 @@ struct mp_array {
 
 ssize_t mp_typecode_size(char typecode) {
   const typeinfo *t = type_of(typecode);
-  return t != NULL ? (ssize_t)t->size : MP_EINVAL;
+  return t != NULL ? (ssize_t)t->size
+                   : mp__fail(MP_EINVAL, "t is NULL");
 }
 
 /* ---- element access ----------------------------------------------------- */
@@ -310,7 +311,7 @@ static int varr_create(varr *a, uint8_t kind, char typecode, size_t length,
                        bool raw) {
   const typeinfo *t = type_of(typecode);
   if (t == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t is NULL");
   mp_value_opts o = opts != NULL ? *opts : (mp_value_opts){0};
   if (raw)
     o.raw = 1;
@@ -557,7 +558,7 @@ typedef union op_arg {
 /* One element operation under the guard. */
 static int varr_op(varr *a, ssize_t index, int op, op_arg arg) {
   if (a == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "a is NULL");
   unsigned char *p;
   int rc = varr_index(a, index, &p);
   if (rc != 0)
@@ -619,7 +620,7 @@ enum { AT_ADD, AT_XCHG };
 static int varr_atomic(varr *a, ssize_t index, int op, int64_t v,
                        int64_t *old) {
   if (a == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "a is NULL");
   const typeinfo *t = a->type;
   if (!is_integer(t))
     return MP_EINVAL;
@@ -730,7 +731,7 @@ static size_t slice_bound(ssize_t i, size_t len) {
 static ssize_t varr_get_slice(varr *a, ssize_t start, ssize_t stop, void *out,
                               size_t cap) {
   if (a == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "a is NULL");
   size_t lo = slice_bound(start, a->length), hi = slice_bound(stop, a->length);
   size_t n = hi > lo ? hi - lo : 0;
   if (n > cap)
@@ -753,7 +754,7 @@ static ssize_t varr_get_slice(varr *a, ssize_t start, ssize_t stop, void *out,
 static int varr_set_slice(varr *a, ssize_t start, ssize_t stop,
                           const void *in, size_t count) {
   if (a == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "a is NULL");
   size_t lo = slice_bound(start, a->length), hi = slice_bound(stop, a->length);
   size_t n = hi > lo ? hi - lo : 0;
   if (count != n)
@@ -776,8 +777,7 @@ static int varr_set_slice(varr *a, ssize_t start, ssize_t stop,
 static int value_new(mp_value **out, char typecode, const void *init,
                      const mp_value_opts *opts, bool raw) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -802,8 +802,7 @@ int mp_raw_value_new(mp_value **out, char typecode, const void *init,
 
 int mp_value_open(mp_value **out, const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -832,11 +831,16 @@ mp_rlock *mp_value_get_lock(mp_value *v) {
 }
 
 int mp_value_acquire(mp_value *v, double timeout) {
-  return v != NULL ? varr_acquire(&v->a, timeout) : MP_EINVAL;
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
+  return v != NULL ? varr_acquire(&v->a, timeout)
+                   : mp__fail(MP_EINVAL, "v is NULL");
 }
 
 int mp_value_release(mp_value *v) {
-  return v != NULL ? varr_release(&v->a) : MP_EINVAL;
+  return v != NULL ? varr_release(&v->a)
+                   : mp__fail(MP_EINVAL, "v is NULL");
 }
 
 void *mp_value_ptr(mp_value *v) { return v != NULL ? v->a.data : NULL; }
@@ -884,8 +888,7 @@ int mp_value_compare_exchange(mp_value *v, int64_t *expected,
 static int array_new(mp_array **out, char typecode, size_t length,
                      const void *init, const mp_value_opts *opts, bool raw) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
@@ -910,8 +913,7 @@ int mp_raw_array_new(mp_array **out, char typecode, size_t length,
 
 int mp_array_open(mp_array **out, const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
-  *out = NULL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
@@ -942,11 +944,16 @@ mp_rlock *mp_array_get_lock(mp_array *a) {
 }
 
 int mp_array_acquire(mp_array *a, double timeout) {
-  return a != NULL ? varr_acquire(&a->a, timeout) : MP_EINVAL;
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
+  return a != NULL ? varr_acquire(&a->a, timeout)
+                   : mp__fail(MP_EINVAL, "a is NULL");
 }
 
 int mp_array_release(mp_array *a) {
-  return a != NULL ? varr_release(&a->a) : MP_EINVAL;
+  return a != NULL ? varr_release(&a->a)
+                   : mp__fail(MP_EINVAL, "a is NULL");
 }
 
 void *mp_array_ptr(mp_array *a) { return a != NULL ? a->a.data : NULL; }

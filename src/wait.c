@@ -100,6 +100,9 @@ static int entry_fd(const mp_waitable *w, int *fd, bool *ready_now) {
 
 ssize_t mp_connection_wait(const mp_waitable *objects, size_t n,
                            double timeout, size_t *ready) {
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   if ((objects == NULL && n > 0) || n > INT_MAX)
     return MP_EINVAL;

@@ -196,6 +196,7 @@ static void unregistered_target(void **state) {
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, never_registered, NULL, &o), 0);
   assert_rc(mp_process_start(p), MP_ENOENT);
+  assert_non_null(strstr(mp_error_detail(), "MP_TARGET"));
   assert_int_equal(mp_process_pid(p), 0);
   assert_rc(mp_process_join(p, 0), MP_ESTATE);
   mp_process_free(p);
@@ -211,6 +212,7 @@ static void target_missing_in_child(void **state) {
   /* The parent knows the name; the fresh image does not: the child says
    * so, and the start fails with nothing left running. */
   assert_rc(mp_process_start(p), MP_ENOENT);
+  assert_non_null(strstr(mp_error_detail(), "MP_TARGET(late_target)"));
   assert_int_equal(mp_process_is_alive(p), 0);
   mp_process_free(p);
   mp_context_free(ctx);
@@ -224,6 +226,7 @@ static void arg_pointer_without_size(void **state) {
   mp_process_opts o = {.context = ctx};
   assert_rc(mp_process_new(&p, sum_pair, &v, &o), 0);
   assert_rc(mp_process_start(p), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "arg_size is 0 under spawn"));
   mp_process_free(p);
   mp_context_free(ctx);
 }
@@ -335,6 +338,82 @@ static void alloc_failure_in_start(void **state) {
   mp_context_free(ctx);
 }
 
+/* ---- a main without mp_child_main (issue 9, item 1) ------------------- */
+
+/* What a program that forgot mp_child_main does in its spawned child: it
+ * re-runs main, which starts a process again. FORGETFUL_DEPTH bounds the
+ * chain should the guard ever fail, so the test cannot fork-bomb. */
+#define FORGETFUL_ENV "MP_TEST_FORGETFUL_DEPTH"
+
+static int forgetful_main(const char *depth_text) {
+  int depth = atoi(depth_text);
+  if (depth >= 2)
+    return 3;
+  char next[16];
+  snprintf(next, sizeof next, "%d", depth + 1);
+  setenv(FORGETFUL_ENV, next, 1);
+  mp_context *ctx = NULL;
+  if (mp_context_new(&ctx, MP_START_SPAWN) != 0)
+    return 4;
+  mp_process *p = NULL;
+  int rc = mp_process_new(&p, NULL, NULL, &(mp_process_opts){.context = ctx});
+  if (rc == 0)
+    rc = mp_process_start(p);
+  int ok = rc == MP_ESTATE && strstr(mp_error_detail(), "mp_child_main");
+  if (rc == 0)
+    mp_process_join(p, MP_FOREVER);
+  mp_process_free(p);
+  mp_context_free(ctx);
+  return ok ? 42 : 5;
+}
+
+static void forgotten_child_main_refused(void **state) {
+  (void)state;
+  mp_context *ctx = spawn_ctx();
+  mp_process *p;
+  assert_rc(mp_process_new(&p, NULL, NULL,
+                           &(mp_process_opts){.context = ctx}),
+            0);
+  /* The spawned image sees the variable and plays the forgetful program;
+   * its start refuses at once and tells us, so our start fails with the
+   * same code and a detail that names the fix. */
+  setenv(FORGETFUL_ENV, "1", 1);
+  int rc = mp_process_start(p);
+  unsetenv(FORGETFUL_ENV);
+  assert_rc(rc, MP_ESTATE);
+  assert_non_null(strstr(mp_error_detail(), "mp_child_main(argc, argv)"));
+  assert_int_equal(mp_process_pid(p), 0);
+  mp_process_free(p);
+  mp_context_free(ctx);
+}
+
+static int unbooted_child(void *arg) {
+  (void)arg;
+  /* As in a spawned image before mp_child_main. */
+  setenv("MP_SPAWN_FD", "3", 1);
+  mp_process *p = NULL;
+  if (mp_process_new(&p, NULL, NULL, NULL) != 0)
+    return 1;
+  if (mp_process_start(p) != MP_ESTATE)
+    return 2;
+  if (strstr(mp_error_message(MP_ESTATE), "add mp_child_main") == NULL)
+    return 3;
+  mp_process_free(p);
+  mp_context *ctx = NULL;
+  if (mp_context_new(&ctx, MP_START_FORKSERVER) != MP_ESTATE)
+    return 4;
+  if (mp_context_new(&ctx, MP_START_FORK) != 0)
+    return 5;
+  mp_context_free(ctx);
+  return 0;
+}
+
+static void unbooted_program_cannot_start_children(void **state) {
+  (void)state;
+  mp_test_wait_exit(mp_test_fork(unbooted_child, NULL), 0,
+                    mp_test_slack(30));
+}
+
 static void register_rules(void **state) {
   (void)state;
   assert_rc(mp_register_target("sum_pair", sum_pair), 0);
@@ -360,11 +439,16 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(child_inherits_no_descriptors),
     cmocka_unit_test(alloc_failure_in_start),
     cmocka_unit_test(register_rules),
+    cmocka_unit_test(forgotten_child_main_refused),
+    cmocka_unit_test(unbooted_program_cannot_start_children),
 };
 
 int main(int argc, char **argv) {
   /* Registered before mp_child_main: spawned children know these. */
   mp_register_run("run_callback", run_callback);
+  const char *forgetful = getenv(FORGETFUL_ENV);
+  if (forgetful != NULL)
+    return forgetful_main(forgetful);
   mp_child_main(argc, argv);
   /* Registered after it: only this parent knows it. */
   mp_register_target("late_target", late_target);

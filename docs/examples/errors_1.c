@@ -1,5 +1,5 @@
 /* errors_1.c - reading a result code: test for the cases you handle,
- * name the rest with mp_err_name and mp_strerror. */
+ * report the rest with mp_error_message, which adds the detail. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -13,8 +13,7 @@ static int open_config_lock(mp_lock **out, const char *name) {
   case MP_ENOENT: /* nobody created it yet: create it ourselves */
     return mp_lock_new(out, &(mp_sync_opts){.name = name});
   default:
-    fprintf(stderr, "mp_lock_open(%s): %s: %s\n", name, mp_err_name(rc),
-            mp_strerror(rc));
+    fprintf(stderr, "mp_lock_open(%s): %s\n", name, mp_error_message(rc));
     return rc;
   }
 }

@@ -15,7 +15,7 @@ static int child(void *arg) {
   mp_event *ev;
   int rc = mp_event_open(&ev, job->event_name);
   if (rc != 0) {
-    mp_process_set_error(mp_strerror(rc));
+    mp_process_set_error(mp_error_message(rc));
     return 1;
   }
   rc = mp_event_set(ev);

@@ -18,7 +18,7 @@ static int holder(void *arg) {
 }
 
 static void show(const char *what, int rc) {
-  printf("%-28s -> %s (%s)\n", what, mp_err_name(rc), mp_strerror(rc));
+  printf("%-28s -> %s\n", what, mp_error_message(rc));
 }
 
 int main(void) {

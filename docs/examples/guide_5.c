@@ -57,7 +57,7 @@ int main(void) {
   if (mp_lock_new(&lock, NULL) != 0 || mp_event_new(&open, NULL) != 0)
     return 1;
   int rc = deposit(lock, open, &acct, 10, 0.2);
-  printf("before opening: %s: %s\n", mp_err_name(rc), mp_strerror(rc));
+  printf("before opening: %s\n", mp_error_message(rc));
   mp_event_set(open);
   int rc2 = deposit(lock, open, &acct, 10, 2.0);
   printf("after opening: %s, balance %ld\n", mp_err_name(rc2), acct.balance);

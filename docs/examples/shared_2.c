@@ -8,7 +8,7 @@ int main(void) {
   mp_shared_memory *shm, *other;
   int rc = mp_shared_memory_new(&shm, "haha", 256, NULL);
   if (rc != 0) {
-    fprintf(stderr, "%s\n", mp_strerror(rc));
+    fprintf(stderr, "mp_shared_memory_new: %s\n", mp_error_message(rc));
     return 1;
   }
   unsigned char *buf = mp_shared_memory_buf(shm);

@@ -156,7 +156,8 @@ MP_EXTERN int mp_connection_poll(mp_connection *c, double timeout);
  * (borrowed: the connection still owns it), MP_ESTATE once closed or
  * MP_EINVAL for NULL. mp_connection_readable and mp_connection_writable
  * return 1 or 0 as Python's readable and writable properties (unchanged by
- * close); mp_connection_closed returns 1 once closed, else 0 (1 for NULL). */
+ * close), MP_EINVAL for NULL; mp_connection_closed returns 1 once closed,
+ * else 0 (1 for NULL). */
 MP_EXTERN int mp_connection_fileno(const mp_connection *c);
 MP_EXTERN int mp_connection_readable(const mp_connection *c);
 MP_EXTERN int mp_connection_writable(const mp_connection *c);

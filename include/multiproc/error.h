@@ -108,6 +108,20 @@ MP_EXTERN int mp_error_code(void);
  * Never NULL; the string is the thread's own until its next call. */
 MP_EXTERN const char *mp_error_message(int rc);
 
+/* MP_CHECK(call) evaluates call (a function returning int or ssize_t) and
+ * yields its result when it is not negative. When it is negative, the
+ * program ends as a Python program ends on an uncaught exception: a line
+ * "file:line: call: MP_EINVAL: invalid argument: <detail>" on stderr, and
+ * exit status 1. In a child that multiproc started, the same text becomes
+ * the child's mp_exit_info.message for its parent, and the child leaves
+ * with _exit(1) after flushing stdio, as after its target. For programs
+ * and examples; a library should return the code instead. */
+#define MP_CHECK(call) mp_check((call), #call, __FILE__, __LINE__)
+/* mp_check is MP_CHECK's function: it returns rc when rc >= 0, and does
+ * not return otherwise. */
+MP_EXTERN long long mp_check(long long rc, const char *call, const char *file,
+                             int line);
+
 #ifdef __cplusplus
 }
 #endif

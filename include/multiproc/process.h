@@ -62,6 +62,14 @@ typedef enum mp_start_method {
   MP_START_FORKSERVER = 2
 } mp_start_method;
 
+/* mp_pass_fd names a descriptor of the parent that a program started with
+ * exec_argv receives: fd becomes descriptor number as in the program (as
+ * < 0: the same number, like subprocess's pass_fds). */
+typedef struct mp_pass_fd {
+  int fd;
+  int as;
+} mp_pass_fd;
+
 /* mp_process_opts holds the optional settings of mp_process_new. Zeroed or
  * NULL options mean the defaults. */
 typedef struct mp_process_opts {
@@ -74,6 +82,13 @@ typedef struct mp_process_opts {
   void *userdata;        /* borrowed; returned by mp_process_userdata (in
                             a spawn/forkserver child it is NULL) */
   mp_context *context;   /* borrowed; NULL is the default context (fork) */
+  /* exec_argv: run this program instead of a target, as Python's
+   * subprocess.Popen(argv): argv[0] is searched in PATH unless it has a
+   * '/', the vector ends with NULL; copied. The context is ignored. The
+   * program inherits descriptors 0-2 and pass_fds, nothing else. */
+  char *const *exec_argv;
+  const mp_pass_fd *pass_fds; /* copied; only with exec_argv */
+  size_t pass_fds_len;        /* entries in pass_fds (at most 256) */
 } mp_process_opts;
 
 /* mp_exit_info says why a process ended. */
@@ -91,9 +106,11 @@ typedef struct mp_exit_info {
  * forkserver, the arg_size bytes at arg when the child starts; it borrows
  * arg until then, and opts->context and userdata for the object's life.
  * Returns 0 and stores the object in *out, MP_EINVAL for a NULL out, a
- * name over 255 bytes or an arg_size with a NULL arg, MP_ERANGE when
- * children nest over 1024 deep, MP_ENOMEM. Nothing is started. A NULL
- * target (and no run) makes a child that exits with status 0. */
+ * name over 255 bytes, an arg_size with a NULL arg, or bad exec options
+ * (an empty program, a target too, pass_fds without exec_argv, two
+ * entries onto one number), MP_ERANGE when children nest over 1024 deep,
+ * MP_ENOMEM. Nothing is started. A NULL target (and no run) makes a child
+ * that exits with status 0. */
 MP_EXTERN int mp_process_new(mp_process **out, mp_process_target_fn target,
                              void *arg, const mp_process_opts *opts);
 
@@ -105,9 +122,13 @@ MP_EXTERN int mp_process_new(mp_process **out, mp_process_target_fn target,
  * this program, the spawned image or the server); MP_EINVAL for an arg
  * without arg_size under spawn/forkserver; MP_ETOOBIG; MP_ETIMEDOUT when
  * the child did not answer within 30 s; MP_EPROTO when it ended without
- * answering (a program that does not call mp_child_main); -errno of
- * fork/exec. A failed start leaves no child behind, and the object may be
- * started again. The child starts with an empty signal mask (so
+ * answering; MP_ESTATE (detail names the fix) in a spawned program whose
+ * main did not call mp_child_main before starting a process, which
+ * would otherwise re-run main in every child (the spawned program also
+ * tells its parent, whose start fails with MP_ESTATE); with exec_argv,
+ * MP_EBADF for a pass_fds entry that is not open and -errno of the exec
+ * (MP_ENOENT: no such program); -errno of fork/exec. A failed start
+ * leaves no child behind, and the object may be started again. The child starts with an empty signal mask (so
  * terminate reaches it whichever thread started it); under fork it keeps
  * the parent's signal handlers, as fork(2) does. */
 MP_EXTERN int mp_process_start(mp_process *p);
@@ -125,8 +146,8 @@ MP_EXTERN int mp_process_run(mp_process *p);
 MP_EXTERN int mp_process_join(mp_process *p, double timeout);
 
 /* mp_process_is_alive returns 1 while the child runs, 0 once it has ended
- * (reaping it) or before it was started, MP_EPERM when another process
- * created p. For mp_parent_process() it tells whether the parent still
+ * (reaping it) or before it was started, MP_EINVAL for a NULL p, MP_EPERM
+ * when another process created p. For mp_parent_process() it tells whether the parent still
  * runs; for mp_current_process() it is 1. Never blocks. */
 MP_EXTERN int mp_process_is_alive(mp_process *p);
 
@@ -150,7 +171,9 @@ MP_EXTERN void mp_process_free(mp_process *p);
 
 /* Accessors. name: valid until set again or freed. pid and ident: 0 before
  * start. sentinel: a file descriptor that becomes readable when the child
- * ends (for poll/select), -1 before start or after close. */
+ * ends (for poll/select), -1 before start or after close. daemon and
+ * sentinel return MP_EINVAL for a NULL p; name, userdata and arg NULL, pid
+ * and ident 0. */
 MP_EXTERN const char *mp_process_name(const mp_process *p);
 MP_EXTERN int mp_process_set_name(mp_process *p, const char *name);
 MP_EXTERN pid_t mp_process_pid(const mp_process *p);

@@ -348,8 +348,9 @@ MP_EXTERN size_t mp_shareable_list_len(const mp_shareable_list *sl);
 /* mp_shareable_list_get reads item index (negative counts from the end).
  * A STR or BYTES value is copied into buf (cap bytes) and out->data points
  * to buf; a NUL is added after it when there is room. Returns 0, MP_ERANGE
- * (index), MP_ETOOBIG (cap too small: out->type and out->len say what is
- * needed), MP_ECORRUPT (the slot's format or type code is malformed, or a
+ * (index), MP_EINVAL (NULL sl or out; NULL buf with cap > 0), MP_ETOOBIG
+ * (cap too small, or buf NULL with cap 0 to ask: out->type and out->len
+ * say what is needed), MP_ECORRUPT (the slot's format or type code is malformed, or a
  * str is not valid UTF-8). */
 MP_EXTERN int mp_shareable_list_get(mp_shareable_list *sl, ssize_t index,
                                     mp_shareable_item *out, void *buf,

@@ -59,7 +59,8 @@ MP_EXTERN void mp_thread_run(mp_thread *t);
  * thread counts as ended once the program starts its normal exit. */
 MP_EXTERN int mp_thread_join(mp_thread *t, double timeout);
 /* mp_thread_is_alive returns 1 from start until the target returns (or
- * the thread calls pthread_exit), else 0. Never blocks. */
+ * the thread calls pthread_exit), else 0; MP_EINVAL for a NULL t. Never
+ * blocks. */
 MP_EXTERN int mp_thread_is_alive(mp_thread *t);
 /* mp_thread_free frees a thread object. If the thread is running it is
  * detached and its object freed when it ends (a non-daemonic one is still
@@ -71,6 +72,8 @@ MP_EXTERN const char *mp_thread_name(const mp_thread *t);
 /* mp_thread_set_name copies name (at most 255 bytes, else MP_EINVAL);
  * returns 0 or MP_ENOMEM. */
 MP_EXTERN int mp_thread_set_name(mp_thread *t, const char *name);
+/* mp_thread_daemon returns 1 for a daemonic thread, else 0; MP_EINVAL for
+ * a NULL t. */
 MP_EXTERN int mp_thread_daemon(const mp_thread *t);
 /* mp_thread_set_daemon returns MP_ESTATE once started. */
 MP_EXTERN int mp_thread_set_daemon(mp_thread *t, int daemon);
@@ -92,6 +95,15 @@ MP_EXTERN mp_thread *mp_main_thread(void);
 MP_EXTERN ssize_t mp_thread_enumerate(mp_thread **out, size_t cap);
 /* mp_thread_active_count returns how many mp_thread_enumerate would. */
 MP_EXTERN int mp_thread_active_count(void);
+
+/* mp_sleep suspends the calling thread for seconds, as Python's
+ * time.sleep; a signal does not cut it short. Returns 0, MP_EINVAL for a
+ * negative or NaN duration (Python's ValueError). */
+MP_EXTERN int mp_sleep(double seconds);
+
+/* mp_monotonic returns seconds of a clock that never goes back, as
+ * Python's time.monotonic (for measuring durations). */
+MP_EXTERN double mp_monotonic(void);
 
 #ifdef __cplusplus
 }

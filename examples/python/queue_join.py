@@ -1,0 +1,10 @@
+import queue
+q = queue.Queue(5)
+q.put(10)
+q.put(20)
+print(q.get())
+q.task_done()
+print(q.get())
+q.task_done()
+q.join()
+print("ending!")
