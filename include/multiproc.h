@@ -12,5 +12,6 @@
 #include "multiproc/pool.h"
 #include "multiproc/connection.h"
 #include "multiproc/shared.h"
+#include "multiproc/csp.h"
 
 #endif
