@@ -17,7 +17,7 @@ DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
              /usr/include/cmocka.h:libcmocka-dev python3:python3 \
              /usr/include/openssl/hmac.h:libssl-dev \
              /usr/include/msgpack.h:libmsgpack-dev
-DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev
+DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev go:golang-go
 
 .PHONY: all deps deps-bench configure build test sanitize tsan stress demo \
         bench install clean

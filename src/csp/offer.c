@@ -31,10 +31,12 @@ static int32_t self_pid(void) {
 
 /* ---- waiting --------------------------------------------------------- */
 
-/* How long a waiter polls its bell before it sleeps: a partner on another
- * CPU usually answers within a few microseconds. */
-#define SPIN_LOOPS 300
-#define YIELD_LOOPS 4
+/* How long a waiter polls its bell before it sleeps: long enough to catch
+ * a partner that is running on another CPU and answers within a
+ * microsecond, short enough not to steal a loaded machine's CPU from the
+ * partner (yielding was tried: on a busy machine each yield cost a whole
+ * time slice). */
+#define SPIN_LOOPS 100
 
 void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
   atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
@@ -48,11 +50,6 @@ static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
     if (atomic_load_explicit(&sl->bell, memory_order_acquire) != b)
       return true;
     mp__os_cpu_relax();
-  }
-  for (int i = 0; i < YIELD_LOOPS; i++) {
-    if (atomic_load_explicit(&sl->bell, memory_order_acquire) != b)
-      return true;
-    mp__os_yield();
   }
   atomic_fetch_add_explicit(&sl->sleepers, 1, memory_order_seq_cst);
   int rc = mp__os_futex_wait((uint32_t *)&sl->bell, b, abs_ns, true);
