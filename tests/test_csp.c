@@ -377,6 +377,7 @@ static void named_channel(void **state) {
   mp_channel_free(c);
 }
 
+/* G-CSP-5: a damaged named channel is refused on open. */
 static void named_corrupt_refused(void **state) {
   (void)state;
   char name[64], path[128];
@@ -476,6 +477,8 @@ static void guard_input_fires(void **state) {
   mp_channel_free(b);
 }
 
+/* G-CSP-4: the chosen output guard delivers once; the other leaves no
+ * trace. */
 static void guard_output_fires(void **state) {
   (void)state;
   mp_channel *a = chan(0), *b = chan(0);
@@ -572,7 +575,8 @@ static void pri_and_fair_order(void **state) {
 }
 
 /* Choices on both sides: one process chooses among outputs, the other
- * among inputs, on the same rendezvous channels. Every message once. */
+ * among inputs, on the same rendezvous channels. Every message once
+ * (G-CSP-3, G-CSP-4). */
 #define BOTH_N 400
 typedef struct both_arg {
   mp_channel_end *w[2];
