@@ -12,6 +12,7 @@
 #include "multiproc/pool.h"
 #include "multiproc/connection.h"
 #include "multiproc/shared.h"
+#include "multiproc/obj.h"
 #include "multiproc/csp.h"
 
 #endif

@@ -1,0 +1,147 @@
+/* glue.c - values on the library's channels: Python's conn.send/recv
+ * (pickle on a Connection), a MessagePack variant for C-to-C, put and get
+ * of a value on an mp_queue, and a ShareableList item as a value. Built on
+ * the public connection, queue and ShareableList APIs and the codecs. */
+#include <stdlib.h>
+
+#include "obj_internal.h"
+
+/* The largest message mp_connection_recv accepts by default. */
+#define DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
+
+int mp_connection_send(mp_connection *c, const mp_obj *o) {
+  void *buf;
+  size_t len;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "send: NULL connection");
+  int rc = mp_pickle_dumps(o, &buf, &len, NULL);
+  if (rc < 0)
+    return rc;
+  rc = mp_connection_send_bytes(c, buf, 0, len);
+  free(buf);
+  return rc;
+}
+
+int mp_connection_recv_ex(mp_connection *c, mp_obj **out, size_t maxlength,
+                          const mp_pickle_load_opts *opts) {
+  void *buf;
+  size_t len;
+  if (c == NULL || out == NULL)
+    return mp__fail(MP_EINVAL, "recv: NULL %s",
+                    c == NULL ? "connection" : "out");
+  int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, maxlength);
+  if (rc < 0)
+    return rc;
+  rc = mp_pickle_loads(buf, len, out, opts);
+  free(buf);
+  return rc;
+}
+
+int mp_connection_recv(mp_connection *c, mp_obj **out) {
+  return mp_connection_recv_ex(c, out, DEFAULT_MAX_MESSAGE, NULL);
+}
+
+int mp_connection_send_msgpack(mp_connection *c, const mp_obj *o) {
+  void *buf;
+  size_t len;
+  if (c == NULL)
+    return mp__fail(MP_EINVAL, "send: NULL connection");
+  int rc = mp_msgpack_packb(o, &buf, &len, NULL);
+  if (rc < 0)
+    return rc;
+  rc = mp_connection_send_bytes(c, buf, 0, len);
+  free(buf);
+  return rc;
+}
+
+int mp_connection_recv_msgpack(mp_connection *c, mp_obj **out) {
+  void *buf;
+  size_t len;
+  if (c == NULL || out == NULL)
+    return mp__fail(MP_EINVAL, "recv: NULL %s",
+                    c == NULL ? "connection" : "out");
+  int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, DEFAULT_MAX_MESSAGE);
+  if (rc < 0)
+    return rc;
+  rc = mp_msgpack_unpackb(buf, len, out, NULL);
+  free(buf);
+  return rc;
+}
+
+int mp_queue_put_obj(mp_queue *q, const mp_obj *o, double timeout) {
+  void *buf;
+  size_t len;
+  if (q == NULL)
+    return mp__fail(MP_EINVAL, "put: NULL queue");
+  int rc = mp_pickle_dumps(o, &buf, &len, NULL);
+  if (rc < 0)
+    return rc;
+  rc = mp_queue_put(q, buf, len, timeout);
+  free(buf);
+  return rc;
+}
+
+int mp_queue_get_obj(mp_queue *q, mp_obj **out, double timeout) {
+  mp_queue_msg msg;
+  if (q == NULL || out == NULL)
+    return mp__fail(MP_EINVAL, "get: NULL %s", q == NULL ? "queue" : "out");
+  memset(&msg, 0, sizeof msg);
+  int rc = mp_queue_get_msg(q, &msg, timeout);
+  if (rc < 0)
+    return rc;
+  rc = mp_pickle_loads(msg.data, msg.len, out, NULL);
+  mp_queue_msg_release(&msg);
+  return rc;
+}
+
+int mp_shareable_list_get_obj(mp_shareable_list *sl, ssize_t index,
+                              mp_obj **out) {
+  mp_shareable_item it;
+  char small[256];
+  char *buf = small;
+  size_t cap = sizeof small;
+  if (sl == NULL || out == NULL)
+    return mp__fail(MP_EINVAL, "shareable_list_get_obj: NULL %s",
+                    sl == NULL ? "list" : "out");
+  int rc = mp_shareable_list_get(sl, index, &it, buf, cap);
+  if (rc == MP_ETOOBIG) {
+    cap = it.len + 1;
+    buf = mp__alloc(cap);
+    if (buf == NULL)
+      return mp__fail(MP_ENOMEM, "no memory for a %zu-byte item", it.len);
+    rc = mp_shareable_list_get(sl, index, &it, buf, cap);
+  }
+  mp_obj *o = NULL;
+  if (rc == 0) {
+    switch (it.type) {
+    case MP_SHAREABLE_NONE:
+      o = mp_obj_none();
+      break;
+    case MP_SHAREABLE_INT:
+      o = mp_obj_int(it.i);
+      break;
+    case MP_SHAREABLE_FLOAT:
+      o = mp_obj_float(it.f);
+      break;
+    case MP_SHAREABLE_BOOL:
+      o = mp_obj_bool((int)it.i);
+      break;
+    case MP_SHAREABLE_STR:
+      o = mp_obj_str_len(it.data, it.len);
+      break;
+    case MP_SHAREABLE_BYTES:
+      o = mp_obj_bytes(it.data, it.len);
+      break;
+    default:
+      rc = mp__fail(MP_ECORRUPT, "shareable list item of unknown type %d",
+                    (int)it.type);
+    }
+    if (rc == 0 && o == NULL)
+      rc = mp_error_code() < 0 ? mp_error_code() : MP_ENOMEM;
+  }
+  if (buf != small)
+    mp__free(buf);
+  if (rc == 0)
+    *out = o;
+  return rc;
+}
