@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -1047,6 +1048,48 @@ static void network_member_dies(void **state) {
   mp_channel_free(c);
 }
 
+/* ---- dynamic values ---------------------------------------------------- */
+
+static int obj_writer(void *p) {
+  mp_channel_end *w = p;
+  mp_obj *v = mp_obj_list_pack(3, mp_obj_int(42), mp_obj_none(),
+                               mp_obj_str("hello"));
+  int rc = v == NULL ? MP_ENOMEM : mp_channel_write_obj(w, v, 10.0);
+  mp_obj_free(v);
+  return rc == 0 ? 0 : 1;
+}
+
+static void values_between_processes(void **state) {
+  (void)state;
+  mp_channel *c = chan(0);
+  mp_channel_end *w = writer(c), *r = reader(c);
+  pid_t pid = mp_test_fork(obj_writer, w);
+  mp_obj *got = NULL;
+  assert_rc(mp_channel_read_obj(r, &got, 10.0), 0);
+  char *repr = mp_obj_repr(got);
+  assert_string_equal(repr, "[42, None, 'hello']");
+  free(repr);
+  mp_obj_free(got);
+  mp_test_wait_exit(pid, 0, 10.0);
+  mp_channel_end *w2 = w;
+  /* Bytes that are not a pickle: refused, and the message is consumed. */
+  mp_channel *b = chan(1);
+  mp_channel_end *bw = writer(b), *br = reader(b);
+  assert_rc(mp_channel_write(bw, "junk", 4, 0), 0);
+  got = NULL;
+  assert_rc(mp_channel_read_obj(br, &got, 0), MP_EPROTO);
+  assert_null(got);
+  assert_rc(mp_channel_read_obj(w2, &got, 0), MP_EINVAL);
+  assert_rc(mp_channel_write_obj(r, NULL, 0), MP_EINVAL);
+  assert_rc(mp_channel_read_obj(r, NULL, 0), MP_EINVAL);
+  assert_rc(mp_channel_read_obj(br, &got, 0), MP_EAGAIN);
+  mp_channel_end *ends[] = {w, r, bw, br};
+  for (int i = 0; i < 4; i++)
+    mp_channel_end_free(ends[i]);
+  mp_channel_free(c);
+  mp_channel_free(b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(rendezvous_1_1_threads),
     cmocka_unit_test(rendezvous_1_1_processes),
@@ -1085,6 +1128,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(crash_mid_choice_output),
     cmocka_unit_test(crash_while_partner_blocked),
     cmocka_unit_test(network_member_dies),
+    cmocka_unit_test(values_between_processes),
 };
 
 MP_TEST_MAIN(tests)

@@ -33,6 +33,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "obj.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,6 +138,20 @@ MP_EXTERN int mp_channel_write(mp_channel_end *w, const void *msg, size_t len,
  * MP_ETOOBIG (the message is longer than cap: it stays with its writer or
  * in the buffer); MP_EINVAL. */
 MP_EXTERN ssize_t mp_channel_read(mp_channel_end *r, void *buf, size_t cap,
+                                  double timeout);
+
+/* mp_channel_write_obj sends the dynamic value o (pickled, protocol 4;
+ * copied) as one message, as mp_channel_write. Returns what
+ * mp_channel_write and mp_pickle_dumps return (MP_ETOOBIG when the pickle
+ * is longer than msg_max). */
+MP_EXTERN int mp_channel_write_obj(mp_channel_end *w, const mp_obj *o,
+                                   double timeout);
+
+/* mp_channel_read_obj receives one message and decodes it into a new value
+ * in *out (free it with mp_obj_free), with the pickle decoder's default
+ * limits: plain data only. Returns 0, the errors of mp_channel_read, or
+ * those of mp_pickle_loads (the message is then consumed). */
+MP_EXTERN int mp_channel_read_obj(mp_channel_end *r, mp_obj **out,
                                   double timeout);
 
 /* mp_channel_poison poisons the channel of e (PyCSP's poison(e)): every
