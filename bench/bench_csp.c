@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -127,6 +128,43 @@ static int commstime(bench_run *run, int threads) {
 
 static int commstime_processes(bench_run *run) { return commstime(run, 0); }
 static int commstime_threads(bench_run *run) { return commstime(run, 1); }
+
+/* ---- where the time goes ---------------------------------------------- */
+
+/* The protocol alone, with no wake-up: one thread writes a message into a
+ * buffered channel and reads it back (lock, copy in, lock, copy out); CPU
+ * ns per communication (the thread's CPU time, so that a loaded machine
+ * does not count other programs' time). Set beside Commstime, it shows how
+ * much of a communication is the kernel's wake-up and switch. */
+static int64_t cpu_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int protocol_only(bench_run *run) {
+  mp_channel *c;
+  mp_channel_end *r, *w;
+  if (mp_channel_new(&c, &(mp_channel_opts){.msg_max = 8, .buffer = 1}) ||
+      mp_channel_reader(c, &r) || mp_channel_writer(c, &w))
+    return bench_fail(run, "channel");
+  uint64_t sum = 0;
+  int64_t t0 = cpu_ns();
+  for (uint64_t i = 0; i < run->iters; i++) {
+    int64_t v = (int64_t)i;
+    if (mp_channel_write(w, &v, sizeof v, 0) != 0 ||
+        mp_channel_read(r, &v, sizeof v, 0) != sizeof v)
+      break;
+    sum += (uint64_t)v;
+  }
+  bench_timer_set(run, 0, cpu_ns() - t0);
+  run->expect = run->iters * (run->iters - 1) / 2;
+  run->done = sum;
+  mp_channel_end_free(r);
+  mp_channel_end_free(w);
+  mp_channel_free(c);
+  return 0;
+}
 
 /* ---- the peers -------------------------------------------------------- */
 
@@ -249,6 +287,8 @@ static const bench_case cases[] = {
      c_thr, NULL},
     {"csp_commstime", "goroutines", "go", "int64", 400000, 400, "ns/op",
      c_go, NULL},
+    {"csp_protocol", "buffered_1thread", "multiproc", "int64", 2000000, 200,
+     "cpu-ns/op", protocol_only, NULL},
 };
 
 int main(int argc, char **argv) {

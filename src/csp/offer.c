@@ -79,7 +79,7 @@ uint64_t mp__csp_slot_state(const csp_op *op) {
 /* await_decision waits, as the claimer of a choice's offer, for its owner
  * to accept (0) or reject it (MP_EAGAIN). A dead owner counts as a
  * rejection; the claim is then undone. */
-static int await_decision(mp_channel *c, csp_slot *sl, uint32_t seq) {
+static int await_decision(csp_slot *sl, uint32_t seq) {
   for (;;) {
     uint32_t b = atomic_load_explicit(&sl->bell, memory_order_acquire);
     uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
@@ -91,7 +91,6 @@ static int await_decision(mp_channel *c, csp_slot *sl, uint32_t seq) {
       if (!mp__os_pid_alive(sl->owner_pid)) {
         atomic_compare_exchange_strong(&sl->state, &w,
                                        csp_word(seq, ST_FREE, 0));
-        (void)c;
         return MP_EAGAIN;
       }
     }
@@ -127,7 +126,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
                                         csp_word(seq, ST_CLAIMED, me)))
       return MP_EAGAIN;
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(c, sl, seq) != 0)
+    if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
     memcpy(op->buf, csp_slot_data(sl), len);
     uint64_t acc = csp_word(seq, ST_ACCEPTED, me);
@@ -141,12 +140,10 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   if (!atomic_compare_exchange_strong(&sl->state, &w,
                                       csp_word(seq, ST_CLAIMED, me)))
     return MP_EAGAIN;
-  uint32_t from = ST_CLAIMED;
   if (sl->multi) {
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(c, sl, seq) != 0)
+    if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
-    from = ST_ACCEPTED;
   }
   uint32_t cap = sl->cap;
   int rc = 0;
@@ -161,9 +158,9 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
     sl->len = (uint32_t)op->len;
     sl->toobig = 0;
   }
+  /* We own the slot (CLAIMED, or ACCEPTED by a choice): a plain store. */
   atomic_store_explicit(&sl->state, csp_word(seq, ST_DONE, me),
                         memory_order_release);
-  (void)from;
   mp__csp_wake(&sl->bell, &sl->sleepers);
   return rc;
 }

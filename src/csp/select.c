@@ -139,8 +139,11 @@ static int withdraw_all(choice *ch) {
   return fired(ch, (unsigned)chosen);
 }
 
-/* finish_claimed accepts the first claimed offer in order after
- * withdrawing the others. */
+/* passive_wait sleeps on the bells of every posted offer until one is
+ * claimed (then the first claimed in order is taken, the rest withdrawn or
+ * rejected), a channel fails, the deadline passes, or a buffered channel
+ * rings (then everything is withdrawn and the choice starts over: RESTART,
+ * i.e. MP_EAGAIN). Sweeps the channels at each slice. */
 static int passive_wait(choice *ch) {
   _Atomic uint32_t *bells[CSP_MAX_GUARDS];
   uint32_t expect[CSP_MAX_GUARDS];
