@@ -204,9 +204,13 @@ static int go_build(bench_run *run) {
     bench_skip(run, "go not installed (Debian: golang-go)");
     return go_state = -1;
   }
-  char cwd[1024];
-  if (getcwd(cwd, sizeof cwd) == NULL)
+  /* Build beside this program (in the build tree), never in the cwd. */
+  char exe[1024], cwd[1024];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0)
     return go_state = -1;
+  exe[n] = '\0';
+  snprintf(cwd, sizeof cwd, "%s", dirname(exe));
   snprintf(go_exe, sizeof go_exe, "%s/commstime_go", cwd);
   char cmd[20000];
   snprintf(cmd, sizeof cmd,
