@@ -24,7 +24,7 @@ DEPS_TEST  = $(DEPS_BUILD) $(DEPS_MPI)
 DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev $(DEPS_MPI) \
              /usr/lib/python3/dist-packages/mpi4py:python3-mpi4py \
              /usr/include/hiredis/hiredis.h:libhiredis-dev \
-             redis-server:redis-server
+             redis-server:redis-server go:golang-go
 
 .PHONY: all deps deps-bench deps-test configure build test sanitize tsan stress demo \
         bench install clean

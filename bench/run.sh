@@ -93,7 +93,8 @@ target	manager_dict	set	multiproc	python	0.2
 target	manager_dict	set	multiproc	redis	0.667
 target	manager_dict	get	multiproc	python	0.2
 target	manager_dict	get	multiproc	redis	0.667
-reference	manager_dict	set	multiproc	socketpair	1'
+reference	manager_dict	set	multiproc	socketpair	1
+target	csp_commstime	processes	multiproc	python_pipe	0.02'
 
 echo
 echo "== summary: $tsv ($(($(date +%s) - start)) s)"

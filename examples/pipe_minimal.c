@@ -15,8 +15,8 @@
  *       print (parent_conn.recv())
  *       p.join()
  *
- * which prints [42, None, 'hello']. The list travels as its text: a
- * Connection here carries bytes (see pipe_conversation.c).
+ * which prints [42, None, 'hello']. The list travels as a value, pickled
+ * as Python's conn.send pickles it (a Python parent could receive it).
  *
  * Usage: pipe_minimal [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
@@ -27,8 +27,10 @@
 
 static int f(void *arg) {
   mp_connection *conn = arg;
-  const char *list = "[42, None, 'hello']";
-  MP_CHECK(mp_connection_send_bytes(conn, list, 0, strlen(list)));
+  mp_obj *list = mp_obj_list_pack(3, mp_obj_int(42), mp_obj_none(),
+                                  mp_obj_str("hello"));
+  MP_CHECK(mp_connection_send(conn, list));
+  mp_obj_free(list);
   mp_connection_close(conn);
   return 0;
 }
@@ -40,11 +42,10 @@ int main(void) {
   MP_CHECK(mp_process_new(&p, f, child_conn, NULL));
   MP_CHECK(mp_process_start(p));
 
-  char buf[256];
-  size_t len;
-  MP_CHECK(mp_connection_recv_bytes(parent_conn, buf, sizeof buf - 1, &len));
-  buf[len] = '\0';
-  printf("%s\n", buf);
+  mp_obj *v;
+  MP_CHECK(mp_connection_recv(parent_conn, &v));
+  MP_CHECK(mp_obj_print(stdout, v));
+  mp_obj_free(v);
   MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
   mp_connection_free(parent_conn);

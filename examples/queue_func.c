@@ -48,18 +48,14 @@ static int func(void *p) {
   return 0;
 }
 
-/* Python's list [42, None, 'hello'] as C data: a struct, sent as bytes. */
-typedef struct record {
-  int number;
-  int has_value; /* None */
-  char text[8];
-} record;
-
+/* f puts Python's list [42, None, 'hello'] as a value (pickled, as
+ * Python's q.put does). */
 static int f(void *p) {
   mp_queue *q = p;
-  record r = {.number = 42, .has_value = 0};
-  strcpy(r.text, "hello");
-  MP_CHECK(mp_queue_put(q, &r, sizeof r, MP_FOREVER));
+  mp_obj *v = mp_obj_list_pack(3, mp_obj_int(42), mp_obj_none(),
+                               mp_obj_str("hello"));
+  MP_CHECK(mp_queue_put_obj(q, v, MP_FOREVER));
+  mp_obj_free(v);
   return 0;
 }
 
@@ -79,12 +75,14 @@ int main(void) {
 
   MP_CHECK(mp_process_new(&p, f, q, NULL));
   MP_CHECK(mp_process_start(p));
-  record r;
-  size_t len;
-  MP_CHECK(mp_queue_get(q, &r, sizeof r, &len, MP_FOREVER));
-  printf("[%d, %s, '%s']\n", r.number, r.has_value ? "?" : "None", r.text);
+  mp_obj *v;
+  MP_CHECK(mp_queue_get_obj(q, &v, MP_FOREVER));
+  MP_CHECK(mp_obj_print(stdout, v)); /* [42, None, 'hello'] */
+  int64_t first = 0;
+  mp_obj_get_int(mp_obj_list_get(v, 0), &first);
+  mp_obj_free(v);
   MP_CHECK(mp_process_join(p, MP_FOREVER));
   mp_process_free(p);
   mp_queue_free(q);
-  return strcmp(text, "I'm process") == 0 && r.number == 42 ? 0 : 1;
+  return strcmp(text, "I'm process") == 0 && first == 42 ? 0 : 1;
 }

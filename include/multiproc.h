@@ -15,5 +15,6 @@
 #include "multiproc/shared.h"
 #include "multiproc/obj.h"
 #include "multiproc/manager.h"
+#include "multiproc/csp.h"
 
 #endif

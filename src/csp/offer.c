@@ -1,0 +1,490 @@
+/* offer.c - the offer protocol of csp_internal.h and the buffer: trying an
+ * operation now (from the buffer, or by taking an opposite offer), posting
+ * an offer when nothing is ready, and the owner's side of a posted offer:
+ * waiting for it, withdrawing it, accepting or rejecting a claim,
+ * collecting the result. Every wait sleeps in slices and sweeps the
+ * channel at each, so a dead partner or owner is noticed. */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../os/cpu.h"
+#include "../sync_internal.h"
+#include "csp_internal.h"
+
+/* ---- who we are ------------------------------------------------------ */
+
+static _Atomic int32_t cached_pid;
+static void pid_reset(void) { atomic_store(&cached_pid, 0); }
+__attribute__((constructor)) static void pid_init(void) {
+  pthread_atfork(NULL, NULL, pid_reset);
+}
+static int32_t self_pid(void) {
+  int32_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (p == 0) {
+    p = (int32_t)getpid();
+    atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
+  }
+  return p;
+}
+
+/* ---- waiting --------------------------------------------------------- */
+
+/* How long a waiter polls its bell before it sleeps: long enough to catch
+ * a partner that is running on another CPU and answers within a
+ * microsecond, short enough not to steal a loaded machine's CPU from the
+ * partner (yielding was tried: on a busy machine each yield cost a whole
+ * time slice). */
+#define SPIN_LOOPS 100
+
+void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
+  atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(sleepers, memory_order_seq_cst) != 0)
+    mp__os_futex_wake((uint32_t *)bell, INT_MAX, true);
+}
+
+/* bell_wait returns once the bell differs from b, or at abs_ns (false). */
+static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
+  for (int i = 0; i < SPIN_LOOPS; i++) {
+    if (atomic_load_explicit(&sl->bell, memory_order_acquire) != b)
+      return true;
+    mp__os_cpu_relax();
+  }
+  atomic_fetch_add_explicit(&sl->sleepers, 1, memory_order_seq_cst);
+  int rc = mp__os_futex_wait((uint32_t *)&sl->bell, b, abs_ns, true);
+  atomic_fetch_sub_explicit(&sl->sleepers, 1, memory_order_seq_cst);
+  return rc != MP_ETIMEDOUT;
+}
+
+static int64_t slice_end(void) { return mp__os_now_ns() + MP__SYNC_SLICE_NS; }
+
+_Atomic uint32_t *mp__csp_bell(const csp_op *op) {
+  return &csp_slot_of(op->end->ch, (uint32_t)op->slot)->bell;
+}
+
+void mp__csp_sleepers(const csp_op *op, int delta) {
+  atomic_fetch_add(&csp_slot_of(op->end->ch, (uint32_t)op->slot)->sleepers,
+                   (uint32_t)delta);
+}
+
+uint64_t mp__csp_slot_state(const csp_op *op) {
+  return atomic_load_explicit(
+      &csp_slot_of(op->end->ch, (uint32_t)op->slot)->state,
+      memory_order_acquire);
+}
+
+/* ---- the partner's side ---------------------------------------------- */
+
+/* await_decision waits, as the claimer of a choice's offer, for its owner
+ * to accept (0) or reject it (MP_EAGAIN). A dead owner counts as a
+ * rejection; the claim is then undone. */
+static int await_decision(csp_slot *sl, uint32_t seq) {
+  for (;;) {
+    uint32_t b = atomic_load_explicit(&sl->bell, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (csp_seq(w) != seq || csp_st(w) == ST_FREE)
+      return MP_EAGAIN;
+    if (csp_st(w) == ST_ACCEPTED)
+      return 0;
+    if (!bell_wait(sl, b, slice_end())) {
+      if (!mp__os_pid_alive(sl->owner_pid)) {
+        atomic_compare_exchange_strong(&sl->state, &w,
+                                       csp_word(seq, ST_FREE, 0));
+        return MP_EAGAIN;
+      }
+    }
+  }
+}
+
+/* take completes op against the opposite offer in slot idx, seen in state
+ * w. Returns 0 (done), MP_EAGAIN (lost it: look again), MP_ETOOBIG,
+ * MP_ECORRUPT. */
+static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
+  uint32_t seq = csp_seq(w);
+  int32_t me = self_pid();
+  if (op->dir == CSP_DIR_READ) {
+    uint32_t len = sl->len;
+    if (len > c->msg_max)
+      return mp__fail(MP_ECORRUPT, "offered message of %u bytes is over "
+                                   "msg_max", len);
+    if (len > op->cap)
+      return mp__fail(MP_ETOOBIG, "message of %u bytes, buffer of %zu", len,
+                      op->cap);
+    if (!sl->multi) {
+      /* Copy first, commit with one CAS: the data is stable while the
+       * offer stands with this sequence. */
+      memcpy(op->buf, csp_slot_data(sl), len);
+      if (!atomic_compare_exchange_strong(&sl->state, &w,
+                                          csp_word(seq, ST_DONE, me)))
+        return MP_EAGAIN;
+      mp__csp_wake(&sl->bell, &sl->sleepers);
+      op->received = len;
+      return 0;
+    }
+    if (!atomic_compare_exchange_strong(&sl->state, &w,
+                                        csp_word(seq, ST_CLAIMED, me)))
+      return MP_EAGAIN;
+    mp__csp_wake(&sl->bell, &sl->sleepers);
+    if (await_decision(sl, seq) != 0)
+      return MP_EAGAIN;
+    memcpy(op->buf, csp_slot_data(sl), len);
+    uint64_t acc = csp_word(seq, ST_ACCEPTED, me);
+    atomic_compare_exchange_strong(&sl->state, &acc,
+                                   csp_word(seq, ST_DONE, me));
+    mp__csp_wake(&sl->bell, &sl->sleepers);
+    op->received = len;
+    return 0;
+  }
+  /* Writing into a read offer: claim it, then fill it alone. */
+  if (!atomic_compare_exchange_strong(&sl->state, &w,
+                                      csp_word(seq, ST_CLAIMED, me)))
+    return MP_EAGAIN;
+  if (sl->multi) {
+    mp__csp_wake(&sl->bell, &sl->sleepers);
+    if (await_decision(sl, seq) != 0)
+      return MP_EAGAIN;
+  }
+  uint32_t cap = sl->cap;
+  int rc = 0;
+  if (op->len > cap || cap > c->msg_max) {
+    /* The reader's buffer is too small: it gets MP_ETOOBIG, the message
+     * stays with us and we look again. */
+    sl->toobig = 1;
+    sl->len = (uint32_t)MP__MIN(op->len, UINT32_MAX);
+    rc = MP_EAGAIN;
+  } else {
+    memcpy(csp_slot_data(sl), op->msg, op->len);
+    sl->len = (uint32_t)op->len;
+    sl->toobig = 0;
+  }
+  /* We own the slot (CLAIMED, or ACCEPTED by a choice): a plain store. */
+  atomic_store_explicit(&sl->state, csp_word(seq, ST_DONE, me),
+                        memory_order_release);
+  mp__csp_wake(&sl->bell, &sl->sleepers);
+  return rc;
+}
+
+/* ---- the buffer ------------------------------------------------------ */
+
+static unsigned char *ring_entry(mp_channel *c, uint32_t i) {
+  return (unsigned char *)c->ring + (size_t)i * c->entry_size;
+}
+
+/* refill moves one waiting single write offer into the buffer after a
+ * read made room (the lock is held), and pokes choices that offer writes
+ * so they look again. */
+static void refill(mp_channel *c, uint32_t hw) {
+  csp_shared *s = c->s;
+  bool filled = false;
+  for (uint32_t i = 0; i < hw; i++) {
+    csp_slot *sl = csp_slot_of(c, i);
+    uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (csp_st(w) != ST_OFFERED || sl->dir != CSP_DIR_WRITE)
+      continue;
+    if (sl->multi || filled) {
+      mp__csp_wake(&sl->bell, &sl->sleepers);
+      continue;
+    }
+    uint32_t len = sl->len;
+    if (len > c->msg_max || s->ring_count >= c->buffer)
+      continue;
+    uint32_t tail = (s->ring_head + s->ring_count) % c->buffer;
+    unsigned char *e = ring_entry(c, tail);
+    memcpy(e + 8, csp_slot_data(sl), len);
+    *(uint64_t *)e = len;
+    if (atomic_compare_exchange_strong(
+            &sl->state, &w, csp_word(csp_seq(w), ST_DONE, self_pid()))) {
+      s->ring_count++;
+      filled = true;
+      mp__csp_wake(&sl->bell, &sl->sleepers);
+    }
+  }
+}
+
+static bool has_offer(mp_channel *c, uint32_t hw, uint32_t dir,
+                      int32_t tid, uint32_t *idx, uint64_t *word) {
+  for (uint32_t i = 0; i < hw; i++) {
+    csp_slot *sl = csp_slot_of(c, i);
+    uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (csp_st(w) == ST_OFFERED && sl->dir == dir && sl->owner_tid != tid) {
+      if (idx != NULL)
+        *idx = i, *word = w;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ---- attempt and post ------------------------------------------------ */
+
+int mp__csp_attempt(csp_op *op, int mode, bool multi) {
+  mp_channel *c = op->end->ch;
+  csp_shared *s = c->s;
+  int32_t tid = (int32_t)mp__os_gettid();
+  uint32_t opposite = op->dir == CSP_DIR_READ ? CSP_DIR_WRITE : CSP_DIR_READ;
+  for (;;) {
+    mp__csp_lock(c);
+    uint32_t st = mp__csp_status(c);
+    if (st & CSP_POISONED) {
+      mp__csp_unlock(c);
+      return MP_EPOISONED;
+    }
+    if (op->dir == CSP_DIR_WRITE && (st & CSP_READERS_RETIRED)) {
+      mp__csp_unlock(c);
+      return mp__fail(MP_ERETIRED, "every reader has retired");
+    }
+    uint32_t hw = MP__MIN(s->offers_hint, c->max_waiting);
+    uint32_t count = 0;
+    if (c->buffer > 0) {
+      uint32_t head = s->ring_head;
+      count = s->ring_count;
+      if (head >= c->buffer || count > c->buffer) {
+        mp__csp_unlock(c);
+        return mp__fail(MP_ECORRUPT, "buffer head or count out of range");
+      }
+      if (op->dir == CSP_DIR_READ && count > 0) {
+        if (mode == CSP_ATTEMPT_PEEK_POST) {
+          mp__csp_unlock(c);
+          return 2;
+        }
+        unsigned char *e = ring_entry(c, head);
+        uint64_t len = *(volatile uint64_t *)e;
+        if (len > c->msg_max) {
+          mp__csp_unlock(c);
+          return mp__fail(MP_ECORRUPT, "buffered length out of range");
+        }
+        if (len > op->cap) {
+          mp__csp_unlock(c);
+          return mp__fail(MP_ETOOBIG, "message of %zu bytes, buffer of %zu",
+                          (size_t)len, op->cap);
+        }
+        memcpy(op->buf, e + 8, len);
+        op->received = len;
+        s->ring_head = (head + 1) % c->buffer;
+        s->ring_count = count - 1;
+        refill(c, hw);
+        mp__csp_unlock(c);
+        return 0;
+      }
+      if (op->dir == CSP_DIR_WRITE && count < c->buffer &&
+          !has_offer(c, hw, CSP_DIR_READ, tid, NULL, NULL)) {
+        if (mode == CSP_ATTEMPT_PEEK_POST) {
+          mp__csp_unlock(c);
+          return 2;
+        }
+        unsigned char *e = ring_entry(c, (head + count) % c->buffer);
+        memcpy(e + 8, op->msg, op->len);
+        *(uint64_t *)e = op->len;
+        s->ring_count = count + 1;
+        mp__csp_unlock(c);
+        return 0;
+      }
+    }
+    if (op->dir == CSP_DIR_READ && (st & CSP_WRITERS_RETIRED) && count == 0) {
+      mp__csp_unlock(c);
+      return mp__fail(MP_ERETIRED, "every writer has retired");
+    }
+    uint32_t idx;
+    uint64_t w;
+    if (has_offer(c, hw, opposite, tid, &idx, &w)) {
+      mp__csp_unlock(c);
+      if (mode == CSP_ATTEMPT_PEEK_POST)
+        return 2;
+      int rc = take(c, op, csp_slot_of(c, idx), w);
+      if (rc == MP_EAGAIN)
+        continue;
+      return rc;
+    }
+    if (mode == CSP_ATTEMPT_TRY) {
+      mp__csp_unlock(c);
+      return MP_EAGAIN;
+    }
+    /* Post an offer, still under the lock that saw nothing to take. */
+    uint32_t i = 0;
+    for (; i < c->max_waiting; i++)
+      if (csp_st(atomic_load(&csp_slot_of(c, i)->state)) == ST_FREE)
+        break;
+    if (i == c->max_waiting) {
+      mp__csp_unlock(c);
+      return mp__fail(MP_ENOSPC, "more than max_waiting (%u) parties wait "
+                                 "on this channel", c->max_waiting);
+    }
+    csp_slot *sl = csp_slot_of(c, i);
+    uint64_t old = atomic_load(&sl->state);
+    uint32_t seq = (csp_seq(old) + 1) & 0xffffffu;
+    sl->dir = op->dir;
+    sl->multi = multi;
+    sl->owner_pid = self_pid();
+    sl->owner_tid = tid;
+    sl->toobig = 0;
+    if (op->dir == CSP_DIR_WRITE) {
+      memcpy(csp_slot_data(sl), op->msg, op->len);
+      sl->len = (uint32_t)op->len;
+      sl->cap = 0;
+    } else {
+      sl->cap = (uint32_t)MP__MIN(op->cap, (size_t)c->msg_max);
+      sl->len = 0;
+    }
+    atomic_store_explicit(&sl->state, csp_word(seq, ST_OFFERED, 0),
+                          memory_order_release);
+    if (i + 1 > s->offers_hint)
+      s->offers_hint = i + 1;
+    op->slot = (int)i;
+    op->seq = seq;
+    mp__csp_unlock(c);
+    return 1;
+  }
+}
+
+/* ---- the owner's side ------------------------------------------------ */
+
+int mp__csp_op_failure(const csp_op *op) {
+  mp_channel *c = op->end->ch;
+  uint32_t st = mp__csp_status(c);
+  if (st & CSP_POISONED)
+    return MP_EPOISONED;
+  if (op->dir == CSP_DIR_WRITE && (st & CSP_READERS_RETIRED))
+    return mp__fail(MP_ERETIRED, "every reader has retired");
+  if (op->dir == CSP_DIR_READ && (st & CSP_WRITERS_RETIRED))
+    return mp__fail(MP_ERETIRED, "every writer has retired");
+  return 0;
+}
+
+int mp__csp_withdraw(csp_op *op) {
+  csp_slot *sl = csp_slot_of(op->end->ch, (uint32_t)op->slot);
+  uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+  for (;;) {
+    if (csp_seq(w) != op->seq)
+      return 0;
+    switch (csp_st(w)) {
+    case ST_OFFERED:
+      if (atomic_compare_exchange_weak(&sl->state, &w,
+                                       csp_word(op->seq, ST_FREE, 0)))
+        return 0;
+      continue;
+    case ST_CLAIMED:
+    case ST_ACCEPTED:
+      return 1;
+    case ST_DONE:
+      return 2;
+    default:
+      return 0;
+    }
+  }
+}
+
+void mp__csp_reject(csp_op *op) {
+  csp_slot *sl = csp_slot_of(op->end->ch, (uint32_t)op->slot);
+  uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+  if (csp_seq(w) == op->seq && csp_st(w) == ST_CLAIMED &&
+      atomic_compare_exchange_strong(&sl->state, &w,
+                                     csp_word(op->seq, ST_FREE, 0)))
+    mp__csp_wake(&sl->bell, &sl->sleepers);
+}
+
+int mp__csp_collect(csp_op *op) {
+  mp_channel *c = op->end->ch;
+  csp_slot *sl = csp_slot_of(c, (uint32_t)op->slot);
+  int rc = 0;
+  if (op->dir == CSP_DIR_READ) {
+    uint32_t len = sl->len;
+    if (sl->toobig)
+      rc = mp__fail(MP_ETOOBIG, "message of %u bytes, buffer of %zu", len,
+                    op->cap);
+    else if (len > c->msg_max || len > op->cap)
+      rc = mp__fail(MP_ECORRUPT, "delivered length out of range");
+    else {
+      memcpy(op->buf, csp_slot_data(sl), len);
+      op->received = len;
+    }
+  }
+  atomic_store_explicit(&sl->state, csp_word(op->seq, ST_FREE, 0),
+                        memory_order_release);
+  op->slot = -1;
+  return rc;
+}
+
+/* wait_done waits for the partner that claimed (or was accepted on) op's
+ * slot to finish. Returns 0 when DONE, 1 when the partner died (the slot
+ * is then freed). */
+static int wait_done(csp_op *op) {
+  mp_channel *c = op->end->ch;
+  csp_slot *sl = csp_slot_of(c, (uint32_t)op->slot);
+  for (;;) {
+    uint32_t b = atomic_load_explicit(&sl->bell, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (csp_seq(w) != op->seq || csp_st(w) == ST_FREE) {
+      op->slot = -1;
+      return 1;
+    }
+    if (csp_st(w) == ST_DONE)
+      return 0;
+    if (!bell_wait(sl, b, slice_end()) && !mp__os_pid_alive(csp_pid(w))) {
+      if (atomic_compare_exchange_strong(&sl->state, &w,
+                                         csp_word(op->seq, ST_FREE, 0))) {
+        op->slot = -1;
+        return 1;
+      }
+    }
+  }
+}
+
+int mp__csp_accept_and_finish(csp_op *op) {
+  csp_slot *sl = csp_slot_of(op->end->ch, (uint32_t)op->slot);
+  uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+  if (csp_seq(w) != op->seq || csp_st(w) != ST_CLAIMED)
+    return 1;
+  if (!atomic_compare_exchange_strong(
+          &sl->state, &w, csp_word(op->seq, ST_ACCEPTED, csp_pid(w))))
+    return 1;
+  mp__csp_wake(&sl->bell, &sl->sleepers);
+  if (wait_done(op) != 0)
+    return 1;
+  return mp__csp_collect(op);
+}
+
+int mp__csp_wait_single(csp_op *op, mp__deadline d) {
+  mp_channel *c = op->end->ch;
+  csp_slot *sl = csp_slot_of(c, (uint32_t)op->slot);
+  for (;;) {
+    uint32_t b = atomic_load_explicit(&sl->bell, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (csp_seq(w) != op->seq || csp_st(w) == ST_FREE) {
+      op->slot = -1;
+      return 1;
+    }
+    uint32_t st = csp_st(w);
+    if (st == ST_DONE)
+      return mp__csp_collect(op);
+    int64_t until = slice_end();
+    if (st == ST_OFFERED) {
+      int f = mp__csp_op_failure(op);
+      if (f == 0 && mp__deadline_expired(d))
+        f = mp__deadline_error(d);
+      if (f != 0) {
+        int wr = mp__csp_withdraw(op);
+        if (wr == 0) {
+          op->slot = -1;
+          return f;
+        }
+        continue; /* a partner came first: finish with it */
+      }
+      if (d.ns < until)
+        until = d.ns;
+    }
+    if (!bell_wait(sl, b, until)) {
+      if (st == ST_CLAIMED && !mp__os_pid_alive(csp_pid(w))) {
+        /* The writer filling our read offer died: nothing was delivered.
+         * Free the slot and start over. */
+        if (atomic_compare_exchange_strong(&sl->state, &w,
+                                           csp_word(op->seq, ST_FREE, 0))) {
+          op->slot = -1;
+          return 1;
+        }
+      }
+      if (!mp__deadline_expired(d) || st != ST_OFFERED)
+        mp__csp_sweep(c);
+    }
+  }
+}

@@ -1,0 +1,307 @@
+/* select.c - choice: PriSelect, AltSelect and FairSelect over input,
+ * output, timeout and skip guards. A choice runs in two phases (see the
+ * DESIGN in csp_internal.h). Active: it tries each channel guard in its
+ * order and completes the first that is ready, taking an opposite offer or
+ * using the buffer, while it has no offer of its own posted. Passive: it
+ * posts an offer on every channel guard (each under its channel's lock,
+ * after checking nothing there is ready) and sleeps on all their bells at
+ * once; a partner claims one offer, and the choice accepts the first
+ * claimed offer in its order and rejects or withdraws the others. If it
+ * finds something ready while posting, or a buffered channel tells it
+ * that room or a message appeared, it withdraws everything and starts
+ * over. Exactly one guard fires; the others leave no trace. */
+#include <math.h>
+#include <string.h>
+
+#include "../os/process_os.h"
+#include "../sync_internal.h"
+#include "csp_internal.h"
+
+enum { MODE_PRI, MODE_ALT, MODE_FAIR };
+
+static _Thread_local unsigned fair_last;
+static _Thread_local uint64_t alt_rng;
+
+static unsigned next_random(void) {
+  if (alt_rng == 0)
+    alt_rng = (uint64_t)mp__os_now_ns() ^ ((uint64_t)mp__os_gettid() << 32) ^
+              0x9e3779b97f4a7c15ull;
+  alt_rng ^= alt_rng << 13;
+  alt_rng ^= alt_rng >> 7;
+  alt_rng ^= alt_rng << 17;
+  return (unsigned)(alt_rng >> 11);
+}
+
+typedef struct choice {
+  mp_guard *g;
+  size_t n;
+  unsigned order[CSP_MAX_GUARDS];
+  csp_op ops[CSP_MAX_GUARDS];
+  unsigned posted[CSP_MAX_GUARDS];
+  unsigned nposted;
+  int skip, timeout;
+  mp__deadline d;
+} choice;
+
+static int validate(choice *ch) {
+  mp_guard *g = ch->g;
+  ch->skip = ch->timeout = -1;
+  double seconds = MP_FOREVER;
+  for (size_t i = 0; i < ch->n; i++) {
+    int rc;
+    switch (g[i].kind) {
+    case MP_GUARD_INPUT:
+      if ((rc = mp__csp_end_check(g[i].end, CSP_END_READER)) != 0)
+        return rc;
+      if (g[i].buf == NULL && g[i].cap > 0)
+        return mp__fail(MP_EINVAL, "guard %zu: buf is NULL", i);
+      ch->ops[i] = (csp_op){.end = g[i].end, .dir = CSP_DIR_READ,
+                            .buf = g[i].buf, .cap = g[i].cap, .slot = -1};
+      break;
+    case MP_GUARD_OUTPUT:
+      if ((rc = mp__csp_end_check(g[i].end, CSP_END_WRITER)) != 0)
+        return rc;
+      if (g[i].msg == NULL && g[i].len > 0)
+        return mp__fail(MP_EINVAL, "guard %zu: msg is NULL", i);
+      if (g[i].len > g[i].end->ch->msg_max)
+        return mp__fail(MP_ETOOBIG, "guard %zu: message of %zu bytes, "
+                                    "msg_max is %u",
+                        i, g[i].len, g[i].end->ch->msg_max);
+      ch->ops[i] = (csp_op){.end = g[i].end, .dir = CSP_DIR_WRITE,
+                            .msg = g[i].msg, .len = g[i].len, .slot = -1};
+      break;
+    case MP_GUARD_TIMEOUT:
+      if (ch->timeout >= 0)
+        return mp__fail(MP_EINVAL, "two timeout guards");
+      if (isnan(g[i].seconds) || g[i].seconds < 0)
+        return mp__fail(MP_EINVAL, "guard %zu: timeout is NaN or negative",
+                        i);
+      ch->timeout = (int)i;
+      seconds = g[i].seconds;
+      break;
+    case MP_GUARD_SKIP:
+      if (ch->skip >= 0)
+        return mp__fail(MP_EINVAL, "two skip guards");
+      ch->skip = (int)i;
+      break;
+    default:
+      return mp__fail(MP_EINVAL, "guard %zu: unknown kind %d", i,
+                      (int)g[i].kind);
+    }
+  }
+  ch->d = mp__deadline_from_timeout(seconds);
+  /* A zero timeout guard is a timeout, not a poll: it fires (rather than
+   * MP_EAGAIN) when nothing is ready. */
+  ch->d.poll = false;
+  return 0;
+}
+
+static bool is_channel(const mp_guard *g) {
+  return g->kind == MP_GUARD_INPUT || g->kind == MP_GUARD_OUTPUT;
+}
+
+/* fired records the guard that fired. */
+static int fired(choice *ch, unsigned i) {
+  if (ch->g[i].kind == MP_GUARD_INPUT)
+    ch->g[i].received = ch->ops[i].received;
+  return (int)i;
+}
+
+/* withdraw_all withdraws every posted offer. A claim that came first is
+ * kept (the first in order) and the rest rejected; the one kept is then
+ * completed. Returns the index that fired, MP_EAGAIN when none was
+ * claimed (or the claimer died: start over), or MP_ETOOBIG. */
+static int withdraw_all(choice *ch) {
+  int chosen = -1;
+  for (unsigned k = 0; k < ch->nposted; k++) {
+    csp_op *op = &ch->ops[ch->posted[k]];
+    int r = mp__csp_withdraw(op);
+    if (r == 0) {
+      op->slot = -1;
+      continue;
+    }
+    if (chosen < 0)
+      chosen = (int)ch->posted[k];
+    else
+      mp__csp_reject(op);
+  }
+  ch->nposted = 0;
+  if (chosen < 0)
+    return MP_EAGAIN;
+  csp_op *op = &ch->ops[chosen];
+  uint64_t w = mp__csp_slot_state(op);
+  int rc = csp_st(w) == ST_DONE ? mp__csp_collect(op)
+                                : mp__csp_accept_and_finish(op);
+  if (rc == 1)
+    return MP_EAGAIN;
+  if (rc != 0)
+    return rc;
+  return fired(ch, (unsigned)chosen);
+}
+
+/* passive_wait sleeps on the bells of every posted offer until one is
+ * claimed (then the first claimed in order is taken, the rest withdrawn or
+ * rejected), a channel fails, the deadline passes, or a buffered channel
+ * rings (then everything is withdrawn and the choice starts over: RESTART,
+ * i.e. MP_EAGAIN). Sweeps the channels at each slice. */
+static int passive_wait(choice *ch) {
+  _Atomic uint32_t *bells[CSP_MAX_GUARDS];
+  uint32_t expect[CSP_MAX_GUARDS];
+  for (;;) {
+    unsigned m = ch->nposted;
+    for (unsigned k = 0; k < m; k++) {
+      bells[k] = mp__csp_bell(&ch->ops[ch->posted[k]]);
+      expect[k] = atomic_load_explicit(bells[k], memory_order_acquire);
+    }
+    bool claimed = false, lost = false;
+    int failure = 0;
+    for (unsigned k = 0; k < m; k++) {
+      csp_op *op = &ch->ops[ch->posted[k]];
+      uint64_t w = mp__csp_slot_state(op);
+      if (csp_seq(w) != op->seq || csp_st(w) == ST_FREE)
+        lost = true;
+      else if (csp_st(w) != ST_OFFERED)
+        claimed = true;
+      else if (failure == 0)
+        failure = mp__csp_op_failure(op);
+    }
+    if (claimed || lost)
+      return withdraw_all(ch);
+    if (failure != 0) {
+      int rc = withdraw_all(ch);
+      return rc == MP_EAGAIN ? failure : rc;
+    }
+    if (mp__deadline_expired(ch->d)) {
+      int rc = withdraw_all(ch);
+      return rc == MP_EAGAIN ? ch->timeout : rc;
+    }
+    int64_t until = mp__os_now_ns() + MP__SYNC_SLICE_NS;
+    if (ch->d.ns < until)
+      until = ch->d.ns;
+    for (unsigned k = 0; k < m; k++)
+      mp__csp_sleepers(&ch->ops[ch->posted[k]], 1);
+    mp__csp_futex_waitv(bells, expect, (int)m, until);
+    for (unsigned k = 0; k < m; k++)
+      mp__csp_sleepers(&ch->ops[ch->posted[k]], -1);
+    bool rung = false, buffered_rung = false;
+    for (unsigned k = 0; k < m; k++) {
+      if (atomic_load_explicit(bells[k], memory_order_acquire) != expect[k]) {
+        rung = true;
+        if (ch->ops[ch->posted[k]].end->ch->buffer > 0)
+          buffered_rung = true;
+      }
+    }
+    /* A buffered channel rings a choice when room or a message appears:
+     * go back to the active phase to use it. */
+    if (buffered_rung) {
+      bool any_claim = false;
+      for (unsigned k = 0; k < m; k++)
+        if (csp_st(mp__csp_slot_state(&ch->ops[ch->posted[k]])) !=
+            ST_OFFERED)
+          any_claim = true;
+      if (!any_claim)
+        return withdraw_all(ch);
+    }
+    if (!rung && mp__os_now_ns() >= until && !mp__deadline_expired(ch->d))
+      for (unsigned k = 0; k < m; k++)
+        mp__csp_sweep(ch->ops[ch->posted[k]].end->ch);
+  }
+}
+
+/* MP_EAGAIN from a phase means "start over"; RESTART makes that explicit. */
+#define RESTART MP_EAGAIN
+
+static int run(choice *ch) {
+  for (;;) {
+    /* Active phase. */
+    for (size_t k = 0; k < ch->n; k++) {
+      unsigned i = ch->order[k];
+      if (!is_channel(&ch->g[i]))
+        continue;
+      int rc = mp__csp_attempt(&ch->ops[i], CSP_ATTEMPT_TRY, false);
+      if (rc == 0)
+        return fired(ch, i);
+      if (rc != MP_EAGAIN)
+        return rc;
+    }
+    if (ch->skip >= 0)
+      return ch->skip;
+    if (ch->timeout >= 0 && mp__deadline_expired(ch->d))
+      return ch->timeout;
+    /* Passive phase: post everywhere, unless something became ready. */
+    ch->nposted = 0;
+    int again = 0;
+    for (size_t k = 0; k < ch->n && again == 0; k++) {
+      unsigned i = ch->order[k];
+      if (!is_channel(&ch->g[i]))
+        continue;
+      int rc = mp__csp_attempt(&ch->ops[i], CSP_ATTEMPT_PEEK_POST, true);
+      if (rc == 1)
+        ch->posted[ch->nposted++] = i;
+      else
+        again = rc == 2 ? 2 : rc;
+    }
+    if (again != 0) {
+      int rc = withdraw_all(ch);
+      if (rc != RESTART)
+        return rc;
+      if (again != 2)
+        return again;
+      continue;
+    }
+    if (ch->nposted == 0) {
+      /* Only a timeout guard (or nothing): wait it out. */
+      if (ch->timeout < 0)
+        return mp__fail(MP_EINVAL, "a choice with nothing to wait for");
+      mp__os_sleep_until(ch->d.ns);
+      return ch->timeout;
+    }
+    int rc = passive_wait(ch);
+    if (rc != RESTART)
+      return rc;
+  }
+}
+
+static int select_impl(mp_guard *guards, size_t n, int mode) {
+  if (guards == NULL || n == 0 || n > CSP_MAX_GUARDS)
+    return mp__fail(MP_EINVAL, "a choice needs 1 to %d guards",
+                    CSP_MAX_GUARDS);
+  choice ch;
+  ch.g = guards;
+  ch.n = n;
+  ch.nposted = 0;
+  int rc = validate(&ch);
+  if (rc != 0)
+    return rc;
+  unsigned start = 0;
+  if (mode == MODE_ALT)
+    start = next_random() % (unsigned)n;
+  else if (mode == MODE_FAIR)
+    start = (fair_last + 1) % (unsigned)n;
+  for (size_t k = 0; k < n; k++)
+    ch.order[k] = (unsigned)((start + k) % n);
+  for (size_t i = 0; i < n; i++)
+    if (is_channel(&guards[i]))
+      mp__csp_set_busy(guards[i].end, guards[i].kind == MP_GUARD_OUTPUT
+                                          ? CSP_BUSY_WRITE
+                                          : CSP_BUSY_READ);
+  rc = run(&ch);
+  for (size_t i = 0; i < n; i++)
+    if (is_channel(&guards[i]))
+      mp__csp_set_busy(guards[i].end, CSP_BUSY_IDLE);
+  if (rc >= 0 && mode == MODE_FAIR)
+    fair_last = (unsigned)rc;
+  return rc;
+}
+
+int mp_pri_select(mp_guard *guards, size_t n) {
+  return select_impl(guards, n, MODE_PRI);
+}
+
+int mp_alt_select(mp_guard *guards, size_t n) {
+  return select_impl(guards, n, MODE_ALT);
+}
+
+int mp_fair_select(mp_guard *guards, size_t n) {
+  return select_impl(guards, n, MODE_FAIR);
+}
