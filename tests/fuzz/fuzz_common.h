@@ -80,12 +80,9 @@ static inline int fz_rc(long rc, const char *what) {
     }                                                                        \
   } while (0)
 
-/* fz_shm_sweep unlinks this process's leftovers in /dev/shm: the entries
- * whose name starts with prefix and contains "+<our pid>." (a queue's
- * large segments), or, with tag, contains tag. */
+/* fz_shm_sweep unlinks an iteration's leftovers in /dev/shm: the entries
+ * whose name starts with prefix (and, with tag, contains tag). */
 static inline void fz_shm_sweep(const char *prefix, const char *tag) {
-  char mine[32];
-  snprintf(mine, sizeof mine, "+%d.", (int)getpid());
   DIR *d = opendir("/dev/shm");
   if (d == NULL)
     return;
@@ -93,7 +90,7 @@ static inline void fz_shm_sweep(const char *prefix, const char *tag) {
   while ((e = readdir(d)) != NULL) {
     if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
       continue;
-    if (strstr(e->d_name, tag != NULL ? tag : mine) == NULL)
+    if (tag != NULL && strstr(e->d_name, tag) == NULL)
       continue;
     char path[300];
     snprintf(path, sizeof path, "/%s", e->d_name);

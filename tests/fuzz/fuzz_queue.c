@@ -64,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mp_queue *q = NULL;
   int rc = mp_queue_init(&q, mem, (size_t)need, &opts);
   fz_check(rc == 0);
+  uint64_t id = ((mp__qshared *)mem)->id;
 
   /* Realistic state first: some small and some large messages. */
   unsigned nsmall = fz_u8(&r) % 12, nlarge = fz_u8(&r) % 4;
@@ -175,7 +176,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* free leaves an in-place queue's memory alone; destroy empties it. */
   if (!FUZZ_KNOWN_DEFECTS || mp_queue_destroy(q) != 0)
     mp_queue_free(q);
+  /* The large segments and spares of this queue: its id, as made and as
+   * scribbled. */
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "mp_q-%016llx+", (unsigned long long)id);
+  fz_shm_sweep(prefix, NULL);
+  snprintf(prefix, sizeof prefix, "mp_q-%016llx+",
+           (unsigned long long)((mp__qshared *)mem)->id);
+  fz_shm_sweep(prefix, NULL);
   free(mem);
-  fz_shm_sweep("mp_q-", NULL);
   return 0;
 }
