@@ -134,12 +134,14 @@ MP_EXTERN void mp_semaphore_free(mp_semaphore *sem);
 MP_EXTERN int mp_semaphore_init(mp_semaphore *sem, unsigned value,
                                 int bounded);
 MP_EXTERN int mp_semaphore_destroy(mp_semaphore *sem);
-/* mp_semaphore_acquire returns 0, MP_EAGAIN, MP_ETIMEDOUT. */
+/* mp_semaphore_acquire returns 0, MP_EAGAIN, MP_ETIMEDOUT, MP_ECORRUPT (the
+ * shared count was overwritten with a value over INT32_MAX; this holds for
+ * release and get_value too). */
 MP_EXTERN int mp_semaphore_acquire(mp_semaphore *sem, double timeout);
 /* mp_semaphore_release returns 0, MP_EVALUE (bounded, over the bound),
  * MP_EOVERFLOW (count would exceed INT32_MAX). */
 MP_EXTERN int mp_semaphore_release(mp_semaphore *sem);
-/* mp_semaphore_get_value returns the current count (>= 0). */
+/* mp_semaphore_get_value returns the current count (>= 0) or MP_ECORRUPT. */
 MP_EXTERN int mp_semaphore_get_value(mp_semaphore *sem);
 
 /* ---- Event --------------------------------------------------------------

@@ -11,7 +11,9 @@
 #ifndef MP_FUZZ_COMMON_H
 #define MP_FUZZ_COMMON_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
