@@ -48,19 +48,26 @@ static inline uint32_t fz_u32(fz_reader *r) {
 
 /* fz_scribble reads a count, then that many (offset, length, bytes)
  * records, and writes each into mem[0, size) (offsets wrap). Offsets are
- * 16 bits, scaled by 4 past 64 KiB so that a large layout is reachable. */
-static inline void fz_scribble(fz_reader *r, void *mem, size_t size) {
+ * 16 bits, or 32 bits for a layout over 64 KiB. fz_scribble_except leaves
+ * the bytes [keep_lo, keep_hi) alone (a part a known defect trusts). */
+static inline void fz_scribble_except(fz_reader *r, void *mem, size_t size,
+                                      size_t keep_lo, size_t keep_hi) {
   unsigned n = fz_u8(r) % 9;
   unsigned char *m = mem;
   for (unsigned i = 0; i < n && r->left > 0; i++) {
-    size_t off = fz_u16(r);
-    if (size > 65536)
-      off *= (size + 65535) / 65536;
+    size_t off = size > 65536 ? fz_u32(r) : fz_u16(r);
     off %= size;
     size_t len = fz_u8(r) % 17;
-    for (size_t k = 0; k < len && off + k < size; k++)
-      m[off + k] = fz_u8(r);
+    for (size_t k = 0; k < len && off + k < size; k++) {
+      uint8_t v = fz_u8(r);
+      if (off + k < keep_lo || off + k >= keep_hi)
+        m[off + k] = v;
+    }
   }
+}
+
+static inline void fz_scribble(fz_reader *r, void *mem, size_t size) {
+  fz_scribble_except(r, mem, size, 0, 0);
 }
 
 /* fz_rc: rc is 0 or one of the library's negative codes. A positive or
