@@ -418,7 +418,6 @@ int mp_shareable_list_new(mp_shareable_list **out,
                           const mp_shared_memory_opts *opts) {
   if (out == NULL || (items == NULL && count > 0))
     return MP_EINVAL;
-  *out = NULL;
   int rc;
   size_t data = 0;
   for (size_t i = 0; i < count; i++) {
@@ -470,7 +469,6 @@ int mp_shareable_list_new(mp_shareable_list **out,
 int mp_shareable_list_open(mp_shareable_list **out, const char *name) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   mp_shareable_list *sl = mp__calloc(1, sizeof *sl);
   if (sl == NULL)
     return MP_ENOMEM;

@@ -52,7 +52,6 @@ int mp_shared_memory_new(mp_shared_memory **out, const char *name,
                          size_t size, const mp_shared_memory_opts *opts) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   /* Python: "'size' must be a positive number different from zero". */
   if (size == 0)
     return MP_EINVAL;
@@ -98,7 +97,6 @@ int mp_shared_memory_new(mp_shared_memory **out, const char *name,
 int mp_shared_memory_open(mp_shared_memory **out, const char *name) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   int rc = name_valid(name);
   if (rc != 0)
     return rc;

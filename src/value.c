@@ -777,7 +777,6 @@ static int value_new(mp_value **out, char typecode, const void *init,
                      const mp_value_opts *opts, bool raw) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -803,7 +802,6 @@ int mp_raw_value_new(mp_value **out, char typecode, const void *init,
 int mp_value_open(mp_value **out, const char *name) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   mp_value *v = mp__alloc(sizeof *v);
   if (v == NULL)
     return MP_ENOMEM;
@@ -885,7 +883,6 @@ static int array_new(mp_array **out, char typecode, size_t length,
                      const void *init, const mp_value_opts *opts, bool raw) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
@@ -911,7 +908,6 @@ int mp_raw_array_new(mp_array **out, char typecode, size_t length,
 int mp_array_open(mp_array **out, const char *name) {
   if (out == NULL)
     return MP_EINVAL;
-  *out = NULL;
   mp_array *a = mp__alloc(sizeof *a);
   if (a == NULL)
     return MP_ENOMEM;
