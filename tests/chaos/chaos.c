@@ -61,6 +61,8 @@ typedef struct result {
   const char *name;
   _Atomic uint64_t kills, ops, put, received, corrupt, duplicated, lost,
       explained, hangs, left;
+  /* What the kills did that the library had to handle (see deaths_text). */
+  _Atomic uint64_t deaths;
   int done;
 } result;
 
@@ -318,6 +320,7 @@ static void run_queue(result *res, double seconds) {
   atomic_store(&res->duplicated, atomic_load(&sh->duplicated));
   atomic_store(&res->lost, lost);
   atomic_store(&res->explained, lost < in_get_deaths ? lost : in_get_deaths);
+  atomic_store(&res->deaths, in_get_deaths);
   atomic_store(&res->left, shm_left(prefix));
   munmap(sh, sizeof *sh);
 }
@@ -501,6 +504,7 @@ static void run_pool(result *res, double seconds) {
    * stopped serving: counted as lost, unexplained. */
   atomic_store(&res->lost, died + hangs + broken);
   atomic_store(&res->explained, died);
+  atomic_store(&res->deaths, died);
   atomic_store(&res->hangs, hangs);
 }
 
@@ -543,7 +547,7 @@ static void s_worker(sshared *sh, uint32_t inst) {
       atomic_fetch_add(&sh->corrupt, 1);
     atomic_store(&sh->in_cs[which], (int32_t)getpid());
     sh->counter[which]++;
-    for (volatile int i = 0; i < 200; i++) {
+    for (volatile int i = 0; i < 20000; i++) {
     }
     sh->shadow[which]++;
     atomic_store(&sh->in_cs[which], 0);
@@ -610,6 +614,7 @@ static void run_sync(result *res, double seconds) {
   atomic_store(&res->corrupt, atomic_load(&sh->corrupt));
   atomic_store(&res->lost, reported > total ? reported - total : 0);
   atomic_store(&res->explained, atomic_load(&sh->recovered));
+  atomic_store(&res->deaths, atomic_load(&sh->recovered));
   atomic_store(&res->hangs, atomic_load(&sh->hangs));
   mp_lock_destroy(&sh->lock);
   mp_rlock_destroy(&sh->rlock);
@@ -761,6 +766,7 @@ static void run_tracker(result *res, double seconds) {
             "the tracker)\n",
             (unsigned long long)left, (unsigned long long)first);
   uint64_t created = atomic_load(&sh->created);
+  atomic_store(&res->deaths, atomic_load(&sh->tree));
   atomic_store(&res->ops, atomic_load(&sh->ops));
   atomic_store(&res->put, created);
   atomic_store(&res->received, created - left);
@@ -775,11 +781,12 @@ typedef void (*workload_fn)(result *res, double seconds);
 static const struct {
   const char *name;
   workload_fn fn;
+  const char *deaths_text;
 } workloads[] = {
-    {"queue", run_queue},
-    {"pool", run_pool},
-    {"sync", run_sync},
-    {"tracker", run_tracker},
+    {"queue", run_queue, "consumers killed inside get"},
+    {"pool", run_pool, "tasks failed with MP_EWORKERDIED"},
+    {"sync", run_sync, "holders killed in the critical section, recovered"},
+    {"tracker", run_tracker, "process trees ended"},
 };
 #define NW (sizeof workloads / sizeof workloads[0])
 
@@ -836,13 +843,14 @@ int main(int argc, char **argv) {
     double per_min = r->kills * 60.0 / each;
     printf("%-8s kills %6llu (%4.0f/min)  ops %8llu  put %8llu  received "
            "%8llu  corrupt %llu  duplicated %llu  lost %llu (%llu explained, "
-           "%llu unexplained)  hangs %llu  /dev/shm left %llu%s\n",
+           "%llu unexplained)  hangs %llu  /dev/shm left %llu  [%llu %s]%s\n",
            r->name, (unsigned long long)r->kills, per_min,
            (unsigned long long)r->ops, (unsigned long long)r->put,
            (unsigned long long)r->received, (unsigned long long)r->corrupt,
            (unsigned long long)r->duplicated, (unsigned long long)lost,
            (unsigned long long)expl, (unsigned long long)(lost - expl),
            (unsigned long long)r->hangs, (unsigned long long)r->left,
+           (unsigned long long)r->deaths, workloads[w].deaths_text,
            r->done ? "" : "  (supervisor did not finish)");
     if (r->corrupt || r->duplicated || lost > expl || r->hangs || r->left ||
         per_min < 1000 || !r->done)
