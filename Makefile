@@ -87,12 +87,14 @@ fuzz: deps-fuzz
 	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_all
 	@./tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
-# Re-runs the inputs kept in tests/fuzz/known/ (bugs awaiting a fix).
+# Re-runs the inputs kept in tests/fuzz/known/ (bugs awaiting a fix in
+# another branch), with the targets built to reach them again.
 fuzz-known: deps-fuzz
-	@CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=Debug -DMP_FUZZ=ON \
-	  -DMP_WERROR=OFF -DBUILD_TESTING=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_all
-	@./tests/fuzz/run.sh --known $(BUILD)-fuzz
+	@CC=clang cmake -S . -B $(BUILD)-fuzz-known -DCMAKE_BUILD_TYPE=Debug \
+	  -DMP_FUZZ=ON -DMP_WERROR=OFF -DBUILD_TESTING=OFF \
+	  -DCMAKE_C_FLAGS=-DFUZZ_KNOWN_DEFECTS=1 >/dev/null
+	@cmake --build $(BUILD)-fuzz-known -j $(JOBS) --target fuzz_all
+	@./tests/fuzz/run.sh --known $(BUILD)-fuzz-known
 
 # The kill campaign: SIGKILLs random processes of four workloads for
 # CHAOS_SECONDS and prints one line of figures per workload.
@@ -103,4 +105,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz $(BUILD)-fuzz-known

@@ -117,6 +117,22 @@ static uint64_t shm_left_first(const char *prefix, uint64_t *first) {
   return n;
 }
 
+/* Unlinks what a workload left, once counted: the names are its own. */
+static void shm_remove(const char *prefix) {
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  char path[300];
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+      continue;
+    snprintf(path, sizeof path, "/%s", e->d_name);
+    shm_unlink(path);
+  }
+  closedir(d);
+}
+
 static uint64_t shm_left(const char *prefix) {
   uint64_t n = 0;
   DIR *d = opendir("/dev/shm");
@@ -322,6 +338,7 @@ static void run_queue(result *res, double seconds) {
   atomic_store(&res->explained, lost < in_get_deaths ? lost : in_get_deaths);
   atomic_store(&res->deaths, in_get_deaths);
   atomic_store(&res->left, shm_left(prefix));
+  shm_remove(prefix);
   munmap(sh, sizeof *sh);
 }
 
@@ -725,13 +742,18 @@ static void run_tracker(result *res, double seconds) {
       continue;
     }
     sleep_ms(kill_pause_ms(&seed));
-    int v = (int)rnd(&seed, T_MEMBERS);
-    pid_t p = atomic_load(&sh->members[v]);
     /* A member is killed once its first segment is registered (see the
      * DESIGN note at the top: the first registration's window). */
-    if (!anytime && !atomic_load(&sh->ready[v]))
+    int cand[T_MEMBERS], ncand = 0;
+    for (int i = 0; i < T_MEMBERS; i++)
+      if (t_alive(atomic_load(&sh->members[i])) &&
+          (anytime || atomic_load(&sh->ready[i])))
+        cand[ncand++] = i;
+    if (ncand == 0)
       continue;
-    if (t_alive(p) && kill(p, SIGKILL) == 0) {
+    int v = cand[rnd(&seed, (unsigned)ncand)];
+    pid_t p = atomic_load(&sh->members[v]);
+    if (kill(p, SIGKILL) == 0) {
       atomic_fetch_add(&res->kills, 1);
       atomic_store(&sh->members[v], 0);
     }
@@ -760,11 +782,13 @@ static void run_tracker(result *res, double seconds) {
   uint64_t left = shm_left_first(prefix, &first);
   if (left > 0)
     fprintf(stderr,
-            "chaos tracker: %llu segments left, %llu of them the first one "
-            "a process created: it was killed after creating it and before "
-            "the tracker knew it (the first registration starts or joins "
+            "chaos tracker: %llu segments left. The tracker unlinks every "
+            "segment registered with it, so these are segments whose creator "
+            "was killed between creating and registering them (%llu of them "
+            "the process's first, whose registration also starts or joins "
             "the tracker)\n",
             (unsigned long long)left, (unsigned long long)first);
+  shm_remove(prefix);
   uint64_t created = atomic_load(&sh->created);
   atomic_store(&res->deaths, atomic_load(&sh->tree));
   atomic_store(&res->ops, atomic_load(&sh->ops));
