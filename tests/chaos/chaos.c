@@ -54,8 +54,8 @@
 #include "multiproc.h"
 
 #define HANG_S 10.0
-#define KILL_MIN_MS 1
-#define KILL_MAX_MS 20
+#define KILL_MIN_MS 0
+#define KILL_MAX_MS 10
 
 typedef struct result {
   const char *name;
@@ -91,7 +91,7 @@ static void *shared_map(size_t size) {
 static unsigned rnd(unsigned *seed, unsigned n) { return rand_r(seed) % n; }
 
 static double kill_pause_ms(unsigned *seed) {
-  return KILL_MIN_MS + rnd(seed, KILL_MAX_MS - KILL_MIN_MS);
+  return KILL_MIN_MS + rnd(seed, 1000 * (KILL_MAX_MS - KILL_MIN_MS)) / 1000.0;
 }
 
 /* Counts the /dev/shm entries whose name starts with prefix; with first,
