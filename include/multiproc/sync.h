@@ -240,7 +240,9 @@ MP_EXTERN int mp_barrier_init(mp_barrier *b, unsigned parties,
 MP_EXTERN int mp_barrier_destroy(mp_barrier *b);
 /* mp_barrier_wait returns the arrival index (>= 0), MP_EBROKEN,
  * MP_ETIMEDOUT (this waiter's deadline passed: the barrier is now broken;
- * MP_EAGAIN for timeout 0). mp_barrier_free also ends the calling
+ * MP_EAGAIN for timeout 0), MP_ECORRUPT (the shared party count or count
+ * of waiters holds a value no barrier has: another program wrote it; also
+ * from n_waiting and parties). mp_barrier_free also ends the calling
  * process's membership; for an in-place barrier that is all it does. */
 MP_EXTERN int mp_barrier_wait(mp_barrier *b, double timeout);
 /* mp_barrier_reset returns the barrier to its empty state; current waiters
