@@ -109,7 +109,8 @@ MP_EXTERN int mp_rlock_init(mp_rlock *lock);
 MP_EXTERN int mp_rlock_destroy(mp_rlock *lock);
 MP_EXTERN int mp_rlock_acquire(mp_rlock *lock, double timeout);
 MP_EXTERN int mp_rlock_release(mp_rlock *lock);
-/* mp_rlock_depth returns how many times the caller holds it (0 if not). */
+/* mp_rlock_depth returns how many times the caller holds it (0 if not), or
+ * MP_ECORRUPT when the shared depth was overwritten beyond INT_MAX. */
 MP_EXTERN int mp_rlock_depth(mp_rlock *lock);
 
 /* ---- Semaphore and BoundedSemaphore -------------------------------------
