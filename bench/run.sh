@@ -83,6 +83,8 @@ target	queue_1to1	1MiB	multiproc_zerocopy	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
 max	queue_roundtrip	64B_busy	multiproc	ns/op	1000
 target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
+target	connection_rtt	64B_tcp	multiproc	python	0.2
+target	connection_setup	authkey_tcp	multiproc	python	0.2
 reference	queue_1to1	64B	framed_pipe	python_queue	0.11
 reference	queue_1to1	64B	ring_batch_limit	ring_limit	0.27'
 

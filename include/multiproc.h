@@ -11,6 +11,7 @@
 #include "multiproc/queue.h"
 #include "multiproc/pool.h"
 #include "multiproc/connection.h"
+#include "multiproc/listener.h"
 #include "multiproc/shared.h"
 
 #endif

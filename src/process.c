@@ -40,6 +40,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "os/process_os.h"
 #include "process_internal.h"
 
@@ -208,6 +210,62 @@ static char *default_name(const uint32_t *identity, size_t n) {
   return s;
 }
 
+/* ---- authkey (Python's Process.authkey) --------------------------------
+ * The main process draws 32 random bytes on first use (Python draws them
+ * at import); every child record copies its creator's key when created,
+ * and fork, spawn and forkserver carry it to the child. Called under
+ * g.lock. */
+static void authkey_make(void) {
+  mp_process *m = &g.main_record;
+  if (g.current != m || m->authkey_made)
+    return;
+  if (RAND_bytes(m->authkey, 32) == 1) {
+    m->authkey_len = 32;
+    m->authkey_made = true;
+  }
+}
+
+static void authkey_inherit(mp_process *p) {
+  authkey_make();
+  p->authkey_len = g.current->authkey_len;
+  memcpy(p->authkey, g.current->authkey, p->authkey_len);
+}
+
+ssize_t mp_process_authkey(const mp_process *p, void *buf, size_t cap) {
+  if (p == NULL || (buf == NULL && cap > 0))
+    return mp__fail(MP_EINVAL, "p is NULL, or buf is NULL with cap > 0");
+  mp__process_init();
+  pthread_mutex_lock(&g.lock);
+  authkey_make();
+  size_t len = p->authkey_len;
+  if (len <= cap)
+    memcpy(buf, p->authkey, len);
+  pthread_mutex_unlock(&g.lock);
+  if (len > cap)
+    return mp__fail(MP_ETOOBIG, "the authkey has %zu bytes", len);
+  return (ssize_t)len;
+}
+
+int mp_process_set_authkey(mp_process *p, const void *key, size_t len) {
+  if (p == NULL || (key == NULL && len > 0) || len > MP_AUTHKEY_MAX)
+    return mp__fail(MP_EINVAL, "p is NULL, key is NULL with len > 0, or "
+                               "len is over MP_AUTHKEY_MAX");
+  if (p->kind == MP__KIND_PARENT)
+    return mp__fail(MP_EINVAL, "the parent's record has no settable key");
+  mp__process_init();
+  pthread_mutex_lock(&g.lock);
+  int rc = 0;
+  if (p->kind == MP__KIND_CHILD && p->state != MP__STATE_NEW) {
+    rc = mp__fail(MP_ESTATE, "the child has been started");
+  } else {
+    memcpy(p->authkey, key, len);
+    p->authkey_len = (uint16_t)len;
+    p->authkey_made = true;
+  }
+  pthread_mutex_unlock(&g.lock);
+  return rc;
+}
+
 int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
                    const mp_process_opts *opts) {
   if (out == NULL)
@@ -239,6 +297,7 @@ int mp_process_new(mp_process **out, mp_process_target_fn target, void *arg,
 
   /* The identity extends the creator's: Python's _identity. */
   pthread_mutex_lock(&g.lock);
+  authkey_inherit(p);
   size_t depth = g.current->identity_len + 1;
   p->identity = depth <= MP__BOOT_IDENTITY_MAX
                     ? mp__calloc(depth, sizeof *p->identity)

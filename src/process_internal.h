@@ -90,6 +90,10 @@ struct mp_process {
   struct mp_process *next;
   /* Storage of a spawned child's own record (its boot message). */
   void *boot_storage;
+  /* Python's authkey: the creator's when created (mp_process_authkey). */
+  uint16_t authkey_len;
+  bool authkey_made; /* the main record's key was drawn */
+  unsigned char authkey[MP_AUTHKEY_MAX];
 };
 
 struct mp_context {
@@ -157,6 +161,8 @@ typedef struct mp__boot {
   size_t identity_len;
   const void *arg;
   size_t arg_size;
+  size_t authkey_len; /* the child's authkey, carried by value */
+  unsigned char authkey[MP_AUTHKEY_MAX];
 } mp__boot;
 
 /* mp__boot_send writes b to sock with the nfds descriptors. */

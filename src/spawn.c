@@ -52,6 +52,8 @@ typedef struct boot_wire {
   uint32_t parent_name_len;
   uint32_t target_len;
   uint64_t arg_size;
+  uint32_t authkey_len;
+  uint8_t authkey[MP_AUTHKEY_MAX];
 } boot_wire;
 
 int mp__boot_send(int sock, const mp__boot *b, const int *fds, size_t nfds,
@@ -75,7 +77,11 @@ int mp__boot_send(int sock, const mp__boot *b, const int *fds, size_t nfds,
       .parent_name_len = (uint32_t)parent_len,
       .target_len = (uint32_t)target_len,
       .arg_size = b->arg_size,
+      .authkey_len = (uint32_t)b->authkey_len,
   };
+  if (b->authkey_len > MP_AUTHKEY_MAX)
+    return MP_ETOOBIG;
+  memcpy(w.authkey, b->authkey, b->authkey_len);
   size_t id_bytes = b->identity_len * sizeof(uint32_t);
   size_t head = sizeof w + id_bytes + name_len + parent_len + target_len;
   char *buf = mp__alloc(head);
@@ -115,7 +121,7 @@ int mp__boot_recv(int sock, mp__boot *b, void **storage, int *fds,
       w.name_len > MP__BOOT_NAME_MAX ||
       w.parent_name_len > MP__BOOT_NAME_MAX ||
       w.target_len > MP__PROCESS_NAME_MAX || w.arg_size > MP__BOOT_ARG_MAX ||
-      w.parent_pid <= 0) {
+      w.parent_pid <= 0 || w.authkey_len > MP_AUTHKEY_MAX) {
     rc = MP_EPROTO;
     goto fail;
   }
@@ -168,6 +174,8 @@ int mp__boot_recv(int sock, mp__boot *b, void **storage, int *fds,
   b->target = s + target_off;
   b->arg = w.arg_size > 0 ? s + arg_off : NULL;
   b->arg_size = (size_t)w.arg_size;
+  b->authkey_len = w.authkey_len;
+  memcpy(b->authkey, w.authkey, w.authkey_len);
   return 0;
 fail:
   mp__free(*storage);
@@ -198,6 +206,8 @@ int mp__start_prepare(const mp_process *p, mp__boot *b, char *target,
   b->identity_len = p->identity_len;
   b->arg = p->arg;
   b->arg_size = p->arg_size;
+  b->authkey_len = p->authkey_len;
+  memcpy(b->authkey, p->authkey, p->authkey_len);
   return 0;
 }
 
@@ -217,6 +227,8 @@ int mp__child_from_boot(const mp__boot *b, const mp__registered *fn,
   self->identity = (uint32_t *)b->identity;
   self->identity_len = b->identity_len;
   self->sentinel = -1;
+  self->authkey_len = (uint16_t)b->authkey_len;
+  memcpy(self->authkey, b->authkey, b->authkey_len);
   /* The record lives as long as the child: its strings stay in storage. */
   self->boot_storage = storage;
   *out = self;

@@ -34,6 +34,7 @@
 
 #include "connection_internal.h"
 #include "internal.h"
+#include "net/net_internal.h"
 #include "os/io.h"
 
 /* How often a wait that includes processes asks them directly. */
@@ -52,7 +53,16 @@ static int entry_fd(const mp_waitable *w, int *fd, bool *ready_now) {
   *fd = -1;
   if (w->type != MP_WAIT_FD && w->object == NULL)
     return MP_EINVAL;
-  switch (w->type) {
+  /* int: MP_WAIT_LISTENER is declared beside the listener, not in the
+   * enum. */
+  switch ((int)w->type) {
+  case MP_WAIT_LISTENER: {
+    int r = mp__listener_wait_fd((const mp_listener *)w->object, ready_now);
+    if (r < 0)
+      return r;
+    *fd = r;
+    return 0;
+  }
   case MP_WAIT_CONNECTION: {
     int r = mp__connection_wait_fd((const mp_connection *)w->object,
                                    ready_now);

@@ -194,6 +194,26 @@ MP_EXTERN mp_process *mp_parent_process(void);
  * exceed cap), or a negative code. */
 MP_EXTERN ssize_t mp_active_children(mp_process **out, size_t cap);
 
+/* mp_process_authkey copies p's authkey (Python's Process.authkey) into
+ * buf, which holds cap bytes, and returns its length; MP_ETOOBIG (nothing
+ * copied) when cap is smaller, MP_EINVAL for NULL p or NULL buf with cap >
+ * 0. The main process's key is 32 random bytes (made on first use); a
+ * child gets its creator's key when created, carried to it by fork, spawn
+ * and forkserver. Pass mp_current_process() for this process's own key
+ * (Python's current_process().authkey). Keys are at most MP_AUTHKEY_MAX
+ * bytes. */
+#define MP_AUTHKEY_MAX 256
+MP_EXTERN ssize_t mp_process_authkey(const mp_process *p, void *buf,
+                                     size_t cap);
+
+/* mp_process_set_authkey copies len bytes of key into p's record: for a
+ * child not yet started, the key it will have; for mp_current_process(),
+ * this process's key from now on (children created later inherit it).
+ * Returns 0; MP_EINVAL (NULL p, NULL key with len > 0, len over
+ * MP_AUTHKEY_MAX, the parent record); MP_ESTATE (a child already started). */
+MP_EXTERN int mp_process_set_authkey(mp_process *p, const void *key,
+                                     size_t len);
+
 /* mp_cpu_count returns the number of CPUs this process may run on (its
  * affinity mask), at least 1. */
 MP_EXTERN int mp_cpu_count(void);
