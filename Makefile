@@ -6,11 +6,15 @@
 #   make tsan      the thread-only suites under ThreadSanitizer
 #   make stress    the crash/stress suites in a loop, bounded in time
 #   make install   shared+static library, headers, pkg-config, CMake package
+#   make fuzz      every libFuzzer target for FUZZ_SECONDS each (clang)
+#   make chaos     the SIGKILL campaign for CHAOS_SECONDS
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 STRESS_SECONDS ?= 60
+FUZZ_SECONDS ?= 60
+CHAOS_SECONDS ?= 60
 
 # Debian packages each target needs: "command-or-file:package".
 DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
@@ -25,9 +29,11 @@ DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev $(DEPS_MPI) \
              /usr/lib/python3/dist-packages/mpi4py:python3-mpi4py \
              /usr/include/hiredis/hiredis.h:libhiredis-dev \
              redis-server:redis-server go:golang-go
+DEPS_FUZZ  = $(DEPS_BUILD) clang:clang \
+             /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev
 
-.PHONY: all deps deps-bench deps-test configure build test sanitize tsan stress demo \
-        bench install clean
+.PHONY: all deps deps-bench deps-test deps-fuzz configure build test sanitize tsan stress demo \
+        bench fuzz fuzz-known chaos install clean
 
 all: build
 
@@ -41,6 +47,9 @@ deps-bench:
 
 deps-test:
 	@./tools/install-deps.sh $(DEPS_TEST)
+
+deps-fuzz:
+	@./tools/install-deps.sh $(DEPS_FUZZ)
 
 configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -80,8 +89,30 @@ bench: deps-bench
 	@cmake --build $(BUILD) -j $(JOBS)
 	@./bench/run.sh $(BUILD)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang in $(BUILD)-fuzz/,
+# each run for FUZZ_SECONDS on a copy of its seed corpus; fails on a crash.
+fuzz: deps-fuzz
+	@CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=Debug -DMP_FUZZ=ON \
+	  -DMP_WERROR=OFF -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_all
+	@./tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+# Re-runs the inputs kept in tests/fuzz/known/ (bugs awaiting a fix in
+# another branch), with the targets built to reach them again.
+fuzz-known: deps-fuzz
+	@CC=clang cmake -S . -B $(BUILD)-fuzz-known -DCMAKE_BUILD_TYPE=Debug \
+	  -DMP_FUZZ=ON -DMP_WERROR=OFF -DBUILD_TESTING=OFF \
+	  -DCMAKE_C_FLAGS=-DFUZZ_KNOWN_DEFECTS=1 >/dev/null
+	@cmake --build $(BUILD)-fuzz-known -j $(JOBS) --target fuzz_all
+	@./tests/fuzz/run.sh --known $(BUILD)-fuzz-known
+
+# The kill campaign: SIGKILLs random processes of four workloads for
+# CHAOS_SECONDS and prints one line of figures per workload.
+chaos: build
+	@$(BUILD)/chaos/chaos $(CHAOS_SECONDS)
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz $(BUILD)-fuzz-known

@@ -47,7 +47,14 @@
  * reused: a dead member whose pid now names a live process goes unnoticed.
  * A process beyond the 64 slots is counted in `untracked`: its death
  * leaves that count too high, and a reset barrier will drain only when the
- * count returns to zero; sync.h promises tracking for 64 processes. */
+ * count returns to zero; sync.h promises tracking for 64 processes.
+ *
+ * Untrusted memory. A named barrier can be written by any process of its
+ * user. Indices into pids and nwait are bounded by the arrays, never read
+ * from the state; a party count outside [1, INT32_MAX] or a count of
+ * waiters over INT32_MAX fails the call with MP_ECORRUPT. The state mutex
+ * is a robust pthread mutex in the shared bytes, and glibc follows the
+ * robust-list pointers stored in it: see lock.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -117,11 +124,29 @@ static void unlock_state(barrier_state *s) {
   pthread_mutex_unlock(&s->mutex);
 }
 
-static uint32_t inside(const barrier_state *s) {
-  uint32_t n = s->untracked;
+static uint64_t inside(const barrier_state *s) {
+  uint64_t n = s->untracked;
   for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++)
     n += s->nwait[i];
   return n;
+}
+
+/* The counts this library writes stay within these bounds; anything else
+ * was written by another program. */
+static int corrupt(const char *what, uint64_t v) {
+  return mp__fail(MP_ECORRUPT,
+                  "barrier %s is %llu: the shared state was overwritten", what,
+                  (unsigned long long)v);
+}
+
+static int counts_check(const barrier_state *s) {
+  uint32_t parties = s->parties;
+  if (parties == 0 || parties > INT32_MAX)
+    return corrupt("party count", parties);
+  uint64_t n = inside(s);
+  if (n > INT32_MAX)
+    return corrupt("count of waiters", n);
+  return 0;
 }
 
 /* exit_check ends a drain or a reset once the last party has left. */
@@ -363,6 +388,10 @@ int mp_barrier_wait(mp_barrier *b, double timeout) {
   int rc = lock_state(s);
   if (rc != 0)
     return rc;
+  if ((rc = counts_check(s)) != 0) {
+    unlock_state(s);
+    return rc;
+  }
   int slot = slot_take(s, self);
   /* Python's _enter: wait while the previous round drains or resets. */
   while (s->state == DRAINING || s->state == RESETTING || s->state == ACTION) {
@@ -465,6 +494,8 @@ int mp_barrier_n_waiting(mp_barrier *b) {
   if (rc != 0)
     return rc;
   int n = s->state == FILLING ? (int)inside(s) : 0;
+  if ((rc = counts_check(s)) != 0)
+    n = rc;
   unlock_state(s);
   return n;
 }
@@ -473,5 +504,7 @@ int mp_barrier_parties(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  return (int)s->parties;
+  uint32_t parties = s->parties;
+  return parties == 0 || parties > INT32_MAX ? corrupt("party count", parties)
+                                             : (int)parties;
 }

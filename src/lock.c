@@ -323,7 +323,13 @@ int mp_rlock_depth(mp_rlock *lock) {
   if (mp__object_check(lock, MP__TYPE_RLOCK) != 0)
     return MP_EINVAL;
   lock_state *s = (lock_state *)lock;
-  return held_by_caller(s) ? (int)s->depth : 0;
+  if (!held_by_caller(s))
+    return 0;
+  uint32_t depth = s->depth;
+  if (depth > INT_MAX)
+    return mp__fail(MP_ECORRUPT,
+                    "rlock depth %u: the shared state was overwritten", depth);
+  return (int)depth;
 }
 
 /* ---- for Condition (sync_internal.h) ----------------------------------- */

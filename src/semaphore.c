@@ -30,7 +30,11 @@
  * that finds no one, nothing worse. A releaser killed between adding its
  * unit and waking leaves a unit that a sleeper has not been told about; that
  * is why sleepers wake every MP__SYNC_SLICE_NS to look again, so no
- * surviving waiter sleeps past its deadline with a unit available. */
+ * surviving waiter sleeps past its deadline with a unit available.
+ *
+ * Untrusted memory. A named semaphore can be written by any process of
+ * its user. A count over INT32_MAX cannot come from here: every call that
+ * sees one fails with MP_ECORRUPT rather than hand out a negative value. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -120,15 +124,27 @@ int mp_semaphore_destroy(mp_semaphore *sem) {
   return 0;
 }
 
-/* try_take takes one unit if there is one. */
-static bool try_take(semaphore_state *s) {
+/* A count beyond INT32_MAX was never written by this library: another
+ * program wrote the shared word. */
+static int corrupt_count(uint32_t v) {
+  return mp__fail(MP_ECORRUPT,
+                  "semaphore count %u is over INT32_MAX: the shared state "
+                  "was overwritten",
+                  v);
+}
+
+/* try_take takes one unit if there is one: 1 taken, 0 none, or
+ * MP_ECORRUPT. */
+static int try_take(semaphore_state *s) {
   uint32_t v = atomic_load_explicit(&s->count, memory_order_relaxed);
   while (v > 0) {
+    if (v > INT32_MAX)
+      return corrupt_count(v);
     if (atomic_compare_exchange_weak_explicit(
             &s->count, &v, v - 1, memory_order_acquire, memory_order_relaxed))
-      return true;
+      return 1;
   }
-  return false;
+  return 0;
 }
 
 int mp_semaphore_acquire(mp_semaphore *sem, double timeout) {
@@ -138,16 +154,16 @@ int mp_semaphore_acquire(mp_semaphore *sem, double timeout) {
   if (mp__object_check(sem, MP__TYPE_SEMAPHORE) != 0)
     return MP_EINVAL;
   semaphore_state *s = (semaphore_state *)sem;
-  if (try_take(s))
-    return 0;
+  int rc = try_take(s);
+  if (rc != 0)
+    return rc > 0 ? 0 : rc;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   if (d.poll)
     return MP_EAGAIN;
   atomic_fetch_add(&s->waiters, 1);
-  int rc;
   for (;;) {
-    if (try_take(s)) {
-      rc = 0;
+    if ((rc = try_take(s)) != 0) {
+      rc = rc > 0 ? 0 : rc;
       break;
     }
     if (mp__deadline_expired(d)) {
@@ -170,6 +186,8 @@ int mp_semaphore_release(mp_semaphore *sem) {
   semaphore_state *s = (semaphore_state *)sem;
   uint32_t v = atomic_load_explicit(&s->count, memory_order_relaxed);
   do {
+    if (v > INT32_MAX)
+      return corrupt_count(v);
     if (s->bounded && v >= s->bound)
       return MP_EVALUE;
     if (v >= INT32_MAX)
@@ -187,5 +205,6 @@ int mp_semaphore_get_value(mp_semaphore *sem) {
   if (mp__object_check(sem, MP__TYPE_SEMAPHORE) != 0)
     return MP_EINVAL;
   semaphore_state *s = (semaphore_state *)sem;
-  return (int)atomic_load(&s->count);
+  uint32_t v = atomic_load(&s->count);
+  return v > INT32_MAX ? corrupt_count(v) : (int)v;
 }

@@ -608,6 +608,31 @@ static void party_killed_in_action(void **state) { /* G-BARRIER-1 */
   mp_barrier_free(g_barrier);
 }
 
+/* Counts no barrier can hold were written by another program: the calls
+ * say MP_ECORRUPT instead of returning them (the party count is the word
+ * at offset 16, after the head, gen and state; the count of untracked
+ * waiters follows it). */
+static void overwritten_counts_are_corrupt(void **state) {
+  (void)state;
+  mp_barrier b;
+  assert_rc(mp_barrier_init(&b, 2, NULL), 0);
+  uint32_t saved, bad = 0x80000001u;
+  memcpy(&saved, b.opaque + 16, sizeof saved);
+  memcpy(b.opaque + 16, &bad, sizeof bad);
+  assert_rc(mp_barrier_parties(&b), MP_ECORRUPT);
+  assert_rc(mp_barrier_wait(&b, 0.01), MP_ECORRUPT);
+  assert_rc(mp_barrier_n_waiting(&b), MP_ECORRUPT);
+  memcpy(b.opaque + 16, &saved, sizeof saved);
+  memcpy(b.opaque + 20, &bad, sizeof bad);
+  assert_rc(mp_barrier_n_waiting(&b), MP_ECORRUPT);
+  assert_rc(mp_barrier_wait(&b, 0.01), MP_ECORRUPT);
+  uint32_t zero = 0;
+  memcpy(b.opaque + 20, &zero, sizeof zero);
+  assert_int_equal(mp_barrier_parties(&b), 2);
+  assert_int_equal(mp_barrier_n_waiting(&b), 0);
+  assert_rc(mp_barrier_destroy(&b), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(basics),
     cmocka_unit_test(bad_arguments),
@@ -628,6 +653,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(member_killed_between_rounds),
     cmocka_unit_test(waiting_party_killed),
     cmocka_unit_test(party_killed_in_action),
+    cmocka_unit_test(overwritten_counts_are_corrupt),
 };
 
 MP_TEST_MAIN(tests)

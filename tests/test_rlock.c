@@ -376,6 +376,22 @@ static void holder_thread_exit(void **state) { /* G-LOCK-1 */
   assert_rc(mp_rlock_destroy(&lock), 0);
 }
 
+/* A depth no holder can reach was written by another program (the depth
+ * is the word at offset 12, after the head and the death epoch). */
+static void overwritten_depth_is_corrupt(void **state) {
+  (void)state;
+  mp_rlock l;
+  assert_rc(mp_rlock_init(&l), 0);
+  assert_rc(mp_rlock_acquire(&l, 0), 0);
+  uint32_t bad = 0x90000000u, one = 1;
+  memcpy(l.opaque + 12, &bad, sizeof bad);
+  assert_rc(mp_rlock_depth(&l), MP_ECORRUPT);
+  memcpy(l.opaque + 12, &one, sizeof one);
+  assert_int_equal(mp_rlock_depth(&l), 1);
+  assert_rc(mp_rlock_release(&l), 0);
+  assert_rc(mp_rlock_destroy(&l), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reentry_counts_depth),
     cmocka_unit_test(bad_arguments),
@@ -389,6 +405,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(named_from_child),
     cmocka_unit_test(killed_holder_at_depth_3),
     cmocka_unit_test(holder_thread_exit),
+    cmocka_unit_test(overwritten_depth_is_corrupt),
 };
 
 MP_TEST_MAIN(tests)

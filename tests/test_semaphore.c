@@ -404,6 +404,28 @@ static void killed_holder_loses_its_unit(void **state) { /* G-SEM-1 */
   mp_semaphore_free(g_sem);
 }
 
+/* A count over INT32_MAX can only have been written by another program
+ * (the count word is the first after the 8-byte head): every call says
+ * MP_ECORRUPT instead of handing out a negative value or taking a unit. */
+static void overwritten_count_is_corrupt(void **state) {
+  (void)state;
+  mp_semaphore sem;
+  assert_rc(mp_semaphore_init(&sem, 1, 0), 0);
+  uint32_t bad = 0x80000005u;
+  memcpy(sem.opaque + 8, &bad, sizeof bad);
+  assert_rc(mp_semaphore_get_value(&sem), MP_ECORRUPT);
+  assert_rc(mp_semaphore_acquire(&sem, 0), MP_ECORRUPT);
+  assert_rc(mp_semaphore_acquire(&sem, 0.01), MP_ECORRUPT);
+  assert_rc(mp_semaphore_release(&sem), MP_ECORRUPT);
+  assert_non_null(strstr(mp_error_detail(), "INT32_MAX"));
+  /* Written back to a valid count, it works again. */
+  uint32_t one = 1;
+  memcpy(sem.opaque + 8, &one, sizeof one);
+  assert_rc(mp_semaphore_acquire(&sem, 0), 0);
+  assert_int_equal(mp_semaphore_get_value(&sem), 0);
+  assert_rc(mp_semaphore_destroy(&sem), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(counts_down_and_up),
     cmocka_unit_test(bounded_refuses_release_past_bound),
@@ -419,6 +441,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(named_from_child),
     cmocka_unit_test(killed_waiter_costs_nothing),
     cmocka_unit_test(killed_holder_loses_its_unit),
+    cmocka_unit_test(overwritten_count_is_corrupt),
 };
 
 MP_TEST_MAIN(tests)

@@ -109,7 +109,8 @@ MP_EXTERN int mp_rlock_init(mp_rlock *lock);
 MP_EXTERN int mp_rlock_destroy(mp_rlock *lock);
 MP_EXTERN int mp_rlock_acquire(mp_rlock *lock, double timeout);
 MP_EXTERN int mp_rlock_release(mp_rlock *lock);
-/* mp_rlock_depth returns how many times the caller holds it (0 if not). */
+/* mp_rlock_depth returns how many times the caller holds it (0 if not), or
+ * MP_ECORRUPT when the shared depth was overwritten beyond INT_MAX. */
 MP_EXTERN int mp_rlock_depth(mp_rlock *lock);
 
 /* ---- Semaphore and BoundedSemaphore -------------------------------------
@@ -134,12 +135,14 @@ MP_EXTERN void mp_semaphore_free(mp_semaphore *sem);
 MP_EXTERN int mp_semaphore_init(mp_semaphore *sem, unsigned value,
                                 int bounded);
 MP_EXTERN int mp_semaphore_destroy(mp_semaphore *sem);
-/* mp_semaphore_acquire returns 0, MP_EAGAIN, MP_ETIMEDOUT. */
+/* mp_semaphore_acquire returns 0, MP_EAGAIN, MP_ETIMEDOUT, MP_ECORRUPT (the
+ * shared count was overwritten with a value over INT32_MAX; this holds for
+ * release and get_value too). */
 MP_EXTERN int mp_semaphore_acquire(mp_semaphore *sem, double timeout);
 /* mp_semaphore_release returns 0, MP_EVALUE (bounded, over the bound),
  * MP_EOVERFLOW (count would exceed INT32_MAX). */
 MP_EXTERN int mp_semaphore_release(mp_semaphore *sem);
-/* mp_semaphore_get_value returns the current count (>= 0). */
+/* mp_semaphore_get_value returns the current count (>= 0) or MP_ECORRUPT. */
 MP_EXTERN int mp_semaphore_get_value(mp_semaphore *sem);
 
 /* ---- Event --------------------------------------------------------------
@@ -238,7 +241,9 @@ MP_EXTERN int mp_barrier_init(mp_barrier *b, unsigned parties,
 MP_EXTERN int mp_barrier_destroy(mp_barrier *b);
 /* mp_barrier_wait returns the arrival index (>= 0), MP_EBROKEN,
  * MP_ETIMEDOUT (this waiter's deadline passed: the barrier is now broken;
- * MP_EAGAIN for timeout 0). mp_barrier_free also ends the calling
+ * MP_EAGAIN for timeout 0), MP_ECORRUPT (the shared party count or count
+ * of waiters holds a value no barrier has: another program wrote it; also
+ * from n_waiting and parties). mp_barrier_free also ends the calling
  * process's membership; for an in-place barrier that is all it does. */
 MP_EXTERN int mp_barrier_wait(mp_barrier *b, double timeout);
 /* mp_barrier_reset returns the barrier to its empty state; current waiters
