@@ -104,7 +104,8 @@ static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void procs_add(mp__qshared *s, int32_t pid);
+static void procs_add(mp_queue *q, int32_t pid);
+static uint8_t ns_index(mp__qshared *s);
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
@@ -117,8 +118,12 @@ static void atfork_child(void) {
   bool any = false;
   for (mp_queue *q = handles; q != NULL; q = q->next) {
     any = true;
-    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
-      procs_add(q->s, pid);
+    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0) {
+      /* The child may be in another PID namespace than its parent (one
+       * that called unshare): it looks its own up. */
+      q->ns = ns_index(q->s);
+      procs_add(q, pid);
+    }
   }
   if (any && mp__os_barrier_register() != 0) {
     for (mp_queue *q = handles; q != NULL; q = q->next) {
@@ -152,40 +157,100 @@ static void handles_remove(mp_queue *q) {
   pthread_mutex_unlock(&handles_lock);
 }
 
+/* ---- PID namespaces -------------------------------------------------------
+ * A pid means something only in its own PID namespace: processes of
+ * several (containers sharing /dev/shm, a sandbox) may use one queue. Each
+ * user enters its namespace in the queue's table (once, never cleared:
+ * the first empty entry is taken by compare-and-swap, after every earlier
+ * one was seen to hold another namespace, so no namespace is entered
+ * twice) and stamps its index on what it records: lock words, the table
+ * of users, large segments' tags. Only a process of the same, known,
+ * namespace judges those ids; for everyone else they are alive. */
+static uint8_t ns_index(mp__qshared *s) {
+  uint64_t ns = mp__os_pidns();
+  if (ns == 0)
+    return 0;
+  for (int i = 0; i < MP__QUEUE_NS; i++) {
+    uint64_t cur = atomic_load(&s->pidns[i]);
+    if (cur == 0 && atomic_compare_exchange_strong(&s->pidns[i], &cur, ns))
+      return (uint8_t)(i + 1);
+    if (cur == ns)
+      return (uint8_t)(i + 1);
+  }
+  return 0; /* the table is full: unknown */
+}
+
+uint32_t mp__queue_tag(mp_queue *q) {
+  uint32_t pid = (uint32_t)getpid();
+  /* Linux pids stay below 2^22; a larger one would not fit beside the
+   * index, and is tagged unknown. */
+  if (pid >= (1u << 24))
+    return pid & 0x00ffffffu;
+  return ((uint32_t)q->ns << 24) | pid;
+}
+
+/* same_ns: does namespace index ns (from shared memory) name the caller's
+ * own, known, namespace? */
+static bool same_ns(mp_queue *q, uint32_t ns) {
+  return q->ns != 0 && ns == q->ns;
+}
+
+bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
+  pid_t pid = (pid_t)(tag & 0x00ffffffu);
+  if (pid == 0 || !same_ns(q, tag >> 24))
+    return false;
+  return mp__os_liveness(pid, 0, 0) == MP__LIVE_GONE;
+}
+
 /* ---- the table of user processes -----------------------------------------
  * Best effort, and only used to decide whether a free is the last one (to
  * discard what is left, so large messages' segments do not outlive every
- * user). A dead pid counts as gone; a table that overflowed, or a pid
- * reused by another process, only makes that decision more cautious. */
-static void procs_add(mp__qshared *s, int32_t pid) {
+ * user). A pid known to be gone counts as gone; one of another namespace,
+ * a table that overflowed, or a pid reused by another process, only make
+ * that decision more cautious. */
+static uint64_t proc_entry(mp_queue *q, int32_t pid) {
+  return ((uint64_t)q->ns << 32) | (uint32_t)pid;
+}
+
+static bool entry_gone(mp_queue *q, uint64_t e) {
+  return same_ns(q, (uint32_t)(e >> 32)) &&
+         mp__os_liveness((pid_t)(uint32_t)e, 0, 0) == MP__LIVE_GONE;
+}
+
+static void procs_add(mp_queue *q, int32_t pid) {
+  mp__qshared *s = q->s;
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++)
-    if (atomic_load(&s->procs[i]) == pid)
+    if (atomic_load(&s->procs[i]) == me)
       return;
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-      int32_t cur = atomic_load(&s->procs[i]);
-      if (pass == 0 ? cur != 0 : (cur == 0 || mp__os_pid_alive(cur)))
+      uint64_t cur = atomic_load(&s->procs[i]);
+      if (pass == 0 ? cur != 0 : (cur == 0 || !entry_gone(q, cur)))
         continue;
-      if (atomic_compare_exchange_strong(&s->procs[i], &cur, pid))
+      if (atomic_compare_exchange_strong(&s->procs[i], &cur, me))
         return;
     }
   }
   atomic_store(&s->procs_overflow, 1);
 }
 
-static void procs_remove(mp__qshared *s, int32_t pid) {
+static void procs_remove(mp_queue *q, int32_t pid) {
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    int32_t cur = pid;
-    atomic_compare_exchange_strong(&s->procs[i], &cur, 0);
+    uint64_t cur = me;
+    atomic_compare_exchange_strong(&q->s->procs[i], &cur, 0);
   }
 }
 
-static bool procs_others_alive(mp__qshared *s, int32_t pid) {
+static bool procs_others_alive(mp_queue *q, int32_t pid) {
+  mp__qshared *s = q->s;
   if (atomic_load(&s->procs_overflow))
     return true;
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    int32_t cur = atomic_load(&s->procs[i]);
-    if (cur != 0 && cur != pid && mp__os_pid_alive(cur))
+    uint64_t cur = atomic_load(&s->procs[i]);
+    if (cur != 0 && cur != me && !entry_gone(q, cur))
       return true;
   }
   return false;
@@ -349,7 +414,8 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
 /* handle_join enters this process as a user of the queue: the table of
  * users, the heavy barrier, the list of handles. */
 static void handle_join(mp_queue *q) {
-  procs_add(q->s, (int32_t)getpid());
+  q->ns = ns_index(q->s);
+  procs_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;
     atomic_store(&q->s->fence_needed, 1);
@@ -659,7 +725,7 @@ void mp_queue_free(mp_queue *q) {
   mp__qshared *s = q->s;
   int32_t me = (int32_t)getpid();
   if (mp__object_check(s, MP__TYPE_QUEUE) == 0) {
-    procs_remove(s, me);
+    procs_remove(q, me);
     /* The last user of a queue nobody can reach again takes what is left
      * with it. An in-place queue's memory outlives the handle: only
      * destroy empties it. A named queue stays reachable until its
@@ -667,7 +733,7 @@ void mp_queue_free(mp_queue *q) {
     bool unreachable =
         q->origin == MP__ORIGIN_ANON ||
         (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
-    if (unreachable && !procs_others_alive(s, me))
+    if (unreachable && !procs_others_alive(q, me))
       discard(q);
   }
   if (q->origin == MP__ORIGIN_NAMED && q->creator == getpid()) {
@@ -693,34 +759,48 @@ int mp_queue_destroy(mp_queue *q) {
 /* ---- locks -----------------------------------------------------------------
  */
 
-/* The calling thread's identity in a lock word (see mp__qlock). It is
+/* The calling thread's identity in a lock word (see mp__qlock), without
+ * the namespace index (which is the queue's: lock_ident adds it). It is
  * computed once per thread; a forked child's thread has another id, so it
  * computes its own. */
 static _Thread_local uint64_t my_ident;
 static _Thread_local pid_t my_ident_tid;
+
+#define START_BITS 28
+#define START_MASK ((1u << START_BITS) - 1)
 
 static uint64_t thread_ident(void) {
   pid_t tid = mp__os_gettid();
   if (my_ident_tid != tid) {
     uint64_t start = 0;
     (void)mp__os_thread_start(tid, &start);
-    my_ident = ((start & 0xffffffffu) << 32) | (uint32_t)tid;
+    my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
     my_ident_tid = tid;
   }
   return my_ident;
 }
 
+static uint64_t lock_ident(mp_queue *q) {
+  return thread_ident() | ((uint64_t)q->ns << 32);
+}
+
 /* holder_dead: is the thread named by lock word v gone? Only a certain
- * "gone" counts: a thread that cannot be looked at now is alive. */
-static bool holder_dead(uint64_t v) {
-  pid_t tid = (pid_t)(uint32_t)v;
-  uint64_t start;
-  int rc = mp__os_thread_start(tid, &start);
-  if (rc == MP_ESRCH)
-    return true;
-  if (rc != 0 || (v >> 32) == 0)
+ * "gone" counts, judged only by a waiter of the holder's own PID
+ * namespace: a thread that cannot be looked at now, or whose id means
+ * nothing here, is alive.
+ *
+ * Not detected: a holder that exec'd from a thread other than its main
+ * one. The kernel gives the exec'ing thread the main thread's id, and the
+ * start time of the process, so the word still names a live thread
+ * (unless it was the main thread that held the lock, whose word then
+ * names the same id and start: the same). The new image never releases
+ * the lock. Bounded: every waiter's timeout bounds its wait; with
+ * MP_FOREVER it waits until that process ends (docs/queue.md). */
+static bool holder_dead(mp_queue *q, uint64_t v) {
+  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
     return false;
-  return (start & 0xffffffffu) != (v >> 32);
+  pid_t tid = (pid_t)(uint32_t)v;
+  return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
 }
 
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
@@ -763,7 +843,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
       /* Out of time: still, a dead holder's lock is taken over now rather
        * than left to the next caller that may wait. */
       uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-      if (cur != 0 && cur != me && holder_dead(cur) &&
+      if (cur != 0 && cur != me && holder_dead(q, cur) &&
           atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                   memory_order_acquire,
                                                   memory_order_relaxed)) {
@@ -789,7 +869,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
     } else if (now - seen_since >= LOCK_CHECK_NS) {
       /* The same holder for a whole slice: alive and slow, or dead. A
        * dead one's lock is taken over, once (compare-and-swap). */
-      if (holder_dead(cur)) {
+      if (holder_dead(q, cur)) {
         if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                     memory_order_acquire,
                                                     memory_order_relaxed)) {
@@ -809,7 +889,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
 
 int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
                    const mp__deadline *d) {
-  uint64_t me = thread_ident();
+  uint64_t me = lock_ident(q);
   uint64_t expect = 0;
   if (atomic_compare_exchange_strong_explicit(
           &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))

@@ -16,6 +16,8 @@
 #define MP__QUEUE_MAGIC 0x4d505155u /* "MPQU" */
 #define MP__QUEUE_LINE 64
 #define MP__QUEUE_PROCS 64
+/* PID namespaces a queue tells apart (1..MP__QUEUE_NS; 0: unknown). */
+#define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
 #define MP__QUEUE_SPARES 4
 /* Sleepers look again at least this often (a waker may have died between
@@ -38,10 +40,14 @@ typedef struct mp__qlarge_ref {
 
 /* A queue lock (queue.c): taken with one compare-and-swap, given back with
  * one store. owner is 0 when free, else who holds it: the holder thread's
- * kernel id in the low 32 bits and the low 32 bits of its start time
- * above, which together name one thread for good, so that a waiter can
- * tell a dead holder from a slow one (and from a new thread that got the
- * same id). sleepers is a futex word, (sequence << 1) | someone-sleeps. */
+ * kernel id in bits 0-31, the index of its PID namespace in the queue's
+ * table in bits 32-35 (0: unknown), the low 28 bits of its start time in
+ * bits 36-63 (0: unknown). Id and start time name one thread for good, so
+ * that a waiter can tell a dead holder from a slow one (and from a new
+ * thread that got the same id); the namespace says whether the id means
+ * anything to the waiter (a waiter of another namespace, or one that
+ * cannot tell, never takes the lock over). sleepers is a futex word,
+ * (sequence << 1) | someone-sleeps. */
 typedef struct mp__qlock {
   _Atomic uint64_t owner;
   _Atomic uint32_t sleepers;
@@ -105,9 +111,13 @@ typedef struct mp__qshared {
    * (a spare of size bytes), or (pid << 32) | 2 (being moved by pid). */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t spares[MP__QUEUE_SPARES];
 
-  /* Processes using the queue (pids; 0: free entry). */
-  _Alignas(MP__QUEUE_LINE) _Atomic int32_t procs[MP__QUEUE_PROCS];
+  /* Processes using the queue: (namespace index << 32) | pid; 0: free. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint64_t procs[MP__QUEUE_PROCS];
   _Atomic uint32_t procs_overflow;
+  uint32_t reserved2;
+  /* The PID namespaces of the users (inode of /proc/<pid>/ns/pid); entry
+   * i is namespace index i + 1. Set once each, never cleared. */
+  _Atomic uint64_t pidns[MP__QUEUE_NS];
 } mp__qshared;
 
 /* A heap slot: header, then the payload. state is the commit word:
@@ -142,6 +152,7 @@ struct mp_queue {
   uint64_t inline_max, max_message;
   int64_t spin_ns;
   pid_t creator; /* named: the pid whose free unlinks the name */
+  uint8_t ns;     /* this process's namespace index (0: unknown) */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -171,6 +182,15 @@ typedef struct mp__qget {
   size_t needed;     /* out with MP_ETOOBIG */
   uint64_t seg_size; /* out: the large message's segment's size */
 } mp__qget;
+
+/* ---- queue.c: who is alive ----------------------------------------------
+ * A process tag is (namespace index << 24) | pid: what large segments'
+ * names and the spares table record of their producer. mp__queue_tag
+ * makes the caller's; mp__queue_tag_gone says whether the process a tag
+ * names is known to be gone, which only a process of the same known
+ * namespace can tell (unknown means alive). */
+uint32_t mp__queue_tag(mp_queue *q);
+bool mp__queue_tag_gone(mp_queue *q, uint32_t tag);
 
 /* ---- queue.c: locks, waking, checks -------------------------------------
  * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;

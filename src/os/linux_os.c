@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -144,29 +145,97 @@ size_t mp__os_page_size(void) {
   return page;
 }
 
-bool mp__os_pid_alive(pid_t pid) {
-  if (pid <= 0)
+/* What /proc says of the caller. Looked at on every use, not cached: the
+ * callers are slow paths (a lock holder that has not let go for a slice,
+ * a sweep, a handle being made), and a process may mount a /proc of its
+ * own after it started (a container's init). */
+bool mp__os_proc_ok(void) {
+  /* /proc/self names the caller as /proc's namespace numbers it: equal to
+   * getpid() only when /proc is of the caller's own PID namespace. */
+  char link[32];
+  ssize_t n = readlink("/proc/self", link, sizeof link - 1);
+  if (n <= 0)
     return false;
-  if (kill(pid, 0) != 0 && errno == ESRCH)
-    return false;
-  /* kill() succeeds on a zombie, which can no longer release anything:
-   * read its state from /proc. /proc/<tid> also resolves thread ids. */
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  link[n] = '\0';
+  char *end;
+  long v = strtol(link, &end, 10);
+  return end != link && *end == '\0' && v == (long)getpid();
+}
+
+uint64_t mp__os_pidns(void) {
+  struct stat st;
+  if (!mp__os_proc_ok() || stat("/proc/self/ns/pid", &st) != 0)
+    return 0;
+  return (uint64_t)st.st_ino;
+}
+
+/* proc_stat reads the state and the start time of id from the caller's
+ * /proc. Returns MP__LIVE_GONE (no such entry while /proc is ours, or a
+ * zombie), MP__LIVE_ALIVE (state and start read), MP__LIVE_UNKNOWN. */
+static int proc_stat(pid_t id, uint64_t *start) {
+  if (!mp__os_proc_ok())
+    return MP__LIVE_UNKNOWN;
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)id);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return errno != ENOENT;
+    /* With hidepid an entry of another user is missing too: only kill()
+     * tells gone, so the caller asked it first. */
+    return MP__LIVE_UNKNOWN;
   ssize_t n = read(fd, buf, sizeof buf - 1);
+  int err = errno;
   close(fd);
   if (n <= 0)
-    return true;
+    return n < 0 && err == ESRCH ? MP__LIVE_GONE : MP__LIVE_UNKNOWN;
   buf[n] = '\0';
-  /* The state follows the last ')' (the command name may hold any byte). */
-  char *paren = strrchr(buf, ')');
-  if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
-    return true;
-  char state = paren[2];
-  return state != 'Z' && state != 'X' && state != 'x';
+  /* The state is field 3 and the start time field 22, counted after the
+   * command name, which ends at the last ')' and may hold any byte. */
+  char *p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ' || p[2] == '\0')
+    return MP__LIVE_UNKNOWN;
+  if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+    return MP__LIVE_GONE;
+  p += 2;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (p == NULL)
+      return MP__LIVE_UNKNOWN;
+    p++;
+  }
+  char *end;
+  unsigned long long v = strtoull(p, &end, 10);
+  if (end == p)
+    return MP__LIVE_UNKNOWN;
+  *start = v;
+  return MP__LIVE_ALIVE;
+}
+
+int mp__os_liveness(pid_t id, uint64_t start, unsigned start_bits) {
+  if (id <= 0)
+    return MP__LIVE_GONE;
+  /* kill() looks the id up in the caller's namespace, with or without
+   * /proc: ESRCH is certain. Success and EPERM (another user's) say a
+   * process has that id, not that it is the one meant. (A thread id works
+   * too: the kernel finds the thread.) */
+  if (kill(id, 0) != 0 && errno == ESRCH)
+    return MP__LIVE_GONE;
+  uint64_t now = 0;
+  int rc = proc_stat(id, &now);
+  if (rc == MP__LIVE_GONE)
+    return MP__LIVE_GONE;
+  if (rc != MP__LIVE_ALIVE)
+    return start == 0 ? MP__LIVE_ALIVE : MP__LIVE_UNKNOWN;
+  if (start != 0 && start_bits > 0) {
+    uint64_t mask = start_bits >= 64 ? UINT64_MAX
+                                     : (((uint64_t)1 << start_bits) - 1);
+    if ((now & mask) != (start & mask))
+      return MP__LIVE_GONE; /* the id was reused */
+  }
+  return MP__LIVE_ALIVE;
+}
+
+bool mp__os_pid_alive(pid_t pid) {
+  return mp__os_liveness(pid, 0, 0) != MP__LIVE_GONE;
 }
 
 int mp__os_random(void *buf, size_t len) {

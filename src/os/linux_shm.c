@@ -132,7 +132,7 @@ int mp__os_shm_read_file(const char *name, size_t max, char **data,
 }
 
 int mp__os_pid_start_time(pid_t pid, uint64_t *start) {
-  if (pid <= 0)
+  if (pid <= 0 || !mp__os_proc_ok())
     return MP_ESRCH;
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -165,14 +165,7 @@ int mp__os_pid_start_time(pid_t pid, uint64_t *start) {
 }
 
 bool mp__os_process_alive(pid_t pid, uint64_t start) {
-  if (!mp__os_pid_alive(pid))
-    return false;
-  if (start == 0)
-    return true;
-  uint64_t now;
-  if (mp__os_pid_start_time(pid, &now) != 0)
-    return false;
-  return now == start;
+  return mp__os_liveness(pid, start, 64) != MP__LIVE_GONE;
 }
 
 /* Closes every descriptor from lo up. */
