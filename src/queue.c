@@ -94,6 +94,14 @@
 
 #define NAME_PREFIX "mp_"
 #define HEAP_INLINE_DEFAULT 232
+/* How long the last user's free (or destroy) waits for the queue's locks
+ * before it leaves the large segments to a later sweep. */
+#define DISCARD_WAIT_S 0.1
+/* closed: 0, then CLOSING once close was called (puts refuse), then
+ * CLOSED once the producers' lock was released after that (every put that
+ * passed the check before has committed: gets may answer MP_ECLOSED). */
+#define CLOSING 1u
+#define CLOSED 2u
 #define SPIN_MAX_NS 1000000000L
 
 /* ---- the process's handles (for fork) ----------------------------------
@@ -106,6 +114,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void procs_add(mp_queue *q, int32_t pid);
 static uint8_t ns_index(mp__qshared *s);
+static bool holder_dead(mp_queue *q, uint64_t v);
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
@@ -665,25 +674,31 @@ int mp_queue_attach(mp_queue **out, void *mem, size_t size) {
  * messages, and any orphaned ones: for the last user, or destroy. */
 static void discard(mp_queue *q) {
   bool rec = false;
+  /* Bounded: a holder that is alive but stopped (or of another PID
+   * namespace) must not hang a free; the segments are then left to a
+   * later sweep. */
+  mp__deadline dl = mp__deadline_from_timeout(DISCARD_WAIT_S);
+  const mp__deadline *d = &dl;
   if (q->order == MP_QUEUE_FIFO) {
     /* Both locks: no producer may commit a large message while its
      * segments are being removed. Lock order: plock, then clock. */
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
-    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0) {
+    if (mp__queue_lock(q, &q->s->clock, &rec, d) != 0) {
       mp__queue_unlock(q, &q->s->plock);
       return;
     }
+    mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
     mp__queue_unlock(q, &q->s->clock);
     mp__queue_unlock(q, &q->s->plock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
     if (rec)
-      mp__qheap_rebuild(q);
+      mp__qheap_repair(q, true);
     mp__qheap_for_each_large(q, mp__qlarge_unlink, NULL, true);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
@@ -693,21 +708,23 @@ static void discard(mp_queue *q) {
 
 void mp__queue_sweep(mp_queue *q) {
   bool rec = false;
+  /* A sweep is a favour to others: it never waits for a lock. */
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  const mp__deadline *d = &poll;
   if (q->order == MP_QUEUE_FIFO) {
-    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->clock, &rec, d) != 0)
       return;
     if (rec)
       mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qlarge_sweep(q, mp__qfifo_queued);
     mp__queue_unlock(q, &q->s->clock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
-    if (rec) {
-      mp__qheap_rebuild(q);
-      mp__qlarge_recover(q, mp__qheap_queued);
-    }
-    mp__qlarge_sweep(q, mp__qheap_queued);
+    if (rec)
+      mp__qheap_repair(q, true);
+    else
+      mp__qlarge_sweep(q, mp__qheap_queued);
     mp__queue_unlock(q, &q->s->plock);
   }
 }
@@ -897,11 +914,29 @@ int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
   return lock_slow(q, l, me, recovered, d);
 }
 
+static void wake_all_waiters(mp_queue *q) {
+  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
+  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
+    atomic_fetch_add(words[i], 2u);
+    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  }
+}
+
 void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+  /* The producers' lock released after a close: every put that checked
+   * "not closed" under it has committed, so gets may now answer closed. */
+  bool promoted = false;
+  if (l == &q->s->plock &&
+      atomic_load_explicit(&q->s->closed, memory_order_relaxed) == CLOSING) {
+    uint32_t c = CLOSING;
+    promoted = atomic_compare_exchange_strong(&q->s->closed, &c, CLOSED);
+  }
   /* A store, not a read-modify-write: the sleepers are found through
    * their flag, as for every futex word of the queue. */
   atomic_store_explicit(&l->owner, 0, memory_order_release);
   mp__queue_notify(q, &l->sleepers);
+  if (promoted)
+    wake_all_waiters(q);
 }
 
 /* ---- waking and waiting -----------------------------------------------------
@@ -1043,8 +1078,45 @@ static int wait_until(mp_queue *q, _Atomic uint32_t *word, ready_fn ready,
   }
 }
 
+/* is_closed: was close called (puts refuse)? */
 static bool is_closed(mp_queue *q) {
   return atomic_load_explicit(&q->s->closed, memory_order_acquire) != 0;
+}
+
+/* plock_repair: what the taker of plock from a dead holder repairs when
+ * it does not go on to put or get (close, the close's settling). */
+static void plock_repair(mp_queue *q) {
+  if (q->order == MP_QUEUE_FIFO)
+    q->s->head_cache = atomic_load_explicit(&q->s->headw, memory_order_acquire);
+  else
+    mp__qheap_repair(q, true);
+}
+
+/* settle_close: a queue closing (close was called while a producer held
+ * plock) becomes closed for gets when plock is released. A holder that
+ * died never releases it: then take it over (never waiting) and release
+ * it. A live holder's own release settles it. */
+static void settle_close(mp_queue *q) {
+  uint64_t cur = atomic_load_explicit(&q->s->plock.owner, memory_order_acquire);
+  if (cur != 0 && !holder_dead(q, cur))
+    return;
+  bool rec = false;
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  if (mp__queue_lock(q, &q->s->plock, &rec, &poll) == 0) {
+    if (rec)
+      plock_repair(q);
+    mp__queue_unlock(q, &q->s->plock);
+  }
+}
+
+/* closed_for_gets: has every put that may still commit committed? */
+static bool closed_for_gets(mp_queue *q) {
+  uint32_t c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
+  if (c == CLOSING) {
+    settle_close(q);
+    c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
+  }
+  return c == CLOSED;
 }
 
 static uint32_t count_now(mp_queue *q) {
@@ -1053,7 +1125,7 @@ static uint32_t count_now(mp_queue *q) {
 
 static bool ready_data(mp_queue *q, void *arg) {
   (void)arg;
-  return count_now(q) > 0 || is_closed(q);
+  return count_now(q) > 0 || closed_for_gets(q);
 }
 
 /* The room a put waits for: bytes (FIFO) and a count below maxsize. */
@@ -1089,6 +1161,10 @@ static uint32_t stored_bytes(mp_queue *q, const mp__qput *m) {
  * waiting for room until d. */
 static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
   uint32_t rec = stored_bytes(q, m);
+  /* Closed is told before a busy lock (the check under the lock is the
+   * one that counts). */
+  if (is_closed(q))
+    return MP_ECLOSED;
   for (;;) {
     size_t done;
     int rc = try_put(q, &d, m, 1, &done);
@@ -1224,7 +1300,7 @@ static int try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
 static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
   mp__deadline d = deadline_of(timeout);
   for (;;) {
-    bool closed = is_closed(q);
+    bool closed = closed_for_gets(q);
     int rc = try_get(q, &d, g);
     if (rc != MP_EAGAIN)
       return rc;
@@ -1406,21 +1482,21 @@ int mp_queue_close(mp_queue *q) {
   int rc = check_handle(q);
   if (rc != 0)
     return rc;
-  /* Under plock: a put that checked closed under it has committed before
-   * we set it, and every later put sees it. */
+  /* Never waits on a lock (a stopped producer must not hang close): puts
+   * refuse from now on, and whoever releases the producers' lock next
+   * (this call if it is free, else its holder, or whoever takes it over
+   * from a dead one) marks it closed for gets (see CLOSING). */
+  uint32_t c = 0;
+  atomic_compare_exchange_strong(&q->s->closed, &c, CLOSING);
   bool rec = false;
-  if ((rc = mp__queue_lock(q, &q->s->plock, &rec, NULL)) != 0)
-    return rc;
-  if (rec && q->order != MP_QUEUE_FIFO)
-    mp__qheap_rebuild(q);
-  atomic_store_explicit(&q->s->closed, 1, memory_order_release);
-  mp__queue_unlock(q, &q->s->plock);
-  /* Everyone who sleeps wakes and finds it closed. */
-  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
-  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
-    atomic_fetch_add(words[i], 2u);
-    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  if (mp__queue_lock(q, &q->s->plock, &rec, &poll) == 0) {
+    if (rec)
+      plock_repair(q);
+    mp__queue_unlock(q, &q->s->plock);
   }
+  /* Everyone who sleeps wakes and finds it closed. */
+  wake_all_waiters(q);
   return 0;
 }
 

@@ -254,6 +254,11 @@ uint32_t mp__qheap_puts(mp_queue *q);
 /* mp__qheap_rebuild recomputes the heap, the free stack, the count and the
  * sequence from the slots' commit words (caller holds plock). */
 void mp__qheap_rebuild(mp_queue *q);
+/* mp__qheap_repair is what the holder of plock does after taking it over
+ * from a dead holder (recovered) or finding it damaged: rebuild, then
+ * finish a large message's hand-over a dead consumer left, then (after a
+ * death) sweep orphans. */
+void mp__qheap_repair(mp_queue *q, bool recovered);
 void mp__qheap_for_each_large(mp_queue *q,
                               void (*fn)(mp_queue *, const mp__qlarge_ref *,
                                          void *),
