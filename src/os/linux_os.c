@@ -238,6 +238,67 @@ bool mp__os_pid_alive(pid_t pid) {
   return mp__os_liveness(pid, 0, 0) != MP__LIVE_GONE;
 }
 
+/* parse_hex reads a hexadecimal number at *p, leaving *p after it. */
+static bool parse_hex(const char **p, const char *end, uintptr_t *out) {
+  uintptr_t v = 0;
+  const char *q = *p;
+  for (; q < end; q++) {
+    int d = *q >= '0' && *q <= '9'   ? *q - '0'
+            : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
+                                     : -1;
+    if (d < 0)
+      break;
+    v = v * 16 + (uintptr_t)d;
+  }
+  if (q == *p)
+    return false;
+  *p = q;
+  *out = v;
+  return true;
+}
+
+int mp__os_same_mapping(const void *a, const void *b, size_t len) {
+  uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+  if (pb + len < pb)
+    return 0;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  /* Lines "start-end perms ...": read in blocks, a line at a time. */
+  char buf[4096];
+  size_t have = 0;
+  int answer = 0;
+  bool found = false;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    char *line = buf, *end = buf + have, *nl;
+    while ((nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+      const char *p = line;
+      uintptr_t lo, hi;
+      if (parse_hex(&p, nl, &lo) && p < nl && *p == '-' && (++p, true) &&
+          parse_hex(&p, nl, &hi) && pa >= lo && pa < hi) {
+        found = true;
+        answer = pb >= lo && pb + len <= hi;
+        break;
+      }
+      line = nl + 1;
+    }
+    if (found)
+      break;
+    have = (size_t)(end - line);
+    if (have == sizeof buf)
+      have = 0; /* a line longer than the buffer: not one of ours */
+    memmove(buf, line, have);
+  }
+  close(fd);
+  return found ? answer : 0;
+}
+
 int mp__os_random(void *buf, size_t len) {
   unsigned char *p = buf;
   while (len > 0) {

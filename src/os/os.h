@@ -66,6 +66,13 @@ bool mp__os_proc_ok(void);
  * the caller's own namespace). Not cached: call it on slow paths. */
 uint64_t mp__os_pidns(void);
 
+/* ---- memory ---------------------------------------------------------------
+ * mp__os_same_mapping says whether [b, b + len) lies in the same mapping
+ * of the caller's address space as a: 1 yes, 0 no, a negative code when it
+ * cannot be told (no /proc). Slow (it reads the list of mappings): cache
+ * the answer. */
+int mp__os_same_mapping(const void *a, const void *b, size_t len);
+
 /* Random bytes from the kernel; returns 0 or -errno. */
 int mp__os_random(void *buf, size_t len);
 
