@@ -804,20 +804,29 @@ static uint64_t lock_ident(mp_queue *q) {
 /* holder_dead: is the thread named by lock word v gone? Only a certain
  * "gone" counts, judged only by a waiter of the holder's own PID
  * namespace: a thread that cannot be looked at now, or whose id means
- * nothing here, is alive.
- *
- * Not detected: a holder that exec'd from a thread other than its main
- * one. The kernel gives the exec'ing thread the main thread's id, and the
- * start time of the process, so the word still names a live thread
- * (unless it was the main thread that held the lock, whose word then
- * names the same id and start: the same). The new image never releases
- * the lock. Bounded: every waiter's timeout bounds its wait; with
- * MP_FOREVER it waits until that process ends (docs/queue.md). */
+ * nothing here, is alive. */
 static bool holder_dead(mp_queue *q, uint64_t v) {
   if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
     return false;
   pid_t tid = (pid_t)(uint32_t)v;
   return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
+}
+
+/* holder_left: has the live thread named by v left the queue behind? A
+ * holder whose process exec'd from another thread looks alive for good:
+ * the kernel gives the exec'ing thread the main thread's id, and the
+ * start time is the process's, so a word naming the main thread names
+ * the new image. But the new image does not map the queue (unless it
+ * opened it again, which this cannot tell from a holder: then the lock
+ * stays held, and waits are bounded only by the callers' timeouts). So a
+ * holder seen for EXEC_CHECK_NS is asked whether it still maps the
+ * queue's memory; certainly not means it left. */
+#define EXEC_CHECK_NS (1000 * 1000 * 1000)
+
+static bool holder_left(mp_queue *q, uint64_t v) {
+  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
+    return false;
+  return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
 }
 
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
@@ -854,7 +863,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
    * no later than it: a holder that is alive but stopped or slow (a large
    * copy) must not stretch the caller's timeout. */
   uint64_t seen = 0;
-  int64_t seen_since = 0;
+  int64_t seen_since = 0, seen_first = 0;
   for (bool first = true;; first = false) {
     if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
       /* Out of time: still, a dead holder's lock is taken over now rather
@@ -882,11 +891,17 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
     int64_t now = mp__os_now_ns();
     if (cur != seen) {
       seen = cur;
-      seen_since = now;
+      seen_since = seen_first = now;
     } else if (now - seen_since >= LOCK_CHECK_NS) {
       /* The same holder for a whole slice: alive and slow, or dead. A
-       * dead one's lock is taken over, once (compare-and-swap). */
-      if (holder_dead(q, cur)) {
+       * dead one's lock is taken over, once (compare-and-swap). So is
+       * that of one that left the queue (exec'd) long ago. */
+      bool left = false;
+      if (now - seen_first >= EXEC_CHECK_NS) {
+        left = holder_left(q, cur);
+        seen_first = now;
+      }
+      if (left || holder_dead(q, cur)) {
         if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                     memory_order_acquire,
                                                     memory_order_relaxed)) {

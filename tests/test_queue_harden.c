@@ -350,6 +350,45 @@ static void last_free_does_not_wait_forever(void **state) {
   assert_int_equal(bounded(free_while_a_thread_holds, NULL, 5), 0);
 }
 
+/* ---- defect 8: a holder that exec'd from another thread ------------------ */
+
+static void *exec_sleep(void *arg) {
+  (void)arg;
+  execl("/bin/sleep", "sleep", "30", (char *)NULL);
+  _exit(70);
+}
+
+/* The main thread takes the producers' lock; another thread execs: the
+ * process lives on with the main thread's id and start time, and the new
+ * image never releases the lock. */
+static int hold_then_exec(void *arg) {
+  holder *h = arg;
+  bool rec = false;
+  (void)mp__queue_lock(h->q, &h->q->s->plock, &rec, NULL);
+  mp_test_signal_post(&h->held);
+  pthread_t t;
+  if (pthread_create(&t, NULL, exec_sleep, NULL) != 0)
+    return 71;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static void holder_that_execd_is_taken_over(void **state) {
+  (void)state;
+  holder h = {.q = qnew(NULL)};
+  mp_test_signal_open(&h.held);
+  pid_t pid = mp_test_fork(hold_then_exec, &h);
+  assert_int_equal(mp_test_signal_wait(&h.held, mp_test_slack(10)), 1);
+  int rc = mp_queue_put(h.q, "x", 1, mp_test_slack(10));
+  kill(pid, SIGKILL);
+  mp_test_wait(pid, mp_test_slack(10));
+  mp_test_signal_close(&h.held);
+  assert_rc(rc, 0);
+  assert_int_equal(mp_queue_qsize(h.q), 1);
+  mp_queue_free(h.q);
+}
+
 /* ---- defect 9: close after a dead consumer's large hand-over ------------- */
 
 typedef struct die_arg {
@@ -399,6 +438,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(heap_state_calls_never_wait_on_the_lock),
     cmocka_unit_test(close_does_not_wait_for_a_stopped_producer),
     cmocka_unit_test(last_free_does_not_wait_forever),
+    cmocka_unit_test(holder_that_execd_is_taken_over),
     cmocka_unit_test(close_recovers_a_dead_consumers_large_message),
 };
 

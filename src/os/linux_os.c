@@ -257,46 +257,127 @@ static bool parse_hex(const char **p, const char *end, uintptr_t *out) {
   return true;
 }
 
-int mp__os_same_mapping(const void *a, const void *b, size_t len) {
-  uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-  if (pb + len < pb)
-    return 0;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+/* for_each_map calls fn(line, end, arg) for each line of /proc/<pid>/maps
+ * (pid 0: self) until fn returns nonzero, which is returned; 0 at the end,
+ * a negative code when the list cannot be read. */
+static int for_each_map(pid_t pid, int (*fn)(const char *, const char *, void *),
+                        void *arg) {
+  char path[64];
+  if (pid == 0)
+    snprintf(path, sizeof path, "/proc/self/maps");
+  else
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
-  /* Lines "start-end perms ...": read in blocks, a line at a time. */
   char buf[4096];
   size_t have = 0;
-  int answer = 0;
-  bool found = false;
-  for (;;) {
+  int rc = 0;
+  while (rc == 0) {
     ssize_t n = read(fd, buf + have, sizeof buf - have);
     if (n < 0 && errno == EINTR)
       continue;
+    if (n < 0)
+      rc = -errno;
     if (n <= 0)
       break;
     have += (size_t)n;
     char *line = buf, *end = buf + have, *nl;
-    while ((nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
-      const char *p = line;
-      uintptr_t lo, hi;
-      if (parse_hex(&p, nl, &lo) && p < nl && *p == '-' && (++p, true) &&
-          parse_hex(&p, nl, &hi) && pa >= lo && pa < hi) {
-        found = true;
-        answer = pb >= lo && pb + len <= hi;
-        break;
-      }
+    while (rc == 0 && (nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+      rc = fn(line, nl, arg);
       line = nl + 1;
     }
-    if (found)
-      break;
     have = (size_t)(end - line);
     if (have == sizeof buf)
-      have = 0; /* a line longer than the buffer: not one of ours */
+      have = 0; /* a line longer than the buffer: skipped */
     memmove(buf, line, have);
   }
   close(fd);
-  return found ? answer : 0;
+  return rc;
+}
+
+/* A maps line: "lo-hi perms offset dev inode path". */
+typedef struct map_line {
+  uintptr_t lo, hi;
+  char dev[16];
+  unsigned long long inode;
+} map_line;
+
+static bool parse_map(const char *p, const char *end, map_line *m) {
+  if (!parse_hex(&p, end, &m->lo) || p >= end || *p++ != '-' ||
+      !parse_hex(&p, end, &m->hi))
+    return false;
+  /* Skip perms and offset. */
+  for (int f = 0; f < 2; f++) {
+    while (p < end && *p == ' ')
+      p++;
+    while (p < end && *p != ' ')
+      p++;
+  }
+  while (p < end && *p == ' ')
+    p++;
+  size_t k = 0;
+  while (p < end && *p != ' ' && k < sizeof m->dev - 1)
+    m->dev[k++] = *p++;
+  m->dev[k] = '\0';
+  while (p < end && *p == ' ')
+    p++;
+  m->inode = 0;
+  while (p < end && *p >= '0' && *p <= '9')
+    m->inode = m->inode * 10 + (unsigned)(*p++ - '0');
+  return k > 0;
+}
+
+typedef struct find_arg {
+  uintptr_t addr;
+  map_line found;
+  bool ok;
+} find_arg;
+
+static int find_line(const char *line, const char *end, void *arg) {
+  find_arg *a = arg;
+  map_line m;
+  if (parse_map(line, end, &m) && a->addr >= m.lo && a->addr < m.hi) {
+    a->found = m;
+    a->ok = true;
+    return 1;
+  }
+  return 0;
+}
+
+int mp__os_same_mapping(const void *a, const void *b, size_t len) {
+  uintptr_t pb = (uintptr_t)b;
+  if (pb + len < pb)
+    return 0;
+  find_arg f = {.addr = (uintptr_t)a};
+  int rc = for_each_map(0, find_line, &f);
+  if (rc < 0)
+    return rc;
+  if (!f.ok)
+    return 0;
+  return pb >= f.found.lo && pb + len <= f.found.hi;
+}
+
+static int same_object(const char *line, const char *end, void *arg) {
+  const map_line *want = arg;
+  map_line m;
+  return parse_map(line, end, &m) && m.inode == want->inode &&
+         strcmp(m.dev, want->dev) == 0;
+}
+
+int mp__os_maps_object(pid_t pid, const void *addr) {
+  if (!mp__os_proc_ok())
+    return MP_ENOSYS;
+  find_arg f = {.addr = (uintptr_t)addr};
+  int rc = for_each_map(0, find_line, &f);
+  if (rc < 0)
+    return rc;
+  if (!f.ok || f.found.inode == 0)
+    return MP_ENOSYS; /* private memory: nothing names it elsewhere */
+  rc = for_each_map(pid, same_object, &f.found);
+  if (rc < 0)
+    return rc == MP_ENOENT ? MP_ESRCH : rc;
+  return rc;
 }
 
 int mp__os_random(void *buf, size_t len) {

@@ -73,6 +73,12 @@ uint64_t mp__os_pidns(void);
  * the answer. */
 int mp__os_same_mapping(const void *a, const void *b, size_t len);
 
+/* mp__os_maps_object says whether process (or thread) id pid, of the
+ * caller's PID namespace, maps the same object (file or shared memory) as
+ * the caller has at addr: 1 yes, 0 no (it exec'd, or unmapped it), a
+ * negative code when it cannot be told. Slow: reads both lists. */
+int mp__os_maps_object(pid_t pid, const void *addr);
+
 /* Random bytes from the kernel; returns 0 or -errno. */
 int mp__os_random(void *buf, size_t len);
 
