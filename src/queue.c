@@ -112,7 +112,7 @@ static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void procs_add(mp_queue *q, int32_t pid);
+static int procs_add(mp_queue *q, int32_t pid);
 static uint8_t ns_index(mp__qshared *s);
 static bool holder_dead(mp_queue *q, uint64_t v);
 
@@ -131,7 +131,7 @@ static void atfork_child(void) {
       /* The child may be in another PID namespace than its parent (one
        * that called unshare): it looks its own up. */
       q->ns = ns_index(q->s);
-      procs_add(q, pid);
+      q->slot = procs_add(q, pid);
     }
   }
   if (any && mp__os_barrier_register() != 0) {
@@ -226,22 +226,29 @@ static bool entry_gone(mp_queue *q, uint64_t e) {
          mp__os_liveness((pid_t)(uint32_t)e, 0, 0) == MP__LIVE_GONE;
 }
 
-static void procs_add(mp_queue *q, int32_t pid) {
+static int procs_add(mp_queue *q, int32_t pid) {
   mp__qshared *s = q->s;
   uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++)
     if (atomic_load(&s->procs[i]) == me)
-      return;
+      return i;
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < MP__QUEUE_PROCS; i++) {
       uint64_t cur = atomic_load(&s->procs[i]);
-      if (pass == 0 ? cur != 0 : (cur == 0 || !entry_gone(q, cur)))
+      /* A dead user that held unfinished tasks keeps its entry: join
+       * reports it. */
+      if (pass == 0 ? cur != 0
+                    : (cur == 0 || !entry_gone(q, cur) ||
+                       atomic_load(&s->held[i]) != 0))
         continue;
-      if (atomic_compare_exchange_strong(&s->procs[i], &cur, me))
-        return;
+      if (atomic_compare_exchange_strong(&s->procs[i], &cur, me)) {
+        atomic_store(&s->held[i], 0);
+        return i;
+      }
     }
   }
   atomic_store(&s->procs_overflow, 1);
+  return -1;
 }
 
 static void procs_remove(mp_queue *q, int32_t pid) {
@@ -306,13 +313,19 @@ static void plan_offsets(plan *p) {
 static int make_plan(const mp_queue_opts *o, plan *p) {
   memset(p, 0, sizeof *p);
   if ((unsigned)o->order > MP_QUEUE_PRIORITY)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "order is not FIFO, LIFO or PRIORITY");
   p->order = (uint8_t)o->order;
   p->maxsize = o->maxsize;
   p->max_message = o->max_message ? o->max_message : MP_QUEUE_MESSAGE_MAX;
-  if (p->max_message > MP_QUEUE_MESSAGE_MAX ||
-      o->capacity > MP_QUEUE_MAX_CAPACITY || o->inline_max > UINT32_MAX / 2)
-    return MP_EINVAL;
+  if (p->max_message > MP_QUEUE_MESSAGE_MAX)
+    return mp__fail(MP_EINVAL, "max_message is over MP_QUEUE_MESSAGE_MAX");
+  if (o->capacity > MP_QUEUE_MAX_CAPACITY)
+    return mp__fail(MP_EINVAL, "capacity is over MP_QUEUE_MAX_CAPACITY");
+  if (o->inline_max > UINT32_MAX / 2)
+    return mp__fail(MP_EINVAL, "inline_max is too large");
+  if (o->inline_max != 0 && o->inline_max < MP__QUEUE_INLINE_MIN)
+    return mp__fail(MP_EINVAL, "inline_max is below %u",
+                    (unsigned)MP__QUEUE_INLINE_MIN);
   if (o->spin_ns < 0)
     p->spin_ns = 0;
   else
@@ -325,7 +338,7 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
     p->capacity = cap;
     inl = o->inline_max ? o->inline_max : cap / 4;
     if (inl > cap / 4)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "inline_max is over a quarter of capacity");
   } else {
     inl = o->inline_max ? o->inline_max : HEAP_INLINE_DEFAULT;
   }
@@ -347,7 +360,7 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
       n = o->maxsize;
     n = MP__MIN(n, MP_QUEUE_MAX_CAPACITY / p->slot_size);
     if (n == 0)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "capacity holds no slot of inline_max bytes");
     p->nslots = (uint32_t)n;
     p->capacity = n * p->slot_size;
   }
@@ -424,7 +437,7 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
  * users, the heavy barrier, the list of handles. */
 static void handle_join(mp_queue *q) {
   q->ns = ns_index(q->s);
-  procs_add(q, (int32_t)getpid());
+  q->slot = procs_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;
     atomic_store(&q->s->fence_needed, 1);
@@ -534,6 +547,11 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
 
 int mp_simple_queue_new(mp_queue **out) {
   return mp_queue_new(out, NULL);
+}
+
+int mp_joinable_queue_new(mp_queue **out, size_t maxsize) {
+  return mp_queue_new(out,
+                      &(mp_queue_opts){.maxsize = maxsize, .joinable = 1});
 }
 
 /* check_dynamic: are the words that change plausible right now? */
@@ -1023,6 +1041,11 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
 
 typedef bool (*ready_fn)(mp_queue *q, void *arg);
 
+/* bad_timeout: the check every call that takes a timeout makes first. */
+static int bad_timeout(double timeout) {
+  return isnan(timeout) ? mp__fail(MP_EINVAL, "timeout is NaN") : 0;
+}
+
 static mp__deadline deadline_of(double timeout) {
   /* Timeout 0 never waits: no clock read is needed for it. */
   if (timeout == 0)
@@ -1228,8 +1251,17 @@ static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
   return rc;
 }
 
+/* put_timed: put_one with the caller's timeout. */
+static int put_timed(mp_queue *q, int64_t prio, const void *buf, size_t len,
+                     double timeout) {
+  int rc = bad_timeout(timeout);
+  if (rc != 0)
+    return rc;
+  return put_one(q, prio, buf, len, deadline_of(timeout));
+}
+
 int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout) {
-  return put_one(q, 0, buf, len, deadline_of(timeout));
+  return put_timed(q, 0, buf, len, timeout);
 }
 
 int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len) {
@@ -1243,7 +1275,7 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
     return rc;
   if (q->order != MP_QUEUE_PRIORITY)
     return MP_EINVAL;
-  return put_one(q, priority, buf, len, deadline_of(timeout));
+  return put_timed(q, priority, buf, len, timeout);
 }
 
 #define BATCH_CHUNK 64
@@ -1255,6 +1287,8 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
     return rc;
   if ((n > 0 && lens == NULL) || n > SSIZE_MAX)
     return MP_EINVAL;
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
   const unsigned char *p = buf;
   for (size_t i = 0; i < n; i++) {
     if (lens[i] > q->max_message)
@@ -1312,8 +1346,7 @@ static int try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
 /* get_wait runs a get request, waiting for a message until the deadline.
  * An empty queue that is closed answers MP_ECLOSED: closed is read before
  * the attempt, so a message put before the close is never missed. */
-static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
-  mp__deadline d = deadline_of(timeout);
+static int get_wait_loop(mp_queue *q, mp__qget *g, mp__deadline d) {
   for (;;) {
     bool closed = closed_for_gets(q);
     int rc = try_get(q, &d, g);
@@ -1324,6 +1357,26 @@ static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
     if ((rc = wait_until(q, &q->s->not_empty, ready_data, NULL, d)) != 0)
       return rc;
   }
+}
+
+static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
+  int rc = bad_timeout(timeout);
+  if (rc != 0)
+    return rc;
+  mp__deadline d = deadline_of(timeout);
+  if (!q->joinable || q->slot < 0)
+    return get_wait_loop(q, g, d);
+  /* A JoinableQueue counts what each process holds (see mp_queue_join):
+   * counted before the take, so a process killed in between is counted
+   * (join may then report it dead with a task that is still queued, never
+   * miss one it took), and corrected after. */
+  _Atomic uint32_t *held = &q->s->held[q->slot];
+  uint32_t ahead = g->max > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)g->max;
+  atomic_fetch_add(held, ahead);
+  rc = get_wait_loop(q, g, d);
+  size_t taken = rc == 0 ? (g->msg != NULL ? 1 : g->taken) : 0;
+  atomic_fetch_sub(held, ahead - (uint32_t)MP__MIN(taken, ahead));
+  return rc;
 }
 
 static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
@@ -1397,17 +1450,17 @@ void mp_queue_msg_release(mp_queue_msg *msg) {
  * ----------------------------------------------------------- */
 
 int mp_queue_put_int64(mp_queue *q, int64_t value, double timeout) {
-  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+  return put_timed(q, 0, &value, sizeof value, timeout);
 }
 
 int mp_queue_put_double(mp_queue *q, double value, double timeout) {
-  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+  return put_timed(q, 0, &value, sizeof value, timeout);
 }
 
 int mp_queue_put_str(mp_queue *q, const char *s, double timeout) {
   if (s == NULL)
     return MP_EINVAL;
-  return put_one(q, 0, s, strlen(s), deadline_of(timeout));
+  return put_timed(q, 0, s, strlen(s), timeout);
 }
 
 static int get_exact(mp_queue *q, void *out, size_t size, double timeout) {
@@ -1536,6 +1589,17 @@ static uint32_t puts_ever(mp_queue *q) {
   return q->order == MP_QUEUE_FIFO ? mp__qfifo_puts(q) : mp__qheap_puts(q);
 }
 
+/* held_done: one task of this process's is done (if it held any: a task
+ * may be marked done by another process than the one that took it). */
+static void held_done(mp_queue *q) {
+  if (q->slot < 0)
+    return;
+  _Atomic uint32_t *held = &q->s->held[q->slot];
+  uint32_t v = atomic_load(held);
+  while (v > 0 && !atomic_compare_exchange_weak(held, &v, v - 1)) {
+  }
+}
+
 /* Unfinished tasks: puts minus task_done calls, both modulo 2^32. Each
  * side is one atomic word, so a death at any point leaves them exact. */
 static uint32_t unfinished(mp_queue *q) {
@@ -1555,6 +1619,7 @@ int mp_queue_task_done(mp_queue *q) {
     if (left == 0 || left > (uint32_t)INT32_MAX)
       return MP_EVALUE;
     if (atomic_compare_exchange_weak(&q->s->done, &done, done + 1)) {
+      held_done(q);
       if (left == 1)
         mp__queue_notify(q, &q->s->joined);
       return 0;
@@ -1567,18 +1632,52 @@ static bool ready_joined(mp_queue *q, void *arg) {
   return unfinished(q) == 0;
 }
 
+/* dead_holder: a user known to be dead that held unfinished tasks, as
+ * an MP_EOWNERDEAD with its detail; 0 if none. */
+static int dead_holder(mp_queue *q) {
+  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
+    uint32_t n = atomic_load(&q->s->held[i]);
+    uint64_t e = atomic_load(&q->s->procs[i]);
+    if (n != 0 && e != 0 && entry_gone(q, e))
+      return mp__fail(MP_EOWNERDEAD,
+                      "process %d died holding %u unfinished task(s)",
+                      (int)(uint32_t)e, n);
+  }
+  return 0;
+}
+
+/* How often a join looks for dead holders. */
+#define JOIN_CHECK_NS (100 * 1000 * 1000)
+
 int mp_queue_join(mp_queue *q, double timeout) {
   int rc = check_handle(q);
   if (rc != 0)
     return rc;
   if (!q->joinable)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "not a joinable queue");
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
   mp__deadline d = deadline_of(timeout);
   while (!ready_joined(q, NULL)) {
-    if ((rc = wait_until(q, &q->s->joined, ready_joined, NULL, d)) != 0)
+    if ((rc = dead_holder(q)) != 0)
+      return ready_joined(q, NULL) ? 0 : rc;
+    mp__deadline slice = d.poll ? d : mp__deadline_min_slice(d, JOIN_CHECK_NS);
+    rc = wait_until(q, &q->s->joined, ready_joined, NULL, slice);
+    if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
+      continue; /* a slice ended: look for dead holders again */
+    if (rc != 0)
       return rc;
   }
   return 0;
+}
+
+ssize_t mp_queue_unfinished_tasks(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->joinable)
+    return mp__fail(MP_EINVAL, "not a joinable queue");
+  return (ssize_t)unfinished(q);
 }
 
 uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {

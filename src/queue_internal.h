@@ -115,6 +115,9 @@ typedef struct mp__qshared {
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t procs[MP__QUEUE_PROCS];
   _Atomic uint32_t procs_overflow;
   uint32_t reserved2;
+  /* JoinableQueue: per user (same index as procs), messages taken and not
+   * yet matched by that process's task_done calls. */
+  _Atomic uint32_t held[MP__QUEUE_PROCS];
   /* The PID namespaces of the users (inode of /proc/<pid>/ns/pid); entry
    * i is namespace index i + 1. Set once each, never cleared. */
   _Atomic uint64_t pidns[MP__QUEUE_NS];
@@ -153,6 +156,7 @@ struct mp_queue {
   int64_t spin_ns;
   pid_t creator; /* named: the pid whose free unlinks the name */
   uint8_t ns;     /* this process's namespace index (0: unknown) */
+  int slot;       /* this process's entry in procs, or -1 */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */

@@ -431,7 +431,63 @@ static void close_recovers_a_dead_consumers_large_message(void **state) {
   mp_queue_free(q);
 }
 
+/* ---- issue 9: NaN timeouts, inline_max, details ------------------------- */
+
+static void nan_timeout_is_invalid_everywhere(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.order = MP_QUEUE_PRIORITY,
+                                      .joinable = 1});
+  double nan = __builtin_nan("");
+  char buf[16];
+  size_t len, lens[2] = {1, 1};
+  int64_t v, prio;
+  double dv;
+  mp_queue_msg m;
+#define NAN_CASE(call)                                                       \
+  do {                                                                       \
+    assert_rc((int)(call), MP_EINVAL);                                       \
+    assert_string_equal(mp_error_detail(), "timeout is NaN");                \
+  } while (0)
+  NAN_CASE(mp_queue_put(q, "x", 1, nan));
+  NAN_CASE(mp_queue_put_priority(q, 1, "x", 1, nan));
+  NAN_CASE(mp_queue_put_batch(q, "xy", lens, 2, nan));
+  NAN_CASE(mp_queue_put_int64(q, 1, nan));
+  NAN_CASE(mp_queue_put_double(q, 1.0, nan));
+  NAN_CASE(mp_queue_put_str(q, "x", nan));
+  assert_rc(mp_queue_put_int64(q, 5, 0), 0);
+  NAN_CASE(mp_queue_get(q, buf, sizeof buf, &len, nan));
+  NAN_CASE(mp_queue_get_priority(q, &prio, buf, sizeof buf, &len, nan));
+  NAN_CASE(mp_queue_get_batch(q, buf, sizeof buf, lens, 2, nan));
+  NAN_CASE(mp_queue_get_msg(q, &m, nan));
+  NAN_CASE(mp_queue_get_int64(q, &v, nan));
+  NAN_CASE(mp_queue_get_double(q, &dv, nan));
+  NAN_CASE(mp_queue_get_str(q, buf, sizeof buf, nan));
+  NAN_CASE(mp_queue_join(q, nan));
+  /* Nothing was taken by the refused calls. */
+  assert_int_equal(mp_queue_qsize(q), 1);
+  mp_queue_free(q);
+}
+
+static void inline_max_below_24_is_refused(void **state) {
+  (void)state;
+  mp_queue *q = NULL;
+  for (size_t i = 1; i < 24; i++) {
+    assert_rc(mp_queue_new(&q, &(mp_queue_opts){.inline_max = i}), MP_EINVAL);
+    assert_non_null(strstr(mp_error_detail(), "inline_max"));
+    assert_rc(mp_queue_size_for(&(mp_queue_opts){.inline_max = i,
+                                                 .order = MP_QUEUE_LIFO}),
+              MP_EINVAL);
+  }
+  assert_null(q);
+  assert_rc(mp_queue_new(&q, &(mp_queue_opts){.inline_max = 24}), 0);
+  mp_queue_free(q);
+  assert_rc(mp_queue_new(&q, &(mp_queue_opts){.order = 7}), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "order"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(nan_timeout_is_invalid_everywhere),
+    cmocka_unit_test(inline_max_below_24_is_refused),
     cmocka_unit_test(heap_index_from_shared_memory_is_checked),
     cmocka_unit_test(heap_get_reads_slot_header_once),
     cmocka_unit_test(stopped_consumer_does_not_hold_a_large_put),

@@ -90,7 +90,9 @@ typedef struct mp_queue_opts {
   size_t inline_max;  /* the largest message copied into the queue's own
                          memory; larger ones travel through a segment of
                          their own. 0: a quarter of the capacity (FIFO) or
-                         232 bytes (LIFO, priority). At least 24. */
+                         232 bytes (LIFO, priority). At least 24 (the size
+                         of a large message's record): 1 to 23 is
+                         MP_EINVAL. */
   mp_queue_order order;
   int joinable; /* nonzero: a JoinableQueue (task_done, join) */
   long spin_ns; /* how long a blocked call spins before sleeping:
@@ -106,6 +108,10 @@ MP_EXTERN int mp_queue_new(mp_queue **out, const mp_queue_opts *opts);
 /* mp_simple_queue_new creates an anonymous FIFO queue with the defaults:
  * Python's SimpleQueue (put, get, empty, close). */
 MP_EXTERN int mp_simple_queue_new(mp_queue **out);
+/* mp_joinable_queue_new creates an anonymous FIFO JoinableQueue holding at
+ * most maxsize messages (0: bounded by bytes only): Python's
+ * JoinableQueue(maxsize). Returns as mp_queue_new. */
+MP_EXTERN int mp_joinable_queue_new(mp_queue **out, size_t maxsize);
 /* mp_queue_open opens the queue another process created under name. It
  * checks the segment's header, sizes and offsets before using it.
  * Returns 0, MP_ENOENT, MP_ECORRUPT (not a valid queue), MP_EINVAL,
@@ -255,8 +261,19 @@ MP_EXTERN int mp_queue_poll(mp_queue *q);
  * ValueError), MP_EINVAL (not a joinable queue). */
 MP_EXTERN int mp_queue_task_done(mp_queue *q);
 /* mp_queue_join waits until every message ever put has been marked done.
- * Returns 0, MP_EAGAIN (timeout 0) or MP_ETIMEDOUT, MP_EINVAL. */
+ * Unlike Python's, it does not wait for ever for tasks nobody can finish:
+ * each process's gets not yet matched by its task_done calls are counted
+ * (in the queue's table of users), and once a process that held some is
+ * known to be dead while tasks are unfinished, join returns MP_EOWNERDEAD
+ * (mp_error_detail names the process and its count); every later join
+ * does too, until task_done was called for them. Returns 0, MP_EOWNERDEAD,
+ * MP_EAGAIN (timeout 0) or MP_ETIMEDOUT, MP_EINVAL (not joinable, or a NaN
+ * timeout). */
 MP_EXTERN int mp_queue_join(mp_queue *q, double timeout);
+/* mp_queue_unfinished_tasks returns how many messages were put and not yet
+ * marked done (Python's internal _unfinished_tasks counter), or
+ * MP_EINVAL (not a joinable queue). */
+MP_EXTERN ssize_t mp_queue_unfinished_tasks(mp_queue *q);
 
 #ifdef __cplusplus
 }
