@@ -115,6 +115,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static int procs_add(mp_queue *q, int32_t pid);
 static uint8_t ns_index(mp__qshared *s);
 static bool holder_dead(mp_queue *q, uint64_t v);
+static void lease_release(mp_queue *q, int idx);
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
@@ -278,6 +279,8 @@ static bool procs_others_alive(mp_queue *q, int32_t pid) {
  * for both keeps them from drifting apart. */
 typedef struct plan {
   uint8_t order;
+  uint8_t lease;
+  uint64_t lease_off, lease_size;
   uint64_t capacity, maxsize, inline_max, max_message;
   uint32_t nslots, slot_size;
   int64_t spin_ns;
@@ -305,6 +308,13 @@ static void plan_offsets(plan *p) {
     p->index_off = base;
     p->ring_off = align_up(base + 2ull * 4 * p->nslots, MP__QUEUE_LINE);
     p->total = p->ring_off + (uint64_t)p->nslots * p->slot_size;
+  }
+  if (p->lease) {
+    p->lease_size = align_up(sizeof(mp__qlease) + p->inline_max, 8);
+    p->lease_off = align_up(p->total, MP__QUEUE_LINE);
+    p->total = p->lease_off + MP_QUEUE_LEASES * p->lease_size;
+  } else {
+    p->lease_off = p->lease_size = 0;
   }
   /* Whole lines, so that queues placed one after another stay aligned. */
   p->total = align_up(p->total, MP__QUEUE_LINE);
@@ -347,6 +357,9 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
   inl = MP__MIN(inl, p->max_message);
   inl = MP__MAX(inl, MP__QUEUE_INLINE_MIN);
   p->inline_max = inl;
+  if (o->lease && p->order != MP_QUEUE_FIFO)
+    return mp__fail(MP_EINVAL, "lease mode needs a FIFO queue");
+  p->lease = o->lease != 0;
   if (p->order != MP_QUEUE_FIFO) {
     p->slot_size = (uint32_t)align_up(sizeof(mp__qslot) + inl, 8);
     uint64_t n;
@@ -372,6 +385,8 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
  * library made, fitting in avail bytes? */
 static bool check_layout(const mp__qshared *h, uint64_t avail) {
   plan p = {.order = h->order,
+            .lease = h->lease,
+            .inline_max = h->inline_max,
             .capacity = h->capacity,
             .nslots = h->nslots,
             .slot_size = h->slot_size};
@@ -379,7 +394,8 @@ static bool check_layout(const mp__qshared *h, uint64_t avail) {
       h->max_message > MP_QUEUE_MESSAGE_MAX ||
       h->inline_max < MP__QUEUE_INLINE_MIN ||
       h->inline_max > h->max_message + MP__QUEUE_INLINE_MIN || h->spin_ns < 0 ||
-      h->spin_ns > SPIN_MAX_NS || h->joinable > 1)
+      h->spin_ns > SPIN_MAX_NS || h->joinable > 1 || h->lease > 1 ||
+      (h->lease && h->order != MP_QUEUE_FIFO))
     return false;
   if (h->order == MP_QUEUE_FIFO) {
     if (h->capacity < MP_QUEUE_MIN_CAPACITY ||
@@ -396,6 +412,7 @@ static bool check_layout(const mp__qshared *h, uint64_t avail) {
   }
   plan_offsets(&p);
   return p.ring_off == h->ring_off && p.index_off == h->index_off &&
+         p.lease_off == h->lease_off && p.lease_size == h->lease_size &&
          p.total == h->total_size && p.total <= avail;
 }
 
@@ -426,6 +443,11 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
     q->slot_payload = h->slot_size - (uint32_t)sizeof(mp__qslot);
     q->heap = (uint32_t *)(void *)((unsigned char *)s + h->index_off);
     q->freestk = q->heap + h->nslots;
+  }
+  q->lease = h->lease != 0;
+  if (q->lease) {
+    q->leases = (unsigned char *)s + h->lease_off;
+    q->lease_size = (uint32_t)h->lease_size;
   }
   q->maxsize = h->maxsize ? h->maxsize : UINT64_MAX;
   q->inline_max = h->inline_max;
@@ -467,6 +489,9 @@ static int state_init(mp__qshared *s, const plan *p, uint8_t origin,
   s->spin_ns = p->spin_ns;
   s->ring_off = p->ring_off;
   s->index_off = p->index_off;
+  s->lease = p->lease;
+  s->lease_off = p->lease_off;
+  s->lease_size = p->lease_size;
   s->creator_pid = (int32_t)getpid();
   if (p->order != MP_QUEUE_FIFO) {
     /* All slots free: the stack holds every index. Its order is the
@@ -708,6 +733,9 @@ static void discard(mp_queue *q) {
     }
     mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
+    if (q->lease)
+      for (int i = 0; i < MP_QUEUE_LEASES; i++)
+        lease_release(q, i);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
     mp__queue_unlock(q, &q->s->clock);
@@ -1178,6 +1206,156 @@ static bool ready_room(mp_queue *q, void *arg) {
   return count_now(q) < q->nslots;
 }
 
+/* ---- leases (at-least-once mode) ----------------------------------------
+ * A get of a lease-mode queue, holding the consumer lock, claims a lease
+ * entry (step 1), copies the record it takes into it with the head count
+ * its commit will set (step 2), then commits as any get. The entry keeps
+ * the message until the holder acks it. Whoever finds an entry whose
+ * holder is known to be dead (of its own PID namespace: see mp__queue_tag)
+ * claims it (step 3) and settles it: step 1, or step 2 with the head not
+ * yet at head_cnt, means the get never committed (the message is still
+ * queued): the entry is freed. Otherwise the message is put back at the
+ * tail, then the entry is freed. A settler killed in step 3 leaves it to
+ * the next, who puts the message back again: at least once, maybe twice.
+ * A large message's segment belongs to the lease until ack (never parked
+ * or unlinked by the get), and is what is put back. */
+#define LEASE_STEP_WRITING 1u
+#define LEASE_STEP_HELD 2u
+#define LEASE_STEP_SETTLING 3u
+
+static mp__qlease *lease_at(mp_queue *q, int idx) {
+  return (mp__qlease *)(void *)(q->leases + (size_t)idx * q->lease_size);
+}
+
+int mp__qlease_claim(mp_queue *q) {
+  uint64_t mine = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_WRITING;
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    uint64_t cur = 0;
+    if (atomic_compare_exchange_strong(&lease_at(q, i)->state, &cur, mine))
+      return i;
+  }
+  return -1;
+}
+
+void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
+                     const void *data, uint32_t len, mp__qget *g) {
+  mp__qlease *e = lease_at(q, idx);
+  uint32_t gen = e->gen + 1;
+  e->gen = gen;
+  e->head_cnt = head_cnt;
+  e->kind = kind;
+  e->len = len;
+  if (len > 0)
+    memcpy(e + 1, data, len);
+  atomic_store_explicit(
+      &e->state, ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD,
+      memory_order_release);
+  g->lease = ((uint64_t)gen << 8) | (uint64_t)(idx + 1);
+}
+
+void mp__qlease_abandon(mp_queue *q, int idx) {
+  atomic_store(&lease_at(q, idx)->state, 0);
+}
+
+/* lease_release frees entry idx, removing a large message's segment. */
+static void lease_release(mp_queue *q, int idx) {
+  mp__qlease *e = lease_at(q, idx);
+  if (e->kind == MP__REC_LARGE && e->len == sizeof(mp__qlarge_ref)) {
+    mp__qlarge_ref ref;
+    memcpy(&ref, e + 1, sizeof ref);
+    mp__qlarge_unlink(q, &ref, NULL);
+  }
+  atomic_store_explicit(&e->state, 0, memory_order_release);
+}
+
+static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d);
+
+/* lease_settle settles entry idx, claimed (step 3) from a dead holder whose
+ * word was was. */
+static void lease_settle(mp_queue *q, int idx, uint64_t was) {
+  mp__qlease *e = lease_at(q, idx);
+  uint32_t step = (uint32_t)(was & 3u);
+  uint32_t head = (uint32_t)(atomic_load(&q->s->headw) >> 32);
+  bool committed = step != LEASE_STEP_WRITING &&
+                   (int32_t)(head - e->head_cnt) >= 0;
+  if (!committed) {
+    atomic_store(&e->state, 0);
+    return;
+  }
+  uint32_t len = e->len;
+  uint16_t kind = e->kind;
+  bool ok = (kind == MP__REC_INLINE && len <= q->inline_max) ||
+            (kind == MP__REC_LARGE && len == sizeof(mp__qlarge_ref));
+  if (!ok) {
+    atomic_store(&e->state, 0); /* damaged from outside */
+    return;
+  }
+  /* A private copy: what is checked is what is put. */
+  unsigned char small[256];
+  unsigned char *copy = len <= sizeof small ? small : mp__alloc(len);
+  if (copy == NULL) {
+    atomic_store(&e->state, was); /* the next one tries again */
+    return;
+  }
+  memcpy(copy, e + 1, len);
+  mp__qput m = {.data = copy, .len = len, .kind = kind};
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  int rc = put_stored(q, &m, poll);
+  if (copy != small)
+    mp__free(copy);
+  if (rc == 0 || rc == MP_ECLOSED || rc == MP_ECORRUPT) {
+    /* Queued again; or it cannot be any more (closed: the message is
+     * lost as any unacked one of a closed queue). */
+    if (rc != 0)
+      lease_release(q, idx);
+    else
+      atomic_store(&e->state, 0);
+    return;
+  }
+  atomic_store(&e->state, was); /* full now: the next one tries again */
+}
+
+/* lease_reclaim puts back the messages of dead holders' leases. Cheap
+ * when there are none: one load per entry. */
+static void lease_reclaim(mp_queue *q) {
+  uint32_t me = mp__queue_tag(q);
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    mp__qlease *e = lease_at(q, i);
+    uint64_t st = atomic_load_explicit(&e->state, memory_order_acquire);
+    if (st == 0 || (uint32_t)(st >> 32) == me ||
+        !mp__queue_tag_gone(q, (uint32_t)(st >> 32)))
+      continue;
+    uint64_t settling = ((uint64_t)me << 32) | LEASE_STEP_SETTLING;
+    if (atomic_compare_exchange_strong(&e->state, &st, settling))
+      lease_settle(q, i, st);
+  }
+}
+
+int mp_queue_ack(mp_queue *q, uint64_t lease) {
+  int rc = q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
+  if (rc != 0)
+    return rc;
+  if (!q->lease)
+    return mp__fail(MP_EINVAL, "not a lease-mode queue");
+  uint64_t held = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD;
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    mp__qlease *e = lease_at(q, i);
+    if (lease != 0 && (lease & 0xff) != (uint64_t)(i + 1))
+      continue;
+    if (atomic_load(&e->state) != held ||
+        (lease != 0 && (lease >> 8) != e->gen))
+      continue;
+    uint64_t cur = held;
+    uint64_t busy = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_SETTLING;
+    if (!atomic_compare_exchange_strong(&e->state, &cur, busy))
+      continue;
+    lease_release(q, i);
+    return 0;
+  }
+  return mp__fail(MP_EINVAL, lease != 0 ? "not a lease this process holds"
+                                        : "this process holds no lease");
+}
+
 /* ---- put
  * ---------------------------------------------------------------------- */
 
@@ -1364,6 +1542,10 @@ static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
   if (rc != 0)
     return rc;
   mp__deadline d = deadline_of(timeout);
+  if (q->lease) {
+    lease_reclaim(q);
+    g->max = 1;
+  }
   if (!q->joinable || q->slot < 0)
     return get_wait_loop(q, g, d);
   /* A JoinableQueue counts what each process holds (see mp_queue_join):
@@ -1396,6 +1578,24 @@ static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
 int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len,
                  double timeout) {
   return get_one(q, NULL, buf, cap, len, timeout);
+}
+
+int mp_queue_get_lease(mp_queue *q, void *buf, size_t cap, size_t *len,
+                       uint64_t *lease, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->lease)
+    return mp__fail(MP_EINVAL, "not a lease-mode queue");
+  if (len == NULL || lease == NULL || (buf == NULL && cap > 0))
+    return MP_EINVAL;
+  mp__qget g = {.buf = buf, .cap = cap, .max = 1, .lens = len};
+  rc = get_wait(q, &g, timeout);
+  if (rc == MP_ETOOBIG)
+    *len = g.needed;
+  if (rc == 0)
+    *lease = g.lease;
+  return rc;
 }
 
 int mp_queue_get_nowait(mp_queue *q, void *buf, size_t cap, size_t *len) {
@@ -1620,6 +1820,8 @@ int mp_queue_task_done(mp_queue *q) {
       return MP_EVALUE;
     if (atomic_compare_exchange_weak(&q->s->done, &done, done + 1)) {
       held_done(q);
+      if (q->lease)
+        (void)mp_queue_ack(q, 0);
       if (left == 1)
         mp__queue_notify(q, &q->s->joined);
       return 0;

@@ -65,7 +65,8 @@ typedef struct mp__qshared {
   uint32_t seg_magic;
   uint8_t order;
   uint8_t joinable;
-  uint16_t reserved0;
+  uint8_t lease; /* at-least-once mode (FIFO) */
+  uint8_t reserved0;
   _Atomic uint32_t closed;
   _Atomic uint32_t fence_needed; /* some user cannot take heavy barriers */
   uint64_t total_size;
@@ -79,6 +80,8 @@ typedef struct mp__qshared {
   int64_t spin_ns;
   uint64_t ring_off;  /* the ring or the slots */
   uint64_t index_off; /* heap only: heap array, then free stack */
+  uint64_t lease_off; /* lease mode: MP_QUEUE_LEASES entries */
+  uint64_t lease_size; /* bytes per lease entry */
   int32_t creator_pid;
   uint32_t reserved1;
 
@@ -157,6 +160,9 @@ struct mp_queue {
   pid_t creator; /* named: the pid whose free unlinks the name */
   uint8_t ns;     /* this process's namespace index (0: unknown) */
   int slot;       /* this process's entry in procs, or -1 */
+  bool lease;     /* at-least-once mode */
+  unsigned char *leases; /* lease mode: the entries */
+  uint32_t lease_size;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -184,6 +190,7 @@ typedef struct mp__qget {
   size_t taken;      /* out */
   size_t used;       /* out: bytes of buf filled */
   size_t needed;     /* out with MP_ETOOBIG */
+  uint64_t lease;    /* out, lease mode: the lease of the message taken */
   uint64_t seg_size; /* out: the large message's segment's size */
 } mp__qget;
 
@@ -221,6 +228,28 @@ int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
 /* What an mp_queue_msg's priv_[1] says priv_[0] is. */
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
+
+/* A lease entry (lease mode): state is 0 (free), or (holder tag << 32) |
+ * step, step 1 while the holder writes it (its get has not committed),
+ * 2 once written (the get commits after), 3 while someone puts it back.
+ * head_cnt is the consumers' count the get's commit sets: whether the
+ * commit happened is told from the head word. Then the stored record. */
+typedef struct mp__qlease {
+  _Atomic uint64_t state;
+  uint32_t head_cnt;
+  uint32_t gen; /* counts the entry's leases: part of the lease id */
+  uint32_t len;
+  uint16_t kind;
+  uint16_t reserved;
+} mp__qlease;
+
+/* mp__qlease_claim takes a free entry for the caller (step 1); returns its
+ * index, or -1 when all are held. mp__qlease_fill stores the record and
+ * the count the commit will set (step 2), and the lease id in g. */
+int mp__qlease_claim(mp_queue *q);
+void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
+                     const void *data, uint32_t len, mp__qget *g);
+void mp__qlease_abandon(mp_queue *q, int idx);
 
 /* ---- queue_fifo.c -------------------------------------------------------
  * try_put puts msgs[0..n) as far as room allows, committing them at once;

@@ -485,7 +485,86 @@ static void inline_max_below_24_is_refused(void **state) {
   assert_non_null(strstr(mp_error_detail(), "order"));
 }
 
+/* ---- lease mode (at-least-once) ------------------------------------------ */
+
+static int lease_and_die(void *arg) {
+  mp_queue *q = arg;
+  static unsigned char buf[200000];
+  size_t len;
+  uint64_t lease;
+  if (mp_queue_get_lease(q, buf, sizeof buf, &len, &lease, 5.0) != 0)
+    return 1;
+  raise(SIGKILL); /* mid-task: never acked */
+  return 2;
+}
+
+static void consumer_killed_mid_task_loses_nothing(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.lease = 1, .capacity = 8192});
+  static unsigned char big[100000], out[200000];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (unsigned char)(i * 7);
+  assert_rc(mp_queue_put(q, "first", 5, 0), 0);
+  assert_rc(mp_queue_put(q, big, sizeof big, 0), 0);
+  assert_rc(mp_queue_put(q, "last", 4, 0), 0);
+  for (int k = 0; k < 2; k++) {
+    pid_t pid = mp_test_fork(lease_and_die, q);
+    int st = mp_test_wait(pid, mp_test_slack(10));
+    assert_true(WIFSIGNALED(st));
+  }
+  /* Both taken messages come back, after "last". */
+  size_t len;
+  uint64_t l1, l2, l3;
+  assert_rc(mp_queue_get_lease(q, out, sizeof out, &len, &l1, 0), 0);
+  assert_int_equal(len, 4);
+  assert_memory_equal(out, "last", 4);
+  assert_rc(mp_queue_get_lease(q, out, sizeof out, &len, &l2, 0), 0);
+  assert_int_equal(len, 5);
+  assert_memory_equal(out, "first", 5);
+  assert_rc(mp_queue_get_lease(q, out, sizeof out, &len, &l3, 0), 0);
+  assert_int_equal(len, sizeof big);
+  assert_memory_equal(out, big, sizeof big);
+  assert_rc(mp_queue_get_lease(q, out, sizeof out, &len, &l1, 0), MP_EAGAIN);
+  assert_rc(mp_queue_ack(q, l2), 0);
+  assert_rc(mp_queue_ack(q, l2), MP_EINVAL); /* acked already */
+  assert_rc(mp_queue_ack(q, l3), 0);
+  assert_int_equal(count_large(q), 0);
+  assert_rc(mp_queue_ack(q, 0), 0); /* the one of "last" */
+  assert_rc(mp_queue_ack(q, 0), MP_EINVAL);
+  mp_queue_free(q);
+}
+
+static void lease_table_full_and_options(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.lease = 1, .joinable = 1});
+  for (int i = 0; i < MP_QUEUE_LEASES + 1; i++)
+    assert_rc(mp_queue_put_int64(q, i, 0), 0);
+  int64_t v;
+  for (int i = 0; i < MP_QUEUE_LEASES; i++)
+    assert_rc(mp_queue_get_int64(q, &v, 0), 0);
+  assert_rc(mp_queue_get_int64(q, &v, 0), MP_EBUSY);
+  /* task_done releases a lease too. */
+  assert_rc(mp_queue_task_done(q), 0);
+  assert_rc(mp_queue_get_int64(q, &v, 0), 0);
+  assert_int_equal(v, MP_QUEUE_LEASES);
+  mp_queue_free(q);
+  mp_queue *h = NULL;
+  assert_rc(mp_queue_new(&h, &(mp_queue_opts){.lease = 1,
+                                              .order = MP_QUEUE_LIFO}),
+            MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "FIFO"));
+  q = qnew(NULL);
+  size_t len;
+  uint64_t lease;
+  char buf[8];
+  assert_rc(mp_queue_get_lease(q, buf, sizeof buf, &len, &lease, 0), MP_EINVAL);
+  assert_rc(mp_queue_ack(q, 0), MP_EINVAL);
+  mp_queue_free(q);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(consumer_killed_mid_task_loses_nothing),
+    cmocka_unit_test(lease_table_full_and_options),
     cmocka_unit_test(nan_timeout_is_invalid_everywhere),
     cmocka_unit_test(inline_max_below_24_is_refused),
     cmocka_unit_test(heap_index_from_shared_memory_is_checked),

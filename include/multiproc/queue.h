@@ -97,7 +97,13 @@ typedef struct mp_queue_opts {
   int joinable; /* nonzero: a JoinableQueue (task_done, join) */
   long spin_ns; /* how long a blocked call spins before sleeping:
                    0: MP_QUEUE_DEFAULT_SPIN_NS; negative: never */
+  int lease;    /* nonzero (FIFO only): at-least-once delivery. Every get
+                   leases its message until mp_queue_ack (or task_done);
+                   a lease whose holder died is queued again. */
 } mp_queue_opts;
+
+/* A lease-mode queue holds at most this many leases at once. */
+#define MP_QUEUE_LEASES 16
 
 /* ---- life cycle ---------------------------------------------------------
  * mp_queue_new creates a queue as opts say and stores its handle in *out.
@@ -254,6 +260,25 @@ MP_EXTERN int mp_queue_closed(mp_queue *q);
  * mp_connection_wait uses it to wait on queues among connections and
  * processes. */
 MP_EXTERN int mp_queue_poll(mp_queue *q);
+
+/* ---- at-least-once (lease mode) -----------------------------------------
+ * mp_queue_get_lease is mp_queue_get on a queue made with .lease = 1, that
+ * also stores the message's lease in *lease. Until the lease is released
+ * by mp_queue_ack, the queue keeps a copy; if the process that holds it is
+ * known to be dead, the next get of any process puts the message back at
+ * the tail (so a consumer killed after get, before it finished, loses
+ * nothing; the price is that such a message may be delivered twice, and
+ * out of order). Every get of a lease-mode queue leases (one message per
+ * call); mp_queue_ack(q, 0) releases one lease this process holds, as does
+ * mp_queue_task_done. A get finding all MP_QUEUE_LEASES leases held
+ * returns MP_EBUSY. Returns as mp_queue_get, and MP_EINVAL (not a
+ * lease-mode queue). */
+MP_EXTERN int mp_queue_get_lease(mp_queue *q, void *buf, size_t cap,
+                                 size_t *len, uint64_t *lease, double timeout);
+/* mp_queue_ack releases lease (0: any one this process holds). Returns 0,
+ * or MP_EINVAL (not a lease this process holds, or not a lease-mode
+ * queue). */
+MP_EXTERN int mp_queue_ack(mp_queue *q, uint64_t lease);
 
 /* ---- JoinableQueue ------------------------------------------------------
  * mp_queue_task_done tells that a message taken by get has been processed.
