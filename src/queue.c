@@ -114,6 +114,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static int procs_add(mp_queue *q, int32_t pid);
 static uint8_t ns_index(mp__qshared *s);
+static uint32_t make_tag(mp_queue *q);
 static bool holder_dead(mp_queue *q, uint64_t v);
 static void lease_release(mp_queue *q, int idx);
 
@@ -132,6 +133,7 @@ static void atfork_child(void) {
       /* The child may be in another PID namespace than its parent (one
        * that called unshare): it looks its own up. */
       q->ns = ns_index(q->s);
+      q->tag = make_tag(q);
       q->slot = procs_add(q, pid);
     }
   }
@@ -190,7 +192,11 @@ static uint8_t ns_index(mp__qshared *s) {
   return 0; /* the table is full: unknown */
 }
 
-uint32_t mp__queue_tag(mp_queue *q) {
+uint32_t mp__queue_tag(mp_queue *q) { return q->tag; }
+
+/* make_tag computes the tag of the calling process (on join, and in a
+ * forked child). */
+static uint32_t make_tag(mp_queue *q) {
   uint32_t pid = (uint32_t)getpid();
   /* Linux pids stay below 2^22; a larger one would not fit beside the
    * index, and is tagged unknown. */
@@ -459,6 +465,7 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
  * users, the heavy barrier, the list of handles. */
 static void handle_join(mp_queue *q) {
   q->ns = ns_index(q->s);
+  q->tag = make_tag(q);
   q->slot = procs_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;

@@ -380,10 +380,6 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   /* Lease mode: one message per get, kept in a lease entry claimed now
    * (see queue.c's leases). */
   int lease = -1;
-  if (q->lease && cnt != cnt_of(t) && (lease = mp__qlease_claim(q)) < 0) {
-    mp__queue_unlock(q, &s->clock);
-    return mp__fail(MP_EBUSY, "all %d leases are held", MP_QUEUE_LEASES);
-  }
   while (taken < g->max) {
     if (cnt == cnt_of(t)) {
       if (fresh)
@@ -403,6 +399,10 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     uint32_t adv;
     if (!read_record(q, pos, pos_of(t) - pos, &hd, &payload, &adv)) {
       rc = MP_ECORRUPT;
+      break;
+    }
+    if (q->lease && lease < 0 && (lease = mp__qlease_claim(q)) < 0) {
+      rc = mp__fail(MP_EBUSY, "all %d leases are held", MP_QUEUE_LEASES);
       break;
     }
     if (hd.kind == MP__REC_INLINE) {

@@ -160,6 +160,7 @@ struct mp_queue {
   pid_t creator; /* named: the pid whose free unlinks the name */
   uint8_t ns;     /* this process's namespace index (0: unknown) */
   int slot;       /* this process's entry in procs, or -1 */
+  uint32_t tag;   /* mp__queue_tag: this process's tag, made on join */
   bool lease;     /* at-least-once mode */
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
