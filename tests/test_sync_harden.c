@@ -34,7 +34,9 @@ static int scribbled_offset_is_refused_child(void *arg) {
     return 1;
   /* Another lock, in another mapping (the heap). */
   *offset_of(&p->cond) = (int64_t)((char *)other - (char *)&p->cond);
-  if (mp_condition_acquire(&p->cond, 0) != MP_EINVAL)
+  int rc = mp_condition_acquire(&p->cond, 0);
+  free(other);
+  if (rc != MP_EINVAL)
     return 2; /* it used a lock the writer chose */
   /* Far away, unmapped. */
   *offset_of(&p->cond) = (int64_t)1 << 40;
