@@ -598,7 +598,7 @@ static bool check_dynamic(mp_queue *q) {
 static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
                           uint8_t origin) {
   if (avail < sizeof(mp__qshared))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "segment smaller than a queue header");
   uint32_t magic = atomic_load_explicit((_Atomic uint32_t *)&s->head.magic,
                                         memory_order_acquire);
   /* Read the header once, into private memory: another program may be
@@ -607,12 +607,16 @@ static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
   memcpy(&h, s, sizeof h);
   if (magic != MP__OBJECT_MAGIC || h.seg_magic != MP__QUEUE_MAGIC ||
       h.head.type != MP__TYPE_QUEUE || h.head.version != MP__LAYOUT_VERSION ||
-      h.head.origin != origin || !check_layout(&h, avail))
-    return MP_ECORRUPT;
+      h.head.origin != origin)
+    return mp__fail(MP_ECORRUPT, "not a queue of this library (magic, type, "
+                                 "version or origin)");
+  if (!check_layout(&h, avail))
+    return mp__fail(MP_ECORRUPT, "queue header: sizes or offsets do not "
+                                 "agree with the segment");
   q->origin = origin;
   handle_fill(q, s, &h);
   if (!check_dynamic(q))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "queue positions or counts out of range");
   return 0;
 }
 
@@ -637,7 +641,7 @@ int mp_queue_open(mp_queue **out, const char *name) {
       size > MP_QUEUE_MAX_CAPACITY + (64u << 20)) {
     close(fd);
     mp__free(q);
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "segment size is not a queue's");
   }
   rc = mp__os_map_shared(fd, size, &q->map);
   close(fd);
@@ -650,7 +654,7 @@ int mp_queue_open(mp_queue **out, const char *name) {
   /* The whole mapping is the queue's: a segment longer than the layout
    * needs (rounded to a page) is someone else's doing. */
   if (rc == 0 && align_up(q->s->total_size, mp__os_page_size()) != size)
-    rc = MP_ECORRUPT;
+    rc = mp__fail(MP_ECORRUPT, "segment longer than its queue");
   if (rc != 0) {
     mp__os_unmap(q->map, size);
     mp__free(q);
@@ -1367,7 +1371,11 @@ int mp_queue_ack(mp_queue *q, uint64_t lease) {
  * ---------------------------------------------------------------------- */
 
 static int check_handle(mp_queue *q) {
-  return q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
+  if (q == NULL)
+    return mp__fail(MP_EINVAL, "queue is NULL");
+  if (mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
+    return mp__fail(MP_EINVAL, "not a queue (destroyed?)");
+  return 0;
 }
 
 static int try_put(mp_queue *q, const mp__deadline *d, const mp__qput *m,
@@ -1459,7 +1467,7 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
   if (rc != 0)
     return rc;
   if (q->order != MP_QUEUE_PRIORITY)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "not a priority queue");
   return put_timed(q, priority, buf, len, timeout);
 }
 
@@ -1819,7 +1827,7 @@ int mp_queue_task_done(mp_queue *q) {
   if (rc != 0)
     return rc;
   if (!q->joinable)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "not a joinable queue");
   uint32_t done = atomic_load(&q->s->done);
   for (;;) {
     uint32_t left = puts_ever(q) - done;

@@ -152,7 +152,7 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
     fresh = true;
     if (!pair_ok(q, h, t)) {
       mp__queue_unlock(q, &s->plock);
-      return MP_ECORRUPT;
+      return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
     }
     s->head_cache = h;
   }
@@ -368,7 +368,7 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     fresh = true;
     if (!pair_ok(q, h, t)) {
       mp__queue_unlock(q, &s->clock);
-      return MP_ECORRUPT;
+      return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
     }
     s->tail_cache = t;
   }
@@ -398,7 +398,7 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     unsigned char *payload;
     uint32_t adv;
     if (!read_record(q, pos, pos_of(t) - pos, &hd, &payload, &adv)) {
-      rc = MP_ECORRUPT;
+      rc = mp__fail(MP_ECORRUPT, "ring record header is damaged");
       break;
     }
     if (q->lease && lease < 0 && (lease = mp__qlease_claim(q)) < 0) {

@@ -303,7 +303,7 @@ void mp__qlarge_unlink(mp_queue *q, const mp__qlarge_ref *ref, void *arg) {
 
 int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
   if (!ref_valid(q, ref))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "large message record is damaged");
   if (g->want_exact && ref->size != g->exact)
     return MP_EPROTO;
   size_t need = (size_t)ref->size + (g->reserve_nul ? 1 : 0);
