@@ -1385,6 +1385,13 @@ static int mpq_setup_16mib(xfer *x, bench_run *run) {
   return mpq_setup_with(x, run, &opts);
 }
 
+/* multiproc_lease: the same Queue in lease mode (at-least-once): each get
+ * leases its message and the consumer acks it. The cost of the mode. */
+static int mpq_setup_lease(xfer *x, bench_run *run) {
+  mp_queue_opts opts = {.lease = 1};
+  return mpq_setup_with(x, run, &opts);
+}
+
 static void mpq_teardown(xfer *x) {
   for (int i = 0; i < 2; i++) {
     mp_queue_free(x->mpq[i]);
@@ -1421,6 +1428,16 @@ static int mpq_recv(endpoint *e, const void **data, size_t *len) {
   int rc = mp_queue_get(e->qin, e->big, e->big_cap, len, MP_FOREVER);
   *data = e->big;
   return rc == 0 ? 0 : ep_fail(e, "mp_queue_get: %s", mp_err_name(rc));
+}
+
+static int mpq_recv_lease(endpoint *e, const void **data, size_t *len) {
+  uint64_t lease;
+  int rc = mp_queue_get_lease(e->qin, e->big, e->big_cap, len, &lease,
+                              MP_FOREVER);
+  if (rc == 0)
+    rc = mp_queue_ack(e->qin, lease);
+  *data = e->big;
+  return rc == 0 ? 0 : ep_fail(e, "mp_queue_get_lease: %s", mp_err_name(rc));
 }
 
 static int mpq_recv_msg(endpoint *e, const void **data, size_t *len) {
@@ -1563,6 +1580,9 @@ SYSTEM(sys_mpq, .setup = mpq_setup, .teardown = mpq_teardown,
 SYSTEM(sys_mpq_16mib, .setup = mpq_setup_16mib, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv)
+SYSTEM(sys_mpq_lease, .setup = mpq_setup_lease, .teardown = mpq_teardown,
+       .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
+       .recv = mpq_recv_lease)
 SYSTEM(sys_mpq_zc, .setup = mpq_setup, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv_msg)
@@ -1655,6 +1675,8 @@ static int zmq_case(bench_run *run) {
 static const bench_case cases[] = {
     ROW("queue_1to1", "64B", "multiproc", "64 B", 2000000, 200, "ns/op",
         run_case, Q(&sys_mpq, T11(64), 0)),
+    ROW("queue_1to1", "64B", "multiproc_lease", "64 B", 2000000, 200, "ns/op",
+        run_case, Q(&sys_mpq_lease, T11(64), 0)),
     ROW("queue_1to1", "64B", "multiproc_batch", "64 B", 5000000, 200, "ns/op",
         run_case, Q(&sys_mpq_batch, T11(64), 1)),
     PEERS_1TO1("64B", "64 B", 64, 100000, 50000, 300000, 2000000, 10000000,

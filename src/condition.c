@@ -62,6 +62,7 @@
  * waiting, so a notifier killed in between leaves one unit too many, not
  * too few; a notifier holds the lock, so its waiters also see it die.
  * Counts never go below zero: leaving waiters clamp at 0. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
@@ -85,8 +86,80 @@ typedef struct condition_state {
 _Static_assert(sizeof(condition_state) <= MP_CONDITION_SIZE,
                "Condition fits mp_condition");
 
+/* Lent locks and untrusted offsets. The offset is read from memory other
+ * processes may write (a named condition's segment, the caller's shared
+ * struct): a scribbled one must not send us to an address of its choice.
+ * So a lent lock is followed only if
+ *   - this process (or the one it was forked from) made the condition
+ *     with that very lock: the pairs are kept in process-local memory
+ *     (lent_known), never in the shared state; or else
+ *   - for a condition in place used by a process that mapped it on its
+ *     own, the lock lies in the same mapping as the condition (it must:
+ *     that process cannot see the creator's other memory).
+ * Anything else makes the call fail with MP_EINVAL. Checked pairs are
+ * remembered per thread, keyed by the condition and the offset (the lock
+ * is always the condition plus the offset, so a cached answer stays true).
+ * Without /proc the mapping cannot be checked, and a condition that is not
+ * one of ours is then refused as well. */
+#define LENT_CACHE 4
+#define LENT_KNOWN_MAX 1024
+static _Thread_local struct {
+  const void *cond;
+  int64_t off;
+} lent_cache[LENT_CACHE];
+static _Thread_local unsigned lent_next;
+
+static pthread_mutex_t lent_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  const void *cond, *lock;
+} lent_known[LENT_KNOWN_MAX];
+static size_t lent_n, lent_oldest;
+
+static void lent_remember(const void *cond, const void *lock) {
+  pthread_mutex_lock(&lent_lock);
+  size_t i;
+  for (i = 0; i < lent_n; i++)
+    if (lent_known[i].cond == cond)
+      break;
+  if (i == lent_n) {
+    if (lent_n < LENT_KNOWN_MAX)
+      lent_n++;
+    else
+      i = lent_oldest++ % LENT_KNOWN_MAX;
+  }
+  lent_known[i].cond = cond;
+  lent_known[i].lock = lock;
+  pthread_mutex_unlock(&lent_lock);
+}
+
+static bool lent_is_known(const void *cond, const void *lock) {
+  pthread_mutex_lock(&lent_lock);
+  bool yes = false;
+  for (size_t i = 0; i < lent_n && !yes; i++)
+    yes = lent_known[i].cond == cond && lent_known[i].lock == lock;
+  pthread_mutex_unlock(&lent_lock);
+  return yes;
+}
+
+static bool lent_lock_ok(const condition_state *s, int64_t off,
+                         const void *lock, size_t size) {
+  for (int i = 0; i < LENT_CACHE; i++)
+    if (lent_cache[i].cond == s && lent_cache[i].off == off)
+      return true;
+  bool ok = lent_is_known(s, lock);
+  if (!ok && s->head.origin == MP__ORIGIN_INPLACE)
+    ok = mp__os_same_mapping(s, lock, size) == 1;
+  if (ok) {
+    lent_cache[lent_next % LENT_CACHE].cond = s;
+    lent_cache[lent_next % LENT_CACHE].off = off;
+    lent_next++;
+  }
+  return ok;
+}
+
 /* lock_of returns the condition's lock, or NULL when it is not usable here
- * (destroyed, or lent by another program image). */
+ * (destroyed, lent by another program image, or an offset that leads out
+ * of the condition's mapping). */
 static mp__object_head *lock_of(condition_state *s) {
   mp__object_head *lock;
   uint16_t type = MP__TYPE_RLOCK;
@@ -97,9 +170,15 @@ static mp__object_head *lock_of(condition_state *s) {
   } else if (s->kind == KIND_LENT_LOCK || s->kind == KIND_LENT_RLOCK) {
     if (s->head.origin != MP__ORIGIN_INPLACE && s->lender != mp__image_token())
       return NULL;
-    lock = (mp__object_head *)((char *)s + (ptrdiff_t)s->lock_offset);
+    /* Read once: what is checked is what is followed. */
+    int64_t off = atomic_load_explicit((_Atomic int64_t *)&s->lock_offset,
+                                       memory_order_relaxed);
+    lock = (mp__object_head *)((char *)s + (ptrdiff_t)off);
     if (s->kind == KIND_LENT_LOCK)
       type = MP__TYPE_LOCK;
+    if (!lent_lock_ok(s, off, lock,
+                      type == MP__TYPE_LOCK ? MP_LOCK_SIZE : MP_RLOCK_SIZE))
+      return NULL;
   } else {
     return NULL;
   }
@@ -131,6 +210,7 @@ static int state_init(condition_state *s, const mp_condition_opts *opts,
   if (lent != NULL) {
     s->lock_offset = (int64_t)((const char *)lent - (const char *)s);
     s->lender = mp__image_token();
+    lent_remember(s, lent);
   } else {
     int rc = mp_rlock_init(&s->own);
     if (rc != 0)

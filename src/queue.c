@@ -94,6 +94,14 @@
 
 #define NAME_PREFIX "mp_"
 #define HEAP_INLINE_DEFAULT 232
+/* How long the last user's free (or destroy) waits for the queue's locks
+ * before it leaves the large segments to a later sweep. */
+#define DISCARD_WAIT_S 0.1
+/* closed: 0, then CLOSING once close was called (puts refuse), then
+ * CLOSED once the producers' lock was released after that (every put that
+ * passed the check before has committed: gets may answer MP_ECLOSED). */
+#define CLOSING 1u
+#define CLOSED 2u
 #define SPIN_MAX_NS 1000000000L
 
 /* ---- the process's handles (for fork) ----------------------------------
@@ -104,7 +112,11 @@ static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void procs_add(mp__qshared *s, int32_t pid);
+static int procs_add(mp_queue *q, int32_t pid);
+static uint8_t ns_index(mp__qshared *s);
+static uint32_t make_tag(mp_queue *q);
+static bool holder_dead(mp_queue *q, uint64_t v);
+static void lease_release(mp_queue *q, int idx);
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
@@ -117,8 +129,13 @@ static void atfork_child(void) {
   bool any = false;
   for (mp_queue *q = handles; q != NULL; q = q->next) {
     any = true;
-    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
-      procs_add(q->s, pid);
+    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0) {
+      /* The child may be in another PID namespace than its parent (one
+       * that called unshare): it looks its own up. */
+      q->ns = ns_index(q->s);
+      q->tag = make_tag(q);
+      q->slot = procs_add(q, pid);
+    }
   }
   if (any && mp__os_barrier_register() != 0) {
     for (mp_queue *q = handles; q != NULL; q = q->next) {
@@ -152,40 +169,111 @@ static void handles_remove(mp_queue *q) {
   pthread_mutex_unlock(&handles_lock);
 }
 
+/* ---- PID namespaces -------------------------------------------------------
+ * A pid means something only in its own PID namespace: processes of
+ * several (containers sharing /dev/shm, a sandbox) may use one queue. Each
+ * user enters its namespace in the queue's table (once, never cleared:
+ * the first empty entry is taken by compare-and-swap, after every earlier
+ * one was seen to hold another namespace, so no namespace is entered
+ * twice) and stamps its index on what it records: lock words, the table
+ * of users, large segments' tags. Only a process of the same, known,
+ * namespace judges those ids; for everyone else they are alive. */
+static uint8_t ns_index(mp__qshared *s) {
+  uint64_t ns = mp__os_pidns();
+  if (ns == 0)
+    return 0;
+  for (int i = 0; i < MP__QUEUE_NS; i++) {
+    uint64_t cur = atomic_load(&s->pidns[i]);
+    if (cur == 0 && atomic_compare_exchange_strong(&s->pidns[i], &cur, ns))
+      return (uint8_t)(i + 1);
+    if (cur == ns)
+      return (uint8_t)(i + 1);
+  }
+  return 0; /* the table is full: unknown */
+}
+
+uint32_t mp__queue_tag(mp_queue *q) { return q->tag; }
+
+/* make_tag computes the tag of the calling process (on join, and in a
+ * forked child). */
+static uint32_t make_tag(mp_queue *q) {
+  uint32_t pid = (uint32_t)getpid();
+  /* Linux pids stay below 2^22; a larger one would not fit beside the
+   * index, and is tagged unknown. */
+  if (pid >= (1u << 24))
+    return pid & 0x00ffffffu;
+  return ((uint32_t)q->ns << 24) | pid;
+}
+
+/* same_ns: does namespace index ns (from shared memory) name the caller's
+ * own, known, namespace? */
+static bool same_ns(mp_queue *q, uint32_t ns) {
+  return q->ns != 0 && ns == q->ns;
+}
+
+bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
+  pid_t pid = (pid_t)(tag & 0x00ffffffu);
+  if (pid == 0 || !same_ns(q, tag >> 24))
+    return false;
+  return mp__os_liveness(pid, 0, 0) == MP__LIVE_GONE;
+}
+
 /* ---- the table of user processes -----------------------------------------
  * Best effort, and only used to decide whether a free is the last one (to
  * discard what is left, so large messages' segments do not outlive every
- * user). A dead pid counts as gone; a table that overflowed, or a pid
- * reused by another process, only makes that decision more cautious. */
-static void procs_add(mp__qshared *s, int32_t pid) {
+ * user). A pid known to be gone counts as gone; one of another namespace,
+ * a table that overflowed, or a pid reused by another process, only make
+ * that decision more cautious. */
+static uint64_t proc_entry(mp_queue *q, int32_t pid) {
+  return ((uint64_t)q->ns << 32) | (uint32_t)pid;
+}
+
+static bool entry_gone(mp_queue *q, uint64_t e) {
+  return same_ns(q, (uint32_t)(e >> 32)) &&
+         mp__os_liveness((pid_t)(uint32_t)e, 0, 0) == MP__LIVE_GONE;
+}
+
+static int procs_add(mp_queue *q, int32_t pid) {
+  mp__qshared *s = q->s;
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++)
-    if (atomic_load(&s->procs[i]) == pid)
-      return;
+    if (atomic_load(&s->procs[i]) == me)
+      return i;
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-      int32_t cur = atomic_load(&s->procs[i]);
-      if (pass == 0 ? cur != 0 : (cur == 0 || mp__os_pid_alive(cur)))
+      uint64_t cur = atomic_load(&s->procs[i]);
+      /* A dead user that held unfinished tasks keeps its entry: join
+       * reports it. */
+      if (pass == 0 ? cur != 0
+                    : (cur == 0 || !entry_gone(q, cur) ||
+                       atomic_load(&s->held[i]) != 0))
         continue;
-      if (atomic_compare_exchange_strong(&s->procs[i], &cur, pid))
-        return;
+      if (atomic_compare_exchange_strong(&s->procs[i], &cur, me)) {
+        atomic_store(&s->held[i], 0);
+        return i;
+      }
     }
   }
   atomic_store(&s->procs_overflow, 1);
+  return -1;
 }
 
-static void procs_remove(mp__qshared *s, int32_t pid) {
+static void procs_remove(mp_queue *q, int32_t pid) {
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    int32_t cur = pid;
-    atomic_compare_exchange_strong(&s->procs[i], &cur, 0);
+    uint64_t cur = me;
+    atomic_compare_exchange_strong(&q->s->procs[i], &cur, 0);
   }
 }
 
-static bool procs_others_alive(mp__qshared *s, int32_t pid) {
+static bool procs_others_alive(mp_queue *q, int32_t pid) {
+  mp__qshared *s = q->s;
   if (atomic_load(&s->procs_overflow))
     return true;
+  uint64_t me = proc_entry(q, pid);
   for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    int32_t cur = atomic_load(&s->procs[i]);
-    if (cur != 0 && cur != pid && mp__os_pid_alive(cur))
+    uint64_t cur = atomic_load(&s->procs[i]);
+    if (cur != 0 && cur != me && !entry_gone(q, cur))
       return true;
   }
   return false;
@@ -197,6 +285,8 @@ static bool procs_others_alive(mp__qshared *s, int32_t pid) {
  * for both keeps them from drifting apart. */
 typedef struct plan {
   uint8_t order;
+  uint8_t lease;
+  uint64_t lease_off, lease_size;
   uint64_t capacity, maxsize, inline_max, max_message;
   uint32_t nslots, slot_size;
   int64_t spin_ns;
@@ -225,6 +315,13 @@ static void plan_offsets(plan *p) {
     p->ring_off = align_up(base + 2ull * 4 * p->nslots, MP__QUEUE_LINE);
     p->total = p->ring_off + (uint64_t)p->nslots * p->slot_size;
   }
+  if (p->lease) {
+    p->lease_size = align_up(sizeof(mp__qlease) + p->inline_max, 8);
+    p->lease_off = align_up(p->total, MP__QUEUE_LINE);
+    p->total = p->lease_off + MP_QUEUE_LEASES * p->lease_size;
+  } else {
+    p->lease_off = p->lease_size = 0;
+  }
   /* Whole lines, so that queues placed one after another stay aligned. */
   p->total = align_up(p->total, MP__QUEUE_LINE);
 }
@@ -232,13 +329,19 @@ static void plan_offsets(plan *p) {
 static int make_plan(const mp_queue_opts *o, plan *p) {
   memset(p, 0, sizeof *p);
   if ((unsigned)o->order > MP_QUEUE_PRIORITY)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "order is not FIFO, LIFO or PRIORITY");
   p->order = (uint8_t)o->order;
   p->maxsize = o->maxsize;
   p->max_message = o->max_message ? o->max_message : MP_QUEUE_MESSAGE_MAX;
-  if (p->max_message > MP_QUEUE_MESSAGE_MAX ||
-      o->capacity > MP_QUEUE_MAX_CAPACITY || o->inline_max > UINT32_MAX / 2)
-    return MP_EINVAL;
+  if (p->max_message > MP_QUEUE_MESSAGE_MAX)
+    return mp__fail(MP_EINVAL, "max_message is over MP_QUEUE_MESSAGE_MAX");
+  if (o->capacity > MP_QUEUE_MAX_CAPACITY)
+    return mp__fail(MP_EINVAL, "capacity is over MP_QUEUE_MAX_CAPACITY");
+  if (o->inline_max > UINT32_MAX / 2)
+    return mp__fail(MP_EINVAL, "inline_max is too large");
+  if (o->inline_max != 0 && o->inline_max < MP__QUEUE_INLINE_MIN)
+    return mp__fail(MP_EINVAL, "inline_max is below %u",
+                    (unsigned)MP__QUEUE_INLINE_MIN);
   if (o->spin_ns < 0)
     p->spin_ns = 0;
   else
@@ -251,7 +354,7 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
     p->capacity = cap;
     inl = o->inline_max ? o->inline_max : cap / 4;
     if (inl > cap / 4)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "inline_max is over a quarter of capacity");
   } else {
     inl = o->inline_max ? o->inline_max : HEAP_INLINE_DEFAULT;
   }
@@ -260,6 +363,9 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
   inl = MP__MIN(inl, p->max_message);
   inl = MP__MAX(inl, MP__QUEUE_INLINE_MIN);
   p->inline_max = inl;
+  if (o->lease && p->order != MP_QUEUE_FIFO)
+    return mp__fail(MP_EINVAL, "lease mode needs a FIFO queue");
+  p->lease = o->lease != 0;
   if (p->order != MP_QUEUE_FIFO) {
     p->slot_size = (uint32_t)align_up(sizeof(mp__qslot) + inl, 8);
     uint64_t n;
@@ -273,7 +379,7 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
       n = o->maxsize;
     n = MP__MIN(n, MP_QUEUE_MAX_CAPACITY / p->slot_size);
     if (n == 0)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "capacity holds no slot of inline_max bytes");
     p->nslots = (uint32_t)n;
     p->capacity = n * p->slot_size;
   }
@@ -285,6 +391,8 @@ static int make_plan(const mp_queue_opts *o, plan *p) {
  * library made, fitting in avail bytes? */
 static bool check_layout(const mp__qshared *h, uint64_t avail) {
   plan p = {.order = h->order,
+            .lease = h->lease,
+            .inline_max = h->inline_max,
             .capacity = h->capacity,
             .nslots = h->nslots,
             .slot_size = h->slot_size};
@@ -292,7 +400,8 @@ static bool check_layout(const mp__qshared *h, uint64_t avail) {
       h->max_message > MP_QUEUE_MESSAGE_MAX ||
       h->inline_max < MP__QUEUE_INLINE_MIN ||
       h->inline_max > h->max_message + MP__QUEUE_INLINE_MIN || h->spin_ns < 0 ||
-      h->spin_ns > SPIN_MAX_NS || h->joinable > 1)
+      h->spin_ns > SPIN_MAX_NS || h->joinable > 1 || h->lease > 1 ||
+      (h->lease && h->order != MP_QUEUE_FIFO))
     return false;
   if (h->order == MP_QUEUE_FIFO) {
     if (h->capacity < MP_QUEUE_MIN_CAPACITY ||
@@ -309,6 +418,7 @@ static bool check_layout(const mp__qshared *h, uint64_t avail) {
   }
   plan_offsets(&p);
   return p.ring_off == h->ring_off && p.index_off == h->index_off &&
+         p.lease_off == h->lease_off && p.lease_size == h->lease_size &&
          p.total == h->total_size && p.total <= avail;
 }
 
@@ -340,6 +450,11 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
     q->heap = (uint32_t *)(void *)((unsigned char *)s + h->index_off);
     q->freestk = q->heap + h->nslots;
   }
+  q->lease = h->lease != 0;
+  if (q->lease) {
+    q->leases = (unsigned char *)s + h->lease_off;
+    q->lease_size = (uint32_t)h->lease_size;
+  }
   q->maxsize = h->maxsize ? h->maxsize : UINT64_MAX;
   q->inline_max = h->inline_max;
   q->max_message = h->max_message;
@@ -349,7 +464,9 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
 /* handle_join enters this process as a user of the queue: the table of
  * users, the heavy barrier, the list of handles. */
 static void handle_join(mp_queue *q) {
-  procs_add(q->s, (int32_t)getpid());
+  q->ns = ns_index(q->s);
+  q->tag = make_tag(q);
+  q->slot = procs_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;
     atomic_store(&q->s->fence_needed, 1);
@@ -379,6 +496,9 @@ static int state_init(mp__qshared *s, const plan *p, uint8_t origin,
   s->spin_ns = p->spin_ns;
   s->ring_off = p->ring_off;
   s->index_off = p->index_off;
+  s->lease = p->lease;
+  s->lease_off = p->lease_off;
+  s->lease_size = p->lease_size;
   s->creator_pid = (int32_t)getpid();
   if (p->order != MP_QUEUE_FIFO) {
     /* All slots free: the stack holds every index. Its order is the
@@ -461,6 +581,11 @@ int mp_simple_queue_new(mp_queue **out) {
   return mp_queue_new(out, NULL);
 }
 
+int mp_joinable_queue_new(mp_queue **out, size_t maxsize) {
+  return mp_queue_new(out,
+                      &(mp_queue_opts){.maxsize = maxsize, .joinable = 1});
+}
+
 /* check_dynamic: are the words that change plausible right now? */
 static bool check_dynamic(mp_queue *q) {
   if (q->order == MP_QUEUE_FIFO)
@@ -473,7 +598,7 @@ static bool check_dynamic(mp_queue *q) {
 static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
                           uint8_t origin) {
   if (avail < sizeof(mp__qshared))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "segment smaller than a queue header");
   uint32_t magic = atomic_load_explicit((_Atomic uint32_t *)&s->head.magic,
                                         memory_order_acquire);
   /* Read the header once, into private memory: another program may be
@@ -482,12 +607,16 @@ static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
   memcpy(&h, s, sizeof h);
   if (magic != MP__OBJECT_MAGIC || h.seg_magic != MP__QUEUE_MAGIC ||
       h.head.type != MP__TYPE_QUEUE || h.head.version != MP__LAYOUT_VERSION ||
-      h.head.origin != origin || !check_layout(&h, avail))
-    return MP_ECORRUPT;
+      h.head.origin != origin)
+    return mp__fail(MP_ECORRUPT, "not a queue of this library (magic, type, "
+                                 "version or origin)");
+  if (!check_layout(&h, avail))
+    return mp__fail(MP_ECORRUPT, "queue header: sizes or offsets do not "
+                                 "agree with the segment");
   q->origin = origin;
   handle_fill(q, s, &h);
   if (!check_dynamic(q))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "queue positions or counts out of range");
   return 0;
 }
 
@@ -512,7 +641,7 @@ int mp_queue_open(mp_queue **out, const char *name) {
       size > MP_QUEUE_MAX_CAPACITY + (64u << 20)) {
     close(fd);
     mp__free(q);
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "segment size is not a queue's");
   }
   rc = mp__os_map_shared(fd, size, &q->map);
   close(fd);
@@ -525,7 +654,7 @@ int mp_queue_open(mp_queue **out, const char *name) {
   /* The whole mapping is the queue's: a segment longer than the layout
    * needs (rounded to a page) is someone else's doing. */
   if (rc == 0 && align_up(q->s->total_size, mp__os_page_size()) != size)
-    rc = MP_ECORRUPT;
+    rc = mp__fail(MP_ECORRUPT, "segment longer than its queue");
   if (rc != 0) {
     mp__os_unmap(q->map, size);
     mp__free(q);
@@ -599,25 +728,34 @@ int mp_queue_attach(mp_queue **out, void *mem, size_t size) {
  * messages, and any orphaned ones: for the last user, or destroy. */
 static void discard(mp_queue *q) {
   bool rec = false;
+  /* Bounded: a holder that is alive but stopped (or of another PID
+   * namespace) must not hang a free; the segments are then left to a
+   * later sweep. */
+  mp__deadline dl = mp__deadline_from_timeout(DISCARD_WAIT_S);
+  const mp__deadline *d = &dl;
   if (q->order == MP_QUEUE_FIFO) {
     /* Both locks: no producer may commit a large message while its
      * segments are being removed. Lock order: plock, then clock. */
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
-    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0) {
+    if (mp__queue_lock(q, &q->s->clock, &rec, d) != 0) {
       mp__queue_unlock(q, &q->s->plock);
       return;
     }
+    mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
+    if (q->lease)
+      for (int i = 0; i < MP_QUEUE_LEASES; i++)
+        lease_release(q, i);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
     mp__queue_unlock(q, &q->s->clock);
     mp__queue_unlock(q, &q->s->plock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
     if (rec)
-      mp__qheap_rebuild(q);
+      mp__qheap_repair(q, true);
     mp__qheap_for_each_large(q, mp__qlarge_unlink, NULL, true);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
@@ -627,21 +765,23 @@ static void discard(mp_queue *q) {
 
 void mp__queue_sweep(mp_queue *q) {
   bool rec = false;
+  /* A sweep is a favour to others: it never waits for a lock. */
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  const mp__deadline *d = &poll;
   if (q->order == MP_QUEUE_FIFO) {
-    if (mp__queue_lock(q, &q->s->clock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->clock, &rec, d) != 0)
       return;
     if (rec)
       mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qlarge_sweep(q, mp__qfifo_queued);
     mp__queue_unlock(q, &q->s->clock);
   } else {
-    if (mp__queue_lock(q, &q->s->plock, &rec, NULL) != 0)
+    if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
       return;
-    if (rec) {
-      mp__qheap_rebuild(q);
-      mp__qlarge_recover(q, mp__qheap_queued);
-    }
-    mp__qlarge_sweep(q, mp__qheap_queued);
+    if (rec)
+      mp__qheap_repair(q, true);
+    else
+      mp__qlarge_sweep(q, mp__qheap_queued);
     mp__queue_unlock(q, &q->s->plock);
   }
 }
@@ -659,7 +799,7 @@ void mp_queue_free(mp_queue *q) {
   mp__qshared *s = q->s;
   int32_t me = (int32_t)getpid();
   if (mp__object_check(s, MP__TYPE_QUEUE) == 0) {
-    procs_remove(s, me);
+    procs_remove(q, me);
     /* The last user of a queue nobody can reach again takes what is left
      * with it. An in-place queue's memory outlives the handle: only
      * destroy empties it. A named queue stays reachable until its
@@ -667,7 +807,7 @@ void mp_queue_free(mp_queue *q) {
     bool unreachable =
         q->origin == MP__ORIGIN_ANON ||
         (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
-    if (unreachable && !procs_others_alive(s, me))
+    if (unreachable && !procs_others_alive(q, me))
       discard(q);
   }
   if (q->origin == MP__ORIGIN_NAMED && q->creator == getpid()) {
@@ -693,34 +833,57 @@ int mp_queue_destroy(mp_queue *q) {
 /* ---- locks -----------------------------------------------------------------
  */
 
-/* The calling thread's identity in a lock word (see mp__qlock). It is
+/* The calling thread's identity in a lock word (see mp__qlock), without
+ * the namespace index (which is the queue's: lock_ident adds it). It is
  * computed once per thread; a forked child's thread has another id, so it
  * computes its own. */
 static _Thread_local uint64_t my_ident;
 static _Thread_local pid_t my_ident_tid;
+
+#define START_BITS 28
+#define START_MASK ((1u << START_BITS) - 1)
 
 static uint64_t thread_ident(void) {
   pid_t tid = mp__os_gettid();
   if (my_ident_tid != tid) {
     uint64_t start = 0;
     (void)mp__os_thread_start(tid, &start);
-    my_ident = ((start & 0xffffffffu) << 32) | (uint32_t)tid;
+    my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
     my_ident_tid = tid;
   }
   return my_ident;
 }
 
+static uint64_t lock_ident(mp_queue *q) {
+  return thread_ident() | ((uint64_t)q->ns << 32);
+}
+
 /* holder_dead: is the thread named by lock word v gone? Only a certain
- * "gone" counts: a thread that cannot be looked at now is alive. */
-static bool holder_dead(uint64_t v) {
-  pid_t tid = (pid_t)(uint32_t)v;
-  uint64_t start;
-  int rc = mp__os_thread_start(tid, &start);
-  if (rc == MP_ESRCH)
-    return true;
-  if (rc != 0 || (v >> 32) == 0)
+ * "gone" counts, judged only by a waiter of the holder's own PID
+ * namespace: a thread that cannot be looked at now, or whose id means
+ * nothing here, is alive. */
+static bool holder_dead(mp_queue *q, uint64_t v) {
+  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
     return false;
-  return (start & 0xffffffffu) != (v >> 32);
+  pid_t tid = (pid_t)(uint32_t)v;
+  return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
+}
+
+/* holder_left: has the live thread named by v left the queue behind? A
+ * holder whose process exec'd from another thread looks alive for good:
+ * the kernel gives the exec'ing thread the main thread's id, and the
+ * start time is the process's, so a word naming the main thread names
+ * the new image. But the new image does not map the queue (unless it
+ * opened it again, which this cannot tell from a holder: then the lock
+ * stays held, and waits are bounded only by the callers' timeouts). So a
+ * holder seen for EXEC_CHECK_NS is asked whether it still maps the
+ * queue's memory; certainly not means it left. */
+#define EXEC_CHECK_NS (1000 * 1000 * 1000)
+
+static bool holder_left(mp_queue *q, uint64_t v) {
+  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
+    return false;
+  return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
 }
 
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
@@ -757,13 +920,13 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
    * no later than it: a holder that is alive but stopped or slow (a large
    * copy) must not stretch the caller's timeout. */
   uint64_t seen = 0;
-  int64_t seen_since = 0;
+  int64_t seen_since = 0, seen_first = 0;
   for (bool first = true;; first = false) {
     if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
       /* Out of time: still, a dead holder's lock is taken over now rather
        * than left to the next caller that may wait. */
       uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-      if (cur != 0 && cur != me && holder_dead(cur) &&
+      if (cur != 0 && cur != me && holder_dead(q, cur) &&
           atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                   memory_order_acquire,
                                                   memory_order_relaxed)) {
@@ -785,11 +948,17 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
     int64_t now = mp__os_now_ns();
     if (cur != seen) {
       seen = cur;
-      seen_since = now;
+      seen_since = seen_first = now;
     } else if (now - seen_since >= LOCK_CHECK_NS) {
       /* The same holder for a whole slice: alive and slow, or dead. A
-       * dead one's lock is taken over, once (compare-and-swap). */
-      if (holder_dead(cur)) {
+       * dead one's lock is taken over, once (compare-and-swap). So is
+       * that of one that left the queue (exec'd) long ago. */
+      bool left = false;
+      if (now - seen_first >= EXEC_CHECK_NS) {
+        left = holder_left(q, cur);
+        seen_first = now;
+      }
+      if (left || holder_dead(q, cur)) {
         if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                     memory_order_acquire,
                                                     memory_order_relaxed)) {
@@ -809,7 +978,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
 
 int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
                    const mp__deadline *d) {
-  uint64_t me = thread_ident();
+  uint64_t me = lock_ident(q);
   uint64_t expect = 0;
   if (atomic_compare_exchange_strong_explicit(
           &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
@@ -817,11 +986,29 @@ int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
   return lock_slow(q, l, me, recovered, d);
 }
 
+static void wake_all_waiters(mp_queue *q) {
+  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
+  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
+    atomic_fetch_add(words[i], 2u);
+    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  }
+}
+
 void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+  /* The producers' lock released after a close: every put that checked
+   * "not closed" under it has committed, so gets may now answer closed. */
+  bool promoted = false;
+  if (l == &q->s->plock &&
+      atomic_load_explicit(&q->s->closed, memory_order_relaxed) == CLOSING) {
+    uint32_t c = CLOSING;
+    promoted = atomic_compare_exchange_strong(&q->s->closed, &c, CLOSED);
+  }
   /* A store, not a read-modify-write: the sleepers are found through
    * their flag, as for every futex word of the queue. */
   atomic_store_explicit(&l->owner, 0, memory_order_release);
   mp__queue_notify(q, &l->sleepers);
+  if (promoted)
+    wake_all_waiters(q);
 }
 
 /* ---- waking and waiting -----------------------------------------------------
@@ -893,6 +1080,11 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
 
 typedef bool (*ready_fn)(mp_queue *q, void *arg);
 
+/* bad_timeout: the check every call that takes a timeout makes first. */
+static int bad_timeout(double timeout) {
+  return isnan(timeout) ? mp__fail(MP_EINVAL, "timeout is NaN") : 0;
+}
+
 static mp__deadline deadline_of(double timeout) {
   /* Timeout 0 never waits: no clock read is needed for it. */
   if (timeout == 0)
@@ -963,8 +1155,45 @@ static int wait_until(mp_queue *q, _Atomic uint32_t *word, ready_fn ready,
   }
 }
 
+/* is_closed: was close called (puts refuse)? */
 static bool is_closed(mp_queue *q) {
   return atomic_load_explicit(&q->s->closed, memory_order_acquire) != 0;
+}
+
+/* plock_repair: what the taker of plock from a dead holder repairs when
+ * it does not go on to put or get (close, the close's settling). */
+static void plock_repair(mp_queue *q) {
+  if (q->order == MP_QUEUE_FIFO)
+    q->s->head_cache = atomic_load_explicit(&q->s->headw, memory_order_acquire);
+  else
+    mp__qheap_repair(q, true);
+}
+
+/* settle_close: a queue closing (close was called while a producer held
+ * plock) becomes closed for gets when plock is released. A holder that
+ * died never releases it: then take it over (never waiting) and release
+ * it. A live holder's own release settles it. */
+static void settle_close(mp_queue *q) {
+  uint64_t cur = atomic_load_explicit(&q->s->plock.owner, memory_order_acquire);
+  if (cur != 0 && !holder_dead(q, cur))
+    return;
+  bool rec = false;
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  if (mp__queue_lock(q, &q->s->plock, &rec, &poll) == 0) {
+    if (rec)
+      plock_repair(q);
+    mp__queue_unlock(q, &q->s->plock);
+  }
+}
+
+/* closed_for_gets: has every put that may still commit committed? */
+static bool closed_for_gets(mp_queue *q) {
+  uint32_t c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
+  if (c == CLOSING) {
+    settle_close(q);
+    c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
+  }
+  return c == CLOSED;
 }
 
 static uint32_t count_now(mp_queue *q) {
@@ -973,7 +1202,7 @@ static uint32_t count_now(mp_queue *q) {
 
 static bool ready_data(mp_queue *q, void *arg) {
   (void)arg;
-  return count_now(q) > 0 || is_closed(q);
+  return count_now(q) > 0 || closed_for_gets(q);
 }
 
 /* The room a put waits for: bytes (FIFO) and a count below maxsize. */
@@ -988,11 +1217,165 @@ static bool ready_room(mp_queue *q, void *arg) {
   return count_now(q) < q->nslots;
 }
 
+/* ---- leases (at-least-once mode) ----------------------------------------
+ * A get of a lease-mode queue, holding the consumer lock, claims a lease
+ * entry (step 1), copies the record it takes into it with the head count
+ * its commit will set (step 2), then commits as any get. The entry keeps
+ * the message until the holder acks it. Whoever finds an entry whose
+ * holder is known to be dead (of its own PID namespace: see mp__queue_tag)
+ * claims it (step 3) and settles it: step 1, or step 2 with the head not
+ * yet at head_cnt, means the get never committed (the message is still
+ * queued): the entry is freed. Otherwise the message is put back at the
+ * tail, then the entry is freed. A settler killed in step 3 leaves it to
+ * the next, who puts the message back again: at least once, maybe twice.
+ * A large message's segment belongs to the lease until ack (never parked
+ * or unlinked by the get), and is what is put back. */
+#define LEASE_STEP_WRITING 1u
+#define LEASE_STEP_HELD 2u
+#define LEASE_STEP_SETTLING 3u
+
+static mp__qlease *lease_at(mp_queue *q, int idx) {
+  return (mp__qlease *)(void *)(q->leases + (size_t)idx * q->lease_size);
+}
+
+int mp__qlease_claim(mp_queue *q) {
+  uint64_t mine = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_WRITING;
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    uint64_t cur = 0;
+    if (atomic_compare_exchange_strong(&lease_at(q, i)->state, &cur, mine))
+      return i;
+  }
+  return -1;
+}
+
+void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
+                     const void *data, uint32_t len, mp__qget *g) {
+  mp__qlease *e = lease_at(q, idx);
+  uint32_t gen = e->gen + 1;
+  e->gen = gen;
+  e->head_cnt = head_cnt;
+  e->kind = kind;
+  e->len = len;
+  if (len > 0)
+    memcpy(e + 1, data, len);
+  atomic_store_explicit(
+      &e->state, ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD,
+      memory_order_release);
+  g->lease = ((uint64_t)gen << 8) | (uint64_t)(idx + 1);
+}
+
+void mp__qlease_abandon(mp_queue *q, int idx) {
+  atomic_store(&lease_at(q, idx)->state, 0);
+}
+
+/* lease_release frees entry idx, removing a large message's segment. */
+static void lease_release(mp_queue *q, int idx) {
+  mp__qlease *e = lease_at(q, idx);
+  if (e->kind == MP__REC_LARGE && e->len == sizeof(mp__qlarge_ref)) {
+    mp__qlarge_ref ref;
+    memcpy(&ref, e + 1, sizeof ref);
+    mp__qlarge_unlink(q, &ref, NULL);
+  }
+  atomic_store_explicit(&e->state, 0, memory_order_release);
+}
+
+static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d);
+
+/* lease_settle settles entry idx, claimed (step 3) from a dead holder whose
+ * word was was. */
+static void lease_settle(mp_queue *q, int idx, uint64_t was) {
+  mp__qlease *e = lease_at(q, idx);
+  uint32_t step = (uint32_t)(was & 3u);
+  uint32_t head = (uint32_t)(atomic_load(&q->s->headw) >> 32);
+  bool committed = step != LEASE_STEP_WRITING &&
+                   (int32_t)(head - e->head_cnt) >= 0;
+  if (!committed) {
+    atomic_store(&e->state, 0);
+    return;
+  }
+  uint32_t len = e->len;
+  uint16_t kind = e->kind;
+  bool ok = (kind == MP__REC_INLINE && len <= q->inline_max) ||
+            (kind == MP__REC_LARGE && len == sizeof(mp__qlarge_ref));
+  if (!ok) {
+    atomic_store(&e->state, 0); /* damaged from outside */
+    return;
+  }
+  /* A private copy: what is checked is what is put. */
+  unsigned char small[256];
+  unsigned char *copy = len <= sizeof small ? small : mp__alloc(len);
+  if (copy == NULL) {
+    atomic_store(&e->state, was); /* the next one tries again */
+    return;
+  }
+  memcpy(copy, e + 1, len);
+  mp__qput m = {.data = copy, .len = len, .kind = kind};
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  int rc = put_stored(q, &m, poll);
+  if (copy != small)
+    mp__free(copy);
+  if (rc == 0 || rc == MP_ECLOSED || rc == MP_ECORRUPT) {
+    /* Queued again; or it cannot be any more (closed: the message is
+     * lost as any unacked one of a closed queue). */
+    if (rc != 0)
+      lease_release(q, idx);
+    else
+      atomic_store(&e->state, 0);
+    return;
+  }
+  atomic_store(&e->state, was); /* full now: the next one tries again */
+}
+
+/* lease_reclaim puts back the messages of dead holders' leases. Cheap
+ * when there are none: one load per entry. */
+static void lease_reclaim(mp_queue *q) {
+  uint32_t me = mp__queue_tag(q);
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    mp__qlease *e = lease_at(q, i);
+    uint64_t st = atomic_load_explicit(&e->state, memory_order_acquire);
+    if (st == 0 || (uint32_t)(st >> 32) == me ||
+        !mp__queue_tag_gone(q, (uint32_t)(st >> 32)))
+      continue;
+    uint64_t settling = ((uint64_t)me << 32) | LEASE_STEP_SETTLING;
+    if (atomic_compare_exchange_strong(&e->state, &st, settling))
+      lease_settle(q, i, st);
+  }
+}
+
+int mp_queue_ack(mp_queue *q, uint64_t lease) {
+  int rc = q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
+  if (rc != 0)
+    return rc;
+  if (!q->lease)
+    return mp__fail(MP_EINVAL, "not a lease-mode queue");
+  uint64_t held = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD;
+  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
+    mp__qlease *e = lease_at(q, i);
+    if (lease != 0 && (lease & 0xff) != (uint64_t)(i + 1))
+      continue;
+    if (atomic_load(&e->state) != held ||
+        (lease != 0 && (lease >> 8) != e->gen))
+      continue;
+    uint64_t cur = held;
+    uint64_t busy = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_SETTLING;
+    if (!atomic_compare_exchange_strong(&e->state, &cur, busy))
+      continue;
+    lease_release(q, i);
+    return 0;
+  }
+  return mp__fail(MP_EINVAL, lease != 0 ? "not a lease this process holds"
+                                        : "this process holds no lease");
+}
+
 /* ---- put
  * ---------------------------------------------------------------------- */
 
 static int check_handle(mp_queue *q) {
-  return q != NULL ? mp__object_check(q->s, MP__TYPE_QUEUE) : MP_EINVAL;
+  if (q == NULL)
+    return mp__fail(MP_EINVAL, "queue is NULL");
+  if (mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
+    return mp__fail(MP_EINVAL, "not a queue (destroyed?)");
+  return 0;
 }
 
 static int try_put(mp_queue *q, const mp__deadline *d, const mp__qput *m,
@@ -1009,6 +1392,10 @@ static uint32_t stored_bytes(mp_queue *q, const mp__qput *m) {
  * waiting for room until d. */
 static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
   uint32_t rec = stored_bytes(q, m);
+  /* Closed is told before a busy lock (the check under the lock is the
+   * one that counts). */
+  if (is_closed(q))
+    return MP_ECLOSED;
   for (;;) {
     size_t done;
     int rc = try_put(q, &d, m, 1, &done);
@@ -1057,8 +1444,17 @@ static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
   return rc;
 }
 
+/* put_timed: put_one with the caller's timeout. */
+static int put_timed(mp_queue *q, int64_t prio, const void *buf, size_t len,
+                     double timeout) {
+  int rc = bad_timeout(timeout);
+  if (rc != 0)
+    return rc;
+  return put_one(q, prio, buf, len, deadline_of(timeout));
+}
+
 int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout) {
-  return put_one(q, 0, buf, len, deadline_of(timeout));
+  return put_timed(q, 0, buf, len, timeout);
 }
 
 int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len) {
@@ -1071,8 +1467,8 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
   if (rc != 0)
     return rc;
   if (q->order != MP_QUEUE_PRIORITY)
-    return MP_EINVAL;
-  return put_one(q, priority, buf, len, deadline_of(timeout));
+    return mp__fail(MP_EINVAL, "not a priority queue");
+  return put_timed(q, priority, buf, len, timeout);
 }
 
 #define BATCH_CHUNK 64
@@ -1084,6 +1480,8 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
     return rc;
   if ((n > 0 && lens == NULL) || n > SSIZE_MAX)
     return MP_EINVAL;
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
   const unsigned char *p = buf;
   for (size_t i = 0; i < n; i++) {
     if (lens[i] > q->max_message)
@@ -1141,10 +1539,9 @@ static int try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
 /* get_wait runs a get request, waiting for a message until the deadline.
  * An empty queue that is closed answers MP_ECLOSED: closed is read before
  * the attempt, so a message put before the close is never missed. */
-static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
-  mp__deadline d = deadline_of(timeout);
+static int get_wait_loop(mp_queue *q, mp__qget *g, mp__deadline d) {
   for (;;) {
-    bool closed = is_closed(q);
+    bool closed = closed_for_gets(q);
     int rc = try_get(q, &d, g);
     if (rc != MP_EAGAIN)
       return rc;
@@ -1153,6 +1550,30 @@ static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
     if ((rc = wait_until(q, &q->s->not_empty, ready_data, NULL, d)) != 0)
       return rc;
   }
+}
+
+static int get_wait(mp_queue *q, mp__qget *g, double timeout) {
+  int rc = bad_timeout(timeout);
+  if (rc != 0)
+    return rc;
+  mp__deadline d = deadline_of(timeout);
+  if (q->lease) {
+    lease_reclaim(q);
+    g->max = 1;
+  }
+  if (!q->joinable || q->slot < 0)
+    return get_wait_loop(q, g, d);
+  /* A JoinableQueue counts what each process holds (see mp_queue_join):
+   * counted before the take, so a process killed in between is counted
+   * (join may then report it dead with a task that is still queued, never
+   * miss one it took), and corrected after. */
+  _Atomic uint32_t *held = &q->s->held[q->slot];
+  uint32_t ahead = g->max > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)g->max;
+  atomic_fetch_add(held, ahead);
+  rc = get_wait_loop(q, g, d);
+  size_t taken = rc == 0 ? (g->msg != NULL ? 1 : g->taken) : 0;
+  atomic_fetch_sub(held, ahead - (uint32_t)MP__MIN(taken, ahead));
+  return rc;
 }
 
 static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
@@ -1172,6 +1593,24 @@ static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
 int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len,
                  double timeout) {
   return get_one(q, NULL, buf, cap, len, timeout);
+}
+
+int mp_queue_get_lease(mp_queue *q, void *buf, size_t cap, size_t *len,
+                       uint64_t *lease, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->lease)
+    return mp__fail(MP_EINVAL, "not a lease-mode queue");
+  if (len == NULL || lease == NULL || (buf == NULL && cap > 0))
+    return MP_EINVAL;
+  mp__qget g = {.buf = buf, .cap = cap, .max = 1, .lens = len};
+  rc = get_wait(q, &g, timeout);
+  if (rc == MP_ETOOBIG)
+    *len = g.needed;
+  if (rc == 0)
+    *lease = g.lease;
+  return rc;
 }
 
 int mp_queue_get_nowait(mp_queue *q, void *buf, size_t cap, size_t *len) {
@@ -1226,17 +1665,17 @@ void mp_queue_msg_release(mp_queue_msg *msg) {
  * ----------------------------------------------------------- */
 
 int mp_queue_put_int64(mp_queue *q, int64_t value, double timeout) {
-  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+  return put_timed(q, 0, &value, sizeof value, timeout);
 }
 
 int mp_queue_put_double(mp_queue *q, double value, double timeout) {
-  return put_one(q, 0, &value, sizeof value, deadline_of(timeout));
+  return put_timed(q, 0, &value, sizeof value, timeout);
 }
 
 int mp_queue_put_str(mp_queue *q, const char *s, double timeout) {
   if (s == NULL)
     return MP_EINVAL;
-  return put_one(q, 0, s, strlen(s), deadline_of(timeout));
+  return put_timed(q, 0, s, strlen(s), timeout);
 }
 
 static int get_exact(mp_queue *q, void *out, size_t size, double timeout) {
@@ -1326,21 +1765,21 @@ int mp_queue_close(mp_queue *q) {
   int rc = check_handle(q);
   if (rc != 0)
     return rc;
-  /* Under plock: a put that checked closed under it has committed before
-   * we set it, and every later put sees it. */
+  /* Never waits on a lock (a stopped producer must not hang close): puts
+   * refuse from now on, and whoever releases the producers' lock next
+   * (this call if it is free, else its holder, or whoever takes it over
+   * from a dead one) marks it closed for gets (see CLOSING). */
+  uint32_t c = 0;
+  atomic_compare_exchange_strong(&q->s->closed, &c, CLOSING);
   bool rec = false;
-  if ((rc = mp__queue_lock(q, &q->s->plock, &rec, NULL)) != 0)
-    return rc;
-  if (rec && q->order != MP_QUEUE_FIFO)
-    mp__qheap_rebuild(q);
-  atomic_store_explicit(&q->s->closed, 1, memory_order_release);
-  mp__queue_unlock(q, &q->s->plock);
-  /* Everyone who sleeps wakes and finds it closed. */
-  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
-  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
-    atomic_fetch_add(words[i], 2u);
-    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  const mp__deadline poll = {.ns = 0, .poll = true};
+  if (mp__queue_lock(q, &q->s->plock, &rec, &poll) == 0) {
+    if (rec)
+      plock_repair(q);
+    mp__queue_unlock(q, &q->s->plock);
   }
+  /* Everyone who sleeps wakes and finds it closed. */
+  wake_all_waiters(q);
   return 0;
 }
 
@@ -1365,6 +1804,17 @@ static uint32_t puts_ever(mp_queue *q) {
   return q->order == MP_QUEUE_FIFO ? mp__qfifo_puts(q) : mp__qheap_puts(q);
 }
 
+/* held_done: one task of this process's is done (if it held any: a task
+ * may be marked done by another process than the one that took it). */
+static void held_done(mp_queue *q) {
+  if (q->slot < 0)
+    return;
+  _Atomic uint32_t *held = &q->s->held[q->slot];
+  uint32_t v = atomic_load(held);
+  while (v > 0 && !atomic_compare_exchange_weak(held, &v, v - 1)) {
+  }
+}
+
 /* Unfinished tasks: puts minus task_done calls, both modulo 2^32. Each
  * side is one atomic word, so a death at any point leaves them exact. */
 static uint32_t unfinished(mp_queue *q) {
@@ -1377,13 +1827,16 @@ int mp_queue_task_done(mp_queue *q) {
   if (rc != 0)
     return rc;
   if (!q->joinable)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "not a joinable queue");
   uint32_t done = atomic_load(&q->s->done);
   for (;;) {
     uint32_t left = puts_ever(q) - done;
     if (left == 0 || left > (uint32_t)INT32_MAX)
       return MP_EVALUE;
     if (atomic_compare_exchange_weak(&q->s->done, &done, done + 1)) {
+      held_done(q);
+      if (q->lease)
+        (void)mp_queue_ack(q, 0);
       if (left == 1)
         mp__queue_notify(q, &q->s->joined);
       return 0;
@@ -1396,18 +1849,52 @@ static bool ready_joined(mp_queue *q, void *arg) {
   return unfinished(q) == 0;
 }
 
+/* dead_holder: a user known to be dead that held unfinished tasks, as
+ * an MP_EOWNERDEAD with its detail; 0 if none. */
+static int dead_holder(mp_queue *q) {
+  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
+    uint32_t n = atomic_load(&q->s->held[i]);
+    uint64_t e = atomic_load(&q->s->procs[i]);
+    if (n != 0 && e != 0 && entry_gone(q, e))
+      return mp__fail(MP_EOWNERDEAD,
+                      "process %d died holding %u unfinished task(s)",
+                      (int)(uint32_t)e, n);
+  }
+  return 0;
+}
+
+/* How often a join looks for dead holders. */
+#define JOIN_CHECK_NS (100 * 1000 * 1000)
+
 int mp_queue_join(mp_queue *q, double timeout) {
   int rc = check_handle(q);
   if (rc != 0)
     return rc;
   if (!q->joinable)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "not a joinable queue");
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
   mp__deadline d = deadline_of(timeout);
   while (!ready_joined(q, NULL)) {
-    if ((rc = wait_until(q, &q->s->joined, ready_joined, NULL, d)) != 0)
+    if ((rc = dead_holder(q)) != 0)
+      return ready_joined(q, NULL) ? 0 : rc;
+    mp__deadline slice = d.poll ? d : mp__deadline_min_slice(d, JOIN_CHECK_NS);
+    rc = wait_until(q, &q->s->joined, ready_joined, NULL, slice);
+    if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
+      continue; /* a slice ended: look for dead holders again */
+    if (rc != 0)
       return rc;
   }
   return 0;
+}
+
+ssize_t mp_queue_unfinished_tasks(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!q->joinable)
+    return mp__fail(MP_EINVAL, "not a joinable queue");
+  return (ssize_t)unfinished(q);
 }
 
 uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {

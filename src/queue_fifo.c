@@ -152,7 +152,7 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
     fresh = true;
     if (!pair_ok(q, h, t)) {
       mp__queue_unlock(q, &s->plock);
-      return MP_ECORRUPT;
+      return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
     }
     s->head_cache = h;
   }
@@ -368,7 +368,7 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     fresh = true;
     if (!pair_ok(q, h, t)) {
       mp__queue_unlock(q, &s->clock);
-      return MP_ECORRUPT;
+      return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
     }
     s->tail_cache = t;
   }
@@ -377,6 +377,9 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   bool advanced = false, large = false;
   mp__qlarge_ref ref;
   rc = 0;
+  /* Lease mode: one message per get, kept in a lease entry claimed now
+   * (see queue.c's leases). */
+  int lease = -1;
   while (taken < g->max) {
     if (cnt == cnt_of(t)) {
       if (fresh)
@@ -395,7 +398,11 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     unsigned char *payload;
     uint32_t adv;
     if (!read_record(q, pos, pos_of(t) - pos, &hd, &payload, &adv)) {
-      rc = MP_ECORRUPT;
+      rc = mp__fail(MP_ECORRUPT, "ring record header is damaged");
+      break;
+    }
+    if (q->lease && lease < 0 && (lease = mp__qlease_claim(q)) < 0) {
+      rc = mp__fail(MP_EBUSY, "all %d leases are held", MP_QUEUE_LEASES);
       break;
     }
     if (hd.kind == MP__REC_INLINE) {
@@ -422,9 +429,19 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
         break;
       large = true;
       /* Named before the commit: a consumer that dies between the commit
-       * and the unlink leaves the name to the next one (recover). */
-      atomic_store_explicit(&s->pend_ctr, ref.ctr, memory_order_relaxed);
-      atomic_store_explicit(&s->pend_pid, ref.pid, memory_order_relaxed);
+       * and the unlink leaves the name to the next one (recover). A lease
+       * keeps the segment instead. */
+      if (lease < 0) {
+        atomic_store_explicit(&s->pend_ctr, ref.ctr, memory_order_relaxed);
+        atomic_store_explicit(&s->pend_pid, ref.pid, memory_order_relaxed);
+      }
+    }
+    if (lease >= 0) {
+      if (hd.kind == MP__REC_INLINE)
+        mp__qlease_fill(q, lease, cnt + 1, MP__REC_INLINE, payload, hd.len,
+                        g);
+      else
+        mp__qlease_fill(q, lease, cnt + 1, MP__REC_LARGE, &ref, sizeof ref, g);
     }
     if (taken == 0 && g->prio != NULL)
       *g->prio = 0;
@@ -438,8 +455,10 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   /* The commit: the space of every record taken is released at once. */
   if (advanced)
     atomic_store_explicit(&s->headw, word_of(cnt, pos), memory_order_release);
-  if (large)
+  if (large && lease < 0)
     mp__qlarge_taken(q, &ref, g);
+  if (lease >= 0 && taken == 0)
+    mp__qlease_abandon(q, lease);
   mp__queue_unlock(q, &s->clock);
   if (advanced)
     mp__queue_notify(q, &s->not_full);

@@ -16,6 +16,8 @@
 #define MP__QUEUE_MAGIC 0x4d505155u /* "MPQU" */
 #define MP__QUEUE_LINE 64
 #define MP__QUEUE_PROCS 64
+/* PID namespaces a queue tells apart (1..MP__QUEUE_NS; 0: unknown). */
+#define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
 #define MP__QUEUE_SPARES 4
 /* Sleepers look again at least this often (a waker may have died between
@@ -38,10 +40,14 @@ typedef struct mp__qlarge_ref {
 
 /* A queue lock (queue.c): taken with one compare-and-swap, given back with
  * one store. owner is 0 when free, else who holds it: the holder thread's
- * kernel id in the low 32 bits and the low 32 bits of its start time
- * above, which together name one thread for good, so that a waiter can
- * tell a dead holder from a slow one (and from a new thread that got the
- * same id). sleepers is a futex word, (sequence << 1) | someone-sleeps. */
+ * kernel id in bits 0-31, the index of its PID namespace in the queue's
+ * table in bits 32-35 (0: unknown), the low 28 bits of its start time in
+ * bits 36-63 (0: unknown). Id and start time name one thread for good, so
+ * that a waiter can tell a dead holder from a slow one (and from a new
+ * thread that got the same id); the namespace says whether the id means
+ * anything to the waiter (a waiter of another namespace, or one that
+ * cannot tell, never takes the lock over). sleepers is a futex word,
+ * (sequence << 1) | someone-sleeps. */
 typedef struct mp__qlock {
   _Atomic uint64_t owner;
   _Atomic uint32_t sleepers;
@@ -59,7 +65,8 @@ typedef struct mp__qshared {
   uint32_t seg_magic;
   uint8_t order;
   uint8_t joinable;
-  uint16_t reserved0;
+  uint8_t lease; /* at-least-once mode (FIFO) */
+  uint8_t reserved0;
   _Atomic uint32_t closed;
   _Atomic uint32_t fence_needed; /* some user cannot take heavy barriers */
   uint64_t total_size;
@@ -73,6 +80,8 @@ typedef struct mp__qshared {
   int64_t spin_ns;
   uint64_t ring_off;  /* the ring or the slots */
   uint64_t index_off; /* heap only: heap array, then free stack */
+  uint64_t lease_off; /* lease mode: MP_QUEUE_LEASES entries */
+  uint64_t lease_size; /* bytes per lease entry */
   int32_t creator_pid;
   uint32_t reserved1;
 
@@ -105,9 +114,16 @@ typedef struct mp__qshared {
    * (a spare of size bytes), or (pid << 32) | 2 (being moved by pid). */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t spares[MP__QUEUE_SPARES];
 
-  /* Processes using the queue (pids; 0: free entry). */
-  _Alignas(MP__QUEUE_LINE) _Atomic int32_t procs[MP__QUEUE_PROCS];
+  /* Processes using the queue: (namespace index << 32) | pid; 0: free. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint64_t procs[MP__QUEUE_PROCS];
   _Atomic uint32_t procs_overflow;
+  uint32_t reserved2;
+  /* JoinableQueue: per user (same index as procs), messages taken and not
+   * yet matched by that process's task_done calls. */
+  _Atomic uint32_t held[MP__QUEUE_PROCS];
+  /* The PID namespaces of the users (inode of /proc/<pid>/ns/pid); entry
+   * i is namespace index i + 1. Set once each, never cleared. */
+  _Atomic uint64_t pidns[MP__QUEUE_NS];
 } mp__qshared;
 
 /* A heap slot: header, then the payload. state is the commit word:
@@ -142,6 +158,12 @@ struct mp_queue {
   uint64_t inline_max, max_message;
   int64_t spin_ns;
   pid_t creator; /* named: the pid whose free unlinks the name */
+  uint8_t ns;     /* this process's namespace index (0: unknown) */
+  int slot;       /* this process's entry in procs, or -1 */
+  uint32_t tag;   /* mp__queue_tag: this process's tag, made on join */
+  bool lease;     /* at-least-once mode */
+  unsigned char *leases; /* lease mode: the entries */
+  uint32_t lease_size;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -169,8 +191,18 @@ typedef struct mp__qget {
   size_t taken;      /* out */
   size_t used;       /* out: bytes of buf filled */
   size_t needed;     /* out with MP_ETOOBIG */
+  uint64_t lease;    /* out, lease mode: the lease of the message taken */
   uint64_t seg_size; /* out: the large message's segment's size */
 } mp__qget;
+
+/* ---- queue.c: who is alive ----------------------------------------------
+ * A process tag is (namespace index << 24) | pid: what large segments'
+ * names and the spares table record of their producer. mp__queue_tag
+ * makes the caller's; mp__queue_tag_gone says whether the process a tag
+ * names is known to be gone, which only a process of the same known
+ * namespace can tell (unknown means alive). */
+uint32_t mp__queue_tag(mp_queue *q);
+bool mp__queue_tag_gone(mp_queue *q, uint32_t tag);
 
 /* ---- queue.c: locks, waking, checks -------------------------------------
  * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;
@@ -197,6 +229,28 @@ int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
 /* What an mp_queue_msg's priv_[1] says priv_[0] is. */
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
+
+/* A lease entry (lease mode): state is 0 (free), or (holder tag << 32) |
+ * step, step 1 while the holder writes it (its get has not committed),
+ * 2 once written (the get commits after), 3 while someone puts it back.
+ * head_cnt is the consumers' count the get's commit sets: whether the
+ * commit happened is told from the head word. Then the stored record. */
+typedef struct mp__qlease {
+  _Atomic uint64_t state;
+  uint32_t head_cnt;
+  uint32_t gen; /* counts the entry's leases: part of the lease id */
+  uint32_t len;
+  uint16_t kind;
+  uint16_t reserved;
+} mp__qlease;
+
+/* mp__qlease_claim takes a free entry for the caller (step 1); returns its
+ * index, or -1 when all are held. mp__qlease_fill stores the record and
+ * the count the commit will set (step 2), and the lease id in g. */
+int mp__qlease_claim(mp_queue *q);
+void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
+                     const void *data, uint32_t len, mp__qget *g);
+void mp__qlease_abandon(mp_queue *q, int idx);
 
 /* ---- queue_fifo.c -------------------------------------------------------
  * try_put puts msgs[0..n) as far as room allows, committing them at once;
@@ -234,6 +288,11 @@ uint32_t mp__qheap_puts(mp_queue *q);
 /* mp__qheap_rebuild recomputes the heap, the free stack, the count and the
  * sequence from the slots' commit words (caller holds plock). */
 void mp__qheap_rebuild(mp_queue *q);
+/* mp__qheap_repair is what the holder of plock does after taking it over
+ * from a dead holder (recovered) or finding it damaged: rebuild, then
+ * finish a large message's hand-over a dead consumer left, then (after a
+ * death) sweep orphans. */
+void mp__qheap_repair(mp_queue *q, bool recovered);
 void mp__qheap_for_each_large(mp_queue *q,
                               void (*fn)(mp_queue *, const mp__qlarge_ref *,
                                          void *),

@@ -4,9 +4,11 @@
  * mp_queue_get_msg), instead of a loop of chunks through the ring.
  *
  * DESIGN
- * Names. A queue's large segments are "<prefix>+<pid>.<ctr>": prefix is
+ * Names. A queue's large segments are "<prefix>+<tag>.<ctr>": prefix is
  * "mp_<name>" for a named queue and "mp_q-<16 hex digits of its id>"
- * otherwise; pid is the producer's; ctr counts in that process. No queue
+ * otherwise; tag is the producer's pid with the index of its PID namespace
+ * above bit 24 (mp__queue_tag: only a process of that namespace judges
+ * whether the producer lives); ctr counts in that process. No queue
  * or sync object name contains '+', so these names never collide with
  * one. The record holds (size, pid, ctr, check).
  *
@@ -158,16 +160,16 @@ static void spare_name(const mp_queue *q, int k, char *out, size_t cap) {
   snprintf(out, cap, "%s+s%d", q->prefix, k);
 }
 
-static uint64_t busy_word(void) {
-  return ((uint64_t)(uint32_t)getpid() << 32) | SPARE_BUSY;
+static uint64_t busy_word(mp_queue *q) {
+  return ((uint64_t)mp__queue_tag(q) << 32) | SPARE_BUSY;
 }
 
 /* spare_settle ends slot k's move that a dead process left half done;
  * returns the slot's word afterwards. */
 static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
-  if ((w & 3u) != SPARE_BUSY || mp__os_pid_alive((pid_t)(w >> 32)))
+  if ((w & 3u) != SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
     return w;
-  uint64_t mine = busy_word();
+  uint64_t mine = busy_word(q);
   if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, mine))
     return w;
   char name[LARGE_NAME_MAX];
@@ -193,7 +195,7 @@ static bool spare_take(mp_queue *q, size_t len, const char *name) {
     uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
     if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
       continue;
-    if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word()))
+    if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
       continue;
     char sname[LARGE_NAME_MAX];
     spare_name(q, k, sname, sizeof sname);
@@ -217,7 +219,7 @@ static bool spare_park(mp_queue *q, const char *name, uint64_t size) {
   for (int k = 0; k < MP__QUEUE_SPARES; k++) {
     uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
     if (w != SPARE_EMPTY ||
-        !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word()))
+        !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
       continue;
     char sname[LARGE_NAME_MAX];
     spare_name(q, k, sname, sizeof sname);
@@ -250,7 +252,7 @@ void mp__qlarge_drop_spares(mp_queue *q) {
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref) {
   char name[LARGE_NAME_MAX];
-  uint32_t pid = (uint32_t)getpid();
+  uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
   large_name(q, pid, ctr, name, sizeof name);
@@ -301,7 +303,7 @@ void mp__qlarge_unlink(mp_queue *q, const mp__qlarge_ref *ref, void *arg) {
 
 int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
   if (!ref_valid(q, ref))
-    return MP_ECORRUPT;
+    return mp__fail(MP_ECORRUPT, "large message record is damaged");
   if (g->want_exact && ref->size != g->exact)
     return MP_EPROTO;
   size_t need = (size_t)ref->size + (g->reserve_nul ? 1 : 0);
@@ -399,8 +401,8 @@ static int sweep_one(const char *name, void *arg) {
   mp__qlarge_ref ref = {0};
   if (!parse_tail(name + a->plen + 1, &ref.pid, &ref.ctr))
     return 0;
-  if (mp__os_pid_alive((pid_t)ref.pid))
-    return 0; /* its producer may be writing it */
+  if (!mp__queue_tag_gone(a->q, ref.pid))
+    return 0; /* its producer may be writing it, or cannot be judged here */
   if (a->queued != NULL && a->queued(a->q, &ref))
     return 0;
   mp__os_shm_unlink(name);

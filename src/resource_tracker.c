@@ -34,13 +34,21 @@
  * left the tree, and the number may name another descriptor by now.
  *
  * State file. While it runs a tracker keeps "/dev/shm/mp-tracker.<pid>":
- *   "mp-tracker 1 <pid> <start>\n" then one line per name,
+ *   "mp-tracker 1 <pid> <start> <pidns>\n" then one line per name,
  *   "<creator pid> <creator start> <size> <inode> <hexname>\n".
  * Start times (clock ticks since boot) tell a live process from a reuse of
- * its pid. The file is what mp_resource_tracker_list reads, and what lets
+ * its pid; pidns (the inode of the tracker's PID namespace, 0 unknown, and
+ * absent in older files, which count as the reader's) says where those
+ * pids mean something: a file of another namespace (a container sharing
+ * /dev/shm) is listed but never acted on. The file is what
+ * mp_resource_tracker_list reads, and what lets
  * mp_resource_tracker_remove_dead clean up after a tracker that was itself
- * killed. Any program of the user can write it, so it is parsed as
- * untrusted text: malformed lines are skipped.
+ * killed. Anyone can plant a file under that name: only a regular file
+ * owned by the caller and writable by nobody else is read or written
+ * (never through a link), and a clean-up only ever removes a segment that
+ * is the one registered (same inode) and the caller's own. The rest of the
+ * user's programs can still write it, so it is parsed as untrusted text:
+ * malformed lines are skipped.
  *
  * What a crash leaves: a member killed between creating a segment and
  * sending "R" leaves that segment unregistered (microseconds; the segment
@@ -149,6 +157,7 @@ typedef struct entry {
 typedef struct tracker {
   pid_t pid;
   uint64_t start;
+  uint64_t pidns;
   char state_name[64];
   entry *v;
   size_t n, cap;
@@ -201,7 +210,8 @@ static void entry_line(text *t, pid_t pid, uint64_t start, uint64_t size,
 
 static void tracker_save(tracker *tr) {
   text t = {0};
-  text_add(&t, STATE_MAGIC "%d %" PRIu64 "\n", (int)tr->pid, tr->start);
+  text_add(&t, STATE_MAGIC "%d %" PRIu64 " %" PRIu64 "\n", (int)tr->pid,
+           tr->start, tr->pidns);
   for (size_t i = 0; i < tr->n; i++)
     entry_line(&t, tr->v[i].pid, tr->v[i].start, tr->v[i].size, tr->v[i].ino,
                tr->v[i].name);
@@ -259,11 +269,21 @@ static void tracker_handle(tracker *tr, char *msg, size_t len) {
 
 static int remove_dead_in(const char *state_name, size_t *removed);
 
+/* same_segment: is e's name still the segment registered (same inode),
+ * and the caller's own? A tracker or a clean-up never removes another
+ * user's segment, whatever a state file says. */
+static bool same_segment(const entry *e) {
+  uint64_t ino;
+  uid_t uid;
+  return mp__os_shm_owner(e->name, &ino, &uid) == 0 && ino == e->ino &&
+         uid == geteuid();
+}
+
 static void tracker_main(int fd, void *arg) {
   (void)arg;
   /* Failure injection is for the tests' process, not for the tracker. */
   mp__alloc_fail_after(0);
-  tracker tr = {.pid = getpid()};
+  tracker tr = {.pid = getpid(), .pidns = mp__os_pidns()};
   (void)mp__os_pid_start_time(tr.pid, &tr.start);
   snprintf(tr.state_name, sizeof tr.state_name, STATE_PREFIX "%d",
            (int)tr.pid);
@@ -286,11 +306,9 @@ static void tracker_main(int fd, void *arg) {
     msg[r] = '\0';
     tracker_handle(&tr, msg, (size_t)r);
   }
-  for (size_t i = 0; i < tr.n; i++) {
-    uint64_t ino;
-    if (mp__os_shm_inode(tr.v[i].name, &ino) == 0 && ino == tr.v[i].ino)
+  for (size_t i = 0; i < tr.n; i++)
+    if (same_segment(&tr.v[i]))
       mp__os_shm_unlink(tr.v[i].name);
-  }
   mp__os_shm_unlink(tr.state_name);
   mp__free(tr.v);
 }
@@ -544,6 +562,8 @@ pid_t mp_resource_tracker_pid(void) {
 typedef struct state_header {
   pid_t pid;      /* from the file name */
   uint64_t start; /* from the first line; 0 when it is malformed */
+  uint64_t pidns; /* the tracker's PID namespace; 0: not written (older
+                   * trackers: taken as the caller's) */
 } state_header;
 
 /* Parses the first line of a state file into *h. Returns where the entry
@@ -558,9 +578,13 @@ static const char *parse_header(const char *data, size_t len,
   uint64_t pid, start;
   if ((size_t)(line_end - q) > ml && memcmp(q, STATE_MAGIC, ml) == 0) {
     q += ml;
+    uint64_t ns;
     if (parse_u64(&q, line_end, &pid) == 0 && (pid_t)pid == h->pid &&
-        pid <= INT32_MAX && parse_u64(&q, line_end, &start) == 0)
+        pid <= INT32_MAX && parse_u64(&q, line_end, &start) == 0) {
       h->start = start;
+      if (parse_u64(&q, line_end, &ns) == 0)
+        h->pidns = ns;
+    }
   }
   return nl ? nl + 1 : end;
 }
@@ -650,16 +674,12 @@ static int state_files(name_list *l) {
   return rc;
 }
 
-static bool same_segment(const entry *e) {
-  uint64_t ino;
-  return mp__os_shm_inode(e->name, &ino) == 0 && ino == e->ino;
-}
-
 typedef struct list_ctx {
   mp_resource_tracker_visit_fn fn;
   void *arg;
   pid_t tracker_pid;
   bool tracker_alive;
+  bool foreign; /* of another PID namespace: its pids are not judged */
 } list_ctx;
 
 static int list_one(const entry *e, const char *line, size_t line_len,
@@ -672,7 +692,7 @@ static int list_one(const entry *e, const char *line, size_t line_len,
   memcpy(o.name, e->name, strlen(e->name) + 1);
   o.size = e->size > SIZE_MAX ? SIZE_MAX : (size_t)e->size;
   o.creator_pid = e->pid;
-  o.creator_alive = mp__os_process_alive(e->pid, e->start);
+  o.creator_alive = c->foreign || mp__os_process_alive(e->pid, e->start);
   o.tracker_pid = c->tracker_pid;
   o.tracker_alive = c->tracker_alive;
   o.exists = same_segment(e);
@@ -694,8 +714,9 @@ int mp_resource_tracker_list(mp_resource_tracker_visit_fn fn, void *arg) {
     state_header h = {.pid = state_file_pid(l.v[i])};
     const char *body = parse_header(data, len, &h);
     list_ctx c = {.fn = fn, .arg = arg, .tracker_pid = h.pid};
+    c.foreign = h.pidns != 0 && h.pidns != mp__os_pidns();
     /* A malformed header gives no start time: the pid alone decides. */
-    c.tracker_alive = mp__os_process_alive(h.pid, h.start);
+    c.tracker_alive = c.foreign || mp__os_process_alive(h.pid, h.start);
     rc = for_each_entry(body, data + len, list_one, &c);
     mp__free(data);
   }
@@ -730,9 +751,18 @@ static int remove_dead_in(const char *state_name, size_t *removed) {
   size_t len;
   int rc = mp__os_shm_read_file(state_name, STATE_FILE_MAX, &data, &len);
   if (rc != 0)
-    return rc == MP_ENOENT ? 0 : rc;
+    /* Gone meanwhile, or not ours (planted by another user, writable by
+     * others, a link): nothing to act on. */
+    return rc == MP_ENOENT || rc == MP_EPERM ? 0 : rc;
   state_header h = {.pid = state_file_pid(state_name)};
   const char *body = parse_header(data, len, &h);
+  /* The pids in the file mean something only in the tracker's PID
+   * namespace: a file of another namespace (a container sharing
+   * /dev/shm) is left alone. */
+  if (h.pidns != 0 && h.pidns != mp__os_pidns()) {
+    mp__free(data);
+    return 0;
+  }
   /* Our own pid in the name means we are the tracker that reuses a dead
    * one's pid: its file is stale even when its header is unreadable. */
   bool dead = !mp__os_process_alive(h.pid, h.start) ||
@@ -740,7 +770,8 @@ static int remove_dead_in(const char *state_name, size_t *removed) {
   if (dead) {
     clean_ctx c;
     memset(&c, 0, sizeof c);
-    text_add(&c.keep, STATE_MAGIC "%d %" PRIu64 "\n", (int)h.pid, h.start);
+    text_add(&c.keep, STATE_MAGIC "%d %" PRIu64 " %" PRIu64 "\n", (int)h.pid,
+             h.start, h.pidns);
     for_each_entry(body, data + len, clean_one, &c);
     if (c.keep.failed)
       rc = MP_ENOMEM;

@@ -7,6 +7,7 @@
  * status (0 = fine, other values name the step that failed). */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -156,7 +157,8 @@ static void join_waits_for_process_workers(void **state) {
 /* G-QUEUE-6: the unfinished count is exact whatever dies: a producer
  * killed inside put counts its message only if the message is queued, and
  * a worker killed between get and task_done leaves its task unfinished,
- * so join waits (up to its timeout) rather than returning early. */
+ * so join never returns 0 early; it tells that a holder died
+ * (MP_EOWNERDEAD) instead of waiting for ever (issue 9, item 3). */
 static int take_and_die(void *arg) {
   worker_arg *w = arg;
   int64_t v;
@@ -179,11 +181,69 @@ static void killed_worker_leaves_task_unfinished(void **state) {
   assert_rc(mp_queue_get_int64(q, &v, 0), 0);
   assert_int_equal(v, 2);
   assert_rc(mp_queue_task_done(q), 0);
-  assert_rc(mp_queue_join(q, 0.05), MP_ETIMEDOUT);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 1);
+  /* Not a timeout, even with MP_FOREVER: the holder is known dead. */
+  double t0 = mp_test_now();
+  assert_rc(mp_queue_join(q, MP_FOREVER), MP_EOWNERDEAD);
+  assert_true(mp_test_now() - t0 < mp_test_slack(2));
+  char want[64];
+  snprintf(want, sizeof want, "process %d died holding 1", (int)pid);
+  assert_non_null(strstr(mp_error_detail(), want));
+  assert_rc(mp_queue_join(q, 0), MP_EOWNERDEAD);
   /* Whoever knows the dead worker's task is lost may finish it. */
   assert_rc(mp_queue_task_done(q), 0);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 0);
   assert_rc(mp_queue_join(q, 0), 0);
   assert_rc(mp_queue_task_done(q), MP_EVALUE);
+  mp_queue_free(q);
+}
+
+/* A join already waiting learns of the death while it waits. */
+static int take_wait_die(void *arg) {
+  worker_arg *w = arg;
+  int64_t v;
+  if (mp_queue_get_int64(w->q, &v, 10.0) != 0)
+    return 1;
+  usleep(200000);
+  raise(SIGKILL);
+  return 2;
+}
+
+static void waiting_join_learns_of_a_dead_holder(void **state) {
+  (void)state;
+  mp_queue *q = NULL;
+  assert_rc(mp_joinable_queue_new(&q, 4), 0);
+  assert_int_equal(mp_queue_maxsize(q), 4);
+  assert_rc(mp_queue_put_int64(q, 7, 0), 0);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 1);
+  worker_arg w = {.q = q};
+  pid_t pid = mp_test_fork(take_wait_die, &w);
+  double t0 = mp_test_now();
+  assert_rc(mp_queue_join(q, MP_FOREVER), MP_EOWNERDEAD);
+  assert_true(mp_test_now() - t0 < mp_test_slack(5));
+  int status = mp_test_wait(pid, mp_test_slack(10));
+  assert_true(WIFSIGNALED(status));
+  mp_queue_free(q);
+}
+
+/* A live holder that finishes its task is never reported; a task taken
+ * by one process and marked done by another balances the count. */
+static void unfinished_count_and_live_holders(void **state) {
+  (void)state;
+  mp_queue *q = joinable(MP_QUEUE_LIFO, 0);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 0);
+  for (int i = 0; i < 3; i++)
+    assert_rc(mp_queue_put_int64(q, i, 0), 0);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 3);
+  int64_t v;
+  assert_rc(mp_queue_get_int64(q, &v, 0), 0);
+  assert_rc(mp_queue_task_done(q), 0);
+  assert_int_equal(mp_queue_unfinished_tasks(q), 2);
+  assert_rc(mp_queue_join(q, 0.05), MP_ETIMEDOUT);
+  mp_queue *plain = NULL;
+  assert_rc(mp_simple_queue_new(&plain), 0);
+  assert_rc(mp_queue_unfinished_tasks(plain), MP_EINVAL);
+  mp_queue_free(plain);
   mp_queue_free(q);
 }
 
@@ -216,6 +276,8 @@ static void join_wakes_when_done(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(seed_task_done_then_join),
+    cmocka_unit_test(waiting_join_learns_of_a_dead_holder),
+    cmocka_unit_test(unfinished_count_and_live_holders),
     cmocka_unit_test(too_many_task_done_is_a_value_error),
     cmocka_unit_test(only_a_joinable_queue_joins),
     cmocka_unit_test(join_timeout_is_bounded),

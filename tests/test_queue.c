@@ -712,7 +712,9 @@ static void large_segments_are_reused(void **state) {
     if ((atomic_load(&q->s->spares[i]) & 3u) == 1)
       k = i;
   assert_true(k >= 0);
-  atomic_store(&q->s->spares[k], ((uint64_t)(uint32_t)dead << 32) | 2u);
+  /* The slot records a process tag: the pid and its namespace index. */
+  uint32_t tag = ((uint32_t)q->ns << 24) | (uint32_t)dead;
+  atomic_store(&q->s->spares[k], ((uint64_t)tag << 32) | 2u);
   fill_pattern(in, size, 3);
   assert_rc(mp_queue_put(q, in, 100000, 0), 0);
   assert_int_equal(count_spares(q), 0);

@@ -90,12 +90,20 @@ typedef struct mp_queue_opts {
   size_t inline_max;  /* the largest message copied into the queue's own
                          memory; larger ones travel through a segment of
                          their own. 0: a quarter of the capacity (FIFO) or
-                         232 bytes (LIFO, priority). At least 24. */
+                         232 bytes (LIFO, priority). At least 24 (the size
+                         of a large message's record): 1 to 23 is
+                         MP_EINVAL. */
   mp_queue_order order;
   int joinable; /* nonzero: a JoinableQueue (task_done, join) */
   long spin_ns; /* how long a blocked call spins before sleeping:
                    0: MP_QUEUE_DEFAULT_SPIN_NS; negative: never */
+  int lease;    /* nonzero (FIFO only): at-least-once delivery. Every get
+                   leases its message until mp_queue_ack (or task_done);
+                   a lease whose holder died is queued again. */
 } mp_queue_opts;
+
+/* A lease-mode queue holds at most this many leases at once. */
+#define MP_QUEUE_LEASES 16
 
 /* ---- life cycle ---------------------------------------------------------
  * mp_queue_new creates a queue as opts say and stores its handle in *out.
@@ -106,6 +114,10 @@ MP_EXTERN int mp_queue_new(mp_queue **out, const mp_queue_opts *opts);
 /* mp_simple_queue_new creates an anonymous FIFO queue with the defaults:
  * Python's SimpleQueue (put, get, empty, close). */
 MP_EXTERN int mp_simple_queue_new(mp_queue **out);
+/* mp_joinable_queue_new creates an anonymous FIFO JoinableQueue holding at
+ * most maxsize messages (0: bounded by bytes only): Python's
+ * JoinableQueue(maxsize). Returns as mp_queue_new. */
+MP_EXTERN int mp_joinable_queue_new(mp_queue **out, size_t maxsize);
 /* mp_queue_open opens the queue another process created under name. It
  * checks the segment's header, sizes and offsets before using it.
  * Returns 0, MP_ENOENT, MP_ECORRUPT (not a valid queue), MP_EINVAL,
@@ -249,14 +261,44 @@ MP_EXTERN int mp_queue_closed(mp_queue *q);
  * processes. */
 MP_EXTERN int mp_queue_poll(mp_queue *q);
 
+/* ---- at-least-once (lease mode) -----------------------------------------
+ * mp_queue_get_lease is mp_queue_get on a queue made with .lease = 1, that
+ * also stores the message's lease in *lease. Until the lease is released
+ * by mp_queue_ack, the queue keeps a copy; if the process that holds it is
+ * known to be dead, the next get of any process puts the message back at
+ * the tail (so a consumer killed after get, before it finished, loses
+ * nothing; the price is that such a message may be delivered twice, and
+ * out of order). Every get of a lease-mode queue leases (one message per
+ * call); mp_queue_ack(q, 0) releases one lease this process holds, as does
+ * mp_queue_task_done. A get finding all MP_QUEUE_LEASES leases held
+ * returns MP_EBUSY. Returns as mp_queue_get, and MP_EINVAL (not a
+ * lease-mode queue). */
+MP_EXTERN int mp_queue_get_lease(mp_queue *q, void *buf, size_t cap,
+                                 size_t *len, uint64_t *lease, double timeout);
+/* mp_queue_ack releases lease (0: any one this process holds). Returns 0,
+ * or MP_EINVAL (not a lease this process holds, or not a lease-mode
+ * queue). */
+MP_EXTERN int mp_queue_ack(mp_queue *q, uint64_t lease);
+
 /* ---- JoinableQueue ------------------------------------------------------
  * mp_queue_task_done tells that a message taken by get has been processed.
  * Returns 0, MP_EVALUE (called more often than messages were put: Python's
  * ValueError), MP_EINVAL (not a joinable queue). */
 MP_EXTERN int mp_queue_task_done(mp_queue *q);
 /* mp_queue_join waits until every message ever put has been marked done.
- * Returns 0, MP_EAGAIN (timeout 0) or MP_ETIMEDOUT, MP_EINVAL. */
+ * Unlike Python's, it does not wait for ever for tasks nobody can finish:
+ * each process's gets not yet matched by its task_done calls are counted
+ * (in the queue's table of users), and once a process that held some is
+ * known to be dead while tasks are unfinished, join returns MP_EOWNERDEAD
+ * (mp_error_detail names the process and its count); every later join
+ * does too, until task_done was called for them. Returns 0, MP_EOWNERDEAD,
+ * MP_EAGAIN (timeout 0) or MP_ETIMEDOUT, MP_EINVAL (not joinable, or a NaN
+ * timeout). */
 MP_EXTERN int mp_queue_join(mp_queue *q, double timeout);
+/* mp_queue_unfinished_tasks returns how many messages were put and not yet
+ * marked done (Python's internal _unfinished_tasks counter), or
+ * MP_EINVAL (not a joinable queue). */
+MP_EXTERN ssize_t mp_queue_unfinished_tasks(mp_queue *q);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -144,29 +145,239 @@ size_t mp__os_page_size(void) {
   return page;
 }
 
-bool mp__os_pid_alive(pid_t pid) {
-  if (pid <= 0)
+/* What /proc says of the caller. Looked at on every use, not cached: the
+ * callers are slow paths (a lock holder that has not let go for a slice,
+ * a sweep, a handle being made), and a process may mount a /proc of its
+ * own after it started (a container's init). */
+bool mp__os_proc_ok(void) {
+  /* /proc/self names the caller as /proc's namespace numbers it: equal to
+   * getpid() only when /proc is of the caller's own PID namespace. */
+  char link[32];
+  ssize_t n = readlink("/proc/self", link, sizeof link - 1);
+  if (n <= 0)
     return false;
-  if (kill(pid, 0) != 0 && errno == ESRCH)
-    return false;
-  /* kill() succeeds on a zombie, which can no longer release anything:
-   * read its state from /proc. /proc/<tid> also resolves thread ids. */
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  link[n] = '\0';
+  char *end;
+  long v = strtol(link, &end, 10);
+  return end != link && *end == '\0' && v == (long)getpid();
+}
+
+uint64_t mp__os_pidns(void) {
+  struct stat st;
+  if (!mp__os_proc_ok() || stat("/proc/self/ns/pid", &st) != 0)
+    return 0;
+  return (uint64_t)st.st_ino;
+}
+
+/* proc_stat reads the state and the start time of id from the caller's
+ * /proc. Returns MP__LIVE_GONE (no such entry while /proc is ours, or a
+ * zombie), MP__LIVE_ALIVE (state and start read), MP__LIVE_UNKNOWN. */
+static int proc_stat(pid_t id, uint64_t *start) {
+  if (!mp__os_proc_ok())
+    return MP__LIVE_UNKNOWN;
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)id);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return errno != ENOENT;
+    /* With hidepid an entry of another user is missing too: only kill()
+     * tells gone, so the caller asked it first. */
+    return MP__LIVE_UNKNOWN;
   ssize_t n = read(fd, buf, sizeof buf - 1);
+  int err = errno;
   close(fd);
   if (n <= 0)
-    return true;
+    return n < 0 && err == ESRCH ? MP__LIVE_GONE : MP__LIVE_UNKNOWN;
   buf[n] = '\0';
-  /* The state follows the last ')' (the command name may hold any byte). */
-  char *paren = strrchr(buf, ')');
-  if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
-    return true;
-  char state = paren[2];
-  return state != 'Z' && state != 'X' && state != 'x';
+  /* The state is field 3 and the start time field 22, counted after the
+   * command name, which ends at the last ')' and may hold any byte. */
+  char *p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ' || p[2] == '\0')
+    return MP__LIVE_UNKNOWN;
+  if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+    return MP__LIVE_GONE;
+  p += 2;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (p == NULL)
+      return MP__LIVE_UNKNOWN;
+    p++;
+  }
+  char *end;
+  unsigned long long v = strtoull(p, &end, 10);
+  if (end == p)
+    return MP__LIVE_UNKNOWN;
+  *start = v;
+  return MP__LIVE_ALIVE;
+}
+
+int mp__os_liveness(pid_t id, uint64_t start, unsigned start_bits) {
+  if (id <= 0)
+    return MP__LIVE_GONE;
+  /* kill() looks the id up in the caller's namespace, with or without
+   * /proc: ESRCH is certain. Success and EPERM (another user's) say a
+   * process has that id, not that it is the one meant. (A thread id works
+   * too: the kernel finds the thread.) */
+  if (kill(id, 0) != 0 && errno == ESRCH)
+    return MP__LIVE_GONE;
+  uint64_t now = 0;
+  int rc = proc_stat(id, &now);
+  if (rc == MP__LIVE_GONE)
+    return MP__LIVE_GONE;
+  if (rc != MP__LIVE_ALIVE)
+    return start == 0 ? MP__LIVE_ALIVE : MP__LIVE_UNKNOWN;
+  if (start != 0 && start_bits > 0) {
+    uint64_t mask = start_bits >= 64 ? UINT64_MAX
+                                     : (((uint64_t)1 << start_bits) - 1);
+    if ((now & mask) != (start & mask))
+      return MP__LIVE_GONE; /* the id was reused */
+  }
+  return MP__LIVE_ALIVE;
+}
+
+bool mp__os_pid_alive(pid_t pid) {
+  return mp__os_liveness(pid, 0, 0) != MP__LIVE_GONE;
+}
+
+/* parse_hex reads a hexadecimal number at *p, leaving *p after it. */
+static bool parse_hex(const char **p, const char *end, uintptr_t *out) {
+  uintptr_t v = 0;
+  const char *q = *p;
+  for (; q < end; q++) {
+    int d = *q >= '0' && *q <= '9'   ? *q - '0'
+            : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
+                                     : -1;
+    if (d < 0)
+      break;
+    v = v * 16 + (uintptr_t)d;
+  }
+  if (q == *p)
+    return false;
+  *p = q;
+  *out = v;
+  return true;
+}
+
+/* for_each_map calls fn(line, end, arg) for each line of /proc/<pid>/maps
+ * (pid 0: self) until fn returns nonzero, which is returned; 0 at the end,
+ * a negative code when the list cannot be read. */
+static int for_each_map(pid_t pid, int (*fn)(const char *, const char *, void *),
+                        void *arg) {
+  char path[64];
+  if (pid == 0)
+    snprintf(path, sizeof path, "/proc/self/maps");
+  else
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  char buf[4096];
+  size_t have = 0;
+  int rc = 0;
+  while (rc == 0) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      rc = -errno;
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    char *line = buf, *end = buf + have, *nl;
+    while (rc == 0 && (nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+      rc = fn(line, nl, arg);
+      line = nl + 1;
+    }
+    have = (size_t)(end - line);
+    if (have == sizeof buf)
+      have = 0; /* a line longer than the buffer: skipped */
+    memmove(buf, line, have);
+  }
+  close(fd);
+  return rc;
+}
+
+/* A maps line: "lo-hi perms offset dev inode path". */
+typedef struct map_line {
+  uintptr_t lo, hi;
+  char dev[16];
+  unsigned long long inode;
+} map_line;
+
+static bool parse_map(const char *p, const char *end, map_line *m) {
+  if (!parse_hex(&p, end, &m->lo) || p >= end || *p++ != '-' ||
+      !parse_hex(&p, end, &m->hi))
+    return false;
+  /* Skip perms and offset. */
+  for (int f = 0; f < 2; f++) {
+    while (p < end && *p == ' ')
+      p++;
+    while (p < end && *p != ' ')
+      p++;
+  }
+  while (p < end && *p == ' ')
+    p++;
+  size_t k = 0;
+  while (p < end && *p != ' ' && k < sizeof m->dev - 1)
+    m->dev[k++] = *p++;
+  m->dev[k] = '\0';
+  while (p < end && *p == ' ')
+    p++;
+  m->inode = 0;
+  while (p < end && *p >= '0' && *p <= '9')
+    m->inode = m->inode * 10 + (unsigned)(*p++ - '0');
+  return k > 0;
+}
+
+typedef struct find_arg {
+  uintptr_t addr;
+  map_line found;
+  bool ok;
+} find_arg;
+
+static int find_line(const char *line, const char *end, void *arg) {
+  find_arg *a = arg;
+  map_line m;
+  if (parse_map(line, end, &m) && a->addr >= m.lo && a->addr < m.hi) {
+    a->found = m;
+    a->ok = true;
+    return 1;
+  }
+  return 0;
+}
+
+int mp__os_same_mapping(const void *a, const void *b, size_t len) {
+  uintptr_t pb = (uintptr_t)b;
+  if (pb + len < pb)
+    return 0;
+  find_arg f = {.addr = (uintptr_t)a};
+  int rc = for_each_map(0, find_line, &f);
+  if (rc < 0)
+    return rc;
+  if (!f.ok)
+    return 0;
+  return pb >= f.found.lo && pb + len <= f.found.hi;
+}
+
+static int same_object(const char *line, const char *end, void *arg) {
+  const map_line *want = arg;
+  map_line m;
+  return parse_map(line, end, &m) && m.inode == want->inode &&
+         strcmp(m.dev, want->dev) == 0;
+}
+
+int mp__os_maps_object(pid_t pid, const void *addr) {
+  if (!mp__os_proc_ok())
+    return MP_ENOSYS;
+  find_arg f = {.addr = (uintptr_t)addr};
+  int rc = for_each_map(0, find_line, &f);
+  if (rc < 0)
+    return rc;
+  if (!f.ok || f.found.inode == 0)
+    return MP_ENOSYS; /* private memory: nothing names it elsewhere */
+  rc = for_each_map(pid, same_object, &f.found);
+  if (rc < 0)
+    return rc == MP_ENOENT ? MP_ESRCH : rc;
+  return rc;
 }
 
 int mp__os_random(void *buf, size_t len) {

@@ -73,6 +73,9 @@ int mp__os_shm_rename(const char *old_name, const char *new_name) {
 int mp__os_thread_start(pid_t tid, uint64_t *start) {
   if (tid <= 0)
     return MP_ESRCH;
+  /* Another namespace's /proc would name another thread by that id. */
+  if (!mp__os_proc_ok())
+    return MP_ENOSYS;
   char path[64], buf[1024];
   /* /proc/<tid> resolves any thread id, not only a process's. */
   snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);

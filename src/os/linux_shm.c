@@ -46,6 +46,51 @@ int mp__os_shm_inode(const char *name, uint64_t *ino) {
   return rc;
 }
 
+int mp__os_shm_owner(const char *name, uint64_t *ino, uid_t *uid) {
+  char path[NAME_MAX + 2];
+  int rc = shm_path(path, sizeof path, name);
+  if (rc != 0)
+    return rc;
+  int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  struct stat st;
+  rc = fstat(fd, &st) == 0 ? 0 : -errno;
+  close(fd);
+  if (rc == 0) {
+    *ino = (uint64_t)st.st_ino;
+    *uid = st.st_uid;
+  }
+  return rc;
+}
+
+/* open_private opens /dev/shm/<name> without following a link and checks
+ * that it is the caller's own private file (see os/shm.h). */
+static int open_private(const char *name, int flags, mode_t mode) {
+  char path[NAME_MAX + 16];
+  if (snprintf(path, sizeof path, SHM_DIR "/%s", name) >= (int)sizeof path)
+    return MP_ENAMETOOLONG;
+  int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+  if (fd < 0)
+    return errno == ELOOP ? mp__fail(MP_EPERM, "state file is a link")
+                          : -errno;
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) != 0)
+    rc = -errno;
+  else if (!S_ISREG(st.st_mode))
+    rc = mp__fail(MP_EPERM, "state file is not a regular file");
+  else if (st.st_uid != geteuid())
+    rc = mp__fail(MP_EPERM, "state file is owned by another user");
+  else if (st.st_mode & (S_IWGRP | S_IWOTH))
+    rc = mp__fail(MP_EPERM, "state file is writable by others");
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
 int mp__os_shm_list(int (*fn)(const char *name, void *arg), void *arg) {
   DIR *d = opendir(SHM_DIR);
   if (d == NULL)
@@ -67,9 +112,9 @@ int mp__os_shm_write_file(const char *name, const void *data, size_t len) {
   int rc = shm_path(path, sizeof path, name);
   if (rc != 0)
     return rc;
-  int fd = shm_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = open_private(name, O_RDWR | O_CREAT, 0600);
   if (fd < 0)
-    return -errno;
+    return fd;
   rc = 0;
   if (ftruncate(fd, 0) != 0)
     rc = -errno;
@@ -92,13 +137,10 @@ int mp__os_shm_write_file(const char *name, const void *data, size_t len) {
 
 int mp__os_shm_read_file(const char *name, size_t max, char **data,
                          size_t *len) {
-  char path[NAME_MAX + 2];
-  int rc = shm_path(path, sizeof path, name);
-  if (rc != 0)
-    return rc;
-  int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+  int rc;
+  int fd = open_private(name, O_RDONLY, 0);
   if (fd < 0)
-    return -errno;
+    return fd;
   struct stat st;
   if (fstat(fd, &st) != 0) {
     rc = -errno;
@@ -132,7 +174,7 @@ int mp__os_shm_read_file(const char *name, size_t max, char **data,
 }
 
 int mp__os_pid_start_time(pid_t pid, uint64_t *start) {
-  if (pid <= 0)
+  if (pid <= 0 || !mp__os_proc_ok())
     return MP_ESRCH;
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -165,14 +207,7 @@ int mp__os_pid_start_time(pid_t pid, uint64_t *start) {
 }
 
 bool mp__os_process_alive(pid_t pid, uint64_t start) {
-  if (!mp__os_pid_alive(pid))
-    return false;
-  if (start == 0)
-    return true;
-  uint64_t now;
-  if (mp__os_pid_start_time(pid, &now) != 0)
-    return false;
-  return now == start;
+  return mp__os_liveness(pid, start, 64) != MP__LIVE_GONE;
 }
 
 /* Closes every descriptor from lo up. */

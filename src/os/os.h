@@ -36,10 +36,48 @@ int mp__os_map_shared(int fd, size_t size, void **out);
 void mp__os_unmap(void *addr, size_t size);
 size_t mp__os_page_size(void);
 
-/* ---- processes ----------------------------------------------------------
- * mp__os_pid_alive returns true unless the process (or thread id) is known
- * to be gone: a zombie counts as gone. */
+/* ---- processes: liveness -------------------------------------------------
+ * The one judgement of "is that process (or thread) still there?" that
+ * every robust object uses. Only certain evidence says gone: unknown means
+ * alive. An id is a number in the caller's PID namespace; an object shared
+ * with other namespaces must only judge ids recorded by processes of the
+ * caller's own (see mp__os_pidns).
+ *
+ * mp__os_liveness answers MP__LIVE_GONE when kill(id, 0) says ESRCH, or
+ * when the caller's own /proc shows the id as a zombie or, with start
+ * nonzero, as started at another time (compared on the low start_bits
+ * bits of the start time in clock ticks: the id was reused).
+ * MP__LIVE_ALIVE when kill succeeds or says EPERM and /proc agrees;
+ * MP__LIVE_UNKNOWN when it cannot be told (no /proc, a /proc of another
+ * PID namespace, hidepid, an unreadable entry): the caller treats that as
+ * alive. */
+enum { MP__LIVE_GONE = 0, MP__LIVE_ALIVE = 1, MP__LIVE_UNKNOWN = 2 };
+int mp__os_liveness(pid_t id, uint64_t start, unsigned start_bits);
+
+/* mp__os_pid_alive: mp__os_liveness(pid, 0, 0) != MP__LIVE_GONE. */
 bool mp__os_pid_alive(pid_t pid);
+
+/* mp__os_proc_ok says whether /proc is mounted and shows the caller's own
+ * PID namespace (so /proc/<id> means the id the caller means). */
+bool mp__os_proc_ok(void);
+
+/* mp__os_pidns returns an identity of the caller's PID namespace (the
+ * inode of /proc/self/ns/pid), or 0 when it cannot be known (no /proc of
+ * the caller's own namespace). Not cached: call it on slow paths. */
+uint64_t mp__os_pidns(void);
+
+/* ---- memory ---------------------------------------------------------------
+ * mp__os_same_mapping says whether [b, b + len) lies in the same mapping
+ * of the caller's address space as a: 1 yes, 0 no, a negative code when it
+ * cannot be told (no /proc). Slow (it reads the list of mappings): cache
+ * the answer. */
+int mp__os_same_mapping(const void *a, const void *b, size_t len);
+
+/* mp__os_maps_object says whether process (or thread) id pid, of the
+ * caller's PID namespace, maps the same object (file or shared memory) as
+ * the caller has at addr: 1 yes, 0 no (it exec'd, or unmapped it), a
+ * negative code when it cannot be told. Slow: reads both lists. */
+int mp__os_maps_object(pid_t pid, const void *addr);
 
 /* Random bytes from the kernel; returns 0 or -errno. */
 int mp__os_random(void *buf, size_t len);

@@ -19,18 +19,6 @@ static inline void mp__os_cpu_relax(void) {
   __asm__ __volatile__("yield" ::: "memory");
 #else
   __asm__ __volatile__("" ::: "memory");
-  /* mp__os_shm_rename gives segment old (without '/') the name new, which
-   * must not exist. Returns 0, MP_ENOENT (no old), MP_EEXIST, -errno. */
-  int mp__os_shm_rename(const char *old_name, const char *new_name);
-
-  /* ---- threads ------------------------------------------------------------
-   * mp__os_thread_start stores when thread (or process) tid started, in
-   * clock ticks since boot: with its id it names one thread for good, even
-   * after the id is reused. Returns 0 while it runs, MP_ESRCH when it is
-   * gone (or a zombie), another negative code when that cannot be told now
-   * (the caller must then assume it runs). */
-  int mp__os_thread_start(pid_t tid, uint64_t * start);
-
 #endif
 }
 
@@ -67,7 +55,8 @@ int mp__os_shm_rename(const char *old_name, const char *new_name);
  * clock ticks since boot: with its id it names one thread for good, even
  * after the id is reused. Returns 0 while it runs, MP_ESRCH when it is
  * gone (or a zombie), another negative code when that cannot be told now
- * (the caller must then assume it runs). */
+ * (no /proc of the caller's PID namespace: MP_ENOSYS); the caller must
+ * then assume it runs. Liveness itself is mp__os_liveness (os/os.h). */
 int mp__os_thread_start(pid_t tid, uint64_t *start);
 
 #endif

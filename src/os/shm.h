@@ -20,13 +20,24 @@ int mp__os_shm_inode(const char *name, uint64_t *ino);
  * '/'); a nonzero return from fn stops the walk and is returned. */
 int mp__os_shm_list(int (*fn)(const char *name, void *arg), void *arg);
 
-/* mp__os_shm_write_file replaces the contents of segment name (created
+/* mp__os_shm_owner stores the owner (effective uid of its creator) of
+ * the segment name refers to now, and its inode. Returns 0, MP_ENOENT or
+ * -errno. */
+int mp__os_shm_owner(const char *name, uint64_t *ino, uid_t *uid);
+
+/* Private files: the tracker's state files are segments that any program
+ * could plant under the expected name. The two calls below accept only a
+ * regular file owned by the caller (effective uid) that neither group nor
+ * others may write, and never follow a link; anything else is MP_EPERM
+ * (mp_error_detail says why).
+ *
+ * mp__os_shm_write_file replaces the contents of segment name (created
  * with mode 0600 when missing) with len bytes of data. Returns 0 or -errno. */
 int mp__os_shm_write_file(const char *name, const void *data, size_t len);
 
 /* mp__os_shm_read_file reads segment name into a new buffer of *len bytes
  * (plus a NUL), from mp__alloc; refuses segments over max bytes with
- * MP_ETOOBIG. Returns 0, MP_ENOENT, -errno. */
+ * MP_ETOOBIG. Returns 0, MP_ENOENT, MP_EPERM (not private), -errno. */
 int mp__os_shm_read_file(const char *name, size_t max, char **data,
                          size_t *len);
 
@@ -35,8 +46,9 @@ int mp__os_shm_read_file(const char *name, size_t max, char **data,
  * reused). Returns 0 or MP_ESRCH. */
 int mp__os_pid_start_time(pid_t pid, uint64_t *start);
 
-/* mp__os_process_alive is true when pid runs and, if start is nonzero,
- * started at start (so it is the same process, not a reuse of its pid). */
+/* mp__os_process_alive is false only when pid is known to be gone or, if
+ * start is nonzero, known to be another process that reuses the pid
+ * (mp__os_liveness: unknown means alive). */
 bool mp__os_process_alive(pid_t pid, uint64_t start);
 
 /* mp__os_spawn_daemon starts fn(fd, arg) in a detached process: forked
