@@ -12,8 +12,8 @@
  * signed length and the payload; a payload over 0x7FFFFFFF bytes is the
  * length -1, an 8-byte big-endian length, and the payload. A C program and
  * a Python program talk with send_bytes/recv_bytes on either side. Python's
- * send and recv of pickled objects have no counterpart here; sending
- * dynamic values comes with the manager's MessagePack encoding.
+ * send and recv of pickled objects are mp_connection_send and
+ * mp_connection_recv, declared with the values they carry in obj.h.
  *
  * Beyond Python, a message longer than the receiver's buffer or limit is
  * refused with MP_ETOOBIG and stays readable, so the stream never falls out
