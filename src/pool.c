@@ -923,7 +923,6 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
                        bool threads) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out (the pool's address) is NULL");
-  *out = NULL;
   mp_pool_opts o = {0};
   if (opts != NULL)
     o = *opts;
@@ -1219,8 +1218,6 @@ static int context_check(const void *ctx, size_t size) {
 int mp_pool_apply_async(mp_pool *p, mp_async_result **out,
                         mp_pool_task_fn fn, const void *in, size_t in_len,
                         const mp_pool_apply_opts *opts) {
-  if (out != NULL)
-    *out = NULL;
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out (the result's address) is NULL");
   if (fn == NULL)
@@ -1373,7 +1370,6 @@ static int map_submit(mp_pool *p, mp_async_result **out_job, bool iter,
                       mp_pool_map_fn fn, const void *in, size_t count,
                       size_t in_size, void *out, size_t out_size,
                       const mp_pool_map_opts *opts) {
-  *out_job = NULL;
   int rc = check_pool(p);
   if (rc != 0)
     return rc;
@@ -1551,7 +1547,6 @@ static int imap_common(mp_pool *p, mp_pool_iter **out_iter, bool ordered,
                        const mp_pool_map_opts *opts) {
   if (out_iter == NULL)
     return mp__fail(MP_EINVAL, "out_iter is NULL");
-  *out_iter = NULL;
   mp_pool_iter *it = mp__calloc(1, sizeof *it);
   if (it == NULL)
     return MP_ENOMEM;

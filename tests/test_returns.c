@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 186 functions; one case per header. */
+ * 311 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +49,151 @@ static void returns_connection(void **state) {
   assert_int_equal(bad, 0);
 }
 
+static void returns_csp(void **state) {
+  (void)state;
+  int bad = 0;
+  expect_rc("mp_channel_new", (int)mp_channel_new(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_open", (int)mp_channel_open(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_init", (int)mp_channel_init(NULL, (size_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_channel_attach", (int)mp_channel_attach(NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_channel_reader", (int)mp_channel_reader(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_writer", (int)mp_channel_writer(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_write", (int)mp_channel_write(NULL, NULL, (size_t){0}, (double){0}), MP_EINVAL);
+  expect_rc("mp_channel_read", (int)mp_channel_read(NULL, NULL, (size_t){0}, (double){0}), MP_EINVAL);
+  expect_rc("mp_channel_write_obj", (int)mp_channel_write_obj(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_channel_read_obj", (int)mp_channel_read_obj(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_channel_poison", (int)mp_channel_poison(NULL), MP_EINVAL);
+  expect_rc("mp_channel_retire", (int)mp_channel_retire(NULL), MP_EINVAL);
+  /* mp_channel_end_is_reader: documented: MP_EINVAL for NULL */
+  expect_rc("mp_channel_end_is_reader", mp_channel_end_is_reader(NULL), MP_EINVAL);
+  expect_rc("mp_channel_stats_get", (int)mp_channel_stats_get(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_pri_select", (int)mp_pri_select(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_alt_select", (int)mp_alt_select(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_fair_select", (int)mp_fair_select(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_csp_parallel", (int)mp_csp_parallel(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_csp_sequence", (int)mp_csp_sequence(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_csp_spawn", (int)mp_csp_spawn(NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_csp_network_join", (int)mp_csp_network_join(NULL, (double){0}), MP_EINVAL);
+  assert_int_equal(bad, 0);
+}
+
+static void returns_listener(void **state) {
+  (void)state;
+  int bad = 0;
+  expect_rc("mp_listener_new", (int)mp_listener_new(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_listener_accept", (int)mp_listener_accept(NULL, NULL, (double){0}), MP_EINVAL);
+  /* mp_listener_close: documented: MP_EINVAL for NULL */
+  expect_rc("mp_listener_close", mp_listener_close(NULL), MP_EINVAL);
+  /* mp_listener_fileno: documented: MP_EINVAL for NULL */
+  expect_rc("mp_listener_fileno", mp_listener_fileno(NULL), MP_EINVAL);
+  expect_rc("mp_client", (int)mp_client(NULL, NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_connection_deliver_challenge", (int)mp_connection_deliver_challenge(NULL, NULL, (size_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_connection_answer_challenge", (int)mp_connection_answer_challenge(NULL, NULL, (size_t){0}, NULL), MP_EINVAL);
+  assert_int_equal(bad, 0);
+}
+
+static void returns_manager(void **state) {
+  (void)state;
+  int bad = 0;
+  expect_rc("mp_manager_start", (int)mp_manager_start(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_connect", (int)mp_manager_connect(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_shutdown", (int)mp_manager_shutdown(NULL), MP_EINVAL);
+  expect_rc("mp_manager_server_new", (int)mp_manager_server_new(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_server_register", (int)mp_manager_server_register(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_server_serve_forever", (int)mp_manager_server_serve_forever(NULL), MP_EINVAL);
+  expect_rc("mp_manager_server_stop", (int)mp_manager_server_stop(NULL), MP_EINVAL);
+  expect_rc("mp_manager_create", (int)mp_manager_create(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_dict", (int)mp_manager_dict(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_list", (int)mp_manager_list(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_namespace", (int)mp_manager_namespace(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_value", (int)mp_manager_value(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_array", (int)mp_manager_array(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_queue", (int)mp_manager_queue(NULL, (long){0}, NULL), MP_EINVAL);
+  expect_rc("mp_manager_joinable_queue", (int)mp_manager_joinable_queue(NULL, (long){0}, NULL), MP_EINVAL);
+  expect_rc("mp_manager_lock", (int)mp_manager_lock(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_rlock", (int)mp_manager_rlock(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_semaphore", (int)mp_manager_semaphore(NULL, (long){0}, NULL), MP_EINVAL);
+  expect_rc("mp_manager_bounded_semaphore", (int)mp_manager_bounded_semaphore(NULL, (long){0}, NULL), MP_EINVAL);
+  expect_rc("mp_manager_condition", (int)mp_manager_condition(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_event", (int)mp_manager_event(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_manager_barrier", (int)mp_manager_barrier(NULL, (long){0}, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_call", (int)mp_proxy_call(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_from_obj", (int)mp_proxy_from_obj(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_token", (int)mp_proxy_token(NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_proxy_open", (int)mp_proxy_open(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_getvalue", (int)mp_proxy_getvalue(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_repr", (int)mp_proxy_repr(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_getitem", (int)mp_proxy_getitem(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_setitem", (int)mp_proxy_setitem(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_delitem", (int)mp_proxy_delitem(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_len", (int)mp_proxy_len(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_append", (int)mp_proxy_append(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_getattr", (int)mp_proxy_getattr(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_setattr", (int)mp_proxy_setattr(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_delattr", (int)mp_proxy_delattr(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_get_value", (int)mp_proxy_get_value(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_set_value", (int)mp_proxy_set_value(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_add", (int)mp_proxy_add(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_compare_and_set", (int)mp_proxy_compare_and_set(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_setdefault", (int)mp_proxy_setdefault(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_pop", (int)mp_proxy_pop(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_append_if_absent", (int)mp_proxy_append_if_absent(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_apply", (int)mp_proxy_apply(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_put", (int)mp_proxy_put(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_proxy_get", (int)mp_proxy_get(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_proxy_qsize", (int)mp_proxy_qsize(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_task_done", (int)mp_proxy_task_done(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_join", (int)mp_proxy_join(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_acquire", (int)mp_proxy_acquire(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_proxy_release", (int)mp_proxy_release(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_wait", (int)mp_proxy_wait(NULL, (double){0}, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_set", (int)mp_proxy_set(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_clear", (int)mp_proxy_clear(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_is_set", (int)mp_proxy_is_set(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_notify", (int)mp_proxy_notify(NULL, (long){0}), MP_EINVAL);
+  expect_rc("mp_proxy_notify_all", (int)mp_proxy_notify_all(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_abort", (int)mp_proxy_abort(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_reset", (int)mp_proxy_reset(NULL), MP_EINVAL);
+  assert_int_equal(bad, 0);
+}
+
+static void returns_obj(void **state) {
+  (void)state;
+  int bad = 0;
+  expect_rc("mp_obj_get_bool", (int)mp_obj_get_bool(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_get_int", (int)mp_obj_get_int(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_get_float", (int)mp_obj_get_float(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_get_str", (int)mp_obj_get_str(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_get_bytes", (int)mp_obj_get_bytes(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_is_none", (int)mp_obj_is_none(NULL), MP_EINVAL);
+  expect_rc("mp_obj_len", (int)mp_obj_len(NULL), MP_EINVAL);
+  expect_rc("mp_obj_list_append", (int)mp_obj_list_append(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_list_set", (int)mp_obj_list_set(NULL, (ssize_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_obj_list_index", (int)mp_obj_list_index(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_dict_set", (int)mp_obj_dict_set(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_dict_set_str", (int)mp_obj_dict_set_str(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_dict_del", (int)mp_obj_dict_del(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_dict_next", (int)mp_obj_dict_next(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_global_name", (int)mp_obj_global_name(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_instance_newobj", (int)mp_obj_instance_newobj(NULL), MP_EINVAL);
+  expect_rc("mp_obj_equal", (int)mp_obj_equal(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_hash", (int)mp_obj_hash(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_obj_print", (int)mp_obj_print(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_pickle_dumps", (int)mp_pickle_dumps(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_pickle_loads", (int)mp_pickle_loads(NULL, (size_t){0}, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_msgpack_packb", (int)mp_msgpack_packb(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_msgpack_unpackb", (int)mp_msgpack_unpackb(NULL, (size_t){0}, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_connection_send", (int)mp_connection_send(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_connection_recv", (int)mp_connection_recv(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_connection_recv_ex", (int)mp_connection_recv_ex(NULL, NULL, (size_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_connection_send_msgpack", (int)mp_connection_send_msgpack(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_connection_recv_msgpack", (int)mp_connection_recv_msgpack(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_queue_put_obj", (int)mp_queue_put_obj(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_queue_get_obj", (int)mp_queue_get_obj(NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_shareable_list_get_obj", (int)mp_shareable_list_get_obj(NULL, (ssize_t){0}, NULL), MP_EINVAL);
+  assert_int_equal(bad, 0);
+}
+
 static void returns_pool(void **state) {
   (void)state;
   int bad = 0;
@@ -63,6 +208,7 @@ static void returns_pool(void **state) {
   expect_rc("mp_pool_error", mp_pool_error(NULL, NULL), MP_EINVAL);
   expect_rc("mp_pool_apply_async", (int)mp_pool_apply_async(NULL, NULL, (mp_pool_task_fn){0}, NULL, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_pool_apply", (int)mp_pool_apply(NULL, (mp_pool_task_fn){0}, NULL, (size_t){0}, NULL, (size_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_pool_apply_ex", (int)mp_pool_apply_ex(NULL, (mp_pool_task_fn){0}, NULL, (size_t){0}, NULL, (size_t){0}, NULL, NULL), MP_EINVAL);
   expect_rc("mp_pool_map_async", (int)mp_pool_map_async(NULL, NULL, (mp_pool_map_fn){0}, NULL, (size_t){0}, (size_t){0}, NULL, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_pool_map", (int)mp_pool_map(NULL, (mp_pool_map_fn){0}, NULL, (size_t){0}, (size_t){0}, NULL, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_pool_starmap", (int)mp_pool_starmap(NULL, (mp_pool_map_fn){0}, NULL, (size_t){0}, (size_t){0}, NULL, (size_t){0}, NULL), MP_EINVAL);
@@ -104,6 +250,9 @@ static void returns_process(void **state) {
   expect_rc("mp_process_set_error", (int)mp_process_set_error(NULL), MP_EINVAL);
   /* mp_active_children: out may be NULL when cap is 0: a count */
   assert_true(mp_active_children(NULL, (size_t){0}) >= 0);
+  /* mp_process_authkey: documented: MP_EINVAL for NULL */
+  expect_rc("mp_process_authkey", mp_process_authkey(NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_process_set_authkey", (int)mp_process_set_authkey(NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_register_target", (int)mp_register_target(NULL, (mp_process_target_fn){0}), MP_EINVAL);
   expect_rc("mp_register_run", (int)mp_register_run(NULL, (mp_process_run_fn){0}), MP_EINVAL);
   expect_rc("mp_context_new", (int)mp_context_new(NULL, (mp_start_method){0}), MP_EINVAL);
@@ -115,6 +264,7 @@ static void returns_queue(void **state) {
   int bad = 0;
   expect_rc("mp_queue_new", (int)mp_queue_new(NULL, NULL), MP_EINVAL);
   expect_rc("mp_simple_queue_new", (int)mp_simple_queue_new(NULL), MP_EINVAL);
+  expect_rc("mp_joinable_queue_new", (int)mp_joinable_queue_new(NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_queue_open", (int)mp_queue_open(NULL, NULL), MP_EINVAL);
   /* mp_queue_size_for: NULL options are the defaults */
   assert_true(mp_queue_size_for(NULL) >= 0);
@@ -142,8 +292,11 @@ static void returns_queue(void **state) {
   expect_rc("mp_queue_close", (int)mp_queue_close(NULL), MP_EINVAL);
   expect_rc("mp_queue_closed", (int)mp_queue_closed(NULL), MP_EINVAL);
   expect_rc("mp_queue_poll", (int)mp_queue_poll(NULL), MP_EINVAL);
+  expect_rc("mp_queue_get_lease", (int)mp_queue_get_lease(NULL, NULL, (size_t){0}, NULL, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_queue_ack", (int)mp_queue_ack(NULL, (uint64_t){0}), MP_EINVAL);
   expect_rc("mp_queue_task_done", (int)mp_queue_task_done(NULL), MP_EINVAL);
   expect_rc("mp_queue_join", (int)mp_queue_join(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_queue_unfinished_tasks", (int)mp_queue_unfinished_tasks(NULL), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
@@ -294,6 +447,10 @@ static void returns_thread(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(returns_connection),
+    cmocka_unit_test(returns_csp),
+    cmocka_unit_test(returns_listener),
+    cmocka_unit_test(returns_manager),
+    cmocka_unit_test(returns_obj),
     cmocka_unit_test(returns_pool),
     cmocka_unit_test(returns_process),
     cmocka_unit_test(returns_queue),

@@ -196,7 +196,7 @@ static void threadpool_limits(void **state) {
   mp_pool *p = (mp_pool *)1;
   mp_pool_opts o = {.processes = 2, .task_timeout = 1.0};
   assert_rc(mp_threadpool_new(&p, &o), MP_ENOTSUP);
-  assert_null(p);
+  assert_ptr_equal(p, (mp_pool *)1); /* a failed constructor leaves it */
   assert_rc(mp_threadpool_new(NULL, NULL), MP_EINVAL);
   /* A context is ignored: the workers are threads. */
   mp_context *ctx;

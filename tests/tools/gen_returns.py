@@ -98,6 +98,8 @@ def split_params(params):
 def param_type(p):
     """The type of a parameter declaration, without its name."""
     p = re.sub(r"\s+", " ", p).strip()
+    if p == "...":
+        return "..."
     m = re.match(r"(.*?)(\w+)(\s*\[\s*\])?$", p)
     t = m.group(1).strip()
     if m.group(3):
