@@ -272,8 +272,9 @@ typedef struct mp_csp_network mp_csp_network;
  * (PyCSP's Parallel). Each one's result is stored in its .result. An OS
  * process that dies is reported as MP_EWORKERDIED, and its ends are left
  * at once (retired, or poisoned if it died in a write). Returns 0 when all
- * ran (whatever their results), or the error that kept one from starting
- * (those started are still waited for). */
+ * ran (whatever their results), MP_EINVAL when procs is NULL, or the
+ * error that kept one from starting (those started are still waited
+ * for). */
 MP_EXTERN int mp_csp_parallel(mp_csp_process *procs, size_t n);
 
 /* mp_csp_sequence runs the n processes one after the other (PyCSP's

@@ -204,6 +204,8 @@ int mp_csp_spawn(mp_csp_network **out, mp_csp_process *procs, size_t n) {
 }
 
 int mp_csp_parallel(mp_csp_process *procs, size_t n) {
+  if (procs == NULL)
+    return mp__fail(MP_EINVAL, "procs is NULL");
   mp_csp_network *net;
   int rc = mp_csp_spawn(&net, procs, n);
   if (rc != 0)
@@ -213,7 +215,7 @@ int mp_csp_parallel(mp_csp_process *procs, size_t n) {
 }
 
 int mp_csp_sequence(mp_csp_process *procs, size_t n) {
-  if (procs == NULL && n > 0)
+  if (procs == NULL)
     return mp__fail(MP_EINVAL, "procs is NULL");
   for (size_t i = 0; i < n; i++) {
     int rc = mp_csp_parallel(&procs[i], 1);
