@@ -74,6 +74,7 @@ target	pool_apply_async	10000	multiproc	python	0.1
 target	pool_cpu_loop	2x400M	multiproc	serial	0.513
 reference	pool_cpu_loop	py-2x4M	python	python-serial	0.54
 reference	process_start_join	fork	python	fork+waitpid	14
+target	object_roundtrip	small_dict	multiproc	python	0.2
 target	queue_1to1	64B	multiproc	python_queue	0.025
 target	queue_1to1	64B	multiproc	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	64B	multiproc_batch	python_queue	0.025
