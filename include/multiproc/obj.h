@@ -242,6 +242,14 @@ MP_EXTERN int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
 typedef int (*mp_pickle_allow_fn)(void *ctx, const char *module,
                                   const char *qualname);
 
+/* mp_pickle_allow_manager is an mp_pickle_allow_fn that admits what
+ * Python's manager protocol pickles: multiprocessing.managers.Token,
+ * RebuildProxy and the proxy classes (names ending in "Proxy"), the
+ * builtin exception classes (KeyError, ValueError, ...), slice, list and
+ * complex (in builtins or __builtin__). ctx is unused. */
+MP_EXTERN int mp_pickle_allow_manager(void *ctx, const char *module,
+                                      const char *qualname);
+
 #define MP_PICKLE_DEFAULT_DEPTH 1000
 #define MP_PICKLE_DEFAULT_MEMO (1u << 20)
 #define MP_PICKLE_DEFAULT_NODES (1u << 22)
@@ -307,7 +315,9 @@ MP_EXTERN int mp_msgpack_unpackb(const void *buf, size_t len, mp_obj **out,
 MP_EXTERN int mp_connection_send(mp_connection *c, const mp_obj *o);
 /* mp_connection_recv receives one message and decodes it as a pickle, as
  * Python's conn.recv(): a Python conn.send(obj) of plain data arrives as
- * a value. It blocks as mp_connection_recv_bytes does. Returns 0 with a
+ * a value. It blocks as mp_connection_recv_bytes does, after polling for
+ * up to 30 microseconds (an answer often comes sooner than a sleep and a
+ * wake-up take). Returns 0 with a
  * new value in *out, the errors of mp_connection_recv_bytes_alloc
  * (MP_ECLOSED at end of stream; messages over 64 MiB are MP_ETOOBIG and
  * stay unread) and of mp_pickle_loads (the message is consumed). */
