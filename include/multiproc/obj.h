@@ -315,9 +315,7 @@ MP_EXTERN int mp_msgpack_unpackb(const void *buf, size_t len, mp_obj **out,
 MP_EXTERN int mp_connection_send(mp_connection *c, const mp_obj *o);
 /* mp_connection_recv receives one message and decodes it as a pickle, as
  * Python's conn.recv(): a Python conn.send(obj) of plain data arrives as
- * a value. It blocks as mp_connection_recv_bytes does, after polling for
- * up to 30 microseconds (an answer often comes sooner than a sleep and a
- * wake-up take). Returns 0 with a
+ * a value. It blocks as mp_connection_recv_bytes does. Returns 0 with a
  * new value in *out, the errors of mp_connection_recv_bytes_alloc
  * (MP_ECLOSED at end of stream; messages over 64 MiB are MP_ETOOBIG and
  * stay unread) and of mp_pickle_loads (the message is consumed). */

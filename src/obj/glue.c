@@ -3,33 +3,11 @@
  * of a value on an mp_queue, and a ShareableList item as a value. Built on
  * the public connection, queue and ShareableList APIs and the codecs. */
 #include <stdlib.h>
-#include <time.h>
 
 #include "obj_internal.h"
 
 /* The largest message mp_connection_recv accepts by default. */
 #define DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
-
-/* How long a receive polls before it sleeps in the kernel. An answer to a
- * message just sent often comes within microseconds; sleeping and being
- * woken costs more than that, so a short poll first makes a round trip
- * several times faster when the peer runs on another core. It is bounded
- * in time, so an idle receiver still sleeps almost at once. */
-#define SPIN_NS 30000
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void spin_until_readable(mp_connection *c) {
-  int64_t end = now_ns() + SPIN_NS;
-  do {
-    if (mp_connection_poll(c, 0) != 0)
-      return; /* readable, or an error the receive will report */
-  } while (now_ns() < end);
-}
 
 int mp_connection_send(mp_connection *c, const mp_obj *o) {
   void *buf;
@@ -51,7 +29,6 @@ int mp_connection_recv_ex(mp_connection *c, mp_obj **out, size_t maxlength,
   if (c == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "recv: NULL %s",
                     c == NULL ? "connection" : "out");
-  spin_until_readable(c);
   int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, maxlength);
   if (rc < 0)
     return rc;
@@ -83,7 +60,6 @@ int mp_connection_recv_msgpack(mp_connection *c, mp_obj **out) {
   if (c == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "recv: NULL %s",
                     c == NULL ? "connection" : "out");
-  spin_until_readable(c);
   int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, DEFAULT_MAX_MESSAGE);
   if (rc < 0)
     return rc;
