@@ -16,7 +16,8 @@ import pybench
 OBJ = {'id': 7, 'name': 'yuan', 'tags': [1, 2.5, None]}
 
 
-def _echo(conn):
+def _echo(conn, other):
+    other.close()  # the parent's end, inherited: else no end of stream
     try:
         while True:
             conn.send(conn.recv())
@@ -27,7 +28,7 @@ def _echo(conn):
 def roundtrip(n):
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_echo, args=(child,))
+    p = ctx.Process(target=_echo, args=(child, parent))
     p.start()
     child.close()
     ok = 0
