@@ -76,6 +76,7 @@ target	mpi_pool_map	chunksize1	multiproc	mpi4py	0.02
 target	mpi_pool_map	cpu	multiproc	local	1.1
 reference	pool_cpu_loop	py-2x4M	python	python-serial	0.54
 reference	process_start_join	fork	python	fork+waitpid	14
+target	object_roundtrip	small_dict	multiproc	python	0.2
 target	queue_1to1	64B	multiproc	python_queue	0.025
 target	queue_1to1	64B	multiproc	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	64B	multiproc_batch	python_queue	0.025

@@ -41,7 +41,7 @@ step pipe_two_senders "seed 002, Pipe() 最简示例" \
 step pipe_minimal "seed 004, 管道 (from Python's documentation)" \
   "f(conn) sends [42, None, 'hello'] and closes; print(parent_conn.recv())"
 step pipe_python "beyond the seeds: seed 001's f(conn) in Python, the parent in C" \
-  "multiprocessing.connection.Connection(fd).send_bytes()/recv_bytes() against mp_connection_send_bytes/recv_bytes"
+  "multiprocessing.connection.Connection(fd).send()/recv() (pickle) against mp_connection_recv/mp_connection_send of mp_obj values"
 
 if [ -n "$failed" ]; then
   echo "FAILED:$failed" >&2

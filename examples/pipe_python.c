@@ -1,17 +1,19 @@
 /* pipe_python.c - a C program and a Python program on the two ends of one
  * Pipe. The child runs python3 (mp_process_opts.exec_argv), which gets its
  * end as descriptor 3 (pass_fds) and wraps it in Python's own
- * multiprocessing.connection.Connection; both sides use send_bytes and
- * recv_bytes, and the bytes on the wire are Python's framing.
+ * multiprocessing.connection.Connection; Python uses send and recv
+ * (pickled objects), C uses mp_connection_recv and mp_connection_send
+ * (values, pickled and unpickled by the library), and the bytes on the
+ * wire are Python's framing and Python's pickle.
  *
  * This goes beyond the seeds: Python's Pipe only connects Python
  * processes. The Python side is the seed's f(conn) (seed 001, "3.3.2
- * 管道(pipe)"), with bytes instead of pickled objects:
+ * 管道(pipe)"):
  *
  *   def f(conn):
- *       conn.send_bytes(b"[12, {'name': 'yuan'}, 'hello']")
- *       response = conn.recv_bytes()
- *       print("response", response.decode())
+ *       conn.send([12, {"name": "yuan"}, 'hello'])
+ *       response = conn.recv()
+ *       print("response", response)
  *       conn.close()
  *
  * Without python3 on PATH it says so and exits 0.
@@ -19,14 +21,15 @@
  * Usage: pipe_python [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *script = /* seed 001's f(conn), on descriptor 3 */
     "from multiprocessing.connection import Connection\n"
     "def f(conn):\n"
-    "    conn.send_bytes(b\"[12, {'name': 'yuan'}, 'hello']\")\n"
-    "    response = conn.recv_bytes()\n"
-    "    print('python: response', response.decode(), flush=True)\n"
+    "    conn.send([12, {'name': 'yuan'}, 'hello'])\n"
+    "    response = conn.recv()\n"
+    "    print('python: response', response, flush=True)\n"
     "    conn.close()\n"
     "f(Connection(3))\n";
 
@@ -47,14 +50,18 @@ int main(void) {
   }
   MP_CHECK(rc);
   mp_connection_free(py_conn);
-  char buf[256];
-  size_t len;
-  MP_CHECK(mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len));
-  printf("C: received from Python: %.*s\n", (int)len, buf);
+  mp_obj *got;
+  MP_CHECK(mp_connection_recv(c_conn, &got));
+  char *text = mp_obj_repr(got);
+  printf("C: received from Python: %s\n", text);
   fflush(stdout);
-  MP_CHECK(
-      mp_connection_send_bytes(c_conn, "儿子你好!", 0, strlen("儿子你好!")));
-  rc = mp_connection_recv_bytes(c_conn, buf, sizeof buf, &len);
+  free(text);
+  mp_obj_free(got);
+  mp_obj *reply = mp_obj_str("儿子你好!");
+  MP_CHECK(mp_connection_send(c_conn, reply));
+  mp_obj_free(reply);
+  /* Python closes its end when it is done: end of stream here. */
+  rc = mp_connection_recv(c_conn, &got);
   printf("C: then %s, as Python closed its end\n", mp_err_name(rc));
   int code;
   MP_CHECK(mp_process_join(p, MP_FOREVER));

@@ -308,6 +308,31 @@ static void allow_list_reads_manager_objects(void **state) {
   assert_non_null(strstr(mp_error_detail(), "BUILD"));
 }
 
+static void allow_manager_admits_the_protocols_names(void **state) {
+  (void)state;
+  assert_true(mp_pickle_allow_manager(NULL, "multiprocessing.managers",
+                                      "Token"));
+  assert_true(mp_pickle_allow_manager(NULL, "multiprocessing.managers",
+                                      "RebuildProxy"));
+  assert_true(mp_pickle_allow_manager(NULL, "multiprocessing.managers",
+                                      "DictProxy"));
+  assert_true(mp_pickle_allow_manager(NULL, "builtins", "KeyError"));
+  assert_true(mp_pickle_allow_manager(NULL, "__builtin__", "slice"));
+  assert_false(mp_pickle_allow_manager(NULL, "multiprocessing.managers",
+                                       "Server"));
+  assert_false(mp_pickle_allow_manager(NULL, "multiprocessing.managers",
+                                       "Proxy"));
+  assert_false(mp_pickle_allow_manager(NULL, "builtins", "eval"));
+  assert_false(mp_pickle_allow_manager(NULL, "os", "system"));
+  assert_false(mp_pickle_allow_manager(NULL, "posix", "KeyError"));
+  assert_false(mp_pickle_allow_manager(NULL, NULL, "KeyError"));
+  mp_pickle_load_opts o = {.allow = mp_pickle_allow_manager};
+  mp_obj *v;
+  assert_rc(mp_pickle_loads(P(py_manager), &v, &o), 0);
+  mp_obj_free(v);
+  assert_rc(mp_pickle_loads(P(py_os_system), &v, &o), MP_EPROTO);
+}
+
 static void deep_nesting_is_refused(void **state) {
   (void)state;
   /* 100000 nested lists: EMPTY_LIST x n, then APPEND x (n - 1). */
@@ -506,6 +531,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(refuses_os_system),
     cmocka_unit_test(refuses_every_import_or_call),
     cmocka_unit_test(allow_list_reads_manager_objects),
+    cmocka_unit_test(allow_manager_admits_the_protocols_names),
     cmocka_unit_test(deep_nesting_is_refused),
     cmocka_unit_test(huge_announced_lengths_are_refused),
     cmocka_unit_test(truncated_input_fails_at_every_byte),

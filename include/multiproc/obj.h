@@ -242,6 +242,14 @@ MP_EXTERN int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
 typedef int (*mp_pickle_allow_fn)(void *ctx, const char *module,
                                   const char *qualname);
 
+/* mp_pickle_allow_manager is an mp_pickle_allow_fn that admits what
+ * Python's manager protocol pickles: multiprocessing.managers.Token,
+ * RebuildProxy and the proxy classes (names ending in "Proxy"), the
+ * builtin exception classes (KeyError, ValueError, ...), slice, list and
+ * complex (in builtins or __builtin__). ctx is unused. */
+MP_EXTERN int mp_pickle_allow_manager(void *ctx, const char *module,
+                                      const char *qualname);
+
 #define MP_PICKLE_DEFAULT_DEPTH 1000
 #define MP_PICKLE_DEFAULT_MEMO (1u << 20)
 #define MP_PICKLE_DEFAULT_NODES (1u << 22)

@@ -9,7 +9,8 @@
  *   c2py     C sends values; Python's conn.recv() reads them and checks
  *            repr() against C's mp_obj_repr.
  *   manager  the manager protocol's objects (Token, KeyError, slice, reply
- *            tuples) read by C through the allow-list and written back.
+ *            tuples) read by C through mp_pickle_allow_manager and
+ *            written back.
  *   hostile  a pickle that would run os.system is refused with MP_EPROTO
  *            and the stream stays in step. */
 #define _GNU_SOURCE
@@ -169,18 +170,9 @@ static void c2py(const char *version) {
   finish_peer(c);
 }
 
-static int allow_manager(void *ctx, const char *module, const char *name) {
-  (void)ctx;
-  if (strcmp(module, "multiprocessing.managers") == 0)
-    return strcmp(name, "Token") == 0;
-  return strcmp(module, "builtins") == 0 &&
-         (strcmp(name, "KeyError") == 0 || strcmp(name, "ValueError") == 0 ||
-          strcmp(name, "slice") == 0);
-}
-
 static void manager(const char *version) {
   mp_connection *c = start_peer(version, "manager");
-  mp_pickle_load_opts o = {.allow = allow_manager};
+  mp_pickle_load_opts o = {.allow = mp_pickle_allow_manager};
   const char *want[] = {
       "multiprocessing.managers.Token() with state ('dict', '/tmp/x.sock', "
       "'7f00')",
