@@ -19,6 +19,11 @@ if(MP_HAVE_MPI)
   # exported package then needs no find_package(MPI)).
   target_link_libraries(multiproc_static PUBLIC
     $<BUILD_INTERFACE:MPI::MPI_C> $<INSTALL_INTERFACE:${MPI_C_LIBRARIES}>)
+  # The fuzz targets (cmake/fuzz.cmake, included before this file) link
+  # mp_objects' objects directly, so they need libmpi themselves.
+  foreach(exe ${fuzz_exes})
+    target_link_libraries(${exe} PRIVATE MPI::MPI_C)
+  endforeach()
   set(MP_MPI_STATE "on (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
 else()
   set(MP_MPI_STATE "off (no MPI library found; apt-get install libopenmpi-dev openmpi-bin)")

@@ -524,6 +524,17 @@ static void strings_must_be_utf8(void **state) {
               NULL);
 }
 
+/* Empty batches, which Python reads and never writes: MARK APPENDS (or
+ * ADDITEMS, SETITEMS) on an empty container leaves it empty. Found by
+ * fuzz_manager_request (UBSan: + 0 on the empty list's NULL items). */
+static void empty_batches_are_accepted(void **state) {
+  (void)state;
+  load_expect(P("\x80\x04](e."), NULL, 0, "[]");
+  load_expect(P("\x80\x04](e(K\x01" "e(e."), NULL, 0, "[1]");
+  load_expect(P("\x80\x04}(u."), NULL, 0, "{}");
+  load_expect(P("\x80\x04](e\x85."), NULL, 0, "([],)");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(roundtrip_every_protocol),
     cmocka_unit_test(encoder_writes_pythons_bytes),
@@ -540,6 +551,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(replaced_dict_entries_stay_valid),
     cmocka_unit_test(ints_beyond_64_bits_overflow),
     cmocka_unit_test(strings_must_be_utf8),
+    cmocka_unit_test(empty_batches_are_accepted),
 };
 
 MP_TEST_MAIN(tests)

@@ -403,6 +403,10 @@ static int append_items(dec *d, size_t from) {
     return mp__fail(MP_EPROTO, "malformed pickle: %s on a %s, not a list",
                     op_name(d->op), mp_obj_type_name(list));
   size_t n = d->sp - from;
+  /* An empty batch (MARK APPENDS, which Python accepts): nothing to do,
+   * and an empty list's items may be NULL, where even + 0 is undefined. */
+  if (n == 0)
+    return 0;
   if (list->u.seq.cap - list->u.seq.len < n) {
     size_t cap = list->u.seq.len + n;
     if (cap < list->u.seq.cap * 2)

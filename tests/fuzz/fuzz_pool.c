@@ -5,21 +5,16 @@
  * laid out as a process pool's; its workers are threads, so an iteration
  * costs no fork), and calls are bounded in time.
  *
- * Defects 5 and 6 of issue 8 (the pool branch fixes them) are kept out
- * until that is merged, unless FUZZ_KNOWN_DEFECTS is 1
- * (tests/fuzz/known/pool/ keeps inputs that show them): the parent and the
- * workers re-read the segment's geometry (slot count, offsets, area
- * sizes) from the header, so the scribble leaves the header's geometry
- * alone.
+ * The whole segment is scribbled, the header's geometry (slot count,
+ * offsets, area sizes) too: defects 5 and 6 of issue 8 (the parent and the
+ * workers re-read that geometry from the header) are fixed, and the inputs
+ * that showed them are seeds in tests/fuzz/corpus/pool/
+ * (asan-handler-news-slot-stride, asan-wake-siblings-nslots).
  *
  * Input: workers and tasks (1 byte), then the scribble records
  * (fuzz_common.h) the first task writes. */
 #include "fuzz_common.h"
 #include "pool_internal.h"
-
-#ifndef FUZZ_KNOWN_DEFECTS
-#define FUZZ_KNOWN_DEFECTS 0
-#endif
 
 static unsigned char *g_seg;
 static size_t g_size;
@@ -32,8 +27,7 @@ static int scribbling_task(const void *in, size_t in_len, void *out,
   (void)in_len;
   fz_reader r = {g_scr, g_scr_len};
   /* Written in place: the parent's result thread reads concurrently. */
-  size_t keep = FUZZ_KNOWN_DEFECTS ? 0 : offsetof(mp__pool_header, pad);
-  fz_scribble_except(&r, g_seg, g_size, 0, keep);
+  fz_scribble(&r, g_seg, g_size);
   size_t n = out_cap < 8 ? out_cap : 8;
   memset(out, 7, n);
   *out_len = n;

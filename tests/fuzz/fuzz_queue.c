@@ -3,45 +3,22 @@
  * through the public API: attach, put, get, get_msg, batches, qsize,
  * close, task_done, destroy. Every call has timeout 0.
  *
- * Two defects of issue 8 that the harden branch fixes are kept out until
- * it is merged, unless FUZZ_KNOWN_DEFECTS is 1 (tests/fuzz/known/queue/
- * keeps inputs that show each): calls that take a queue lock with no
- * deadline (defect 4: close, LIFO/priority qsize/empty/full, destroy's
- * discard) hang on a lock word scribbled to a live thread's id, and the
- * LIFO/priority heap array is trusted (defect 2), so the scribble skips
- * it.
+ * Nothing is kept out: defects 2 (the LIFO/priority heap array was
+ * trusted) and 4 (close, LIFO/priority qsize/empty/full and destroy's
+ * discard took a queue lock with no deadline) of issue 8 are fixed, and
+ * the inputs that showed them are seeds in tests/fuzz/corpus/queue/
+ * (asan-heap-index-sift-up, hang-destroy-discard-lock).
  *
  * Input: order and options (2 bytes), the messages queued before (2
  * bytes), the scribble (fuzz_common.h), then one byte per operation. */
 #include "fuzz_common.h"
 #include "queue_internal.h"
 
-#ifndef FUZZ_KNOWN_DEFECTS
-#define FUZZ_KNOWN_DEFECTS 0
-#endif
-
 #define LARGE 3000
 
 static void fill(unsigned char *buf, size_t len, unsigned seed) {
   for (size_t i = 0; i < len; i++)
     buf[i] = (unsigned char)(seed * 31 + i);
-}
-
-/* scribble: fz_scribble, but (until defect 2 is fixed) the heap array and
- * free stack of a LIFO/priority queue are put back as they were. */
-static void scribble(fz_reader *r, void *mem, size_t size) {
-  static unsigned char saved[1 << 16];
-  mp__qshared *s = mem;
-  size_t off = 0, len = 0;
-  if (!FUZZ_KNOWN_DEFECTS && s->order != MP_QUEUE_FIFO) {
-    off = s->index_off;
-    len = (size_t)s->nslots * 2 * sizeof(uint32_t);
-    if (off > size || len > size - off || len > sizeof saved)
-      len = 0;
-    memcpy(saved, (unsigned char *)mem + off, len);
-  }
-  fz_scribble(r, mem, size);
-  memcpy((unsigned char *)mem + off, saved, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -78,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_rc(rc, "pre-put");
   }
 
-  scribble(&r, mem, (size_t)need);
+  fz_scribble(&r, mem, (size_t)need);
 
   /* A second handle sees the scribbled header: it must refuse or cope. */
   mp_queue *q2 = NULL;
@@ -144,8 +121,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     }
     case 9: {
-      if (!FUZZ_KNOWN_DEFECTS && opts.order != MP_QUEUE_FIFO)
-        break;
       ssize_t n = mp_queue_qsize(h);
       fz_rc(n < 0 ? n : 0, "qsize");
       fz_rc(mp_queue_empty(h) < 0 ? mp_queue_empty(h) : 0, "empty");
@@ -157,11 +132,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fz_rc(mp_queue_join(h, 0), "join");
       break;
     case 11:
-      if (fz_u8(&r) == 0x5a && FUZZ_KNOWN_DEFECTS)
+      if (fz_u8(&r) == 0x5a)
         fz_rc(mp_queue_close(h), "close");
       break;
     case 12:
-      scribble(&r, mem, (size_t)need);
+      fz_scribble(&r, mem, (size_t)need);
       break;
     case 13: {
       int64_t v;
@@ -174,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   mp_queue_free(q2);
   /* free leaves an in-place queue's memory alone; destroy empties it. */
-  if (!FUZZ_KNOWN_DEFECTS || mp_queue_destroy(q) != 0)
+  if (mp_queue_destroy(q) != 0)
     mp_queue_free(q);
   /* The large segments and spares of this queue: its id, as made and as
    * scribbled. */
