@@ -32,6 +32,10 @@ int mp__fail(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mp__detail_clear(void);
 
+/* mp__crypto_init starts libcrypto without its atexit cleanup (see
+ * crypto.c); call it before any libcrypto function. */
+void mp__crypto_init(void);
+
 /* ---- deadlines ----------------------------------------------------------
  * A timeout becomes one absolute CLOCK_MONOTONIC deadline on entry. */
 typedef struct mp__deadline {

@@ -219,6 +219,7 @@ static void authkey_make(void) {
   mp_process *m = &g.main_record;
   if (g.current != m || m->authkey_made)
     return;
+  mp__crypto_init();
   if (RAND_bytes(m->authkey, 32) == 1) {
     m->authkey_len = 32;
     m->authkey_made = true;

@@ -934,6 +934,7 @@ int mp_manager_server_new(mp_manager_server **out,
   int rc;
   char tmp[108];
   const char *address = opts->address;
+  mp__crypto_init();
   if (!address) {
     uint32_t r = 0;
     RAND_bytes((unsigned char *)&r, sizeof r);

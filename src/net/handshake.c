@@ -96,6 +96,7 @@ static int hmac(int d, const unsigned char *key, size_t keylen,
                 const unsigned char *data, size_t len, unsigned char *out) {
   static const unsigned char empty = 0;
   size_t outlen = 0;
+  mp__crypto_init();
   if (EVP_Q_mac(NULL, "HMAC", NULL, digests[d].ossl, NULL,
                 keylen > 0 ? key : &empty, keylen, data, len, out, MAX_MAC,
                 &outlen) == NULL ||
@@ -236,6 +237,7 @@ static int send_challenge(mp__hs *h) {
   h->sent[0] = '{';
   memcpy(h->sent + 1, name, nl);
   h->sent[1 + nl] = '}';
+  mp__crypto_init();
   if (RAND_bytes(h->sent + 2 + nl, NONCE_LEN) != 1)
     return mp__fail(MP_EIO, "RAND_bytes failed: no random challenge");
   h->sent_len = 2 + nl + NONCE_LEN;
