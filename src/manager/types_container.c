@@ -19,15 +19,7 @@
 #include <string.h>
 
 #include "manager/manager_internal.h"
-
-#define ARGS(...) \
-  static const char *const names_[] = {__VA_ARGS__}; \
-  const mp_obj *a[MP__ARRAY_SIZE(names_)]
-
-#define BIND(req) \
-  if (mp__mgr_bind(call, names_, MP__ARRAY_SIZE(names_), (req), a)) return 0
-
-#define IS(m) (strcmp(call->method, (m)) == 0)
+#include "manager/method_args.h"
 
 static int nomem(mp__mgr_call *call) {
   return mp__mgr_traceback(call, "MemoryError: out of memory");
