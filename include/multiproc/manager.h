@@ -359,6 +359,20 @@ MP_EXTERN int mp_proxy_notify_all(mp_proxy *p);
 MP_EXTERN int mp_proxy_abort(mp_proxy *p);
 MP_EXTERN int mp_proxy_reset(mp_proxy *p);
 
+/* ---- shorthands (src/manager/convenience.c) -----------------------------
+ * mp_proxy_print writes what Python's print(proxy) writes: the server's
+ * repr of the referent ("Namespace(x=1, y=1)", "[1, 2]") and a newline.
+ * Returns 0, MP_EINVAL (NULL f or p), MP_EPROTO (the repr is not a str),
+ * MP_EIO, and the errors of mp_proxy_call.
+ * mp_proxy_getattr_int reads ns.name as a C integer (an int or a bool):
+ * mp_proxy_getattr, then mp_obj_get_int. Returns 0, MP_ENOENT (no such
+ * attribute: Python's AttributeError), MP_EINVAL (NULL out, or not an int:
+ * detail "expected int, got str"; *out untouched), and the errors of
+ * mp_proxy_getattr. */
+MP_EXTERN int mp_proxy_print(FILE *f, mp_proxy *p);
+MP_EXTERN int mp_proxy_getattr_int(mp_proxy *p, const char *name,
+                                   int64_t *out);
+
 #ifdef __cplusplus
 }
 #endif
