@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 306 functions; one case per header. */
+ * 317 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +154,8 @@ static void returns_manager(void **state) {
   expect_rc("mp_proxy_notify_all", (int)mp_proxy_notify_all(NULL), MP_EINVAL);
   expect_rc("mp_proxy_abort", (int)mp_proxy_abort(NULL), MP_EINVAL);
   expect_rc("mp_proxy_reset", (int)mp_proxy_reset(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_print", (int)mp_proxy_print(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_getattr_int", (int)mp_proxy_getattr_int(NULL, NULL, NULL), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
@@ -186,6 +188,12 @@ static void returns_obj(void **state) {
   expect_rc("mp_queue_put_obj", (int)mp_queue_put_obj(NULL, NULL, (double){0}), MP_EINVAL);
   expect_rc("mp_queue_get_obj", (int)mp_queue_get_obj(NULL, NULL, (double){0}), MP_EINVAL);
   expect_rc("mp_shareable_list_get_obj", (int)mp_shareable_list_get_obj(NULL, (ssize_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_obj_printf", (int)mp_obj_printf(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_get_obj", (int)mp_value_get_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_set_obj", (int)mp_value_set_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_array_get_obj", (int)mp_array_get_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_print", (int)mp_value_print(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_array_print", (int)mp_array_print(NULL, NULL), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
@@ -251,6 +259,9 @@ static void returns_process(void **state) {
   expect_rc("mp_register_target", (int)mp_register_target(NULL, (mp_process_target_fn){0}), MP_EINVAL);
   expect_rc("mp_register_run", (int)mp_register_run(NULL, (mp_process_run_fn){0}), MP_EINVAL);
   expect_rc("mp_context_new", (int)mp_context_new(NULL, (mp_start_method){0}), MP_EINVAL);
+  expect_rc("mp_process_join_check", (int)mp_process_join_check(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_popen", (int)mp_popen(NULL, NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_subprocess_run", (int)mp_subprocess_run(NULL, NULL, (size_t){0}), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
