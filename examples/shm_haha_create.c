@@ -39,6 +39,7 @@ int main(int argc, char **argv) {
   unsigned char *buf = mp_shared_memory_buf(shm);
   printf("created a shared memory, the size is %zu\n",
          mp_shared_memory_size(shm));
+  fflush(stdout); /* shown before the reader's lines, as Python's print */
   buf[0] = 0xab;
   if (argc == 2) { /* alone: run shm_haha_attach, beside us, on the block */
     snprintf(prog, sizeof prog, "%.*sattach", (int)strlen(*argv) - 6, *argv);
