@@ -38,10 +38,10 @@ static int checked(void *arg) {
   MP_CHECK(mp_sleep(-1));
   return 0;
 }
+static mp_event *go; /* anonymous: the child waits for the parent's word */
 static int sleeper(void *arg) {
   (void)arg;
-  mp_sleep(0.3);
-  return 0;
+  return mp_event_wait(go, 30.0) == 0 ? 0 : 2;
 }
 
 static int64_t counted(void) {
@@ -128,12 +128,15 @@ static void join_check_says_how_it_ended(void **state) {
   (void)state;
   assert_rc(mp_process_join_check(NULL, 0), MP_EINVAL);
   mp_process *p;
+  assert_rc(mp_event_new(&go, NULL), 0);
   assert_rc(mp_process_new(&p, sleeper, NULL, NULL), 0);
   assert_rc(mp_process_join_check(p, 0), MP_ESTATE); /* not started */
   assert_rc(mp_process_start(p), 0);
-  assert_rc(mp_process_join_check(p, 0), MP_ETIMEDOUT);
+  assert_rc(mp_process_join_check(p, 0), MP_ETIMEDOUT); /* still waiting */
+  assert_rc(mp_event_set(go), 0);
   assert_rc(mp_process_join_check(p, MP_FOREVER), 0);
   mp_process_free(p);
+  mp_event_free(go);
   assert_rc(mp_process_new(&p, exit_3, NULL, NULL), 0);
   assert_rc(mp_process_start(p), 0);
   assert_rc(mp_process_join_check(p, MP_FOREVER), MP_EWORKERDIED);
