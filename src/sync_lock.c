@@ -41,7 +41,7 @@
  * mp__os_liveness with its id and start time. Only certain evidence of
  * death counts, and only a waiter of the holder's own, known, PID
  * namespace judges (unknown means alive). A holder seen for a second is
- * also asked whether it still maps the lock (a process that exec'd
+ * also asked (then once a second) whether it still maps the lock (a process that exec'd
  * keeps its main thread's id and start time, but not our memory). A gone
  * holder's word is taken over with one compare-and-swap, so exactly one
  * waiter does it; that waiter bumps epoch and returns MP_EOWNERDEAD with
@@ -277,7 +277,7 @@ static int acquire_slow(mp__sync_lock *l, uint64_t me, mp__deadline d) {
   }
   bool slept = false;
   uint64_t seen = 0;
-  int64_t seen_first = 0, next_check = 0;
+  int64_t next_check = 0, next_exec_check = 0;
   for (;;) {
     v = atomic_load_explicit(&l->word, memory_order_acquire);
     if (v == 0) {
@@ -297,14 +297,17 @@ static int acquire_slow(mp__sync_lock *l, uint64_t me, mp__deadline d) {
     int64_t now = mp__os_now_ns();
     if (h != seen) {
       seen = h;
-      seen_first = now;
       next_check = now + FIRST_CHECK_NS;
+      next_exec_check = now + EXEC_CHECK_NS;
     }
     bool out_of_time = d.poll || (d.ns != INT64_MAX && now >= d.ns);
     bool dead = false;
     if (now >= next_check) {
       next_check = now + MP__SYNC_SLICE_NS;
-      dead = gone(l, h, now - seen_first >= EXEC_CHECK_NS);
+      bool left = now >= next_exec_check;
+      if (left)
+        next_exec_check = now + EXEC_CHECK_NS;
+      dead = gone(l, h, left);
     } else if (out_of_time) {
       /* Out of time: still, a dead holder's lock is taken now. */
       dead = gone_cached(l, h, now);
