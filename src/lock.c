@@ -231,7 +231,8 @@ int mp_rlock_release(mp_rlock *lock) {
     return 0;
   }
   s->depth = 0;
-  return mp__sync_lock_release(&s->lock);
+  mp__sync_lock_unlock(&s->lock);
+  return 0;
 }
 
 int mp_rlock_depth(mp_rlock *lock) {
@@ -259,7 +260,8 @@ int mp__lock_release_save(mp__object_head *lock, unsigned *depth) {
     return MP_EPERM;
   *depth = lock->type == MP__TYPE_RLOCK ? s->depth : 1;
   s->depth = 0;
-  return mp__sync_lock_release(&s->lock);
+  mp__sync_lock_unlock(&s->lock);
+  return 0;
 }
 
 int mp__lock_acquire_restore(mp__object_head *lock, unsigned depth) {

@@ -48,6 +48,9 @@ int mp__sync_lock_acquire_until(mp__sync_lock *l, mp__deadline d);
 /* mp__sync_lock_release gives the lock back: 0, or MP_EPERM when the
  * calling thread does not hold it. */
 int mp__sync_lock_release(mp__sync_lock *l);
+/* mp__sync_lock_unlock releases a lock the caller has just seen it holds
+ * (mp__sync_lock_held), without looking again. */
+void mp__sync_lock_unlock(mp__sync_lock *l);
 
 /* mp__sync_lock_held: does the calling thread hold it? No system call. */
 bool mp__sync_lock_held(mp__sync_lock *l);

@@ -355,16 +355,20 @@ int mp__sync_lock_acquire_until(mp__sync_lock *l, mp__deadline d) {
   return acquire_slow(l, me, d);
 }
 
+void mp__sync_lock_unlock(mp__sync_lock *l) {
+  /* Only we (and waiters setting WAITERS) change a word that names us: an
+   * exchange releases whatever they did. */
+  uint64_t v = atomic_exchange_explicit(&l->word, 0, memory_order_release);
+  if (v & WAITERS)
+    (void)mp__os_futex_wake(futex_of(l), 1, true);
+}
+
 int mp__sync_lock_release(mp__sync_lock *l) {
   uint64_t me = me_for(l);
   uint64_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
   if (me == 0 || (v & ~WAITERS) != me)
     return MP_EPERM;
-  /* Only we (and waiters setting WAITERS) change a word that names us: an
-   * exchange releases whatever they did. */
-  v = atomic_exchange_explicit(&l->word, 0, memory_order_release);
-  if (v & WAITERS)
-    (void)mp__os_futex_wake(futex_of(l), 1, true);
+  mp__sync_lock_unlock(l);
   return 0;
 }
 
