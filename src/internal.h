@@ -64,16 +64,21 @@ int mp__timeout_check(double timeout);
 #define MP__OBJECT_MAGIC 0x4d505359u /* "MPSY" */
 #define MP__LAYOUT_VERSION 1
 
+/* A type whose layout changes gets a new number, so that libraries of the
+ * two layouts refuse each other's objects (MP_ECORRUPT on open, MP_EINVAL
+ * in place) rather than misread them. Numbers are never reused: 1, 2, 5
+ * and 6 were Lock, RLock, Condition and Barrier with pthread mutexes. */
 enum mp__object_type {
-  MP__TYPE_LOCK = 1,
-  MP__TYPE_RLOCK,
-  MP__TYPE_SEMAPHORE,
-  MP__TYPE_EVENT,
-  MP__TYPE_CONDITION,
-  MP__TYPE_BARRIER,
-  MP__TYPE_QUEUE,
-  MP__TYPE_VALUE,
-  MP__TYPE_POOL, /* added for the pool's segment (pool_internal.h) */
+  MP__TYPE_SEMAPHORE = 3,
+  MP__TYPE_EVENT = 4,
+  MP__TYPE_QUEUE = 7,
+  MP__TYPE_VALUE = 8,
+  MP__TYPE_POOL = 9, /* added for the pool's segment (pool_internal.h) */
+  /* Owner-word locks (sync_lock.c) instead of pthread mutexes. */
+  MP__TYPE_LOCK = 10,
+  MP__TYPE_RLOCK = 11,
+  MP__TYPE_CONDITION = 12,
+  MP__TYPE_BARRIER = 13,
 };
 
 enum mp__object_origin {
