@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../os/cpu.h"
+#include "../os/futexv.h"
 #include "../sync_internal.h"
 #include "csp_internal.h"
 
@@ -31,12 +32,38 @@ static int32_t self_pid(void) {
 
 /* ---- waiting --------------------------------------------------------- */
 
-/* How long a waiter polls its bell before it sleeps: long enough to catch
- * a partner that is running on another CPU and answers within a
- * microsecond, short enough not to steal a loaded machine's CPU from the
- * partner (yielding was tried: on a busy machine each yield cost a whole
- * time slice). */
-#define SPIN_LOOPS 100
+/* How a party waits for its partner (for the bells of its offers to
+ * ring), in three stages, so that a communication makes no system call
+ * while the partner is on a CPU, and costs the partner a wake-up only when
+ * this party really sleeps:
+ *   1. Spin: poll the bells with the CPU's pause hint for a per-thread
+ *      adaptive time between SPIN_MIN_NS and SPIN_MAX_NS. It moves toward
+ *      twice the time a wait took when spinning caught it, and toward the
+ *      minimum when it did not. A partner on another CPU answers in it.
+ *   2. Yield: give the CPU to another runnable task (sched_yield), for at
+ *      most YIELD_NS in all. With more runnable tasks than CPUs (Commstime
+ *      has four on two) the partner is often one of them, waiting for this
+ *      CPU: the yield runs it with no sleep and no wake-up. On a CPU with
+ *      nothing else to run a yield returns at once. A yield that kept the
+ *      CPU away for more than YIELD_SLOW_NS means other programs are using
+ *      it (a loaded machine): stop yielding and sleep.
+ *   3. Sleep: count itself in each slot's sleepers, then sleep on the bell
+ *      (futex) or on all of a choice's bells (futex_waitv). A partner makes
+ *      the wake system call only when sleepers is nonzero (mp__csp_wake).
+ * Spinning alone (no yield) was measured worse: on a loaded machine the
+ * spinner keeps its partner off the CPU. Sleeping at once costs a futex
+ * wake and a cross-CPU wake-up per communication (docs/csp.md,
+ * Performance). */
+#define SPIN_MIN_NS 200
+#define SPIN_START_NS 1000
+#define SPIN_MAX_NS 10000
+#define YIELD_NS 50000
+#define YIELD_SLOW_NS 20000
+
+_Static_assert(CSP_MAX_GUARDS <= MP__OS_FUTEXV_MAX,
+               "a choice sleeps on all its bells at once");
+
+static _Thread_local int32_t spin_budget_ns;
 
 void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
   atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
@@ -44,17 +71,75 @@ void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
     mp__os_futex_wake((uint32_t *)bell, INT_MAX, true);
 }
 
-/* bell_wait returns once the bell differs from b, or at abs_ns (false). */
-static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
-  for (int i = 0; i < SPIN_LOOPS; i++) {
-    if (atomic_load_explicit(&sl->bell, memory_order_acquire) != b)
+static bool rung(_Atomic uint32_t *const *bells, const uint32_t *expect,
+                 int n) {
+  for (int i = 0; i < n; i++)
+    if (atomic_load_explicit(bells[i], memory_order_acquire) != expect[i])
       return true;
+  return false;
+}
+
+/* adapt moves the spin budget toward twice caught_ns (the time a wait
+ * that spinning caught took), or toward the minimum (caught_ns < 0). */
+static void adapt(int32_t budget, int64_t caught_ns) {
+  int64_t target = caught_ns < 0 ? SPIN_MIN_NS : 2 * caught_ns;
+  if (target < SPIN_MIN_NS)
+    target = SPIN_MIN_NS;
+  if (target > SPIN_MAX_NS)
+    target = SPIN_MAX_NS;
+  spin_budget_ns = (int32_t)(budget + (target - budget) / 8);
+}
+
+bool mp__csp_bells_wait(_Atomic uint32_t *const *bells,
+                        const uint32_t *expect,
+                        _Atomic uint32_t *const *sleepers, int n,
+                        int64_t abs_ns) {
+  int32_t budget = spin_budget_ns != 0 ? spin_budget_ns : SPIN_START_NS;
+  int64_t t0 = mp__os_now_ns(), t = t0;
+  /* 1. Spin. */
+  for (unsigned i = 1;; i++) {
+    if (rung(bells, expect, n)) {
+      adapt(budget, mp__os_now_ns() - t0);
+      return true;
+    }
     mp__os_cpu_relax();
+    if (i % 16 == 0) {
+      t = mp__os_now_ns();
+      if (t >= abs_ns)
+        return false;
+      if (t - t0 >= budget)
+        break;
+    }
   }
-  atomic_fetch_add_explicit(&sl->sleepers, 1, memory_order_seq_cst);
-  int rc = mp__os_futex_wait((uint32_t *)&sl->bell, b, abs_ns, true);
-  atomic_fetch_sub_explicit(&sl->sleepers, 1, memory_order_seq_cst);
-  return rc != MP_ETIMEDOUT;
+  adapt(budget, -1);
+  /* 2. Yield. */
+  int64_t yield_end = t0 + YIELD_NS < abs_ns ? t0 + YIELD_NS : abs_ns;
+  while (t < yield_end) {
+    mp__os_yield();
+    if (rung(bells, expect, n))
+      return true;
+    int64_t after = mp__os_now_ns();
+    if (after - t >= YIELD_SLOW_NS)
+      break;
+    t = after;
+  }
+  /* 3. Sleep. */
+  for (int i = 0; i < n; i++)
+    atomic_fetch_add_explicit(sleepers[i], 1, memory_order_seq_cst);
+  if (n == 1)
+    (void)mp__os_futex_wait((uint32_t *)bells[0], expect[0], abs_ns, true);
+  else
+    mp__os_futex_waitv((uint32_t *const *)bells, expect, n, abs_ns);
+  for (int i = 0; i < n; i++)
+    atomic_fetch_sub_explicit(sleepers[i], 1, memory_order_seq_cst);
+  return rung(bells, expect, n) || mp__os_now_ns() < abs_ns;
+}
+
+/* bell_wait returns once the bell differs from b (true), or at abs_ns
+ * (false); it may return true early. */
+static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
+  _Atomic uint32_t *bell = &sl->bell, *sleepers = &sl->sleepers;
+  return mp__csp_bells_wait(&bell, &b, &sleepers, 1, abs_ns);
 }
 
 static int64_t slice_end(void) { return mp__os_now_ns() + MP__SYNC_SLICE_NS; }
@@ -63,9 +148,8 @@ _Atomic uint32_t *mp__csp_bell(const csp_op *op) {
   return &csp_slot_of(op->end->ch, (uint32_t)op->slot)->bell;
 }
 
-void mp__csp_sleepers(const csp_op *op, int delta) {
-  atomic_fetch_add(&csp_slot_of(op->end->ch, (uint32_t)op->slot)->sleepers,
-                   (uint32_t)delta);
+_Atomic uint32_t *mp__csp_sleepers(const csp_op *op) {
+  return &csp_slot_of(op->end->ch, (uint32_t)op->slot)->sleepers;
 }
 
 uint64_t mp__csp_slot_state(const csp_op *op) {
