@@ -2,8 +2,9 @@
  * operation now (from the buffer, or by taking an opposite offer), posting
  * an offer when nothing is ready, and the owner's side of a posted offer:
  * waiting for it, withdrawing it, accepting or rejecting a claim,
- * collecting the result. Every wait sleeps in slices and sweeps the
- * channel at each, so a dead partner or owner is noticed. */
+ * collecting the result; and how a party waits for its partner (spin,
+ * yield, then sleep: see "waiting" below). Every wait sleeps in slices and
+ * sweeps the channel at each, so a dead partner or owner is noticed. */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <string.h>
