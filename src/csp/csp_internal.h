@@ -23,9 +23,8 @@
  * the transfer and a loser changes nothing. States:
  *   FREE -> OFFERED (owner, under the channel lock, after checking that no
  *           opposite offer and no buffered message could serve it)
- *   OFFERED -> DONE     a reader takes a single write offer: it copies the
- *                       message first and commits with one CAS
- *   OFFERED -> CLAIMED  a writer takes a read offer (then fills the slot),
+ *   OFFERED -> CLAIMED  a partner takes a single offer (a reader then
+ *                       copies the message out, a writer fills the slot),
  *                       or anyone claims a choice's offer (multi)
  *   CLAIMED -> ACCEPTED the choosing owner accepts one claim (multi only);
  *                       it rejects the others by setting them FREE
@@ -34,8 +33,9 @@
  *   OFFERED -> FREE     the owner withdrew (timeout, poison, choice over)
  * The sequence grows with each posting, so a partner acting on an old
  * snapshot fails its CAS (no ABA). A message is copied while its slot is
- * owned by the copier alone, and the commit is one CAS: a message is never
- * half delivered.
+ * owned by the copier alone, and the commit is one atomic store or CAS: a
+ * message is never half delivered. (A partner reads a slot's length
+ * before claiming it only as a snapshot that the claim validates.)
  *
  * Choice without a shared selection word. A choosing party's offers sit in
  * several channels that another process may not have mapped together, so

@@ -161,6 +161,12 @@ uint64_t mp__csp_slot_state(const csp_op *op) {
 
 /* ---- the partner's side ---------------------------------------------- */
 
+/* A slot's len and multi are read by partners outside the lock (a
+ * snapshot that the state word validates), so they are stored and loaded
+ * as relaxed atomics. */
+#define slot_get(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define slot_set(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+
 /* await_decision waits, as the claimer of a choice's offer, for its owner
  * to accept (0) or reject it (MP_EAGAIN). A dead owner counts as a
  * rejection; the claim is then undone. */
@@ -189,27 +195,33 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   uint32_t seq = csp_seq(w);
   int32_t me = self_pid();
   if (op->dir == CSP_DIR_READ) {
-    uint32_t len = sl->len;
-    if (len > c->msg_max)
-      return mp__fail(MP_ECORRUPT, "offered message of %u bytes is over "
-                                   "msg_max", len);
-    if (len > op->cap)
+    /* A snapshot taken outside the lock: the owner may withdraw and post
+     * again meanwhile. It is acted on only once the slot is claimed with
+     * the sequence seen (the same posting), or re-validated before an
+     * error is returned on its strength. */
+    uint32_t len = slot_get(sl->len), multi = slot_get(sl->multi);
+    if (len > c->msg_max || len > op->cap) {
+      if (atomic_load_explicit(&sl->state, memory_order_acquire) != w)
+        return MP_EAGAIN;
+      if (len > c->msg_max)
+        return mp__fail(MP_ECORRUPT, "offered message of %u bytes is over "
+                                     "msg_max", len);
       return mp__fail(MP_ETOOBIG, "message of %u bytes, buffer of %zu", len,
                       op->cap);
-    if (!sl->multi) {
-      /* Copy first, commit with one CAS: the data is stable while the
-       * offer stands with this sequence. */
-      memcpy(op->buf, csp_slot_data(sl), len);
-      if (!atomic_compare_exchange_strong(&sl->state, &w,
-                                          csp_word(seq, ST_DONE, me)))
-        return MP_EAGAIN;
-      mp__csp_wake(&sl->bell, &sl->sleepers);
-      op->received = len;
-      return 0;
     }
     if (!atomic_compare_exchange_strong(&sl->state, &w,
                                         csp_word(seq, ST_CLAIMED, me)))
       return MP_EAGAIN;
+    if (!multi) {
+      /* The slot is ours until DONE: copy, then commit. A reader that dies
+       * in between leaves a claim its writer undoes (wait_single). */
+      memcpy(op->buf, csp_slot_data(sl), len);
+      atomic_store_explicit(&sl->state, csp_word(seq, ST_DONE, me),
+                            memory_order_release);
+      mp__csp_wake(&sl->bell, &sl->sleepers);
+      op->received = len;
+      return 0;
+    }
     mp__csp_wake(&sl->bell, &sl->sleepers);
     if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
@@ -225,7 +237,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   if (!atomic_compare_exchange_strong(&sl->state, &w,
                                       csp_word(seq, ST_CLAIMED, me)))
     return MP_EAGAIN;
-  if (sl->multi) {
+  if (slot_get(sl->multi)) {
     mp__csp_wake(&sl->bell, &sl->sleepers);
     if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
@@ -236,11 +248,11 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
     /* The reader's buffer is too small: it gets MP_ETOOBIG, the message
      * stays with us and we look again. */
     sl->toobig = 1;
-    sl->len = (uint32_t)MP__MIN(op->len, UINT32_MAX);
+    slot_set(sl->len, (uint32_t)MP__MIN(op->len, UINT32_MAX));
     rc = MP_EAGAIN;
   } else {
     memcpy(csp_slot_data(sl), op->msg, op->len);
-    sl->len = (uint32_t)op->len;
+    slot_set(sl->len, (uint32_t)op->len);
     sl->toobig = 0;
   }
   /* We own the slot (CLAIMED, or ACCEPTED by a choice): a plain store. */
@@ -267,11 +279,11 @@ static void refill(mp_channel *c, uint32_t hw) {
     uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
     if (csp_st(w) != ST_OFFERED || sl->dir != CSP_DIR_WRITE)
       continue;
-    if (sl->multi || filled) {
+    if (slot_get(sl->multi) || filled) {
       mp__csp_wake(&sl->bell, &sl->sleepers);
       continue;
     }
-    uint32_t len = sl->len;
+    uint32_t len = slot_get(sl->len);
     if (len > c->msg_max || s->ring_count >= c->buffer)
       continue;
     uint32_t tail = (s->ring_head + s->ring_count) % c->buffer;
@@ -399,17 +411,17 @@ int mp__csp_attempt(csp_op *op, int mode, bool multi) {
     uint64_t old = atomic_load(&sl->state);
     uint32_t seq = (csp_seq(old) + 1) & 0xffffffu;
     sl->dir = op->dir;
-    sl->multi = multi;
+    slot_set(sl->multi, (uint32_t)multi);
     sl->owner_pid = self_pid();
     sl->owner_tid = tid;
     sl->toobig = 0;
     if (op->dir == CSP_DIR_WRITE) {
       memcpy(csp_slot_data(sl), op->msg, op->len);
-      sl->len = (uint32_t)op->len;
+      slot_set(sl->len, (uint32_t)op->len);
       sl->cap = 0;
     } else {
       sl->cap = (uint32_t)MP__MIN(op->cap, (size_t)c->msg_max);
-      sl->len = 0;
+      slot_set(sl->len, 0);
     }
     atomic_store_explicit(&sl->state, csp_word(seq, ST_OFFERED, 0),
                           memory_order_release);
@@ -560,8 +572,9 @@ int mp__csp_wait_single(csp_op *op, mp__deadline d) {
     }
     if (!bell_wait(sl, b, until)) {
       if (st == ST_CLAIMED && !mp__os_pid_alive(csp_pid(w))) {
-        /* The writer filling our read offer died: nothing was delivered.
-         * Free the slot and start over. */
+        /* The partner that claimed our offer died before it was done
+         * (a writer filling our read offer, a reader copying our write
+         * offer): nothing was delivered. Free the slot and start over. */
         if (atomic_compare_exchange_strong(&sl->state, &w,
                                            csp_word(op->seq, ST_FREE, 0))) {
           op->slot = -1;
