@@ -2,8 +2,8 @@
  * channel's shared layout, the process-local handles, and the operations
  * the front files (channel.c, select.c, network.c) build on, implemented
  * in segment.c (homes, ends, poison/retire, the sweep of dead processes),
- * offer.c (the offer protocol and the buffer) and futexv.c (waiting on
- * several words at once).
+ * offer.c (the offer protocol, the buffer, and how a party waits: spin,
+ * yield, sleep; os/futexv.h sleeps on several words at once).
  *
  * DESIGN
  * A channel is one shared region:
@@ -23,9 +23,8 @@
  * the transfer and a loser changes nothing. States:
  *   FREE -> OFFERED (owner, under the channel lock, after checking that no
  *           opposite offer and no buffered message could serve it)
- *   OFFERED -> DONE     a reader takes a single write offer: it copies the
- *                       message first and commits with one CAS
- *   OFFERED -> CLAIMED  a writer takes a read offer (then fills the slot),
+ *   OFFERED -> CLAIMED  a partner takes a single offer (a reader then
+ *                       copies the message out, a writer fills the slot),
  *                       or anyone claims a choice's offer (multi)
  *   CLAIMED -> ACCEPTED the choosing owner accepts one claim (multi only);
  *                       it rejects the others by setting them FREE
@@ -34,8 +33,9 @@
  *   OFFERED -> FREE     the owner withdrew (timeout, poison, choice over)
  * The sequence grows with each posting, so a partner acting on an old
  * snapshot fails its CAS (no ABA). A message is copied while its slot is
- * owned by the copier alone, and the commit is one CAS: a message is never
- * half delivered.
+ * owned by the copier alone, and the commit is one atomic store or CAS: a
+ * message is never half delivered. (A partner reads a slot's length
+ * before claiming it only as a snapshot that the claim validates.)
  *
  * Choice without a shared selection word. A choosing party's offers sit in
  * several channels that another process may not have mapped together, so
@@ -273,21 +273,27 @@ int mp__csp_collect(csp_op *op);
  * MP_EAGAIN/MP_ETIMEDOUT, MP_EPOISONED, MP_ERETIRED, MP_ETOOBIG. */
 int mp__csp_wait_single(csp_op *op, mp__deadline d);
 
-/* mp__csp_bell returns op's slot bell word. */
+/* mp__csp_bell and mp__csp_sleepers return op's slot bell word and the
+ * count of parties asleep on it. */
 _Atomic uint32_t *mp__csp_bell(const csp_op *op);
-void mp__csp_sleepers(const csp_op *op, int delta);
+_Atomic uint32_t *mp__csp_sleepers(const csp_op *op);
 
 /* mp__csp_op_failure says, for a posted op with an OFFERED slot, whether
  * the channel now fails it: MP_EPOISONED, MP_ERETIRED, or 0. */
 int mp__csp_op_failure(const csp_op *op);
 
-/* ---- futexv.c -------------------------------------------------------- */
+/* ---- waiting (offer.c) ----------------------------------------------- */
 
-/* mp__csp_futex_waitv sleeps until one of the n shared words differs from
- * its expected value, a wake, or abs_ns. Falls back to short slices on the
- * first word where the system lacks futex_waitv. */
-void mp__csp_futex_waitv(_Atomic uint32_t **words, const uint32_t *expect,
-                         int n, int64_t abs_ns);
+/* mp__csp_bells_wait waits until one of the n bells differs from its
+ * expected value (true; it may also return true early) or abs_ns passes
+ * (false): it spins, then yields, then sleeps counted in each bell's
+ * sleepers (on several bells with futex_waitv, os/futexv.h). */
+bool mp__csp_bells_wait(_Atomic uint32_t *const *bells,
+                        const uint32_t *expect,
+                        _Atomic uint32_t *const *sleepers, int n,
+                        int64_t abs_ns);
+
+/* mp__csp_wake rings a bell, and wakes its sleepers if it has any. */
 void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers);
 
 #endif
