@@ -29,20 +29,7 @@
 /* ---- connections ---------------------------------------------------------- */
 
 static int open_conn(mp_manager *m, mp_connection **out) {
-  mp_connection *c = NULL;
-  int rc = mp__mgr_connect(&m->addr, m->timeout, &c);
-  if (rc) return rc;
-  rc = mp__mgr_answer_challenge(c, m->key, m->keylen, m->timeout);
-  if (rc == 0) rc = mp__mgr_deliver_challenge(c, m->key, m->keylen, m->timeout);
-  if (rc) {
-    mp_connection_free(c);
-    if (rc == MP_ECLOSED || rc == MP_EPROTO)
-      rc = mp__fail(MP_EAUTH, "the server closed the connection during the "
-                              "handshake (wrong authkey?)");
-    return rc;
-  }
-  *out = c;
-  return 0;
+  return mp__mgr_connect(m->address, m->key, m->keylen, m->timeout, out);
 }
 
 static int client_allow(void *ctx, const char *module, const char *name) {
@@ -301,10 +288,7 @@ int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
 /* ---- Token and RebuildProxy values -------------------------------------- */
 
 mp_obj *mp__mgr_address_obj(const mp_manager *m) {
-  if (m->addr.tcp)
-    return mp_obj_tuple_pack(2, mp_obj_str(m->addr.host),
-                             mp_obj_int(m->addr.port));
-  return mp_obj_str(m->addr.path);
+  return mp__mgr_addr_obj(m->address);
 }
 
 const char *mp__mgr_proxytype(const char *typeid) {
@@ -346,10 +330,9 @@ static int handle_new(mp_manager **out, const mp_manager_opts *opts,
                       const char *address) {
   mp_manager *m = mp__calloc(1, sizeof *m);
   if (!m) return MP_ENOMEM;
-  int rc = mp__mgr_addr_parse(address, &m->addr);
-  if (rc) {
+  if (!address[0] || strlen(address) >= sizeof m->address) {
     mp__free(m);
-    return rc;
+    return mp__fail(MP_EINVAL, "manager address is empty or too long");
   }
   snprintf(m->address, sizeof m->address, "%s", address);
   if (opts->authkey) {
@@ -522,7 +505,7 @@ static void reap(mp_manager *m) {
       m->server_pid = 0;
       /* A server that was killed could not remove its socket file; the
        * path is this server's own (pid and random bytes in it). */
-      if (!m->addr.tcp) unlink(m->addr.path);
+      if (mp__mgr_addr_is_path(m->address)) unlink(m->address);
       return;
     }
     struct timespec ts = {0, 10000000};
@@ -530,7 +513,7 @@ static void reap(mp_manager *m) {
   }
   kill(m->server_pid, SIGKILL);
   waitpid(m->server_pid, NULL, 0);
-  if (!m->addr.tcp) unlink(m->addr.path);
+  if (mp__mgr_addr_is_path(m->address)) unlink(m->address);
   m->server_pid = 0;
 }
 

@@ -17,8 +17,7 @@ typedef struct mp__mgr_tconn {
 } mp__mgr_tconn;
 
 struct mp_manager {
-  mp__mgr_addr addr;
-  char address[300];
+  char address[MP_ADDRESS_MAX];
   uint8_t key[256];
   size_t keylen;
   double timeout;

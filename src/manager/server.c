@@ -282,10 +282,7 @@ static mp_obj *exposed_tuple(const mp__mgr_type *t) {
 /* ---- Token, RebuildProxy: the values the protocol needs ------------------ */
 
 static mp_obj *address_obj(const mp__mgr_server *s) {
-  if (s->addr.tcp)
-    return mp_obj_tuple_pack(2, mp_obj_str(s->addr.host),
-                             mp_obj_int(s->addr.port));
-  return mp_obj_str(s->addr.path);
+  return mp__mgr_addr_obj(s->address);
 }
 
 static mp_obj *token_obj(const mp__mgr_server *s, const char *typeid,
@@ -722,17 +719,10 @@ static void conn_gone(mp__mgr_server *s, mp__mgr_conn *conn) {
 static void *conn_main(void *arg) {
   mp__mgr_conn *conn = arg;
   mp__mgr_server *s = conn->srv;
-  int rc = mp__mgr_deliver_challenge(conn->c, s->key, s->keylen,
-                                     MP__MGR_HANDSHAKE_TIMEOUT);
-  if (rc == 0)
-    rc = mp__mgr_answer_challenge(conn->c, s->key, s->keylen,
-                                  MP__MGR_HANDSHAKE_TIMEOUT);
-  if (rc) {
-    logf_(s, "connection %" PRIu64 ": handshake failed: %s", conn->id,
-          mp_error_detail());
-  } else {
+  /* The listener ran the handshake: nothing was read before it passed. */
+  {
     mp_obj *req = NULL;
-    rc = recv_request(s, conn, MP__MGR_CONTROL_TIMEOUT, &req);
+    int rc = recv_request(s, conn, MP__MGR_CONTROL_TIMEOUT, &req);
     const char *ident, *fn;
     mp_obj *args, *kwds;
     mp__mgr_call call = {.srv = s, .conn = conn};
@@ -929,7 +919,6 @@ int mp_manager_server_new(mp_manager_server **out,
   mp_manager_server *ms = mp__calloc(1, sizeof *ms);
   if (!ms) return MP_ENOMEM;
   mp__mgr_server *s = &ms->srv;
-  s->listen_fd = -1;
   ms->stop_pipe[0] = ms->stop_pipe[1] = -1;
   int rc;
   char tmp[108];
@@ -942,7 +931,6 @@ int mp_manager_server_new(mp_manager_server **out,
              r);
     address = tmp;
   }
-  if ((rc = mp__mgr_addr_parse(address, &s->addr))) goto fail;
   if (opts->authkey) {
     memcpy(s->key, opts->authkey, opts->authkey_len);
     s->keylen = opts->authkey_len;
@@ -974,14 +962,13 @@ int mp_manager_server_new(mp_manager_server **out,
     rc = -errno;
     goto fail_sync;
   }
-  int port = 0;
-  if ((rc = mp__mgr_listen(&s->addr, 128, &s->listen_fd, &port))) goto fail_sync;
-  if (s->addr.tcp) {
-    s->addr.port = port;
-    snprintf(s->address, sizeof s->address, "%s:%d", s->addr.host, port);
-  } else {
-    snprintf(s->address, sizeof s->address, "%s", s->addr.path);
-  }
+  mp_listener_opts lo = {.backlog = 128,
+                         .authkey = s->key,
+                         .authkey_len = s->keylen,
+                         .auth = {.timeout = MP__MGR_HANDSHAKE_TIMEOUT}};
+  if ((rc = mp_listener_new(&s->listener, address, &lo))) goto fail_sync;
+  snprintf(s->address, sizeof s->address, "%s",
+           mp_listener_address(s->listener));
   for (size_t i = 0; i < opts->n_types; i++) {
     rc = mp_manager_server_register(ms, opts->types[i].typeid,
                                     opts->types[i].type);
@@ -1033,15 +1020,19 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
     int stop = s->stop;
     pthread_mutex_unlock(&s->mu);
     if (stop || atomic_load(&ms->stopping)) break;
-    struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
-                          {.fd = ms->stop_pipe[0], .events = POLLIN}};
-    int n = poll(p, 2, 200);
+    mp_waitable w[2] = {mp_waitable_listener(s->listener),
+                        mp_waitable_fd(ms->stop_pipe[0])};
+    size_t ready[2];
+    ssize_t n = mp_connection_wait(w, 2, 0.2, ready);
     reap(s);
     if (n <= 0) continue;
-    if (p[1].revents) break;
-    if (!(p[0].revents & POLLIN)) continue;
+    if (ready[n - 1] == 1) break;
     mp_connection *c = NULL;
-    if (mp__mgr_accept(s->listen_fd, 0, &c) != 0) continue;
+    int arc = mp_listener_accept(s->listener, &c, 0);
+    if (arc == MP_EAUTH)
+      logf_(s, "connection refused: handshake failed: %s", mp_error_detail());
+    if (arc) continue;
+    mp__mgr_tune(c);
     mp__mgr_conn *conn = mp__calloc(1, sizeof *conn);
     if (!conn) {
       mp_connection_free(c);
@@ -1098,8 +1089,7 @@ void mp_manager_server_free(mp_manager_server *ms) {
   for (size_t i = MP__ARRAY_SIZE(builtin_types); i < s->n_types; i++)
     free_type(s->types[i]);
   mp__free(s->types);
-  if (s->listen_fd >= 0) close(s->listen_fd);
-  if (!s->addr.tcp) unlink(s->addr.path);
+  mp_listener_free(s->listener);
   close(ms->stop_pipe[0]);
   close(ms->stop_pipe[1]);
   pthread_mutex_destroy(&s->mu);
