@@ -3,7 +3,11 @@
  *
  * Systems measured in the same run:
  *   multiproc   the C client and a C manager server (mp_manager_start, a
- *               Unix socket): pickled request, one reply;
+ *               Unix socket; no_local: every call on the socket): pickled
+ *               request, one reply;
+ *   multiproc_local  the same with the local channel (the default for a C
+ *               client of a C server on this host): request and reply
+ *               through two shared-memory queues, no socket wake-up;
  *   redis       redis-server (started here on a Unix socket, stopped by
  *               PID), SET and GET through hiredis with the same loop;
  *   socketpair  the floor: a 64-byte message to a forked echo process and
@@ -40,20 +44,26 @@
 
 /* ---- multiproc ------------------------------------------------------------ */
 
-static mp_manager *mgr;
+static mp_manager *mgrs[2];
+static mp_proxy *dicts[2];
 static mp_proxy *dict;
 
-static int mp_setup(bench_run *run) {
+/* mp_setup makes (once) the manager of the case: local 0 keeps calls on
+ * the socket, 1 takes the local channel. */
+static int mp_setup(bench_run *run, int local) {
+  dict = dicts[local];
   if (dict) return 0;
-  int rc = mp_manager_start(&mgr, NULL);
+  mp_manager_opts o = {.no_local = !local};
+  int rc = mp_manager_start(&mgrs[local], &o);
   if (rc) return bench_fail(run, "Manager(): %s", mp_error_message(rc));
-  rc = mp_manager_dict(mgr, &dict);
+  rc = mp_manager_dict(mgrs[local], &dicts[local]);
   if (rc) return bench_fail(run, "dict(): %s", mp_error_message(rc));
+  dict = dicts[local];
   return 0;
 }
 
-static int mp_set(bench_run *run) {
-  if (mp_setup(run)) return BENCH_FAILED;
+static int mp_set_with(bench_run *run, int local) {
+  if (mp_setup(run, local)) return BENCH_FAILED;
   bench_timer_start(run);
   for (uint64_t i = 0; i < run->iters; i++) {
     int rc = mp_proxy_setitem(dict, mp_obj_str("key"), mp_obj_int((int64_t)i));
@@ -64,8 +74,8 @@ static int mp_set(bench_run *run) {
   return 0;
 }
 
-static int mp_get(bench_run *run) {
-  if (mp_setup(run)) return BENCH_FAILED;
+static int mp_get_with(bench_run *run, int local) {
+  if (mp_setup(run, local)) return BENCH_FAILED;
   int rc = mp_proxy_setitem(dict, mp_obj_str("key"), mp_obj_int(7));
   if (rc) return bench_fail(run, "d[k] = 7: %s", mp_error_message(rc));
   uint64_t sum = 0;
@@ -84,6 +94,11 @@ static int mp_get(bench_run *run) {
   run->expect = 7 * run->iters;
   return 0;
 }
+
+static int mp_set(bench_run *run) { return mp_set_with(run, 0); }
+static int mp_get(bench_run *run) { return mp_get_with(run, 0); }
+static int mp_set_local(bench_run *run) { return mp_set_with(run, 1); }
+static int mp_get_local(bench_run *run) { return mp_get_with(run, 1); }
 
 /* ---- redis ------------------------------------------------------------------ */
 
@@ -212,9 +227,11 @@ static int floor_rt(bench_run *run) {
 
 static const bench_case cases[] = {
     {"manager_dict", "set", "multiproc", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set, NULL},
+    {"manager_dict", "set", "multiproc_local", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set_local, NULL},
     {"manager_dict", "set", "redis", "SET k int", ITERS, SMOKE_ITERS, "ns/op", redis_set, NULL},
     {"manager_dict", "set", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
     {"manager_dict", "get", "multiproc", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get, NULL},
+    {"manager_dict", "get", "multiproc_local", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get_local, NULL},
     {"manager_dict", "get", "redis", "GET k", ITERS, SMOKE_ITERS, "ns/op", redis_get, NULL},
     {"manager_dict", "get", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
 };
@@ -222,7 +239,9 @@ static const bench_case cases[] = {
 int main(int argc, char **argv) {
   static const bench_suite suite = BENCH_SUITE("bench_manager", cases);
   int rc = bench_main(argc, argv, &suite);
-  mp_proxy_free(dict);
-  mp_manager_free(mgr);
+  for (int i = 0; i < 2; i++) {
+    mp_proxy_free(dicts[i]);
+    mp_manager_free(mgrs[i]);
+  }
   return rc;
 }

@@ -38,6 +38,16 @@ static int setup(void **state) {
   return 0;
 }
 
+/* setup_socket: a manager whose calls stay on the socket (no_local), for
+ * the cases that run on both paths (the default is the local channel). */
+static int setup_socket(void **state) {
+  (void)state;
+  M = NULL;
+  mp_manager_opts o = {.no_local = 1};
+  assert_rc(mp_manager_start(&M, &o), 0);
+  return 0;
+}
+
 static int teardown(void **state) {
   (void)state;
   mp_manager_free(M);
@@ -1269,7 +1279,27 @@ static void tool_serves_and_stops_on_sigterm(void **state) {
   mp_test_wait_exit(pid, 2, mp_test_slack(10));
 }
 
+/* The same cases on the socket path. */
+#define ON_SOCKET(name)                                                     \
+  static void name##_on_socket(void **state) { name(state); }
+ON_SOCKET(dict_methods)
+ON_SOCKET(queue_methods)
+ON_SOCKET(condition_methods)
+ON_SOCKET(dead_holder_releases_lock)
+ON_SOCKET(dead_waiter_hangs_nobody)
+ON_SOCKET(server_death_wakes_clients)
+ON_SOCKET(blocked_call_stalls_nobody)
+ON_SOCKET(forked_children_use_proxies)
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(dict_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(queue_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(condition_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, setup_socket, teardown),
     cmocka_unit_test_setup_teardown(start_and_shutdown, setup, teardown),
     cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, setup, teardown),

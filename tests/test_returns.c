@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 306 functions; one case per header. */
+ * 307 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,6 +118,7 @@ static void returns_manager(void **state) {
   expect_rc("mp_manager_event", (int)mp_manager_event(NULL, NULL), MP_EINVAL);
   expect_rc("mp_manager_barrier", (int)mp_manager_barrier(NULL, (long){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_call", (int)mp_proxy_call(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_call_timeout", (int)mp_proxy_call_timeout(NULL, NULL, NULL, NULL, (double){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_from_obj", (int)mp_proxy_from_obj(NULL, NULL, NULL), MP_EINVAL);
   expect_rc("mp_proxy_token", (int)mp_proxy_token(NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_proxy_open", (int)mp_proxy_open(NULL, NULL, NULL), MP_EINVAL);

@@ -52,6 +52,29 @@ int mp__mgr_default_key(uint8_t *key, size_t cap, size_t *len);
  * mp__mgr_addr_is_path is 1 for a Unix path (a file a dead server leaves). */
 mp_obj *mp__mgr_addr_obj(const char *address);
 int mp__mgr_addr_is_path(const char *address);
+int mp__mgr_addr_is_tcp(const char *address);
+
+/* ---- the local channel (local.c) ---------------------------------------- */
+typedef struct mp__mgr_local mp__mgr_local;
+/* Client: a new channel and the descriptor to pass (close it after). */
+int mp__mgr_local_new(mp__mgr_local **out, int *fd_out);
+/* Server: a channel from the descriptor the client passed (kept open by
+ * the caller until this returns; close it after). */
+int mp__mgr_local_attach(mp__mgr_local **out, int fd);
+/* Close both queues: the peer's waits wake with MP_ECLOSED. */
+void mp__mgr_local_close(mp__mgr_local *l);
+void mp__mgr_local_free(mp__mgr_local *l);
+int mp__mgr_local_send_fd(mp_connection *c, int fd);
+int mp__mgr_local_recv_fd(mp_connection *c, double timeout, int *fd_out);
+/* mp__mgr_local_send sends one message: to the server (request queue) or
+ * to the client (reply queue); over the inline limit, on the socket c. */
+int mp__mgr_local_send(mp__mgr_local *l, int to_server, mp_connection *c,
+                       const void *buf, size_t len);
+/* mp__mgr_local_recv takes one message (at the server: a request; at the
+ * client: a reply) until deadline d, as mp__mgr_recv (MP_ECLOSED when the
+ * peer's socket ended or the channel was closed). */
+int mp__mgr_local_recv(mp__mgr_local *l, int at_server, mp_connection *c,
+                       mp__deadline d, size_t limit, void **buf, size_t *len);
 
 /* ---- limits -------------------------------------------------------------- */
 #define MP__MGR_SLICE_NS 50000000LL      /* blocking waits re-check every 50 ms */
@@ -133,6 +156,7 @@ struct mp__mgr_conn {
   struct mp__mgr_conn *next;
   int done;
   int no_wait; /* requests run in place (mp__mgr_handle_request): never block */
+  mp__mgr_local *local; /* method calls come through the local channel */
 };
 
 struct mp__mgr_server {

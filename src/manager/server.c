@@ -416,7 +416,8 @@ static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
   size_t len = 0;
   int rc = encode_reply(s, conn, call, &buf, &len);
   if (rc) return rc;
-  rc = mp_connection_send_bytes(conn->c, buf, 0, len);
+  rc = conn->local ? mp__mgr_local_send(conn->local, 0, conn->c, buf, len)
+                   : mp_connection_send_bytes(conn->c, buf, 0, len);
   free(buf);
   return rc;
 }
@@ -575,6 +576,18 @@ static int control(mp__mgr_server *s, mp__mgr_conn *conn, const char *fn,
   call->method = fn;
   if (strcmp(fn, "dummy") == 0) return 0;
   if (strcmp(fn, "accept_connection") == 0) return 1;
+  if (strcmp(fn, "mp_local_connection") == 0) {
+    /* Beyond Python: a C client on this host asks for the local channel
+     * (local.c). Only on a Unix socket: the descriptor travels on it. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!conn->no_wait && getsockname(conn->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        ss.ss_family == AF_UNIX)
+      return 2;
+    mp__mgr_traceback(call, "AssertionError: a local connection needs a "
+                            "Unix socket");
+    return 0;
+  }
   pthread_mutex_lock(&s->mu);
   if (strcmp(fn, "create") == 0) {
     const char *typeid = na >= 1 ? str_arg(args, 0) : NULL;
@@ -663,7 +676,11 @@ static int recv_request(mp__mgr_server *s, mp__mgr_conn *conn, double timeout,
                         mp_obj **req) {
   void *buf = NULL;
   size_t len = 0;
-  int rc = mp__mgr_recv(conn->c, timeout, s->max_request, &buf, &len);
+  int rc = conn->local
+               ? mp__mgr_local_recv(conn->local, 1, conn->c,
+                                    mp__deadline_from_timeout(timeout),
+                                    s->max_request, &buf, &len)
+               : mp__mgr_recv(conn->c, timeout, s->max_request, &buf, &len);
   if (rc) return rc;
   rc = mp__mgr_decode(buf, len, req);
   free(buf);
@@ -706,6 +723,32 @@ static void serve_client(mp__mgr_server *s, mp__mgr_conn *conn) {
   }
 }
 
+/* local_accept takes the client's local channel (after the reply to
+ * 'mp_local_connection'): the descriptor, then a reply on the socket. */
+static int local_accept(mp__mgr_server *s, mp__mgr_conn *conn) {
+  int fd = -1;
+  mp__mgr_local *l = NULL;
+  int rc = mp__mgr_local_recv_fd(conn->c, MP__MGR_HANDSHAKE_TIMEOUT, &fd);
+  if (rc == 0) {
+    rc = mp__mgr_local_attach(&l, fd);
+    close(fd);
+  }
+  mp__mgr_call call = {.srv = s, .conn = conn};
+  if (rc) {
+    logf_(s, "connection %" PRIu64 ": local channel refused: %s", conn->id,
+          mp_error_detail());
+    mp__mgr_traceback(&call, "local channel refused: %s", mp_error_detail());
+    send_reply(s, conn, &call);
+    return rc;
+  }
+  rc = send_reply(s, conn, &call);
+  pthread_mutex_lock(&s->mu);
+  conn->local = l;
+  if (s->stop) mp__mgr_local_close(l);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 static void conn_gone(mp__mgr_server *s, mp__mgr_conn *conn) {
   for (size_t i = 0; i < s->n_entries; i++) {
     mp__mgr_entry *e = s->entries[i];
@@ -728,8 +771,10 @@ static void *conn_main(void *arg) {
     mp__mgr_call call = {.srv = s, .conn = conn};
     if (rc == 0 && parse_request(req, &ident, &fn, &args, &kwds) == 0) {
       int serve = control(s, conn, fn, args, kwds, &call);
-      if (call.kind >= 0 && send_reply(s, conn, &call) == 0 && serve) {
-        logf_(s, "connection %" PRIu64 ": serving a client", conn->id);
+      if (call.kind >= 0 && send_reply(s, conn, &call) == 0 && serve &&
+          (serve == 1 || local_accept(s, conn) == 0)) {
+        logf_(s, "connection %" PRIu64 ": serving a client%s", conn->id,
+              conn->local ? " (local channel)" : "");
         mp_obj_free(req);
         req = NULL;
         serve_client(s, conn);
@@ -750,6 +795,8 @@ static void *conn_main(void *arg) {
   mp__mgr_conn **pp = &s->conns;
   while (*pp && *pp != conn) pp = &(*pp)->next;
   if (*pp) *pp = conn->next;
+  mp__mgr_local_free(conn->local);
+  conn->local = NULL;
   mp_connection_free(conn->c);
   conn->c = NULL;
   /* Why not free it here: serve_forever joins the thread (so every
@@ -771,7 +818,10 @@ static void server_stop_locked(mp__mgr_server *s) {
   char ch = 1;
   ssize_t w = write(ms->stop_pipe[1], &ch, 1);
   (void)w;
-  for (mp__mgr_conn *c = s->conns; c; c = c->next) shutdown(c->fd, SHUT_RDWR);
+  for (mp__mgr_conn *c = s->conns; c; c = c->next) {
+    shutdown(c->fd, SHUT_RDWR);
+    mp__mgr_local_close(c->local);
+  }
   for (size_t i = 0; i < s->n_entries; i++)
     if (s->entries[i]) pthread_cond_broadcast(&s->entries[i]->cond);
   pthread_cond_broadcast(&s->stop_cond);
@@ -1113,7 +1163,8 @@ int mp__mgr_handle_request(mp_manager_server *ms, const void *buf, size_t len,
     mp__mgr_traceback(&call, "bad request");
   } else if (!ident) {
     if (strcmp(method, "shutdown") == 0 ||
-        strcmp(method, "accept_connection") == 0)
+        strcmp(method, "accept_connection") == 0 ||
+        strcmp(method, "mp_local_connection") == 0)
       mp__mgr_traceback(&call, "not in place");
     else
       control(s, &conn, method, args, kwds, &call);

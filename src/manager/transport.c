@@ -48,6 +48,12 @@ int mp__mgr_addr_is_path(const char *address) {
          split_tcp(address, host, sizeof host, &port) != 0;
 }
 
+int mp__mgr_addr_is_tcp(const char *address) {
+  char host[256];
+  long port;
+  return split_tcp(address, host, sizeof host, &port) == 0;
+}
+
 mp_obj *mp__mgr_addr_obj(const char *address) {
   char host[256];
   long port;
