@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,7 +148,7 @@ static void bad_descriptor_is_refused(void **state) {
   /* A client that asks for the channel and then sends no descriptor (or
    * not a channel) gets a #TRACEBACK and the connection closes; the
    * server goes on. */
-  for (int round = 0; round < 2; round++) {
+  for (int round = 0; round < 3; round++) {
     mp_connection *c;
     assert_rc(mp__mgr_connect(mp_manager_address(M), M->key, M->keylen, 5, &c), 0);
     mp_obj *req = mp_obj_tuple_pack(4, mp_obj_none(), S("mp_local_connection"),
@@ -167,12 +169,27 @@ static void bad_descriptor_is_refused(void **state) {
       assert_rc(mp__mgr_local_send_fd(c, p[0]), 0);
       close(p[0]);
       close(p[1]);
+    } else if (round == 1) {
+      /* a memfd of the right size that is not sealed: it could shrink
+       * under the server's mapping */
+      int fd = memfd_create("t", MFD_CLOEXEC);
+      mp__mgr_local *l;
+      int lfd;
+      assert_rc(mp__mgr_local_new(&l, &lfd), 0);
+      struct stat st;
+      assert_int_equal(fstat(lfd, &st), 0);
+      assert_int_equal(ftruncate(fd, st.st_size), 0);
+      assert_rc(mp__mgr_local_send_fd(c, fd), 0);
+      close(fd);
+      close(lfd);
+      mp__mgr_local_free(l);
     } else {
       /* a byte without a descriptor */
       assert_int_equal(write(mp_connection_fileno(c), "L", 1), 1);
     }
     assert_rc(mp_connection_recv_bytes_alloc(c, &buf, &len, 1 << 20), 0);
     assert_true(memmem(buf, len, "#TRACEBACK", 10) != NULL);
+    if (round == 1) assert_true(memmem(buf, len, "sealed", 6) != NULL);
     free(buf);
     mp_connection_free(c);
   }

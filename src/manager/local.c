@@ -5,7 +5,8 @@
  * The client makes one anonymous memory file (memfd: no name in /dev/shm,
  * nothing to leave behind) holding two in-place queues, requests (client
  * to server) then replies, and hands its descriptor to the server over the
- * Unix socket (SCM_RIGHTS) after the authkey handshake and the
+ * Unix socket (SCM_RIGHTS; sealed against shrinking, so a client cannot
+ * make the server's mapping fault) after the authkey handshake and the
  * 'mp_local_connection' control request, which Python clients never send
  * (so their protocol is unchanged) and a Python server refuses (the C
  * client then falls back to accept_connection). The socket stays open:
@@ -16,6 +17,7 @@
  * each way (a call, then its reply), so the queues never fill. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +81,12 @@ static int local_alloc(mp__mgr_local **out, int fd, size_t size) {
 int mp__mgr_local_new(mp__mgr_local **out, int *fd_out) {
   size_t half = half_size();
   if (!half) return mp__fail(MP_EINVAL, "local channel options refused");
-  int fd = memfd_create("mp-manager-local", MFD_CLOEXEC);
+  int fd = memfd_create("mp-manager-local", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return mp__fail(-errno, "memfd_create failed");
-  if (ftruncate(fd, (off_t)(2 * half)) < 0) {
+  /* Why the seals: the server maps this file; one that could shrink
+   * would let a client kill the server with SIGBUS. */
+  if (ftruncate(fd, (off_t)(2 * half)) < 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
     int e = -errno;
     close(fd);
     return mp__fail(e, "cannot size the local channel");
@@ -106,6 +111,10 @@ int mp__mgr_local_attach(mp__mgr_local **out, int fd) {
   struct stat st;
   if (!half || fstat(fd, &st) < 0 || (uint64_t)st.st_size != 2 * half)
     return mp__fail(MP_EINVAL, "the local channel has not the expected size");
+  /* A file that can shrink under the mapping would SIGBUS the server. */
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK))
+    return mp__fail(MP_EINVAL, "the local channel is not a sealed memfd");
   mp__mgr_local *l = NULL;
   int rc = local_alloc(&l, fd, 2 * half);
   if (rc == 0) rc = mp_queue_attach(&l->req, l->mem, half);
