@@ -12,6 +12,8 @@
  *               PID), SET and GET through hiredis with the same loop;
  *   socketpair  the floor: a 64-byte message to a forked echo process and
  *               back on a socket pair, no decoding;
+ *   queue_floor the local channel's floor: a 64-byte message to a forked
+ *               echo process and back through two mp_queues;
  * and, from bench/peers/py_manager.py, Python's Manager().dict() (system
  * "python"). Targets (bench/run.sh): at least 5x faster than Python and
  * 1.5x faster than Redis.
@@ -225,15 +227,49 @@ static int floor_rt(bench_run *run) {
   return 0;
 }
 
+/* ---- the local channel's floor: a round trip through two queues -------------- */
+
+static int queue_floor(bench_run *run) {
+  mp_queue *req = NULL, *rep = NULL;
+  if (mp_queue_new(&req, NULL) || mp_queue_new(&rep, NULL)) {
+    mp_queue_free(req);
+    return bench_fail(run, "mp_queue_new failed");
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    char b[64];
+    size_t n;
+    while (mp_queue_get(req, b, sizeof b, &n, 10) == 0)
+      if (mp_queue_put(rep, b, n, 10) != 0) break;
+    _exit(0);
+  }
+  char msg[64] = {1}, back[64];
+  size_t n = 0;
+  bench_timer_start(run);
+  for (uint64_t i = 0; i < run->iters; i++) {
+    if (mp_queue_put(req, msg, sizeof msg, 10) != 0) break;
+    if (mp_queue_get(rep, back, sizeof back, &n, 10) != 0 || n != sizeof back) break;
+    run->done++;
+  }
+  bench_timer_stop(run);
+  mp_queue_close(req);
+  waitpid(pid, NULL, 0);
+  mp_queue_free(req);
+  mp_queue_free(rep);
+  return 0;
+}
+
 static const bench_case cases[] = {
     {"manager_dict", "set", "multiproc", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set, NULL},
     {"manager_dict", "set", "multiproc_local", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set_local, NULL},
     {"manager_dict", "set", "redis", "SET k int", ITERS, SMOKE_ITERS, "ns/op", redis_set, NULL},
     {"manager_dict", "set", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
+    {"manager_dict", "set", "queue_floor", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", queue_floor, NULL},
     {"manager_dict", "get", "multiproc", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get, NULL},
     {"manager_dict", "get", "multiproc_local", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get_local, NULL},
     {"manager_dict", "get", "redis", "GET k", ITERS, SMOKE_ITERS, "ns/op", redis_get, NULL},
     {"manager_dict", "get", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
+    {"manager_dict", "get", "queue_floor", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", queue_floor, NULL},
 };
 
 int main(int argc, char **argv) {
