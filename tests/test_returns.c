@@ -37,6 +37,7 @@ static void returns_connection(void **state) {
   expect_rc("mp_connection_recv_bytes_into", (int)mp_connection_recv_bytes_into(NULL, NULL, (size_t){0}, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_connection_recv_bytes_alloc", (int)mp_connection_recv_bytes_alloc(NULL, NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_connection_poll", (int)mp_connection_poll(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_connection_set_spin", (int)mp_connection_set_spin(NULL, (double){0}), MP_EINVAL);
   /* mp_connection_fileno: documented: MP_EINVAL for NULL */
   expect_rc("mp_connection_fileno", mp_connection_fileno(NULL), MP_EINVAL);
   expect_rc("mp_connection_readable", (int)mp_connection_readable(NULL), MP_EINVAL);
