@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 307 functions; one case per header. */
+ * 308 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
