@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 317 functions; one case per header. */
+ * 319 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +37,7 @@ static void returns_connection(void **state) {
   expect_rc("mp_connection_recv_bytes_into", (int)mp_connection_recv_bytes_into(NULL, NULL, (size_t){0}, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_connection_recv_bytes_alloc", (int)mp_connection_recv_bytes_alloc(NULL, NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_connection_poll", (int)mp_connection_poll(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_connection_set_spin", (int)mp_connection_set_spin(NULL, (double){0}), MP_EINVAL);
   /* mp_connection_fileno: documented: MP_EINVAL for NULL */
   expect_rc("mp_connection_fileno", mp_connection_fileno(NULL), MP_EINVAL);
   expect_rc("mp_connection_readable", (int)mp_connection_readable(NULL), MP_EINVAL);
@@ -118,6 +119,7 @@ static void returns_manager(void **state) {
   expect_rc("mp_manager_event", (int)mp_manager_event(NULL, NULL), MP_EINVAL);
   expect_rc("mp_manager_barrier", (int)mp_manager_barrier(NULL, (long){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_call", (int)mp_proxy_call(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_call_timeout", (int)mp_proxy_call_timeout(NULL, NULL, NULL, NULL, (double){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_from_obj", (int)mp_proxy_from_obj(NULL, NULL, NULL), MP_EINVAL);
   expect_rc("mp_proxy_token", (int)mp_proxy_token(NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_proxy_open", (int)mp_proxy_open(NULL, NULL, NULL), MP_EINVAL);
