@@ -9,6 +9,7 @@
  * Every wait for the server is bounded: by the caller's timeout plus
  * CSP_REMOTE_GRACE_S, or by the end of stream a dead server leaves. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,9 +70,11 @@ static int dial(csp_remote *r, uint32_t kind, mp_connection **out,
   csp_wire_rep rep;
   if (exchange(conn, hdr, sizeof hdr, buf, sizeof buf, 0, r->connect_timeout,
                &rep) != 0) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", mp_error_detail());
     mp_connection_free(conn);
     return mp__fail(MP_EPROTO, "the channel's server did not greet us: %s",
-                    mp_error_detail());
+                    why);
   }
   if (rep.rc < 0) {
     mp_connection_free(conn);
