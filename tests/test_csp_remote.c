@@ -579,6 +579,7 @@ static void poison_remote_reaches_local(void **state) {
 
 /* ---- crashes ------------------------------------------------------------ */
 
+/* G-CSP-6: a remote reader that dies mid-read is retired. */
 static void killed_remote_mid_read(void **state) {
   (void)state;
   mp_channel *c = chan(0);
@@ -616,6 +617,7 @@ static int blocked_writer(void *arg) {
   return 0;
 }
 
+/* G-CSP-6: a remote writer that dies mid-write poisons the channel. */
 static void killed_remote_mid_write(void **state) {
   (void)state;
   mp_channel *c = chan(0);
@@ -679,6 +681,7 @@ static void *kill_later(void *arg) {
   return NULL;
 }
 
+/* G-CSP-7: a server that dies wakes a blocked remote reader. */
 static void server_dies(void **state) {
   (void)state;
   pid_t srv = start_server_child();
@@ -708,6 +711,7 @@ static void server_dies(void **state) {
   mp_channel_free(c);
 }
 
+/* G-CSP-7: closing the server wakes a blocked remote reader. */
 static void server_close_wakes_remote(void **state) {
   (void)state;
   mp_channel *c = chan(0);
