@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h" /* mp__alloc_fail_after */
 
 static const char KEY[] = "csp-remote-test-key";
 /* The served address, in memory shared with the children: a case forks
@@ -649,7 +650,11 @@ static void killed_remote_mid_write(void **state) {
 static int server_child(void *arg) {
   int fd = (int)(intptr_t)arg;
   mp_channel *c = NULL;
-  if (mp_channel_new(&c, NULL) != 0)
+  mp_channel_end *r = NULL, *w = NULL;
+  /* Ends of its own keep either side from retiring for good when remote
+   * ends come and go. */
+  if (mp_channel_new(&c, NULL) != 0 || mp_channel_reader(c, &r) != 0 ||
+      mp_channel_writer(c, &w) != 0)
     return 1;
   mp_channel_server *s = NULL;
   mp_channel_serve_opts o = {.authkey = KEY, .authkey_len = sizeof KEY - 1};
@@ -728,6 +733,48 @@ static void server_close_wakes_remote(void **state) {
   assert_int_equal(st.readers, 0);
   mp_channel_server_free(s);
   mp_channel_free(c);
+}
+
+/* Every allocation of the client's connect and join failing in turn:
+ * MP_ENOMEM, *out untouched, nothing leaked (the harness checks fds); the
+ * server (a child, out of reach of the injection) serves on. */
+static void allocation_failures(void **state) {
+  (void)state;
+  pid_t srv = start_server_child();
+  int streak = 0;
+  for (long n = 1; n < 200 && streak < 3; n++) {
+    mp_channel *c = (mp_channel *)&streak;
+    mp__alloc_fail_after(n);
+    int rc = mp_channel_connect(&c, addr, &copts);
+    mp_channel_end *e = (mp_channel_end *)&streak;
+    int rj = rc == 0 ? mp_channel_reader(c, &e) : MP_ENOMEM;
+    mp__alloc_fail_after(0);
+    if (rc != 0) {
+      if (rc != MP_ENOMEM)
+        fail_msg("connect with allocation %ld failing: %s (%s)", n,
+                 mp_err_name(rc), mp_error_detail());
+      assert_ptr_equal(c, (mp_channel *)&streak);
+      streak = 0;
+      continue;
+    }
+    if (rj != 0) {
+      if (rj != MP_ENOMEM)
+        fail_msg("join with allocation %ld failing: %s (%s)", n,
+                 mp_err_name(rj), mp_error_detail());
+      assert_ptr_equal(e, (mp_channel_end *)&streak);
+      mp_channel_free(c);
+      streak = 0;
+      continue;
+    }
+    streak++;
+    uint32_t v;
+    assert_rc(read_u32(e, &v, 0), MP_EAGAIN);
+    mp_channel_end_free(e);
+    mp_channel_free(c);
+  }
+  assert_int_equal(streak, 3);
+  kill(srv, SIGKILL);
+  assert_int_equal(WTERMSIG(mp_test_wait(srv, 10)), SIGKILL);
 }
 
 /* ---- refusals ---------------------------------------------------------- */
@@ -838,6 +885,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(wrong_authkey_refused),
     cmocka_unit_test(bad_arguments),
     cmocka_unit_test(malformed_requests_refused),
+    cmocka_unit_test(allocation_failures),
 };
 
 MP_TEST_MAIN(tests)

@@ -10,7 +10,9 @@
  * is checked (remote_wire.c) before it is used; a malformed one closes its
  * connection. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "multiproc/process.h"
 #include "remote_internal.h"
@@ -122,8 +124,10 @@ static void handle(srv_conn *k, const csp_wire_req *q, bool *gone) {
     rc = run_sliced(k, write, q->payload, q->payload_len, cap, q->timeout,
                     gone);
     if (*gone) {
-      /* The client went away inside the call: the local crash rule. */
-      if (write)
+      /* The client went away inside the call: the local crash rule. A
+       * server that is closing only retires the end (its owner chose to
+       * stop; the remote writer is told MP_EPOISONED). */
+      if (write && !atomic_load(&k->srv->stop))
         mp_channel_poison(k->end);
       return;
     }
@@ -271,6 +275,8 @@ static void *accept_main(void *arg) {
       start_conn(s, c);
     else if (rc == MP_ESTATE)
       break;
+    else if (rc != MP_ETIMEDOUT && rc != MP_EAGAIN && rc != MP_EAUTH)
+      usleep(10000); /* out of descriptors or memory: do not spin */
     /* MP_EAUTH (a wrong key), a timeout: go on with the next client. */
     reap(s, false);
   }
