@@ -26,7 +26,7 @@ TOUR='csp_parallel|seed 004, Python PyCSP库|@process def P1(): time.sleep(1); p
 csp_producer_consumer|seed 004, 顺序进程(CSP): processes that talk only over channels|producer(-c) writes 0..9 and retires; consumer(+c) reads until ChannelRetireException
 csp_sieve|seed 004, CSP (the classic example of process networks)|generator -> sieve(2) -> sieve(3) -> ...: one process per prime, retire winds the chain down
 csp_poison|seed 004, PyCSP poison|generator -> 3 workers -> collector; the collector poison()s its input and the whole network ends
-csp_remote|seed 004, PyCSP channels across hosts|host A: c = Channel("numbers") and consumer(+c); host B: Channel("numbers", connect=(hostA, port)) and producer(-c) over TCP'
+csp_remote|seed 004, PyCSP channels across hosts|host A: c = Channel("numbers"), consumer(+c); host B (another program): Channel("numbers", connect=(hostA, port)), producer(-c), over TCP'
 
 while IFS='|' read -r name seed python; do
   [ -n "$name" ] || continue

@@ -30,9 +30,10 @@
 
 static const char KEY[] = "csp-remote-test-key";
 /* The served address, in memory shared with the children: a case forks
- * the children that connect concurrently before it starts serving, since a
- * fork while the server's threads run a handshake could leave the child
- * with a lock of libcrypto held (a real client runs on another host). */
+ * its children before it starts serving, and they wait for the address,
+ * since a fork while the server's threads run (a handshake, an allocation)
+ * could leave the child with a lock of libcrypto or of the sanitizer's
+ * allocator held (a real client runs on another host). */
 static char *addr;
 
 static void fresh_addr(void) {
@@ -137,10 +138,11 @@ static int remote_writer_100(void *arg) {
 
 static void remote_write_local_read(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(remote_writer_100, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
-  pid_t pid = mp_test_fork(remote_writer_100, NULL);
   for (uint32_t i = 0; i < 100; i++) {
     uint32_t v = 0;
     assert_rc(read_u32(r, &v, 10), 0);
@@ -181,10 +183,11 @@ static int remote_reader_100(void *arg) {
 
 static void local_write_remote_read(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(remote_reader_100, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *w = end_of(c, false);
-  pid_t pid = mp_test_fork(remote_reader_100, NULL);
   for (uint32_t i = 0; i < 100; i++)
     assert_rc(write_u32(w, i, 10), 0);
   assert_rc(write_u32(w, 1000, 10), 0);
@@ -217,10 +220,11 @@ static int remote_rendezvous_child(void *arg) {
 
 static void remote_rendezvous_and_timeout(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(remote_rendezvous_child, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
-  pid_t pid = mp_test_fork(remote_rendezvous_child, NULL);
   /* Let the timed-out writes pass, then read: only the third arrives. */
   wait_joined(c, 1, 1);
   usleep(400000);
@@ -258,10 +262,11 @@ static int remote_buffered_child(void *arg) {
 
 static void remote_buffered_and_obj(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(remote_buffered_child, NULL);
   mp_channel *c = chan(4);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
-  pid_t pid = mp_test_fork(remote_buffered_child, NULL);
   double end = mp_test_now() + mp_test_slack(10);
   mp_channel_stats st = {0};
   while (st.buffered < 4 && mp_test_now() < end) {
@@ -438,11 +443,12 @@ static int select_child(void *arg) {
 
 static void select_remote_guards(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  mp_test_signal_open(&ready);
+  pid_t pid = mp_test_fork(select_child, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *w = end_of(c, false), *r = end_of(c, true);
-  mp_test_signal_open(&ready);
-  pid_t pid = mp_test_fork(select_child, NULL);
   assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(20)), 1);
   mp_test_signal_close(&ready);
   assert_rc(write_u32(w, 5, mp_test_slack(20)), 0);
@@ -535,10 +541,11 @@ static int blocked_reader(void *arg) {
 
 static void poison_local_reaches_remote(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)MP_EPOISONED);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *w = end_of(c, false);
-  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)MP_EPOISONED);
   wait_joined(c, 1, 1);
   usleep(100000); /* let the remote read block */
   assert_rc(mp_channel_poison(w), 0);
@@ -566,10 +573,11 @@ static int poisoner(void *arg) {
 
 static void poison_remote_reaches_local(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(poisoner, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
-  pid_t pid = mp_test_fork(poisoner, NULL);
   uint32_t v;
   assert_rc(read_u32(r, &v, mp_test_slack(10)), MP_EPOISONED);
   mp_test_wait_exit(pid, 0, 10);
@@ -583,10 +591,11 @@ static void poison_remote_reaches_local(void **state) {
 /* G-CSP-6: a remote reader that dies mid-read is retired. */
 static void killed_remote_mid_read(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)0);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *w = end_of(c, false);
-  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)0);
   wait_joined(c, 1, 1);
   usleep(100000);
   kill(pid, SIGKILL);
@@ -621,11 +630,12 @@ static int blocked_writer(void *arg) {
 /* G-CSP-6: a remote writer that dies mid-write poisons the channel. */
 static void killed_remote_mid_write(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(blocked_writer, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
   mp_channel_end *w = end_of(c, false); /* keeps writers from retiring */
-  pid_t pid = mp_test_fork(blocked_writer, NULL);
   wait_joined(c, 1, 2);
   usleep(100000);
   kill(pid, SIGKILL);
@@ -719,9 +729,10 @@ static void server_dies(void **state) {
 /* G-CSP-7: closing the server wakes a blocked remote reader. */
 static void server_close_wakes_remote(void **state) {
   (void)state;
+  fresh_addr(); /* fork before serving (see addr) */
+  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)MP_EPOISONED);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
-  pid_t pid = mp_test_fork(blocked_reader, (void *)(intptr_t)MP_EPOISONED);
   wait_joined(c, 1, 0);
   usleep(100000);
   assert_rc(mp_channel_server_close(s), 0);
