@@ -42,6 +42,8 @@ static void fresh_addr(void) {
   memset(addr, 0, MP_ADDRESS_MAX);
 }
 
+static mp_test_signal ready; /* a child tells the case it got so far */
+
 static const mp_channel_connect_opts copts = {.authkey = KEY,
                                               .authkey_len = sizeof KEY - 1};
 
@@ -211,6 +213,7 @@ static int remote_rendezvous_child(void *arg) {
     return 2;
   if (write_u32(w, 7, 0) != MP_EAGAIN)
     return 3;
+  mp_test_signal_post(&ready);
   if (write_u32(w, 8, 10) != 0) /* the parent reads this one */
     return 4;
   mp_channel_end_free(w);
@@ -221,17 +224,21 @@ static int remote_rendezvous_child(void *arg) {
 static void remote_rendezvous_and_timeout(void **state) {
   (void)state;
   fresh_addr(); /* fork before serving (see addr) */
+  mp_test_signal_open(&ready);
   pid_t pid = mp_test_fork(remote_rendezvous_child, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
   /* Let the timed-out writes pass, then read: only the third arrives. */
-  wait_joined(c, 1, 1);
-  usleep(400000);
+  assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(20)), 1);
+  mp_test_signal_close(&ready);
   uint32_t v = 0;
   assert_rc(read_u32(r, &v, 10), 0);
   assert_int_equal(v, 8);
-  assert_rc(read_u32(r, &v, 0), MP_EAGAIN);
+  /* Nothing else was sent (the writer may have left by now). */
+  int rc = read_u32(r, &v, 0);
+  if (rc != MP_EAGAIN && rc != MP_ERETIRED)
+    fail_msg("a read after the only message returned %s", mp_err_name(rc));
   mp_test_wait_exit(pid, 0, 10);
   mp_channel_end_free(r);
   mp_channel_server_free(s);
@@ -251,6 +258,7 @@ static int remote_buffered_child(void *arg) {
   if (mp_channel_stats_get(c, &st) != 0 || st.buffered != 4 ||
       st.writers != 1)
     return 3;
+  mp_test_signal_post(&ready);
   mp_obj *o = mp_obj_str("hello");
   if (o == NULL || mp_channel_write_obj(w, o, 10) != 0)
     return 4;
@@ -263,16 +271,15 @@ static int remote_buffered_child(void *arg) {
 static void remote_buffered_and_obj(void **state) {
   (void)state;
   fresh_addr(); /* fork before serving (see addr) */
+  mp_test_signal_open(&ready);
   pid_t pid = mp_test_fork(remote_buffered_child, NULL);
   mp_channel *c = chan(4);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
-  double end = mp_test_now() + mp_test_slack(10);
+  assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(20)), 1);
+  mp_test_signal_close(&ready);
   mp_channel_stats st = {0};
-  while (st.buffered < 4 && mp_test_now() < end) {
-    assert_rc(mp_channel_stats_get(c, &st), 0);
-    usleep(2000);
-  }
+  assert_rc(mp_channel_stats_get(c, &st), 0);
   assert_int_equal(st.buffered, 4);
   for (uint32_t i = 0; i < 4; i++) {
     uint32_t v = 0;
@@ -381,8 +388,6 @@ static void many_remote_any_to_any(void **state) {
 }
 
 /* ---- choice ------------------------------------------------------------ */
-
-static mp_test_signal ready; /* the select child is ready for 5 */
 
 static int select_child(void *arg) {
   (void)arg;
@@ -623,6 +628,7 @@ static int blocked_writer(void *arg) {
   (void)arg;
   mp_channel *c = rconnect();
   mp_channel_end *w = rjoin(c, false);
+  mp_test_signal_post(&ready);
   (void)write_u32(w, 1, MP_FOREVER);
   return 0;
 }
@@ -631,13 +637,16 @@ static int blocked_writer(void *arg) {
 static void killed_remote_mid_write(void **state) {
   (void)state;
   fresh_addr(); /* fork before serving (see addr) */
+  mp_test_signal_open(&ready);
   pid_t pid = mp_test_fork(blocked_writer, NULL);
   mp_channel *c = chan(0);
   mp_channel_server *s = serve(c);
   mp_channel_end *r = end_of(c, true);
   mp_channel_end *w = end_of(c, false); /* keeps writers from retiring */
+  assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(20)), 1);
+  mp_test_signal_close(&ready);
   wait_joined(c, 1, 2);
-  usleep(100000);
+  usleep(200000); /* the write is under way (a round trip) */
   kill(pid, SIGKILL);
   assert_int_equal(WTERMSIG(mp_test_wait(pid, 10)), SIGKILL);
   /* Died inside a write: the channel is poisoned (G-CSP-2 across hosts). */
