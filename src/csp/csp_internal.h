@@ -222,6 +222,24 @@ static inline uint32_t mp__csp_status(const mp_channel *c) {
   return atomic_load_explicit(&c->s->status, memory_order_acquire);
 }
 
+/* ---- remote_client.c, remote_select.c: channels across hosts ---------
+ * The front calls hand a remote channel or end (->remote set) to these. */
+int mp__csp_remote_join(mp_channel *c, uint32_t kind, mp_channel_end **out);
+void mp__csp_remote_end_free(mp_channel_end *e);
+int mp__csp_remote_check(const mp_channel_end *e, uint32_t kind);
+void mp__csp_remote_free(mp_channel *c);
+int mp__csp_remote_poison(mp_channel_end *e);
+int mp__csp_remote_retire(mp_channel_end *e);
+int mp__csp_remote_stats(mp_channel *c, mp_channel_stats *st);
+int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
+                         double timeout);
+ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
+                            double timeout);
+/* mp__csp_remote_guarded says whether a choice has a remote guard; then
+ * mp__csp_remote_select runs it (mode: 0 pri, 1 alt, 2 fair). */
+bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);
+int mp__csp_remote_select(mp_guard *guards, size_t n, int mode);
+
 /* ---- offer.c --------------------------------------------------------- */
 
 /* One guard's worth of an operation on one channel. */
@@ -282,24 +300,6 @@ void mp__csp_sleepers(const csp_op *op, int delta);
 /* mp__csp_op_failure says, for a posted op with an OFFERED slot, whether
  * the channel now fails it: MP_EPOISONED, MP_ERETIRED, or 0. */
 int mp__csp_op_failure(const csp_op *op);
-
-/* ---- remote_client.c, remote_select.c: channels across hosts ---------
- * The front calls hand a remote channel or end (->remote set) to these. */
-int mp__csp_remote_join(mp_channel *c, uint32_t kind, mp_channel_end **out);
-void mp__csp_remote_end_free(mp_channel_end *e);
-int mp__csp_remote_check(const mp_channel_end *e, uint32_t kind);
-void mp__csp_remote_free(mp_channel *c);
-int mp__csp_remote_poison(mp_channel_end *e);
-int mp__csp_remote_retire(mp_channel_end *e);
-int mp__csp_remote_stats(mp_channel *c, mp_channel_stats *st);
-int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
-                         double timeout);
-ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
-                            double timeout);
-/* mp__csp_remote_guarded says whether a choice has a remote guard; then
- * mp__csp_remote_select runs it (mode: 0 pri, 1 alt, 2 fair). */
-bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);
-int mp__csp_remote_select(mp_guard *guards, size_t n, int mode);
 
 /* ---- futexv.c -------------------------------------------------------- */
 
