@@ -202,6 +202,16 @@ BAD(mp_channel_attach, mp_channel, mp_channel_attach(&x, NULL, 4096))
 BAD(mp_channel_reader, mp_channel_end, mp_channel_reader(NULL, &x))
 BAD(mp_channel_writer, mp_channel_end, mp_channel_writer(NULL, &x))
 BAD(mp_csp_spawn, mp_csp_network, mp_csp_spawn(&x, NULL, 1))
+static mp_channel *g_channel(void) {
+  static mp_channel *c;
+  if (c == NULL && mp_channel_new(&c, NULL) != 0)
+    return NULL;
+  return c;
+}
+BAD(mp_channel_serve, mp_channel_server,
+    mp_channel_serve(&x, g_channel(), "127.0.0.1:99999", NULL))
+BAD(mp_channel_connect, mp_channel,
+    mp_channel_connect(&x, "@t-contracts-nobody", NULL))
 
 /* ---- obj.h and manager.h: values and proxies ----------------------------
  * Objects the rows below fail against, made by setup_objects: a
@@ -388,6 +398,8 @@ static const ctor_row ctors[] = {
     ROW_BAD(mp_channel_attach),
     ROW_BAD(mp_channel_reader),
     ROW_BAD(mp_channel_writer),
+    ROW_BAD(mp_channel_serve),
+    ROW_BAD(mp_channel_connect),
     ROW_BAD(mp_csp_spawn),
     ROW(mp_pickle_loads),
     ROW(mp_msgpack_unpackb),

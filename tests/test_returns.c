@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 319 functions; one case per header. */
+ * 322 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +68,9 @@ static void returns_csp(void **state) {
   /* mp_channel_end_is_reader: documented: MP_EINVAL for NULL */
   expect_rc("mp_channel_end_is_reader", mp_channel_end_is_reader(NULL), MP_EINVAL);
   expect_rc("mp_channel_stats_get", (int)mp_channel_stats_get(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_serve", (int)mp_channel_serve(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_server_close", (int)mp_channel_server_close(NULL), MP_EINVAL);
+  expect_rc("mp_channel_connect", (int)mp_channel_connect(NULL, NULL, NULL), MP_EINVAL);
   expect_rc("mp_pri_select", (int)mp_pri_select(NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_alt_select", (int)mp_alt_select(NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_fair_select", (int)mp_fair_select(NULL, (size_t){0}), MP_EINVAL);

@@ -167,6 +167,7 @@ struct mp_channel {
   uint32_t msg_max, buffer, max_waiting, max_ends, slot_size, entry_size;
   char *ends, *slots, *ring;
   char shm_name[MP_CHANNEL_NAME_MAX + 8];
+  struct csp_remote *remote; /* a channel served elsewhere (remote_*.c) */
 };
 
 struct mp_channel_end {
@@ -174,6 +175,7 @@ struct mp_channel_end {
   uint32_t index;
   uint32_t gen;
   uint32_t kind;
+  struct csp_remote_end *remote; /* an end of a remote channel */
 };
 
 static inline csp_end_rec *csp_end_rec_of(const mp_channel *c, uint32_t i) {
@@ -219,6 +221,24 @@ pid_t mp__csp_adopt(const mp_channel_end *e, pid_t pid);
 static inline uint32_t mp__csp_status(const mp_channel *c) {
   return atomic_load_explicit(&c->s->status, memory_order_acquire);
 }
+
+/* ---- remote_client.c, remote_select.c: channels across hosts ---------
+ * The front calls hand a remote channel or end (->remote set) to these. */
+int mp__csp_remote_join(mp_channel *c, uint32_t kind, mp_channel_end **out);
+void mp__csp_remote_end_free(mp_channel_end *e);
+int mp__csp_remote_check(const mp_channel_end *e, uint32_t kind);
+void mp__csp_remote_free(mp_channel *c);
+int mp__csp_remote_poison(mp_channel_end *e);
+int mp__csp_remote_retire(mp_channel_end *e);
+int mp__csp_remote_stats(mp_channel *c, mp_channel_stats *st);
+int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
+                         double timeout);
+ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
+                            double timeout);
+/* mp__csp_remote_guarded says whether a choice has a remote guard; then
+ * mp__csp_remote_select runs it (mode: 0 pri, 1 alt, 2 fair). */
+bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);
+int mp__csp_remote_select(mp_guard *guards, size_t n, int mode);
 
 /* ---- offer.c --------------------------------------------------------- */
 

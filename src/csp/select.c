@@ -263,6 +263,8 @@ static int select_impl(mp_guard *guards, size_t n, int mode) {
   if (guards == NULL || n == 0 || n > CSP_MAX_GUARDS)
     return mp__fail(MP_EINVAL, "a choice needs 1 to %d guards",
                     CSP_MAX_GUARDS);
+  if (mp__csp_remote_guarded(guards, n))
+    return mp__csp_remote_select(guards, n, mode);
   choice ch;
   ch.g = guards;
   ch.n = n;
