@@ -50,9 +50,25 @@
  * user's programs can still write it, so it is parsed as untrusted text:
  * malformed lines are skipped.
  *
- * What a crash leaves: a member killed between creating a segment and
- * sending "R" leaves that segment unregistered (microseconds; the segment
- * is then only found by name). A tracker killed leaves its state file and
+ * Registered before it has a name (mp__tracker_create). A segment must
+ * never exist under its name unregistered, or a creator killed in between
+ * leaves it behind for good. So the library creates it without a name
+ * (O_TMPFILE in /dev/shm), learns its inode, sends "R" (starting the
+ * tracker if needed), and only then gives it its name with linkat, which,
+ * like O_EXCL, fails if the name exists. A creator killed at any step:
+ *   before "R":          the file has no name; it vanishes with the
+ *                        process's descriptors. Nothing to do.
+ *   after "R", unnamed:  the same; the tracker holds a name whose segment
+ *                        either does not exist or is someone else's (the
+ *                        linkat failed): another inode, left alone.
+ *   named:               registered, removed when the tree dies.
+ * When linkat fails (the name exists) the entry is taken back ("U", or
+ * the previous "R" again). Where the system cannot create or name a file
+ * without a name (no O_TMPFILE; no /proc and no privilege for
+ * AT_EMPTY_PATH), the plain order is kept: create, then register, and a
+ * member killed between the two leaves that segment (found by name only).
+ *
+ * What else a crash leaves: a tracker killed leaves its state file and
  * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
  * their creators are dead, and the members start a new tracker on their
  * next registration or unregistration that fails.
@@ -472,6 +488,131 @@ static int restart_tracker_locked(void) {
   return rc;
 }
 
+/* What register_locked changed, so that a creation that fails after it
+ * can put the list (and the tracker) back as they were. */
+typedef struct reg_undo {
+  reg *r;
+  bool fresh; /* r was added; otherwise its old fields follow */
+  size_t size;
+  uint64_t ino;
+  pid_t creator;
+} reg_undo;
+
+/* register_locked records that this process created (or is creating)
+ * segment name of size bytes and inode ino, and tells the tracker,
+ * starting one if needed. Called with g.lock held. */
+static int register_locked(const char *name, size_t size, uint64_t ino,
+                           reg_undo *undo) {
+  size_t len = strlen(name);
+  reg *r = NULL;
+  for (reg *q = g.names; q != NULL; q = q->next)
+    if (strcmp(q->name, name) == 0)
+      r = q;
+  bool fresh = r == NULL;
+  if (fresh) {
+    /* Registered before, unlinked by someone outside the tree and created
+     * again (fresh == false): the same entry now guards the new segment. */
+    r = mp__alloc(sizeof *r + len + 1);
+    if (r == NULL)
+      return MP_ENOMEM;
+    memcpy(r->name, name, len + 1);
+    r->next = g.names;
+    g.names = r;
+  }
+  if (undo != NULL)
+    *undo = (reg_undo){.r = r, .fresh = fresh, .size = r->size,
+                       .ino = r->ino, .creator = r->creator};
+  r->size = size;
+  r->ino = ino;
+  r->creator = getpid();
+  int rc = connected_locked() ? send_register(g.fd, r) : MP_EPIPE;
+  if (rc != 0)
+    rc = restart_tracker_locked();
+  if (rc != 0 && fresh) {
+    /* r is ours (restarting drops only inherited names): still first. */
+    g.names = r->next;
+    mp__free(r);
+    if (g.names == NULL && g.fd >= 0) {
+      close(g.fd);
+      g.fd = -1;
+    }
+  }
+  return rc;
+}
+
+static void send_unregister_locked(const char *name) {
+  char msg[MSG_MAX];
+  char hex[2 * NAME_MAX_BYTES + 1];
+  hex_encode(name, hex);
+  int n = snprintf(msg, sizeof msg, "U %s", hex);
+  /* If the tracker is gone, the survivors of the list need a new one. */
+  if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
+    (void)restart_tracker_locked();
+}
+
+/* undo_locked takes back what register_locked did, for a segment that was
+ * never named. The tracker only ever unlinks the inode registered, so
+ * whatever it heard meanwhile never touched the name's real owner. */
+static void undo_locked(const reg_undo *u) {
+  reg *r = u->r;
+  if (!u->fresh) {
+    r->size = u->size;
+    r->ino = u->ino;
+    r->creator = u->creator;
+    if (connected_locked())
+      (void)send_register(g.fd, r);
+    return;
+  }
+  for (reg **pp = &g.names; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  }
+  if (connected_locked())
+    send_unregister_locked(r->name);
+  mp__free(r);
+  if (g.names == NULL && g.fd >= 0) {
+    close(g.fd);
+    g.fd = -1;
+    g.tracker_pid = 0;
+  }
+}
+
+int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
+  if (shm_name == NULL || fd_out == NULL)
+    return MP_EINVAL;
+  size_t len = strlen(shm_name);
+  int fd;
+  uint64_t ino;
+  /* A name the tracker cannot carry, or a system that cannot create a
+   * segment without a name: the plain order (create, then register). */
+  if (len == 0 || len > NAME_MAX_BYTES ||
+      mp__os_shm_create_unnamed(size, &fd, &ino) != 0)
+    return mp__os_shm_create(shm_name, size, fd_out);
+  pthread_once(&atfork_once, install_atfork);
+  pthread_mutex_lock(&g.lock);
+  reg_undo u;
+  int rc = register_locked(shm_name, size, ino, &u);
+  if (rc == 0) {
+    mp__fault(MP__FAULT_SHM_UNNAMED, (void *)shm_name);
+    rc = mp__os_shm_link(fd, shm_name);
+    if (rc != 0)
+      undo_locked(&u);
+  }
+  pthread_mutex_unlock(&g.lock);
+  if (rc == 0) {
+    *fd_out = fd;
+    return 0;
+  }
+  close(fd);
+  if (rc == MP_EEXIST)
+    return rc;
+  /* No tracker (the caller's mp__tracker_register reports that, or not,
+   * as it always did), or no way to name the file here: the plain order. */
+  return mp__os_shm_create(shm_name, size, fd_out);
+}
+
 int mp__tracker_register(const char *shm_name, size_t size) {
   if (shm_name == NULL)
     return MP_EINVAL;
@@ -486,37 +627,15 @@ int mp__tracker_register(const char *shm_name, size_t size) {
   if (rc != 0)
     return rc;
   pthread_mutex_lock(&g.lock);
-  reg *r = NULL;
-  for (reg *q = g.names; q != NULL; q = q->next)
-    if (strcmp(q->name, shm_name) == 0)
-      r = q;
-  bool fresh = r == NULL;
-  if (fresh) {
-    /* Registered before, unlinked by someone outside the tree and created
-     * again (fresh == false): the same entry now guards the new segment. */
-    r = mp__alloc(sizeof *r + len + 1);
-    if (r == NULL) {
+  /* Registered already by mp__tracker_create, before it had its name. */
+  for (reg *q = g.names; q != NULL; q = q->next) {
+    if (strcmp(q->name, shm_name) == 0 && q->creator == getpid() &&
+        q->ino == ino && q->size == size && connected_locked()) {
       pthread_mutex_unlock(&g.lock);
-      return MP_ENOMEM;
-    }
-    memcpy(r->name, shm_name, len + 1);
-    r->next = g.names;
-    g.names = r;
-  }
-  r->size = size;
-  r->ino = ino;
-  r->creator = getpid();
-  rc = connected_locked() ? send_register(g.fd, r) : MP_EPIPE;
-  if (rc != 0)
-    rc = restart_tracker_locked();
-  if (rc != 0 && fresh) {
-    g.names = r->next;
-    mp__free(r);
-    if (g.names == NULL && g.fd >= 0) {
-      close(g.fd);
-      g.fd = -1;
+      return 0;
     }
   }
+  rc = register_locked(shm_name, size, ino, NULL);
   pthread_mutex_unlock(&g.lock);
   return rc;
 }
@@ -533,15 +652,8 @@ void mp__tracker_unregister(const char *shm_name) {
       break;
     }
   }
-  if (found != NULL && connected_locked()) {
-    char msg[MSG_MAX];
-    char hex[2 * NAME_MAX_BYTES + 1];
-    hex_encode(found->name, hex);
-    int n = snprintf(msg, sizeof msg, "U %s", hex);
-    /* If the tracker is gone, the survivors of the list need a new one. */
-    if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
-      (void)restart_tracker_locked();
-  }
+  if (found != NULL && connected_locked())
+    send_unregister_locked(found->name);
   mp__free(found);
   if (g.names == NULL && g.fd >= 0) {
     close(g.fd);
