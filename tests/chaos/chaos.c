@@ -49,6 +49,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +59,7 @@
 
 #define HANG_S 10.0
 #define KILL_MIN_MS 0
-#define KILL_MAX_MS 10
+#define KILL_MAX_MS 4
 
 typedef struct result {
   const char *name;
@@ -125,6 +127,15 @@ static uint64_t shm_left(const char *prefix) {
   return n;
 }
 
+/* demote lowers the calling thread's priority: the queue, sync and
+ * tracker workloads' processes run at nice DEMOTE_NICE, so that on a
+ * loaded machine their supervisors, at the caller's priority, keep their
+ * kill cadence (and still run often enough to be killed mid-call). */
+#define DEMOTE_NICE 5
+static void demote(void) {
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DEMOTE_NICE);
+}
+
 static void kill_reap(pid_t pid) {
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -145,6 +156,7 @@ static uint32_t sum32(const unsigned char *p, size_t n) {
 #define Q_INST 8192 /* producer instances */
 #define Q_SEQ 1024  /* messages per producer instance */
 #define Q_LARGE 6000
+#define Q_CSLOTS 64 /* consumer state words: live ones and unreaped victims */
 
 typedef struct qmsg {
   uint32_t inst, seq, len, sum;
@@ -157,7 +169,7 @@ enum { C_IDLE = 0, C_IN_GET = 1, C_RECORDED = 2 /* lease: before the ack */ };
 typedef struct qshared {
   _Atomic uint32_t reported[Q_INST];            /* seqs put, per instance */
   _Atomic uint64_t seen[Q_INST][Q_SEQ / 64];    /* received, per message */
-  _Atomic uint32_t cstate[Q_CONSUMERS];         /* consumer slot state */
+  _Atomic uint32_t cstate[Q_CSLOTS];            /* per consumer process */
   _Atomic uint64_t ops, received, corrupt, duplicated;
   _Atomic double last_progress;
 } qshared;
@@ -177,6 +189,7 @@ static void q_take(qshared *sh, const unsigned char *buf, size_t len) {
 
 static void q_producer(mp_queue *q, qshared *sh, uint32_t inst,
                        bool large) {
+  demote();
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   unsigned seed = inst * 7919u + (unsigned)getpid();
   for (uint32_t seq = 0; seq < Q_SEQ;) {
@@ -200,6 +213,7 @@ static void q_producer(mp_queue *q, qshared *sh, uint32_t inst,
 }
 
 static void q_consumer(mp_queue *q, qshared *sh, int slot, bool lease) {
+  demote();
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   for (;;) {
     size_t len = 0;
@@ -224,6 +238,62 @@ static void q_consumer(mp_queue *q, qshared *sh, int slot, bool lease) {
   }
 }
 
+/* The supervisor's processes killed and not yet reaped. A victim is
+ * replaced at once (a kill cycle never waits for the victim to die);
+ * each consumer process has a state word of its own, read once it is
+ * reaped, to tell in which state it died. */
+#define Q_VICTIMS 64
+typedef struct qvictims {
+  qshared *sh;
+  pid_t pid[Q_VICTIMS]; /* killed, not yet reaped */
+  int nv;
+  pid_t cslot_pid[Q_CSLOTS]; /* the consumer of each state word */
+  uint64_t in_get_deaths, recorded_deaths;
+} qvictims;
+
+/* Reaps the victims that are gone (every one, with wait), counting the
+ * state each consumer died in and freeing its state word. */
+static void reap_victims(qvictims *v, bool wait) {
+  for (int i = 0; i < v->nv;) {
+    pid_t p = v->pid[i];
+    if (waitpid(p, NULL, wait ? 0 : WNOHANG) != p) {
+      i++;
+      continue;
+    }
+    for (int k = 0; k < Q_CSLOTS; k++) {
+      if (v->cslot_pid[k] != p)
+        continue;
+      uint32_t st = atomic_load(&v->sh->cstate[k]);
+      v->in_get_deaths += st == C_IN_GET;
+      v->recorded_deaths += st == C_RECORDED;
+      v->cslot_pid[k] = 0;
+    }
+    v->pid[i] = v->pid[--v->nv];
+  }
+}
+
+static void victim_add(qvictims *v, pid_t pid) {
+  if (v->nv == Q_VICTIMS)
+    reap_victims(v, true);
+  v->pid[v->nv++] = pid;
+}
+
+static pid_t start_consumer(qvictims *v, mp_queue *q, bool lease) {
+  int k = 0;
+  while (v->cslot_pid[k] != 0) {
+    if (++k == Q_CSLOTS) {
+      reap_victims(v, true);
+      k = 0;
+    }
+  }
+  atomic_store(&v->sh->cstate[k], C_IDLE);
+  pid_t pid = fork();
+  if (pid == 0)
+    q_consumer(q, v->sh, k, lease);
+  v->cslot_pid[k] = pid;
+  return pid;
+}
+
 /* The queue workloads: lease is at-least-once delivery, whose leases hold
  * inline messages only (no large ones then). */
 static void run_queues(result *res, double seconds, bool lease) {
@@ -243,8 +313,9 @@ static void run_queues(result *res, double seconds, bool lease) {
   pid_t prod[Q_PRODUCERS], cons[Q_CONSUMERS];
   uint32_t prod_inst[Q_PRODUCERS], next_inst = 0;
   unsigned seed = (unsigned)getpid();
-  uint64_t in_get_deaths = 0, recorded_deaths = 0;
-
+  /* Each consumer process has a state word of its own, so a victim is
+   * replaced at once and its state read once it is reaped (later). */
+  qvictims v = {.sh = sh};
 #define START_PRODUCER(i)                                                    \
   do {                                                                       \
     prod_inst[i] = next_inst < Q_INST ? next_inst++ : Q_INST;                \
@@ -252,21 +323,15 @@ static void run_queues(result *res, double seconds, bool lease) {
     if (prod[i] == 0)                                                        \
       q_producer(q, sh, prod_inst[i], !lease);                               \
   } while (0)
-#define START_CONSUMER(i)                                                    \
-  do {                                                                       \
-    atomic_store(&sh->cstate[i], C_IDLE);                                    \
-    cons[i] = fork();                                                        \
-    if (cons[i] == 0)                                                        \
-      q_consumer(q, sh, i, lease);                                           \
-  } while (0)
 
   for (int i = 0; i < Q_PRODUCERS; i++)
     START_PRODUCER(i);
   for (int i = 0; i < Q_CONSUMERS; i++)
-    START_CONSUMER(i);
+    cons[i] = start_consumer(&v, q, lease);
   double end = now_s() + seconds;
   while (now_s() < end) {
     sleep_ms(kill_pause_ms(&seed));
+    reap_victims(&v, false);
     /* Producers that finished their messages leave: start others. */
     for (int i = 0; i < Q_PRODUCERS; i++)
       if (prod[i] > 0 && waitpid(prod[i], NULL, WNOHANG) == prod[i])
@@ -275,15 +340,14 @@ static void run_queues(result *res, double seconds, bool lease) {
     if (victim < Q_PRODUCERS) {
       if (prod[victim] <= 0)
         continue;
-      kill_reap(prod[victim]);
+      kill(prod[victim], SIGKILL);
+      victim_add(&v, prod[victim]);
       START_PRODUCER(victim);
     } else {
       int c = victim - Q_PRODUCERS;
-      kill_reap(cons[c]);
-      uint32_t st = atomic_load(&sh->cstate[c]);
-      in_get_deaths += st == C_IN_GET;
-      recorded_deaths += st == C_RECORDED;
-      START_CONSUMER(c);
+      kill(cons[c], SIGKILL);
+      victim_add(&v, cons[c]);
+      cons[c] = start_consumer(&v, q, lease);
     }
     atomic_fetch_add(&res->kills, 1);
     if (now_s() - atomic_load(&sh->last_progress) > HANG_S) {
@@ -296,11 +360,10 @@ static void run_queues(result *res, double seconds, bool lease) {
     if (prod[i] > 0)
       kill_reap(prod[i]);
   for (int i = 0; i < Q_CONSUMERS; i++) {
-    kill_reap(cons[i]);
-    uint32_t st = atomic_load(&sh->cstate[i]);
-    in_get_deaths += st == C_IN_GET;
-    recorded_deaths += st == C_RECORDED;
+    kill(cons[i], SIGKILL);
+    victim_add(&v, cons[i]);
   }
+  reap_victims(&v, true);
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   double drain_end = now_s() + HANG_S;
   for (;;) {
@@ -336,12 +399,12 @@ static void run_queues(result *res, double seconds, bool lease) {
   if (lease) {
     /* At-least-once: a kill explains a redelivery, never a loss. */
     atomic_store(&res->dup_explained,
-                 dup < recorded_deaths ? dup : recorded_deaths);
-    atomic_store(&res->deaths, recorded_deaths);
+                 dup < v.recorded_deaths ? dup : v.recorded_deaths);
+    atomic_store(&res->deaths, v.recorded_deaths);
   } else {
     atomic_store(&res->explained,
-                 lost < in_get_deaths ? lost : in_get_deaths);
-    atomic_store(&res->deaths, in_get_deaths);
+                 lost < v.in_get_deaths ? lost : v.in_get_deaths);
+    atomic_store(&res->deaths, v.in_get_deaths);
   }
   atomic_store(&res->left, shm_left(prefix));
   shm_remove(prefix);
@@ -395,7 +458,7 @@ static void p_callback(void *userdata, int status, const void *r, size_t len) {
 }
 
 typedef struct pkiller {
-  mp_pool *pool;
+  _Atomic(mp_pool *) pool; /* NULL until the pool is made */
   result *res;
   _Atomic int stop;
 } pkiller;
@@ -412,8 +475,11 @@ static void *p_killer(void *arg) {
   double since[256] = {0};
   while (!atomic_load(&k->stop)) {
     sleep_ms(kill_pause_ms(&seed));
+    mp_pool *pool = atomic_load(&k->pool);
+    if (pool == NULL)
+      continue;
     pid_t pids[P_WORKERS], old[P_WORKERS];
-    ssize_t n = mp_pool_worker_pids(k->pool, pids, P_WORKERS);
+    ssize_t n = mp_pool_worker_pids(pool, pids, P_WORKERS);
     if (n > P_WORKERS)
       n = P_WORKERS;
     double t = now_s();
@@ -434,16 +500,22 @@ static void *p_killer(void *arg) {
 }
 
 static void run_pool(result *res, double seconds) {
+  /* The pool runs at our priority: its handler threads collect results
+   * and replace workers, which a demoted pool does too slowly on a loaded
+   * machine (tasks then wait past HANG_S). */
+  pkiller k = {.res = res};
+  pthread_t killer;
+  pthread_create(&killer, NULL, p_killer, &k);
   mp_pool *pool;
   mp_pool_opts o = {.processes = P_WORKERS};
   if (mp_pool_new(&pool, &o) != 0) {
     fprintf(stderr, "chaos pool: mp_pool_new failed\n");
     atomic_fetch_add(&res->hangs, 1);
+    atomic_store(&k.stop, 1);
+    pthread_join(killer, NULL);
     return;
   }
-  pkiller k = {.pool = pool, .res = res};
-  pthread_t killer;
-  pthread_create(&killer, NULL, p_killer, &k);
+  atomic_store(&k.pool, pool);
   struct {
     mp_async_result *r;
     ptask in, out;
@@ -553,6 +625,7 @@ typedef struct sshared {
 } sshared;
 
 static void s_worker(sshared *sh, uint32_t inst) {
+  demote();
   unsigned seed = inst;
   for (;;) {
     int which = (int)rnd(&seed, 2);
@@ -612,13 +685,19 @@ static void run_sync(result *res, double seconds) {
   double end = now_s() + seconds;
   while (now_s() < end) {
     sleep_ms(kill_pause_ms(&seed));
+    /* The victims of earlier cycles (the workers are our only children):
+     * a cycle replaces its victim at once, without waiting for it. */
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
     int v = (int)rnd(&seed, S_PROCS);
-    kill_reap(pid[v]);
+    kill(pid[v], SIGKILL);
     atomic_fetch_add(&res->kills, 1);
     START_SYNC(v);
   }
   for (int i = 0; i < S_PROCS; i++)
-    kill_reap(pid[i]);
+    kill(pid[i], SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+  }
   /* A last acquire repairs a lock whose holder was killed last. */
   for (int which = 0; which < 2; which++) {
     int rc = which == 0 ? mp_lock_acquire(&sh->lock, HANG_S)
@@ -654,63 +733,84 @@ static void run_sync(result *res, double seconds) {
 
 /* ==== tracker ============================================================= */
 #define T_MEMBERS 4
+#define T_ROOT_ODDS 32
+#define T_START_ODDS 8
+#define T_START_MS 50
 
 typedef struct tshared {
   _Atomic pid_t members[T_MEMBERS];
+  _Atomic int started; /* the root made its first block and its members */
   _Atomic uint64_t created, unlinked, ops;
   _Atomic uint32_t tree;
 } tshared;
 
-static void t_member(tshared *sh, const char *prefix) {
+/* One step of a member: create a block, and unlink half of them (the
+ * rest are left to the tracker when the tree dies). */
+static void t_step(tshared *sh, const char *prefix, uint32_t *n,
+                   unsigned *seed) {
   char name[96];
+  snprintf(name, sizeof name, "%s%u-%d-%u", prefix, atomic_load(&sh->tree),
+           (int)getpid(), (*n)++);
+  mp_shared_memory *shm;
+  int rc = mp_shared_memory_new(&shm, name, 4096, NULL);
+  atomic_fetch_add(&sh->ops, 1);
+  if (rc != 0)
+    return;
+  atomic_fetch_add(&sh->created, 1);
+  ((char *)mp_shared_memory_buf(shm))[0] = 1;
+  if (rnd(seed, 2) == 0 && mp_shared_memory_unlink(shm) == 0)
+    atomic_fetch_add(&sh->unlinked, 1);
+  mp_shared_memory_free(shm);
+}
+
+static void t_member(tshared *sh, const char *prefix) {
   unsigned seed = (unsigned)getpid();
-  for (uint32_t n = 0;; n++) {
-    snprintf(name, sizeof name, "%s%u-%d-%u", prefix, atomic_load(&sh->tree),
-             (int)getpid(), n);
-    mp_shared_memory *shm;
-    int rc = mp_shared_memory_new(&shm, name, 4096, NULL);
-    atomic_fetch_add(&sh->ops, 1);
-    if (rc != 0)
-      continue;
-    atomic_fetch_add(&sh->created, 1);
-    ((char *)mp_shared_memory_buf(shm))[0] = 1;
-    /* Half of them are unlinked by their creator, the rest are left to
-     * the tracker when the tree dies. */
-    if (rnd(&seed, 2) == 0) {
-      if (mp_shared_memory_unlink(shm) == 0)
-        atomic_fetch_add(&sh->unlinked, 1);
-    }
-    mp_shared_memory_free(shm);
-    sleep_ms(1 + rnd(&seed, 5));
+  for (uint32_t n = 0;;) {
+    t_step(sh, prefix, &n, &seed);
+    sleep_ms(rnd(&seed, 2000) / 1000.0);
   }
 }
 
-/* The tree's root: it starts the tracker (its first segment) and forks
- * the other members, which inherit the tracker connection. The tree is a
- * process group of its own (the tracker leaves it: it runs in a session
- * of its own), so the supervisor knows when the whole tree is gone, and
- * every member records its own pid, so none runs unseen. The root dies
- * with the supervisor. */
+/* The tree's root: it starts the tracker (its first block) and forks the
+ * other members, which inherit the tracker connection; while it lives it
+ * replaces every member killed (the replacement is a member of the same
+ * tree) and creates blocks itself. The tree is a process group of its
+ * own (the tracker leaves it: it runs in a session of its own), so the
+ * supervisor knows when the whole tree is gone. Only the root writes the
+ * members' pids (the supervisor clears one it killed), so none runs
+ * unseen. The root dies with the supervisor. */
 static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != supervisor)
     _exit(0);
   setpgid(0, 0);
+  demote(); /* the members inherit it */
+  unsigned seed = (unsigned)getpid();
   char name[96];
   snprintf(name, sizeof name, "%s%u-root", prefix, atomic_load(&sh->tree));
   mp_shared_memory *shm;
   if (mp_shared_memory_new(&shm, name, 4096, NULL) == 0)
     atomic_fetch_add(&sh->created, 1);
-  atomic_store(&sh->members[0], getpid());
-  for (int i = 1; i < T_MEMBERS; i++) {
-    pid_t p = fork();
-    if (p == 0) {
-      atomic_store(&sh->members[i], getpid());
-      t_member(sh, prefix);
+  pid_t mine[T_MEMBERS] = {0};
+  for (uint32_t n = 0;;) {
+    for (int i = 1; i < T_MEMBERS; i++) {
+      if (mine[i] != 0)
+        continue;
+      pid_t p = fork();
+      if (p == 0)
+        t_member(sh, prefix);
+      mine[i] = p > 0 ? p : 0;
+      atomic_store(&sh->members[i], mine[i]);
     }
-    atomic_store(&sh->members[i], p);
+    atomic_store(&sh->started, 1);
+    pid_t dead;
+    while ((dead = waitpid(-1, NULL, WNOHANG)) > 0)
+      for (int i = 1; i < T_MEMBERS; i++)
+        if (mine[i] == dead)
+          mine[i] = 0;
+    t_step(sh, prefix, &n, &seed);
+    sleep_ms(rnd(&seed, 2000) / 1000.0);
   }
-  t_member(sh, prefix);
 }
 
 static bool t_alive(pid_t p) { return p > 0 && kill(p, 0) == 0; }
@@ -732,15 +832,19 @@ static void run_tracker(result *res, double seconds) {
   double end = now_s() + seconds;
   pid_t root = 0;
   pid_t supervisor = getpid();
+  double start_kill_at = 1e300;
   while (now_s() < end) {
     t_reap();
     if (root == 0 || kill(-root, 0) != 0) {
       /* The previous tree is gone (no process left in its group): a new
        * one. */
-      for (int i = 0; i < T_MEMBERS; i++) {
+      for (int i = 0; i < T_MEMBERS; i++)
         atomic_store(&sh->members[i], 0);
-      }
+      atomic_store(&sh->started, 0);
       atomic_fetch_add(&sh->tree, 1);
+      start_kill_at = rnd(&seed, T_START_ODDS) == 0
+                          ? now_s() + rnd(&seed, T_START_MS * 1000) / 1e6
+                          : 1e300;
       root = fork();
       if (root == 0)
         t_root(sh, prefix, supervisor);
@@ -750,19 +854,35 @@ static void run_tracker(result *res, double seconds) {
       continue;
     }
     sleep_ms(kill_pause_ms(&seed));
-    /* Any member, at any moment: inside mp_shared_memory_new too (its
-     * first one also starts or joins the tracker). */
+    /* Any member, at any moment: inside mp_shared_memory_new too. The
+     * root, which replaces the others, one kill in T_ROOT_ODDS: then the
+     * tree winds down. While it makes its first block (which starts the
+     * tracker: a fork and a handshake, slow on a loaded machine) and its
+     * members, the root of one tree in T_START_ODDS is killed, at a random
+     * moment of its first T_START_MS: the other trees get going. */
     int cand[T_MEMBERS], ncand = 0;
-    for (int i = 0; i < T_MEMBERS; i++)
+    bool root_too = atomic_load(&sh->started)
+                        ? rnd(&seed, T_ROOT_ODDS) == 0
+                        : now_s() >= start_kill_at;
+    for (int i = root_too ? 0 : 1; i < T_MEMBERS; i++)
       if (t_alive(atomic_load(&sh->members[i])))
         cand[ncand++] = i;
-    if (ncand == 0)
+    if (ncand == 0 && !root_too && t_alive(atomic_load(&sh->members[0])))
+      continue; /* the root is replacing them */
+    if (ncand == 0 && t_alive(atomic_load(&sh->members[0])))
+      cand[ncand++] = 0;
+    if (ncand == 0) {
+      /* The root died between forking a member and recording it: that
+       * member runs unseen; end the tree. */
+      kill(-root, SIGKILL);
       continue;
+    }
     int v = cand[rnd(&seed, (unsigned)ncand)];
     pid_t p = atomic_load(&sh->members[v]);
-    if (kill(p, SIGKILL) == 0) {
+    /* Cleared only if the root has not put a replacement there since. */
+    if (p > 0 && kill(p, SIGKILL) == 0) {
       atomic_fetch_add(&res->kills, 1);
-      atomic_store(&sh->members[v], 0);
+      atomic_compare_exchange_strong(&sh->members[v], &p, 0);
     }
   }
   /* The last tree ends. */
