@@ -29,9 +29,10 @@
  * corrupt, duplicated (with how many a kill explains: lease mode
  * redelivers a message whose consumer died before its ack), lost (with
  * how many a consumer killed holding a message explains: Python's Queue
- * loses such a message too), hangs (a call past a generous bound, or no
- * progress for HANG_S seconds) and the /dev/shm entries of the workload
- * left at the end. The exit status is 1 when a workload shows corruption,
+ * loses such a message too), hangs (a call still running HANG_S past its
+ * own timeout, a task without a result after HANG_S, a tracker still
+ * running HANG_S after its tree died) and the /dev/shm entries of the
+ * workload left at the end. The exit status is 1 when a workload shows corruption,
  * unexplained duplicates or losses, hangs or entries left, or made fewer
  * than 1000 kills per minute.
  *
@@ -59,7 +60,7 @@
 
 #define HANG_S 10.0
 #define KILL_MIN_MS 0
-#define KILL_MAX_MS 4
+#define KILL_MAX_MS 2
 
 typedef struct result {
   const char *name;
@@ -157,6 +158,8 @@ static uint32_t sum32(const unsigned char *p, size_t n) {
 #define Q_SEQ 1024  /* messages per producer instance */
 #define Q_LARGE 6000
 #define Q_CSLOTS 64 /* consumer state words: live ones and unreaped victims */
+#define Q_PUT_TIMEOUT 2.0
+#define Q_GET_TIMEOUT 0.5
 
 typedef struct qmsg {
   uint32_t inst, seq, len, sum;
@@ -171,7 +174,8 @@ typedef struct qshared {
   _Atomic uint64_t seen[Q_INST][Q_SEQ / 64];    /* received, per message */
   _Atomic uint32_t cstate[Q_CSLOTS];            /* per consumer process */
   _Atomic uint64_t ops, received, corrupt, duplicated;
-  _Atomic double last_progress;
+  /* When each process's current put or get began (0: not in one). */
+  _Atomic double cstart[Q_CSLOTS], pstart[Q_PRODUCERS];
 } qshared;
 
 static void q_take(qshared *sh, const unsigned char *buf, size_t len) {
@@ -187,7 +191,7 @@ static void q_take(qshared *sh, const unsigned char *buf, size_t len) {
   atomic_fetch_add(&sh->received, 1);
 }
 
-static void q_producer(mp_queue *q, qshared *sh, uint32_t inst,
+static void q_producer(mp_queue *q, qshared *sh, int slot, uint32_t inst,
                        bool large) {
   demote();
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
@@ -200,7 +204,9 @@ static void q_producer(mp_queue *q, qshared *sh, uint32_t inst,
     for (uint32_t i = 0; i < m->len; i++)
       m->payload[i] = (unsigned char)(seed + i * 31 + seq);
     m->sum = sum32(m->payload, m->len);
-    int rc = mp_queue_put(q, buf, sizeof *m + m->len, 2.0);
+    atomic_store(&sh->pstart[slot], now_s());
+    int rc = mp_queue_put(q, buf, sizeof *m + m->len, Q_PUT_TIMEOUT);
+    atomic_store(&sh->pstart[slot], 0);
     atomic_fetch_add(&sh->ops, 1);
     if (rc == 0) {
       atomic_store(&sh->reported[inst], seq + 1);
@@ -219,8 +225,11 @@ static void q_consumer(mp_queue *q, qshared *sh, int slot, bool lease) {
     size_t len = 0;
     uint64_t id = 0;
     atomic_store(&sh->cstate[slot], C_IN_GET);
-    int rc = lease ? mp_queue_get_lease(q, buf, sizeof buf, &len, &id, 0.5)
-                   : mp_queue_get(q, buf, sizeof buf, &len, 0.5);
+    atomic_store(&sh->cstart[slot], now_s());
+    int rc = lease ? mp_queue_get_lease(q, buf, sizeof buf, &len, &id,
+                                        Q_GET_TIMEOUT)
+                   : mp_queue_get(q, buf, sizeof buf, &len, Q_GET_TIMEOUT);
+    atomic_store(&sh->cstart[slot], 0);
     atomic_fetch_add(&sh->ops, 1);
     if (rc == 0) {
       /* Marked before recording: a kill from here on may have recorded
@@ -228,7 +237,6 @@ static void q_consumer(mp_queue *q, qshared *sh, int slot, bool lease) {
       if (lease)
         atomic_store(&sh->cstate[slot], C_RECORDED);
       q_take(sh, buf, len);
-      atomic_store(&sh->last_progress, now_s());
       if (lease && mp_queue_ack(q, id) != 0)
         _exit(5);
     }
@@ -287,6 +295,7 @@ static pid_t start_consumer(qvictims *v, mp_queue *q, bool lease) {
     }
   }
   atomic_store(&v->sh->cstate[k], C_IDLE);
+  atomic_store(&v->sh->cstart[k], 0);
   pid_t pid = fork();
   if (pid == 0)
     q_consumer(q, v->sh, k, lease);
@@ -309,7 +318,6 @@ static void run_queues(result *res, double seconds, bool lease) {
     return;
   }
   qshared *sh = shared_map(sizeof *sh);
-  atomic_store(&sh->last_progress, now_s());
   pid_t prod[Q_PRODUCERS], cons[Q_CONSUMERS];
   uint32_t prod_inst[Q_PRODUCERS], next_inst = 0;
   unsigned seed = (unsigned)getpid();
@@ -319,9 +327,10 @@ static void run_queues(result *res, double seconds, bool lease) {
 #define START_PRODUCER(i)                                                    \
   do {                                                                       \
     prod_inst[i] = next_inst < Q_INST ? next_inst++ : Q_INST;                \
+    atomic_store(&sh->pstart[i], 0);                                         \
     prod[i] = prod_inst[i] < Q_INST ? fork() : -1;                           \
     if (prod[i] == 0)                                                        \
-      q_producer(q, sh, prod_inst[i], !lease);                               \
+      q_producer(q, sh, i, prod_inst[i], !lease);                            \
   } while (0)
 
   for (int i = 0; i < Q_PRODUCERS; i++)
@@ -350,9 +359,24 @@ static void run_queues(result *res, double seconds, bool lease) {
       cons[c] = start_consumer(&v, q, lease);
     }
     atomic_fetch_add(&res->kills, 1);
-    if (now_s() - atomic_load(&sh->last_progress) > HANG_S) {
-      atomic_fetch_add(&res->hangs, 1);
-      atomic_store(&sh->last_progress, now_s());
+    /* A hang: a put or get still running HANG_S past its timeout. */
+    double t = now_s();
+    for (int i = 0; i < Q_PRODUCERS; i++) {
+      double t0 = atomic_load(&sh->pstart[i]);
+      if (t0 > 0 && t - t0 > Q_PUT_TIMEOUT + HANG_S &&
+          atomic_compare_exchange_strong(&sh->pstart[i], &t0, 0))
+        atomic_fetch_add(&res->hangs, 1);
+    }
+    for (int k = 0; k < Q_CSLOTS; k++) {
+      bool live = false;
+      for (int i = 0; i < Q_CONSUMERS; i++)
+        live |= v.cslot_pid[k] == cons[i];
+      if (!live)
+        continue; /* a victim's, or free */
+      double t0 = atomic_load(&sh->cstart[k]);
+      if (t0 > 0 && t - t0 > Q_GET_TIMEOUT + HANG_S &&
+          atomic_compare_exchange_strong(&sh->cstart[k], &t0, 0))
+        atomic_fetch_add(&res->hangs, 1);
     }
   }
   /* Stop everyone, then drain what is queued. */
@@ -764,6 +788,7 @@ static void t_step(tshared *sh, const char *prefix, uint32_t *n,
 }
 
 static void t_member(tshared *sh, const char *prefix) {
+  demote();
   unsigned seed = (unsigned)getpid();
   for (uint32_t n = 0;;) {
     t_step(sh, prefix, &n, &seed);
@@ -773,8 +798,9 @@ static void t_member(tshared *sh, const char *prefix) {
 
 /* The tree's root: it starts the tracker (its first block) and forks the
  * other members, which inherit the tracker connection; while it lives it
- * replaces every member killed (the replacement is a member of the same
- * tree) and creates blocks itself. The tree is a process group of its
+ * replaces every member killed at once (the replacement is a member of
+ * the same tree). It runs at the supervisor's priority, the members at
+ * DEMOTE_NICE. The tree is a process group of its
  * own (the tracker leaves it: it runs in a session of its own), so the
  * supervisor knows when the whole tree is gone. Only the root writes the
  * members' pids (the supervisor clears one it killed), so none runs
@@ -784,15 +810,13 @@ static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
   if (getppid() != supervisor)
     _exit(0);
   setpgid(0, 0);
-  demote(); /* the members inherit it */
-  unsigned seed = (unsigned)getpid();
   char name[96];
   snprintf(name, sizeof name, "%s%u-root", prefix, atomic_load(&sh->tree));
   mp_shared_memory *shm;
   if (mp_shared_memory_new(&shm, name, 4096, NULL) == 0)
     atomic_fetch_add(&sh->created, 1);
   pid_t mine[T_MEMBERS] = {0};
-  for (uint32_t n = 0;;) {
+  for (;;) {
     for (int i = 1; i < T_MEMBERS; i++) {
       if (mine[i] != 0)
         continue;
@@ -803,13 +827,11 @@ static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
       atomic_store(&sh->members[i], mine[i]);
     }
     atomic_store(&sh->started, 1);
-    pid_t dead;
-    while ((dead = waitpid(-1, NULL, WNOHANG)) > 0)
-      for (int i = 1; i < T_MEMBERS; i++)
-        if (mine[i] == dead)
-          mine[i] = 0;
-    t_step(sh, prefix, &n, &seed);
-    sleep_ms(rnd(&seed, 2000) / 1000.0);
+    /* Replaces a member as soon as it is killed. */
+    pid_t dead = waitpid(-1, NULL, 0);
+    for (int i = 1; i < T_MEMBERS; i++)
+      if (dead > 0 && mine[i] == dead)
+        mine[i] = 0;
   }
 }
 
@@ -861,23 +883,29 @@ static void run_tracker(result *res, double seconds) {
      * members, the root of one tree in T_START_ODDS is killed, at a random
      * moment of its first T_START_MS: the other trees get going. */
     int cand[T_MEMBERS], ncand = 0;
-    bool root_too = atomic_load(&sh->started)
-                        ? rnd(&seed, T_ROOT_ODDS) == 0
-                        : now_s() >= start_kill_at;
-    for (int i = root_too ? 0 : 1; i < T_MEMBERS; i++)
+    for (int i = 1; i < T_MEMBERS; i++)
       if (t_alive(atomic_load(&sh->members[i])))
         cand[ncand++] = i;
-    if (ncand == 0 && !root_too && t_alive(atomic_load(&sh->members[0])))
-      continue; /* the root is replacing them */
-    if (ncand == 0 && t_alive(atomic_load(&sh->members[0])))
-      cand[ncand++] = 0;
-    if (ncand == 0) {
-      /* The root died between forking a member and recording it: that
-       * member runs unseen; end the tree. */
-      kill(-root, SIGKILL);
+    bool root_alive = t_alive(atomic_load(&sh->members[0]));
+    int v;
+    if (root_alive && !atomic_load(&sh->started)) {
+      if (now_s() < start_kill_at)
+        continue;
+      v = 0;
+    } else if (ncand == 0) {
+      /* The root is replacing them: wait. Or the root is dead, and died
+       * between forking a member and recording it, which then runs
+       * unseen: end the tree. */
+      if (!root_alive)
+        kill(-root, SIGKILL);
       continue;
+    } else {
+      /* The odds are per kill, not per cycle: a root slow to replace its
+       * members must not die sooner for it. */
+      v = root_alive && rnd(&seed, T_ROOT_ODDS) == 0
+              ? 0
+              : cand[rnd(&seed, (unsigned)ncand)];
     }
-    int v = cand[rnd(&seed, (unsigned)ncand)];
     pid_t p = atomic_load(&sh->members[v]);
     /* Cleared only if the root has not put a replacement there since. */
     if (p > 0 && kill(p, SIGKILL) == 0) {
