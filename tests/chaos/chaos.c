@@ -764,19 +764,24 @@ static void run_sync(result *res, double seconds) {
 typedef struct tshared {
   _Atomic pid_t members[T_MEMBERS];
   _Atomic int started; /* the root made its first block and its members */
+  _Atomic int began[T_MEMBERS]; /* the member entered its first create */
+  _Atomic int in_create[T_MEMBERS]; /* inside mp_shared_memory_new now */
+  _Atomic uint64_t killed_in_create;
   _Atomic uint64_t created, unlinked, ops;
   _Atomic uint32_t tree;
 } tshared;
 
 /* One step of a member: create a block, and unlink half of them (the
  * rest are left to the tracker when the tree dies). */
-static void t_step(tshared *sh, const char *prefix, uint32_t *n,
+static void t_step(tshared *sh, const char *prefix, int slot, uint32_t *n,
                    unsigned *seed) {
   char name[96];
   snprintf(name, sizeof name, "%s%u-%d-%u", prefix, atomic_load(&sh->tree),
            (int)getpid(), (*n)++);
   mp_shared_memory *shm;
+  atomic_store(&sh->in_create[slot], 1);
   int rc = mp_shared_memory_new(&shm, name, 4096, NULL);
+  atomic_store(&sh->in_create[slot], 0);
   atomic_fetch_add(&sh->ops, 1);
   if (rc != 0)
     return;
@@ -787,11 +792,12 @@ static void t_step(tshared *sh, const char *prefix, uint32_t *n,
   mp_shared_memory_free(shm);
 }
 
-static void t_member(tshared *sh, const char *prefix) {
+static void t_member(tshared *sh, const char *prefix, int slot) {
   demote();
   unsigned seed = (unsigned)getpid();
   for (uint32_t n = 0;;) {
-    t_step(sh, prefix, &n, &seed);
+    atomic_store(&sh->began[slot], 1);
+    t_step(sh, prefix, slot, &n, &seed);
     sleep_ms(rnd(&seed, 2000) / 1000.0);
   }
 }
@@ -820,9 +826,11 @@ static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
     for (int i = 1; i < T_MEMBERS; i++) {
       if (mine[i] != 0)
         continue;
+      atomic_store(&sh->began[i], 0);
+      atomic_store(&sh->in_create[i], 0);
       pid_t p = fork();
       if (p == 0)
-        t_member(sh, prefix);
+        t_member(sh, prefix, i);
       mine[i] = p > 0 ? p : 0;
       atomic_store(&sh->members[i], mine[i]);
     }
@@ -876,16 +884,21 @@ static void run_tracker(result *res, double seconds) {
       continue;
     }
     sleep_ms(kill_pause_ms(&seed));
-    /* Any member, at any moment: inside mp_shared_memory_new too. The
+    /* Any member that has begun its work (entered its first create),
+     * at any moment from then on: inside mp_shared_memory_new too. The
      * root, which replaces the others, one kill in T_ROOT_ODDS: then the
      * tree winds down. While it makes its first block (which starts the
      * tracker: a fork and a handshake, slow on a loaded machine) and its
      * members, the root of one tree in T_START_ODDS is killed, at a random
      * moment of its first T_START_MS: the other trees get going. */
-    int cand[T_MEMBERS], ncand = 0;
-    for (int i = 1; i < T_MEMBERS; i++)
-      if (t_alive(atomic_load(&sh->members[i])))
+    int cand[T_MEMBERS], ncand = 0, nlive = 0;
+    for (int i = 1; i < T_MEMBERS; i++) {
+      if (!t_alive(atomic_load(&sh->members[i])))
+        continue;
+      nlive++;
+      if (atomic_load(&sh->began[i]))
         cand[ncand++] = i;
+    }
     bool root_alive = t_alive(atomic_load(&sh->members[0]));
     int v;
     if (root_alive && !atomic_load(&sh->started)) {
@@ -893,10 +906,10 @@ static void run_tracker(result *res, double seconds) {
         continue;
       v = 0;
     } else if (ncand == 0) {
-      /* The root is replacing them: wait. Or the root is dead, and died
-       * between forking a member and recording it, which then runs
-       * unseen: end the tree. */
-      if (!root_alive)
+      /* The root is replacing them, or they are starting: wait. Or the
+       * root is dead, and died between forking a member and recording it,
+       * which then runs unseen: end the tree. */
+      if (!root_alive && nlive == 0)
         kill(-root, SIGKILL);
       continue;
     } else {
@@ -908,8 +921,11 @@ static void run_tracker(result *res, double seconds) {
     }
     pid_t p = atomic_load(&sh->members[v]);
     /* Cleared only if the root has not put a replacement there since. */
+    bool inside = v > 0 && atomic_load(&sh->in_create[v]);
     if (p > 0 && kill(p, SIGKILL) == 0) {
       atomic_fetch_add(&res->kills, 1);
+      if (inside)
+        atomic_fetch_add(&sh->killed_in_create, 1);
       atomic_compare_exchange_strong(&sh->members[v], &p, 0);
     }
   }
@@ -933,7 +949,11 @@ static void run_tracker(result *res, double seconds) {
             (unsigned long long)left);
   shm_remove(prefix);
   uint64_t created = atomic_load(&sh->created);
-  atomic_store(&res->deaths, atomic_load(&sh->tree));
+  atomic_store(&res->deaths, atomic_load(&sh->killed_in_create));
+  fprintf(stderr, "chaos tracker: %u process trees, %llu blocks created, "
+          "%llu unlinked by their creator\n", atomic_load(&sh->tree),
+          (unsigned long long)atomic_load(&sh->created),
+          (unsigned long long)atomic_load(&sh->unlinked));
   atomic_store(&res->ops, atomic_load(&sh->ops));
   atomic_store(&res->put, created);
   atomic_store(&res->received, created - left);
@@ -953,7 +973,8 @@ static const struct {
     {"queue", run_queue, "consumers killed inside get"},
     {"pool", run_pool, "tasks failed with MP_EWORKERDIED"},
     {"sync", run_sync, "holders killed in the critical section, recovered"},
-    {"tracker", run_tracker, "process trees ended"},
+    {"tracker", run_tracker,
+     "members killed inside mp_shared_memory_new, as seen just before"},
     {"lease", run_lease, "consumers killed between recording and ack"},
 };
 #define NW (sizeof workloads / sizeof workloads[0])
