@@ -128,8 +128,8 @@ static uint64_t shm_left(const char *prefix) {
   return n;
 }
 
-/* demote lowers the calling thread's priority: the queue, sync and
- * tracker workloads' processes run at nice DEMOTE_NICE, so that on a
+/* demote lowers the calling thread's priority: the queue and sync
+ * workloads' processes (which never sleep) run at nice DEMOTE_NICE, so that on a
  * loaded machine their supervisors, at the caller's priority, keep their
  * kill cadence (and still run often enough to be killed mid-call). */
 #define DEMOTE_NICE 5
@@ -756,7 +756,7 @@ static void run_sync(result *res, double seconds) {
 }
 
 /* ==== tracker ============================================================= */
-#define T_MEMBERS 4
+#define T_MEMBERS 6
 #define T_ROOT_ODDS 32
 #define T_START_ODDS 8
 #define T_START_MS 50
@@ -793,7 +793,6 @@ static void t_step(tshared *sh, const char *prefix, int slot, uint32_t *n,
 }
 
 static void t_member(tshared *sh, const char *prefix, int slot) {
-  demote();
   unsigned seed = (unsigned)getpid();
   for (uint32_t n = 0;;) {
     atomic_store(&sh->began[slot], 1);
@@ -805,8 +804,9 @@ static void t_member(tshared *sh, const char *prefix, int slot) {
 /* The tree's root: it starts the tracker (its first block) and forks the
  * other members, which inherit the tracker connection; while it lives it
  * replaces every member killed at once (the replacement is a member of
- * the same tree). It runs at the supervisor's priority, the members at
- * DEMOTE_NICE. The tree is a process group of its
+ * the same tree). The tree runs at the supervisor's priority: its
+ * members mostly sleep, and a demoted member takes long to start on a
+ * loaded machine. The tree is a process group of its
  * own (the tracker leaves it: it runs in a session of its own), so the
  * supervisor knows when the whole tree is gone. Only the root writes the
  * members' pids (the supervisor clears one it killed), so none runs
