@@ -9,7 +9,11 @@
  * end, close-on-exec; every child it forks while it holds the end inherits
  * it. Together they are "the tree". Members send one datagram per event:
  *   "R <pid> <start> <size> <inode> <hexname>"  a member created <name>;
- *   "U <hexname>"                       a member unlinked it.
+ *   "U <inode> <hexname>"               a member unlinked it.
+ * An entry is a name and an inode: one name may have several (a name
+ * re-created after someone outside the tree unlinked it, or a creation
+ * that failed because the name exists: see below), and a "U" removes only
+ * its own, so no member's mistake unguards another member's segment.
  * Datagrams are atomic and ordered, so members may write concurrently, and
  * what a member sent before it died is still read. When the last member's
  * end closes (exit, exec, SIGKILL: the kernel closes it), recv returns 0:
@@ -62,8 +66,9 @@
  *                        either does not exist or is someone else's (the
  *                        linkat failed): another inode, left alone.
  *   named:               registered, removed when the tree dies.
- * When linkat fails (the name exists) the entry is taken back ("U", or
- * the previous "R" again). Where the system cannot create or name a file
+ * When linkat fails (the name exists) the entry is taken back ("U" of
+ * that inode: the name's other entries, another member's segment say,
+ * stay). Where the system cannot create or name a file
  * without a name (no O_TMPFILE; no /proc and no privilege for
  * AT_EMPTY_PATH), the plain order is kept: create, then register, and a
  * member killed between the two leaves that segment (found by name only).
@@ -252,8 +257,8 @@ static void tracker_handle(tracker *tr, char *msg, size_t len) {
     if (hex_decode(p, (size_t)(end - p), e.name, sizeof e.name) != 0)
       return;
     for (size_t i = 0; i < tr->n; i++) {
-      if (strcmp(tr->v[i].name, e.name) == 0) {
-        /* Created again under the same name: guard the new segment. */
+      if (tr->v[i].ino == e.ino && strcmp(tr->v[i].name, e.name) == 0) {
+        /* Registered again (after a tracker restart, say): the latest. */
         tr->v[i] = e;
         tracker_save(tr);
         return;
@@ -271,10 +276,12 @@ static void tracker_handle(tracker *tr, char *msg, size_t len) {
     tracker_save(tr);
   } else if (msg[0] == 'U') {
     char name[NAME_MAX_BYTES + 1];
-    if (hex_decode(p, (size_t)(end - p), name, sizeof name) != 0)
+    uint64_t ino;
+    if (parse_u64(&p, end, &ino) ||
+        hex_decode(p, (size_t)(end - p), name, sizeof name) != 0)
       return;
     for (size_t i = 0; i < tr->n; i++) {
-      if (strcmp(tr->v[i].name, name) == 0) {
+      if (tr->v[i].ino == ino && strcmp(tr->v[i].name, name) == 0) {
         tr->v[i] = tr->v[--tr->n];
         tracker_save(tr);
         return;
@@ -540,27 +547,41 @@ static int register_locked(const char *name, size_t size, uint64_t ino,
   return rc;
 }
 
-static void send_unregister_locked(const char *name) {
+/* send_unregister_locked tells the tracker to forget entry (name, ino). */
+static void send_unregister_locked(const char *name, uint64_t ino) {
   char msg[MSG_MAX];
   char hex[2 * NAME_MAX_BYTES + 1];
   hex_encode(name, hex);
-  int n = snprintf(msg, sizeof msg, "U %s", hex);
+  int n = snprintf(msg, sizeof msg, "U %" PRIu64 " %s", ino, hex);
   /* If the tracker is gone, the survivors of the list need a new one. */
   if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
     (void)restart_tracker_locked();
 }
 
-/* undo_locked takes back what register_locked did, for a segment that was
- * never named. The tracker only ever unlinks the inode registered, so
- * whatever it heard meanwhile never touched the name's real owner. */
-static void undo_locked(const reg_undo *u) {
+/* forget_replaced_locked: the name now refers to a new segment (ino) of
+ * this process; the entry of the segment it replaced (u->ino, unlinked by
+ * someone outside the tree) guards nothing any more. */
+static void forget_replaced_locked(const reg_undo *u, uint64_t ino) {
+  if (!u->fresh && u->ino != ino && connected_locked())
+    send_unregister_locked(u->r->name, u->ino);
+}
+
+/* undo_locked takes back what register_locked did (entry (name, ino)),
+ * for a segment that was never named. The tracker only ever unlinks the
+ * inode registered, so whatever it heard meanwhile never touched the
+ * name's real owner, and its other entries of that name stay. */
+static void undo_locked(const reg_undo *u, uint64_t ino) {
   reg *r = u->r;
   if (!u->fresh) {
     r->size = u->size;
     r->ino = u->ino;
     r->creator = u->creator;
-    if (connected_locked())
-      (void)send_register(g.fd, r);
+    if (!connected_locked())
+      return;
+    if (u->ino == ino)
+      (void)send_register(g.fd, r); /* the same entry: as it was */
+    else
+      send_unregister_locked(r->name, ino);
     return;
   }
   for (reg **pp = &g.names; *pp != NULL; pp = &(*pp)->next) {
@@ -570,7 +591,7 @@ static void undo_locked(const reg_undo *u) {
     }
   }
   if (connected_locked())
-    send_unregister_locked(r->name);
+    send_unregister_locked(r->name, ino);
   mp__free(r);
   if (g.names == NULL && g.fd >= 0) {
     close(g.fd);
@@ -598,7 +619,9 @@ int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
     mp__fault(MP__FAULT_SHM_UNNAMED, (void *)shm_name);
     rc = mp__os_shm_link(fd, shm_name);
     if (rc != 0)
-      undo_locked(&u);
+      undo_locked(&u, ino);
+    else
+      forget_replaced_locked(&u, ino);
   }
   pthread_mutex_unlock(&g.lock);
   if (rc == 0) {
@@ -635,7 +658,10 @@ int mp__tracker_register(const char *shm_name, size_t size) {
       return 0;
     }
   }
-  rc = register_locked(shm_name, size, ino, NULL);
+  reg_undo u;
+  rc = register_locked(shm_name, size, ino, &u);
+  if (rc == 0)
+    forget_replaced_locked(&u, ino);
   pthread_mutex_unlock(&g.lock);
   return rc;
 }
@@ -653,7 +679,7 @@ void mp__tracker_unregister(const char *shm_name) {
     }
   }
   if (found != NULL && connected_locked())
-    send_unregister_locked(found->name);
+    send_unregister_locked(found->name, found->ino);
   mp__free(found);
   if (g.names == NULL && g.fd >= 0) {
     close(g.fd);

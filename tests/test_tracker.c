@@ -442,6 +442,60 @@ static void created_segment_is_registered_with_its_inode(void **state) {
   assert_int_equal(mp_resource_tracker_pid(), 0);
 }
 
+
+/* Two members of one tree create the same name: the one that finds it
+ * taken must not unguard the other's segment (the tracker keeps an entry
+ * per name and inode, and the loser takes back only its own). */
+typedef struct collide {
+  char taken[64], other[64];
+} collide;
+
+static int collide_root(void *arg) {
+  collide *c = arg;
+  int go[2];
+  if (pipe(go) != 0)
+    return 10;
+  mp_shared_memory *other, *taken;
+  if (mp_shared_memory_new(&other, c->other, 64, NULL) != 0)
+    return 11;
+  pid_t g = fork();
+  if (g == 0) {
+    char b;
+    close(go[1]);
+    if (read(go[0], &b, 1) != 1)
+      _exit(20);
+    mp_shared_memory *s = NULL;
+    _exit(mp_shared_memory_new(&s, c->taken, 64, NULL) == MP_EEXIST ? 0 : 21);
+  }
+  close(go[0]);
+  if (g < 0 || mp_shared_memory_new(&taken, c->taken, 64, NULL) != 0)
+    return 12;
+  if (write(go[1], "x", 1) != 1)
+    return 13;
+  int st;
+  if (waitpid(g, &st, 0) != g || !WIFEXITED(st))
+    return 14;
+  /* Dies without unlinking: the tree's tracker must remove both. */
+  return WEXITSTATUS(st);
+}
+
+static void colliding_member_keeps_the_others_guard(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  collide c;
+  mp_test_name(c.taken, sizeof c.taken, "taken");
+  mp_test_name(c.other, sizeof c.other, "other");
+  pid_t pid = mp_test_fork(collide_root, &c);
+  int st = mp_test_wait(pid, mp_test_slack(30));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  bool gone = wait_shm_gone(c.taken, mp_test_slack(CLEANUP_TIMEOUT)) &&
+              wait_shm_gone(c.other, mp_test_slack(CLEANUP_TIMEOUT));
+  shm_remove(c.taken);
+  shm_remove(c.other);
+  assert_true(gone);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(own_private_state_file_is_cleaned),
     cmocka_unit_test(state_file_of_another_user_is_ignored),
@@ -456,6 +510,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(creator_killed_over_an_existing_name_spares_it),
     cmocka_unit_test(create_over_an_existing_name_takes_back_its_registration),
     cmocka_unit_test(created_segment_is_registered_with_its_inode),
+    cmocka_unit_test(colliding_member_keeps_the_others_guard),
 };
 
 MP_TEST_MAIN(tests)
