@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "fault.h"
 #include "mp_config.h"
 #include "multiproc.h"
 #include "os/os.h"
@@ -133,9 +134,15 @@ uint64_t mp__image_token(void);
  * its process tree unlinks it if the tree dies first; it starts the tracker
  * on first use. Returns 0 or an error (the segment is then unprotected).
  * mp__tracker_unregister forgets the name again (call it when unlinking);
- * names this process never registered are ignored. */
+ * names this process never registered are ignored.
+ * mp__tracker_create is mp__os_shm_create for a segment the caller will
+ * register: it registers the segment before the name exists, so a creator
+ * killed at any moment leaves nothing once its tree is gone (the caller's
+ * mp__tracker_register afterwards finds it done). Returns 0, MP_EEXIST or
+ * what mp__os_shm_create returns. */
 int mp__tracker_register(const char *shm_name, size_t size);
 void mp__tracker_unregister(const char *shm_name);
+int mp__tracker_create(const char *shm_name, size_t size, int *fd_out);
 
 /* ---- threads (src/thread.c; added by the thread helper) -----------------
  * mp__thread_shutdown is Python's threading._shutdown: the calling thread,

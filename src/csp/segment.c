@@ -146,7 +146,7 @@ int mp_channel_new(mp_channel **out, const mp_channel_opts *opts) {
   int fd = -1;
   if (name != NULL) {
     snprintf(c->shm_name, sizeof c->shm_name, NAME_PREFIX "%s", name);
-    if ((rc = mp__os_shm_create(c->shm_name, c->map_size, &fd)) != 0) {
+    if ((rc = mp__tracker_create(c->shm_name, c->map_size, &fd)) != 0) {
       mp__free(c);
       return rc;
     }
