@@ -324,6 +324,8 @@ BAD(mp_manager_event, mp_proxy, mp_manager_event(NULL, &x))
 BAD(mp_manager_barrier, mp_proxy, mp_manager_barrier(NULL, 2, &x))
 BAD(mp_proxy_call, mp_obj, mp_proxy_call(g_ns, "no_such_method", NULL, NULL,
                                          &x))
+BAD(mp_proxy_call_timeout, mp_obj,
+    mp_proxy_call_timeout(g_ns, "no_such_method", NULL, NULL, 1.0, &x))
 BAD(mp_proxy_from_obj, mp_proxy, mp_proxy_from_obj(g_mgr, pickle_none(), &x))
 BAD(mp_proxy_open, mp_proxy, mp_proxy_open(g_mgr, "dict no-such-ident", &x))
 BAD(mp_proxy_getvalue, mp_obj, mp_proxy_getvalue(NULL, &x))
@@ -430,6 +432,7 @@ static const ctor_row ctors[] = {
     ROW_BAD(mp_manager_event),
     ROW_BAD(mp_manager_barrier),
     ROW_BAD(mp_proxy_call),
+    ROW_BAD(mp_proxy_call_timeout),
     ROW_BAD(mp_proxy_from_obj),
     ROW_BAD(mp_proxy_open),
     ROW_BAD(mp_proxy_getvalue),
