@@ -143,8 +143,10 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
   if (fd >= 0)
     close(fd);
   if (rc != 0) {
-    if (name != NULL)
+    if (name != NULL) {
       mp__os_shm_unlink(m->shm_name);
+      mp__tracker_unregister(m->shm_name); /* mp__tracker_create registered */
+    }
     mp__free(m);
     return rc;
   }

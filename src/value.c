@@ -340,8 +340,10 @@ static int varr_create(varr *a, uint8_t kind, char typecode, size_t length,
       (rc = mp__tracker_register(a->shm_name, size)) != 0)
     mp__os_unmap(base, size);
   if (rc != 0) {
-    if (o.name != NULL)
+    if (o.name != NULL) {
       mp__os_shm_unlink(a->shm_name);
+      mp__tracker_unregister(a->shm_name); /* mp__tracker_create registered */
+    }
     return rc;
   }
   a->seg = base;
