@@ -61,7 +61,7 @@ static int geometry_of(const mp_channel_opts *o, geometry *g) {
 }
 
 size_t mp_channel_size(const mp_channel_opts *opts) {
-  geometry g;
+  geometry g = {0}; /* set by geometry_of; zeroed for -O3's flow analysis */
   if (geometry_of(opts, &g) != 0)
     return 0;
   return g.total;
@@ -108,7 +108,7 @@ static int attach_checked(mp_channel *c, void *mem, size_t size) {
                        .buffer = s->buffer,
                        .max_waiting = s->max_waiting,
                        .max_ends = s->max_ends};
-  geometry g;
+  geometry g = {0}; /* set by geometry_of; zeroed for -O3's flow analysis */
   if (o.msg_max == 0 || o.max_waiting == 0 || o.max_ends == 0 ||
       geometry_of(&o, &g) != 0)
     return mp__fail(MP_ECORRUPT, "channel geometry out of range");
@@ -132,7 +132,7 @@ static int attach_checked(mp_channel *c, void *mem, size_t size) {
 int mp_channel_new(mp_channel **out, const mp_channel_opts *opts) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
-  geometry g;
+  geometry g = {0}; /* set by geometry_of; zeroed for -O3's flow analysis */
   int rc = geometry_of(opts, &g);
   if (rc != 0)
     return rc;
@@ -234,7 +234,7 @@ int mp_channel_init(void *mem, size_t size, const mp_channel_opts *opts) {
   if (mem == NULL || (uintptr_t)mem % MP_CHANNEL_ALIGN != 0)
     return mp__fail(MP_EINVAL, "mem is NULL or not aligned to %d",
                     MP_CHANNEL_ALIGN);
-  geometry g;
+  geometry g = {0}; /* set by geometry_of; zeroed for -O3's flow analysis */
   int rc = geometry_of(opts, &g);
   if (rc != 0)
     return rc;
