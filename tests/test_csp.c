@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "csp/csp_internal.h"
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -430,6 +431,45 @@ static void inplace_channel(void **state) {
   mp_channel_free(c);
   memset(mem, 0, 64);
   assert_rc(mp_channel_attach(&c, mem, size), MP_ECORRUPT);
+  munmap(mem, size);
+}
+
+/* The channel lock keeps no pointer (the owner-word lock, not a robust
+ * pthread mutex that glibc and the kernel would follow): words another
+ * program writes over it leave the channel usable, with no crash or hang,
+ * from a thread that then ends (the kernel's robust-list walk). */
+static void *scribbled_lock_user(void *arg) {
+  mp_channel *c = arg;
+  mp_channel_end *w = writer(c), *r = reader(c);
+  uint32_t v = 0;
+  int rc = write_u32(w, 7, 1.0);
+  if (rc == 0)
+    rc = read_u32(r, &v, 1.0);
+  mp_channel_end_free(w);
+  mp_channel_end_free(r);
+  return (void *)(intptr_t)(rc == 0 && v == 7 ? 0 : rc != 0 ? rc : -1);
+}
+
+static void scribbled_channel_lock(void **state) {
+  (void)state;
+  mp_channel_opts o = {.buffer = 2};
+  size_t size = mp_channel_size(&o);
+  void *mem = mp_test_shared_map(size);
+  const uint64_t words[] = {~(uint64_t)0, 0x7e000001u, (uint64_t)1 << 22,
+                            (uint64_t)5 << 22 | 77};
+  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
+    assert_rc(mp_channel_init(mem, size, &o), 0);
+    csp_shared *s = mem;
+    memcpy(&s->lock.word, &words[i], sizeof words[i]);
+    mp_channel *c;
+    assert_rc(mp_channel_attach(&c, mem, size), 0);
+    pthread_t t;
+    void *res;
+    assert_int_equal(pthread_create(&t, NULL, scribbled_lock_user, c), 0);
+    assert_int_equal(pthread_join(t, &res), 0);
+    assert_int_equal((intptr_t)res, 0);
+    mp_channel_free(c);
+  }
   munmap(mem, size);
 }
 
@@ -1111,6 +1151,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(named_channel),
     cmocka_unit_test(named_corrupt_refused),
     cmocka_unit_test(inplace_channel),
+    cmocka_unit_test(scribbled_channel_lock),
     cmocka_unit_test(guard_input_fires),
     cmocka_unit_test(guard_output_fires),
     cmocka_unit_test(guard_timeout_and_skip),

@@ -8,7 +8,7 @@
  * DESIGN
  * A channel is one shared region:
  *
- *   csp_shared     magic, version, geometry, a robust mutex, the status
+ *   csp_shared     magic, version, geometry, an owner-word lock, the status
  *                  bits (poisoned, readers/writers retired), join counts
  *                  and the buffer's head and count
  *   ends[max_ends] one record per joined end: kind, holder pid, what the
@@ -54,7 +54,9 @@
  * slices of MP__SYNC_SLICE_NS and, at each, sweep the channel: a dead
  * owner's slot is freed, a dead partner's claim is undone (the owner posts
  * again), and a dead process's ends are left: retired, or the channel is
- * poisoned when the end was in a write. The lock is a robust mutex; its
+ * poisoned when the end was in a write. The lock is the owner-word lock of
+ * sync_lock.c (a robust pthread mutex would make glibc and the kernel
+ * follow pointers another program can write); its
  * state stays consistent because every slot change is a single CAS. */
 #ifndef MP_CSP_INTERNAL_H
 #define MP_CSP_INTERNAL_H
@@ -65,10 +67,11 @@
 #include <stdint.h>
 
 #include "../internal.h"
+#include "../sync_internal.h"
 #include "multiproc/csp.h"
 
 #define CSP_MAGIC 0x4d504348u /* "MPCH" */
-#define CSP_VERSION 1
+#define CSP_VERSION 2 /* 2: the owner-word lock replaced a pthread mutex */
 #define CSP_ALIGN 64
 
 #define CSP_DEFAULT_MSG_MAX 4096
@@ -122,7 +125,7 @@ typedef struct csp_shared {
   uint64_t ends_off, slots_off, ring_off;
   int32_t creator_pid;
   uint32_t pad0;
-  pthread_mutex_t lock;
+  mp__sync_lock lock; /* the library's owner-word lock: no pointers */
   _Atomic uint32_t status;
   _Atomic uint32_t offers_hint; /* bumped by every posting (unused by logic) */
   /* Under the lock: */

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../os/robust.h"
 #include "csp_internal.h"
 
 #define NAME_PREFIX "mp_"
@@ -83,9 +82,7 @@ static int state_init(void *mem, const geometry *g, uint16_t origin) {
   s->slots_off = g->slots_off;
   s->ring_off = g->ring_off;
   s->creator_pid = (int32_t)getpid();
-  int rc = mp__os_robust_init(&s->lock);
-  if (rc != 0)
-    return rc;
+  mp__sync_lock_init(&s->lock);
   /* The magic goes last: an opener trusts nothing before it. */
   atomic_store_explicit((_Atomic uint32_t *)&s->magic, CSP_MAGIC,
                         memory_order_release);
@@ -277,14 +274,18 @@ void mp_channel_free(mp_channel *c) {
 /* ---- the lock ------------------------------------------------------- */
 
 void mp__csp_lock(mp_channel *c) {
-  int rc = pthread_mutex_lock(&c->s->lock);
-  /* A holder died: every change under the lock is a single store or CAS,
-   * so the state is consistent as it is. */
-  if (rc == EOWNERDEAD)
-    pthread_mutex_consistent(&c->s->lock);
+  /* MP_EOWNERDEAD: a holder died, and every change under the lock is a
+   * single store or CAS, so the state is consistent as it is. MP_ECORRUPT:
+   * another program wrote over the word; the caller goes on without the
+   * lock, as every shared read is checked anyway (a scribbler can only
+   * spoil this channel's messages, never this process's memory). */
+  (void)mp__sync_lock_acquire(&c->s->lock, MP_FOREVER);
 }
 
-void mp__csp_unlock(mp_channel *c) { pthread_mutex_unlock(&c->s->lock); }
+void mp__csp_unlock(mp_channel *c) {
+  if (mp__sync_lock_held(&c->s->lock))
+    mp__sync_lock_unlock(&c->s->lock);
+}
 
 /* ---- ends ----------------------------------------------------------- */
 
