@@ -91,6 +91,7 @@ struct mp_connection {
   int64_t backoff_ns;  /* how long the next contention stops spinning */
   int clean;           /* spins won since the last contention */
   long nivcsw;         /* this thread's involuntary switches, last seen */
+  unsigned contentions; /* signs of oversubscribed CPUs seen (tests) */
 };
 
 /* ---- the spin budget ---------------------------------------------------- */
@@ -156,6 +157,10 @@ bool mp__connection_backing_off(const mp_connection *c) {
   return mp__os_now_ns() < c->quiet_until;
 }
 
+unsigned mp__connection_contentions(const mp_connection *c) {
+  return c->contentions;
+}
+
 /* A test hook called as a wait enters each phase (see
  * connection_internal.h); NULL outside the tests. */
 static void (*spin_hook)(mp_connection *c, int phase);
@@ -187,6 +192,7 @@ typedef int (*look_fn)(mp_connection *c, void *ctx);
  * yield until the back-off has passed, and the next back-off twice as
  * long (up to SPIN_BACKOFF_MAX_NS). */
 static void contended(mp_connection *c, int64_t now) {
+  c->contentions++;
   c->quiet_until = now + c->backoff_ns;
   c->backoff_ns = c->backoff_ns < SPIN_BACKOFF_MAX_NS / 2
                       ? c->backoff_ns * 2

@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +473,65 @@ static void spin_on_descriptor_without_nowait(void **state) {
   mp_connection_free(pm);
 }
 
+/* ---- oversubscribed CPUs ------------------------------------------------ */
+
+static int hog(void *arg) {
+  (void)arg;
+  for (volatile unsigned long i = 0;; i++)
+    ;
+  return 0;
+}
+
+/* With a busy process sharing the receiver's only CPU, a wait sees that
+ * the CPU is oversubscribed (its yield runs the hog, or its spin or its
+ * blocked wait is preempted) and backs off: later waits neither spin nor
+ * yield until the back-off has passed. The message still arrives whole. */
+static void backs_off_when_cpu_is_busy(void **state) {
+  (void)state;
+  cpu_set_t old, one;
+  assert_int_equal(sched_getaffinity(0, sizeof old, &old), 0);
+  int cpu = -1;
+  for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++)
+    if (CPU_ISSET(i, &old))
+      cpu = i;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+  pid_t h = mp_test_fork(hog, NULL); /* inherits the one CPU */
+  mp_connection *r, *w;
+  pair(1, &r, &w);
+  assert_rc(mp_connection_set_spin(r, 1e-3), 0);
+  for (int i = 0; i < 20 && mp__connection_contentions(r) == 0; i++) {
+    pthread_t t;
+    late l;
+    mp_test_signal_open(&l.blocked);
+    l.w = w;
+    l.delay_ms = 5;
+    mp_test_signal_post(&l.blocked);
+    assert_int_equal(pthread_create(&t, NULL, late_send, &l), 0);
+    expect_spin_message(r);
+    pthread_join(t, NULL);
+    mp_test_signal_close(&l.blocked);
+  }
+  kill(h, SIGKILL);
+  mp_test_wait(h, PEER_TIMEOUT);
+  assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+  assert_true(mp__connection_contentions(r) >= 1);
+  /* A back-off in force: the next wait goes straight to blocking. */
+  if (mp__connection_backing_off(r)) {
+    hook_on(MP__SPIN_BLOCK, SEND, w);
+    mp__connection_detect_contention(true);
+    expect_spin_message(r);
+    hook_off();
+    assert_int_equal(hk.seen[MP__SPIN_SPIN] + hk.seen[MP__SPIN_YIELD], 0);
+  }
+  /* mp_connection_set_spin starts over. */
+  assert_rc(mp_connection_set_spin(r, 1e-3), 0);
+  assert_false(mp__connection_backing_off(r));
+  mp_connection_free(r);
+  mp_connection_free(w);
+}
+
 /* ---- between processes --------------------------------------------------- */
 
 #define ROUNDS 3000
@@ -533,6 +594,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(set_spin_arguments),
     cmocka_unit_test(spin_environment_variable),
     cmocka_unit_test(spin_on_descriptor_without_nowait),
+    cmocka_unit_test(backs_off_when_cpu_is_busy),
     cmocka_unit_test(round_trips_between_processes),
 };
 
