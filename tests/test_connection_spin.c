@@ -517,17 +517,42 @@ static void backs_off_when_cpu_is_busy(void **state) {
   mp_test_wait(h, PEER_TIMEOUT);
   assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
   assert_true(mp__connection_contentions(r) >= 1);
-  /* A back-off in force: the next wait goes straight to blocking. */
-  if (mp__connection_backing_off(r)) {
-    hook_on(MP__SPIN_BLOCK, SEND, w);
-    mp__connection_detect_contention(true);
-    expect_spin_message(r);
-    hook_off();
-    assert_int_equal(hk.seen[MP__SPIN_SPIN] + hk.seen[MP__SPIN_YIELD], 0);
-  }
   /* mp_connection_set_spin starts over. */
   assert_rc(mp_connection_set_spin(r, 1e-3), 0);
   assert_false(mp__connection_backing_off(r));
+  mp_connection_free(r);
+  mp_connection_free(w);
+}
+
+/* During a back-off a receive and a poll are the plain blocking calls:
+ * no phase is entered, and the message arrives as without the spin. */
+static void back_off_blocks_at_once(void **state) {
+  (void)state;
+  mp_connection *r, *w;
+  pair(1, &r, &w);
+  assert_rc(mp_connection_set_spin(r, 0.5), 0);
+  mp__connection_back_off(r, (int64_t)60 * 1000 * 1000 * 1000);
+  assert_true(mp__connection_backing_off(r));
+  for (int i = 0; i < 2; i++) {
+    hook_on(-1, SEND, NULL);
+    late l;
+    pthread_t t;
+    mp_test_signal_open(&l.blocked);
+    l.w = w;
+    l.delay_ms = 20;
+    mp_test_signal_post(&l.blocked);
+    assert_int_equal(pthread_create(&t, NULL, late_send, &l), 0);
+    if (i == 1)
+      assert_rc(mp_connection_poll(r, PEER_TIMEOUT), 1);
+    expect_spin_message(r);
+    pthread_join(t, NULL);
+    mp_test_signal_close(&l.blocked);
+    hook_off();
+    assert_int_equal(hk.seen[MP__SPIN_SPIN] + hk.seen[MP__SPIN_YIELD] +
+                         hk.seen[MP__SPIN_BLOCK],
+                     0);
+    assert_int_equal(mp__connection_last_phase(r), MP__SPIN_NONE);
+  }
   mp_connection_free(r);
   mp_connection_free(w);
 }
@@ -595,6 +620,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(spin_environment_variable),
     cmocka_unit_test(spin_on_descriptor_without_nowait),
     cmocka_unit_test(backs_off_when_cpu_is_busy),
+    cmocka_unit_test(back_off_blocks_at_once),
     cmocka_unit_test(round_trips_between_processes),
 };
 
