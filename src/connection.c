@@ -38,10 +38,16 @@
  * into the destination) every few PAUSE instructions. Then it calls
  * sched_yield a few times, each followed by one more look, so that on an
  * oversubscribed machine the peer it waits for gets the CPU; then it
- * blocks as before. The spin also stops early when the thread notices it
- * was descheduled in the middle of it (two looks more than
- * SPIN_PREEMPTED_NS apart): the cores are oversubscribed and spinning
- * only steals time from the peer.
+ * blocks as before.
+ *   Spinning pays only while a CPU is idle. Three signs say none is: a
+ * spin descheduled in the middle (two looks more than SPIN_PREEMPTED_NS
+ * apart), a sched_yield that ran another thread (it took over
+ * SPIN_YIELD_BUSY_NS), and a blocked wait during which the thread was
+ * preempted (its involuntary context switches grew). Any of them starts a
+ * back-off during which receives and polls are the plain blocking calls,
+ * one system call each (1 ms, doubling with each sign up to 1 s, back to
+ * 1 ms after SPIN_CLEAN_RESET won spins in a row): on an oversubscribed
+ * machine a round trip costs what it costs without the spin.
  *   The budget adapts per end: a wait that had to block halves the next
  * spin (down to nothing), so an end whose messages come seldom stops
  * burning CPU; a blocked wait that ended within 1.5 budgets (the message
@@ -91,6 +97,7 @@ struct mp_connection {
   int64_t backoff_ns;  /* how long the next contention stops spinning */
   int clean;           /* spins won since the last contention */
   long nivcsw;         /* this thread's involuntary switches, last seen */
+  unsigned contentions; /* signs of oversubscribed CPUs seen (tests) */
 };
 
 /* ---- the spin budget ---------------------------------------------------- */
@@ -156,6 +163,14 @@ bool mp__connection_backing_off(const mp_connection *c) {
   return mp__os_now_ns() < c->quiet_until;
 }
 
+void mp__connection_back_off(mp_connection *c, int64_t ns) {
+  c->quiet_until = mp__os_now_ns() + ns;
+}
+
+unsigned mp__connection_contentions(const mp_connection *c) {
+  return c->contentions;
+}
+
 /* A test hook called as a wait enters each phase (see
  * connection_internal.h); NULL outside the tests. */
 static void (*spin_hook)(mp_connection *c, int phase);
@@ -187,6 +202,7 @@ typedef int (*look_fn)(mp_connection *c, void *ctx);
  * yield until the back-off has passed, and the next back-off twice as
  * long (up to SPIN_BACKOFF_MAX_NS). */
 static void contended(mp_connection *c, int64_t now) {
+  c->contentions++;
   c->quiet_until = now + c->backoff_ns;
   c->backoff_ns = c->backoff_ns < SPIN_BACKOFF_MAX_NS / 2
                       ? c->backoff_ns * 2
@@ -211,6 +227,25 @@ static bool preempted_since(mp_connection *c) {
 #endif
 }
 
+/* spinning tells whether a wait on c spins: a budget is set and no
+ * back-off is in force. */
+static bool spinning(const mp_connection *c) {
+  return c->spin_ns > 0 &&
+         (c->quiet_until == 0 || mp__os_now_ns() >= c->quiet_until);
+}
+
+/* won records a wait whose spin or yield found the input: the full budget
+ * next time, and after SPIN_CLEAN_RESET of them in a row a short back-off
+ * again. Returns 1. */
+static int won(mp_connection *c) {
+  c->spin_cur_ns = c->spin_ns;
+  if (++c->clean >= SPIN_CLEAN_RESET) {
+    c->backoff_ns = SPIN_BACKOFF_MIN_NS;
+    c->clean = 0;
+  }
+  return 1;
+}
+
 /* spin looks for input until c's budget or the deadline runs out, then
  * yields and looks SPIN_YIELDS times. Returns 1 when a look found input,
  * 0 when the caller must block (then call blocked); *start is when the
@@ -230,7 +265,7 @@ static int spin(mp_connection *c, int64_t deadline, look_fn look, void *ctx,
       for (int i = 0; i < SPIN_PAUSES; i++)
         mp__os_cpu_relax();
       if (look(c, ctx))
-        goto won;
+        return won(c);
       int64_t now = mp__os_now_ns();
       if (now - t > SPIN_PREEMPTED_NS && detect_contention) {
         contended(c, now);
@@ -248,24 +283,19 @@ static int spin(mp_connection *c, int64_t deadline, look_fn look, void *ctx,
     if (before >= deadline)
       break;
     mp__os_yield();
-    if (look(c, ctx))
-      goto won;
     int64_t now = mp__os_now_ns();
-    if (now - before > SPIN_YIELD_BUSY_NS && detect_contention) {
-      /* Another thread ran: yielding only queues this one behind it. */
+    /* A yield that took long ran another thread: the CPUs are
+     * oversubscribed, and yielding only queues this one behind others. */
+    bool busy = now - before > SPIN_YIELD_BUSY_NS && detect_contention;
+    if (busy)
       contended(c, now);
+    if (look(c, ctx))
+      return busy ? 1 : won(c);
+    if (busy)
       break;
-    }
   }
   enter(c, MP__SPIN_BLOCK);
   return 0;
-won:
-  c->spin_cur_ns = c->spin_ns;
-  if (++c->clean >= SPIN_CLEAN_RESET) {
-    c->backoff_ns = SPIN_BACKOFF_MIN_NS;
-    c->clean = 0;
-  }
-  return 1;
 }
 
 /* blocked sets the next budget after a wait that had to block. When the
@@ -275,6 +305,8 @@ won:
  * it), else half the last one, down to none. */
 static void blocked(mp_connection *c, int64_t start) {
   int64_t now = mp__os_now_ns();
+  if (now < c->quiet_until)
+    return; /* backing off already */
   if (preempted_since(c) && detect_contention) {
     if (now >= c->quiet_until)
       contended(c, now);
@@ -437,7 +469,8 @@ static int read_look(mp_connection *c, void *ctx) {
 /* read_some reads up to len bytes into p, waiting for the first: spin,
  * yield, then a blocking read. Returns what mp__os_read_some returns. */
 static ssize_t read_some(mp_connection *c, void *p, size_t len) {
-  if (c->spin_ns == 0)
+  /* No spin, or backing off: the plain blocking read, one system call. */
+  if (!spinning(c))
     return mp__os_read_some(c->fd, p, len);
   read_ctx r = {.p = p, .len = len};
   if (read_look(c, &r))
@@ -614,8 +647,10 @@ int mp_connection_poll(mp_connection *c, double timeout) {
     return 1;
   c->last_phase = MP__SPIN_NONE;
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
-  int r = mp__os_poll(&pfd, 1, 0);
-  if (r == 0 && !d.poll && c->spin_ns > 0) {
+  int r;
+  if (d.poll || !spinning(c)) /* one poll(2), as without the spin */
+    r = mp__os_poll(&pfd, 1, d.ns);
+  else if ((r = mp__os_poll(&pfd, 1, 0)) == 0) {
     /* Nothing yet: spin, yield, then block, never past the deadline. */
     int64_t start;
     if (spin(c, d.ns, poll_look, &pfd, &start)) {
@@ -625,8 +660,6 @@ int mp_connection_poll(mp_connection *c, double timeout) {
       if (r > 0)
         blocked(c, start);
     }
-  } else if (r == 0 && !d.poll) {
-    r = mp__os_poll(&pfd, 1, d.ns);
   }
   if (r < 0)
     return r;

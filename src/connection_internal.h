@@ -34,9 +34,13 @@ int mp__connection_last_phase(const mp_connection *c);
  * oversubscribed CPUs (a preempted spin, a yield that ran another thread,
  * involuntary switches), so that the tests of the phases are
  * deterministic on a loaded machine; mp__connection_backing_off tells
- * whether c stopped spinning for such a sign. */
+ * whether c stopped spinning for such a sign, and mp__connection_contentions
+ * how many signs c has seen; mp__connection_back_off starts a back-off of
+ * ns nanoseconds on c as such a sign would. */
 void mp__connection_detect_contention(bool on);
 bool mp__connection_backing_off(const mp_connection *c);
+unsigned mp__connection_contentions(const mp_connection *c);
+void mp__connection_back_off(mp_connection *c, int64_t ns);
 /* The budget the next wait on c spins for, in ns (it adapts). */
 int64_t mp__connection_spin_budget_ns(const mp_connection *c);
 

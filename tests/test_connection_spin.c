@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +473,90 @@ static void spin_on_descriptor_without_nowait(void **state) {
   mp_connection_free(pm);
 }
 
+/* ---- oversubscribed CPUs ------------------------------------------------ */
+
+static int hog(void *arg) {
+  (void)arg;
+  for (volatile unsigned long i = 0;; i++)
+    ;
+  return 0;
+}
+
+/* With a busy process sharing the receiver's only CPU, a wait sees that
+ * the CPU is oversubscribed (its yield runs the hog, or its spin or its
+ * blocked wait is preempted) and backs off: later waits neither spin nor
+ * yield until the back-off has passed. The message still arrives whole. */
+static void backs_off_when_cpu_is_busy(void **state) {
+  (void)state;
+  cpu_set_t old, one;
+  assert_int_equal(sched_getaffinity(0, sizeof old, &old), 0);
+  int cpu = -1;
+  for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++)
+    if (CPU_ISSET(i, &old))
+      cpu = i;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+  pid_t h = mp_test_fork(hog, NULL); /* inherits the one CPU */
+  mp_connection *r, *w;
+  pair(1, &r, &w);
+  assert_rc(mp_connection_set_spin(r, 1e-3), 0);
+  for (int i = 0; i < 20 && mp__connection_contentions(r) == 0; i++) {
+    pthread_t t;
+    late l;
+    mp_test_signal_open(&l.blocked);
+    l.w = w;
+    l.delay_ms = 5;
+    mp_test_signal_post(&l.blocked);
+    assert_int_equal(pthread_create(&t, NULL, late_send, &l), 0);
+    expect_spin_message(r);
+    pthread_join(t, NULL);
+    mp_test_signal_close(&l.blocked);
+  }
+  kill(h, SIGKILL);
+  mp_test_wait(h, PEER_TIMEOUT);
+  assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+  assert_true(mp__connection_contentions(r) >= 1);
+  /* mp_connection_set_spin starts over. */
+  assert_rc(mp_connection_set_spin(r, 1e-3), 0);
+  assert_false(mp__connection_backing_off(r));
+  mp_connection_free(r);
+  mp_connection_free(w);
+}
+
+/* During a back-off a receive and a poll are the plain blocking calls:
+ * no phase is entered, and the message arrives as without the spin. */
+static void back_off_blocks_at_once(void **state) {
+  (void)state;
+  mp_connection *r, *w;
+  pair(1, &r, &w);
+  assert_rc(mp_connection_set_spin(r, 0.5), 0);
+  mp__connection_back_off(r, (int64_t)60 * 1000 * 1000 * 1000);
+  assert_true(mp__connection_backing_off(r));
+  for (int i = 0; i < 2; i++) {
+    hook_on(-1, SEND, NULL);
+    late l;
+    pthread_t t;
+    mp_test_signal_open(&l.blocked);
+    l.w = w;
+    l.delay_ms = 20;
+    mp_test_signal_post(&l.blocked);
+    assert_int_equal(pthread_create(&t, NULL, late_send, &l), 0);
+    if (i == 1)
+      assert_rc(mp_connection_poll(r, PEER_TIMEOUT), 1);
+    expect_spin_message(r);
+    pthread_join(t, NULL);
+    mp_test_signal_close(&l.blocked);
+    hook_off();
+    assert_int_equal(hk.seen[MP__SPIN_SPIN] + hk.seen[MP__SPIN_YIELD] +
+                         hk.seen[MP__SPIN_BLOCK],
+                     0);
+    assert_int_equal(mp__connection_last_phase(r), MP__SPIN_NONE);
+  }
+  mp_connection_free(r);
+  mp_connection_free(w);
+}
+
 /* ---- between processes --------------------------------------------------- */
 
 #define ROUNDS 3000
@@ -533,6 +619,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(set_spin_arguments),
     cmocka_unit_test(spin_environment_variable),
     cmocka_unit_test(spin_on_descriptor_without_nowait),
+    cmocka_unit_test(backs_off_when_cpu_is_busy),
+    cmocka_unit_test(back_off_blocks_at_once),
     cmocka_unit_test(round_trips_between_processes),
 };
 

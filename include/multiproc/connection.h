@@ -170,9 +170,10 @@ MP_EXTERN int mp_connection_poll(mp_connection *c, double timeout);
  * machine), at the price of up to that much CPU time per wait. The budget
  * adapts: a wait that had to block halves the next spin, so an end that
  * waits long for each message soon stops spinning, and one whose message
- * came just after the spin gave up gets the full budget back. The spin
- * also gives up when the thread was descheduled in the middle of it (the
- * CPUs are oversubscribed). It never runs past a poll's timeout, timeout 0
+ * came just after the spin gave up gets the full budget back. When the
+ * CPUs are oversubscribed (the spin was descheduled, a yield ran another
+ * thread, or a blocked wait was preempted) the end stops spinning and
+ * yielding for a back-off (1 ms, doubling up to 1 s). It never runs past a poll's timeout, timeout 0
  * never spins, and it changes no result: the same bytes and the same
  * errors arrive as with 0, which restores the plain blocking read. It is
  * a setting of this end in this process (a forked child inherits it).

@@ -9,6 +9,46 @@
 /* The largest message mp_connection_recv accepts by default. */
 #define DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
 
+/* A message up to this long is received into the stack and decoded from
+ * there: no allocation for the buffer of a small message. */
+#define SMALL_MESSAGE 1024
+
+typedef int (*decode_fn)(const void *buf, size_t len, mp_obj **out,
+                         const void *opts);
+
+static int decode_pickle(const void *buf, size_t len, mp_obj **out,
+                         const void *opts) {
+  return mp_pickle_loads(buf, len, out, opts);
+}
+
+static int decode_msgpack(const void *buf, size_t len, mp_obj **out,
+                          const void *opts) {
+  (void)opts;
+  return mp_msgpack_unpackb(buf, len, out, NULL);
+}
+
+/* recv_decoded receives one message of at most maxlength bytes on c and
+ * decodes it: a small one from a stack buffer, a larger one from a buffer
+ * allocated for it. A message over maxlength stays unread (MP_ETOOBIG). */
+static int recv_decoded(mp_connection *c, mp_obj **out, size_t maxlength,
+                        decode_fn decode, const void *opts) {
+  unsigned char small[SMALL_MESSAGE];
+  size_t len = 0;
+  int rc = mp_connection_recv_bytes(
+      c, small, maxlength < sizeof small ? maxlength : sizeof small, &len);
+  if (rc == 0)
+    return decode(small, len, out, opts);
+  if (rc != MP_ETOOBIG || len > maxlength)
+    return rc;
+  void *buf;
+  rc = mp_connection_recv_bytes_alloc(c, &buf, &len, maxlength);
+  if (rc < 0)
+    return rc;
+  rc = decode(buf, len, out, opts);
+  free(buf);
+  return rc;
+}
+
 int mp_connection_send(mp_connection *c, const mp_obj *o) {
   void *buf;
   size_t len;
@@ -24,17 +64,10 @@ int mp_connection_send(mp_connection *c, const mp_obj *o) {
 
 int mp_connection_recv_ex(mp_connection *c, mp_obj **out, size_t maxlength,
                           const mp_pickle_load_opts *opts) {
-  void *buf;
-  size_t len;
   if (c == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "recv: NULL %s",
                     c == NULL ? "connection" : "out");
-  int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, maxlength);
-  if (rc < 0)
-    return rc;
-  rc = mp_pickle_loads(buf, len, out, opts);
-  free(buf);
-  return rc;
+  return recv_decoded(c, out, maxlength, decode_pickle, opts);
 }
 
 int mp_connection_recv(mp_connection *c, mp_obj **out) {
@@ -55,17 +88,10 @@ int mp_connection_send_msgpack(mp_connection *c, const mp_obj *o) {
 }
 
 int mp_connection_recv_msgpack(mp_connection *c, mp_obj **out) {
-  void *buf;
-  size_t len;
   if (c == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "recv: NULL %s",
                     c == NULL ? "connection" : "out");
-  int rc = mp_connection_recv_bytes_alloc(c, &buf, &len, DEFAULT_MAX_MESSAGE);
-  if (rc < 0)
-    return rc;
-  rc = mp_msgpack_unpackb(buf, len, out, NULL);
-  free(buf);
-  return rc;
+  return recv_decoded(c, out, DEFAULT_MAX_MESSAGE, decode_msgpack, NULL);
 }
 
 int mp_queue_put_obj(mp_queue *q, const mp_obj *o, double timeout) {
