@@ -317,34 +317,6 @@ void mp__qfifo_for_each_large(mp_queue *q,
   }
 }
 
-int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
-                      size_t idx) {
-  if (g->want_exact && len != g->exact)
-    return MP_EPROTO;
-  if (g->msg != NULL) {
-    void *b = mp__alloc(len > 0 ? len : 1);
-    if (b == NULL)
-      return MP_ENOMEM;
-    memcpy(b, src, len);
-    g->msg->data = b;
-    g->msg->len = len;
-    g->msg->priv_[0] = b;
-    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
-    g->lens[idx] = len;
-    return 0;
-  }
-  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
-  if (need > g->cap - g->used) {
-    g->needed = need;
-    return MP_ETOOBIG;
-  }
-  if (len > 0)
-    memcpy(g->buf + g->used, src, len);
-  g->lens[idx] = len;
-  g->used += len;
-  return 0;
-}
-
 int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   mp__qshared *s = q->s;
   bool recovered = false;
@@ -438,8 +410,7 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     }
     if (lease >= 0) {
       if (hd.kind == MP__REC_INLINE)
-        mp__qlease_fill(q, lease, cnt + 1, MP__REC_INLINE, payload, hd.len,
-                        g);
+        mp__qlease_fill(q, lease, cnt + 1, MP__REC_INLINE, payload, hd.len, g);
       else
         mp__qlease_fill(q, lease, cnt + 1, MP__REC_LARGE, &ref, sizeof ref, g);
     }

@@ -1,7 +1,7 @@
 /* queue_internal.h - what the queue's files (queue.c, queue_fifo.c,
  * queue_heap.c, queue_large.c) share and nothing else sees: the layout of
  * a queue in shared memory, the process-local handle, and the operations
- * each storage (the FIFO ring, the LIFO/priority slot heap) provides.
+ * each file provides to the files above it.
  * The DESIGN comment in queue.c explains the whole. */
 #ifndef MP_QUEUE_INTERNAL_H
 #define MP_QUEUE_INTERNAL_H
@@ -78,9 +78,9 @@ typedef struct mp__qshared {
   uint64_t inline_max;
   uint64_t max_message;
   int64_t spin_ns;
-  uint64_t ring_off;  /* the ring or the slots */
-  uint64_t index_off; /* heap only: heap array, then free stack */
-  uint64_t lease_off; /* lease mode: MP_QUEUE_LEASES entries */
+  uint64_t ring_off;   /* the ring or the slots */
+  uint64_t index_off;  /* heap only: heap array, then free stack */
+  uint64_t lease_off;  /* lease mode: MP_QUEUE_LEASES entries */
   uint64_t lease_size; /* bytes per lease entry */
   int32_t creator_pid;
   uint32_t reserved1;
@@ -157,11 +157,11 @@ struct mp_queue {
   uint64_t maxsize; /* UINT64_MAX when unbounded */
   uint64_t inline_max, max_message;
   int64_t spin_ns;
-  pid_t creator; /* named: the pid whose free unlinks the name */
-  uint8_t ns;     /* this process's namespace index (0: unknown) */
-  int slot;       /* this process's entry in procs, or -1 */
-  uint32_t tag;   /* mp__queue_tag: this process's tag, made on join */
-  bool lease;     /* at-least-once mode */
+  pid_t creator;         /* named: the pid whose free unlinks the name */
+  uint8_t ns;            /* this process's namespace index (0: unknown) */
+  int slot;              /* this process's entry in procs, or -1 */
+  uint32_t tag;          /* mp__queue_tag: this process's tag, made on join */
+  bool lease;            /* at-least-once mode */
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
   char shm_name[MP__QUEUE_PREFIX_MAX];
@@ -195,36 +195,68 @@ typedef struct mp__qget {
   uint64_t seg_size; /* out: the large message's segment's size */
 } mp__qget;
 
-/* ---- queue.c: who is alive ----------------------------------------------
+/* The files and who calls whom (downward only):
+ *   queue.c        life cycle, public calls, waiting, lease settling
+ *   queue_fifo.c   the FIFO ring       queue_heap.c   LIFO/priority slots
+ *   queue_lease.c  lease entries (at-least-once mode)
+ *   queue_large.c  large messages' segments
+ *   queue_core.c   tags, locks, futex words, checks, delivery */
+
+/* closed: 0, then CLOSING once close was called (puts refuse), then
+ * CLOSED once the producers' lock was released after that (every put that
+ * passed the check before has committed: gets may answer MP_ECLOSED). */
+#define MP__QUEUE_CLOSING 1u
+#define MP__QUEUE_CLOSED 2u
+
+/* ---- queue_core.c: who is alive -----------------------------------------
  * A process tag is (namespace index << 24) | pid: what large segments'
  * names and the spares table record of their producer. mp__queue_tag
- * makes the caller's; mp__queue_tag_gone says whether the process a tag
- * names is known to be gone, which only a process of the same known
- * namespace can tell (unknown means alive). */
+ * gives the caller's (made on join by mp__queue_make_tag);
+ * mp__queue_tag_gone says whether the process a tag names is known to be
+ * gone, which only a process of the same known namespace can tell
+ * (unknown means alive). mp__queue_ns_index enters the caller's PID
+ * namespace in the queue's table and returns its index (0: unknown);
+ * mp__queue_same_ns says whether index ns is the caller's, known, one. */
 uint32_t mp__queue_tag(mp_queue *q);
+uint32_t mp__queue_make_tag(mp_queue *q);
 bool mp__queue_tag_gone(mp_queue *q, uint32_t tag);
+uint8_t mp__queue_ns_index(mp__qshared *s);
+bool mp__queue_same_ns(mp_queue *q, uint32_t ns);
 
-/* ---- queue.c: locks, waking, checks -------------------------------------
+/* ---- queue_core.c: locks, waking, checks --------------------------------
  * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;
  * from a dead holder it takes the lock over and sets *recovered (the
  * caller then repairs what the holder may have left half done). Returns 0,
  * or MP_EDEADLK if the calling thread holds it (a signal handler that
- * re-entered the queue). */
+ * re-entered the queue). mp__queue_holder_dead: is the thread lock word v
+ * names known to be gone? */
 int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
                    const mp__deadline *d);
-/* mp__queue_sweep removes the queue's orphaned large segments, taking the
- * locks it needs. */
-void mp__queue_sweep(mp_queue *q);
 void mp__queue_unlock(mp_queue *q, mp__qlock *l);
+bool mp__queue_holder_dead(mp_queue *q, uint64_t v);
 /* mp__queue_notify wakes the sleepers of word, if any are recorded. Call it
- * after the change they wait for. */
+ * after the change they wait for. mp__queue_wake_all wakes every getter
+ * and putter (close). */
 void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word);
+void mp__queue_wake_all(mp_queue *q);
+/* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
+ * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
+ * polls) or MP_ETIMEDOUT. */
+typedef bool (*mp__queue_ready_fn)(mp_queue *q, void *arg);
+int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
+                         mp__queue_ready_fn ready, void *arg, mp__deadline d);
 uint16_t mp__queue_check16(uint32_t len, uint16_t kind);
 /* mp__queue_deliver copies one inline message of len bytes at src into the
  * request as its message number idx. Returns 0, MP_EPROTO (not the exact
  * length asked for), MP_ETOOBIG (g->needed set), MP_ENOMEM. */
 int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
                       size_t idx);
+
+/* ---- queue.c ------------------------------------------------------------
+ * mp__queue_sweep removes the queue's orphaned large segments, taking the
+ * locks it needs (called by queue.c only; the storages repair under the
+ * lock they hold with mp__qlarge_*). */
+void mp__queue_sweep(mp_queue *q);
 
 /* What an mp_queue_msg's priv_[1] says priv_[0] is. */
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
@@ -244,13 +276,21 @@ typedef struct mp__qlease {
   uint16_t reserved;
 } mp__qlease;
 
-/* mp__qlease_claim takes a free entry for the caller (step 1); returns its
+#define MP__LEASE_STEP_WRITING 1u
+#define MP__LEASE_STEP_HELD 2u
+#define MP__LEASE_STEP_SETTLING 3u
+
+/* ---- queue_lease.c ------------------------------------------------------
+ * mp__qlease_claim takes a free entry for the caller (step 1); returns its
  * index, or -1 when all are held. mp__qlease_fill stores the record and
- * the count the commit will set (step 2), and the lease id in g. */
+ * the count the commit will set (step 2), and the lease id in g.
+ * mp__qlease_release frees an entry, removing a large message's segment. */
+mp__qlease *mp__qlease_at(mp_queue *q, int idx);
 int mp__qlease_claim(mp_queue *q);
 void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
                      const void *data, uint32_t len, mp__qget *g);
 void mp__qlease_abandon(mp_queue *q, int idx);
+void mp__qlease_release(mp_queue *q, int idx);
 
 /* ---- queue_fifo.c -------------------------------------------------------
  * try_put puts msgs[0..n) as far as room allows, committing them at once;
