@@ -1040,6 +1040,119 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
   return put_timed(q, priority, buf, len, timeout);
 }
 
+/* ---- in-place put ----------------------------------------------------------
+ * mp_queue_claim reserves the room (queue_fifo.c: the producers' lock is
+ * held until the commit) and, for a large message, first makes its
+ * segment, mapped writable with its memory reserved, and hands that out.
+ * The claim is recorded in the handle by the lock holder only. */
+
+/* claim_mine: does the calling thread hold an open claim on q? */
+static bool claim_mine(mp_queue *q) {
+  return q->claim.tid != 0 && q->claim.tid == mp__os_gettid();
+}
+
+int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (buf == NULL)
+    return mp__fail(MP_EINVAL, "buf is NULL");
+  if (q->order != MP_QUEUE_FIFO)
+    return mp__fail(MP_EINVAL, "in-place put needs a FIFO queue");
+  if (size > q->max_message)
+    return MP_ETOOBIG;
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
+  if (claim_mine(q))
+    return mp__fail(MP_EDEADLK, "this thread already holds a claim");
+  if (is_closed(q))
+    return MP_ECLOSED;
+  mp__deadline d = deadline_of(timeout);
+  bool large = size > q->inline_max;
+  mp__qlarge_ref ref = {0};
+  void *map = NULL;
+  if (large) {
+    if (mp__qlarge_sweep_due())
+      mp__queue_sweep(q);
+    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map)) != 0)
+      return rc;
+  }
+  mp__qput m = {.len = (uint32_t)(large ? sizeof ref : size),
+                .kind = large ? MP__REC_LARGE : MP__REC_INLINE};
+  uint32_t rec = stored_bytes(q, &m);
+  for (;;) {
+    rc = mp__qfifo_claim(q, &d, m.kind, m.len);
+    if (rc != MP_EAGAIN)
+      break;
+    if ((rc = mp__queue_wait_until(q, &q->s->not_full, ready_room, &rec, d)) !=
+        0)
+      break;
+  }
+  if (rc != 0) {
+    if (large) {
+      mp__os_unmap(map, size);
+      mp__qlarge_abandon(q, &ref);
+    }
+    return rc;
+  }
+  /* plock is ours from here to the commit. */
+  q->claim.tid = mp__os_gettid();
+  q->claim.large = large;
+  q->claim.size = size;
+  q->claim.ref = ref;
+  q->claim.map = map;
+  *buf = large ? map : (void *)mp__qfifo_claim_payload(q);
+  return 0;
+}
+
+int mp_queue_commit(mp_queue *q, size_t len) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!claim_mine(q))
+    return mp__fail(MP_EINVAL, "no claim of this thread on this queue");
+  if (len > q->claim.size)
+    return mp__fail(MP_EINVAL, "len is over the size claimed");
+  if (q->claim.large && len <= q->inline_max)
+    return mp__fail(MP_EINVAL, "a large claim commits more than inline_max "
+                               "bytes (abandon it and put the message)");
+  q->claim.tid = 0;
+  if (q->claim.large) {
+    mp__os_unmap(q->claim.map, q->claim.size);
+    mp__qlarge_ref ref = q->claim.ref;
+    if (len != ref.size) {
+      /* A shorter message in the same segment (the consumer accepts a
+       * segment larger than its message). */
+      mp__qlarge_ref shorter;
+      mp__qlarge_reref(&ref, len, &shorter);
+      ref = shorter;
+    }
+    mp__qfifo_commit(q, MP__REC_LARGE, &ref, (uint32_t)sizeof ref);
+  } else {
+    mp__qfifo_commit(q, MP__REC_INLINE, NULL, (uint32_t)len);
+  }
+  return 0;
+}
+
+int mp_queue_abandon(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!claim_mine(q))
+    return mp__fail(MP_EINVAL, "no claim of this thread on this queue");
+  q->claim.tid = 0;
+  bool large = q->claim.large;
+  mp__qlarge_ref ref = q->claim.ref;
+  void *map = q->claim.map;
+  size_t size = q->claim.size;
+  mp__qfifo_abandon(q);
+  if (large) {
+    mp__os_unmap(map, size);
+    mp__qlarge_abandon(q, &ref);
+  }
+  return 0;
+}
+
 #define BATCH_CHUNK 64
 
 ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,

@@ -161,7 +161,9 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
       /* Out of time: still, a dead holder's lock is taken over now rather
        * than left to the next caller that may wait. */
       uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-      if (cur != 0 && cur != me && mp__queue_holder_dead(q, cur) &&
+      if (cur == me)
+        return MP_EDEADLK;
+      if (cur != 0 && mp__queue_holder_dead(q, cur) &&
           atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                   memory_order_acquire,
                                                   memory_order_relaxed)) {

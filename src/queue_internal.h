@@ -164,6 +164,18 @@ struct mp_queue {
   bool lease;            /* at-least-once mode */
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
+  /* The open in-place put (mp_queue_claim): written only by the thread
+   * that holds plock, which is the claimer from claim to commit. */
+  struct {
+    pid_t tid;           /* the claiming thread; 0: none */
+    uint32_t cnt, start; /* the tail word's count and position at claim */
+    uint32_t off;        /* where the record's header goes in the ring */
+    bool wrapped;        /* a WRAP gap precedes it */
+    bool large;          /* a segment of its own */
+    size_t size;         /* bytes claimed */
+    mp__qlarge_ref ref;  /* large: the segment */
+    void *map;           /* large: this process's writable mapping */
+  } claim;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -318,6 +330,20 @@ uint32_t mp__qfifo_record_bytes(uint64_t stored_len);
 /* mp__qfifo_put_bytes: the ring bytes message m takes (with its header). */
 uint32_t mp__qfifo_put_bytes(mp_queue *q, const mp__qput *m);
 
+/* mp__qfifo_claim takes plock and reserves room past the tail for one
+ * record (kind INLINE of len bytes, or LARGE), recording it in q->claim;
+ * returns 0 with plock held, or MP_EAGAIN (no room), MP_ECLOSED,
+ * MP_ECORRUPT, a lock error, with it released. mp__qfifo_claim_payload is
+ * where the record's payload goes. mp__qfifo_commit writes the header
+ * (and the payload data, if not NULL) and publishes it with the tail
+ * store, then releases plock; mp__qfifo_abandon releases it. */
+int mp__qfifo_claim(mp_queue *q, const mp__deadline *d, uint16_t kind,
+                    uint32_t len);
+unsigned char *mp__qfifo_claim_payload(mp_queue *q);
+void mp__qfifo_commit(mp_queue *q, uint16_t kind, const void *data,
+                      uint32_t len);
+void mp__qfifo_abandon(mp_queue *q);
+
 /* ---- queue_heap.c (LIFO and PRIORITY) ----------------------------------- */
 int mp__qheap_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
                       size_t n, size_t *done);
@@ -348,6 +374,14 @@ bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref);
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref);
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
+/* mp__qlarge_create_mapped makes a segment of len bytes, its memory
+ * reserved, and maps it writable, every page present, at *map (for an
+ * in-place put; the caller unmaps it). */
+int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
+                             void **map);
+/* mp__qlarge_reref: ref for a message of len bytes in ref's segment. */
+void mp__qlarge_reref(const mp__qlarge_ref *ref, size_t len,
+                      mp__qlarge_ref *out);
 /* mp__qlarge_take delivers a queued large message into g (copy or
  * zero-copy) before the caller commits its removal; the caller holds the
  * consumer lock, and after committing the removal calls mp__qlarge_taken.

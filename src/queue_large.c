@@ -249,13 +249,15 @@ void mp__qlarge_drop_spares(mp_queue *q) {
 /* ---- put and get ------------------------------------------------------------
  */
 
-int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
-                      mp__qlarge_ref *ref) {
-  char name[LARGE_NAME_MAX];
+/* seg_new makes (or takes from the spares) a segment of at least len
+ * bytes under this process's name for a new message; fills *ref and the
+ * open descriptor. */
+static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
+                   char *name) {
   uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
-  large_name(q, pid, ctr, name, sizeof name);
+  large_name(q, pid, ctr, name, LARGE_NAME_MAX);
   size_t size;
   if (spare_take(q, len, name)) {
     rc = mp__os_shm_open(name, &fd, &size);
@@ -267,7 +269,7 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
       ctr = next_ctr();
-      large_name(q, pid, ctr, name, sizeof name);
+      large_name(q, pid, ctr, name, LARGE_NAME_MAX);
     }
     rc = mp__os_shm_create(name, len, &fd);
     if (rc != MP_EEXIST && rc != 0)
@@ -275,17 +277,51 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   }
   if (rc != 0)
     return rc;
-  rc = write_all(fd, buf, len);
-  close(fd);
-  if (rc != 0) {
-    mp__os_shm_unlink(name);
-    return rc;
-  }
   ref->size = len;
   ref->pid = pid;
   ref->ctr = ctr;
   ref->check = ref_check(len, pid, ctr);
+  *fd_out = fd;
   return 0;
+}
+
+int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
+                      mp__qlarge_ref *ref) {
+  char name[LARGE_NAME_MAX];
+  int fd;
+  int rc = seg_new(q, len, ref, &fd, name);
+  if (rc != 0)
+    return rc;
+  rc = write_all(fd, buf, len);
+  close(fd);
+  if (rc != 0)
+    mp__os_shm_unlink(name);
+  return rc;
+}
+
+int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
+                             void **map) {
+  char name[LARGE_NAME_MAX];
+  int fd;
+  int rc = seg_new(q, len, ref, &fd, name);
+  if (rc != 0)
+    return rc;
+  /* Its memory first (a write through the mapping must never fault for
+   * lack of it), then every page mapped in one go. */
+  rc = mp__os_reserve(fd, len);
+  if (rc == 0)
+    rc = mp__os_map_fd(fd, len, true, true, map);
+  close(fd);
+  if (rc != 0)
+    mp__os_shm_unlink(name);
+  return rc;
+}
+
+void mp__qlarge_reref(const mp__qlarge_ref *ref, size_t len,
+                      mp__qlarge_ref *out) {
+  *out = *ref;
+  out->size = len;
+  out->check = ref_check(len, ref->pid, ref->ctr);
 }
 
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref) {
