@@ -122,6 +122,8 @@ static void atfork_child(void) {
   bool any = false;
   for (mp_queue *q = handles; q != NULL; q = q->next) {
     any = true;
+    /* Another thread of the parent may have held it at the fork. */
+    pthread_mutex_init(&q->maps_lock, NULL);
     if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0) {
       /* The child may be in another PID namespace than its parent (one
        * that called unshare): it looks its own up. */
@@ -464,6 +466,8 @@ static void state_publish(mp__qshared *s) {
 
 static mp_queue *handle_alloc(void) {
   mp_queue *q = mp__calloc(1, sizeof *q);
+  if (q != NULL)
+    mp__qlarge_maps_init(q);
   return q;
 }
 
@@ -731,6 +735,7 @@ void mp__queue_sweep(mp_queue *q) {
 
 static void handle_release(mp_queue *q) {
   handles_remove(q);
+  mp__qlarge_maps_drop(q);
   if (q->map != NULL)
     mp__os_unmap(q->map, q->map_size);
   mp__free(q);
@@ -1071,10 +1076,13 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
   bool large = size > q->inline_max;
   mp__qlarge_ref ref = {0};
   void *map = NULL;
+  size_t map_len = 0;
+  int map_idx = -1;
   if (large) {
     if (mp__qlarge_sweep_due())
       mp__queue_sweep(q);
-    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map)) != 0)
+    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map, &map_len,
+                                       &map_idx)) != 0)
       return rc;
   }
   mp__qput m = {.len = (uint32_t)(large ? sizeof ref : size),
@@ -1090,7 +1098,7 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
   }
   if (rc != 0) {
     if (large) {
-      mp__os_unmap(map, size);
+      mp__qlarge_map_done(q, map_idx, map, map_len, true);
       mp__qlarge_abandon(q, &ref);
     }
     return rc;
@@ -1101,6 +1109,8 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
   q->claim.size = size;
   q->claim.ref = ref;
   q->claim.map = map;
+  q->claim.map_len = map_len;
+  q->claim.map_idx = map_idx;
   *buf = large ? map : (void *)mp__qfifo_claim_payload(q);
   return 0;
 }
@@ -1118,7 +1128,8 @@ int mp_queue_commit(mp_queue *q, size_t len) {
                                "bytes (abandon it and put the message)");
   q->claim.tid = 0;
   if (q->claim.large) {
-    mp__os_unmap(q->claim.map, q->claim.size);
+    mp__qlarge_map_done(q, q->claim.map_idx, q->claim.map, q->claim.map_len,
+                        false);
     mp__qlarge_ref ref = q->claim.ref;
     if (len != ref.size) {
       /* A shorter message in the same segment (the consumer accepts a
@@ -1144,10 +1155,11 @@ int mp_queue_abandon(mp_queue *q) {
   bool large = q->claim.large;
   mp__qlarge_ref ref = q->claim.ref;
   void *map = q->claim.map;
-  size_t size = q->claim.size;
+  size_t map_len = q->claim.map_len;
+  int map_idx = q->claim.map_idx;
   mp__qfifo_abandon(q);
   if (large) {
-    mp__os_unmap(map, size);
+    mp__qlarge_map_done(q, map_idx, map, map_len, true);
     mp__qlarge_abandon(q, &ref);
   }
   return 0;
@@ -1338,7 +1350,17 @@ int mp_queue_get_msg(mp_queue *q, mp_queue_msg *msg, double timeout) {
 void mp_queue_msg_release(mp_queue_msg *msg) {
   if (msg == NULL)
     return;
-  if (msg->priv_[1] == MP__QMSG_MAPPED)
+  if (msg->priv_[1] == MP__QMSG_SEGMENT) {
+    /* Given back through its handle, if that still exists (it keeps the
+     * mapping and parks the segment), else on its own. */
+    mp__qzc *zc = msg->priv_[0];
+    pthread_mutex_lock(&handles_lock);
+    mp_queue *q = handles;
+    while (q != NULL && (q != zc->q || strcmp(q->prefix, zc->prefix) != 0))
+      q = q->next;
+    mp__qlarge_zc_release(q, zc);
+    pthread_mutex_unlock(&handles_lock);
+  } else if (msg->priv_[1] == MP__QMSG_MAPPED)
     mp__os_unmap(msg->priv_[0], msg->priv_len_);
   else if (msg->priv_[1] == MP__QMSG_ALLOCATED)
     mp__free(msg->priv_[0]);

@@ -6,6 +6,7 @@
 #ifndef MP_QUEUE_INTERNAL_H
 #define MP_QUEUE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,10 @@
 #define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
 #define MP__QUEUE_SPARES 4
+/* Large-message segments a process keeps mapped for reuse (queue_large.c),
+ * and the most bytes they may hold. */
+#define MP__QUEUE_MAPS 16
+#define MP__QUEUE_MAPS_BYTES ((size_t)64 << 20)
 /* Sleepers look again at least this often (a waker may have died between
  * its change and its wake-up). */
 #define MP__QUEUE_SLICE_NS (100 * 1000 * 1000)
@@ -138,6 +143,17 @@ typedef struct mp__qslot {
 
 #define MP__QUEUE_PREFIX_MAX (4 + MP_QUEUE_NAME_MAX)
 
+/* A mapping of a large-message segment this process keeps (queue_large.c):
+ * the segment's inode, its size, where it is mapped, and whether it is in
+ * use (a zero-copy message or an in-place put holds it). */
+typedef struct mp__qmap {
+  uint64_t dev, ino;
+  size_t size;
+  void *addr; /* NULL: a free entry */
+  bool writable, busy;
+  uint64_t used; /* for the choice of the entry to give up */
+} mp__qmap;
+
 /* The process-local handle. Everything that bounds a memory access is
  * here, checked once when the handle was made, and never read from the
  * shared state again. */
@@ -175,7 +191,13 @@ struct mp_queue {
     size_t size;         /* bytes claimed */
     mp__qlarge_ref ref;  /* large: the segment */
     void *map;           /* large: this process's writable mapping */
+    size_t map_len;      /* its length */
+    int map_idx;         /* its entry in maps, or -1 */
   } claim;
+  /* Mappings of large segments kept for reuse, under maps_lock. */
+  pthread_mutex_t maps_lock;
+  mp__qmap maps[MP__QUEUE_MAPS];
+  uint64_t maps_clock;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -273,6 +295,20 @@ void mp__queue_sweep(mp_queue *q);
 /* What an mp_queue_msg's priv_[1] says priv_[0] is. */
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
+#define MP__QMSG_SEGMENT ((void *)3)   /* an mp__qzc record */
+
+/* A zero-copy message's hold on its segment: the mapping (an entry of the
+ * handle's maps, or its own), the segment under the consumer's name,
+ * which release parks as a spare (or removes). */
+typedef struct mp__qzc {
+  mp_queue *q;
+  char prefix[MP__QUEUE_PREFIX_MAX]; /* q's, to tell it is still q */
+  void *addr;
+  size_t map_len;
+  int map_idx;
+  uint64_t seg_size;
+  char name[MP__QUEUE_PREFIX_MAX + 48]; /* "": nothing to park */
+} mp__qzc;
 
 /* A lease entry (lease mode): state is 0 (free), or (holder tag << 32) |
  * step, step 1 while the holder writes it (its get has not committed),
@@ -378,7 +414,19 @@ void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
  * reserved, and maps it writable, every page present, at *map (for an
  * in-place put; the caller unmaps it). */
 int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
-                             void **map);
+                             void **map, size_t *map_len, int *map_idx);
+/* mp__qlarge_map_done gives back a mapping from mp__qlarge_create_mapped
+ * (map_idx: its entry, or -1); with drop, the entry is given up too (its
+ * segment is being removed). */
+void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
+                         bool drop);
+/* mp__qlarge_zc_release ends a zero-copy message's hold: q is the handle
+ * it came from, or NULL when that handle is gone. Frees zc. */
+void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc);
+/* mp__qlarge_maps_init / _drop: the handle's mappings, at its making and
+ * its end (entries in use stay mapped: their holders unmap them). */
+void mp__qlarge_maps_init(mp_queue *q);
+void mp__qlarge_maps_drop(mp_queue *q);
 /* mp__qlarge_reref: ref for a message of len bytes in ref's segment. */
 void mp__qlarge_reref(const mp__qlarge_ref *ref, size_t len,
                       mp__qlarge_ref *out);
