@@ -1426,7 +1426,19 @@ static int chaos_producer(void *arg) {
       buf[i] = (uint32_t)(seq * 31 + i);
     buf[2] = 0;
     buf[2] = chaos_sum(buf, words);
-    int rc = mp_queue_put(a->q, buf, words * 4, 1.0);
+    int rc;
+    void *at;
+    if (a->q->order == MP_QUEUE_FIFO && seq % 2 == 1) {
+      /* Every other one in place: killed between claim and commit, it
+       * must leave no message (and no held lock). */
+      rc = mp_queue_claim(a->q, words * 4, &at, 1.0);
+      if (rc == 0) {
+        memcpy(at, buf, words * 4);
+        rc = mp_queue_commit(a->q, words * 4);
+      }
+    } else {
+      rc = mp_queue_put(a->q, buf, words * 4, 1.0);
+    }
     if (rc == MP_ETIMEDOUT) {
       seq--;
       continue;
