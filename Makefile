@@ -107,8 +107,8 @@ fuzz-known: deps-fuzz
 	@cmake --build $(BUILD)-fuzz-known -j $(JOBS) --target fuzz_all
 	@./tests/fuzz/run.sh --known $(BUILD)-fuzz-known
 
-# The kill campaign: SIGKILLs random processes of four workloads for
-# CHAOS_SECONDS and prints one line of figures per workload.
+# The kill campaign: SIGKILLs random processes of five workloads, side by
+# side for CHAOS_SECONDS, and prints one line of figures per workload.
 chaos: build
 	@$(BUILD)/chaos/chaos $(CHAOS_SECONDS)
 

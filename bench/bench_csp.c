@@ -10,20 +10,31 @@
  *   processes: at least 50x faster than the Python network;
  *   threads:   within 3x of Go's goroutines.
  *
- * Where the time goes (see docs/csp.md): a rendezvous between processes
- * is one channel lock, one offer posted, one CAS by the partner and, when
- * the waiting side has gone to sleep, one futex wake and the scheduler's
- * switch to it. With four nodes on few cores most communications end in a
- * sleep and a wake-up, so the figure is dominated by the kernel's wake-up
- * and context-switch path (a few microseconds), not by the protocol
- * (tens of nanoseconds when both sides are on CPU). Go switches
- * goroutines in user space, without the kernel. */
+ * Where the time goes (see docs/csp.md, Performance). Each Commstime run
+ * also records the CPU time its four tasks used and their context
+ * switches (getrusage: the benchmark itself and its forked children), per
+ * communication; the csp_os_cost cases measure what the kernel charges
+ * for the pieces a communication may need when its partner is not on a
+ * CPU: one system call, and one hand-over of a CPU to another thread or
+ * process of the same CPU (sched_yield in turn, both pinned to one CPU;
+ * CPU time per hand-over). With more tasks than CPUs, every task of the
+ * ring must be switched in once a cycle, so a communication costs about
+ * one such switch of CPU time; Go switches goroutines in user space. The
+ * summary at the end prints these figures beside the targets and, with
+ * --tsv, appends them as csp_commstime_cpu and csp_commstime_switches
+ * rows. */
 #define _GNU_SOURCE
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +83,23 @@ static int succ_fn(void *p) {
   return rc;
 }
 
+/* What a Commstime run used besides wall time: CPU and context switches
+ * of all its tasks, per communication (kept per case; see the summary). */
+typedef struct usage {
+  double cpu_ns, switches;
+} usage;
+
+static double ru_ns(const struct rusage *u) {
+  return (double)(u->ru_utime.tv_sec + u->ru_stime.tv_sec) * 1e9 +
+         (double)(u->ru_utime.tv_usec + u->ru_stime.tv_usec) * 1e3;
+}
+
+static double ru_csw(const struct rusage *u) {
+  return (double)u->ru_nvcsw + (double)u->ru_nivcsw;
+}
+
+static usage last_usage;
+
 static int commstime(bench_run *run, int threads) {
   int64_t cycles = (int64_t)run->iters / 4 + 1;
   mp_channel *ch[4] = {0};
@@ -96,19 +124,31 @@ static int commstime(bench_run *run, int threads) {
       {.fn = succ_fn, .arg = &suc, MP_CSP_ENDS(r[1], w[2])}};
   for (int i = 0; i < 3; i++)
     procs[i].thread = threads;
+  /* Forked nodes are counted whole (RUSAGE_CHILDREN once reaped); the
+   * benchmark's own threads over the timed section (RUSAGE_SELF). */
+  struct rusage c0, c1, s0, s1;
+  getrusage(RUSAGE_CHILDREN, &c0);
   mp_csp_network *net;
   if ((rc = mp_csp_spawn(&net, procs, 3)) != 0)
     return bench_fail(run, "spawn: %s", mp_strerror(rc));
   /* The consumer: the first value starts the clock (the network is up). */
   int64_t v = -1, first = -1;
   rc = rd(r[3], &first);
+  getrusage(RUSAGE_SELF, &s0);
   int64_t t0 = bench_now_ns();
   for (int64_t i = 1; i < cycles && rc == 0; i++)
     rc = rd(r[3], &v);
   int64_t t1 = bench_now_ns();
+  getrusage(RUSAGE_SELF, &s1);
   /* One poison shuts the network down. */
   mp_channel_poison(r[3]);
   mp_csp_network_free(net);
+  getrusage(RUSAGE_CHILDREN, &c1);
+  double comms = (double)(cycles - 1) * 4;
+  last_usage.cpu_ns =
+      (ru_ns(&s1) - ru_ns(&s0) + ru_ns(&c1) - ru_ns(&c0)) / comms;
+  last_usage.switches =
+      (ru_csw(&s1) - ru_csw(&s0) + ru_csw(&c1) - ru_csw(&c0)) / comms;
   for (int i = 0; i < 4; i++) {
     mp_channel_end_free(r[i]);
     mp_channel_end_free(w[i]);
@@ -165,6 +205,110 @@ static int protocol_only(bench_run *run) {
   mp_channel_free(c);
   return 0;
 }
+
+/* ---- what the kernel charges ------------------------------------------ */
+
+/* One system call that does nothing (getppid): the floor of any futex
+ * wait, wake or yield. CPU ns of the calling thread. */
+static int os_syscall(bench_run *run) {
+  int64_t t0 = cpu_ns();
+  uint64_t n = 0;
+  for (uint64_t i = 0; i < run->iters; i++)
+    n += syscall(SYS_getppid) > 0;
+  bench_timer_set(run, 0, cpu_ns() - t0);
+  run->done = n;
+  return 0;
+}
+
+/* Hand-overs of one CPU between two tasks that take turns: both pinned to
+ * the CPU the caller is on, each yields until the shared turn word says
+ * it is its turn, then passes the turn. A hand-over is one sched_yield and
+ * one context switch; CPU time (of both) per hand-over, so other programs
+ * on that CPU do not count. */
+typedef struct turns {
+  _Atomic uint64_t turn;
+  uint64_t rounds;
+  int cpu;
+} turns;
+
+static void pin_to(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  sched_setaffinity(0, sizeof one, &one);
+}
+
+static void take_turns(turns *t, uint64_t me) {
+  for (uint64_t i = 0; i < t->rounds; i++) {
+    while (atomic_load_explicit(&t->turn, memory_order_acquire) !=
+           2 * i + me)
+      sched_yield();
+    atomic_store_explicit(&t->turn, 2 * i + me + 1, memory_order_release);
+  }
+}
+
+static void *turn_thread(void *p) {
+  turns *t = p;
+  pin_to(t->cpu);
+  take_turns(t, 1);
+  return NULL;
+}
+
+static int64_t process_cpu_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int os_switch(bench_run *run, int processes) {
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+    return bench_fail(run, "sched_getaffinity");
+  turns *t = bench_shared_new(sizeof *t);
+  if (t == NULL)
+    return bench_fail(run, "shared memory");
+  t->rounds = run->iters / 2;
+  t->cpu = sched_getcpu() < 0 ? 0 : sched_getcpu();
+  pin_to(t->cpu);
+  struct rusage c0, c1;
+  getrusage(RUSAGE_CHILDREN, &c0);
+  int64_t p0 = process_cpu_ns();
+  pthread_t th;
+  pid_t pid = -1;
+  int rc = 0;
+  if (processes) {
+    pid = fork();
+    if (pid == 0) {
+      take_turns(t, 1); /* inherits the pinning */
+      _exit(0);
+    }
+    rc = pid < 0;
+  } else {
+    rc = pthread_create(&th, NULL, turn_thread, t) != 0;
+  }
+  if (rc == 0) {
+    take_turns(t, 0);
+    if (processes)
+      waitpid(pid, NULL, 0);
+    else
+      pthread_join(th, NULL);
+  }
+  int64_t p1 = process_cpu_ns();
+  getrusage(RUSAGE_CHILDREN, &c1);
+  sched_setaffinity(0, sizeof mask, &mask);
+  uint64_t turned = atomic_load(&t->turn);
+  bench_shared_free(t, sizeof *t);
+  if (rc != 0)
+    return bench_fail(run, "cannot start the second task");
+  bench_timer_set(run, 0,
+                  p1 - p0 + (int64_t)(ru_ns(&c1) - ru_ns(&c0)));
+  run->expect = run->iters / 2 * 2;
+  run->done = turned;
+  return 0;
+}
+
+static int os_thread_switch(bench_run *run) { return os_switch(run, 0); }
+static int os_process_switch(bench_run *run) { return os_switch(run, 1); }
 
 /* ---- the peers -------------------------------------------------------- */
 
@@ -252,16 +396,20 @@ static int commstime_python(bench_run *run) {
  * what the driver prints and what the targets compare. */
 #define KEEP 64
 typedef struct kept {
-  double v[KEEP];
+  double v[KEEP], cpu[KEEP], csw[KEEP];
   int n;
 } kept;
-static kept k_proc, k_thr, k_go, k_py;
+static kept k_proc, k_thr, k_go, k_py, k_sys, k_tsw, k_psw;
 
 static int keep(kept *k, int (*fn)(bench_run *), bench_run *run) {
+  last_usage = (usage){-1, -1};
   int rc = fn(run);
   if (rc == 0 && !run->smoke && run->done == run->expect && run->iters > 0 &&
-      k->n < KEEP && run->iters >= (run->c->iters))
+      k->n < KEEP && run->iters >= (run->c->iters)) {
+    k->cpu[k->n] = last_usage.cpu_ns;
+    k->csw[k->n] = last_usage.switches;
     k->v[k->n++] = (double)(run->t1 - run->t0) / (double)run->iters;
+  }
   return rc;
 }
 
@@ -270,17 +418,24 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static double median(kept *k) {
-  if (k->n == 0)
+static double median_of(double *v, int n) {
+  if (n == 0 || v[0] < 0)
     return -1;
-  qsort(k->v, (size_t)k->n, sizeof k->v[0], cmp);
-  return k->v[k->n / 2];
+  double w[KEEP];
+  memcpy(w, v, sizeof w[0] * (size_t)n);
+  qsort(w, (size_t)n, sizeof w[0], cmp);
+  return w[n / 2];
 }
+
+static double median(kept *k) { return median_of(k->v, k->n); }
 
 static int c_proc(bench_run *r) { return keep(&k_proc, commstime_processes, r); }
 static int c_thr(bench_run *r) { return keep(&k_thr, commstime_threads, r); }
 static int c_go(bench_run *r) { return keep(&k_go, commstime_go, r); }
 static int c_py(bench_run *r) { return keep(&k_py, commstime_python, r); }
+static int c_sys(bench_run *r) { return keep(&k_sys, os_syscall, r); }
+static int c_tsw(bench_run *r) { return keep(&k_tsw, os_thread_switch, r); }
+static int c_psw(bench_run *r) { return keep(&k_psw, os_process_switch, r); }
 
 static const bench_case cases[] = {
     {"csp_commstime", "processes", "multiproc", "int64", 400000, 400,
@@ -293,12 +448,64 @@ static const bench_case cases[] = {
      c_go, NULL},
     {"csp_protocol", "buffered_1thread", "multiproc", "int64", 2000000, 200,
      "cpu-ns/op", protocol_only, NULL},
+    {"csp_os_cost", "syscall", "os", "getppid", 200000, 100, "cpu-ns/op",
+     c_sys, NULL},
+    {"csp_os_cost", "thread_switch", "os", "yield", 40000, 100, "cpu-ns/op",
+     c_tsw, NULL},
+    {"csp_os_cost", "process_switch", "os", "yield", 40000, 100,
+     "cpu-ns/op", c_psw, NULL},
 };
+
+/* where_the_time_goes prints the CPU time and context switches per
+ * communication of the Commstime runs beside what the kernel charges for
+ * a system call and a switch, and appends them to the --tsv file. */
+static void where_the_time_goes(int argc, char **argv) {
+  const char *tsv = NULL;
+  for (int i = 1; i + 1 < argc; i++)
+    if (strcmp(argv[i], "--tsv") == 0)
+      tsv = argv[i + 1];
+  double sys = median(&k_sys), tsw = median(&k_tsw), psw = median(&k_psw);
+  struct {
+    const char *name;
+    kept *k;
+    double sw;
+  } rows[2] = {{"processes", &k_proc, psw}, {"threads", &k_thr, tsw}};
+  printf("\nwhere the time goes (medians per communication; CPU time of all "
+         "four tasks):\n");
+  FILE *f = tsv != NULL ? fopen(tsv, "a") : NULL;
+  for (int i = 0; i < 2; i++) {
+    double wall = median(rows[i].k), cpu = median_of(rows[i].k->cpu,
+                                                      rows[i].k->n),
+           csw = median_of(rows[i].k->csw, rows[i].k->n);
+    if (wall < 0 || cpu < 0)
+      continue;
+    printf("  %-9s %8.0f ns wall, %7.0f ns CPU, %.2f context switches",
+           rows[i].name, wall, cpu, csw);
+    if (rows[i].sw > 0)
+      printf(" (x %.0f CPU ns a switch = %.0f ns)", rows[i].sw,
+             csw * rows[i].sw);
+    printf("\n");
+    if (f != NULL) {
+      fprintf(f, "csp_commstime_cpu\t%s\tmultiproc\t%.3f\tcpu-ns/op\n",
+              rows[i].name, cpu);
+      fprintf(f, "csp_commstime_switches\t%s\tmultiproc\t%.3f\t"
+                 "switches/op\n",
+              rows[i].name, csw);
+    }
+  }
+  if (f != NULL)
+    fclose(f);
+  if (sys > 0)
+    printf("  one system call: %.0f CPU ns; one hand-over of a CPU: %.0f "
+           "between threads, %.0f between processes\n",
+           sys, tsw, psw);
+}
 
 int main(int argc, char **argv) {
   find_peers();
   static const bench_suite suite = BENCH_SUITE("bench_csp", cases);
   int status = bench_main(argc, argv, &suite);
+  where_the_time_goes(argc, argv);
   double p = median(&k_proc), t = median(&k_thr), g = median(&k_go),
          y = median(&k_py);
   printf("\ntargets of issue 12 (ns per communication, medians):\n");

@@ -3,11 +3,17 @@
  *
  * Systems measured in the same run:
  *   multiproc   the C client and a C manager server (mp_manager_start, a
- *               Unix socket): pickled request, one reply;
+ *               Unix socket; no_local: every call on the socket): pickled
+ *               request, one reply;
+ *   multiproc_local  the same with the local channel (the default for a C
+ *               client of a C server on this host): request and reply
+ *               through two shared-memory queues, no socket wake-up;
  *   redis       redis-server (started here on a Unix socket, stopped by
  *               PID), SET and GET through hiredis with the same loop;
  *   socketpair  the floor: a 64-byte message to a forked echo process and
  *               back on a socket pair, no decoding;
+ *   queue_floor the local channel's floor: a 64-byte message to a forked
+ *               echo process and back through two mp_queues;
  * and, from bench/peers/py_manager.py, Python's Manager().dict() (system
  * "python"). Targets (bench/run.sh): at least 5x faster than Python and
  * 1.5x faster than Redis.
@@ -40,20 +46,26 @@
 
 /* ---- multiproc ------------------------------------------------------------ */
 
-static mp_manager *mgr;
+static mp_manager *mgrs[2];
+static mp_proxy *dicts[2];
 static mp_proxy *dict;
 
-static int mp_setup(bench_run *run) {
+/* mp_setup makes (once) the manager of the case: local 0 keeps calls on
+ * the socket, 1 takes the local channel. */
+static int mp_setup(bench_run *run, int local) {
+  dict = dicts[local];
   if (dict) return 0;
-  int rc = mp_manager_start(&mgr, NULL);
+  mp_manager_opts o = {.no_local = !local};
+  int rc = mp_manager_start(&mgrs[local], &o);
   if (rc) return bench_fail(run, "Manager(): %s", mp_error_message(rc));
-  rc = mp_manager_dict(mgr, &dict);
+  rc = mp_manager_dict(mgrs[local], &dicts[local]);
   if (rc) return bench_fail(run, "dict(): %s", mp_error_message(rc));
+  dict = dicts[local];
   return 0;
 }
 
-static int mp_set(bench_run *run) {
-  if (mp_setup(run)) return BENCH_FAILED;
+static int mp_set_with(bench_run *run, int local) {
+  if (mp_setup(run, local)) return BENCH_FAILED;
   bench_timer_start(run);
   for (uint64_t i = 0; i < run->iters; i++) {
     int rc = mp_proxy_setitem(dict, mp_obj_str("key"), mp_obj_int((int64_t)i));
@@ -64,8 +76,8 @@ static int mp_set(bench_run *run) {
   return 0;
 }
 
-static int mp_get(bench_run *run) {
-  if (mp_setup(run)) return BENCH_FAILED;
+static int mp_get_with(bench_run *run, int local) {
+  if (mp_setup(run, local)) return BENCH_FAILED;
   int rc = mp_proxy_setitem(dict, mp_obj_str("key"), mp_obj_int(7));
   if (rc) return bench_fail(run, "d[k] = 7: %s", mp_error_message(rc));
   uint64_t sum = 0;
@@ -84,6 +96,11 @@ static int mp_get(bench_run *run) {
   run->expect = 7 * run->iters;
   return 0;
 }
+
+static int mp_set(bench_run *run) { return mp_set_with(run, 0); }
+static int mp_get(bench_run *run) { return mp_get_with(run, 0); }
+static int mp_set_local(bench_run *run) { return mp_set_with(run, 1); }
+static int mp_get_local(bench_run *run) { return mp_get_with(run, 1); }
 
 /* ---- redis ------------------------------------------------------------------ */
 
@@ -210,19 +227,57 @@ static int floor_rt(bench_run *run) {
   return 0;
 }
 
+/* ---- the local channel's floor: a round trip through two queues -------------- */
+
+static int queue_floor(bench_run *run) {
+  mp_queue *req = NULL, *rep = NULL;
+  if (mp_queue_new(&req, NULL) || mp_queue_new(&rep, NULL)) {
+    mp_queue_free(req);
+    return bench_fail(run, "mp_queue_new failed");
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    char b[64];
+    size_t n;
+    while (mp_queue_get(req, b, sizeof b, &n, 10) == 0)
+      if (mp_queue_put(rep, b, n, 10) != 0) break;
+    _exit(0);
+  }
+  char msg[64] = {1}, back[64];
+  size_t n = 0;
+  bench_timer_start(run);
+  for (uint64_t i = 0; i < run->iters; i++) {
+    if (mp_queue_put(req, msg, sizeof msg, 10) != 0) break;
+    if (mp_queue_get(rep, back, sizeof back, &n, 10) != 0 || n != sizeof back) break;
+    run->done++;
+  }
+  bench_timer_stop(run);
+  mp_queue_close(req);
+  waitpid(pid, NULL, 0);
+  mp_queue_free(req);
+  mp_queue_free(rep);
+  return 0;
+}
+
 static const bench_case cases[] = {
     {"manager_dict", "set", "multiproc", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set, NULL},
+    {"manager_dict", "set", "multiproc_local", "d[k]=int", ITERS, SMOKE_ITERS, "ns/op", mp_set_local, NULL},
     {"manager_dict", "set", "redis", "SET k int", ITERS, SMOKE_ITERS, "ns/op", redis_set, NULL},
     {"manager_dict", "set", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
+    {"manager_dict", "set", "queue_floor", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", queue_floor, NULL},
     {"manager_dict", "get", "multiproc", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get, NULL},
+    {"manager_dict", "get", "multiproc_local", "d[k]", ITERS, SMOKE_ITERS, "ns/op", mp_get_local, NULL},
     {"manager_dict", "get", "redis", "GET k", ITERS, SMOKE_ITERS, "ns/op", redis_get, NULL},
     {"manager_dict", "get", "socketpair", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", floor_rt, NULL},
+    {"manager_dict", "get", "queue_floor", "64B rtt", ITERS, SMOKE_ITERS, "ns/op", queue_floor, NULL},
 };
 
 int main(int argc, char **argv) {
   static const bench_suite suite = BENCH_SUITE("bench_manager", cases);
   int rc = bench_main(argc, argv, &suite);
-  mp_proxy_free(dict);
-  mp_manager_free(mgr);
+  for (int i = 0; i < 2; i++) {
+    mp_proxy_free(dicts[i]);
+    mp_manager_free(mgrs[i]);
+  }
   return rc;
 }

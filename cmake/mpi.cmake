@@ -24,6 +24,8 @@ if(MP_HAVE_MPI)
   foreach(exe ${fuzz_exes})
     target_link_libraries(${exe} PRIVATE MPI::MPI_C)
   endforeach()
+  # pkg-config --static: libmpi by its path, as the static CMake target has it.
+  string(REPLACE ";" " " MP_PC_MPI_LIBS "${MPI_C_LIBRARIES}")
   set(MP_MPI_STATE "on (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
 else()
   set(MP_MPI_STATE "off (no MPI library found; apt-get install libopenmpi-dev openmpi-bin)")

@@ -28,9 +28,7 @@ static int generator(void *arg) {
     int rc = mp_channel_write(out, &i, sizeof i, MP_FOREVER);
     if (rc != 0) {
       printf("generator: stopped by %s after %ld numbers\n",
-             rc == MP_EPOISONED ? "poison" : mp_err_name(rc),
-             i - 1);
-      fflush(stdout);
+             rc == MP_EPOISONED ? "poison" : mp_err_name(rc), i - 1);
       return rc;
     }
   }
@@ -55,7 +53,6 @@ static int worker(void *arg) {
     if (rc != 0) {
       printf("worker %d: %s, passing it on\n", e->id,
              rc == MP_EPOISONED ? "poisoned" : mp_err_name(rc));
-      fflush(stdout);
       return rc;
     }
   }
@@ -69,10 +66,8 @@ static int collector(void *arg) {
     if (n < 0)
       return (int)n;
     printf("collector: %ld\n", v);
-    fflush(stdout);
   }
   printf("collector: enough, poisoning\n");
-  fflush(stdout);
   mp_channel_poison(in);
   return 0;
 }
@@ -80,18 +75,19 @@ static int collector(void *arg) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--quick") == 0)
     nap = 1000;
+  setvbuf(stdout, NULL, _IOLBF, 0); /* each line out at once, in order */
   mp_channel *a, *b;
-  if (mp_channel_new(&a, NULL) != 0 || mp_channel_new(&b, NULL) != 0)
-    return 1;
+  MP_CHECK(mp_channel_new(&a, NULL));
+  MP_CHECK(mp_channel_new(&b, NULL));
   mp_channel_end *gen_out, *col_in;
   worker_ends we[3];
-  int rc = mp_channel_writer(a, &gen_out) | mp_channel_reader(b, &col_in);
+  MP_CHECK(mp_channel_writer(a, &gen_out));
+  MP_CHECK(mp_channel_reader(b, &col_in));
   for (int i = 0; i < 3; i++) {
     we[i].id = i + 1;
-    rc |= mp_channel_reader(a, &we[i].in) | mp_channel_writer(b, &we[i].out);
+    MP_CHECK(mp_channel_reader(a, &we[i].in));
+    MP_CHECK(mp_channel_writer(b, &we[i].out));
   }
-  if (rc != 0)
-    return 1;
   mp_csp_process procs[] = {
       {.fn = generator, .arg = gen_out, MP_CSP_ENDS(gen_out)},
       {.fn = worker, .arg = &we[0], MP_CSP_ENDS(we[0].in, we[0].out)},
@@ -99,7 +95,7 @@ int main(int argc, char **argv) {
       {.fn = worker, .arg = &we[2], MP_CSP_ENDS(we[2].in, we[2].out)},
       {.fn = collector, .arg = col_in, MP_CSP_ENDS(col_in)},
   };
-  rc = mp_csp_parallel(procs, 5);
+  int rc = mp_csp_parallel(procs, 5);
   int ok = rc == 0;
   for (int i = 0; i < 4; i++)
     ok = ok && procs[i].result == MP_EPOISONED;

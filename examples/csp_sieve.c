@@ -34,7 +34,6 @@ static int sieve(void *arg) {
   if (n < 0)
     return (int)n; /* retired before any number came: the end of the chain */
   printf("%d\n", prime);
-  fflush(stdout);
   mp_channel *c;
   mp_channel_end *r, *w;
   if (mp_channel_new(&c, NULL) != 0 || mp_channel_reader(c, &r) != 0 ||
@@ -63,18 +62,14 @@ static int sieve(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0)
-      limit = 30;
-    else
-      limit = atoi(argv[i]);
-  }
+  for (int i = 1; i < argc; i++) /* --quick: 30; else a number */
+    limit = strcmp(argv[i], "--quick") == 0 ? 30 : atoi(argv[i]);
   if (limit < 3 || limit > 2000) {
     fprintf(stderr, "LIMIT must be 3..2000 (one process per prime)\n");
     return 2;
   }
+  setvbuf(stdout, NULL, _IOLBF, 0); /* each line out at once, in order */
   printf("primes below %d, one process each:\n", limit);
-  fflush(stdout);
   mp_channel *c;
   mp_channel_end *r, *w;
   if (mp_channel_new(&c, NULL) != 0 || mp_channel_reader(c, &r) != 0 ||

@@ -28,7 +28,9 @@ heading() {
 }
 
 # pair TITLE CREATOR... -- READER...: starts the creator in the background,
-# runs the reader once the block exists, then waits for the creator.
+# runs the reader once the creator has written 0xab (171) into the block's
+# first byte, as a person would run the seed's reader after its creator,
+# then waits for the creator.
 pair() {
   title=$1
   shift
@@ -39,7 +41,8 @@ pair() {
   $creator --name "$name" &
   cpid=$!
   i=0
-  while [ ! -e "/dev/shm/$name" ] && [ $i -lt 500 ]; do
+  while [ "$(od -An -tu1 -N1 "/dev/shm/$name" 2>/dev/null | tr -d ' ')" != 171 ] &&
+    [ $i -lt 500 ]; do
     sleep 0.01
     i=$((i + 1))
   done

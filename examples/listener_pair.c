@@ -41,7 +41,6 @@ static int client(void *arg) {
   size_t len = 0;
   if (mp_connection_recv_bytes(c, buf, sizeof buf, &len) == 0)
     printf("  client (key '%s'): got '%.*s'\n", j->key, (int)len, buf);
-  fflush(stdout);
   mp_connection_free(c);
   return 0;
 }
@@ -62,22 +61,19 @@ static int run_client(mp_listener *l, const char *key, int expect) {
     size_t len = 0;
     if (mp_connection_recv_bytes(c, buf, sizeof buf, &len) == 0)
       printf("  server: got '%.*s'\n", (int)len, buf);
-    fflush(stdout);
     mp_connection_send_bytes(c, "hello, client", 0, 13);
     mp_connection_free(c);
   } else {
     printf("  server: handshake refused: %s\n", mp_err_name(rc));
     printf("    why: %s\n", mp_error_detail());
   }
-  fflush(stdout);
-  int code = -1;
-  mp_process_join(p, 10.0);
-  mp_process_exitcode(p, &code);
+  int joined = mp_process_join_check(p, 10.0); /* 0: it exited with 0 */
   mp_process_free(p);
-  return rc == expect && code == 0 ? 0 : 1;
+  return rc == expect && joined == 0 ? 0 : 1;
 }
 
 int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* each line out at once, in order */
   mp_listener_opts o = {.authkey = KEY, .authkey_len = strlen(KEY)};
   mp_listener *l = NULL;
   int rc = mp_listener_new(&l, "127.0.0.1:0", &o);

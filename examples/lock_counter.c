@@ -63,22 +63,9 @@ int main(int argc, char **argv) {
   for (int round = 0; round < 2; round++) { /* threads, then processes */
     double s = mp_monotonic();
     c->num = 100;
-    mp_thread *t[100];
-    mp_process *p[100];
-    for (int i = 0; i < 100; i++) {
-      if (round == 0) {
-        MP_CHECK(mp_thread_new(&t[i], sub_thread, NULL, NULL));
-        MP_CHECK(mp_thread_start(t[i]));
-      } else {
-        MP_CHECK(mp_process_new(&p[i], sub, NULL, NULL));
-        MP_CHECK(mp_process_start(p[i]));
-      }
-    }
-    for (int i = 0; i < 100; i++) {
-      MP_CHECK(round == 0 ? mp_thread_join(t[i], MP_FOREVER)
-                          : mp_process_join(p[i], MP_FOREVER));
-      round == 0 ? mp_thread_free(t[i]) : mp_process_free(p[i]);
-    }
+    /* 100 started, then all joined */
+    MP_CHECK(round == 0 ? mp_thread_start_join_n(100, sub_thread, NULL, NULL)
+                        : mp_process_start_join_n(100, sub, NULL, NULL));
     printf("%s num:%ld,time%f\n",
            round == 0 ? "threads:  " : "processes:", c->num,
            mp_monotonic() - s);

@@ -27,89 +27,47 @@
  *
  * Usage: manager_namespace [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
-
 #include <stdio.h>
-#include <stdlib.h>
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s\n", what, mp_error_message(rc));
-    exit(1);
-  }
-  return rc;
-}
 
 static mp_proxy *using_ns;
+static int64_t x, y; /* using_ns.x and .y as this process last read them */
 
-static int64_t get_int(const char *name) {
-  mp_obj *v;
-  check(mp_proxy_getattr(using_ns, name, &v), name);
-  int64_t i = 0;
-  mp_obj_get_int(v, &i);
-  mp_obj_free(v);
-  return i;
+static int Mng_NaSp(void *arg) { /* as Python does it: read, then write */
+  MP_CHECK(mp_proxy_getattr_int(using_ns, "x", &x));
+  MP_CHECK(mp_proxy_setattr(using_ns, "x", mp_obj_int(x + 5)));
+  MP_CHECK(mp_proxy_getattr_int(using_ns, "y", &y));
+  MP_CHECK(mp_proxy_setattr(using_ns, "y", mp_obj_int(y * 10)));
+  return arg != NULL;
 }
 
-static int Mng_NaSp(void *arg) {
-  (void)arg;
-  /* using_ns.x += 5; using_ns.y *= 10, as Python does it: read, write */
-  check(mp_proxy_setattr(using_ns, "x", mp_obj_int(get_int("x") + 5)), "x += 5");
-  check(mp_proxy_setattr(using_ns, "y", mp_obj_int(get_int("y") * 10)), "y *= 10");
-  return 0;
-}
-
-static int Mng_NaSp_atomic(void *arg) {
-  (void)arg;
-  check(mp_proxy_add(using_ns, mp_obj_str("x"), mp_obj_int(5), NULL), "x += 5");
-  for (;;) { /* y *= 10 as compare-and-set */
-    int64_t y = get_int("y");
-    int swapped = 0;
-    check(mp_proxy_compare_and_set(using_ns, mp_obj_str("y"), mp_obj_int(y),
-                                   mp_obj_int(y * 10), &swapped),
-          "y *= 10");
-    if (swapped) break;
+static int Mng_NaSp_atomic(void *arg) { /* one request each: no race */
+  MP_CHECK(mp_proxy_add(using_ns, mp_obj_str("x"), mp_obj_int(5), NULL));
+  for (int swapped = 0; !swapped;) { /* y *= 10 as compare-and-set */
+    MP_CHECK(mp_proxy_getattr_int(using_ns, "y", &y));
+    MP_CHECK(mp_proxy_compare_and_set(using_ns, mp_obj_str("y"), mp_obj_int(y),
+                                      mp_obj_int(y * 10), &swapped));
   }
-  return 0;
-}
-
-static void print_ns(const char *when) {
-  char *s;
-  check(mp_proxy_repr(using_ns, &s), "repr");
-  printf("%s %s\n", when, s);
-  free(s);
+  return arg != NULL;
 }
 
 int main(void) {
   mp_manager *manager;
-  check(mp_manager_start(&manager, NULL), "Manager()");
-  check(mp_manager_namespace(manager, &using_ns), "manager.Namespace()");
-  check(mp_proxy_setattr(using_ns, "x", mp_obj_int(1)), "x = 1");
-  check(mp_proxy_setattr(using_ns, "y", mp_obj_int(1)), "y = 1");
-  print_ns("before");
-  mp_process *p;
-  check(mp_process_new(&p, Mng_NaSp, NULL, NULL), "Process");
-  check(mp_process_start(p), "start");
-  check(mp_process_join(p, MP_FOREVER), "join");
-  mp_process_free(p);
-  print_ns("after");
-  int ok = get_int("x") == 6 && get_int("y") == 10;
-
-  printf("\natomic, ten children at once:\n");
-  check(mp_proxy_setattr(using_ns, "x", mp_obj_int(1)), "x = 1");
-  check(mp_proxy_setattr(using_ns, "y", mp_obj_int(1)), "y = 1");
-  print_ns("before");
-  mp_process *ps[10];
-  for (int i = 0; i < 10; i++) {
-    check(mp_process_new(&ps[i], Mng_NaSp_atomic, NULL, NULL), "Process");
-    check(mp_process_start(ps[i]), "start");
+  MP_CHECK(mp_manager_start(&manager, NULL));
+  MP_CHECK(mp_manager_namespace(manager, &using_ns));
+  for (int atomic = 0; atomic < 2; atomic++) {
+    MP_CHECK(mp_proxy_setattr(using_ns, "x", mp_obj_int(1)));
+    MP_CHECK(mp_proxy_setattr(using_ns, "y", mp_obj_int(1)));
+    printf(atomic ? "\natomic, ten children at once:\nbefore " : "before ");
+    MP_CHECK(mp_proxy_print(stdout, using_ns));
+    MP_CHECK(mp_process_start_join_n(atomic ? 10 : 1,
+                                     atomic ? Mng_NaSp_atomic : Mng_NaSp,
+                                     NULL, NULL));
+    printf("after ");
+    MP_CHECK(mp_proxy_print(stdout, using_ns));
   }
-  for (int i = 0; i < 10; i++) {
-    check(mp_process_join(ps[i], MP_FOREVER), "join");
-    mp_process_free(ps[i]);
-  }
-  print_ns("after");
-  ok = ok && get_int("x") == 51 && get_int("y") == 10000000000LL;
+  MP_CHECK(mp_proxy_getattr_int(using_ns, "x", &x)); /* exact every time */
+  MP_CHECK(mp_proxy_getattr_int(using_ns, "y", &y));
   mp_proxy_free(using_ns);
   mp_manager_free(manager);
-  return ok ? 0 : 1;
+  return x == 51 && y == 10000000000LL ? 0 : 1;
 }

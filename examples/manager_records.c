@@ -20,17 +20,7 @@
  *
  * Usage: manager_records [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
-
 #include <stdio.h>
-#include <stdlib.h>
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s\n", what, mp_error_message(rc));
-    exit(1);
-  }
-  return rc;
-}
 
 static mp_proxy *records;
 
@@ -39,47 +29,33 @@ static mp_obj *record(const char *name, int score) {
 }
 
 static int insert_record(void *arg) {
-  (void)arg;
-  check(mp_proxy_append(records, record("English", 3)), "records.append");
+  MP_CHECK(mp_proxy_append(records, record("English", 3)));
   printf("A New record is added\n\n");
-  fflush(stdout);
-  return 0;
+  return arg != NULL;
 }
 
 static int print_records(void *arg) {
-  (void)arg;
   mp_obj *all;
-  check(mp_proxy_getvalue(records, &all), "records");
+  MP_CHECK(mp_proxy_getvalue(records, &all));
   for (ssize_t i = 0; i < mp_obj_len(all); i++) {
     mp_obj *r = mp_obj_list_get(all, i);
-    const char *name;
-    int64_t score;
-    mp_obj_get_str(mp_obj_list_get(r, 0), &name, NULL);
-    mp_obj_get_int(mp_obj_list_get(r, 1), &score);
-    printf("Name: %s\nScore: %lld\n\n", name, (long long)score);
+    MP_CHECK(mp_obj_printf(stdout, "Name: {}\nScore: {}\n\n",
+                           mp_obj_list_get(r, 0), mp_obj_list_get(r, 1)));
   }
   mp_obj_free(all);
-  fflush(stdout);
-  return 0;
+  return arg != NULL;
 }
 
 int main(void) {
   mp_manager *manager;
-  check(mp_manager_start(&manager, NULL), "Manager()");
-  mp_obj *init = mp_obj_list_pack(3, record("Computers", 1), record("Histoty", 5),
-                                  record("Hindi", 9));
-  check(mp_manager_create(manager, "list", mp_obj_tuple_pack(1, init), NULL, &records),
-        "manager.list([...])");
-  mp_process *p1, *p2;
-  check(mp_process_new(&p1, insert_record, NULL, NULL), "Process");
-  check(mp_process_new(&p2, print_records, NULL, NULL), "Process");
-  check(mp_process_start(p1), "p1.start");
-  check(mp_process_join(p1, MP_FOREVER), "p1.join");
-  check(mp_process_start(p2), "p2.start");
-  check(mp_process_join(p2, MP_FOREVER), "p2.join");
+  MP_CHECK(mp_manager_start(&manager, NULL));
+  mp_obj *init = mp_obj_list_pack(3, record("Computers", 1),
+                                  record("Histoty", 5), record("Hindi", 9));
+  MP_CHECK(mp_manager_create(manager, "list", mp_obj_tuple_pack(1, init),
+                             NULL, &records)); /* manager.list(init) */
+  MP_CHECK(mp_process_start_join(insert_record, NULL, NULL)); /* p1 */
+  MP_CHECK(mp_process_start_join(print_records, NULL, NULL)); /* p2 */
   int ok = mp_proxy_len(records) == 4;
-  mp_process_free(p1);
-  mp_process_free(p2);
   mp_proxy_free(records);
   mp_manager_free(manager);
   return ok ? 0 : 1;

@@ -1,5 +1,5 @@
 /* pipe_python.c - a C program and a Python program on the two ends of one
- * Pipe. The child runs python3 (mp_process_opts.exec_argv), which gets its
+ * Pipe. The child runs python3 (mp_popen, as subprocess.Popen), which gets its
  * end as descriptor 3 (pass_fds) and wraps it in Python's own
  * multiprocessing.connection.Connection; Python uses send and recv
  * (pickled objects), C uses mp_connection_recv and mp_connection_send
@@ -21,8 +21,6 @@
  * Usage: pipe_python [--quick]   (--quick changes nothing) */
 #include <multiproc.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 static const char *script = /* seed 001's f(conn), on descriptor 3 */
     "from multiprocessing.connection import Connection\n"
@@ -37,36 +35,27 @@ int main(void) {
   mp_connection *c_conn, *py_conn;
   MP_CHECK(mp_pipe(&c_conn, &py_conn, 1));
   char *argv[] = {"python3", "-c", (char *)script, NULL};
-  mp_pass_fd fds[] = {{mp_connection_fileno(py_conn), 3}};
-  mp_process *p;
-  MP_CHECK(mp_process_new(&p, NULL, NULL,
-                          &(mp_process_opts){.exec_argv = argv,
-                                             .pass_fds = fds,
-                                             .pass_fds_len = 1}));
-  int rc = mp_process_start(p);
+  mp_process *p; /* subprocess.Popen(argv, pass_fds=...), py_conn as fd 3 */
+  int rc = mp_popen(&p, argv,
+                    &(mp_pass_fd){mp_connection_fileno(py_conn), 3}, 1);
   if (rc == MP_ENOENT) {
     printf("python3 not found: nothing to talk to (skipped)\n");
     return 0;
   }
   MP_CHECK(rc);
   mp_connection_free(py_conn);
-  mp_obj *got;
+  mp_obj *got, *reply = mp_obj_str("儿子你好!");
   MP_CHECK(mp_connection_recv(c_conn, &got));
-  char *text = mp_obj_repr(got);
-  printf("C: received from Python: %s\n", text);
-  fflush(stdout);
-  free(text);
-  mp_obj_free(got);
-  mp_obj *reply = mp_obj_str("儿子你好!");
+  MP_CHECK(mp_obj_printf(stdout, "C: received from Python: {!r}\n", got));
+  fflush(stdout); /* before Python prints */
   MP_CHECK(mp_connection_send(c_conn, reply));
+  mp_obj_free(got);
   mp_obj_free(reply);
   /* Python closes its end when it is done: end of stream here. */
   rc = mp_connection_recv(c_conn, &got);
   printf("C: then %s, as Python closed its end\n", mp_err_name(rc));
-  int code;
-  MP_CHECK(mp_process_join(p, MP_FOREVER));
-  MP_CHECK(mp_process_exitcode(p, &code));
+  MP_CHECK(mp_process_join_check(p, MP_FOREVER));
   mp_process_free(p);
   mp_connection_free(c_conn);
-  return code == 0 && rc == MP_ECLOSED ? 0 : 1;
+  return rc == MP_ECLOSED ? 0 : 1;
 }

@@ -40,15 +40,7 @@ int main(int argc, char **argv) {
   (void)argv;
   hold = argc > 1 ? 0.2 : 2.0;
   MP_CHECK(mp_semaphore_new(&semaphore, 5, NULL));
-  mp_thread *t[20];
-  for (int i = 0; i < 20; i++) {
-    MP_CHECK(mp_thread_new(&t[i], func, NULL, NULL));
-    MP_CHECK(mp_thread_start(t[i]));
-  }
-  for (int i = 0; i < 20; i++) {
-    MP_CHECK(mp_thread_join(t[i], MP_FOREVER));
-    mp_thread_free(t[i]);
-  }
+  MP_CHECK(mp_thread_start_join_n(20, func, NULL, NULL)); /* and join */
   printf("never more than five at once: %s\n", too_many ? "NO" : "yes");
   return too_many;
 }

@@ -14,46 +14,34 @@
  *       shm.close()
  *       shm.unlink()
  *
+ * Run it once the creator has written the block (examples/demo_shm.sh
+ * waits for that), as the seed's reader is run.
+ *
  * Usage: shm_haha_attach [--name NAME | --quick]
- *   --quick  alone, as CTest runs it: a unique name, and this program
- *            starts its partner (beside it) itself.*/
+ *   --quick  alone, as CTest runs it: runs shm_haha_create --quick (beside
+ *            it), which makes a block of its own and runs this program on
+ *            it; the exit status is theirs. */
 #include <multiproc.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 int main(int argc, char **argv) {
-  char name[64] = "haha";
-  mp_process *creator = NULL;
-  int alone = argc == 2; /* --quick, under CTest: a name of our own */
-  if (argc > 2)          /* --name NAME */
-    snprintf(name, sizeof name, "%s", argv[2]);
-  if (alone) { /* start shm_haha_create, beside us, first */
+  const char *name = argc > 2 ? argv[2] : "haha"; /* --name NAME */
+  if (argc == 2) { /* --quick, alone: the creator runs us on its block */
     char prog[4096];
-    snprintf(name, sizeof name, "haha-%d", (int)getpid());
     snprintf(prog, sizeof prog, "%.*screate", (int)strlen(argv[0]) - 6,
              argv[0]);
-    char *args[] = {prog, "--name", name, NULL};
-    MP_CHECK(mp_process_new(&creator, NULL, NULL,
-                            &(mp_process_opts){.exec_argv = args}));
-    MP_CHECK(mp_process_start(creator));
+    return (int)MP_CHECK(mp_subprocess_run((char *[]){prog, argv[1], NULL},
+                                           NULL, 0));
   }
-  mp_shared_memory *shm; /* the creator may still be starting: retry */
-  int rc;
-  for (int i = 0; (rc = mp_shared_memory_open(&shm, name)) != 0 && i < 500; i++)
-    mp_sleep(0.01);
-  MP_CHECK(rc);
+  mp_shared_memory *shm;
+  MP_CHECK(mp_shared_memory_open(&shm, name));
   unsigned char *buf = mp_shared_memory_buf(shm);
-  for (int i = 0; buf[0] != 0xab && i < 500; i++)
-    mp_sleep(0.01);
   printf("readed a shared memory, the size is %zu\n",
          mp_shared_memory_size(shm));
   printf("%d\n", buf[0]);
   mp_shared_memory_close(shm);
   MP_CHECK(mp_shared_memory_unlink(shm));
   mp_shared_memory_free(shm);
-  if (creator != NULL)
-    MP_CHECK(mp_process_join(creator, MP_FOREVER));
-  mp_process_free(creator);
   return 0;
 }

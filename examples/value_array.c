@@ -43,15 +43,13 @@ static int func_1(void *arg) {
 }
 
 static int f(void *arg) {
-  (void)arg;
   MP_CHECK(mp_value_set_double(num, 3.1415927));
-  MP_CHECK(mp_array_acquire(arr, MP_FOREVER)); /* once for the whole loop */
   for (ssize_t i = 0; i < (ssize_t)mp_array_len(arr); i++) {
     int64_t x;
     MP_CHECK(mp_array_get_int(arr, i, &x));
     MP_CHECK(mp_array_set_int(arr, i, -x));
   }
-  return (int)MP_CHECK(mp_array_release(arr));
+  return arg != NULL;
 }
 
 /* Beyond Python: "v.value += 1" (a race in Python too), and an atomic add. */
@@ -65,49 +63,27 @@ static int add(void *arg) {
   return arg != NULL;
 }
 
-static void run(mp_process_target_fn fn) { /* start, join, check */
-  mp_process *p;
-  int code;
-  MP_CHECK(mp_process_new(&p, fn, NULL, NULL));
-  MP_CHECK(mp_process_start(p));
-  MP_CHECK(mp_process_join(p, MP_FOREVER));
-  MP_CHECK(mp_process_exitcode(p, &code));
-  MP_CHECK(code == 0 ? 0 : MP_ECHILD);
-  mp_process_free(p);
-}
-
 int main(int argc, char **argv) {
   (void)argv;
   n = argc > 1 ? 20000 : 200000;
-  int64_t x, y;
   MP_CHECK(mp_value_new(&v, 'i', &(int){10}, NULL));
-  run(func_1);
-  MP_CHECK(mp_value_get_int(v, &x));
-  printf("%lld\n", (long long)x);
-  int range10[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[10];
+  MP_CHECK(mp_process_start_join(func_1, NULL, NULL));
+  MP_CHECK(mp_value_print(stdout, v)); /* print(v.value) */
+  int range10[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   MP_CHECK(mp_value_new(&num, 'd', &(double){0.0}, NULL));
   MP_CHECK(mp_array_new(&arr, 'i', 10, range10, NULL));
-  run(f);
-  double d;
-  MP_CHECK(mp_value_get_double(num, &d));
-  MP_CHECK(mp_array_get_slice(arr, 0, 10, out, 10));
-  printf("%.7f\n[", d);
-  for (int i = 0; i < 10; i++)
-    printf("%s%d", i ? ", " : "", out[i]);
-  printf("]\n");
+  MP_CHECK(mp_process_start_join(f, NULL, NULL));
+  MP_CHECK(mp_value_print(stdout, num)); /* print(num.value) */
+  MP_CHECK(mp_array_print(stdout, arr)); /* print(arr[:]) */
   MP_CHECK(mp_value_new(&racy, 'q', NULL, NULL));
   MP_CHECK(mp_value_new(&atomic, 'q', NULL, NULL));
-  mp_process *p;
-  MP_CHECK(mp_process_new(&p, add, NULL, NULL));
-  MP_CHECK(mp_process_start(p));
-  add(NULL);
-  MP_CHECK(mp_process_join(p, MP_FOREVER));
+  MP_CHECK(mp_process_start_join_n(2, add, NULL, NULL)); /* two at once */
+  int64_t x, y;
   MP_CHECK(mp_value_get_int(racy, &x));
   MP_CHECK(mp_value_get_int(atomic, &y));
   printf("2 processes x %d increments: get+set %lld (updates lost to the "
          "race), atomic add %lld\n",
          n, (long long)x, (long long)y);
-  mp_process_free(p);
   mp_value_free(v);
   mp_value_free(num);
   mp_array_free(arr);

@@ -3,9 +3,9 @@
  * instead of leaving the others waiting forever.
  *
  * DESIGN
- * Shared state, all changed under `mutex` (a robust, process-shared mutex
- * held only for a few instructions at a time, never while sleeping or
- * running the action):
+ * Shared state, all changed under `lock` (the library's owner-word lock,
+ * sync_lock.c, held only for a few instructions at a time, never while
+ * sleeping or running the action):
  *
  *   mp__object_head head
  *   uint32 gen           moves on every change a sleeper must see; the
@@ -16,12 +16,12 @@
  *   double timeout       default wait timeout (<= 0: forever)
  *   uint64 action, action_arg, creator   the action, its argument, and the
  *                        mp__image_token() it may be called under
- *   pthread_mutex_t mutex
+ *   mp__sync_lock lock
  *   int32 pids[64]       member processes (0: free slot)
  *   uint16 nwait[64]     how many of each member's threads are inside wait
  *
  * The states are Python's (filling 0, draining 1, resetting -1, broken -2)
- * plus ACTION: the last party runs the action with the mutex released (a
+ * plus ACTION: the last party runs the action with the lock released (a
  * callback never runs under a library lock), and ACTION keeps the others
  * waiting and new arrivals out, as Python's lock held across the action
  * does. How many are inside wait is not stored but summed: untracked +
@@ -39,9 +39,9 @@
  * the parties that are left. A slot is freed by clearing nwait before pid:
  * dying between the two leaves a member that the next look finds dead.
  *
- * A crash, at each step. Inside the mutex: the next locker is told
- * EOWNERDEAD, makes the mutex consistent and breaks the barrier, since the
- * dead process may have been anywhere in a round. Asleep, or running the
+ * A crash, at each step. Inside the lock: the next locker is told
+ * MP_EOWNERDEAD and breaks the barrier, since the dead process may have
+ * been anywhere in a round. Asleep, or running the
  * action: the member scan above. Only processes are watched; a thread that
  * exits inside wait is not noticed (its process lives on). Pids can be
  * reused: a dead member whose pid now names a live process goes unnoticed.
@@ -52,19 +52,27 @@
  * Untrusted memory. A named barrier can be written by any process of its
  * user. Indices into pids and nwait are bounded by the arrays, never read
  * from the state; a party count outside [1, INT32_MAX] or a count of
- * waiters over INT32_MAX fails the call with MP_ECORRUPT. The state mutex
- * is a robust pthread mutex in the shared bytes, and glibc follows the
- * robust-list pointers stored in it: see lock.c. */
+ * waiters over INT32_MAX fails the call with MP_ECORRUPT. The state lock
+ * keeps no pointer (sync_lock.c). Every wait for it is bounded: wait by
+ * its deadline, after it has counted itself in by at least STATE_WAIT_NS
+ * (it must take the lock again to count itself out), and the calls
+ * without a timeout (reset, abort, broken, n_waiting, destroy, free) by
+ * STATE_WAIT_NS: a state lock held that long is held by a stopped process
+ * or was overwritten, and those calls then fail with MP_ETIMEDOUT. */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "os/robust.h"
 #include "sync_internal.h"
+
+/* The longest wait for the state lock by a call that has no deadline, or
+ * whose deadline passed while it is counted in. It is held for a few
+ * instructions at a time: a second means a stopped holder. */
+#define STATE_WAIT_NS (1000 * 1000 * 1000)
+/* How long a wait with timeout 0 waits for the state lock. */
+#define POLL_GRACE_NS (1000 * 1000)
 
 enum {
   FILLING = 0,
@@ -84,7 +92,7 @@ typedef struct barrier_state {
   uint64_t action;
   uint64_t action_arg;
   uint64_t creator;
-  pthread_mutex_t mutex;
+  mp__sync_lock lock;
   int32_t pids[MP_BARRIER_MAX_PROCS];
   uint16_t nwait[MP_BARRIER_MAX_PROCS];
 } barrier_state;
@@ -109,19 +117,38 @@ static void break_barrier(barrier_state *s) {
   bump(s);
 }
 
-static int lock_state(barrier_state *s) {
-  int rc = pthread_mutex_lock(&s->mutex);
-  if (rc == EOWNERDEAD) {
-    /* A process died in here, somewhere in a round: break it. */
-    pthread_mutex_consistent(&s->mutex);
+/* lock_state takes the state lock by deadline d: 0, or an error (MP_EAGAIN,
+ * MP_ETIMEDOUT: not taken; MP_ECORRUPT). A holder that died in there,
+ * somewhere in a round, breaks the barrier. */
+static int lock_state(barrier_state *s, mp__deadline d) {
+  int rc = mp__sync_lock_acquire_until(&s->lock, d);
+  if (rc == MP_EOWNERDEAD) {
     break_barrier(s);
     return 0;
   }
-  return -rc;
+  if (rc == MP_ETIMEDOUT && d.ns != INT64_MAX)
+    return mp__fail(rc, "the barrier's state lock stayed held (a stopped "
+                        "process holds it, or its word was overwritten)");
+  return rc;
+}
+
+/* at_least extends d to now + STATE_WAIT_NS if it ends sooner. */
+static mp__deadline at_least(mp__deadline d) {
+  int64_t floor = mp__os_now_ns() + STATE_WAIT_NS;
+  if (d.ns < floor) {
+    d.ns = floor;
+    d.poll = false;
+  }
+  return d;
+}
+
+/* lock_state_now: for the calls without a timeout. */
+static int lock_state_now(barrier_state *s) {
+  return lock_state(s, at_least((mp__deadline){.ns = 0}));
 }
 
 static void unlock_state(barrier_state *s) {
-  pthread_mutex_unlock(&s->mutex);
+  mp__sync_lock_release(&s->lock);
 }
 
 static uint64_t inside(const barrier_state *s) {
@@ -209,7 +236,9 @@ static int sleep_locked(barrier_state *s, mp__deadline d, pid_t self,
   unlock_state(s);
   mp__deadline slice = mp__deadline_min_slice(d, MP__SYNC_SLICE_NS);
   mp__os_futex_wait((uint32_t *)&s->gen, g, slice.ns, true);
-  int rc = lock_state(s);
+  /* The caller may be counted in: it must get the lock back to count
+   * itself out, even past its deadline (bounded, see Untrusted memory). */
+  int rc = lock_state(s, at_least(d));
   if (rc != 0)
     return rc;
   int64_t now = mp__os_now_ns();
@@ -235,7 +264,7 @@ static int release_round(barrier_state *s, int index, bool *lost) {
     s->state = ACTION;
     unlock_state(s);
     int arc = fn(arg);
-    int rc = lock_state(s);
+    int rc = lock_state_now(s);
     if (rc != 0) {
       *lost = true;
       return rc;
@@ -269,9 +298,7 @@ static int state_init(barrier_state *s, unsigned parties,
       s->creator = mp__image_token();
     }
   }
-  int rc = mp__os_robust_init(&s->mutex);
-  if (rc != 0)
-    return rc;
+  mp__sync_lock_init(&s->lock);
   atomic_store_explicit((_Atomic uint32_t *)&s->head.magic, MP__OBJECT_MAGIC,
                         memory_order_release);
   return 0;
@@ -335,7 +362,7 @@ void mp_barrier_free(mp_barrier *b) {
   barrier_state *s = (barrier_state *)b;
   /* This process stops being a member: its exit no longer breaks the
    * barrier. For an in-place barrier that is all free does. */
-  if (check(b) != NULL && lock_state(s) == 0) {
+  if (check(b) != NULL && lock_state_now(s) == 0) {
     int i = slot_find(s, getpid());
     if (i >= 0 && s->nwait[i] == 0)
       slot_clear(s, i);
@@ -359,7 +386,7 @@ int mp_barrier_destroy(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  int rc = lock_state(s);
+  int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
   if (inside(s) != 0) {
@@ -369,7 +396,6 @@ int mp_barrier_destroy(mp_barrier *b) {
   atomic_store_explicit((_Atomic uint32_t *)&s->head.magic, 0,
                         memory_order_release);
   unlock_state(s);
-  pthread_mutex_destroy(&s->mutex);
   return 0;
 }
 
@@ -385,7 +411,16 @@ int mp_barrier_wait(mp_barrier *b, double timeout) {
   mp__deadline d = mp__deadline_from_timeout(timeout);
   pid_t self = getpid();
   int64_t last_scan = mp__os_now_ns();
-  int rc = lock_state(s);
+  /* Timeout 0 still lets a party that holds the state lock for its few
+   * instructions finish (it may have lost its core): a short grace. */
+  mp__deadline first = d;
+  if (d.poll) {
+    first.poll = false;
+    first.ns = last_scan + POLL_GRACE_NS;
+  }
+  int rc = lock_state(s, first);
+  if (rc == MP_ETIMEDOUT && d.poll)
+    rc = mp__fail(MP_EAGAIN, "another party held the barrier's state");
   if (rc != 0)
     return rc;
   if ((rc = counts_check(s)) != 0) {
@@ -447,7 +482,7 @@ int mp_barrier_reset(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  int rc = lock_state(s);
+  int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
   if (inside(s) > 0) {
@@ -466,7 +501,7 @@ int mp_barrier_abort(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  int rc = lock_state(s);
+  int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
   break_barrier(s);
@@ -478,7 +513,7 @@ int mp_barrier_broken(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  int rc = lock_state(s);
+  int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
   int broken = s->state == BROKEN;
@@ -490,7 +525,7 @@ int mp_barrier_n_waiting(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
     return mp__fail(MP_EINVAL, "s is NULL");
-  int rc = lock_state(s);
+  int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
   int n = s->state == FILLING ? (int)inside(s) : 0;

@@ -48,8 +48,8 @@
  * moves seq. The wake is sent to r sleepers, all of them entitled (new
  * waiters need the lock, which the notifier holds).
  *
- * A dead holder. A waiter does not hold the lock, so a robust mutex cannot
- * tell it that a holder died; it looks every slice instead: if the lock's
+ * A dead holder. A waiter does not hold the lock, so no acquire tells it
+ * that a holder died; it looks every slice instead: if the lock's
  * owner-died epoch moved since it came in (someone acquired it and was told
  * MP_EOWNERDEAD) or the lock is held by a dead thread right now, it stops
  * waiting, takes the lock (MP_EOWNERDEAD) and returns MP_EOWNERDEAD
@@ -276,7 +276,7 @@ void mp_condition_free(mp_condition *cond) {
   if (cond == NULL || ((mp__object_head *)cond)->type != MP__TYPE_CONDITION)
     return;
   condition_state *s = (condition_state *)cond;
-  /* As mp_rlock_free: never unmap a robust mutex this thread holds. */
+  /* As mp_rlock_free: never unmap a lock this thread holds. */
   if (s->head.origin != MP__ORIGIN_INPLACE && s->kind == KIND_OWN &&
       mp__object_check(&s->own, MP__TYPE_RLOCK) == 0) {
     while (mp_rlock_depth(&s->own) > 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "fault.h"
 #include "mp_config.h"
 #include "multiproc.h"
 #include "os/os.h"
@@ -64,16 +65,21 @@ int mp__timeout_check(double timeout);
 #define MP__OBJECT_MAGIC 0x4d505359u /* "MPSY" */
 #define MP__LAYOUT_VERSION 1
 
+/* A type whose layout changes gets a new number, so that libraries of the
+ * two layouts refuse each other's objects (MP_ECORRUPT on open, MP_EINVAL
+ * in place) rather than misread them. Numbers are never reused: 1, 2, 5
+ * and 6 were Lock, RLock, Condition and Barrier with pthread mutexes. */
 enum mp__object_type {
-  MP__TYPE_LOCK = 1,
-  MP__TYPE_RLOCK,
-  MP__TYPE_SEMAPHORE,
-  MP__TYPE_EVENT,
-  MP__TYPE_CONDITION,
-  MP__TYPE_BARRIER,
-  MP__TYPE_QUEUE,
-  MP__TYPE_VALUE,
-  MP__TYPE_POOL, /* added for the pool's segment (pool_internal.h) */
+  MP__TYPE_SEMAPHORE = 3,
+  MP__TYPE_EVENT = 4,
+  MP__TYPE_QUEUE = 7,
+  MP__TYPE_VALUE = 8,
+  MP__TYPE_POOL = 9, /* added for the pool's segment (pool_internal.h) */
+  /* Owner-word locks (sync_lock.c) instead of pthread mutexes. */
+  MP__TYPE_LOCK = 10,
+  MP__TYPE_RLOCK = 11,
+  MP__TYPE_CONDITION = 12,
+  MP__TYPE_BARRIER = 13,
 };
 
 enum mp__object_origin {
@@ -128,9 +134,15 @@ uint64_t mp__image_token(void);
  * its process tree unlinks it if the tree dies first; it starts the tracker
  * on first use. Returns 0 or an error (the segment is then unprotected).
  * mp__tracker_unregister forgets the name again (call it when unlinking);
- * names this process never registered are ignored. */
+ * names this process never registered are ignored.
+ * mp__tracker_create is mp__os_shm_create for a segment the caller will
+ * register: it registers the segment before the name exists, so a creator
+ * killed at any moment leaves nothing once its tree is gone (the caller's
+ * mp__tracker_register afterwards finds it done). Returns 0, MP_EEXIST or
+ * what mp__os_shm_create returns. */
 int mp__tracker_register(const char *shm_name, size_t size);
 void mp__tracker_unregister(const char *shm_name);
+int mp__tracker_create(const char *shm_name, size_t size, int *fd_out);
 
 /* ---- threads (src/thread.c; added by the thread helper) -----------------
  * mp__thread_shutdown is Python's threading._shutdown: the calling thread,

@@ -133,7 +133,7 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
   m->size = size;
   if (name != NULL) {
     shm_name_of(m->shm_name, sizeof m->shm_name, name);
-    if ((rc = mp__os_shm_create(m->shm_name, size, &fd)) != 0) {
+    if ((rc = mp__tracker_create(m->shm_name, size, &fd)) != 0) {
       mp__free(m);
       return rc;
     }

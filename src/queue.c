@@ -489,7 +489,7 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
   int fd = -1;
   if (o.name != NULL) {
     snprintf(q->shm_name, sizeof q->shm_name, NAME_PREFIX "%s", o.name);
-    if ((rc = mp__os_shm_create(q->shm_name, q->map_size, &fd)) != 0) {
+    if ((rc = mp__tracker_create(q->shm_name, q->map_size, &fd)) != 0) {
       mp__free(q);
       return rc;
     }

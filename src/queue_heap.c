@@ -333,6 +333,7 @@ int mp__qheap_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
       mp__qheap_rebuild(q);
       continue;
     }
+    mp__fault(MP__FAULT_HEAP_GET_CHECKED, sl); /* tests rewrite sl here */
     bool vanished = false;
     if (h.kind == MP__REC_INLINE) {
       rc = mp__queue_deliver(g, (const unsigned char *)(sl + 1), h.len, taken);

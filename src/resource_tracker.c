@@ -9,7 +9,11 @@
  * end, close-on-exec; every child it forks while it holds the end inherits
  * it. Together they are "the tree". Members send one datagram per event:
  *   "R <pid> <start> <size> <inode> <hexname>"  a member created <name>;
- *   "U <hexname>"                       a member unlinked it.
+ *   "U <inode> <hexname>"               a member unlinked it.
+ * An entry is a name and an inode: one name may have several (a name
+ * re-created after someone outside the tree unlinked it, or a creation
+ * that failed because the name exists: see below), and a "U" removes only
+ * its own, so no member's mistake unguards another member's segment.
  * Datagrams are atomic and ordered, so members may write concurrently, and
  * what a member sent before it died is still read. When the last member's
  * end closes (exit, exec, SIGKILL: the kernel closes it), recv returns 0:
@@ -50,9 +54,26 @@
  * user's programs can still write it, so it is parsed as untrusted text:
  * malformed lines are skipped.
  *
- * What a crash leaves: a member killed between creating a segment and
- * sending "R" leaves that segment unregistered (microseconds; the segment
- * is then only found by name). A tracker killed leaves its state file and
+ * Registered before it has a name (mp__tracker_create). A segment must
+ * never exist under its name unregistered, or a creator killed in between
+ * leaves it behind for good. So the library creates it without a name
+ * (O_TMPFILE in /dev/shm), learns its inode, sends "R" (starting the
+ * tracker if needed), and only then gives it its name with linkat, which,
+ * like O_EXCL, fails if the name exists. A creator killed at any step:
+ *   before "R":          the file has no name; it vanishes with the
+ *                        process's descriptors. Nothing to do.
+ *   after "R", unnamed:  the same; the tracker holds a name whose segment
+ *                        either does not exist or is someone else's (the
+ *                        linkat failed): another inode, left alone.
+ *   named:               registered, removed when the tree dies.
+ * When linkat fails (the name exists) the entry is taken back ("U" of
+ * that inode: the name's other entries, another member's segment say,
+ * stay). Where the system cannot create or name a file
+ * without a name (no O_TMPFILE; no /proc and no privilege for
+ * AT_EMPTY_PATH), the plain order is kept: create, then register, and a
+ * member killed between the two leaves that segment (found by name only).
+ *
+ * What else a crash leaves: a tracker killed leaves its state file and
  * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
  * their creators are dead, and the members start a new tracker on their
  * next registration or unregistration that fails.
@@ -236,8 +257,8 @@ static void tracker_handle(tracker *tr, char *msg, size_t len) {
     if (hex_decode(p, (size_t)(end - p), e.name, sizeof e.name) != 0)
       return;
     for (size_t i = 0; i < tr->n; i++) {
-      if (strcmp(tr->v[i].name, e.name) == 0) {
-        /* Created again under the same name: guard the new segment. */
+      if (tr->v[i].ino == e.ino && strcmp(tr->v[i].name, e.name) == 0) {
+        /* Registered again (after a tracker restart, say): the latest. */
         tr->v[i] = e;
         tracker_save(tr);
         return;
@@ -255,10 +276,12 @@ static void tracker_handle(tracker *tr, char *msg, size_t len) {
     tracker_save(tr);
   } else if (msg[0] == 'U') {
     char name[NAME_MAX_BYTES + 1];
-    if (hex_decode(p, (size_t)(end - p), name, sizeof name) != 0)
+    uint64_t ino;
+    if (parse_u64(&p, end, &ino) ||
+        hex_decode(p, (size_t)(end - p), name, sizeof name) != 0)
       return;
     for (size_t i = 0; i < tr->n; i++) {
-      if (strcmp(tr->v[i].name, name) == 0) {
+      if (tr->v[i].ino == ino && strcmp(tr->v[i].name, name) == 0) {
         tr->v[i] = tr->v[--tr->n];
         tracker_save(tr);
         return;
@@ -472,6 +495,147 @@ static int restart_tracker_locked(void) {
   return rc;
 }
 
+/* What register_locked changed, so that a creation that fails after it
+ * can put the list (and the tracker) back as they were. */
+typedef struct reg_undo {
+  reg *r;
+  bool fresh; /* r was added; otherwise its old fields follow */
+  size_t size;
+  uint64_t ino;
+  pid_t creator;
+} reg_undo;
+
+/* register_locked records that this process created (or is creating)
+ * segment name of size bytes and inode ino, and tells the tracker,
+ * starting one if needed. Called with g.lock held. */
+static int register_locked(const char *name, size_t size, uint64_t ino,
+                           reg_undo *undo) {
+  size_t len = strlen(name);
+  reg *r = NULL;
+  for (reg *q = g.names; q != NULL; q = q->next)
+    if (strcmp(q->name, name) == 0)
+      r = q;
+  bool fresh = r == NULL;
+  if (fresh) {
+    /* Registered before, unlinked by someone outside the tree and created
+     * again (fresh == false): the same entry now guards the new segment. */
+    r = mp__alloc(sizeof *r + len + 1);
+    if (r == NULL)
+      return MP_ENOMEM;
+    memcpy(r->name, name, len + 1);
+    r->next = g.names;
+    g.names = r;
+  }
+  if (undo != NULL)
+    *undo = (reg_undo){.r = r, .fresh = fresh, .size = r->size,
+                       .ino = r->ino, .creator = r->creator};
+  r->size = size;
+  r->ino = ino;
+  r->creator = getpid();
+  int rc = connected_locked() ? send_register(g.fd, r) : MP_EPIPE;
+  if (rc != 0)
+    rc = restart_tracker_locked();
+  if (rc != 0 && fresh) {
+    /* r is ours (restarting drops only inherited names): still first. */
+    g.names = r->next;
+    mp__free(r);
+    if (g.names == NULL && g.fd >= 0) {
+      close(g.fd);
+      g.fd = -1;
+    }
+  }
+  return rc;
+}
+
+/* send_unregister_locked tells the tracker to forget entry (name, ino). */
+static void send_unregister_locked(const char *name, uint64_t ino) {
+  char msg[MSG_MAX];
+  char hex[2 * NAME_MAX_BYTES + 1];
+  hex_encode(name, hex);
+  int n = snprintf(msg, sizeof msg, "U %" PRIu64 " %s", ino, hex);
+  /* If the tracker is gone, the survivors of the list need a new one. */
+  if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
+    (void)restart_tracker_locked();
+}
+
+/* forget_replaced_locked: the name now refers to a new segment (ino) of
+ * this process; the entry of the segment it replaced (u->ino, unlinked by
+ * someone outside the tree) guards nothing any more. */
+static void forget_replaced_locked(const reg_undo *u, uint64_t ino) {
+  if (!u->fresh && u->ino != ino && connected_locked())
+    send_unregister_locked(u->r->name, u->ino);
+}
+
+/* undo_locked takes back what register_locked did (entry (name, ino)),
+ * for a segment that was never named. The tracker only ever unlinks the
+ * inode registered, so whatever it heard meanwhile never touched the
+ * name's real owner, and its other entries of that name stay. */
+static void undo_locked(const reg_undo *u, uint64_t ino) {
+  reg *r = u->r;
+  if (!u->fresh) {
+    r->size = u->size;
+    r->ino = u->ino;
+    r->creator = u->creator;
+    if (!connected_locked())
+      return;
+    if (u->ino == ino)
+      (void)send_register(g.fd, r); /* the same entry: as it was */
+    else
+      send_unregister_locked(r->name, ino);
+    return;
+  }
+  for (reg **pp = &g.names; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  }
+  if (connected_locked())
+    send_unregister_locked(r->name, ino);
+  mp__free(r);
+  if (g.names == NULL && g.fd >= 0) {
+    close(g.fd);
+    g.fd = -1;
+    g.tracker_pid = 0;
+  }
+}
+
+int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
+  if (shm_name == NULL || fd_out == NULL)
+    return MP_EINVAL;
+  size_t len = strlen(shm_name);
+  int fd;
+  uint64_t ino;
+  /* A name the tracker cannot carry, or a system that cannot create a
+   * segment without a name: the plain order (create, then register). */
+  if (len == 0 || len > NAME_MAX_BYTES ||
+      mp__os_shm_create_unnamed(size, &fd, &ino) != 0)
+    return mp__os_shm_create(shm_name, size, fd_out);
+  pthread_once(&atfork_once, install_atfork);
+  pthread_mutex_lock(&g.lock);
+  reg_undo u;
+  int rc = register_locked(shm_name, size, ino, &u);
+  if (rc == 0) {
+    mp__fault(MP__FAULT_SHM_UNNAMED, (void *)shm_name);
+    rc = mp__os_shm_link(fd, shm_name);
+    if (rc != 0)
+      undo_locked(&u, ino);
+    else
+      forget_replaced_locked(&u, ino);
+  }
+  pthread_mutex_unlock(&g.lock);
+  if (rc == 0) {
+    *fd_out = fd;
+    return 0;
+  }
+  close(fd);
+  if (rc == MP_EEXIST)
+    return rc;
+  /* No tracker (the caller's mp__tracker_register reports that, or not,
+   * as it always did), or no way to name the file here: the plain order. */
+  return mp__os_shm_create(shm_name, size, fd_out);
+}
+
 int mp__tracker_register(const char *shm_name, size_t size) {
   if (shm_name == NULL)
     return MP_EINVAL;
@@ -486,37 +650,18 @@ int mp__tracker_register(const char *shm_name, size_t size) {
   if (rc != 0)
     return rc;
   pthread_mutex_lock(&g.lock);
-  reg *r = NULL;
-  for (reg *q = g.names; q != NULL; q = q->next)
-    if (strcmp(q->name, shm_name) == 0)
-      r = q;
-  bool fresh = r == NULL;
-  if (fresh) {
-    /* Registered before, unlinked by someone outside the tree and created
-     * again (fresh == false): the same entry now guards the new segment. */
-    r = mp__alloc(sizeof *r + len + 1);
-    if (r == NULL) {
+  /* Registered already by mp__tracker_create, before it had its name. */
+  for (reg *q = g.names; q != NULL; q = q->next) {
+    if (strcmp(q->name, shm_name) == 0 && q->creator == getpid() &&
+        q->ino == ino && q->size == size && connected_locked()) {
       pthread_mutex_unlock(&g.lock);
-      return MP_ENOMEM;
-    }
-    memcpy(r->name, shm_name, len + 1);
-    r->next = g.names;
-    g.names = r;
-  }
-  r->size = size;
-  r->ino = ino;
-  r->creator = getpid();
-  rc = connected_locked() ? send_register(g.fd, r) : MP_EPIPE;
-  if (rc != 0)
-    rc = restart_tracker_locked();
-  if (rc != 0 && fresh) {
-    g.names = r->next;
-    mp__free(r);
-    if (g.names == NULL && g.fd >= 0) {
-      close(g.fd);
-      g.fd = -1;
+      return 0;
     }
   }
+  reg_undo u;
+  rc = register_locked(shm_name, size, ino, &u);
+  if (rc == 0)
+    forget_replaced_locked(&u, ino);
   pthread_mutex_unlock(&g.lock);
   return rc;
 }
@@ -533,15 +678,8 @@ void mp__tracker_unregister(const char *shm_name) {
       break;
     }
   }
-  if (found != NULL && connected_locked()) {
-    char msg[MSG_MAX];
-    char hex[2 * NAME_MAX_BYTES + 1];
-    hex_encode(found->name, hex);
-    int n = snprintf(msg, sizeof msg, "U %s", hex);
-    /* If the tracker is gone, the survivors of the list need a new one. */
-    if (send_msg(g.fd, msg, (size_t)n) != 0 && g.names != NULL)
-      (void)restart_tracker_locked();
-  }
+  if (found != NULL && connected_locked())
+    send_unregister_locked(found->name, found->ino);
   mp__free(found);
   if (g.names == NULL && g.fd >= 0) {
     close(g.fd);

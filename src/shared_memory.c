@@ -7,7 +7,7 @@
  * The handle is process-local: the mapping's address and length are kept
  * here, never read back from the block, which other programs can write.
  * A creator registers the name with the resource tracker (unless told not
- * to); attaching never registers. */
+ * to), before the name even exists; attaching never registers. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +41,13 @@ static int name_valid(const char *name) {
   return 0;
 }
 
+/* A tracked block is registered before its name exists (see
+ * mp__tracker_create): its creator may be killed at any moment. */
+static int create(const char *name, size_t size, bool tracked, int *fd) {
+  return tracked ? mp__tracker_create(name, size, fd)
+                 : mp__os_shm_create(name, size, fd);
+}
+
 static int generate_name(char *out, size_t cap) {
   unsigned char r[4];
   int rc = mp__os_random(r, sizeof r);
@@ -65,25 +72,27 @@ int mp_shared_memory_new(mp_shared_memory **out, const char *name,
   if (shm == NULL)
     return MP_ENOMEM;
   int fd = -1;
+  bool tracked = !(opts != NULL && opts->untracked);
   if (name != NULL) {
     memcpy(shm->name, name, strlen(name) + 1);
-    rc = mp__os_shm_create(shm->name, size, &fd);
+    rc = create(shm->name, size, tracked, &fd);
   } else {
     /* As Python: draw names until one is free. */
     rc = MP_EEXIST;
     for (int i = 0; i < GENERATED_TRIES && rc == MP_EEXIST; i++) {
       if ((rc = generate_name(shm->name, sizeof shm->name)) != 0)
         break;
-      rc = mp__os_shm_create(shm->name, size, &fd);
+      rc = create(shm->name, size, tracked, &fd);
     }
   }
   if (rc != 0) {
     mp__free(shm);
     return rc;
   }
+  mp__fault(MP__FAULT_SHM_CREATED, shm->name);
   rc = mp__os_map_shared(fd, size, &shm->buf);
   close(fd);
-  if (rc == 0 && !(opts != NULL && opts->untracked))
+  if (rc == 0 && tracked)
     rc = mp__tracker_register(shm->name, size);
   if (rc != 0) {
     if (shm->buf != NULL)

@@ -329,7 +329,7 @@ static int varr_create(varr *a, uint8_t kind, char typecode, size_t length,
     if ((rc = mp__object_name_valid(o.name)) != 0)
       return rc;
     snprintf(a->shm_name, sizeof a->shm_name, NAME_PREFIX "%s", o.name);
-    if ((rc = mp__os_shm_create(a->shm_name, size, &fd)) != 0)
+    if ((rc = mp__tracker_create(a->shm_name, size, &fd)) != 0)
       return rc;
   }
   void *base = NULL;

@@ -2,7 +2,7 @@
  * checked for every function it covers:
  *   - a failed constructor leaves *out untouched (DESIGN.md), for every
  *     function of the public headers that returns an object through a
- *     T **out parameter: made to fail by a bad argument and by each
+ *     T **out parameter (values and proxies of obj.h and manager.h too): made to fail by a bad argument and by each
  *     allocation failure in turn; a case checks that the table below names
  *     every such function the headers declare;
  *   - a NaN timeout is MP_EINVAL with the detail "timeout is NaN", and
@@ -202,6 +202,147 @@ BAD(mp_channel_attach, mp_channel, mp_channel_attach(&x, NULL, 4096))
 BAD(mp_channel_reader, mp_channel_end, mp_channel_reader(NULL, &x))
 BAD(mp_channel_writer, mp_channel_end, mp_channel_writer(NULL, &x))
 BAD(mp_csp_spawn, mp_csp_network, mp_csp_spawn(&x, NULL, 1))
+static mp_channel *g_channel(void) {
+  static mp_channel *c;
+  if (c == NULL && mp_channel_new(&c, NULL) != 0)
+    return NULL;
+  return c;
+}
+BAD(mp_channel_serve, mp_channel_server,
+    mp_channel_serve(&x, g_channel(), "127.0.0.1:99999", NULL))
+BAD(mp_channel_connect, mp_channel,
+    mp_channel_connect(&x, "@t-contracts-nobody", NULL))
+
+/* ---- obj.h and manager.h: values and proxies ----------------------------
+ * Objects the rows below fail against, made by setup_objects: a
+ * connection whose peer is gone, an empty queue, a one-item ShareableList,
+ * a 'Q' Value too big for an int, and a manager with a Namespace, a dict
+ * and an empty Queue on it. */
+static mp_connection *g_conn;
+static mp_queue *g_queue;
+static mp_shareable_list *g_sl;
+static mp_value *g_qval;
+static mp_array *g_arr;
+static mp_manager *g_mgr;
+static mp_proxy *g_ns, *g_dict, *g_mq;
+static mp_obj *g_none;
+#define pickle_none() g_none
+static const unsigned char pickle_list1[] = {0x80, 0x02, ']', 'q', 0x00,
+                                             'K',  0x01, 'a', '.'};
+
+static void setup_objects(void) {
+  mp_connection *peer;
+  g_none = mp_obj_none();
+  assert_rc(mp_pipe(&g_conn, &peer, 1), 0);
+  mp_connection_free(peer);
+  assert_rc(mp_queue_new(&g_queue, NULL), 0);
+  char name[64];
+  mp_test_name(name, sizeof name, "ctor-sl");
+  assert_rc(mp_shareable_list_new(&g_sl,
+                                  (mp_shareable_item[]){mp_shareable_int(1)},
+                                  1, name, NULL),
+            0);
+  assert_rc(mp_raw_value_new(&g_qval, 'Q', &(unsigned long long){~0ULL},
+                             NULL),
+            0);
+  assert_rc(mp_array_new(&g_arr, 'i', 3, NULL, NULL), 0);
+  assert_rc(mp_manager_start(&g_mgr, NULL), 0);
+  assert_rc(mp_manager_namespace(g_mgr, &g_ns), 0);
+  assert_rc(mp_manager_dict(g_mgr, &g_dict), 0);
+  assert_rc(mp_manager_queue(g_mgr, 0, &g_mq), 0);
+}
+
+static void teardown_objects(void) {
+  mp_connection_free(g_conn);
+  mp_queue_free(g_queue);
+  sl_free_unlink(g_sl);
+  mp_value_free(g_qval);
+  mp_array_free(g_arr);
+  mp_proxy_free(g_ns);
+  mp_proxy_free(g_dict);
+  mp_proxy_free(g_mq);
+  mp_manager_free(g_mgr);
+  mp_obj_free(g_none);
+}
+
+BAD(mp_pickle_loads, mp_obj, mp_pickle_loads("\x80\x02K", 3, &x, NULL))
+GOOD(mp_pickle_loads, mp_obj,
+     mp_pickle_loads(pickle_list1, sizeof pickle_list1, &x, NULL),
+     mp_obj_free)
+BAD(mp_msgpack_unpackb, mp_obj, mp_msgpack_unpackb("\x91", 1, &x, NULL))
+GOOD(mp_msgpack_unpackb, mp_obj, mp_msgpack_unpackb("\x91\x01", 2, &x, NULL),
+     mp_obj_free)
+BAD(mp_connection_recv, mp_obj, mp_connection_recv(g_conn, &x))
+BAD(mp_connection_recv_ex, mp_obj,
+    mp_connection_recv_ex(g_conn, &x, 1024, NULL))
+BAD(mp_connection_recv_msgpack, mp_obj, mp_connection_recv_msgpack(g_conn, &x))
+BAD(mp_queue_get_obj, mp_obj, mp_queue_get_obj(g_queue, &x, 0))
+BAD(mp_shareable_list_get_obj, mp_obj, mp_shareable_list_get_obj(g_sl, 5, &x))
+GOOD(mp_shareable_list_get_obj, mp_obj,
+     mp_shareable_list_get_obj(g_sl, 0, &x), mp_obj_free)
+BAD(mp_value_get_obj, mp_obj, mp_value_get_obj(g_qval, &x))
+BAD(mp_array_get_obj, mp_obj, mp_array_get_obj(NULL, &x))
+GOOD(mp_array_get_obj, mp_obj, mp_array_get_obj(g_arr, &x), mp_obj_free)
+BAD(mp_popen, mp_process,
+    mp_popen(&x, (char *[]){"/nonexistent/mp-prog", NULL}, NULL, 0))
+static void popen_release(mp_process *p) {
+  mp_process_join(p, MP_FOREVER);
+  mp_process_free(p);
+}
+GOOD(mp_popen, mp_process, mp_popen(&x, (char *[]){"true", NULL}, NULL, 0),
+     popen_release)
+
+BAD(mp_manager_start, mp_manager,
+    mp_manager_start(&x, &(mp_manager_opts){.address = "/nonexistent/d/s"}))
+BAD(mp_manager_connect, mp_manager,
+    mp_manager_connect(&x, &(mp_manager_opts){.address = "/nonexistent/s"}))
+BAD(mp_manager_server_new, mp_manager_server,
+    mp_manager_server_new(&x, &(mp_manager_opts){.address = "/nonexistent/d/s"}))
+static void server_release(mp_manager_server *srv) {
+  mp_manager_server_free(srv);
+}
+GOOD(mp_manager_server_new, mp_manager_server,
+     mp_manager_server_new(&x, NULL), server_release)
+BAD(mp_manager_create, mp_proxy,
+    mp_manager_create(g_mgr, "no-such-type", NULL, NULL, &x))
+BAD(mp_manager_dict, mp_proxy, mp_manager_dict(NULL, &x))
+BAD(mp_manager_list, mp_proxy, mp_manager_list(NULL, &x))
+BAD(mp_manager_namespace, mp_proxy, mp_manager_namespace(NULL, &x))
+BAD(mp_manager_value, mp_proxy,
+    mp_manager_value(g_mgr, NULL, mp_obj_int(1), &x))
+BAD(mp_manager_array, mp_proxy, mp_manager_array(g_mgr, "i", NULL, &x))
+BAD(mp_manager_queue, mp_proxy, mp_manager_queue(NULL, 0, &x))
+BAD(mp_manager_joinable_queue, mp_proxy,
+    mp_manager_joinable_queue(NULL, 0, &x))
+BAD(mp_manager_lock, mp_proxy, mp_manager_lock(NULL, &x))
+BAD(mp_manager_rlock, mp_proxy, mp_manager_rlock(NULL, &x))
+BAD(mp_manager_semaphore, mp_proxy, mp_manager_semaphore(g_mgr, -1, &x))
+BAD(mp_manager_bounded_semaphore, mp_proxy,
+    mp_manager_bounded_semaphore(NULL, 1, &x))
+BAD(mp_manager_condition, mp_proxy, mp_manager_condition(NULL, &x))
+BAD(mp_manager_event, mp_proxy, mp_manager_event(NULL, &x))
+BAD(mp_manager_barrier, mp_proxy, mp_manager_barrier(NULL, 2, &x))
+BAD(mp_proxy_call, mp_obj, mp_proxy_call(g_ns, "no_such_method", NULL, NULL,
+                                         &x))
+BAD(mp_proxy_from_obj, mp_proxy, mp_proxy_from_obj(g_mgr, pickle_none(), &x))
+BAD(mp_proxy_open, mp_proxy, mp_proxy_open(g_mgr, "dict no-such-ident", &x))
+BAD(mp_proxy_getvalue, mp_obj, mp_proxy_getvalue(NULL, &x))
+BAD(mp_proxy_getitem, mp_obj, mp_proxy_getitem(g_dict, mp_obj_str("k"), &x))
+BAD(mp_proxy_getattr, mp_obj, mp_proxy_getattr(g_ns, "missing", &x))
+BAD(mp_proxy_get_value, mp_obj, mp_proxy_get_value(g_ns, &x))
+BAD(mp_proxy_add, mp_obj,
+    mp_proxy_add(g_dict, mp_obj_str("k"), mp_obj_int(1), &x))
+BAD(mp_proxy_setdefault, mp_obj,
+    mp_proxy_setdefault(g_dict, NULL, mp_obj_int(1), &x))
+BAD(mp_proxy_pop, mp_obj, mp_proxy_pop(g_dict, mp_obj_str("k"), NULL, &x))
+BAD(mp_proxy_apply, mp_obj,
+    mp_proxy_apply(g_dict,
+                   mp_obj_list_pack(1, mp_obj_tuple_pack(
+                                           2, mp_obj_str("__getitem__"),
+                                           mp_obj_tuple_pack(
+                                               1, mp_obj_str("k")))),
+                   &x))
+BAD(mp_proxy_get, mp_obj, mp_proxy_get(g_mq, &x, 0))
 
 #define ROW_BAD(fn) {#fn, bad_##fn, NULL, NULL}
 #define ROW(fn) {#fn, bad_##fn, good_##fn, release_##fn}
@@ -257,13 +398,56 @@ static const ctor_row ctors[] = {
     ROW_BAD(mp_channel_attach),
     ROW_BAD(mp_channel_reader),
     ROW_BAD(mp_channel_writer),
+    ROW_BAD(mp_channel_serve),
+    ROW_BAD(mp_channel_connect),
     ROW_BAD(mp_csp_spawn),
+    ROW(mp_pickle_loads),
+    ROW(mp_msgpack_unpackb),
+    ROW_BAD(mp_connection_recv),
+    ROW_BAD(mp_connection_recv_ex),
+    ROW_BAD(mp_connection_recv_msgpack),
+    ROW_BAD(mp_queue_get_obj),
+    ROW(mp_shareable_list_get_obj),
+    ROW_BAD(mp_value_get_obj),
+    ROW(mp_array_get_obj),
+    ROW(mp_popen),
+    ROW_BAD(mp_manager_start),
+    ROW_BAD(mp_manager_connect),
+    ROW(mp_manager_server_new),
+    ROW_BAD(mp_manager_create),
+    ROW_BAD(mp_manager_dict),
+    ROW_BAD(mp_manager_list),
+    ROW_BAD(mp_manager_namespace),
+    ROW_BAD(mp_manager_value),
+    ROW_BAD(mp_manager_array),
+    ROW_BAD(mp_manager_queue),
+    ROW_BAD(mp_manager_joinable_queue),
+    ROW_BAD(mp_manager_lock),
+    ROW_BAD(mp_manager_rlock),
+    ROW_BAD(mp_manager_semaphore),
+    ROW_BAD(mp_manager_bounded_semaphore),
+    ROW_BAD(mp_manager_condition),
+    ROW_BAD(mp_manager_event),
+    ROW_BAD(mp_manager_barrier),
+    ROW_BAD(mp_proxy_call),
+    ROW_BAD(mp_proxy_from_obj),
+    ROW_BAD(mp_proxy_open),
+    ROW_BAD(mp_proxy_getvalue),
+    ROW_BAD(mp_proxy_getitem),
+    ROW_BAD(mp_proxy_getattr),
+    ROW_BAD(mp_proxy_get_value),
+    ROW_BAD(mp_proxy_add),
+    ROW_BAD(mp_proxy_setdefault),
+    ROW_BAD(mp_proxy_pop),
+    ROW_BAD(mp_proxy_apply),
+    ROW_BAD(mp_proxy_get),
 };
 
 static void failed_constructor_leaves_out_untouched(void **state) {
   (void)state;
   mp_test_name(g_name, sizeof g_name, "ctor");
   memset(long_name, 'x', sizeof long_name - 1);
+  setup_objects();
   char pending[256] = "";
   for (size_t i = 0; i < MP__ARRAY_SIZE(ctors); i++) {
     if (ctors[i].bad == NULL)
@@ -282,6 +466,7 @@ static void failed_constructor_leaves_out_untouched(void **state) {
       fail_msg("%s failed with %s but changed *out to %p", ctors[i].name,
                mp_err_name(rc), out);
   }
+  teardown_objects();
   if (pending[0] != '\0')
     mp_test_skip("every other constructor passed; still setting *out on "
                  "failure (fix pending in their owner's file):%s",
@@ -291,6 +476,7 @@ static void failed_constructor_leaves_out_untouched(void **state) {
 static void allocation_failure_leaves_out_untouched(void **state) {
   (void)state;
   mp_test_name(g_name, sizeof g_name, "ctor");
+  setup_objects();
   for (size_t i = 0; i < MP__ARRAY_SIZE(ctors); i++) {
     if (ctors[i].good == NULL)
       continue;
@@ -310,6 +496,7 @@ static void allocation_failure_leaves_out_untouched(void **state) {
                  ctors[i].name, n, mp_err_name(rc));
     }
   }
+  teardown_objects();
 }
 
 /* Every function of the public headers that returns an object through a
@@ -318,7 +505,8 @@ static void table_names_every_constructor(void **state) {
   (void)state;
   static const char *not_constructors[] = {
       "mp_active_children", "mp_thread_enumerate",
-      "mp_connection_recv_bytes_alloc", "mp_channel_read_obj", NULL};
+      "mp_connection_recv_bytes_alloc", "mp_channel_read_obj",
+      "mp_obj_dict_next", NULL};
   char path[1024];
   snprintf(path, sizeof path, "%s/include/multiproc", MP_SOURCE_DIR);
   regex_t re;
@@ -330,7 +518,8 @@ static void table_names_every_constructor(void **state) {
       0);
   const char *headers[] = {"common", "connection", "pool",   "process",
                            "queue",  "shared",     "sync",   "thread",
-                           "error",  "listener",   "csp",    NULL};
+                           "error",  "listener",   "csp",    "obj",
+                           "manager", NULL};
   int missing = 0, seen = 0;
   for (int h = 0; headers[h] != NULL; h++) {
     char file[1100];

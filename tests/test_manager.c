@@ -38,6 +38,16 @@ static int setup(void **state) {
   return 0;
 }
 
+/* setup_socket: a manager whose calls stay on the socket (no_local), for
+ * the cases that run on both paths (the default is the local channel). */
+static int setup_socket(void **state) {
+  (void)state;
+  M = NULL;
+  mp_manager_opts o = {.no_local = 1};
+  assert_rc(mp_manager_start(&M, &o), 0);
+  return 0;
+}
+
 static int teardown(void **state) {
   (void)state;
   mp_manager_free(M);
@@ -738,12 +748,8 @@ static void *serve_thread(void *arg) {
 
 /* authed opens a connection that passed the handshake with key "k". */
 static mp_connection *authed(const char *path) {
-  mp__mgr_addr a;
-  assert_rc(mp__mgr_addr_parse(path, &a), 0);
   mp_connection *c = NULL;
-  assert_rc(mp__mgr_connect(&a, 5, &c), 0);
-  assert_rc(mp__mgr_answer_challenge(c, (const uint8_t *)"k", 1, 5), 0);
-  assert_rc(mp__mgr_deliver_challenge(c, (const uint8_t *)"k", 1, 5), 0);
+  assert_rc(mp__mgr_connect(path, (const uint8_t *)"k", 1, 5, &c), 0);
   return c;
 }
 
@@ -848,17 +854,13 @@ static void connection_limit(void **state) {
   assert_rc(mp_manager_server_new(&s, &o), 0);
   pthread_t th;
   pthread_create(&th, NULL, serve_thread, s);
-  /* two clients that stall in the handshake take both places */
-  int a = raw_connect(path), b = raw_connect(path);
-  mp_connection *ca, *cb;
-  assert_rc(mp_connection_new(&ca, a, NULL), 0);
-  assert_rc(mp_connection_new(&cb, b, NULL), 0);
-  assert_int_equal(mp_connection_poll(ca, mp_test_slack(5)), 1);
-  assert_int_equal(mp_connection_poll(cb, mp_test_slack(5)), 1);
-  /* a third is closed at once */
-  int c = raw_connect(path);
-  mp_connection *cc;
-  assert_rc(mp_connection_new(&cc, c, NULL), 0);
+  /* a client that stalls in the handshake takes no place (the listener
+   * runs handshakes beside the served clients) */
+  int stall = raw_connect(path);
+  /* two clients that stall before their first request take both places */
+  mp_connection *ca = authed(path), *cb = authed(path);
+  /* a third is closed at once after its handshake */
+  mp_connection *cc = authed(path);
   void *buf;
   size_t len;
   assert_int_equal(mp_connection_poll(cc, mp_test_slack(5)), 1);
@@ -867,6 +869,7 @@ static void connection_limit(void **state) {
   /* once they leave, clients are served again */
   mp_connection_free(ca);
   mp_connection_free(cb);
+  close(stall);
   mp_manager *m = NULL;
   int rc = MP_EAUTH;
   double end = mp_test_now() + mp_test_slack(10);
@@ -1276,7 +1279,27 @@ static void tool_serves_and_stops_on_sigterm(void **state) {
   mp_test_wait_exit(pid, 2, mp_test_slack(10));
 }
 
+/* The same cases on the socket path. */
+#define ON_SOCKET(name)                                                     \
+  static void name##_on_socket(void **state) { name(state); }
+ON_SOCKET(dict_methods)
+ON_SOCKET(queue_methods)
+ON_SOCKET(condition_methods)
+ON_SOCKET(dead_holder_releases_lock)
+ON_SOCKET(dead_waiter_hangs_nobody)
+ON_SOCKET(server_death_wakes_clients)
+ON_SOCKET(blocked_call_stalls_nobody)
+ON_SOCKET(forked_children_use_proxies)
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(dict_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(queue_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(condition_methods_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, setup_socket, teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, setup_socket, teardown),
     cmocka_unit_test_setup_teardown(start_and_shutdown, setup, teardown),
     cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, setup, teardown),

@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 309 functions; one case per header. */
+ * 325 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +37,7 @@ static void returns_connection(void **state) {
   expect_rc("mp_connection_recv_bytes_into", (int)mp_connection_recv_bytes_into(NULL, NULL, (size_t){0}, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_connection_recv_bytes_alloc", (int)mp_connection_recv_bytes_alloc(NULL, NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_connection_poll", (int)mp_connection_poll(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_connection_set_spin", (int)mp_connection_set_spin(NULL, (double){0}), MP_EINVAL);
   /* mp_connection_fileno: documented: MP_EINVAL for NULL */
   expect_rc("mp_connection_fileno", mp_connection_fileno(NULL), MP_EINVAL);
   expect_rc("mp_connection_readable", (int)mp_connection_readable(NULL), MP_EINVAL);
@@ -67,6 +68,9 @@ static void returns_csp(void **state) {
   /* mp_channel_end_is_reader: documented: MP_EINVAL for NULL */
   expect_rc("mp_channel_end_is_reader", mp_channel_end_is_reader(NULL), MP_EINVAL);
   expect_rc("mp_channel_stats_get", (int)mp_channel_stats_get(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_serve", (int)mp_channel_serve(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_channel_server_close", (int)mp_channel_server_close(NULL), MP_EINVAL);
+  expect_rc("mp_channel_connect", (int)mp_channel_connect(NULL, NULL, NULL), MP_EINVAL);
   expect_rc("mp_pri_select", (int)mp_pri_select(NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_alt_select", (int)mp_alt_select(NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_fair_select", (int)mp_fair_select(NULL, (size_t){0}), MP_EINVAL);
@@ -118,6 +122,7 @@ static void returns_manager(void **state) {
   expect_rc("mp_manager_event", (int)mp_manager_event(NULL, NULL), MP_EINVAL);
   expect_rc("mp_manager_barrier", (int)mp_manager_barrier(NULL, (long){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_call", (int)mp_proxy_call(NULL, NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_call_timeout", (int)mp_proxy_call_timeout(NULL, NULL, NULL, NULL, (double){0}, NULL), MP_EINVAL);
   expect_rc("mp_proxy_from_obj", (int)mp_proxy_from_obj(NULL, NULL, NULL), MP_EINVAL);
   expect_rc("mp_proxy_token", (int)mp_proxy_token(NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_proxy_open", (int)mp_proxy_open(NULL, NULL, NULL), MP_EINVAL);
@@ -154,6 +159,8 @@ static void returns_manager(void **state) {
   expect_rc("mp_proxy_notify_all", (int)mp_proxy_notify_all(NULL), MP_EINVAL);
   expect_rc("mp_proxy_abort", (int)mp_proxy_abort(NULL), MP_EINVAL);
   expect_rc("mp_proxy_reset", (int)mp_proxy_reset(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_print", (int)mp_proxy_print(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_getattr_int", (int)mp_proxy_getattr_int(NULL, NULL, NULL), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
@@ -186,6 +193,12 @@ static void returns_obj(void **state) {
   expect_rc("mp_queue_put_obj", (int)mp_queue_put_obj(NULL, NULL, (double){0}), MP_EINVAL);
   expect_rc("mp_queue_get_obj", (int)mp_queue_get_obj(NULL, NULL, (double){0}), MP_EINVAL);
   expect_rc("mp_shareable_list_get_obj", (int)mp_shareable_list_get_obj(NULL, (ssize_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_obj_printf", (int)mp_obj_printf(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_get_obj", (int)mp_value_get_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_set_obj", (int)mp_value_set_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_array_get_obj", (int)mp_array_get_obj(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_value_print", (int)mp_value_print(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_array_print", (int)mp_array_print(NULL, NULL), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 
@@ -251,6 +264,9 @@ static void returns_process(void **state) {
   expect_rc("mp_register_target", (int)mp_register_target(NULL, (mp_process_target_fn){0}), MP_EINVAL);
   expect_rc("mp_register_run", (int)mp_register_run(NULL, (mp_process_run_fn){0}), MP_EINVAL);
   expect_rc("mp_context_new", (int)mp_context_new(NULL, (mp_start_method){0}), MP_EINVAL);
+  expect_rc("mp_process_join_check", (int)mp_process_join_check(NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_popen", (int)mp_popen(NULL, NULL, NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_subprocess_run", (int)mp_subprocess_run(NULL, NULL, (size_t){0}), MP_EINVAL);
   assert_int_equal(bad, 0);
 }
 

@@ -377,16 +377,17 @@ static void holder_thread_exit(void **state) { /* G-LOCK-1 */
 }
 
 /* A depth no holder can reach was written by another program (the depth
- * is the word at offset 12, after the head and the death epoch). */
+ * is the word at offset 48, after the head and the 40-byte owner-word lock,
+ * lock.c). */
 static void overwritten_depth_is_corrupt(void **state) {
   (void)state;
   mp_rlock l;
   assert_rc(mp_rlock_init(&l), 0);
   assert_rc(mp_rlock_acquire(&l, 0), 0);
   uint32_t bad = 0x90000000u, one = 1;
-  memcpy(l.opaque + 12, &bad, sizeof bad);
+  memcpy(l.opaque + 48, &bad, sizeof bad);
   assert_rc(mp_rlock_depth(&l), MP_ECORRUPT);
-  memcpy(l.opaque + 12, &one, sizeof one);
+  memcpy(l.opaque + 48, &one, sizeof one);
   assert_int_equal(mp_rlock_depth(&l), 1);
   assert_rc(mp_rlock_release(&l), 0);
   assert_rc(mp_rlock_destroy(&l), 0);

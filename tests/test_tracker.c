@@ -4,10 +4,16 @@
  * nobody else, not a link; and removes only segments the caller owns.
  * Also: a state file of another PID namespace is never acted on.
  *
+ * And the registration window (issue 8): a creator SIGKILLed at any moment
+ * of creating a named segment (fault points, src/fault.h) leaves nothing
+ * once its tracker has seen its tree die, and never costs the owner of an
+ * existing name its segment.
+ *
  * The cases run as root in CI (they hand files to uid 65534 with fchown);
  * elsewhere those skip. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -228,6 +234,268 @@ static void private_file_calls_refuse_with_a_reason(void **state) {
   shm_remove(file);
 }
 
+
+/* ---- the registration window ---------------------------------------------- */
+#define CLEANUP_TIMEOUT 20.0
+
+/* tracked counts the entries any tracker of ours lists under name. */
+typedef struct find_arg {
+  const char *name;
+  int seen, exists;
+} find_arg;
+
+static int find_entry(const mp_tracked_object *o, void *arg) {
+  find_arg *f = arg;
+  if (strcmp(o->name, f->name) == 0) {
+    f->seen++;
+    f->exists += o->exists != 0;
+  }
+  return 0;
+}
+
+static int tracked(const char *name) {
+  find_arg f = {.name = name};
+  assert_rc(mp_resource_tracker_list(find_entry, &f), 0);
+  return f.seen;
+}
+
+/* Waits until no tracker lists name any more (its tracker saw the tree die,
+ * acted, and removed its state file): true, or false after timeout. */
+static bool wait_untracked(const char *name, double timeout) {
+  double end = mp_test_now() + timeout;
+  while (tracked(name) > 0) {
+    if (mp_test_now() > end)
+      return false;
+    usleep(2000);
+  }
+  return true;
+}
+
+/* Waits until a tracker lists name as registered with the inode it has
+ * now (the tracker reads its socket on its own time). */
+static bool wait_tracked_as_is(const char *name, double timeout) {
+  double end = mp_test_now() + timeout;
+  for (;;) {
+    find_arg f = {.name = name};
+    assert_rc(mp_resource_tracker_list(find_entry, &f), 0);
+    if (f.seen == 1 && f.exists == 1)
+      return true;
+    if (f.seen > 1 || mp_test_now() > end)
+      return false;
+    usleep(2000);
+  }
+}
+
+static bool wait_shm_gone(const char *name, double timeout) {
+  double end = mp_test_now() + timeout;
+  while (shm_exists(name)) {
+    if (mp_test_now() > end)
+      return false;
+    usleep(2000);
+  }
+  return true;
+}
+
+static void need_unnamed_segments(void) {
+  int fd;
+  uint64_t ino;
+  if (mp__os_shm_create_unnamed(8, &fd, &ino) != 0)
+    mp_test_skip("no O_TMPFILE in /dev/shm: the plain order is used");
+  close(fd);
+}
+
+/* The victim: a child that creates a named block and SIGKILLs itself at
+ * the fault point given (the test's stand-in for a kill at that moment). */
+typedef struct victim {
+  mp__fault_point point;
+  char name[64];
+  int queue; /* a named Queue rather than a SharedMemory block */
+} victim;
+
+static victim *the_victim;
+
+static void kill_here(mp__fault_point point, void *arg) {
+  if (point == the_victim->point && strstr(arg, the_victim->name) != NULL)
+    raise(SIGKILL);
+}
+
+static int create_and_die(void *arg) {
+  the_victim = arg;
+  mp__fault_set(kill_here);
+  if (the_victim->queue) {
+    mp_queue *q;
+    mp_queue_opts o = {.name = the_victim->name};
+    return mp_queue_new(&q, &o) == 0 ? 1 : 2;
+  }
+  mp_shared_memory *s;
+  return mp_shared_memory_new(&s, the_victim->name, 4096, NULL) == 0 ? 1 : 2;
+}
+
+static void run_victim(victim *v) {
+  /* This process registers nothing: the child's tree is the child alone,
+   * so its tracker acts as soon as the child dies. */
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  pid_t pid = mp_test_fork(create_and_die, v);
+  int st = mp_test_wait(pid, mp_test_slack(30));
+  if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+    fail_msg("the child was not killed at the fault point (status %#x)", st);
+}
+
+/* The issue's case: a creator killed after its segment got its name and
+ * before mp_shared_memory_new registered it left the segment behind for
+ * good (the chaos run's five entries). Now it is registered first. */
+static void creator_killed_after_naming_leaves_nothing(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  victim v = {.point = MP__FAULT_SHM_CREATED};
+  mp_test_name(v.name, sizeof v.name, "win");
+  run_victim(&v);
+  bool gone = wait_shm_gone(v.name, mp_test_slack(CLEANUP_TIMEOUT));
+  if (!gone)
+    shm_remove(v.name);
+  assert_true(gone);
+  assert_true(wait_untracked(v.name, mp_test_slack(CLEANUP_TIMEOUT)));
+}
+
+/* Killed while registered and not yet named: the name never appears, and
+ * the tracker (which the dead creator started) ends with nothing left. */
+static void creator_killed_before_naming_leaves_nothing(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  victim v = {.point = MP__FAULT_SHM_UNNAMED};
+  mp_test_name(v.name, sizeof v.name, "unnamed");
+  run_victim(&v);
+  assert_false(shm_exists(v.name));
+  assert_true(wait_untracked(v.name, mp_test_slack(CLEANUP_TIMEOUT)));
+  assert_false(shm_exists(v.name));
+}
+
+/* The same window for a named Queue (its segment is "mp_<name>"). */
+static void queue_creator_killed_before_naming_leaves_nothing(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  victim v = {.point = MP__FAULT_SHM_UNNAMED, .queue = 1};
+  mp_test_name(v.name, sizeof v.name, "q");
+  char seg[80];
+  snprintf(seg, sizeof seg, "mp_%s", v.name);
+  run_victim(&v);
+  assert_false(shm_exists(seg));
+  assert_true(wait_untracked(seg, mp_test_slack(CLEANUP_TIMEOUT)));
+}
+
+/* The name exists (someone else's segment): the creator registered the
+ * name with its own segment's inode and was killed before linkat would
+ * have failed. Its tracker must leave the existing segment alone. */
+static void creator_killed_over_an_existing_name_spares_it(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  victim v = {.point = MP__FAULT_SHM_UNNAMED};
+  mp_test_name(v.name, sizeof v.name, "taken");
+  uint64_t ino = make_segment(v.name, geteuid());
+  run_victim(&v);
+  bool untracked = wait_untracked(v.name, mp_test_slack(CLEANUP_TIMEOUT));
+  uint64_t now = 0;
+  bool kept = mp__os_shm_inode(v.name, &now) == 0 && now == ino;
+  shm_remove(v.name);
+  assert_true(untracked);
+  assert_true(kept);
+}
+
+/* Without a kill: MP_EEXIST, the existing segment untouched, and the
+ * registration taken back (no tracker connection left open). */
+static void create_over_an_existing_name_takes_back_its_registration(
+    void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "exists");
+  uint64_t ino = make_segment(name, geteuid());
+  mp_shared_memory *s = (void *)1;
+  assert_rc(mp_shared_memory_new(&s, name, 64, NULL), MP_EEXIST);
+  assert_ptr_equal(s, (void *)1);
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  assert_int_equal(tracked(name), 0);
+  uint64_t now = 0;
+  assert_rc(mp__os_shm_inode(name, &now), 0);
+  assert_int_equal(now, ino);
+  shm_remove(name);
+}
+
+/* The segment appears under its name already registered, at its full
+ * size, and mp__tracker_register afterwards adds nothing. */
+static void created_segment_is_registered_with_its_inode(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "reg");
+  mp_shared_memory *s;
+  assert_rc(mp_shared_memory_new(&s, name, 5000, NULL), 0);
+  assert_true(wait_tracked_as_is(name, mp_test_slack(CLEANUP_TIMEOUT)));
+  struct stat st;
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 5000);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_rc(mp__tracker_register(name, 5000), 0);
+  assert_true(wait_tracked_as_is(name, mp_test_slack(CLEANUP_TIMEOUT)));
+  assert_rc(mp_shared_memory_unlink(s), 0);
+  mp_shared_memory_free(s);
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+}
+
+
+/* Two members of one tree create the same name: the one that finds it
+ * taken must not unguard the other's segment (the tracker keeps an entry
+ * per name and inode, and the loser takes back only its own). */
+typedef struct collide {
+  char taken[64], other[64];
+} collide;
+
+static int collide_root(void *arg) {
+  collide *c = arg;
+  int go[2];
+  if (pipe(go) != 0)
+    return 10;
+  mp_shared_memory *other, *taken;
+  if (mp_shared_memory_new(&other, c->other, 64, NULL) != 0)
+    return 11;
+  pid_t g = fork();
+  if (g == 0) {
+    char b;
+    close(go[1]);
+    if (read(go[0], &b, 1) != 1)
+      _exit(20);
+    mp_shared_memory *s = NULL;
+    _exit(mp_shared_memory_new(&s, c->taken, 64, NULL) == MP_EEXIST ? 0 : 21);
+  }
+  close(go[0]);
+  if (g < 0 || mp_shared_memory_new(&taken, c->taken, 64, NULL) != 0)
+    return 12;
+  if (write(go[1], "x", 1) != 1)
+    return 13;
+  int st;
+  if (waitpid(g, &st, 0) != g || !WIFEXITED(st))
+    return 14;
+  /* Dies without unlinking: the tree's tracker must remove both. */
+  return WEXITSTATUS(st);
+}
+
+static void colliding_member_keeps_the_others_guard(void **state) {
+  (void)state;
+  need_unnamed_segments();
+  collide c;
+  mp_test_name(c.taken, sizeof c.taken, "taken");
+  mp_test_name(c.other, sizeof c.other, "other");
+  pid_t pid = mp_test_fork(collide_root, &c);
+  int st = mp_test_wait(pid, mp_test_slack(30));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  bool gone = wait_shm_gone(c.taken, mp_test_slack(CLEANUP_TIMEOUT)) &&
+              wait_shm_gone(c.other, mp_test_slack(CLEANUP_TIMEOUT));
+  shm_remove(c.taken);
+  shm_remove(c.other);
+  assert_true(gone);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(own_private_state_file_is_cleaned),
     cmocka_unit_test(state_file_of_another_user_is_ignored),
@@ -236,6 +504,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(segment_of_another_user_is_not_removed),
     cmocka_unit_test(state_file_of_another_namespace_is_left),
     cmocka_unit_test(private_file_calls_refuse_with_a_reason),
+    cmocka_unit_test(creator_killed_after_naming_leaves_nothing),
+    cmocka_unit_test(creator_killed_before_naming_leaves_nothing),
+    cmocka_unit_test(queue_creator_killed_before_naming_leaves_nothing),
+    cmocka_unit_test(creator_killed_over_an_existing_name_spares_it),
+    cmocka_unit_test(create_over_an_existing_name_takes_back_its_registration),
+    cmocka_unit_test(created_segment_is_registered_with_its_inode),
+    cmocka_unit_test(colliding_member_keeps_the_others_guard),
 };
 
 MP_TEST_MAIN(tests)

@@ -33,6 +33,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "listener.h"
 #include "obj.h"
 
 #ifdef __cplusplus
@@ -184,6 +185,85 @@ typedef struct mp_channel_stats {
 /* mp_channel_stats_get fills *st. It first leaves the ends of processes
  * that have died (as a blocked party would). Returns 0 or MP_EINVAL. */
 MP_EXTERN int mp_channel_stats_get(mp_channel *c, mp_channel_stats *st);
+
+/* ---- channels across hosts ------------------------------------------- */
+
+/* A channel can be served on an address (PyCSP's channel home) and used
+ * from other processes and hosts (PyCSP's Channel(..., connect=(host,
+ * port))): mp_channel_connect gives a handle on which mp_channel_reader,
+ * mp_channel_writer, mp_channel_read/write (and _obj), mp_channel_poison,
+ * mp_channel_retire, mp_channel_stats_get and the three selects work as on
+ * a local channel. Each remote end has its own authenticated connection
+ * (Python's handshake; see listener.h), and the serving process carries out
+ * its reads and writes with the local calls, so the channel's rules hold
+ * unchanged: a remote write on a rendezvous channel returns once a reader
+ * has the message; buffering, exactly-once and poison/retire are the
+ * local ones. A remote client that dies or disconnects leaves its end
+ * within MP_CSP_DEATH_NOTICE_S: retired, or the channel poisoned when it
+ * was inside a write. A server that dies or closes makes every later (and
+ * every blocked) call on the remote handle return MP_EPOISONED. */
+
+typedef struct mp_channel_server mp_channel_server;
+
+/* mp_channel_serve_opts are the options of mp_channel_serve; zeroed or
+ * NULL means the defaults. */
+typedef struct mp_channel_serve_opts {
+  const void *authkey; /* NULL: this process's authkey (mp_process_authkey);
+                          else the key (copied) */
+  size_t authkey_len;
+  mp_family family;      /* 0: guessed from the address */
+  unsigned max_clients;  /* connections at once (a handle's control
+                            connection and each remote end); 0: 64 */
+  mp_auth_opts auth;     /* handshake settings (auth.timeout also bounds a
+                            new client's greeting) */
+} mp_channel_serve_opts;
+
+/* mp_channel_serve serves the channel c on address ("host:port" TCP, port
+ * 0 picks one; a Unix path; "@name"; see listener.h) until closed. c is
+ * borrowed until mp_channel_server_free. Threads of the calling process
+ * accept clients and carry out their requests. Returns 0; MP_EINVAL (NULL,
+ * a remote c, a bad address: the detail says which); MP_EEXIST (address in
+ * use); MP_ENOMEM; the errors of mp_listener_new. */
+MP_EXTERN int mp_channel_serve(mp_channel_server **out, mp_channel *c,
+                               const char *address,
+                               const mp_channel_serve_opts *opts);
+
+/* mp_channel_server_address returns the address served, with the port the
+ * kernel picked ("127.0.0.1:43121"). Borrowed until the server is freed;
+ * "" for NULL. */
+MP_EXTERN const char *mp_channel_server_address(const mp_channel_server *s);
+
+/* mp_channel_server_close stops serving: it stops accepting, ends every
+ * connection (their remote users get MP_EPOISONED) and retires the ends
+ * the server held for them. It blocks until the server's threads end
+ * (within about 0.05 s). Idempotent; returns 0 or MP_EINVAL. */
+MP_EXTERN int mp_channel_server_close(mp_channel_server *s);
+
+/* mp_channel_server_free closes s if open and frees it. NULL is a no-op. */
+MP_EXTERN void mp_channel_server_free(mp_channel_server *s);
+
+/* mp_channel_connect_opts are the options of mp_channel_connect. */
+typedef struct mp_channel_connect_opts {
+  const void *authkey; /* NULL: this process's authkey; else the key
+                          (copied: each new end connects with it) */
+  size_t authkey_len;
+  double timeout; /* bounds each connect and greeting; 0: 10 s */
+  mp_auth_opts auth;
+} mp_channel_connect_opts;
+
+/* mp_channel_connect connects to the channel served at address and gives
+ * a handle on it in *out (free it with mp_channel_free, after its ends).
+ * Ends made from it (mp_channel_reader/writer) connect on their own; one
+ * thread at a time uses a remote end (calls from others wait their turn),
+ * and it belongs to the process that made it (do not hand it to a forked
+ * child). mp_channel_end_free closes the end's connection, which the
+ * server counts as its holder ending (retired). Remote ends may be mixed
+ * with local ones in a choice, as input and output guards; see docs/csp.md
+ * for how such a choice waits. Returns 0; MP_EAUTH (the key was refused);
+ * MP_ECONNREFUSED; MP_ETIMEDOUT; MP_ENOENT; MP_EPROTO (the server did not
+ * speak this protocol); MP_EINVAL; MP_ENOMEM. */
+MP_EXTERN int mp_channel_connect(mp_channel **out, const char *address,
+                                 const mp_channel_connect_opts *opts);
 
 /* ---- choice ---------------------------------------------------------- */
 

@@ -112,7 +112,19 @@ typedef struct mp_manager_registration {
  *   log       nonzero: the server logs connections and errors to stderr.
  *   types     extra types to serve (n_types of them), as register().
  *   max_connections  server: client connections served at once (each has
- *             a thread); one more is closed at once and logged (0: 1024). */
+ *             a thread); one more is closed at once and logged (0: 1024).
+ *   call_timeout  client: seconds a call waits for its reply (a blocking
+ *             call: beyond its own timeout). 0: a call that does not block
+ *             waits without end, as Python's; a blocking call with a
+ *             finite timeout t waits t + 5 s. A reply that does not come
+ *             in time is MP_ETIMEDOUT and closes the calling thread's
+ *             connection (the server then releases what it held there,
+ *             as for a client that died).
+ *   no_local  client: nonzero keeps method calls on the socket. By default
+ *             a C client of a C server on a Unix socket moves each
+ *             thread's calls onto a pair of shared-memory queues (no
+ *             socket wake-up per call; the socket stays open to tell
+ *             either side the other died). */
 typedef struct mp_manager_opts {
   const char *address;
   const void *authkey;
@@ -123,6 +135,8 @@ typedef struct mp_manager_opts {
   const mp_manager_registration *types;
   size_t n_types;
   size_t max_connections;
+  double call_timeout;
+  int no_local;
 } mp_manager_opts;
 
 /* ==== the three roles ==================================================== */
@@ -237,10 +251,20 @@ MP_EXTERN int mp_manager_barrier(mp_manager *m, long parties,
  * ('#PROXY', as a dict's __iter__) returns that proxy as a RebuildProxy
  * value carrying the server's reference to it ({'incref': False}):
  * mp_proxy_from_obj adopts that reference. Blocks until the server
- * answers: the server's own timeouts bound blocking methods. Errors as
- * described at the top. */
+ * answers, or up to the handle's call_timeout (mp_manager_opts). Errors
+ * as described at the top. */
 MP_EXTERN int mp_proxy_call(mp_proxy *p, const char *method, mp_obj *args,
                             mp_obj *kwds, mp_obj **result);
+
+/* mp_proxy_call_timeout is mp_proxy_call that waits at most timeout
+ * seconds for the reply (MP_FOREVER: without end), whatever the handle's
+ * call_timeout: a stuck server cannot hang the caller. A reply that does
+ * not come in time is MP_ETIMEDOUT, and the calling thread's connection
+ * is closed (its next call opens a new one; Locks it held on the server
+ * are released). MP_EINVAL for a NaN timeout. */
+MP_EXTERN int mp_proxy_call_timeout(mp_proxy *p, const char *method,
+                                    mp_obj *args, mp_obj *kwds,
+                                    double timeout, mp_obj **result);
 
 /* mp_proxy_free drops this process's reference (a 'decref' request) and
  * frees p. It does not wait for a blocked call. NULL is a no-op. */
@@ -358,6 +382,20 @@ MP_EXTERN int mp_proxy_notify(mp_proxy *p, long n);
 MP_EXTERN int mp_proxy_notify_all(mp_proxy *p);
 MP_EXTERN int mp_proxy_abort(mp_proxy *p);
 MP_EXTERN int mp_proxy_reset(mp_proxy *p);
+
+/* ---- shorthands (src/manager/convenience.c) -----------------------------
+ * mp_proxy_print writes what Python's print(proxy) writes: the server's
+ * repr of the referent ("Namespace(x=1, y=1)", "[1, 2]") and a newline.
+ * Returns 0, MP_EINVAL (NULL f or p), MP_EPROTO (the repr is not a str),
+ * MP_EIO, and the errors of mp_proxy_call.
+ * mp_proxy_getattr_int reads ns.name as a C integer (an int or a bool):
+ * mp_proxy_getattr, then mp_obj_get_int. Returns 0, MP_ENOENT (no such
+ * attribute: Python's AttributeError), MP_EINVAL (NULL out, or not an int:
+ * detail "expected int, got str"; *out untouched), and the errors of
+ * mp_proxy_getattr. */
+MP_EXTERN int mp_proxy_print(FILE *f, mp_proxy *p);
+MP_EXTERN int mp_proxy_getattr_int(mp_proxy *p, const char *name,
+                                   int64_t *out);
 
 #ifdef __cplusplus
 }

@@ -345,6 +345,41 @@ MP_EXTERN int mp_queue_get_obj(mp_queue *q, mp_obj **out, double timeout);
 MP_EXTERN int mp_shareable_list_get_obj(mp_shareable_list *sl, ssize_t index,
                                         mp_obj **out);
 
+/* ==== printing, and Value and Array as values (src/obj/format.c) =========
+ * mp_obj_printf writes format to f with each field replaced by the next
+ * argument, a const mp_obj * (borrowed), as Python's
+ * print("Name: {}".format(x), end=""): "{}" (or "{!s}") is str(x), the
+ * text itself for a str and repr(x) for the others; "{!r}" is repr(x);
+ * "{{" and "}}" are braces. The whole text is formatted before anything is
+ * written. Returns 0; MP_EINVAL (NULL f or format, a NULL argument (detail
+ * "format: value 2 is NULL"), a field other than {}, {!s}, {!r}, a single
+ * '}'), MP_ENOMEM, MP_EIO. Pass exactly one value per field. */
+MP_EXTERN int mp_obj_printf(FILE *f, const char *format, ...);
+
+/* mp_value_get_obj reads v.value as a new value: an int for the integer
+ * typecodes, a float for 'f' and 'd', a bytes of one byte for 'c' (as
+ * Python's Value('c').value), under v's lock as mp_value_get. Returns 0,
+ * MP_EOWNERDEAD (read, and *out set, but a holder of the lock died: check
+ * the data), MP_EOVERFLOW (a 'Q' or 'L' above INT64_MAX), MP_EINVAL (NULL
+ * v or out), MP_ENOMEM. On an error *out is untouched.
+ * mp_value_set_obj sets v.value from o (borrowed): an int or bool for the
+ * integer typecodes, a float, int or bool for 'f' and 'd', a bytes of
+ * length 1 for 'c'. Returns 0, MP_EINVAL (NULL, or the wrong kind: detail
+ * "expected int, got str"), MP_EOVERFLOW, MP_EOWNERDEAD as mp_value_set.
+ * mp_array_get_obj reads a[:] in one copy under the lock as a new list of
+ * such values (a bytes for a 'c' Array, as Python's); returns as
+ * mp_value_get_obj. */
+MP_EXTERN int mp_value_get_obj(mp_value *v, mp_obj **out);
+MP_EXTERN int mp_value_set_obj(mp_value *v, const mp_obj *o);
+MP_EXTERN int mp_array_get_obj(mp_array *a, mp_obj **out);
+
+/* mp_value_print writes what print(v.value) writes ("20", "3.1415927"),
+ * mp_array_print what print(a[:]) writes ("[0, -1, -2]"), with a newline.
+ * Returns 0 or the errors of mp_value_get_obj / mp_array_get_obj and
+ * mp_obj_print (MP_EINVAL for a NULL f). */
+MP_EXTERN int mp_value_print(FILE *f, mp_value *v);
+MP_EXTERN int mp_array_print(FILE *f, mp_array *a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -281,6 +281,55 @@ MP_EXTERN mp_start_method mp_context_method(const mp_context *ctx);
 /* mp_start_method_name returns "fork", "spawn" or "forkserver". */
 MP_EXTERN const char *mp_start_method_name(mp_start_method method);
 
+/* ==== one-call helpers (src/convenience_run.c) ===========================
+ * What a Python program writes as p = Process(...); p.start(); p.join(),
+ * and subprocess's Popen and run(check=True), in one call each.
+ *
+ * mp_process_join_check is mp_process_join followed by a check of how the
+ * child ended, as subprocess's check_returncode(): 0 when it exited with
+ * status 0; MP_EWORKERDIED when it exited with another status or was
+ * killed, with the detail "Process-1 exited with status 1: <the message
+ * it left>" (MP_CHECK's text in a child) or "Process-1 was killed by
+ * SIGSEGV"; the errors of mp_process_join (MP_ETIMEDOUT: still running);
+ * MP_EINVAL for a NULL p. */
+MP_EXTERN int mp_process_join_check(mp_process *p, double timeout);
+
+/* mp_process_start_join_n creates n processes of target(arg) with opts
+ * (as mp_process_new), starts them all, then joins them all and frees
+ * them. Returns 0 when every child exited with status 0 (n 0 too); else
+ * the first failure: an error of mp_process_new or mp_process_start (the
+ * children already started are still joined: none is left behind), or
+ * MP_EWORKERDIED for the first child, in start order, that failed (detail
+ * as mp_process_join_check). MP_EINVAL for n over 4096. Blocks until every
+ * child has ended. mp_process_start_join is the same with n = 1. */
+MP_EXTERN int mp_process_start_join_n(size_t n, mp_process_target_fn target,
+                                      void *arg,
+                                      const mp_process_opts *opts);
+MP_EXTERN int mp_process_start_join(mp_process_target_fn target, void *arg,
+                                    const mp_process_opts *opts);
+
+/* mp_popen starts the program argv (argv[0] searched in PATH unless it has
+ * a '/'; NULL-terminated; copied) with the descriptors of pass_fds
+ * (pass_fds_len entries, may be 0) as Python's subprocess.Popen(argv,
+ * pass_fds=...): mp_process_new with exec_argv, then mp_process_start. The
+ * process is named after argv[0] when that fits 255 bytes. Returns 0 and
+ * the started process in *out; MP_EINVAL (NULL out, NULL or empty argv,
+ * bad pass_fds), MP_ENOENT (no such program), MP_EBADF (a pass_fds entry
+ * is not open), and the other errors of mp_process_new and
+ * mp_process_start. On failure *out is untouched and nothing runs. Join it
+ * with mp_process_join or mp_process_join_check, then mp_process_free. */
+MP_EXTERN int mp_popen(mp_process **out, char *const argv[],
+                       const mp_pass_fd *pass_fds, size_t pass_fds_len);
+
+/* mp_subprocess_run runs argv to its end, as subprocess.run(argv,
+ * pass_fds=..., check=True): mp_popen, then mp_process_join_check with
+ * MP_FOREVER. Returns 0 when the program exited with status 0, else the
+ * errors of those two calls (MP_EWORKERDIED: it failed; the detail says
+ * how). */
+MP_EXTERN int mp_subprocess_run(char *const argv[],
+                                const mp_pass_fd *pass_fds,
+                                size_t pass_fds_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,8 +22,11 @@
  * thread holds releases it first, so others are not left waiting.
  *
  * Dead holders. Lock and RLock know their holder: when it dies (process
- * killed, or thread exit) holding the lock, the next acquirer gets the lock
- * with MP_EOWNERDEAD and the lock stays usable; check the data it protects.
+ * killed, thread exit, or exec) holding the lock, the next acquirer gets
+ * the lock with MP_EOWNERDEAD and the lock stays usable; check the data it
+ * protects. Only a process of the holder's PID namespace that can see its
+ * /proc judges a holder dead; for the others it is alive (docs/sync.md,
+ * "How a dead holder is found").
  * A Condition waiter whose lock holder died wakes with MP_EOWNERDEAD, lock
  * held. A Barrier breaks (MP_EBROKEN) when a process that waits at it, or
  * that used it before and has not freed it, dies while others wait.
@@ -91,11 +94,13 @@ MP_EXTERN int mp_lock_init(mp_lock *lock);
 MP_EXTERN int mp_lock_destroy(mp_lock *lock);
 /* mp_lock_acquire returns 0, MP_EOWNERDEAD (acquired; the previous holder
  * died), MP_EAGAIN (timeout 0, held elsewhere), MP_ETIMEDOUT, MP_EDEADLK
- * (the caller holds it), MP_EINVAL (not an initialised lock). */
+ * (the caller holds it), MP_ECORRUPT (the owner word was overwritten with
+ * a value no holder writes), MP_EINVAL (not an initialised lock). */
 MP_EXTERN int mp_lock_acquire(mp_lock *lock, double timeout);
 /* mp_lock_release returns 0, or MP_EPERM when the caller does not hold it. */
 MP_EXTERN int mp_lock_release(mp_lock *lock);
-/* mp_lock_locked returns 1 if some thread holds the lock, else 0. */
+/* mp_lock_locked returns 1 if some thread holds the lock, else 0 (also
+ * when its holder is known to be gone), or MP_ECORRUPT. */
 MP_EXTERN int mp_lock_locked(mp_lock *lock);
 
 /* ---- RLock --------------------------------------------------------------
@@ -247,7 +252,9 @@ MP_EXTERN int mp_barrier_destroy(mp_barrier *b);
  * process's membership; for an in-place barrier that is all it does. */
 MP_EXTERN int mp_barrier_wait(mp_barrier *b, double timeout);
 /* mp_barrier_reset returns the barrier to its empty state; current waiters
- * get MP_EBROKEN. */
+ * get MP_EBROKEN. reset, abort, broken, n_waiting and destroy return
+ * MP_ETIMEDOUT when the barrier's internal lock stayed held for a second
+ * (a stopped holder, or overwritten), having changed nothing. */
 MP_EXTERN int mp_barrier_reset(mp_barrier *b);
 /* mp_barrier_abort breaks the barrier: waiters now and later get
  * MP_EBROKEN until reset. */

@@ -105,6 +105,15 @@ MP_EXTERN int mp_sleep(double seconds);
  * Python's time.monotonic (for measuring durations). */
 MP_EXTERN double mp_monotonic(void);
 
+/* mp_thread_start_join_n creates n threads of target(arg) with opts (as
+ * mp_thread_new), starts them all, then joins them all and frees them
+ * (src/convenience_run.c). Returns 0 (n 0 too); else the first error of
+ * mp_thread_new, mp_thread_start or mp_thread_join (the threads already
+ * started are still joined); MP_EINVAL for n over 4096. Blocks until every
+ * thread has ended. */
+MP_EXTERN int mp_thread_start_join_n(size_t n, mp_thread_target_fn target,
+                                     void *arg, const mp_thread_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,8 @@ static int run_single(csp_op *op, double timeout) {
 
 int mp_channel_write(mp_channel_end *w, const void *msg, size_t len,
                      double timeout) {
+  if (w != NULL && w->remote != NULL)
+    return mp__csp_remote_write(w, msg, len, timeout);
   int rc = mp__csp_end_check(w, CSP_END_WRITER);
   if (rc != 0)
     return rc;
@@ -46,6 +48,8 @@ int mp_channel_write(mp_channel_end *w, const void *msg, size_t len,
 
 ssize_t mp_channel_read(mp_channel_end *r, void *buf, size_t cap,
                         double timeout) {
+  if (r != NULL && r->remote != NULL)
+    return mp__csp_remote_read(r, buf, cap, timeout);
   int rc = mp__csp_end_check(r, CSP_END_READER);
   if (rc != 0)
     return rc;

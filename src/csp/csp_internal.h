@@ -2,8 +2,8 @@
  * channel's shared layout, the process-local handles, and the operations
  * the front files (channel.c, select.c, network.c) build on, implemented
  * in segment.c (homes, ends, poison/retire, the sweep of dead processes),
- * offer.c (the offer protocol and the buffer) and futexv.c (waiting on
- * several words at once).
+ * offer.c (the offer protocol, the buffer, and how a party waits: spin,
+ * yield, sleep; os/futexv.h sleeps on several words at once).
  *
  * DESIGN
  * A channel is one shared region:
@@ -23,9 +23,8 @@
  * the transfer and a loser changes nothing. States:
  *   FREE -> OFFERED (owner, under the channel lock, after checking that no
  *           opposite offer and no buffered message could serve it)
- *   OFFERED -> DONE     a reader takes a single write offer: it copies the
- *                       message first and commits with one CAS
- *   OFFERED -> CLAIMED  a writer takes a read offer (then fills the slot),
+ *   OFFERED -> CLAIMED  a partner takes a single offer (a reader then
+ *                       copies the message out, a writer fills the slot),
  *                       or anyone claims a choice's offer (multi)
  *   CLAIMED -> ACCEPTED the choosing owner accepts one claim (multi only);
  *                       it rejects the others by setting them FREE
@@ -34,8 +33,9 @@
  *   OFFERED -> FREE     the owner withdrew (timeout, poison, choice over)
  * The sequence grows with each posting, so a partner acting on an old
  * snapshot fails its CAS (no ABA). A message is copied while its slot is
- * owned by the copier alone, and the commit is one CAS: a message is never
- * half delivered.
+ * owned by the copier alone, and the commit is one atomic store or CAS: a
+ * message is never half delivered. (A partner reads a slot's length
+ * before claiming it only as a snapshot that the claim validates.)
  *
  * Choice without a shared selection word. A choosing party's offers sit in
  * several channels that another process may not have mapped together, so
@@ -167,6 +167,7 @@ struct mp_channel {
   uint32_t msg_max, buffer, max_waiting, max_ends, slot_size, entry_size;
   char *ends, *slots, *ring;
   char shm_name[MP_CHANNEL_NAME_MAX + 8];
+  struct csp_remote *remote; /* a channel served elsewhere (remote_*.c) */
 };
 
 struct mp_channel_end {
@@ -174,6 +175,7 @@ struct mp_channel_end {
   uint32_t index;
   uint32_t gen;
   uint32_t kind;
+  struct csp_remote_end *remote; /* an end of a remote channel */
 };
 
 static inline csp_end_rec *csp_end_rec_of(const mp_channel *c, uint32_t i) {
@@ -219,6 +221,24 @@ pid_t mp__csp_adopt(const mp_channel_end *e, pid_t pid);
 static inline uint32_t mp__csp_status(const mp_channel *c) {
   return atomic_load_explicit(&c->s->status, memory_order_acquire);
 }
+
+/* ---- remote_client.c, remote_select.c: channels across hosts ---------
+ * The front calls hand a remote channel or end (->remote set) to these. */
+int mp__csp_remote_join(mp_channel *c, uint32_t kind, mp_channel_end **out);
+void mp__csp_remote_end_free(mp_channel_end *e);
+int mp__csp_remote_check(const mp_channel_end *e, uint32_t kind);
+void mp__csp_remote_free(mp_channel *c);
+int mp__csp_remote_poison(mp_channel_end *e);
+int mp__csp_remote_retire(mp_channel_end *e);
+int mp__csp_remote_stats(mp_channel *c, mp_channel_stats *st);
+int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
+                         double timeout);
+ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
+                            double timeout);
+/* mp__csp_remote_guarded says whether a choice has a remote guard; then
+ * mp__csp_remote_select runs it (mode: 0 pri, 1 alt, 2 fair). */
+bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);
+int mp__csp_remote_select(mp_guard *guards, size_t n, int mode);
 
 /* ---- offer.c --------------------------------------------------------- */
 
@@ -273,21 +293,27 @@ int mp__csp_collect(csp_op *op);
  * MP_EAGAIN/MP_ETIMEDOUT, MP_EPOISONED, MP_ERETIRED, MP_ETOOBIG. */
 int mp__csp_wait_single(csp_op *op, mp__deadline d);
 
-/* mp__csp_bell returns op's slot bell word. */
+/* mp__csp_bell and mp__csp_sleepers return op's slot bell word and the
+ * count of parties asleep on it. */
 _Atomic uint32_t *mp__csp_bell(const csp_op *op);
-void mp__csp_sleepers(const csp_op *op, int delta);
+_Atomic uint32_t *mp__csp_sleepers(const csp_op *op);
 
 /* mp__csp_op_failure says, for a posted op with an OFFERED slot, whether
  * the channel now fails it: MP_EPOISONED, MP_ERETIRED, or 0. */
 int mp__csp_op_failure(const csp_op *op);
 
-/* ---- futexv.c -------------------------------------------------------- */
+/* ---- waiting (offer.c) ----------------------------------------------- */
 
-/* mp__csp_futex_waitv sleeps until one of the n shared words differs from
- * its expected value, a wake, or abs_ns. Falls back to short slices on the
- * first word where the system lacks futex_waitv. */
-void mp__csp_futex_waitv(_Atomic uint32_t **words, const uint32_t *expect,
-                         int n, int64_t abs_ns);
+/* mp__csp_bells_wait waits until one of the n bells differs from its
+ * expected value (true; it may also return true early) or abs_ns passes
+ * (false): it spins, then yields, then sleeps counted in each bell's
+ * sleepers (on several bells with futex_waitv, os/futexv.h). */
+bool mp__csp_bells_wait(_Atomic uint32_t *const *bells,
+                        const uint32_t *expect,
+                        _Atomic uint32_t *const *sleepers, int n,
+                        int64_t abs_ns);
+
+/* mp__csp_wake rings a bell, and wakes its sleepers if it has any. */
 void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers);
 
 #endif

@@ -2,14 +2,16 @@
  * operation now (from the buffer, or by taking an opposite offer), posting
  * an offer when nothing is ready, and the owner's side of a posted offer:
  * waiting for it, withdrawing it, accepting or rejecting a claim,
- * collecting the result. Every wait sleeps in slices and sweeps the
- * channel at each, so a dead partner or owner is noticed. */
+ * collecting the result; and how a party waits for its partner (spin,
+ * yield, then sleep: see "waiting" below). Every wait sleeps in slices and
+ * sweeps the channel at each, so a dead partner or owner is noticed. */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../os/cpu.h"
+#include "../os/futexv.h"
 #include "../sync_internal.h"
 #include "csp_internal.h"
 
@@ -31,12 +33,38 @@ static int32_t self_pid(void) {
 
 /* ---- waiting --------------------------------------------------------- */
 
-/* How long a waiter polls its bell before it sleeps: long enough to catch
- * a partner that is running on another CPU and answers within a
- * microsecond, short enough not to steal a loaded machine's CPU from the
- * partner (yielding was tried: on a busy machine each yield cost a whole
- * time slice). */
-#define SPIN_LOOPS 100
+/* How a party waits for its partner (for the bells of its offers to
+ * ring), in three stages, so that a communication makes no system call
+ * while the partner is on a CPU, and costs the partner a wake-up only when
+ * this party really sleeps:
+ *   1. Spin: poll the bells with the CPU's pause hint for a per-thread
+ *      adaptive time between SPIN_MIN_NS and SPIN_MAX_NS. It moves toward
+ *      twice the time a wait took when spinning caught it, and toward the
+ *      minimum when it did not. A partner on another CPU answers in it.
+ *   2. Yield: give the CPU to another runnable task (sched_yield), for at
+ *      most YIELD_NS in all. With more runnable tasks than CPUs (Commstime
+ *      has four on two) the partner is often one of them, waiting for this
+ *      CPU: the yield runs it with no sleep and no wake-up. On a CPU with
+ *      nothing else to run a yield returns at once. A yield that kept the
+ *      CPU away for more than YIELD_SLOW_NS means other programs are using
+ *      it (a loaded machine): stop yielding and sleep.
+ *   3. Sleep: count itself in each slot's sleepers, then sleep on the bell
+ *      (futex) or on all of a choice's bells (futex_waitv). A partner makes
+ *      the wake system call only when sleepers is nonzero (mp__csp_wake).
+ * Spinning alone (no yield) was measured worse: on a loaded machine the
+ * spinner keeps its partner off the CPU. Sleeping at once costs a futex
+ * wake and a cross-CPU wake-up per communication (docs/csp.md,
+ * Performance). */
+#define SPIN_MIN_NS 200
+#define SPIN_START_NS 1000
+#define SPIN_MAX_NS 10000
+#define YIELD_NS 50000
+#define YIELD_SLOW_NS 20000
+
+_Static_assert(CSP_MAX_GUARDS <= MP__OS_FUTEXV_MAX,
+               "a choice sleeps on all its bells at once");
+
+static _Thread_local int32_t spin_budget_ns;
 
 void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
   atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
@@ -44,17 +72,75 @@ void mp__csp_wake(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers) {
     mp__os_futex_wake((uint32_t *)bell, INT_MAX, true);
 }
 
-/* bell_wait returns once the bell differs from b, or at abs_ns (false). */
-static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
-  for (int i = 0; i < SPIN_LOOPS; i++) {
-    if (atomic_load_explicit(&sl->bell, memory_order_acquire) != b)
+static bool rung(_Atomic uint32_t *const *bells, const uint32_t *expect,
+                 int n) {
+  for (int i = 0; i < n; i++)
+    if (atomic_load_explicit(bells[i], memory_order_acquire) != expect[i])
       return true;
+  return false;
+}
+
+/* adapt moves the spin budget toward twice caught_ns (the time a wait
+ * that spinning caught took), or toward the minimum (caught_ns < 0). */
+static void adapt(int32_t budget, int64_t caught_ns) {
+  int64_t target = caught_ns < 0 ? SPIN_MIN_NS : 2 * caught_ns;
+  if (target < SPIN_MIN_NS)
+    target = SPIN_MIN_NS;
+  if (target > SPIN_MAX_NS)
+    target = SPIN_MAX_NS;
+  spin_budget_ns = (int32_t)(budget + (target - budget) / 8);
+}
+
+bool mp__csp_bells_wait(_Atomic uint32_t *const *bells,
+                        const uint32_t *expect,
+                        _Atomic uint32_t *const *sleepers, int n,
+                        int64_t abs_ns) {
+  int32_t budget = spin_budget_ns != 0 ? spin_budget_ns : SPIN_START_NS;
+  int64_t t0 = mp__os_now_ns(), t = t0;
+  /* 1. Spin. */
+  for (unsigned i = 1;; i++) {
+    if (rung(bells, expect, n)) {
+      adapt(budget, mp__os_now_ns() - t0);
+      return true;
+    }
     mp__os_cpu_relax();
+    if (i % 16 == 0) {
+      t = mp__os_now_ns();
+      if (t >= abs_ns)
+        return false;
+      if (t - t0 >= budget)
+        break;
+    }
   }
-  atomic_fetch_add_explicit(&sl->sleepers, 1, memory_order_seq_cst);
-  int rc = mp__os_futex_wait((uint32_t *)&sl->bell, b, abs_ns, true);
-  atomic_fetch_sub_explicit(&sl->sleepers, 1, memory_order_seq_cst);
-  return rc != MP_ETIMEDOUT;
+  adapt(budget, -1);
+  /* 2. Yield. */
+  int64_t yield_end = t0 + YIELD_NS < abs_ns ? t0 + YIELD_NS : abs_ns;
+  while (t < yield_end) {
+    mp__os_yield();
+    if (rung(bells, expect, n))
+      return true;
+    int64_t after = mp__os_now_ns();
+    if (after - t >= YIELD_SLOW_NS)
+      break;
+    t = after;
+  }
+  /* 3. Sleep. */
+  for (int i = 0; i < n; i++)
+    atomic_fetch_add_explicit(sleepers[i], 1, memory_order_seq_cst);
+  if (n == 1)
+    (void)mp__os_futex_wait((uint32_t *)bells[0], expect[0], abs_ns, true);
+  else
+    mp__os_futex_waitv((uint32_t *const *)bells, expect, n, abs_ns);
+  for (int i = 0; i < n; i++)
+    atomic_fetch_sub_explicit(sleepers[i], 1, memory_order_seq_cst);
+  return rung(bells, expect, n) || mp__os_now_ns() < abs_ns;
+}
+
+/* bell_wait returns once the bell differs from b (true), or at abs_ns
+ * (false); it may return true early. */
+static bool bell_wait(csp_slot *sl, uint32_t b, int64_t abs_ns) {
+  _Atomic uint32_t *bell = &sl->bell, *sleepers = &sl->sleepers;
+  return mp__csp_bells_wait(&bell, &b, &sleepers, 1, abs_ns);
 }
 
 static int64_t slice_end(void) { return mp__os_now_ns() + MP__SYNC_SLICE_NS; }
@@ -63,9 +149,8 @@ _Atomic uint32_t *mp__csp_bell(const csp_op *op) {
   return &csp_slot_of(op->end->ch, (uint32_t)op->slot)->bell;
 }
 
-void mp__csp_sleepers(const csp_op *op, int delta) {
-  atomic_fetch_add(&csp_slot_of(op->end->ch, (uint32_t)op->slot)->sleepers,
-                   (uint32_t)delta);
+_Atomic uint32_t *mp__csp_sleepers(const csp_op *op) {
+  return &csp_slot_of(op->end->ch, (uint32_t)op->slot)->sleepers;
 }
 
 uint64_t mp__csp_slot_state(const csp_op *op) {
@@ -75,6 +160,12 @@ uint64_t mp__csp_slot_state(const csp_op *op) {
 }
 
 /* ---- the partner's side ---------------------------------------------- */
+
+/* A slot's len and multi are read by partners outside the lock (a
+ * snapshot that the state word validates), so they are stored and loaded
+ * as relaxed atomics. */
+#define slot_get(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define slot_set(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
 
 /* await_decision waits, as the claimer of a choice's offer, for its owner
  * to accept (0) or reject it (MP_EAGAIN). A dead owner counts as a
@@ -104,27 +195,33 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   uint32_t seq = csp_seq(w);
   int32_t me = self_pid();
   if (op->dir == CSP_DIR_READ) {
-    uint32_t len = sl->len;
-    if (len > c->msg_max)
-      return mp__fail(MP_ECORRUPT, "offered message of %u bytes is over "
-                                   "msg_max", len);
-    if (len > op->cap)
+    /* A snapshot taken outside the lock: the owner may withdraw and post
+     * again meanwhile. It is acted on only once the slot is claimed with
+     * the sequence seen (the same posting), or re-validated before an
+     * error is returned on its strength. */
+    uint32_t len = slot_get(sl->len), multi = slot_get(sl->multi);
+    if (len > c->msg_max || len > op->cap) {
+      if (atomic_load_explicit(&sl->state, memory_order_acquire) != w)
+        return MP_EAGAIN;
+      if (len > c->msg_max)
+        return mp__fail(MP_ECORRUPT, "offered message of %u bytes is over "
+                                     "msg_max", len);
       return mp__fail(MP_ETOOBIG, "message of %u bytes, buffer of %zu", len,
                       op->cap);
-    if (!sl->multi) {
-      /* Copy first, commit with one CAS: the data is stable while the
-       * offer stands with this sequence. */
-      memcpy(op->buf, csp_slot_data(sl), len);
-      if (!atomic_compare_exchange_strong(&sl->state, &w,
-                                          csp_word(seq, ST_DONE, me)))
-        return MP_EAGAIN;
-      mp__csp_wake(&sl->bell, &sl->sleepers);
-      op->received = len;
-      return 0;
     }
     if (!atomic_compare_exchange_strong(&sl->state, &w,
                                         csp_word(seq, ST_CLAIMED, me)))
       return MP_EAGAIN;
+    if (!multi) {
+      /* The slot is ours until DONE: copy, then commit. A reader that dies
+       * in between leaves a claim its writer undoes (wait_single). */
+      memcpy(op->buf, csp_slot_data(sl), len);
+      atomic_store_explicit(&sl->state, csp_word(seq, ST_DONE, me),
+                            memory_order_release);
+      mp__csp_wake(&sl->bell, &sl->sleepers);
+      op->received = len;
+      return 0;
+    }
     mp__csp_wake(&sl->bell, &sl->sleepers);
     if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
@@ -140,7 +237,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   if (!atomic_compare_exchange_strong(&sl->state, &w,
                                       csp_word(seq, ST_CLAIMED, me)))
     return MP_EAGAIN;
-  if (sl->multi) {
+  if (slot_get(sl->multi)) {
     mp__csp_wake(&sl->bell, &sl->sleepers);
     if (await_decision(sl, seq) != 0)
       return MP_EAGAIN;
@@ -151,11 +248,11 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
     /* The reader's buffer is too small: it gets MP_ETOOBIG, the message
      * stays with us and we look again. */
     sl->toobig = 1;
-    sl->len = (uint32_t)MP__MIN(op->len, UINT32_MAX);
+    slot_set(sl->len, (uint32_t)MP__MIN(op->len, UINT32_MAX));
     rc = MP_EAGAIN;
   } else {
     memcpy(csp_slot_data(sl), op->msg, op->len);
-    sl->len = (uint32_t)op->len;
+    slot_set(sl->len, (uint32_t)op->len);
     sl->toobig = 0;
   }
   /* We own the slot (CLAIMED, or ACCEPTED by a choice): a plain store. */
@@ -182,11 +279,11 @@ static void refill(mp_channel *c, uint32_t hw) {
     uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
     if (csp_st(w) != ST_OFFERED || sl->dir != CSP_DIR_WRITE)
       continue;
-    if (sl->multi || filled) {
+    if (slot_get(sl->multi) || filled) {
       mp__csp_wake(&sl->bell, &sl->sleepers);
       continue;
     }
-    uint32_t len = sl->len;
+    uint32_t len = slot_get(sl->len);
     if (len > c->msg_max || s->ring_count >= c->buffer)
       continue;
     uint32_t tail = (s->ring_head + s->ring_count) % c->buffer;
@@ -314,17 +411,17 @@ int mp__csp_attempt(csp_op *op, int mode, bool multi) {
     uint64_t old = atomic_load(&sl->state);
     uint32_t seq = (csp_seq(old) + 1) & 0xffffffu;
     sl->dir = op->dir;
-    sl->multi = multi;
+    slot_set(sl->multi, (uint32_t)multi);
     sl->owner_pid = self_pid();
     sl->owner_tid = tid;
     sl->toobig = 0;
     if (op->dir == CSP_DIR_WRITE) {
       memcpy(csp_slot_data(sl), op->msg, op->len);
-      sl->len = (uint32_t)op->len;
+      slot_set(sl->len, (uint32_t)op->len);
       sl->cap = 0;
     } else {
       sl->cap = (uint32_t)MP__MIN(op->cap, (size_t)c->msg_max);
-      sl->len = 0;
+      slot_set(sl->len, 0);
     }
     atomic_store_explicit(&sl->state, csp_word(seq, ST_OFFERED, 0),
                           memory_order_release);
@@ -475,8 +572,9 @@ int mp__csp_wait_single(csp_op *op, mp__deadline d) {
     }
     if (!bell_wait(sl, b, until)) {
       if (st == ST_CLAIMED && !mp__os_pid_alive(csp_pid(w))) {
-        /* The writer filling our read offer died: nothing was delivered.
-         * Free the slot and start over. */
+        /* The partner that claimed our offer died before it was done
+         * (a writer filling our read offer, a reader copying our write
+         * offer): nothing was delivered. Free the slot and start over. */
         if (atomic_compare_exchange_strong(&sl->state, &w,
                                            csp_word(op->seq, ST_FREE, 0))) {
           op->slot = -1;

@@ -146,7 +146,7 @@ int mp_channel_new(mp_channel **out, const mp_channel_opts *opts) {
   int fd = -1;
   if (name != NULL) {
     snprintf(c->shm_name, sizeof c->shm_name, NAME_PREFIX "%s", name);
-    if ((rc = mp__os_shm_create(c->shm_name, c->map_size, &fd)) != 0) {
+    if ((rc = mp__tracker_create(c->shm_name, c->map_size, &fd)) != 0) {
       mp__free(c);
       return rc;
     }
@@ -263,6 +263,8 @@ int mp_channel_attach(mp_channel **out, void *mem, size_t size) {
 void mp_channel_free(mp_channel *c) {
   if (c == NULL)
     return;
+  if (c->remote != NULL)
+    return mp__csp_remote_free(c);
   if (c->map != NULL)
     mp__os_unmap(c->map, c->map_size);
   if (c->origin == MP__ORIGIN_NAMED && c->creator == getpid()) {
@@ -289,6 +291,8 @@ void mp__csp_unlock(mp_channel *c) { pthread_mutex_unlock(&c->s->lock); }
 static int join(mp_channel *c, uint32_t kind, mp_channel_end **out) {
   if (c == NULL || out == NULL)
     return mp__fail(MP_EINVAL, "channel or out is NULL");
+  if (c->remote != NULL)
+    return mp__csp_remote_join(c, kind, out);
   mp_channel_end *e = mp__calloc(1, sizeof *e);
   if (e == NULL)
     return MP_ENOMEM;
@@ -340,7 +344,11 @@ int mp_channel_writer(mp_channel *c, mp_channel_end **out) {
   return join(c, CSP_END_WRITER, out);
 }
 
-void mp_channel_end_free(mp_channel_end *e) { mp__free(e); }
+void mp_channel_end_free(mp_channel_end *e) {
+  if (e != NULL && e->remote != NULL)
+    return mp__csp_remote_end_free(e);
+  mp__free(e);
+}
 
 int mp_channel_end_is_reader(const mp_channel_end *e) {
   if (e == NULL)
@@ -351,6 +359,8 @@ int mp_channel_end_is_reader(const mp_channel_end *e) {
 int mp__csp_end_check(const mp_channel_end *e, uint32_t kind) {
   if (e == NULL || e->ch == NULL)
     return mp__fail(MP_EINVAL, "end is NULL");
+  if (e->remote != NULL)
+    return mp__csp_remote_check(e, kind);
   if (kind != 0 && e->kind != kind)
     return mp__fail(MP_EINVAL, "a %s end where a %s end is needed",
                     e->kind == CSP_END_READER ? "reader" : "writer",
@@ -370,6 +380,8 @@ void mp__csp_set_busy(const mp_channel_end *e, uint32_t busy) {
 }
 
 pid_t mp__csp_adopt(const mp_channel_end *e, pid_t pid) {
+  if (e->remote != NULL)
+    return 0; /* a remote end's holder is its connection */
   csp_end_rec *r = csp_end_rec_of(e->ch, e->index);
   if (atomic_load(&r->gen) != e->gen)
     return 0;
@@ -414,6 +426,8 @@ void mp__csp_leave_locked(mp_channel *c, uint32_t index, bool poison) {
 int mp_channel_poison(mp_channel_end *e) {
   if (e == NULL || e->ch == NULL)
     return mp__fail(MP_EINVAL, "end is NULL");
+  if (e->remote != NULL)
+    return mp__csp_remote_poison(e);
   mp_channel *c = e->ch;
   mp__csp_lock(c);
   atomic_fetch_or_explicit(&c->s->status, CSP_POISONED, memory_order_acq_rel);
@@ -424,6 +438,8 @@ int mp_channel_poison(mp_channel_end *e) {
 }
 
 int mp_channel_retire(mp_channel_end *e) {
+  if (e != NULL && e->remote != NULL)
+    return mp__csp_remote_retire(e);
   if (e == NULL || e->ch == NULL || e->index >= e->ch->max_ends)
     return mp__fail(MP_EINVAL, "end is NULL");
   mp_channel *c = e->ch;
@@ -470,6 +486,8 @@ void mp__csp_sweep(mp_channel *c) {
 int mp_channel_stats_get(mp_channel *c, mp_channel_stats *st) {
   if (c == NULL || st == NULL)
     return mp__fail(MP_EINVAL, "channel or stats is NULL");
+  if (c->remote != NULL)
+    return mp__csp_remote_stats(c, st);
   mp__csp_sweep(c);
   mp__csp_lock(c);
   uint32_t bits = mp__csp_status(c);

@@ -145,12 +145,13 @@ static int withdraw_all(choice *ch) {
  * rings (then everything is withdrawn and the choice starts over: RESTART,
  * i.e. MP_EAGAIN). Sweeps the channels at each slice. */
 static int passive_wait(choice *ch) {
-  _Atomic uint32_t *bells[CSP_MAX_GUARDS];
+  _Atomic uint32_t *bells[CSP_MAX_GUARDS], *sleepers[CSP_MAX_GUARDS];
   uint32_t expect[CSP_MAX_GUARDS];
   for (;;) {
     unsigned m = ch->nposted;
     for (unsigned k = 0; k < m; k++) {
       bells[k] = mp__csp_bell(&ch->ops[ch->posted[k]]);
+      sleepers[k] = mp__csp_sleepers(&ch->ops[ch->posted[k]]);
       expect[k] = atomic_load_explicit(bells[k], memory_order_acquire);
     }
     bool claimed = false, lost = false;
@@ -178,11 +179,7 @@ static int passive_wait(choice *ch) {
     int64_t until = mp__os_now_ns() + MP__SYNC_SLICE_NS;
     if (ch->d.ns < until)
       until = ch->d.ns;
-    for (unsigned k = 0; k < m; k++)
-      mp__csp_sleepers(&ch->ops[ch->posted[k]], 1);
-    mp__csp_futex_waitv(bells, expect, (int)m, until);
-    for (unsigned k = 0; k < m; k++)
-      mp__csp_sleepers(&ch->ops[ch->posted[k]], -1);
+    mp__csp_bells_wait(bells, expect, sleepers, (int)m, until);
     bool rung = false, buffered_rung = false;
     for (unsigned k = 0; k < m; k++) {
       if (atomic_load_explicit(bells[k], memory_order_acquire) != expect[k]) {
@@ -266,6 +263,8 @@ static int select_impl(mp_guard *guards, size_t n, int mode) {
   if (guards == NULL || n == 0 || n > CSP_MAX_GUARDS)
     return mp__fail(MP_EINVAL, "a choice needs 1 to %d guards",
                     CSP_MAX_GUARDS);
+  if (mp__csp_remote_guarded(guards, n))
+    return mp__csp_remote_select(guards, n, mode);
   choice ch;
   ch.g = guards;
   ch.n = n;

@@ -28,21 +28,24 @@
 
 /* ---- connections ---------------------------------------------------------- */
 
-static int open_conn(mp_manager *m, mp_connection **out) {
-  mp_connection *c = NULL;
-  int rc = mp__mgr_connect(&m->addr, m->timeout, &c);
-  if (rc) return rc;
-  rc = mp__mgr_answer_challenge(c, m->key, m->keylen, m->timeout);
-  if (rc == 0) rc = mp__mgr_deliver_challenge(c, m->key, m->keylen, m->timeout);
-  if (rc) {
-    mp_connection_free(c);
-    if (rc == MP_ECLOSED || rc == MP_EPROTO)
-      rc = mp__fail(MP_EAUTH, "the server closed the connection during the "
-                              "handshake (wrong authkey?)");
-    return rc;
-  }
-  *out = c;
-  return 0;
+/* setup_wait: how long connecting (and each setup request) may take
+ * within the call's deadline d: the handle's timeout, or less. */
+static double setup_wait(const mp_manager *m, mp__deadline d) {
+  if (mp__deadline_forever(d)) return m->timeout;
+  double left = (double)mp__deadline_remaining_ns(d) / 1e9;
+  if (left < 1e-3) left = 1e-3;
+  return left < m->timeout ? left : m->timeout;
+}
+
+/* left: the seconds left until d (negative: without end). */
+static double left(mp__deadline d) {
+  if (mp__deadline_forever(d)) return MP_FOREVER;
+  double s = (double)mp__deadline_remaining_ns(d) / 1e9;
+  return s < 1e-3 ? 1e-3 : s;
+}
+
+static int open_conn(mp_manager *m, mp__deadline d, mp_connection **out) {
+  return mp__mgr_connect(m->address, m->key, m->keylen, setup_wait(m, d), out);
 }
 
 static int client_allow(void *ctx, const char *module, const char *name) {
@@ -61,11 +64,10 @@ static int client_allow(void *ctx, const char *module, const char *name) {
   return 0;
 }
 
-/* roundtrip sends (ident, method, args, kwds) on c and reads the reply
- * (kind, value) into *kind and *val. */
-static int roundtrip(mp_manager *m, mp_connection *c, const char *ident,
-                     const char *method, mp_obj *args, mp_obj *kwds,
-                     char *kind, size_t kcap, mp_obj **val) {
+/* send_request sends (ident, method, args, kwds) on c (or its local
+ * channel l); args and kwds are taken. */
+static int send_request(mp_connection *c, mp__mgr_local *l, const char *ident,
+                        const char *method, mp_obj *args, mp_obj *kwds) {
   mp_obj *req = mp_obj_tuple_pack(
       4, ident ? mp_obj_str(ident) : mp_obj_none(), mp_obj_str(method),
       args ? args : mp_obj_tuple_from(0, NULL), kwds ? kwds : mp_obj_dict());
@@ -75,14 +77,36 @@ static int roundtrip(mp_manager *m, mp_connection *c, const char *ident,
   int rc = mp_pickle_dumps(req, &buf, &len, NULL);
   mp_obj_free(req);
   if (rc) return rc;
-  rc = mp_connection_send_bytes(c, buf, 0, len);
+  rc = l ? mp__mgr_local_send(l, 1, c, buf, len)
+         : mp_connection_send_bytes(c, buf, 0, len);
   free(buf);
-  if (rc == MP_EPIPE || rc == -ECONNRESET)
+  if (rc == MP_EPIPE || rc == -ECONNRESET || rc == MP_ECLOSED)
     return mp__fail(MP_ECLOSED, "the manager server is gone");
-  if (rc) return rc;
-  buf = NULL;
-  rc = mp_connection_recv_bytes_alloc(c, &buf, &len, m->max_reply);
-  if (rc == -ECONNRESET || rc == MP_EPROTO)
+  return rc;
+}
+
+/* recv_reply reads one reply (kind, value) from c (or l) until the
+ * deadline d. */
+static int recv_reply(mp_manager *m, mp_connection *c, mp__mgr_local *l,
+                      mp__deadline d, char *kind, size_t kcap, mp_obj **val) {
+  void *buf = NULL;
+  size_t len = 0;
+  int rc;
+  if (l) {
+    rc = mp__mgr_local_recv(l, 0, c, d, m->max_reply, &buf, &len);
+  } else {
+    rc = 0;
+    if (!mp__deadline_forever(d)) {
+      int64_t left = mp__deadline_remaining_ns(d);
+      int r = left > 0 ? mp_connection_poll(c, (double)left / 1e9) : 0;
+      if (r < 0) rc = r;
+      else if (r == 0) rc = mp__fail(MP_ETIMEDOUT, "no reply in time");
+    }
+    if (rc == 0) rc = mp_connection_recv_bytes_alloc(c, &buf, &len, m->max_reply);
+  }
+  if (rc == MP_ETIMEDOUT)
+    return mp__fail(MP_ETIMEDOUT, "the manager sent no reply in time");
+  if (rc == -ECONNRESET || rc == MP_EPROTO || rc == MP_ECLOSED)
     rc = mp__fail(MP_ECLOSED, "the manager server is gone");
   if (rc) return rc;
   mp_obj *rep = NULL;
@@ -100,6 +124,17 @@ static int roundtrip(mp_manager *m, mp_connection *c, const char *ident,
   *val = mp_obj_copy(mp_obj_list_get(rep, 1));
   mp_obj_free(rep);
   return *val ? 0 : MP_ENOMEM;
+}
+
+/* roundtrip sends a request on c and reads its reply, waiting up to wait
+ * seconds (negative: without end). */
+static int roundtrip(mp_manager *m, mp_connection *c, double wait,
+                     const char *ident, const char *method, mp_obj *args,
+                     mp_obj *kwds, char *kind, size_t kcap, mp_obj **val) {
+  int rc = send_request(c, NULL, ident, method, args, kwds);
+  if (rc) return rc;
+  return recv_reply(m, c, NULL, mp__deadline_from_timeout(wait), kind, kcap,
+                    val);
 }
 
 static int exc_code(const char *mod, const char *name) {
@@ -196,8 +231,14 @@ int mp__mgr_control(mp_manager *m, const char *fn, mp_obj *args,
 
 int mp__mgr_control_kw(mp_manager *m, const char *fn, mp_obj *args,
                        mp_obj *kwds, mp_obj **result) {
+  /* Why the handle's timeout for these two: dummy is the connect's
+   * check and shutdown must not hang a program that is ending. */
+  double wait = strcmp(fn, "dummy") == 0 || strcmp(fn, "shutdown") == 0
+                    ? m->timeout
+                    : (m->call_timeout > 0 ? m->call_timeout : MP_FOREVER);
+  mp__deadline d = mp__deadline_from_timeout(wait);
   mp_connection *c = NULL;
-  int rc = open_conn(m, &c);
+  int rc = open_conn(m, d, &c);
   if (rc) {
     mp_obj_free(args);
     mp_obj_free(kwds);
@@ -205,15 +246,53 @@ int mp__mgr_control_kw(mp_manager *m, const char *fn, mp_obj *args,
   }
   char kind[32];
   mp_obj *val = NULL;
-  rc = roundtrip(m, c, NULL, fn, args, kwds, kind, sizeof kind, &val);
+  rc = roundtrip(m, c, left(d), NULL, fn, args, kwds, kind, sizeof kind, &val);
   mp_connection_free(c);
   if (rc) return rc;
   return convert(m, kind, val, result);
 }
 
+/* local_upgrade asks the server on c (fresh, authenticated) to take this
+ * thread's calls through a local channel, and hands it one. Returns 0 with
+ * *out set; 1 when the server refused ('mp_local_connection' unknown to a
+ * Python server, or a TCP connection): c is then closed by the server and
+ * must be dropped; or an error. */
+static int local_upgrade(mp_manager *m, mp_connection *c, mp__deadline d,
+                         mp__mgr_local **out) {
+  char kind[32];
+  mp_obj *val = NULL;
+  int rc = roundtrip(m, c, setup_wait(m, d), NULL, "mp_local_connection",
+                     mp_obj_tuple_pack(1, mp_obj_str("MainProcess|C")), NULL,
+                     kind, sizeof kind, &val);
+  if (rc) return rc;
+  mp_obj_free(val);
+  if (strcmp(kind, "#RETURN") != 0) return 1;
+  mp__mgr_local *l = NULL;
+  int fd = -1;
+  rc = mp__mgr_local_new(&l, &fd);
+  if (rc == 0) {
+    rc = mp__mgr_local_send_fd(c, fd);
+    close(fd);
+  }
+  if (rc == 0)
+    rc = recv_reply(m, c, NULL, mp__deadline_from_timeout(setup_wait(m, d)),
+                    kind, sizeof kind, &val);
+  if (rc == 0) {
+    mp_obj_free(val);
+    if (strcmp(kind, "#RETURN") != 0) rc = 1;
+  }
+  if (rc) {
+    mp__mgr_local_free(l);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
+
 /* method_conn returns this (process, thread)'s method connection, opening
- * it (accept_connection) on first use. */
-static int method_conn(mp_manager *m, mp__mgr_tconn **out) {
+ * it on first use: through a local channel when the server takes one
+ * (a C server on a Unix socket), else Python's accept_connection. */
+static int method_conn(mp_manager *m, mp__deadline d, mp__mgr_tconn **out) {
   pid_t pid = getpid();
   pthread_t self = pthread_self();
   pthread_mutex_lock(&m->mu);
@@ -223,34 +302,61 @@ static int method_conn(mp_manager *m, mp__mgr_tconn **out) {
       *out = t;
       return 0;
     }
+  int try_local = m->local == 0;
   pthread_mutex_unlock(&m->mu);
   mp_connection *c = NULL;
-  int rc = open_conn(m, &c);
+  int rc = open_conn(m, d, &c);
   if (rc) return rc;
-  char kind[32];
-  mp_obj *val = NULL;
-  rc = roundtrip(m, c, NULL, "accept_connection",
-                 mp_obj_tuple_pack(1, mp_obj_str("MainProcess|C")), NULL, kind,
-                 sizeof kind, &val);
-  if (rc == 0) rc = convert(m, kind, val, NULL);
-  if (rc) {
-    mp_connection_free(c);
-    return rc;
+  mp__mgr_local *l = NULL;
+  if (try_local && !mp__mgr_addr_is_tcp(m->address)) {
+    rc = local_upgrade(m, c, d, &l);
+    if (rc) {
+      /* Refused (remember it: use Python's way from now on), or it failed
+       * (memory, descriptors): this connection then goes Python's way. */
+      mp_connection_free(c);
+      c = NULL;
+      if (rc == 1) {
+        pthread_mutex_lock(&m->mu);
+        m->local = -1;
+        pthread_mutex_unlock(&m->mu);
+      }
+      if ((rc = open_conn(m, d, &c))) return rc;
+    }
+  }
+  if (!l) {
+    char kind[32];
+    mp_obj *val = NULL;
+    rc = roundtrip(m, c, setup_wait(m, d), NULL, "accept_connection",
+                   mp_obj_tuple_pack(1, mp_obj_str("MainProcess|C")), NULL,
+                   kind, sizeof kind, &val);
+    if (rc == 0) rc = convert(m, kind, val, NULL);
+    if (rc) {
+      mp_connection_free(c);
+      return rc;
+    }
   }
   mp__mgr_tconn *t = mp__calloc(1, sizeof *t);
   if (!t) {
+    mp__mgr_local_free(l);
     mp_connection_free(c);
     return MP_ENOMEM;
   }
   t->pid = pid;
   t->tid = self;
   t->c = c;
+  t->local = l;
   pthread_mutex_lock(&m->mu);
   t->next = m->conns;
   m->conns = t;
   pthread_mutex_unlock(&m->mu);
   *out = t;
   return 0;
+}
+
+static void tconn_free(mp__mgr_tconn *t) {
+  mp__mgr_local_free(t->local);
+  mp_connection_free(t->c);
+  mp__free(t);
 }
 
 static void drop_conn(mp_manager *m, mp__mgr_tconn *t) {
@@ -261,19 +367,20 @@ static void drop_conn(mp_manager *m, mp__mgr_tconn *t) {
       break;
     }
   pthread_mutex_unlock(&m->mu);
-  mp_connection_free(t->c);
-  mp__free(t);
+  tconn_free(t);
 }
 
 int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
-                        mp_obj *args, mp_obj *kwds, mp_obj **result) {
+                        mp_obj *args, mp_obj *kwds, double wait,
+                        mp_obj **result) {
   if (m->shut) {
     mp_obj_free(args);
     mp_obj_free(kwds);
     return mp__fail(MP_ECLOSED, "the manager was shut down");
   }
+  mp__deadline d = mp__deadline_from_timeout(wait);
   mp__mgr_tconn *t = NULL;
-  int rc = method_conn(m, &t);
+  int rc = method_conn(m, d, &t);
   if (rc) {
     mp_obj_free(args);
     mp_obj_free(kwds);
@@ -283,10 +390,16 @@ int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
   }
   char kind[32];
   mp_obj *val = NULL;
-  rc = roundtrip(m, t->c, ident, method, args, kwds, kind, sizeof kind, &val);
+  rc = send_request(t->c, t->local, ident, method, args, kwds);
+  if (rc == 0)
+    rc = recv_reply(m, t->c, t->local, d, kind, sizeof kind, &val);
   if (rc) {
-    /* The stream is out of step or the server is gone: drop it, so the
-     * next call opens a fresh connection (or reports the server gone). */
+    /* The stream is out of step (a reply that did not come in time would
+     * come late) or the server is gone: drop it, so the next call opens a
+     * fresh connection (or reports the server gone). */
+    if (rc == MP_ETIMEDOUT)
+      mp__fail(MP_ETIMEDOUT, "no reply from the manager within %.3g s "
+                             "(this thread's connection was closed)", wait);
     drop_conn(m, t);
     return rc;
   }
@@ -301,10 +414,7 @@ int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
 /* ---- Token and RebuildProxy values -------------------------------------- */
 
 mp_obj *mp__mgr_address_obj(const mp_manager *m) {
-  if (m->addr.tcp)
-    return mp_obj_tuple_pack(2, mp_obj_str(m->addr.host),
-                             mp_obj_int(m->addr.port));
-  return mp_obj_str(m->addr.path);
+  return mp__mgr_addr_obj(m->address);
 }
 
 const char *mp__mgr_proxytype(const char *typeid) {
@@ -346,10 +456,9 @@ static int handle_new(mp_manager **out, const mp_manager_opts *opts,
                       const char *address) {
   mp_manager *m = mp__calloc(1, sizeof *m);
   if (!m) return MP_ENOMEM;
-  int rc = mp__mgr_addr_parse(address, &m->addr);
-  if (rc) {
+  if (!address[0] || strlen(address) >= sizeof m->address) {
     mp__free(m);
-    return rc;
+    return mp__fail(MP_EINVAL, "manager address is empty or too long");
   }
   snprintf(m->address, sizeof m->address, "%s", address);
   if (opts->authkey) {
@@ -367,6 +476,8 @@ static int handle_new(mp_manager **out, const mp_manager_opts *opts,
     }
   }
   m->timeout = opts->timeout > 0 ? opts->timeout : 10.0;
+  m->call_timeout = opts->call_timeout > 0 ? opts->call_timeout : 0;
+  m->local = opts->no_local ? -1 : 0;
   m->max_reply = (size_t)1 << 30;
   m->owner_pid = getpid();
   pthread_mutex_init(&m->mu, NULL);
@@ -380,8 +491,7 @@ static void handle_free(mp_manager *m) {
   while (t) {
     mp__mgr_tconn *n = t->next;
     (void)pid;
-    mp_connection_free(t->c);
-    mp__free(t);
+    tconn_free(t);
     t = n;
   }
   pthread_mutex_destroy(&m->mu);
@@ -522,7 +632,7 @@ static void reap(mp_manager *m) {
       m->server_pid = 0;
       /* A server that was killed could not remove its socket file; the
        * path is this server's own (pid and random bytes in it). */
-      if (!m->addr.tcp) unlink(m->addr.path);
+      if (mp__mgr_addr_is_path(m->address)) unlink(m->address);
       return;
     }
     struct timespec ts = {0, 10000000};
@@ -530,7 +640,7 @@ static void reap(mp_manager *m) {
   }
   kill(m->server_pid, SIGKILL);
   waitpid(m->server_pid, NULL, 0);
-  if (!m->addr.tcp) unlink(m->addr.path);
+  if (mp__mgr_addr_is_path(m->address)) unlink(m->address);
   m->server_pid = 0;
 }
 

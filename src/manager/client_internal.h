@@ -14,14 +14,16 @@ typedef struct mp__mgr_tconn {
   pid_t pid;
   pthread_t tid;
   mp_connection *c;
+  mp__mgr_local *local; /* calls go through it when not NULL */
 } mp__mgr_tconn;
 
 struct mp_manager {
-  mp__mgr_addr addr;
-  char address[300];
+  char address[MP_ADDRESS_MAX];
   uint8_t key[256];
   size_t keylen;
   double timeout;
+  double call_timeout; /* 0: a plain call waits for its reply without end */
+  int local;           /* 0: try the local channel; -1: not */
   size_t max_reply;
   pid_t owner_pid;  /* the process that made the handle */
   pid_t server_pid; /* the server child, for a started manager */
@@ -45,9 +47,14 @@ int mp__mgr_control(mp_manager *m, const char *fn, mp_obj *args,
 int mp__mgr_control_kw(mp_manager *m, const char *fn, mp_obj *args,
                        mp_obj *kwds, mp_obj **result);
 /* mp__mgr_client_call calls method on ident over this thread's connection;
- * args and kwds are taken. */
+ * args and kwds are taken. It waits up to wait seconds for the reply
+ * (negative: without end); on MP_ETIMEDOUT the connection is closed. */
 int mp__mgr_client_call(mp_manager *m, const char *ident, const char *method,
-                        mp_obj *args, mp_obj *kwds, mp_obj **result);
+                        mp_obj *args, mp_obj *kwds, double wait,
+                        mp_obj **result);
+/* The grace a blocking call with a finite timeout gives the server beyond
+ * it, when the handle has no call_timeout. */
+#define MP__MGR_GRACE 5.0
 mp_obj *mp__mgr_address_obj(const mp_manager *m);
 const char *mp__mgr_proxytype(const char *typeid);
 mp_obj *mp__mgr_rebuild_obj(const mp_manager *m, const char *typeid,

@@ -28,34 +28,53 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "multiproc/listener.h"
 #include "multiproc/manager.h"
 #include "multiproc/obj.h"
 
 /* ---- transport (transport.c) -------------------------------------------- */
-typedef struct mp__mgr_addr {
-  int tcp;
-  char host[256];
-  int port;
-  char path[108];
-} mp__mgr_addr;
-
-int mp__mgr_addr_parse(const char *address, mp__mgr_addr *out);
-int mp__mgr_listen(const mp__mgr_addr *a, int backlog, int *fd_out,
-                   int *port_out);
-int mp__mgr_connect(const mp__mgr_addr *a, double timeout,
-                    mp_connection **out);
-int mp__mgr_accept(int lfd, double timeout, mp_connection **out);
+/* mp__mgr_connect connects to address with mp_client and runs the
+ * handshake with key (each step bounded by timeout). A server that closes
+ * during the handshake is MP_EAUTH (a Python server closes on a wrong key). */
+int mp__mgr_connect(const char *address, const uint8_t *key, size_t keylen,
+                    double timeout, mp_connection **out);
+/* mp__mgr_tune sets TCP_NODELAY on a TCP connection (no-op otherwise). */
+void mp__mgr_tune(mp_connection *c);
 /* mp__mgr_recv waits up to timeout (negative: forever) for one message of
  * at most limit bytes; *buf is malloc'd (free it with free). */
 int mp__mgr_recv(mp_connection *c, double timeout, size_t limit, void **buf,
                  size_t *len);
-int mp__mgr_deliver_challenge(mp_connection *c, const uint8_t *key,
-                              size_t keylen, double timeout);
 /* mp__mgr_default_key copies the process authkey (Python's
  * current_process().authkey), the key a manager uses when given none. */
 int mp__mgr_default_key(uint8_t *key, size_t cap, size_t *len);
-int mp__mgr_answer_challenge(mp_connection *c, const uint8_t *key,
-                             size_t keylen, double timeout);
+/* mp__mgr_addr_obj is the address text as Python's Token holds it: a
+ * (host, port) tuple for TCP, a str for a path ("\0name" for "@name").
+ * mp__mgr_addr_is_path is 1 for a Unix path (a file a dead server leaves). */
+mp_obj *mp__mgr_addr_obj(const char *address);
+int mp__mgr_addr_is_path(const char *address);
+int mp__mgr_addr_is_tcp(const char *address);
+
+/* ---- the local channel (local.c) ---------------------------------------- */
+typedef struct mp__mgr_local mp__mgr_local;
+/* Client: a new channel and the descriptor to pass (close it after). */
+int mp__mgr_local_new(mp__mgr_local **out, int *fd_out);
+/* Server: a channel from the descriptor the client passed (kept open by
+ * the caller until this returns; close it after). */
+int mp__mgr_local_attach(mp__mgr_local **out, int fd);
+/* Close both queues: the peer's waits wake with MP_ECLOSED. */
+void mp__mgr_local_close(mp__mgr_local *l);
+void mp__mgr_local_free(mp__mgr_local *l);
+int mp__mgr_local_send_fd(mp_connection *c, int fd);
+int mp__mgr_local_recv_fd(mp_connection *c, double timeout, int *fd_out);
+/* mp__mgr_local_send sends one message: to the server (request queue) or
+ * to the client (reply queue); over the inline limit, on the socket c. */
+int mp__mgr_local_send(mp__mgr_local *l, int to_server, mp_connection *c,
+                       const void *buf, size_t len);
+/* mp__mgr_local_recv takes one message (at the server: a request; at the
+ * client: a reply) until deadline d, as mp__mgr_recv (MP_ECLOSED when the
+ * peer's socket ended or the channel was closed). */
+int mp__mgr_local_recv(mp__mgr_local *l, int at_server, mp_connection *c,
+                       mp__deadline d, size_t limit, void **buf, size_t *len);
 
 /* ---- limits -------------------------------------------------------------- */
 #define MP__MGR_SLICE_NS 50000000LL      /* blocking waits re-check every 50 ms */
@@ -137,15 +156,15 @@ struct mp__mgr_conn {
   struct mp__mgr_conn *next;
   int done;
   int no_wait; /* requests run in place (mp__mgr_handle_request): never block */
+  mp__mgr_local *local; /* method calls come through the local channel */
 };
 
 struct mp__mgr_server {
   pthread_mutex_t mu;
   pthread_cond_t stop_cond;
   int stop;
-  int listen_fd;
-  mp__mgr_addr addr;
-  char address[300];
+  mp_listener *listener;
+  char address[MP_ADDRESS_MAX];
   uint8_t key[256];
   size_t keylen;
   size_t max_request;

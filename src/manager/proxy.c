@@ -159,8 +159,10 @@ static int ensure_ref(mp_proxy *p) {
   return 0;
 }
 
-int mp_proxy_call(mp_proxy *p, const char *method, mp_obj *args, mp_obj *kwds,
-                  mp_obj **result) {
+/* call_wait is mp_proxy_call waiting up to wait seconds for the reply
+ * (negative: without end). */
+static int call_wait(mp_proxy *p, const char *method, mp_obj *args,
+                     mp_obj *kwds, double wait, mp_obj **result) {
   if (!p || !method) {
     mp_obj_free(args);
     mp_obj_free(kwds);
@@ -182,7 +184,35 @@ int mp_proxy_call(mp_proxy *p, const char *method, mp_obj *args, mp_obj *kwds,
     mp_obj_free(kwds);
     return rc;
   }
-  return mp__mgr_client_call(p->m, p->ident, method, args, kwds, result);
+  return mp__mgr_client_call(p->m, p->ident, method, args, kwds, wait, result);
+}
+
+/* plain_wait: how long a call that does not block on the server waits for
+ * its reply; blocking_wait: a call that blocks up to timeout there. */
+static double plain_wait(const mp_proxy *p) {
+  return p && p->m->call_timeout > 0 ? p->m->call_timeout : MP_FOREVER;
+}
+
+static double blocking_wait(const mp_proxy *p, double timeout) {
+  if (timeout < 0) return MP_FOREVER;
+  return timeout + (p && p->m->call_timeout > 0 ? p->m->call_timeout
+                                                : MP__MGR_GRACE);
+}
+
+int mp_proxy_call(mp_proxy *p, const char *method, mp_obj *args, mp_obj *kwds,
+                  mp_obj **result) {
+  return call_wait(p, method, args, kwds, plain_wait(p), result);
+}
+
+int mp_proxy_call_timeout(mp_proxy *p, const char *method, mp_obj *args,
+                          mp_obj *kwds, double timeout, mp_obj **result) {
+  if (timeout != timeout) {
+    mp_obj_free(args);
+    mp_obj_free(kwds);
+    return mp__fail(MP_EINVAL, "timeout is NaN");
+  }
+  return call_wait(p, method, args, kwds, timeout < 0 ? MP_FOREVER : timeout,
+                   result);
 }
 
 void mp_proxy_free(mp_proxy *p) {
@@ -432,8 +462,8 @@ int mp_proxy_put(mp_proxy *p, mp_obj *item, double timeout) {
   }
   int rc = timeout == 0
                ? mp_proxy_call(p, "put_nowait", T1(item), NULL, NULL)
-               : mp_proxy_call(p, "put", T3(item, mp_obj_bool(1), timeout_obj(timeout)),
-                               NULL, NULL);
+               : call_wait(p, "put", T3(item, mp_obj_bool(1), timeout_obj(timeout)),
+                           NULL, blocking_wait(p, timeout), NULL);
   if (rc == MP_EAGAIN && timeout > 0) rc = MP_ETIMEDOUT;
   return rc;
 }
@@ -442,9 +472,9 @@ int mp_proxy_get(mp_proxy *p, mp_obj **out, double timeout) {
   if (!out) return mp__fail(MP_EINVAL, "out is NULL");
   if (timeout != timeout) return mp__fail(MP_EINVAL, "timeout is NaN");
   int rc = timeout == 0 ? mp_proxy_call(p, "get_nowait", NULL, NULL, out)
-                        : mp_proxy_call(p, "get",
-                                        T2(mp_obj_bool(1), timeout_obj(timeout)),
-                                        NULL, out);
+                        : call_wait(p, "get",
+                                    T2(mp_obj_bool(1), timeout_obj(timeout)),
+                                    NULL, blocking_wait(p, timeout), out);
   if (rc == MP_EAGAIN && timeout > 0) rc = MP_ETIMEDOUT;
   return rc;
 }
@@ -472,7 +502,9 @@ ssize_t mp_proxy_qsize(mp_proxy *p) {
 int mp_proxy_task_done(mp_proxy *p) {
   return mp_proxy_call(p, "task_done", NULL, NULL, NULL);
 }
-int mp_proxy_join(mp_proxy *p) { return mp_proxy_call(p, "join", NULL, NULL, NULL); }
+int mp_proxy_join(mp_proxy *p) {
+  return call_wait(p, "join", NULL, NULL, MP_FOREVER, NULL);
+}
 
 /* ---- sync objects ------------------------------------------------------------ */
 
@@ -482,7 +514,7 @@ int mp_proxy_acquire(mp_proxy *p, double timeout) {
                  : timeout < 0 ? T1(mp_obj_bool(1))
                                : T2(mp_obj_bool(1), mp_obj_float(timeout));
   mp_obj *r = NULL;
-  int rc = mp_proxy_call(p, "acquire", args, NULL, &r);
+  int rc = call_wait(p, "acquire", args, NULL, blocking_wait(p, timeout), &r);
   if (rc) return rc;
   int b = 0;
   mp_obj_get_bool(r, &b);
@@ -498,7 +530,8 @@ int mp_proxy_wait(mp_proxy *p, double timeout, long *index) {
   if (!p) return mp__fail(MP_EINVAL, "proxy is NULL");
   if (timeout != timeout) return mp__fail(MP_EINVAL, "timeout is NaN");
   mp_obj *r = NULL;
-  int rc = mp_proxy_call(p, "wait", T1(timeout_obj(timeout)), NULL, &r);
+  int rc = call_wait(p, "wait", T1(timeout_obj(timeout)), NULL,
+                     blocking_wait(p, timeout), &r);
   if (rc) return rc;
   int64_t v = 0;
   int b = 1;

@@ -282,10 +282,7 @@ static mp_obj *exposed_tuple(const mp__mgr_type *t) {
 /* ---- Token, RebuildProxy: the values the protocol needs ------------------ */
 
 static mp_obj *address_obj(const mp__mgr_server *s) {
-  if (s->addr.tcp)
-    return mp_obj_tuple_pack(2, mp_obj_str(s->addr.host),
-                             mp_obj_int(s->addr.port));
-  return mp_obj_str(s->addr.path);
+  return mp__mgr_addr_obj(s->address);
 }
 
 static mp_obj *token_obj(const mp__mgr_server *s, const char *typeid,
@@ -419,7 +416,8 @@ static int send_reply(mp__mgr_server *s, mp__mgr_conn *conn,
   size_t len = 0;
   int rc = encode_reply(s, conn, call, &buf, &len);
   if (rc) return rc;
-  rc = mp_connection_send_bytes(conn->c, buf, 0, len);
+  rc = conn->local ? mp__mgr_local_send(conn->local, 0, conn->c, buf, len)
+                   : mp_connection_send_bytes(conn->c, buf, 0, len);
   free(buf);
   return rc;
 }
@@ -578,6 +576,18 @@ static int control(mp__mgr_server *s, mp__mgr_conn *conn, const char *fn,
   call->method = fn;
   if (strcmp(fn, "dummy") == 0) return 0;
   if (strcmp(fn, "accept_connection") == 0) return 1;
+  if (strcmp(fn, "mp_local_connection") == 0) {
+    /* Beyond Python: a C client on this host asks for the local channel
+     * (local.c). Only on a Unix socket: the descriptor travels on it. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!conn->no_wait && getsockname(conn->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        ss.ss_family == AF_UNIX)
+      return 2;
+    mp__mgr_traceback(call, "AssertionError: a local connection needs a "
+                            "Unix socket");
+    return 0;
+  }
   pthread_mutex_lock(&s->mu);
   if (strcmp(fn, "create") == 0) {
     const char *typeid = na >= 1 ? str_arg(args, 0) : NULL;
@@ -666,7 +676,11 @@ static int recv_request(mp__mgr_server *s, mp__mgr_conn *conn, double timeout,
                         mp_obj **req) {
   void *buf = NULL;
   size_t len = 0;
-  int rc = mp__mgr_recv(conn->c, timeout, s->max_request, &buf, &len);
+  int rc = conn->local
+               ? mp__mgr_local_recv(conn->local, 1, conn->c,
+                                    mp__deadline_from_timeout(timeout),
+                                    s->max_request, &buf, &len)
+               : mp__mgr_recv(conn->c, timeout, s->max_request, &buf, &len);
   if (rc) return rc;
   rc = mp__mgr_decode(buf, len, req);
   free(buf);
@@ -709,6 +723,32 @@ static void serve_client(mp__mgr_server *s, mp__mgr_conn *conn) {
   }
 }
 
+/* local_accept takes the client's local channel (after the reply to
+ * 'mp_local_connection'): the descriptor, then a reply on the socket. */
+static int local_accept(mp__mgr_server *s, mp__mgr_conn *conn) {
+  int fd = -1;
+  mp__mgr_local *l = NULL;
+  int rc = mp__mgr_local_recv_fd(conn->c, MP__MGR_HANDSHAKE_TIMEOUT, &fd);
+  if (rc == 0) {
+    rc = mp__mgr_local_attach(&l, fd);
+    close(fd);
+  }
+  mp__mgr_call call = {.srv = s, .conn = conn};
+  if (rc) {
+    logf_(s, "connection %" PRIu64 ": local channel refused: %s", conn->id,
+          mp_error_detail());
+    mp__mgr_traceback(&call, "local channel refused: %s", mp_error_detail());
+    send_reply(s, conn, &call);
+    return rc;
+  }
+  rc = send_reply(s, conn, &call);
+  pthread_mutex_lock(&s->mu);
+  conn->local = l;
+  if (s->stop) mp__mgr_local_close(l);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 static void conn_gone(mp__mgr_server *s, mp__mgr_conn *conn) {
   for (size_t i = 0; i < s->n_entries; i++) {
     mp__mgr_entry *e = s->entries[i];
@@ -722,24 +762,19 @@ static void conn_gone(mp__mgr_server *s, mp__mgr_conn *conn) {
 static void *conn_main(void *arg) {
   mp__mgr_conn *conn = arg;
   mp__mgr_server *s = conn->srv;
-  int rc = mp__mgr_deliver_challenge(conn->c, s->key, s->keylen,
-                                     MP__MGR_HANDSHAKE_TIMEOUT);
-  if (rc == 0)
-    rc = mp__mgr_answer_challenge(conn->c, s->key, s->keylen,
-                                  MP__MGR_HANDSHAKE_TIMEOUT);
-  if (rc) {
-    logf_(s, "connection %" PRIu64 ": handshake failed: %s", conn->id,
-          mp_error_detail());
-  } else {
+  /* The listener ran the handshake: nothing was read before it passed. */
+  {
     mp_obj *req = NULL;
-    rc = recv_request(s, conn, MP__MGR_CONTROL_TIMEOUT, &req);
+    int rc = recv_request(s, conn, MP__MGR_CONTROL_TIMEOUT, &req);
     const char *ident, *fn;
     mp_obj *args, *kwds;
     mp__mgr_call call = {.srv = s, .conn = conn};
     if (rc == 0 && parse_request(req, &ident, &fn, &args, &kwds) == 0) {
       int serve = control(s, conn, fn, args, kwds, &call);
-      if (call.kind >= 0 && send_reply(s, conn, &call) == 0 && serve) {
-        logf_(s, "connection %" PRIu64 ": serving a client", conn->id);
+      if (call.kind >= 0 && send_reply(s, conn, &call) == 0 && serve &&
+          (serve == 1 || local_accept(s, conn) == 0)) {
+        logf_(s, "connection %" PRIu64 ": serving a client%s", conn->id,
+              conn->local ? " (local channel)" : "");
         mp_obj_free(req);
         req = NULL;
         serve_client(s, conn);
@@ -760,6 +795,8 @@ static void *conn_main(void *arg) {
   mp__mgr_conn **pp = &s->conns;
   while (*pp && *pp != conn) pp = &(*pp)->next;
   if (*pp) *pp = conn->next;
+  mp__mgr_local_free(conn->local);
+  conn->local = NULL;
   mp_connection_free(conn->c);
   conn->c = NULL;
   /* Why not free it here: serve_forever joins the thread (so every
@@ -781,7 +818,10 @@ static void server_stop_locked(mp__mgr_server *s) {
   char ch = 1;
   ssize_t w = write(ms->stop_pipe[1], &ch, 1);
   (void)w;
-  for (mp__mgr_conn *c = s->conns; c; c = c->next) shutdown(c->fd, SHUT_RDWR);
+  for (mp__mgr_conn *c = s->conns; c; c = c->next) {
+    shutdown(c->fd, SHUT_RDWR);
+    mp__mgr_local_close(c->local);
+  }
   for (size_t i = 0; i < s->n_entries; i++)
     if (s->entries[i]) pthread_cond_broadcast(&s->entries[i]->cond);
   pthread_cond_broadcast(&s->stop_cond);
@@ -929,7 +969,6 @@ int mp_manager_server_new(mp_manager_server **out,
   mp_manager_server *ms = mp__calloc(1, sizeof *ms);
   if (!ms) return MP_ENOMEM;
   mp__mgr_server *s = &ms->srv;
-  s->listen_fd = -1;
   ms->stop_pipe[0] = ms->stop_pipe[1] = -1;
   int rc;
   char tmp[108];
@@ -942,7 +981,6 @@ int mp_manager_server_new(mp_manager_server **out,
              r);
     address = tmp;
   }
-  if ((rc = mp__mgr_addr_parse(address, &s->addr))) goto fail;
   if (opts->authkey) {
     memcpy(s->key, opts->authkey, opts->authkey_len);
     s->keylen = opts->authkey_len;
@@ -974,14 +1012,13 @@ int mp_manager_server_new(mp_manager_server **out,
     rc = -errno;
     goto fail_sync;
   }
-  int port = 0;
-  if ((rc = mp__mgr_listen(&s->addr, 128, &s->listen_fd, &port))) goto fail_sync;
-  if (s->addr.tcp) {
-    s->addr.port = port;
-    snprintf(s->address, sizeof s->address, "%s:%d", s->addr.host, port);
-  } else {
-    snprintf(s->address, sizeof s->address, "%s", s->addr.path);
-  }
+  mp_listener_opts lo = {.backlog = 128,
+                         .authkey = s->key,
+                         .authkey_len = s->keylen,
+                         .auth = {.timeout = MP__MGR_HANDSHAKE_TIMEOUT}};
+  if ((rc = mp_listener_new(&s->listener, address, &lo))) goto fail_sync;
+  snprintf(s->address, sizeof s->address, "%s",
+           mp_listener_address(s->listener));
   for (size_t i = 0; i < opts->n_types; i++) {
     rc = mp_manager_server_register(ms, opts->types[i].typeid,
                                     opts->types[i].type);
@@ -1033,15 +1070,19 @@ int mp_manager_server_serve_forever(mp_manager_server *ms) {
     int stop = s->stop;
     pthread_mutex_unlock(&s->mu);
     if (stop || atomic_load(&ms->stopping)) break;
-    struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
-                          {.fd = ms->stop_pipe[0], .events = POLLIN}};
-    int n = poll(p, 2, 200);
+    mp_waitable w[2] = {mp_waitable_listener(s->listener),
+                        mp_waitable_fd(ms->stop_pipe[0])};
+    size_t ready[2];
+    ssize_t n = mp_connection_wait(w, 2, 0.2, ready);
     reap(s);
     if (n <= 0) continue;
-    if (p[1].revents) break;
-    if (!(p[0].revents & POLLIN)) continue;
+    if (ready[n - 1] == 1) break;
     mp_connection *c = NULL;
-    if (mp__mgr_accept(s->listen_fd, 0, &c) != 0) continue;
+    int arc = mp_listener_accept(s->listener, &c, 0);
+    if (arc == MP_EAUTH)
+      logf_(s, "connection refused: handshake failed: %s", mp_error_detail());
+    if (arc) continue;
+    mp__mgr_tune(c);
     mp__mgr_conn *conn = mp__calloc(1, sizeof *conn);
     if (!conn) {
       mp_connection_free(c);
@@ -1098,8 +1139,7 @@ void mp_manager_server_free(mp_manager_server *ms) {
   for (size_t i = MP__ARRAY_SIZE(builtin_types); i < s->n_types; i++)
     free_type(s->types[i]);
   mp__free(s->types);
-  if (s->listen_fd >= 0) close(s->listen_fd);
-  if (!s->addr.tcp) unlink(s->addr.path);
+  mp_listener_free(s->listener);
   close(ms->stop_pipe[0]);
   close(ms->stop_pipe[1]);
   pthread_mutex_destroy(&s->mu);
@@ -1123,7 +1163,8 @@ int mp__mgr_handle_request(mp_manager_server *ms, const void *buf, size_t len,
     mp__mgr_traceback(&call, "bad request");
   } else if (!ident) {
     if (strcmp(method, "shutdown") == 0 ||
-        strcmp(method, "accept_connection") == 0)
+        strcmp(method, "accept_connection") == 0 ||
+        strcmp(method, "mp_local_connection") == 0)
       mp__mgr_traceback(&call, "not in place");
     else
       control(s, &conn, method, args, kwds, &call);

@@ -36,6 +36,15 @@ int mp__os_write_all(int fd, bool is_socket, struct iovec *iov, int iovcnt);
  * least 1), 0 at end of stream, or -errno. */
 ssize_t mp__os_read_some(int fd, void *buf, size_t len);
 
+/* mp__os_read_nowait reads up to len bytes from fd if some are there
+ * already, never waiting: recv with MSG_DONTWAIT on a socket, preadv2
+ * with RWF_NOWAIT on anything else (a pipe). Returns how many (at least
+ * 1), 0 at end of stream, MP_EAGAIN when nothing is there yet, MP_ENOTSUP
+ * when fd cannot be read this way (then poll it and read it blocking), or
+ * -errno. The descriptor's own O_NONBLOCK flag is neither needed nor
+ * changed, so other holders of the same open file see no difference. */
+ssize_t mp__os_read_nowait(int fd, bool is_socket, void *buf, size_t len);
+
 /* mp__os_poll waits until one of the n descriptors reports an event, or
  * the deadline passes (abs_ns at or before now checks once). Returns the
  * number of entries with revents set, 0 at the deadline, or -errno. */

@@ -116,6 +116,39 @@ ssize_t mp__os_read_some(int fd, void *buf, size_t len) {
   }
 }
 
+ssize_t mp__os_read_nowait(int fd, bool is_socket, void *buf, size_t len) {
+  for (;;) {
+    ssize_t n;
+    if (is_socket) {
+      n = recv(fd, buf, len, MSG_DONTWAIT);
+    } else {
+      struct iovec iov = {.iov_base = buf, .iov_len = len};
+      n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+    }
+    if (n >= 0)
+      return n;
+    switch (errno) {
+    case EINTR:
+      continue;
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+      return MP_EAGAIN;
+    case EOPNOTSUPP:
+#if ENOTSUP != EOPNOTSUPP
+    case ENOTSUP:
+#endif
+    case EINVAL: /* a kernel without RWF_NOWAIT, or a file without it */
+    case ESPIPE:
+    case ENOSYS:
+      return is_socket ? -errno : MP_ENOTSUP;
+    default:
+      return -errno;
+    }
+  }
+}
+
 int mp__os_poll(struct pollfd *fds, size_t n, int64_t abs_ns) {
   for (;;) {
     struct timespec ts, *tsp = NULL;

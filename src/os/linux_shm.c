@@ -1,7 +1,9 @@
 /* linux_shm.c - the Linux implementation of os/shm.h: segment identities
  * and listing (POSIX shared memory lives in /dev/shm on Linux), whole-file
- * access to small segments, process start times from /proc, and the
- * double fork that starts the resource tracker as a detached daemon. */
+ * access to small segments, segments created without a name and named
+ * afterwards (O_TMPFILE in /dev/shm, then linkat), process start times
+ * from /proc, and the double fork that starts the resource tracker as a
+ * detached daemon. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +64,42 @@ int mp__os_shm_owner(const char *name, uint64_t *ino, uid_t *uid) {
     *uid = st.st_uid;
   }
   return rc;
+}
+
+int mp__os_shm_create_unnamed(size_t size, int *fd_out, uint64_t *ino) {
+  /* glibc's shm_open names files in /dev/shm: a file made there without a
+   * name and linked later is a segment like any other. */
+  int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno; /* EISDIR or EOPNOTSUPP: no O_TMPFILE here */
+  struct stat st;
+  int rc = 0;
+  if (ftruncate(fd, (off_t)size) != 0 || fstat(fd, &st) != 0)
+    rc = -errno;
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
+  *ino = (uint64_t)st.st_ino;
+  return 0;
+}
+
+int mp__os_shm_link(int fd, const char *name) {
+  char path[NAME_MAX + 16], proc[64];
+  if (snprintf(path, sizeof path, SHM_DIR "/%s", name) >= (int)sizeof path)
+    return MP_ENAMETOOLONG;
+  /* linkat never replaces a name: EEXIST is O_EXCL's answer. Naming the
+   * descriptor itself (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on most
+   * kernels; through /proc it needs nothing. */
+  if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+    return 0;
+  if (errno == EEXIST)
+    return MP_EEXIST;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+    return 0;
+  return -errno;
 }
 
 /* open_private opens /dev/shm/<name> without following a link and checks

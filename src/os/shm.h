@@ -16,6 +16,22 @@
  * name refers to now. Returns 0, MP_ENOENT or -errno. */
 int mp__os_shm_inode(const char *name, uint64_t *ino);
 
+/* Creating a segment that is guarded before anyone can see it (see
+ * mp__tracker_create): the file is made without a name, registered, then
+ * given its name in one step that fails if the name exists.
+ *
+ * mp__os_shm_create_unnamed creates a segment of size bytes (mode 0600)
+ * that has no name yet: it disappears with its last descriptor. Stores a
+ * close-on-exec read-write descriptor and the segment's inode. Returns 0,
+ * or -errno (EISDIR, EOPNOTSUPP: the system has no O_TMPFILE here). */
+int mp__os_shm_create_unnamed(size_t size, int *fd_out, uint64_t *ino);
+
+/* mp__os_shm_link gives the unnamed segment behind fd the name name, as
+ * shm_open(O_CREAT | O_EXCL) would have: MP_EEXIST when the name exists
+ * (which is left alone). Returns 0, MP_EEXIST or -errno (the system
+ * cannot name it: no /proc and no privilege for AT_EMPTY_PATH). */
+int mp__os_shm_link(int fd, const char *name);
+
 /* mp__os_shm_list calls fn for every segment name of this machine (without
  * '/'); a nonzero return from fn stops the walk and is returned. */
 int mp__os_shm_list(int (*fn)(const char *name, void *arg), void *arg);

@@ -13,28 +13,31 @@
  *            (taken twice); holders are killed inside the critical section
  *            (the next acquirer gets MP_EOWNERDEAD and repairs).
  *   tracker  process trees creating and unlinking named SharedMemory
- *            blocks; members are killed until the tree is gone, and its
- *            resource tracker must then unlink what is left. A member is
- *            killed only once its first block is registered: a process
- *            killed between creating its first block and registering it
- *            (which starts or joins the tracker: a fork and a handshake,
- *            milliseconds) leaves that block, a known defect of the
- *            tracker; CHAOS_TRACKER_ANYTIME=1 kills at any time and shows
- *            it.
+ *            blocks; members are killed at any moment (inside
+ *            mp_shared_memory_new too) until the tree is gone, and its
+ *            resource tracker must then unlink what is left.
+ *   lease    the queue workload on a lease-mode (at-least-once) queue:
+ *            consumers ack after recording a message; nothing may be
+ *            lost, and a message is delivered twice only when its
+ *            consumer was killed between recording it and its ack.
  *
- * The workloads run one after another, each for a quarter of the time,
- * with the machine to itself.
+ * The workloads run side by side, each for the whole time: a kill cycle
+ * (SIGKILL, reap, fork a fresh process) is cheap, so every workload makes
+ * well over 1000 kills a minute even on two shared cores.
  *
  * Each line: kills, operations, messages reported put (a put, task or
  * increment whose call returned success, recorded right after), received,
- * corrupt, duplicated, lost (with how many a consumer killed holding a
- * message explains: Python's Queue loses such a message too), hangs (a
- * call past a generous bound, or no progress for HANG_S seconds) and the
- * /dev/shm entries of the workload left at the end. The exit status is 1
- * when a workload shows corruption, duplicates, unexplained losses, hangs
- * or entries left, or made fewer than 1000 kills per minute.
+ * corrupt, duplicated (with how many a kill explains: lease mode
+ * redelivers a message whose consumer died before its ack), lost (with
+ * how many a consumer killed holding a message explains: Python's Queue
+ * loses such a message too), hangs (a call still running HANG_S past its
+ * own timeout, a task without a result after HANG_S, a tracker still
+ * running HANG_S after its tree died) and the /dev/shm entries of the
+ * workload left at the end. The exit status is 1 when a workload shows corruption,
+ * unexplained duplicates or losses, hangs or entries left, or made fewer
+ * than 1000 kills per minute.
  *
- *   chaos [seconds] [workload...]     default 60 s in all, all four */
+ *   chaos [seconds] [workload...]     default 60 s, all five */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +51,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,12 +61,12 @@
 
 #define HANG_S 10.0
 #define KILL_MIN_MS 0
-#define KILL_MAX_MS 10
+#define KILL_MAX_MS 2
 
 typedef struct result {
   const char *name;
-  _Atomic uint64_t kills, ops, put, received, corrupt, duplicated, lost,
-      explained, hangs, left;
+  _Atomic uint64_t kills, ops, put, received, corrupt, duplicated,
+      dup_explained, lost, explained, hangs, left;
   /* What the kills did that the library had to handle (see deaths_text). */
   _Atomic uint64_t deaths;
   int done;
@@ -95,29 +100,6 @@ static double kill_pause_ms(unsigned *seed) {
   return KILL_MIN_MS + rnd(seed, 1000 * (KILL_MAX_MS - KILL_MIN_MS)) / 1000.0;
 }
 
-/* Counts the /dev/shm entries whose name starts with prefix; with first,
- * also those that are the first segment a process created (names ending
- * in "-0" or "-root", see the tracker workload). */
-static uint64_t shm_left_first(const char *prefix, uint64_t *first) {
-  uint64_t n = 0;
-  DIR *d = opendir("/dev/shm");
-  if (d == NULL)
-    return 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
-      continue;
-    n++;
-    size_t l = strlen(e->d_name);
-    if (first != NULL &&
-        ((l > 2 && strcmp(e->d_name + l - 2, "-0") == 0) ||
-         (l > 5 && strcmp(e->d_name + l - 5, "-root") == 0)))
-      (*first)++;
-  }
-  closedir(d);
-  return n;
-}
-
 /* Unlinks what a workload left, once counted: the names are its own. */
 static void shm_remove(const char *prefix) {
   DIR *d = opendir("/dev/shm");
@@ -147,6 +129,15 @@ static uint64_t shm_left(const char *prefix) {
   return n;
 }
 
+/* demote lowers the calling thread's priority: the queue and sync
+ * workloads' processes (which never sleep) run at nice DEMOTE_NICE, so that on a
+ * loaded machine their supervisors, at the caller's priority, keep their
+ * kill cadence (and still run often enough to be killed mid-call). */
+#define DEMOTE_NICE 5
+static void demote(void) {
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DEMOTE_NICE);
+}
+
 static void kill_reap(pid_t pid) {
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -167,20 +158,25 @@ static uint32_t sum32(const unsigned char *p, size_t n) {
 #define Q_INST 8192 /* producer instances */
 #define Q_SEQ 1024  /* messages per producer instance */
 #define Q_LARGE 6000
+#define Q_CSLOTS 64 /* consumer state words: live ones and unreaped victims */
+#define Q_PUT_TIMEOUT 2.0
+#define Q_GET_TIMEOUT 0.5
 
 typedef struct qmsg {
   uint32_t inst, seq, len, sum;
   unsigned char payload[];
 } qmsg;
 
-enum { C_IDLE = 0, C_IN_GET = 1 };
+/* A consumer's state, as the supervisor sees it when it kills one. */
+enum { C_IDLE = 0, C_IN_GET = 1, C_RECORDED = 2 /* lease: before the ack */ };
 
 typedef struct qshared {
   _Atomic uint32_t reported[Q_INST];            /* seqs put, per instance */
   _Atomic uint64_t seen[Q_INST][Q_SEQ / 64];    /* received, per message */
-  _Atomic uint32_t cstate[Q_CONSUMERS];         /* consumer slot state */
+  _Atomic uint32_t cstate[Q_CSLOTS];            /* per consumer process */
   _Atomic uint64_t ops, received, corrupt, duplicated;
-  _Atomic double last_progress;
+  /* When each process's current put or get began (0: not in one). */
+  _Atomic double cstart[Q_CSLOTS], pstart[Q_PRODUCERS];
 } qshared;
 
 static void q_take(qshared *sh, const unsigned char *buf, size_t len) {
@@ -196,19 +192,23 @@ static void q_take(qshared *sh, const unsigned char *buf, size_t len) {
   atomic_fetch_add(&sh->received, 1);
 }
 
-static void q_producer(mp_queue *q, qshared *sh, uint32_t inst) {
+static void q_producer(mp_queue *q, qshared *sh, int slot, uint32_t inst,
+                       bool large) {
+  demote();
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   unsigned seed = inst * 7919u + (unsigned)getpid();
   for (uint32_t seq = 0; seq < Q_SEQ;) {
-    uint32_t len =
-        seq % 16 == 5 || seq % 16 == 6 ? Q_LARGE : 8 + rnd(&seed, 120);
+    uint32_t len = large && (seq % 16 == 5 || seq % 16 == 6)
+                       ? Q_LARGE
+                       : 8 + rnd(&seed, 120);
     /* Odd messages are written in place (mp_queue_claim): killed between
      * claim and commit, they must leave no message. */
     bool inplace = seq % 2 == 1;
     void *at = buf;
+    atomic_store(&sh->pstart[slot], now_s());
     int rc = 0;
     if (inplace)
-      rc = mp_queue_claim(q, sizeof(qmsg) + len, &at, 2.0);
+      rc = mp_queue_claim(q, sizeof(qmsg) + len, &at, Q_PUT_TIMEOUT);
     qmsg *m = at;
     if (rc == 0) {
       m->inst = inst;
@@ -218,8 +218,9 @@ static void q_producer(mp_queue *q, qshared *sh, uint32_t inst) {
         m->payload[i] = (unsigned char)(seed + i * 31 + seq);
       m->sum = sum32(m->payload, m->len);
       rc = inplace ? mp_queue_commit(q, sizeof *m + len)
-                   : mp_queue_put(q, buf, sizeof *m + m->len, 2.0);
+                   : mp_queue_put(q, buf, sizeof *m + m->len, Q_PUT_TIMEOUT);
     }
+    atomic_store(&sh->pstart[slot], 0);
     atomic_fetch_add(&sh->ops, 1);
     if (rc == 0) {
       atomic_store(&sh->reported[inst], seq + 1);
@@ -231,16 +232,27 @@ static void q_producer(mp_queue *q, qshared *sh, uint32_t inst) {
   _exit(0);
 }
 
-static void q_consumer(mp_queue *q, qshared *sh, int slot) {
+static void q_consumer(mp_queue *q, qshared *sh, int slot, bool lease) {
+  demote();
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   for (;;) {
     size_t len = 0;
+    uint64_t id = 0;
     atomic_store(&sh->cstate[slot], C_IN_GET);
-    int rc = mp_queue_get(q, buf, sizeof buf, &len, 0.5);
+    atomic_store(&sh->cstart[slot], now_s());
+    int rc = lease ? mp_queue_get_lease(q, buf, sizeof buf, &len, &id,
+                                        Q_GET_TIMEOUT)
+                   : mp_queue_get(q, buf, sizeof buf, &len, Q_GET_TIMEOUT);
+    atomic_store(&sh->cstart[slot], 0);
     atomic_fetch_add(&sh->ops, 1);
     if (rc == 0) {
+      /* Marked before recording: a kill from here on may have recorded
+       * the message without acking it. */
+      if (lease)
+        atomic_store(&sh->cstate[slot], C_RECORDED);
       q_take(sh, buf, len);
-      atomic_store(&sh->last_progress, now_s());
+      if (lease && mp_queue_ack(q, id) != 0)
+        _exit(5);
     }
     atomic_store(&sh->cstate[slot], C_IDLE);
     if (rc != 0 && rc != MP_ETIMEDOUT)
@@ -248,11 +260,71 @@ static void q_consumer(mp_queue *q, qshared *sh, int slot) {
   }
 }
 
-static void run_queue(result *res, double seconds) {
+/* The supervisor's processes killed and not yet reaped. A victim is
+ * replaced at once (a kill cycle never waits for the victim to die);
+ * each consumer process has a state word of its own, read once it is
+ * reaped, to tell in which state it died. */
+#define Q_VICTIMS 64
+typedef struct qvictims {
+  qshared *sh;
+  pid_t pid[Q_VICTIMS]; /* killed, not yet reaped */
+  int nv;
+  pid_t cslot_pid[Q_CSLOTS]; /* the consumer of each state word */
+  uint64_t in_get_deaths, recorded_deaths;
+} qvictims;
+
+/* Reaps the victims that are gone (every one, with wait), counting the
+ * state each consumer died in and freeing its state word. */
+static void reap_victims(qvictims *v, bool wait) {
+  for (int i = 0; i < v->nv;) {
+    pid_t p = v->pid[i];
+    if (waitpid(p, NULL, wait ? 0 : WNOHANG) != p) {
+      i++;
+      continue;
+    }
+    for (int k = 0; k < Q_CSLOTS; k++) {
+      if (v->cslot_pid[k] != p)
+        continue;
+      uint32_t st = atomic_load(&v->sh->cstate[k]);
+      v->in_get_deaths += st == C_IN_GET;
+      v->recorded_deaths += st == C_RECORDED;
+      v->cslot_pid[k] = 0;
+    }
+    v->pid[i] = v->pid[--v->nv];
+  }
+}
+
+static void victim_add(qvictims *v, pid_t pid) {
+  if (v->nv == Q_VICTIMS)
+    reap_victims(v, true);
+  v->pid[v->nv++] = pid;
+}
+
+static pid_t start_consumer(qvictims *v, mp_queue *q, bool lease) {
+  int k = 0;
+  while (v->cslot_pid[k] != 0) {
+    if (++k == Q_CSLOTS) {
+      reap_victims(v, true);
+      k = 0;
+    }
+  }
+  atomic_store(&v->sh->cstate[k], C_IDLE);
+  atomic_store(&v->sh->cstart[k], 0);
+  pid_t pid = fork();
+  if (pid == 0)
+    q_consumer(q, v->sh, k, lease);
+  v->cslot_pid[k] = pid;
+  return pid;
+}
+
+/* The queue workloads: lease is at-least-once delivery, whose leases hold
+ * inline messages only (no large ones then). */
+static void run_queues(result *res, double seconds, bool lease) {
   char name[64], prefix[80];
-  snprintf(name, sizeof name, "chaos%d-q", (int)getpid());
+  snprintf(name, sizeof name, "chaos%d-%s", (int)getpid(), lease ? "l" : "q");
   snprintf(prefix, sizeof prefix, "mp_%s", name);
-  mp_queue_opts o = {.name = name, .capacity = 1 << 16, .inline_max = 1024};
+  mp_queue_opts o = {.name = name, .capacity = 1 << 16, .inline_max = 1024,
+                     .lease = lease};
   mp_queue *q;
   if (mp_queue_new(&q, &o) != 0) {
     fprintf(stderr, "chaos queue: mp_queue_new failed\n");
@@ -260,34 +332,29 @@ static void run_queue(result *res, double seconds) {
     return;
   }
   qshared *sh = shared_map(sizeof *sh);
-  atomic_store(&sh->last_progress, now_s());
   pid_t prod[Q_PRODUCERS], cons[Q_CONSUMERS];
   uint32_t prod_inst[Q_PRODUCERS], next_inst = 0;
   unsigned seed = (unsigned)getpid();
-  uint64_t in_get_deaths = 0;
-
+  /* Each consumer process has a state word of its own, so a victim is
+   * replaced at once and its state read once it is reaped (later). */
+  qvictims v = {.sh = sh};
 #define START_PRODUCER(i)                                                    \
   do {                                                                       \
     prod_inst[i] = next_inst < Q_INST ? next_inst++ : Q_INST;                \
+    atomic_store(&sh->pstart[i], 0);                                         \
     prod[i] = prod_inst[i] < Q_INST ? fork() : -1;                           \
     if (prod[i] == 0)                                                        \
-      q_producer(q, sh, prod_inst[i]);                                       \
-  } while (0)
-#define START_CONSUMER(i)                                                    \
-  do {                                                                       \
-    atomic_store(&sh->cstate[i], C_IDLE);                                    \
-    cons[i] = fork();                                                        \
-    if (cons[i] == 0)                                                        \
-      q_consumer(q, sh, i);                                                  \
+      q_producer(q, sh, i, prod_inst[i], !lease);                            \
   } while (0)
 
   for (int i = 0; i < Q_PRODUCERS; i++)
     START_PRODUCER(i);
   for (int i = 0; i < Q_CONSUMERS; i++)
-    START_CONSUMER(i);
+    cons[i] = start_consumer(&v, q, lease);
   double end = now_s() + seconds;
   while (now_s() < end) {
     sleep_ms(kill_pause_ms(&seed));
+    reap_victims(&v, false);
     /* Producers that finished their messages leave: start others. */
     for (int i = 0; i < Q_PRODUCERS; i++)
       if (prod[i] > 0 && waitpid(prod[i], NULL, WNOHANG) == prod[i])
@@ -296,19 +363,34 @@ static void run_queue(result *res, double seconds) {
     if (victim < Q_PRODUCERS) {
       if (prod[victim] <= 0)
         continue;
-      kill_reap(prod[victim]);
+      kill(prod[victim], SIGKILL);
+      victim_add(&v, prod[victim]);
       START_PRODUCER(victim);
     } else {
       int c = victim - Q_PRODUCERS;
-      kill_reap(cons[c]);
-      if (atomic_load(&sh->cstate[c]) == C_IN_GET)
-        in_get_deaths++;
-      START_CONSUMER(c);
+      kill(cons[c], SIGKILL);
+      victim_add(&v, cons[c]);
+      cons[c] = start_consumer(&v, q, lease);
     }
     atomic_fetch_add(&res->kills, 1);
-    if (now_s() - atomic_load(&sh->last_progress) > HANG_S) {
-      atomic_fetch_add(&res->hangs, 1);
-      atomic_store(&sh->last_progress, now_s());
+    /* A hang: a put or get still running HANG_S past its timeout. */
+    double t = now_s();
+    for (int i = 0; i < Q_PRODUCERS; i++) {
+      double t0 = atomic_load(&sh->pstart[i]);
+      if (t0 > 0 && t - t0 > Q_PUT_TIMEOUT + HANG_S &&
+          atomic_compare_exchange_strong(&sh->pstart[i], &t0, 0))
+        atomic_fetch_add(&res->hangs, 1);
+    }
+    for (int k = 0; k < Q_CSLOTS; k++) {
+      bool live = false;
+      for (int i = 0; i < Q_CONSUMERS; i++)
+        live |= v.cslot_pid[k] == cons[i];
+      if (!live)
+        continue; /* a victim's, or free */
+      double t0 = atomic_load(&sh->cstart[k]);
+      if (t0 > 0 && t - t0 > Q_GET_TIMEOUT + HANG_S &&
+          atomic_compare_exchange_strong(&sh->cstart[k], &t0, 0))
+        atomic_fetch_add(&res->hangs, 1);
     }
   }
   /* Stop everyone, then drain what is queued. */
@@ -316,18 +398,21 @@ static void run_queue(result *res, double seconds) {
     if (prod[i] > 0)
       kill_reap(prod[i]);
   for (int i = 0; i < Q_CONSUMERS; i++) {
-    kill_reap(cons[i]);
-    if (atomic_load(&sh->cstate[i]) == C_IN_GET)
-      in_get_deaths++;
+    kill(cons[i], SIGKILL);
+    victim_add(&v, cons[i]);
   }
+  reap_victims(&v, true);
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   double drain_end = now_s() + HANG_S;
   for (;;) {
     size_t len = 0;
-    int rc = mp_queue_get(q, buf, sizeof buf, &len, 0.2);
+    uint64_t id = 0;
+    int rc = lease ? mp_queue_get_lease(q, buf, sizeof buf, &len, &id, 0.2)
+                   : mp_queue_get(q, buf, sizeof buf, &len, 0.2);
     if (rc == MP_ETIMEDOUT || rc == MP_EAGAIN)
       break;
-    if (rc != 0 || now_s() > drain_end) {
+    if (rc != 0 || now_s() > drain_end ||
+        (lease && mp_queue_ack(q, id) != 0)) {
       atomic_fetch_add(&res->hangs, 1);
       break;
     }
@@ -346,13 +431,30 @@ static void run_queue(result *res, double seconds) {
   atomic_store(&res->put, put);
   atomic_store(&res->received, atomic_load(&sh->received));
   atomic_store(&res->corrupt, atomic_load(&sh->corrupt));
-  atomic_store(&res->duplicated, atomic_load(&sh->duplicated));
+  uint64_t dup = atomic_load(&sh->duplicated);
+  atomic_store(&res->duplicated, dup);
   atomic_store(&res->lost, lost);
-  atomic_store(&res->explained, lost < in_get_deaths ? lost : in_get_deaths);
-  atomic_store(&res->deaths, in_get_deaths);
+  if (lease) {
+    /* At-least-once: a kill explains a redelivery, never a loss. */
+    atomic_store(&res->dup_explained,
+                 dup < v.recorded_deaths ? dup : v.recorded_deaths);
+    atomic_store(&res->deaths, v.recorded_deaths);
+  } else {
+    atomic_store(&res->explained,
+                 lost < v.in_get_deaths ? lost : v.in_get_deaths);
+    atomic_store(&res->deaths, v.in_get_deaths);
+  }
   atomic_store(&res->left, shm_left(prefix));
   shm_remove(prefix);
   munmap(sh, sizeof *sh);
+}
+
+static void run_queue(result *res, double seconds) {
+  run_queues(res, seconds, false);
+}
+
+static void run_lease(result *res, double seconds) {
+  run_queues(res, seconds, true);
 }
 
 /* ==== pool ================================================================ */
@@ -394,7 +496,7 @@ static void p_callback(void *userdata, int status, const void *r, size_t len) {
 }
 
 typedef struct pkiller {
-  mp_pool *pool;
+  _Atomic(mp_pool *) pool; /* NULL until the pool is made */
   result *res;
   _Atomic int stop;
 } pkiller;
@@ -411,8 +513,11 @@ static void *p_killer(void *arg) {
   double since[256] = {0};
   while (!atomic_load(&k->stop)) {
     sleep_ms(kill_pause_ms(&seed));
+    mp_pool *pool = atomic_load(&k->pool);
+    if (pool == NULL)
+      continue;
     pid_t pids[P_WORKERS], old[P_WORKERS];
-    ssize_t n = mp_pool_worker_pids(k->pool, pids, P_WORKERS);
+    ssize_t n = mp_pool_worker_pids(pool, pids, P_WORKERS);
     if (n > P_WORKERS)
       n = P_WORKERS;
     double t = now_s();
@@ -433,16 +538,22 @@ static void *p_killer(void *arg) {
 }
 
 static void run_pool(result *res, double seconds) {
+  /* The pool runs at our priority: its handler threads collect results
+   * and replace workers, which a demoted pool does too slowly on a loaded
+   * machine (tasks then wait past HANG_S). */
+  pkiller k = {.res = res};
+  pthread_t killer;
+  pthread_create(&killer, NULL, p_killer, &k);
   mp_pool *pool;
   mp_pool_opts o = {.processes = P_WORKERS};
   if (mp_pool_new(&pool, &o) != 0) {
     fprintf(stderr, "chaos pool: mp_pool_new failed\n");
     atomic_fetch_add(&res->hangs, 1);
+    atomic_store(&k.stop, 1);
+    pthread_join(killer, NULL);
     return;
   }
-  pkiller k = {.pool = pool, .res = res};
-  pthread_t killer;
-  pthread_create(&killer, NULL, p_killer, &k);
+  atomic_store(&k.pool, pool);
   struct {
     mp_async_result *r;
     ptask in, out;
@@ -552,6 +663,7 @@ typedef struct sshared {
 } sshared;
 
 static void s_worker(sshared *sh, uint32_t inst) {
+  demote();
   unsigned seed = inst;
   for (;;) {
     int which = (int)rnd(&seed, 2);
@@ -611,13 +723,19 @@ static void run_sync(result *res, double seconds) {
   double end = now_s() + seconds;
   while (now_s() < end) {
     sleep_ms(kill_pause_ms(&seed));
+    /* The victims of earlier cycles (the workers are our only children):
+     * a cycle replaces its victim at once, without waiting for it. */
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
     int v = (int)rnd(&seed, S_PROCS);
-    kill_reap(pid[v]);
+    kill(pid[v], SIGKILL);
     atomic_fetch_add(&res->kills, 1);
     START_SYNC(v);
   }
   for (int i = 0; i < S_PROCS; i++)
-    kill_reap(pid[i]);
+    kill(pid[i], SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+  }
   /* A last acquire repairs a lock whose holder was killed last. */
   for (int which = 0; which < 2; which++) {
     int rc = which == 0 ? mp_lock_acquire(&sh->lock, HANG_S)
@@ -652,46 +770,61 @@ static void run_sync(result *res, double seconds) {
 }
 
 /* ==== tracker ============================================================= */
-#define T_MEMBERS 4
+#define T_MEMBERS 6
+#define T_ROOT_ODDS 32
+#define T_START_ODDS 8
+#define T_START_MS 50
 
 typedef struct tshared {
   _Atomic pid_t members[T_MEMBERS];
-  _Atomic int ready[T_MEMBERS]; /* the member's first segment is registered */
+  _Atomic int started; /* the root made its first block and its members */
+  _Atomic int began[T_MEMBERS]; /* the member entered its first create */
+  _Atomic int in_create[T_MEMBERS]; /* inside mp_shared_memory_new now */
+  _Atomic uint64_t killed_in_create;
   _Atomic uint64_t created, unlinked, ops;
   _Atomic uint32_t tree;
 } tshared;
 
-static void t_member(tshared *sh, const char *prefix, int slot) {
+/* One step of a member: create a block, and unlink half of them (the
+ * rest are left to the tracker when the tree dies). */
+static void t_step(tshared *sh, const char *prefix, int slot, uint32_t *n,
+                   unsigned *seed) {
   char name[96];
+  snprintf(name, sizeof name, "%s%u-%d-%u", prefix, atomic_load(&sh->tree),
+           (int)getpid(), (*n)++);
+  mp_shared_memory *shm;
+  atomic_store(&sh->in_create[slot], 1);
+  int rc = mp_shared_memory_new(&shm, name, 4096, NULL);
+  atomic_store(&sh->in_create[slot], 0);
+  atomic_fetch_add(&sh->ops, 1);
+  if (rc != 0)
+    return;
+  atomic_fetch_add(&sh->created, 1);
+  ((char *)mp_shared_memory_buf(shm))[0] = 1;
+  if (rnd(seed, 2) == 0 && mp_shared_memory_unlink(shm) == 0)
+    atomic_fetch_add(&sh->unlinked, 1);
+  mp_shared_memory_free(shm);
+}
+
+static void t_member(tshared *sh, const char *prefix, int slot) {
   unsigned seed = (unsigned)getpid();
-  for (uint32_t n = 0;; n++) {
-    snprintf(name, sizeof name, "%s%u-%d-%u", prefix, atomic_load(&sh->tree),
-             (int)getpid(), n);
-    mp_shared_memory *shm;
-    int rc = mp_shared_memory_new(&shm, name, 4096, NULL);
-    atomic_fetch_add(&sh->ops, 1);
-    if (rc != 0)
-      continue;
-    atomic_fetch_add(&sh->created, 1);
-    atomic_store(&sh->ready[slot], 1);
-    ((char *)mp_shared_memory_buf(shm))[0] = 1;
-    /* Half of them are unlinked by their creator, the rest are left to
-     * the tracker when the tree dies. */
-    if (rnd(&seed, 2) == 0) {
-      if (mp_shared_memory_unlink(shm) == 0)
-        atomic_fetch_add(&sh->unlinked, 1);
-    }
-    mp_shared_memory_free(shm);
-    sleep_ms(1 + rnd(&seed, 5));
+  for (uint32_t n = 0;;) {
+    atomic_store(&sh->began[slot], 1);
+    t_step(sh, prefix, slot, &n, &seed);
+    sleep_ms(rnd(&seed, 2000) / 1000.0);
   }
 }
 
-/* The tree's root: it starts the tracker (its first segment) and forks
- * the other members, which inherit the tracker connection. The tree is a
- * process group of its own (the tracker leaves it: it runs in a session
- * of its own), so the supervisor knows when the whole tree is gone, and
- * every member records its own pid, so none runs unseen. The root dies
- * with the supervisor. */
+/* The tree's root: it starts the tracker (its first block) and forks the
+ * other members, which inherit the tracker connection; while it lives it
+ * replaces every member killed at once (the replacement is a member of
+ * the same tree). The tree runs at the supervisor's priority: its
+ * members mostly sleep, and a demoted member takes long to start on a
+ * loaded machine. The tree is a process group of its
+ * own (the tracker leaves it: it runs in a session of its own), so the
+ * supervisor knows when the whole tree is gone. Only the root writes the
+ * members' pids (the supervisor clears one it killed), so none runs
+ * unseen. The root dies with the supervisor. */
 static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != supervisor)
@@ -702,17 +835,26 @@ static void t_root(tshared *sh, const char *prefix, pid_t supervisor) {
   mp_shared_memory *shm;
   if (mp_shared_memory_new(&shm, name, 4096, NULL) == 0)
     atomic_fetch_add(&sh->created, 1);
-  atomic_store(&sh->members[0], getpid());
-  atomic_store(&sh->ready[0], 1);
-  for (int i = 1; i < T_MEMBERS; i++) {
-    pid_t p = fork();
-    if (p == 0) {
-      atomic_store(&sh->members[i], getpid());
-      t_member(sh, prefix, i);
+  pid_t mine[T_MEMBERS] = {0};
+  for (;;) {
+    for (int i = 1; i < T_MEMBERS; i++) {
+      if (mine[i] != 0)
+        continue;
+      atomic_store(&sh->began[i], 0);
+      atomic_store(&sh->in_create[i], 0);
+      pid_t p = fork();
+      if (p == 0)
+        t_member(sh, prefix, i);
+      mine[i] = p > 0 ? p : 0;
+      atomic_store(&sh->members[i], mine[i]);
     }
-    atomic_store(&sh->members[i], p);
+    atomic_store(&sh->started, 1);
+    /* Replaces a member as soon as it is killed. */
+    pid_t dead = waitpid(-1, NULL, 0);
+    for (int i = 1; i < T_MEMBERS; i++)
+      if (dead > 0 && mine[i] == dead)
+        mine[i] = 0;
   }
-  t_member(sh, prefix, 0);
 }
 
 static bool t_alive(pid_t p) { return p > 0 && kill(p, 0) == 0; }
@@ -734,18 +876,19 @@ static void run_tracker(result *res, double seconds) {
   double end = now_s() + seconds;
   pid_t root = 0;
   pid_t supervisor = getpid();
-  const char *env = getenv("CHAOS_TRACKER_ANYTIME");
-  bool anytime = env != NULL && strcmp(env, "1") == 0;
+  double start_kill_at = 1e300;
   while (now_s() < end) {
     t_reap();
     if (root == 0 || kill(-root, 0) != 0) {
       /* The previous tree is gone (no process left in its group): a new
        * one. */
-      for (int i = 0; i < T_MEMBERS; i++) {
+      for (int i = 0; i < T_MEMBERS; i++)
         atomic_store(&sh->members[i], 0);
-        atomic_store(&sh->ready[i], 0);
-      }
+      atomic_store(&sh->started, 0);
       atomic_fetch_add(&sh->tree, 1);
+      start_kill_at = rnd(&seed, T_START_ODDS) == 0
+                          ? now_s() + rnd(&seed, T_START_MS * 1000) / 1e6
+                          : 1e300;
       root = fork();
       if (root == 0)
         t_root(sh, prefix, supervisor);
@@ -755,32 +898,52 @@ static void run_tracker(result *res, double seconds) {
       continue;
     }
     sleep_ms(kill_pause_ms(&seed));
-    /* A member is killed once its first segment is registered (see the
-     * DESIGN note at the top: the first registration's window). */
-    int cand[T_MEMBERS], ncand = 0;
-    for (int i = 0; i < T_MEMBERS; i++)
-      if (t_alive(atomic_load(&sh->members[i])) &&
-          (anytime || atomic_load(&sh->ready[i])))
+    /* Any member that has begun its work (entered its first create),
+     * at any moment from then on: inside mp_shared_memory_new too. The
+     * root, which replaces the others, one kill in T_ROOT_ODDS: then the
+     * tree winds down. While it makes its first block (which starts the
+     * tracker: a fork and a handshake, slow on a loaded machine) and its
+     * members, the root of one tree in T_START_ODDS is killed, at a random
+     * moment of its first T_START_MS: the other trees get going. */
+    int cand[T_MEMBERS], ncand = 0, nlive = 0;
+    for (int i = 1; i < T_MEMBERS; i++) {
+      if (!t_alive(atomic_load(&sh->members[i])))
+        continue;
+      nlive++;
+      if (atomic_load(&sh->began[i]))
         cand[ncand++] = i;
-    if (ncand == 0)
+    }
+    bool root_alive = t_alive(atomic_load(&sh->members[0]));
+    int v;
+    if (root_alive && !atomic_load(&sh->started)) {
+      if (now_s() < start_kill_at)
+        continue;
+      v = 0;
+    } else if (ncand == 0) {
+      /* The root is replacing them, or they are starting: wait. Or the
+       * root is dead, and died between forking a member and recording it,
+       * which then runs unseen: end the tree. */
+      if (!root_alive && nlive == 0)
+        kill(-root, SIGKILL);
       continue;
-    int v = cand[rnd(&seed, (unsigned)ncand)];
+    } else {
+      /* The odds are per kill, not per cycle: a root slow to replace its
+       * members must not die sooner for it. */
+      v = root_alive && rnd(&seed, T_ROOT_ODDS) == 0
+              ? 0
+              : cand[rnd(&seed, (unsigned)ncand)];
+    }
     pid_t p = atomic_load(&sh->members[v]);
-    if (kill(p, SIGKILL) == 0) {
+    /* Cleared only if the root has not put a replacement there since. */
+    bool inside = v > 0 && atomic_load(&sh->in_create[v]);
+    if (p > 0 && kill(p, SIGKILL) == 0) {
       atomic_fetch_add(&res->kills, 1);
-      atomic_store(&sh->members[v], 0);
+      if (inside)
+        atomic_fetch_add(&sh->killed_in_create, 1);
+      atomic_compare_exchange_strong(&sh->members[v], &p, 0);
     }
   }
-  /* The last tree: wait for its members to be registered, then end it. */
-  for (int i = 0; i < 100 && !anytime; i++) {
-    bool all = true;
-    for (int m = 0; m < T_MEMBERS; m++)
-      if (t_alive(atomic_load(&sh->members[m])) && !atomic_load(&sh->ready[m]))
-        all = false;
-    if (all)
-      break;
-    sleep_ms(10);
-  }
+  /* The last tree ends. */
   if (root > 0 && kill(-root, SIGKILL) == 0)
     atomic_fetch_add(&res->kills, 1);
   /* The trackers unlink what the dead trees left, then exit; they are our
@@ -791,19 +954,20 @@ static void run_tracker(result *res, double seconds) {
     sleep_ms(10);
   if (waitpid(-1, NULL, WNOHANG) >= 0)
     atomic_fetch_add(&res->hangs, 1);
-  uint64_t first = 0;
-  uint64_t left = shm_left_first(prefix, &first);
+  uint64_t left = shm_left(prefix);
   if (left > 0)
     fprintf(stderr,
-            "chaos tracker: %llu segments left. The tracker unlinks every "
-            "segment registered with it, so these are segments whose creator "
-            "was killed between creating and registering them (%llu of them "
-            "the process's first, whose registration also starts or joins "
-            "the tracker)\n",
-            (unsigned long long)left, (unsigned long long)first);
+            "chaos tracker: %llu segments left (the tracker unlinks every "
+            "segment registered with it, and a segment is registered "
+            "before it has its name)\n",
+            (unsigned long long)left);
   shm_remove(prefix);
   uint64_t created = atomic_load(&sh->created);
-  atomic_store(&res->deaths, atomic_load(&sh->tree));
+  atomic_store(&res->deaths, atomic_load(&sh->killed_in_create));
+  fprintf(stderr, "chaos tracker: %u process trees, %llu blocks created, "
+          "%llu unlinked by their creator\n", atomic_load(&sh->tree),
+          (unsigned long long)atomic_load(&sh->created),
+          (unsigned long long)atomic_load(&sh->unlinked));
   atomic_store(&res->ops, atomic_load(&sh->ops));
   atomic_store(&res->put, created);
   atomic_store(&res->received, created - left);
@@ -823,7 +987,9 @@ static const struct {
     {"queue", run_queue, "consumers killed inside get"},
     {"pool", run_pool, "tasks failed with MP_EWORKERDIED"},
     {"sync", run_sync, "holders killed in the critical section, recovered"},
-    {"tracker", run_tracker, "process trees ended"},
+    {"tracker", run_tracker,
+     "members killed inside mp_shared_memory_new, as seen just before"},
+    {"lease", run_lease, "consumers killed between recording and ack"},
 };
 #define NW (sizeof workloads / sizeof workloads[0])
 
@@ -840,12 +1006,9 @@ int main(int argc, char **argv) {
   }
   result *res = shared_map(sizeof(result) * NW);
   pid_t sup[NW] = {0};
-  size_t nwant = 0;
-  for (size_t w = 0; w < NW; w++)
-    nwant += want[w];
-  double each = seconds / (double)(nwant ? nwant : 1);
-  printf("chaos: %.0f s in all, %.0f s per workload, SIGKILL every %d-%d ms\n",
-         seconds, each, KILL_MIN_MS, KILL_MAX_MS);
+  printf("chaos: %.0f s, the workloads side by side, SIGKILL every %d-%d ms "
+         "in each\n",
+         seconds, KILL_MIN_MS, KILL_MAX_MS);
   fflush(stdout);
   for (size_t w = 0; w < NW; w++) {
     res[w].name = workloads[w].name;
@@ -853,23 +1016,36 @@ int main(int argc, char **argv) {
       continue;
     sup[w] = fork();
     if (sup[w] == 0) {
-      workloads[w].fn(&res[w], each);
+      workloads[w].fn(&res[w], seconds);
       res[w].done = 1;
       _exit(0);
     }
-    /* The supervisor stops by itself; one that does not within a bound is
-     * a hang of its workload. */
-    double until = now_s() + each + 6 * HANG_S;
-    int st;
-    while (waitpid(sup[w], &st, WNOHANG) == 0) {
+  }
+  /* A supervisor stops by itself; one that does not within a bound is a
+   * hang of its workload. */
+  double until = now_s() + seconds + 6 * HANG_S;
+  for (;;) {
+    bool running = false;
+    for (size_t w = 0; w < NW; w++) {
+      if (sup[w] <= 0 || (res[w].done & 2))
+        continue;
+      int st;
+      if (waitpid(sup[w], &st, WNOHANG) == sup[w]) {
+        res[w].done |= 2; /* reaped (done keeps bit 0: finished) */
+        continue;
+      }
       if (now_s() > until) {
         kill(sup[w], SIGKILL);
         waitpid(sup[w], &st, 0);
         atomic_fetch_add(&res[w].hangs, 1);
-        break;
+        res[w].done |= 2;
+        continue;
       }
-      sleep_ms(50);
+      running = true;
     }
+    if (!running)
+      break;
+    sleep_ms(50);
   }
   int status = 0;
   for (size_t w = 0; w < NW; w++) {
@@ -877,26 +1053,32 @@ int main(int argc, char **argv) {
       continue;
     result *r = &res[w];
     uint64_t lost = r->lost, expl = r->explained < lost ? r->explained : lost;
-    double per_min = r->kills * 60.0 / each;
+    uint64_t dup = r->duplicated,
+             dexpl = r->dup_explained < dup ? r->dup_explained : dup;
+    bool finished = r->done & 1;
+    double per_min = r->kills * 60.0 / seconds;
     printf("%-8s kills %6llu (%4.0f/min)  ops %8llu  put %8llu  received "
-           "%8llu  corrupt %llu  duplicated %llu  lost %llu (%llu explained, "
-           "%llu unexplained)  hangs %llu  /dev/shm left %llu  [%llu %s]%s\n",
+           "%8llu  corrupt %llu  duplicated %llu (%llu explained)  lost %llu "
+           "(%llu explained, %llu unexplained)  hangs %llu  /dev/shm left "
+           "%llu  [%llu %s]%s\n",
            r->name, (unsigned long long)r->kills, per_min,
            (unsigned long long)r->ops, (unsigned long long)r->put,
            (unsigned long long)r->received, (unsigned long long)r->corrupt,
-           (unsigned long long)r->duplicated, (unsigned long long)lost,
-           (unsigned long long)expl, (unsigned long long)(lost - expl),
-           (unsigned long long)r->hangs, (unsigned long long)r->left,
-           (unsigned long long)r->deaths, workloads[w].deaths_text,
-           r->done ? "" : "  (supervisor did not finish)");
-    if (r->corrupt || r->duplicated || lost > expl || r->hangs || r->left ||
-        per_min < 1000 || !r->done)
+           (unsigned long long)dup, (unsigned long long)dexpl,
+           (unsigned long long)lost, (unsigned long long)expl,
+           (unsigned long long)(lost - expl), (unsigned long long)r->hangs,
+           (unsigned long long)r->left, (unsigned long long)r->deaths,
+           workloads[w].deaths_text,
+           finished ? "" : "  (supervisor did not finish)");
+    if (r->corrupt || dup > dexpl || lost > expl || r->hangs || r->left ||
+        per_min < 1000 || !finished)
       status = 1;
   }
   printf("explained: queue, a consumer killed inside get (it may have taken "
          "the message); pool, a task failed with MP_EWORKERDIED (its worker "
          "was killed); sync, a holder killed in its critical section "
-         "(MP_EOWNERDEAD).\n");
+         "(MP_EOWNERDEAD); lease, a message delivered again because its "
+         "consumer was killed before acking it.\n");
   printf("chaos: %s\n", status ? "FAIL" : "PASS");
   return status;
 }

@@ -15,6 +15,7 @@
  * Input: selector (1 byte); even: a state file body (its pid from the
  * next 2 bytes), odd: a sequence of datagrams separated by '\n'. */
 #define mp__tracker_register fz_tracker_register
+#define mp__tracker_create fz_tracker_create
 #define mp__tracker_unregister fz_tracker_unregister
 #define mp_resource_tracker_list fz_resource_tracker_list
 #define mp_resource_tracker_pid fz_resource_tracker_pid

@@ -163,7 +163,7 @@ def generate(root):
             if "*" not in params[0] or name in SKIP:
                 continue
             args = ", ".join("NULL" if "*" in t else f"({t}){{0}}"
-                             for t in params)
+                             for t in params if t != "...")
             doc = NULL_DOCUMENTED.get(name)
             said = null_value(name, comment)
             if params[0].endswith("_opts *"):
