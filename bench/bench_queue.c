@@ -28,6 +28,10 @@
  *                      mp_queue_get_batch, MPQ_BATCH messages a call
  *   multiproc_zerocopy (1 MiB) the same queue, the consumer taking each
  *                      message with mp_queue_get_msg and reading it in place
+ *   multiproc_inplace  (1 MiB) the same queue, the producer writing each
+ *                      message where the consumer reads it (mp_queue_claim,
+ *                      a memcpy of the pattern standing for producing the
+ *                      data, mp_queue_commit), the consumer as zerocopy
  *   multiproc_pipe     mp_pipe: simplex for throughput (a pipe, as Python's
  *                      Queue uses), duplex for the round trip (a socket
  *                      pair); send_bytes / recv_bytes
@@ -1424,6 +1428,16 @@ static int mpq_send(endpoint *e, const void *buf, size_t len) {
   return rc == 0 ? 0 : ep_fail(e, "mp_queue_put: %s", mp_err_name(rc));
 }
 
+static int mpq_send_inplace(endpoint *e, const void *buf, size_t len) {
+  void *at;
+  int rc = mp_queue_claim(e->qout, len, &at, MP_FOREVER);
+  if (rc != 0)
+    return ep_fail(e, "mp_queue_claim: %s", mp_err_name(rc));
+  memcpy(at, buf, len);
+  rc = mp_queue_commit(e->qout, len);
+  return rc == 0 ? 0 : ep_fail(e, "mp_queue_commit: %s", mp_err_name(rc));
+}
+
 static int mpq_recv(endpoint *e, const void **data, size_t *len) {
   int rc = mp_queue_get(e->qin, e->big, e->big_cap, len, MP_FOREVER);
   *data = e->big;
@@ -1586,6 +1600,9 @@ SYSTEM(sys_mpq_lease, .setup = mpq_setup_lease, .teardown = mpq_teardown,
 SYSTEM(sys_mpq_zc, .setup = mpq_setup, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv_msg)
+SYSTEM(sys_mpq_inplace, .setup = mpq_setup, .teardown = mpq_teardown,
+       .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send_inplace,
+       .recv = mpq_recv_msg)
 SYSTEM(sys_mpq_batch, .setup = mpq_setup, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv, .produce = mpq_produce_batch,
@@ -1691,6 +1708,8 @@ static const bench_case cases[] = {
         Q(&sys_mpq, T11(MiB), 0)),
     ROW("queue_1to1", "1MiB", "multiproc_zerocopy", "1 MiB", 200, 5, "us/op",
         run_case, Q(&sys_mpq_zc, T11(MiB), 0)),
+    ROW("queue_1to1", "1MiB", "multiproc_inplace", "1 MiB", 200, 5, "us/op",
+        run_case, Q(&sys_mpq_inplace, T11(MiB), 0)),
     ROW("queue_1to1", "1MiB", "multiproc_16MiB_ring", "1 MiB", 500, 5, "us/op",
         run_case, Q(&sys_mpq_16mib, T11(MiB), 0)),
     PEERS_1TO1("1MiB", "1 MiB", MiB, 200, 200, 200, 1000, 1000, 2000, 5,

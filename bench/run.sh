@@ -84,6 +84,12 @@ target	queue_1to1	64B	multiproc_batch	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	1MiB	multiproc	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
+target	queue_1to1	1MiB	multiproc_zerocopy	memcpy_limit	1.5
+target	queue_1to1	1MiB	multiproc_inplace	memcpy_limit	1.5
+target	queue_1to1	1MiB	multiproc	ring_limit	1.3
+target	queue_1to1	64B	multiproc	ring_limit	1.3
+target	queue_1to1	64B	multiproc_batch	ring_batch_limit	1.3
+target	queue_roundtrip	64B_busy	multiproc	ring_limit	1.5
 max	queue_roundtrip	64B_busy	multiproc	ns/op	1000
 target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
 target	connection_rtt	64B_tcp	multiproc	python	0.2

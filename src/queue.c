@@ -2,9 +2,11 @@
  * byte messages between threads and processes through shared memory, with
  * no feeder thread and no loss when a process dies inside put or get.
  * This file holds the life cycle (the three homes, the checks on open),
- * the public calls, and the waiting; the storages are queue_fifo.c (the
- * FIFO ring) and queue_heap.c (LIFO and priority slots), and large
- * messages are queue_large.c.
+ * the public calls, and lease settling; the storages are queue_fifo.c (the
+ * FIFO ring) and queue_heap.c (LIFO and priority slots), lease entries
+ * queue_lease.c, large messages queue_large.c, and the locks, the waiting
+ * and the checks all of them use queue_core.c (queue_internal.h lists who
+ * calls whom: always downward).
  *
  * DESIGN
  * Shared layout (queue_internal.h, mp__qshared), then the storage:
@@ -97,11 +99,6 @@
 /* How long the last user's free (or destroy) waits for the queue's locks
  * before it leaves the large segments to a later sweep. */
 #define DISCARD_WAIT_S 0.1
-/* closed: 0, then CLOSING once close was called (puts refuse), then
- * CLOSED once the producers' lock was released after that (every put that
- * passed the check before has committed: gets may answer MP_ECLOSED). */
-#define CLOSING 1u
-#define CLOSED 2u
 #define SPIN_MAX_NS 1000000000L
 
 /* ---- the process's handles (for fork) ----------------------------------
@@ -113,10 +110,6 @@ static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static int procs_add(mp_queue *q, int32_t pid);
-static uint8_t ns_index(mp__qshared *s);
-static uint32_t make_tag(mp_queue *q);
-static bool holder_dead(mp_queue *q, uint64_t v);
-static void lease_release(mp_queue *q, int idx);
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
@@ -129,11 +122,13 @@ static void atfork_child(void) {
   bool any = false;
   for (mp_queue *q = handles; q != NULL; q = q->next) {
     any = true;
+    /* Another thread of the parent may have held it at the fork. */
+    pthread_mutex_init(&q->maps_lock, NULL);
     if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0) {
       /* The child may be in another PID namespace than its parent (one
        * that called unshare): it looks its own up. */
-      q->ns = ns_index(q->s);
-      q->tag = make_tag(q);
+      q->ns = mp__queue_ns_index(q->s);
+      q->tag = mp__queue_make_tag(q);
       q->slot = procs_add(q, pid);
     }
   }
@@ -169,55 +164,6 @@ static void handles_remove(mp_queue *q) {
   pthread_mutex_unlock(&handles_lock);
 }
 
-/* ---- PID namespaces -------------------------------------------------------
- * A pid means something only in its own PID namespace: processes of
- * several (containers sharing /dev/shm, a sandbox) may use one queue. Each
- * user enters its namespace in the queue's table (once, never cleared:
- * the first empty entry is taken by compare-and-swap, after every earlier
- * one was seen to hold another namespace, so no namespace is entered
- * twice) and stamps its index on what it records: lock words, the table
- * of users, large segments' tags. Only a process of the same, known,
- * namespace judges those ids; for everyone else they are alive. */
-static uint8_t ns_index(mp__qshared *s) {
-  uint64_t ns = mp__os_pidns();
-  if (ns == 0)
-    return 0;
-  for (int i = 0; i < MP__QUEUE_NS; i++) {
-    uint64_t cur = atomic_load(&s->pidns[i]);
-    if (cur == 0 && atomic_compare_exchange_strong(&s->pidns[i], &cur, ns))
-      return (uint8_t)(i + 1);
-    if (cur == ns)
-      return (uint8_t)(i + 1);
-  }
-  return 0; /* the table is full: unknown */
-}
-
-uint32_t mp__queue_tag(mp_queue *q) { return q->tag; }
-
-/* make_tag computes the tag of the calling process (on join, and in a
- * forked child). */
-static uint32_t make_tag(mp_queue *q) {
-  uint32_t pid = (uint32_t)getpid();
-  /* Linux pids stay below 2^22; a larger one would not fit beside the
-   * index, and is tagged unknown. */
-  if (pid >= (1u << 24))
-    return pid & 0x00ffffffu;
-  return ((uint32_t)q->ns << 24) | pid;
-}
-
-/* same_ns: does namespace index ns (from shared memory) name the caller's
- * own, known, namespace? */
-static bool same_ns(mp_queue *q, uint32_t ns) {
-  return q->ns != 0 && ns == q->ns;
-}
-
-bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
-  pid_t pid = (pid_t)(tag & 0x00ffffffu);
-  if (pid == 0 || !same_ns(q, tag >> 24))
-    return false;
-  return mp__os_liveness(pid, 0, 0) == MP__LIVE_GONE;
-}
-
 /* ---- the table of user processes -----------------------------------------
  * Best effort, and only used to decide whether a free is the last one (to
  * discard what is left, so large messages' segments do not outlive every
@@ -229,7 +175,7 @@ static uint64_t proc_entry(mp_queue *q, int32_t pid) {
 }
 
 static bool entry_gone(mp_queue *q, uint64_t e) {
-  return same_ns(q, (uint32_t)(e >> 32)) &&
+  return mp__queue_same_ns(q, (uint32_t)(e >> 32)) &&
          mp__os_liveness((pid_t)(uint32_t)e, 0, 0) == MP__LIVE_GONE;
 }
 
@@ -464,8 +410,8 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
 /* handle_join enters this process as a user of the queue: the table of
  * users, the heavy barrier, the list of handles. */
 static void handle_join(mp_queue *q) {
-  q->ns = ns_index(q->s);
-  q->tag = make_tag(q);
+  q->ns = mp__queue_ns_index(q->s);
+  q->tag = mp__queue_make_tag(q);
   q->slot = procs_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;
@@ -520,6 +466,8 @@ static void state_publish(mp__qshared *s) {
 
 static mp_queue *handle_alloc(void) {
   mp_queue *q = mp__calloc(1, sizeof *q);
+  if (q != NULL)
+    mp__qlarge_maps_init(q);
   return q;
 }
 
@@ -582,8 +530,7 @@ int mp_simple_queue_new(mp_queue **out) {
 }
 
 int mp_joinable_queue_new(mp_queue **out, size_t maxsize) {
-  return mp_queue_new(out,
-                      &(mp_queue_opts){.maxsize = maxsize, .joinable = 1});
+  return mp_queue_new(out, &(mp_queue_opts){.maxsize = maxsize, .joinable = 1});
 }
 
 /* check_dynamic: are the words that change plausible right now? */
@@ -746,7 +693,7 @@ static void discard(mp_queue *q) {
     mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
     if (q->lease)
       for (int i = 0; i < MP_QUEUE_LEASES; i++)
-        lease_release(q, i);
+        mp__qlease_release(q, i);
     mp__qlarge_sweep(q, NULL);
     mp__qlarge_drop_spares(q);
     mp__queue_unlock(q, &q->s->clock);
@@ -788,6 +735,7 @@ void mp__queue_sweep(mp_queue *q) {
 
 static void handle_release(mp_queue *q) {
   handles_remove(q);
+  mp__qlarge_maps_drop(q);
   if (q->map != NULL)
     mp__os_unmap(q->map, q->map_size);
   mp__free(q);
@@ -830,256 +778,6 @@ int mp_queue_destroy(mp_queue *q) {
   return 0;
 }
 
-/* ---- locks -----------------------------------------------------------------
- */
-
-/* The calling thread's identity in a lock word (see mp__qlock), without
- * the namespace index (which is the queue's: lock_ident adds it). It is
- * computed once per thread; a forked child's thread has another id, so it
- * computes its own. */
-static _Thread_local uint64_t my_ident;
-static _Thread_local pid_t my_ident_tid;
-
-#define START_BITS 28
-#define START_MASK ((1u << START_BITS) - 1)
-
-static uint64_t thread_ident(void) {
-  pid_t tid = mp__os_gettid();
-  if (my_ident_tid != tid) {
-    uint64_t start = 0;
-    (void)mp__os_thread_start(tid, &start);
-    my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
-    my_ident_tid = tid;
-  }
-  return my_ident;
-}
-
-static uint64_t lock_ident(mp_queue *q) {
-  return thread_ident() | ((uint64_t)q->ns << 32);
-}
-
-/* holder_dead: is the thread named by lock word v gone? Only a certain
- * "gone" counts, judged only by a waiter of the holder's own PID
- * namespace: a thread that cannot be looked at now, or whose id means
- * nothing here, is alive. */
-static bool holder_dead(mp_queue *q, uint64_t v) {
-  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
-    return false;
-  pid_t tid = (pid_t)(uint32_t)v;
-  return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
-}
-
-/* holder_left: has the live thread named by v left the queue behind? A
- * holder whose process exec'd from another thread looks alive for good:
- * the kernel gives the exec'ing thread the main thread's id, and the
- * start time is the process's, so a word naming the main thread names
- * the new image. But the new image does not map the queue (unless it
- * opened it again, which this cannot tell from a holder: then the lock
- * stays held, and waits are bounded only by the callers' timeouts). So a
- * holder seen for EXEC_CHECK_NS is asked whether it still maps the
- * queue's memory; certainly not means it left. */
-#define EXEC_CHECK_NS (1000 * 1000 * 1000)
-
-static bool holder_left(mp_queue *q, uint64_t v) {
-  if (!same_ns(q, (uint32_t)(v >> 32) & 0xfu))
-    return false;
-  return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
-}
-
-static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
-                              bool barrier);
-
-/* A first sleep skips the heavy barrier and lasts at most this long (see
- * prepare_sleep). Not much shorter: a timer that is the next to expire
- * costs its arming and cancelling, which in a virtual machine is two exits
- * to the host (measured: a 1 ms futex timeout added 13 us to every wait
- * that was woken in time; 10 ms and more added nothing). */
-#define FIRST_SLEEP_NS (20 * 1000 * 1000)
-
-/* How long a lock waiter sleeps before it looks whether the holder died. */
-#define LOCK_CHECK_NS (10 * 1000 * 1000)
-
-static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
-                     const mp__deadline *d) {
-  /* Critical sections are short and never sleep: spinning a little
-   * usually beats a trip through the kernel. A holder that does not let
-   * go within the spin has most likely lost its core: yielding ours a few
-   * times lets it finish before we sleep. */
-  for (int i = 0; i < 204; i++) {
-    if (i < 200)
-      mp__os_cpu_relax();
-    else
-      sched_yield();
-    uint64_t expect = 0;
-    if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(
-            &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
-      return 0;
-  }
-  /* A caller that may not block gives up here; one with a deadline sleeps
-   * no later than it: a holder that is alive but stopped or slow (a large
-   * copy) must not stretch the caller's timeout. */
-  uint64_t seen = 0;
-  int64_t seen_since = 0, seen_first = 0;
-  for (bool first = true;; first = false) {
-    if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
-      /* Out of time: still, a dead holder's lock is taken over now rather
-       * than left to the next caller that may wait. */
-      uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-      if (cur != 0 && cur != me && holder_dead(q, cur) &&
-          atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed)) {
-        *recovered = true;
-        return 0;
-      }
-      return mp__deadline_error(*d);
-    }
-    uint32_t v = prepare_sleep(q, &l->sleepers, !first);
-    uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-    if (cur == 0) {
-      if (atomic_compare_exchange_strong_explicit(
-              &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
-        return 0;
-      continue;
-    }
-    if (cur == me)
-      return MP_EDEADLK;
-    int64_t now = mp__os_now_ns();
-    if (cur != seen) {
-      seen = cur;
-      seen_since = seen_first = now;
-    } else if (now - seen_since >= LOCK_CHECK_NS) {
-      /* The same holder for a whole slice: alive and slow, or dead. A
-       * dead one's lock is taken over, once (compare-and-swap). So is
-       * that of one that left the queue (exec'd) long ago. */
-      bool left = false;
-      if (now - seen_first >= EXEC_CHECK_NS) {
-        left = holder_left(q, cur);
-        seen_first = now;
-      }
-      if (left || holder_dead(q, cur)) {
-        if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed)) {
-          *recovered = true;
-          return 0;
-        }
-        continue;
-      }
-      seen_since = now;
-    }
-    int64_t wake = now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS);
-    if (d != NULL && d->ns < wake)
-      wake = d->ns;
-    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v, wake, true);
-  }
-}
-
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
-                   const mp__deadline *d) {
-  uint64_t me = lock_ident(q);
-  uint64_t expect = 0;
-  if (atomic_compare_exchange_strong_explicit(
-          &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
-    return 0;
-  return lock_slow(q, l, me, recovered, d);
-}
-
-static void wake_all_waiters(mp_queue *q) {
-  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
-  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
-    atomic_fetch_add(words[i], 2u);
-    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
-  }
-}
-
-void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
-  /* The producers' lock released after a close: every put that checked
-   * "not closed" under it has committed, so gets may now answer closed. */
-  bool promoted = false;
-  if (l == &q->s->plock &&
-      atomic_load_explicit(&q->s->closed, memory_order_relaxed) == CLOSING) {
-    uint32_t c = CLOSING;
-    promoted = atomic_compare_exchange_strong(&q->s->closed, &c, CLOSED);
-  }
-  /* A store, not a read-modify-write: the sleepers are found through
-   * their flag, as for every futex word of the queue. */
-  atomic_store_explicit(&l->owner, 0, memory_order_release);
-  mp__queue_notify(q, &l->sleepers);
-  if (promoted)
-    wake_all_waiters(q);
-}
-
-/* ---- waking and waiting -----------------------------------------------------
- */
-
-static bool fence_on(mp_queue *q) {
-  return q->fence ||
-         atomic_load_explicit(&q->s->fence_needed, memory_order_relaxed);
-}
-
-/* woke_peer is set when this thread's last put or get had to wake a
- * sleeping peer, and cleared when it found none asleep (see wait_until). */
-static _Thread_local bool woke_peer;
-
-void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
-  /* The cheap side of the barrier pair (see DESIGN): the commit store
-   * before this point must not be reordered after the flag load by the
-   * compiler; the CPU is taken care of by the sleepers' heavy barrier. */
-  if (fence_on(q))
-    atomic_thread_fence(memory_order_seq_cst);
-  else
-    atomic_signal_fence(memory_order_seq_cst);
-  bool peer_word = word == &q->s->not_empty || word == &q->s->not_full;
-  uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-  while (v & 1u) {
-    if (atomic_compare_exchange_weak(word, &v, v + 1u)) {
-      mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
-      if (peer_word)
-        woke_peer = true;
-      return;
-    }
-  }
-  if (peer_word)
-    woke_peer = false;
-}
-
-/* prepare_sleep sets the sleeper flag on word and returns the value to
- * sleep on; the caller then looks at the state once more.
- *
- * With barrier, it then makes the heavy barrier (see DESIGN), after which
- * either every waker's commit is visible to that look or the waker sees
- * the flag. Without it, a waker whose commit was still on its way out of
- * its core when it loaded the flag (a window of some tens of nanoseconds)
- * may miss the sleeper: so the caller sleeps at most FIRST_SLEEP_NS that
- * way, and with the barrier after. Why not the barrier at once: it makes
- * every running process of the queue's users take an interrupt (about
- * 15 us here), and when a request was just sent to a sleeping peer that
- * falls on the reply's path (the bench's idle round trip took 1.8 times a
- * futex hand-off with it). A wake-up missed that way, which needs the two
- * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
-static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
-                              bool barrier) {
-  uint32_t v = atomic_load(word);
-  while (!(v & 1u)) {
-    if (atomic_compare_exchange_weak(word, &v, v | 1u)) {
-      v |= 1u;
-      break;
-    }
-  }
-  if (barrier && mp__os_barrier_heavy() != 0) {
-    if (!q->fence) {
-      q->fence = true;
-      atomic_store(&q->s->fence_needed, 1);
-    }
-    atomic_thread_fence(memory_order_seq_cst);
-  }
-  return v;
-}
-
-typedef bool (*ready_fn)(mp_queue *q, void *arg);
-
 /* bad_timeout: the check every call that takes a timeout makes first. */
 static int bad_timeout(double timeout) {
   return isnan(timeout) ? mp__fail(MP_EINVAL, "timeout is NaN") : 0;
@@ -1090,69 +788,6 @@ static mp__deadline deadline_of(double timeout) {
   if (timeout == 0)
     return (mp__deadline){.ns = 0, .poll = true};
   return mp__deadline_from_timeout(timeout);
-}
-
-/* wait_until spins, then sleeps on word, until ready(q, arg) or the
- * deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN or
- * MP_ETIMEDOUT.
- *
- * Spinning pays when the peer is busy and answers within the spin, and
- * costs when it is not: worse than the wasted CPU, a spinner keeps its
- * core from the process it waits for, whose wake-up must then go to
- * another core (in a virtual machine an idle one, tens of microseconds
- * away). So a thread whose last put or get had to wake its peer (the peer
- * was asleep, so its answer takes a wake-up anyway) sleeps at once: a
- * request/response exchange between idle processes then costs what a
- * futex hand-off costs. Two busy peers that both sleep at once would keep
- * each other in that mode, each finding the other asleep: so now and then
- * a wait spins anyway (a probe), and once a spinner catches the answer,
- * the peer finds it awake and spins in turn. */
-#define PROBE_MIN 16
-#define PROBE_MAX 1024
-
-static int wait_until(mp_queue *q, _Atomic uint32_t *word, ready_fn ready,
-                      void *arg, mp__deadline d) {
-  /* Waits since the last probe, and how many to let pass between probes:
-   * doubled by each probe that finds the peer still slow (so an idle
-   * exchange hardly ever pays for one), back to PROBE_MIN when one
-   * succeeds. */
-  static _Thread_local unsigned waits, probe_every = PROBE_MIN;
-  if (d.poll)
-    return MP_EAGAIN;
-  int64_t now = mp__os_now_ns();
-  if (now >= d.ns)
-    return MP_ETIMEDOUT;
-  bool probe = woke_peer && ++waits >= probe_every;
-  if (q->spin_ns > 0 && (!woke_peer || probe)) {
-    if (probe)
-      waits = 0;
-    int64_t end = MP__MIN(d.ns, now + q->spin_ns);
-    for (unsigned i = 1;; i++) {
-      if (ready(q, arg)) {
-        if (probe)
-          probe_every = PROBE_MIN;
-        return 0;
-      }
-      mp__os_cpu_relax();
-      if ((i & 63u) == 0 && mp__os_now_ns() >= end)
-        break;
-    }
-    if (probe && probe_every < PROBE_MAX)
-      probe_every *= 2;
-  }
-  for (bool first = true;; first = false) {
-    uint32_t v = prepare_sleep(q, word, !first);
-    if (ready(q, arg))
-      return 0;
-    now = mp__os_now_ns();
-    if (now >= d.ns)
-      return MP_ETIMEDOUT;
-    int64_t slice = first ? FIRST_SLEEP_NS : MP__QUEUE_SLICE_NS;
-    int64_t until = d.ns - now > slice ? now + slice : d.ns;
-    (void)mp__os_futex_wait((uint32_t *)word, v, until, true);
-    if (ready(q, arg))
-      return 0;
-  }
 }
 
 /* is_closed: was close called (puts refuse)? */
@@ -1175,7 +810,7 @@ static void plock_repair(mp_queue *q) {
  * it. A live holder's own release settles it. */
 static void settle_close(mp_queue *q) {
   uint64_t cur = atomic_load_explicit(&q->s->plock.owner, memory_order_acquire);
-  if (cur != 0 && !holder_dead(q, cur))
+  if (cur != 0 && !mp__queue_holder_dead(q, cur))
     return;
   bool rec = false;
   const mp__deadline poll = {.ns = 0, .poll = true};
@@ -1189,11 +824,11 @@ static void settle_close(mp_queue *q) {
 /* closed_for_gets: has every put that may still commit committed? */
 static bool closed_for_gets(mp_queue *q) {
   uint32_t c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
-  if (c == CLOSING) {
+  if (c == MP__QUEUE_CLOSING) {
     settle_close(q);
     c = atomic_load_explicit(&q->s->closed, memory_order_acquire);
   }
-  return c == CLOSED;
+  return c == MP__QUEUE_CLOSED;
 }
 
 static uint32_t count_now(mp_queue *q) {
@@ -1217,78 +852,16 @@ static bool ready_room(mp_queue *q, void *arg) {
   return count_now(q) < q->nslots;
 }
 
-/* ---- leases (at-least-once mode) ----------------------------------------
- * A get of a lease-mode queue, holding the consumer lock, claims a lease
- * entry (step 1), copies the record it takes into it with the head count
- * its commit will set (step 2), then commits as any get. The entry keeps
- * the message until the holder acks it. Whoever finds an entry whose
- * holder is known to be dead (of its own PID namespace: see mp__queue_tag)
- * claims it (step 3) and settles it: step 1, or step 2 with the head not
- * yet at head_cnt, means the get never committed (the message is still
- * queued): the entry is freed. Otherwise the message is put back at the
- * tail, then the entry is freed. A settler killed in step 3 leaves it to
- * the next, who puts the message back again: at least once, maybe twice.
- * A large message's segment belongs to the lease until ack (never parked
- * or unlinked by the get), and is what is put back. */
-#define LEASE_STEP_WRITING 1u
-#define LEASE_STEP_HELD 2u
-#define LEASE_STEP_SETTLING 3u
-
-static mp__qlease *lease_at(mp_queue *q, int idx) {
-  return (mp__qlease *)(void *)(q->leases + (size_t)idx * q->lease_size);
-}
-
-int mp__qlease_claim(mp_queue *q) {
-  uint64_t mine = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_WRITING;
-  for (int i = 0; i < MP_QUEUE_LEASES; i++) {
-    uint64_t cur = 0;
-    if (atomic_compare_exchange_strong(&lease_at(q, i)->state, &cur, mine))
-      return i;
-  }
-  return -1;
-}
-
-void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
-                     const void *data, uint32_t len, mp__qget *g) {
-  mp__qlease *e = lease_at(q, idx);
-  uint32_t gen = e->gen + 1;
-  e->gen = gen;
-  e->head_cnt = head_cnt;
-  e->kind = kind;
-  e->len = len;
-  if (len > 0)
-    memcpy(e + 1, data, len);
-  atomic_store_explicit(
-      &e->state, ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD,
-      memory_order_release);
-  g->lease = ((uint64_t)gen << 8) | (uint64_t)(idx + 1);
-}
-
-void mp__qlease_abandon(mp_queue *q, int idx) {
-  atomic_store(&lease_at(q, idx)->state, 0);
-}
-
-/* lease_release frees entry idx, removing a large message's segment. */
-static void lease_release(mp_queue *q, int idx) {
-  mp__qlease *e = lease_at(q, idx);
-  if (e->kind == MP__REC_LARGE && e->len == sizeof(mp__qlarge_ref)) {
-    mp__qlarge_ref ref;
-    memcpy(&ref, e + 1, sizeof ref);
-    mp__qlarge_unlink(q, &ref, NULL);
-  }
-  atomic_store_explicit(&e->state, 0, memory_order_release);
-}
-
 static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d);
 
 /* lease_settle settles entry idx, claimed (step 3) from a dead holder whose
  * word was was. */
 static void lease_settle(mp_queue *q, int idx, uint64_t was) {
-  mp__qlease *e = lease_at(q, idx);
+  mp__qlease *e = mp__qlease_at(q, idx);
   uint32_t step = (uint32_t)(was & 3u);
   uint32_t head = (uint32_t)(atomic_load(&q->s->headw) >> 32);
-  bool committed = step != LEASE_STEP_WRITING &&
-                   (int32_t)(head - e->head_cnt) >= 0;
+  bool committed =
+      step != MP__LEASE_STEP_WRITING && (int32_t)(head - e->head_cnt) >= 0;
   if (!committed) {
     atomic_store(&e->state, 0);
     return;
@@ -1318,7 +891,7 @@ static void lease_settle(mp_queue *q, int idx, uint64_t was) {
     /* Queued again; or it cannot be any more (closed: the message is
      * lost as any unacked one of a closed queue). */
     if (rc != 0)
-      lease_release(q, idx);
+      mp__qlease_release(q, idx);
     else
       atomic_store(&e->state, 0);
     return;
@@ -1331,12 +904,12 @@ static void lease_settle(mp_queue *q, int idx, uint64_t was) {
 static void lease_reclaim(mp_queue *q) {
   uint32_t me = mp__queue_tag(q);
   for (int i = 0; i < MP_QUEUE_LEASES; i++) {
-    mp__qlease *e = lease_at(q, i);
+    mp__qlease *e = mp__qlease_at(q, i);
     uint64_t st = atomic_load_explicit(&e->state, memory_order_acquire);
     if (st == 0 || (uint32_t)(st >> 32) == me ||
         !mp__queue_tag_gone(q, (uint32_t)(st >> 32)))
       continue;
-    uint64_t settling = ((uint64_t)me << 32) | LEASE_STEP_SETTLING;
+    uint64_t settling = ((uint64_t)me << 32) | MP__LEASE_STEP_SETTLING;
     if (atomic_compare_exchange_strong(&e->state, &st, settling))
       lease_settle(q, i, st);
   }
@@ -1348,19 +921,20 @@ int mp_queue_ack(mp_queue *q, uint64_t lease) {
     return rc;
   if (!q->lease)
     return mp__fail(MP_EINVAL, "not a lease-mode queue");
-  uint64_t held = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_HELD;
+  uint64_t held = ((uint64_t)mp__queue_tag(q) << 32) | MP__LEASE_STEP_HELD;
   for (int i = 0; i < MP_QUEUE_LEASES; i++) {
-    mp__qlease *e = lease_at(q, i);
+    mp__qlease *e = mp__qlease_at(q, i);
     if (lease != 0 && (lease & 0xff) != (uint64_t)(i + 1))
       continue;
     if (atomic_load(&e->state) != held ||
         (lease != 0 && (lease >> 8) != e->gen))
       continue;
     uint64_t cur = held;
-    uint64_t busy = ((uint64_t)mp__queue_tag(q) << 32) | LEASE_STEP_SETTLING;
+    uint64_t busy =
+        ((uint64_t)mp__queue_tag(q) << 32) | MP__LEASE_STEP_SETTLING;
     if (!atomic_compare_exchange_strong(&e->state, &cur, busy))
       continue;
-    lease_release(q, i);
+    mp__qlease_release(q, i);
     return 0;
   }
   return mp__fail(MP_EINVAL, lease != 0 ? "not a lease this process holds"
@@ -1401,7 +975,7 @@ static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
     int rc = try_put(q, &d, m, 1, &done);
     if (rc != MP_EAGAIN)
       return rc;
-    rc = wait_until(q, &q->s->not_full, ready_room, &rec, d);
+    rc = mp__queue_wait_until(q, &q->s->not_full, ready_room, &rec, d);
     if (rc != 0)
       return rc;
   }
@@ -1471,6 +1045,126 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
   return put_timed(q, priority, buf, len, timeout);
 }
 
+/* ---- in-place put ----------------------------------------------------------
+ * mp_queue_claim reserves the room (queue_fifo.c: the producers' lock is
+ * held until the commit) and, for a large message, first makes its
+ * segment, mapped writable with its memory reserved, and hands that out.
+ * The claim is recorded in the handle by the lock holder only. */
+
+/* claim_mine: does the calling thread hold an open claim on q? */
+static bool claim_mine(mp_queue *q) {
+  return q->claim.tid != 0 && q->claim.tid == mp__os_gettid();
+}
+
+int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (buf == NULL)
+    return mp__fail(MP_EINVAL, "buf is NULL");
+  if (q->order != MP_QUEUE_FIFO)
+    return mp__fail(MP_EINVAL, "in-place put needs a FIFO queue");
+  if (size > q->max_message)
+    return MP_ETOOBIG;
+  if ((rc = bad_timeout(timeout)) != 0)
+    return rc;
+  if (claim_mine(q))
+    return mp__fail(MP_EDEADLK, "this thread already holds a claim");
+  if (is_closed(q))
+    return MP_ECLOSED;
+  mp__deadline d = deadline_of(timeout);
+  bool large = size > q->inline_max;
+  mp__qlarge_ref ref = {0};
+  void *map = NULL;
+  size_t map_len = 0;
+  int map_idx = -1;
+  if (large) {
+    if (mp__qlarge_sweep_due())
+      mp__queue_sweep(q);
+    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map, &map_len,
+                                       &map_idx)) != 0)
+      return rc;
+  }
+  mp__qput m = {.len = (uint32_t)(large ? sizeof ref : size),
+                .kind = large ? MP__REC_LARGE : MP__REC_INLINE};
+  uint32_t rec = stored_bytes(q, &m);
+  for (;;) {
+    rc = mp__qfifo_claim(q, &d, m.kind, m.len);
+    if (rc != MP_EAGAIN)
+      break;
+    if ((rc = mp__queue_wait_until(q, &q->s->not_full, ready_room, &rec, d)) !=
+        0)
+      break;
+  }
+  if (rc != 0) {
+    if (large) {
+      mp__qlarge_map_done(q, map_idx, map, map_len, true);
+      mp__qlarge_abandon(q, &ref);
+    }
+    return rc;
+  }
+  /* plock is ours from here to the commit. */
+  q->claim.tid = mp__os_gettid();
+  q->claim.large = large;
+  q->claim.size = size;
+  q->claim.ref = ref;
+  q->claim.map = map;
+  q->claim.map_len = map_len;
+  q->claim.map_idx = map_idx;
+  *buf = large ? map : (void *)mp__qfifo_claim_payload(q);
+  return 0;
+}
+
+int mp_queue_commit(mp_queue *q, size_t len) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!claim_mine(q))
+    return mp__fail(MP_EINVAL, "no claim of this thread on this queue");
+  if (len > q->claim.size)
+    return mp__fail(MP_EINVAL, "len is over the size claimed");
+  if (q->claim.large && len <= q->inline_max)
+    return mp__fail(MP_EINVAL, "a large claim commits more than inline_max "
+                               "bytes (abandon it and put the message)");
+  q->claim.tid = 0;
+  if (q->claim.large) {
+    mp__qlarge_map_done(q, q->claim.map_idx, q->claim.map, q->claim.map_len,
+                        false);
+    mp__qlarge_ref ref = q->claim.ref;
+    if (len != ref.size) {
+      /* A shorter message in the same segment (the consumer accepts a
+       * segment larger than its message). */
+      mp__qlarge_ref shorter;
+      mp__qlarge_reref(&ref, len, &shorter);
+      ref = shorter;
+    }
+    mp__qfifo_commit(q, MP__REC_LARGE, &ref, (uint32_t)sizeof ref);
+  } else {
+    mp__qfifo_commit(q, MP__REC_INLINE, NULL, (uint32_t)len);
+  }
+  return 0;
+}
+
+int mp_queue_abandon(mp_queue *q) {
+  int rc = check_handle(q);
+  if (rc != 0)
+    return rc;
+  if (!claim_mine(q))
+    return mp__fail(MP_EINVAL, "no claim of this thread on this queue");
+  q->claim.tid = 0;
+  bool large = q->claim.large;
+  mp__qlarge_ref ref = q->claim.ref;
+  void *map = q->claim.map;
+  size_t map_len = q->claim.map_len;
+  int map_idx = q->claim.map_idx;
+  mp__qfifo_abandon(q);
+  if (large) {
+    mp__qlarge_map_done(q, map_idx, map, map_len, true);
+    mp__qlarge_abandon(q, &ref);
+  }
+  return 0;
+}
+
 #define BATCH_CHUNK 64
 
 ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
@@ -1520,7 +1214,8 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
     if (rc != MP_EAGAIN)
       break;
     uint32_t rec = stored_bytes(q, &chunk[done]);
-    if ((rc = wait_until(q, &q->s->not_full, ready_room, &rec, d)) != 0)
+    if ((rc = mp__queue_wait_until(q, &q->s->not_full, ready_room, &rec, d)) !=
+        0)
       break;
   }
   if (put > 0)
@@ -1547,7 +1242,8 @@ static int get_wait_loop(mp_queue *q, mp__qget *g, mp__deadline d) {
       return rc;
     if (closed)
       return MP_ECLOSED;
-    if ((rc = wait_until(q, &q->s->not_empty, ready_data, NULL, d)) != 0)
+    if ((rc = mp__queue_wait_until(q, &q->s->not_empty, ready_data, NULL, d)) !=
+        0)
       return rc;
   }
 }
@@ -1654,7 +1350,17 @@ int mp_queue_get_msg(mp_queue *q, mp_queue_msg *msg, double timeout) {
 void mp_queue_msg_release(mp_queue_msg *msg) {
   if (msg == NULL)
     return;
-  if (msg->priv_[1] == MP__QMSG_MAPPED)
+  if (msg->priv_[1] == MP__QMSG_SEGMENT) {
+    /* Given back through its handle, if that still exists (it keeps the
+     * mapping and parks the segment), else on its own. */
+    mp__qzc *zc = msg->priv_[0];
+    pthread_mutex_lock(&handles_lock);
+    mp_queue *q = handles;
+    while (q != NULL && (q != zc->q || strcmp(q->prefix, zc->prefix) != 0))
+      q = q->next;
+    mp__qlarge_zc_release(q, zc);
+    pthread_mutex_unlock(&handles_lock);
+  } else if (msg->priv_[1] == MP__QMSG_MAPPED)
     mp__os_unmap(msg->priv_[0], msg->priv_len_);
   else if (msg->priv_[1] == MP__QMSG_ALLOCATED)
     mp__free(msg->priv_[0]);
@@ -1768,9 +1474,9 @@ int mp_queue_close(mp_queue *q) {
   /* Never waits on a lock (a stopped producer must not hang close): puts
    * refuse from now on, and whoever releases the producers' lock next
    * (this call if it is free, else its holder, or whoever takes it over
-   * from a dead one) marks it closed for gets (see CLOSING). */
+   * from a dead one) marks it closed for gets (see MP__QUEUE_CLOSING). */
   uint32_t c = 0;
-  atomic_compare_exchange_strong(&q->s->closed, &c, CLOSING);
+  atomic_compare_exchange_strong(&q->s->closed, &c, MP__QUEUE_CLOSING);
   bool rec = false;
   const mp__deadline poll = {.ns = 0, .poll = true};
   if (mp__queue_lock(q, &q->s->plock, &rec, &poll) == 0) {
@@ -1779,7 +1485,7 @@ int mp_queue_close(mp_queue *q) {
     mp__queue_unlock(q, &q->s->plock);
   }
   /* Everyone who sleeps wakes and finds it closed. */
-  wake_all_waiters(q);
+  mp__queue_wake_all(q);
   return 0;
 }
 
@@ -1879,7 +1585,7 @@ int mp_queue_join(mp_queue *q, double timeout) {
     if ((rc = dead_holder(q)) != 0)
       return ready_joined(q, NULL) ? 0 : rc;
     mp__deadline slice = d.poll ? d : mp__deadline_min_slice(d, JOIN_CHECK_NS);
-    rc = wait_until(q, &q->s->joined, ready_joined, NULL, slice);
+    rc = mp__queue_wait_until(q, &q->s->joined, ready_joined, NULL, slice);
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
       continue; /* a slice ended: look for dead holders again */
     if (rc != 0)
@@ -1895,9 +1601,4 @@ ssize_t mp_queue_unfinished_tasks(mp_queue *q) {
   if (!q->joinable)
     return mp__fail(MP_EINVAL, "not a joinable queue");
   return (ssize_t)unfinished(q);
-}
-
-uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
-  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
-  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
 }

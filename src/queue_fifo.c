@@ -203,6 +203,84 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
   return k == n ? 0 : MP_EAGAIN;
 }
 
+/* ---- in-place puts --------------------------------------------------------
+ * A claim is a put cut in two: the room is reserved under plock as try_put
+ * would use it, and the lock is kept until the commit, whose tail store is
+ * the same single commit as a put's. A claimer killed in between leaves
+ * plock to be taken over, with its record past the tail, unseen. */
+int mp__qfifo_claim(mp_queue *q, const mp__deadline *d, uint16_t kind,
+                    uint32_t len) {
+  mp__qshared *s = q->s;
+  bool recovered = false;
+  int rc = mp__queue_lock(q, &s->plock, &recovered, d);
+  if (rc != 0)
+    return rc;
+  if (recovered)
+    s->head_cache = atomic_load_explicit(&s->headw, memory_order_acquire);
+  if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
+    mp__queue_unlock(q, &s->plock);
+    return MP_ECLOSED;
+  }
+  uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+  uint64_t h = s->head_cache;
+  mp__qput m = {.len = len, .kind = kind};
+  uint32_t rb = mp__qfifo_put_bytes(q, &m);
+  for (bool fresh = false;; fresh = true) {
+    if (!pair_ok(q, h, t) || fresh) {
+      h = atomic_load_explicit(&s->headw, memory_order_acquire);
+      if (!pair_ok(q, h, t)) {
+        mp__queue_unlock(q, &s->plock);
+        return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
+      }
+      s->head_cache = h;
+    }
+    uint32_t used = pos_of(t) - pos_of(h);
+    if ((uint64_t)(cnt_of(t) - cnt_of(h)) < q->maxsize &&
+        q->cap - used >= need_bytes(q, pos_of(t), rb))
+      break;
+    if (fresh) {
+      mp__queue_unlock(q, &s->plock);
+      return MP_EAGAIN;
+    }
+  }
+  uint32_t off = pos_of(t) & q->mask;
+  q->claim.wrapped = rb > q->cap - off;
+  if (q->claim.wrapped) {
+    write_hdr(q, off, q->cap - off - (uint32_t)sizeof(rec_hdr), MP__REC_WRAP);
+    off = 0;
+  }
+  q->claim.cnt = cnt_of(t);
+  q->claim.start = pos_of(t);
+  q->claim.off = off;
+  return 0;
+}
+
+unsigned char *mp__qfifo_claim_payload(mp_queue *q) {
+  return q->ring + q->claim.off + sizeof(rec_hdr);
+}
+
+void mp__qfifo_commit(mp_queue *q, uint16_t kind, const void *data,
+                      uint32_t len) {
+  mp__qshared *s = q->s;
+  mp__qput m = {.len = len, .kind = kind};
+  uint32_t rb = mp__qfifo_put_bytes(q, &m);
+  write_hdr(q, q->claim.off,
+            kind == MP__REC_LARGE ? rb - (uint32_t)sizeof(rec_hdr) : len, kind);
+  if (data != NULL && len > 0)
+    memcpy(mp__qfifo_claim_payload(q), data, len);
+  uint32_t start = q->claim.start;
+  uint32_t pos =
+      start + (q->claim.wrapped ? q->cap - (start & q->mask) : 0) + rb;
+  atomic_store_explicit(&s->tail, word_of(q->claim.cnt + 1, pos),
+                        memory_order_release);
+  mp__queue_unlock(q, &s->plock);
+  mp__queue_notify(q, &s->not_empty);
+}
+
+void mp__qfifo_abandon(mp_queue *q) {
+  mp__queue_unlock(q, &q->s->plock);
+}
+
 /* read_record checks the record at pos (avail bytes before the tail) and
  * returns its header, where its payload is, and how far it moves pos
  * (WRAP gap included); false when anything is wrong. */
@@ -317,34 +395,6 @@ void mp__qfifo_for_each_large(mp_queue *q,
   }
 }
 
-int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
-                      size_t idx) {
-  if (g->want_exact && len != g->exact)
-    return MP_EPROTO;
-  if (g->msg != NULL) {
-    void *b = mp__alloc(len > 0 ? len : 1);
-    if (b == NULL)
-      return MP_ENOMEM;
-    memcpy(b, src, len);
-    g->msg->data = b;
-    g->msg->len = len;
-    g->msg->priv_[0] = b;
-    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
-    g->lens[idx] = len;
-    return 0;
-  }
-  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
-  if (need > g->cap - g->used) {
-    g->needed = need;
-    return MP_ETOOBIG;
-  }
-  if (len > 0)
-    memcpy(g->buf + g->used, src, len);
-  g->lens[idx] = len;
-  g->used += len;
-  return 0;
-}
-
 int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
   mp__qshared *s = q->s;
   bool recovered = false;
@@ -438,8 +488,7 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     }
     if (lease >= 0) {
       if (hd.kind == MP__REC_INLINE)
-        mp__qlease_fill(q, lease, cnt + 1, MP__REC_INLINE, payload, hd.len,
-                        g);
+        mp__qlease_fill(q, lease, cnt + 1, MP__REC_INLINE, payload, hd.len, g);
       else
         mp__qlease_fill(q, lease, cnt + 1, MP__REC_LARGE, &ref, sizeof ref, g);
     }

@@ -1,11 +1,12 @@
 /* queue_internal.h - what the queue's files (queue.c, queue_fifo.c,
  * queue_heap.c, queue_large.c) share and nothing else sees: the layout of
  * a queue in shared memory, the process-local handle, and the operations
- * each storage (the FIFO ring, the LIFO/priority slot heap) provides.
+ * each file provides to the files above it.
  * The DESIGN comment in queue.c explains the whole. */
 #ifndef MP_QUEUE_INTERNAL_H
 #define MP_QUEUE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,10 @@
 #define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
 #define MP__QUEUE_SPARES 4
+/* Large-message segments a process keeps mapped for reuse (queue_large.c),
+ * and the most bytes they may hold. */
+#define MP__QUEUE_MAPS 16
+#define MP__QUEUE_MAPS_BYTES ((size_t)64 << 20)
 /* Sleepers look again at least this often (a waker may have died between
  * its change and its wake-up). */
 #define MP__QUEUE_SLICE_NS (100 * 1000 * 1000)
@@ -78,9 +83,9 @@ typedef struct mp__qshared {
   uint64_t inline_max;
   uint64_t max_message;
   int64_t spin_ns;
-  uint64_t ring_off;  /* the ring or the slots */
-  uint64_t index_off; /* heap only: heap array, then free stack */
-  uint64_t lease_off; /* lease mode: MP_QUEUE_LEASES entries */
+  uint64_t ring_off;   /* the ring or the slots */
+  uint64_t index_off;  /* heap only: heap array, then free stack */
+  uint64_t lease_off;  /* lease mode: MP_QUEUE_LEASES entries */
   uint64_t lease_size; /* bytes per lease entry */
   int32_t creator_pid;
   uint32_t reserved1;
@@ -138,6 +143,17 @@ typedef struct mp__qslot {
 
 #define MP__QUEUE_PREFIX_MAX (4 + MP_QUEUE_NAME_MAX)
 
+/* A mapping of a large-message segment this process keeps (queue_large.c):
+ * the segment's inode, its size, where it is mapped, and whether it is in
+ * use (a zero-copy message or an in-place put holds it). */
+typedef struct mp__qmap {
+  uint64_t dev, ino;
+  size_t size;
+  void *addr; /* NULL: a free entry */
+  bool writable, busy;
+  uint64_t used; /* for the choice of the entry to give up */
+} mp__qmap;
+
 /* The process-local handle. Everything that bounds a memory access is
  * here, checked once when the handle was made, and never read from the
  * shared state again. */
@@ -157,13 +173,31 @@ struct mp_queue {
   uint64_t maxsize; /* UINT64_MAX when unbounded */
   uint64_t inline_max, max_message;
   int64_t spin_ns;
-  pid_t creator; /* named: the pid whose free unlinks the name */
-  uint8_t ns;     /* this process's namespace index (0: unknown) */
-  int slot;       /* this process's entry in procs, or -1 */
-  uint32_t tag;   /* mp__queue_tag: this process's tag, made on join */
-  bool lease;     /* at-least-once mode */
+  pid_t creator;         /* named: the pid whose free unlinks the name */
+  uint8_t ns;            /* this process's namespace index (0: unknown) */
+  int slot;              /* this process's entry in procs, or -1 */
+  uint32_t tag;          /* mp__queue_tag: this process's tag, made on join */
+  bool lease;            /* at-least-once mode */
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
+  /* The open in-place put (mp_queue_claim): written only by the thread
+   * that holds plock, which is the claimer from claim to commit. */
+  struct {
+    pid_t tid;           /* the claiming thread; 0: none */
+    uint32_t cnt, start; /* the tail word's count and position at claim */
+    uint32_t off;        /* where the record's header goes in the ring */
+    bool wrapped;        /* a WRAP gap precedes it */
+    bool large;          /* a segment of its own */
+    size_t size;         /* bytes claimed */
+    mp__qlarge_ref ref;  /* large: the segment */
+    void *map;           /* large: this process's writable mapping */
+    size_t map_len;      /* its length */
+    int map_idx;         /* its entry in maps, or -1 */
+  } claim;
+  /* Mappings of large segments kept for reuse, under maps_lock. */
+  pthread_mutex_t maps_lock;
+  mp__qmap maps[MP__QUEUE_MAPS];
+  uint64_t maps_clock;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -195,30 +229,56 @@ typedef struct mp__qget {
   uint64_t seg_size; /* out: the large message's segment's size */
 } mp__qget;
 
-/* ---- queue.c: who is alive ----------------------------------------------
+/* The files and who calls whom (downward only):
+ *   queue.c        life cycle, public calls, waiting, lease settling
+ *   queue_fifo.c   the FIFO ring       queue_heap.c   LIFO/priority slots
+ *   queue_lease.c  lease entries (at-least-once mode)
+ *   queue_large.c  large messages' segments
+ *   queue_core.c   tags, locks, futex words, checks, delivery */
+
+/* closed: 0, then CLOSING once close was called (puts refuse), then
+ * CLOSED once the producers' lock was released after that (every put that
+ * passed the check before has committed: gets may answer MP_ECLOSED). */
+#define MP__QUEUE_CLOSING 1u
+#define MP__QUEUE_CLOSED 2u
+
+/* ---- queue_core.c: who is alive -----------------------------------------
  * A process tag is (namespace index << 24) | pid: what large segments'
  * names and the spares table record of their producer. mp__queue_tag
- * makes the caller's; mp__queue_tag_gone says whether the process a tag
- * names is known to be gone, which only a process of the same known
- * namespace can tell (unknown means alive). */
+ * gives the caller's (made on join by mp__queue_make_tag);
+ * mp__queue_tag_gone says whether the process a tag names is known to be
+ * gone, which only a process of the same known namespace can tell
+ * (unknown means alive). mp__queue_ns_index enters the caller's PID
+ * namespace in the queue's table and returns its index (0: unknown);
+ * mp__queue_same_ns says whether index ns is the caller's, known, one. */
 uint32_t mp__queue_tag(mp_queue *q);
+uint32_t mp__queue_make_tag(mp_queue *q);
 bool mp__queue_tag_gone(mp_queue *q, uint32_t tag);
+uint8_t mp__queue_ns_index(mp__qshared *s);
+bool mp__queue_same_ns(mp_queue *q, uint32_t ns);
 
-/* ---- queue.c: locks, waking, checks -------------------------------------
+/* ---- queue_core.c: locks, waking, checks --------------------------------
  * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;
  * from a dead holder it takes the lock over and sets *recovered (the
  * caller then repairs what the holder may have left half done). Returns 0,
  * or MP_EDEADLK if the calling thread holds it (a signal handler that
- * re-entered the queue). */
+ * re-entered the queue). mp__queue_holder_dead: is the thread lock word v
+ * names known to be gone? */
 int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
                    const mp__deadline *d);
-/* mp__queue_sweep removes the queue's orphaned large segments, taking the
- * locks it needs. */
-void mp__queue_sweep(mp_queue *q);
 void mp__queue_unlock(mp_queue *q, mp__qlock *l);
+bool mp__queue_holder_dead(mp_queue *q, uint64_t v);
 /* mp__queue_notify wakes the sleepers of word, if any are recorded. Call it
- * after the change they wait for. */
+ * after the change they wait for. mp__queue_wake_all wakes every getter
+ * and putter (close). */
 void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word);
+void mp__queue_wake_all(mp_queue *q);
+/* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
+ * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
+ * polls) or MP_ETIMEDOUT. */
+typedef bool (*mp__queue_ready_fn)(mp_queue *q, void *arg);
+int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
+                         mp__queue_ready_fn ready, void *arg, mp__deadline d);
 uint16_t mp__queue_check16(uint32_t len, uint16_t kind);
 /* mp__queue_deliver copies one inline message of len bytes at src into the
  * request as its message number idx. Returns 0, MP_EPROTO (not the exact
@@ -226,9 +286,29 @@ uint16_t mp__queue_check16(uint32_t len, uint16_t kind);
 int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
                       size_t idx);
 
+/* ---- queue.c ------------------------------------------------------------
+ * mp__queue_sweep removes the queue's orphaned large segments, taking the
+ * locks it needs (called by queue.c only; the storages repair under the
+ * lock they hold with mp__qlarge_*). */
+void mp__queue_sweep(mp_queue *q);
+
 /* What an mp_queue_msg's priv_[1] says priv_[0] is. */
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
+#define MP__QMSG_SEGMENT ((void *)3)   /* an mp__qzc record */
+
+/* A zero-copy message's hold on its segment: the mapping (an entry of the
+ * handle's maps, or its own), the segment under the consumer's name,
+ * which release parks as a spare (or removes). */
+typedef struct mp__qzc {
+  mp_queue *q;
+  char prefix[MP__QUEUE_PREFIX_MAX]; /* q's, to tell it is still q */
+  void *addr;
+  size_t map_len;
+  int map_idx;
+  uint64_t seg_size;
+  char name[MP__QUEUE_PREFIX_MAX + 48]; /* "": nothing to park */
+} mp__qzc;
 
 /* A lease entry (lease mode): state is 0 (free), or (holder tag << 32) |
  * step, step 1 while the holder writes it (its get has not committed),
@@ -244,13 +324,21 @@ typedef struct mp__qlease {
   uint16_t reserved;
 } mp__qlease;
 
-/* mp__qlease_claim takes a free entry for the caller (step 1); returns its
+#define MP__LEASE_STEP_WRITING 1u
+#define MP__LEASE_STEP_HELD 2u
+#define MP__LEASE_STEP_SETTLING 3u
+
+/* ---- queue_lease.c ------------------------------------------------------
+ * mp__qlease_claim takes a free entry for the caller (step 1); returns its
  * index, or -1 when all are held. mp__qlease_fill stores the record and
- * the count the commit will set (step 2), and the lease id in g. */
+ * the count the commit will set (step 2), and the lease id in g.
+ * mp__qlease_release frees an entry, removing a large message's segment. */
+mp__qlease *mp__qlease_at(mp_queue *q, int idx);
 int mp__qlease_claim(mp_queue *q);
 void mp__qlease_fill(mp_queue *q, int idx, uint32_t head_cnt, uint16_t kind,
                      const void *data, uint32_t len, mp__qget *g);
 void mp__qlease_abandon(mp_queue *q, int idx);
+void mp__qlease_release(mp_queue *q, int idx);
 
 /* ---- queue_fifo.c -------------------------------------------------------
  * try_put puts msgs[0..n) as far as room allows, committing them at once;
@@ -277,6 +365,20 @@ bool mp__qfifo_queued(mp_queue *q, const mp__qlarge_ref *ref);
 uint32_t mp__qfifo_record_bytes(uint64_t stored_len);
 /* mp__qfifo_put_bytes: the ring bytes message m takes (with its header). */
 uint32_t mp__qfifo_put_bytes(mp_queue *q, const mp__qput *m);
+
+/* mp__qfifo_claim takes plock and reserves room past the tail for one
+ * record (kind INLINE of len bytes, or LARGE), recording it in q->claim;
+ * returns 0 with plock held, or MP_EAGAIN (no room), MP_ECLOSED,
+ * MP_ECORRUPT, a lock error, with it released. mp__qfifo_claim_payload is
+ * where the record's payload goes. mp__qfifo_commit writes the header
+ * (and the payload data, if not NULL) and publishes it with the tail
+ * store, then releases plock; mp__qfifo_abandon releases it. */
+int mp__qfifo_claim(mp_queue *q, const mp__deadline *d, uint16_t kind,
+                    uint32_t len);
+unsigned char *mp__qfifo_claim_payload(mp_queue *q);
+void mp__qfifo_commit(mp_queue *q, uint16_t kind, const void *data,
+                      uint32_t len);
+void mp__qfifo_abandon(mp_queue *q);
 
 /* ---- queue_heap.c (LIFO and PRIORITY) ----------------------------------- */
 int mp__qheap_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
@@ -308,6 +410,26 @@ bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref);
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref);
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
+/* mp__qlarge_create_mapped makes a segment of len bytes, its memory
+ * reserved, and maps it writable, every page present, at *map (for an
+ * in-place put; the caller unmaps it). */
+int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
+                             void **map, size_t *map_len, int *map_idx);
+/* mp__qlarge_map_done gives back a mapping from mp__qlarge_create_mapped
+ * (map_idx: its entry, or -1); with drop, the entry is given up too (its
+ * segment is being removed). */
+void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
+                         bool drop);
+/* mp__qlarge_zc_release ends a zero-copy message's hold: q is the handle
+ * it came from, or NULL when that handle is gone. Frees zc. */
+void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc);
+/* mp__qlarge_maps_init / _drop: the handle's mappings, at its making and
+ * its end (entries in use stay mapped: their holders unmap them). */
+void mp__qlarge_maps_init(mp_queue *q);
+void mp__qlarge_maps_drop(mp_queue *q);
+/* mp__qlarge_reref: ref for a message of len bytes in ref's segment. */
+void mp__qlarge_reref(const mp__qlarge_ref *ref, size_t len,
+                      mp__qlarge_ref *out);
 /* mp__qlarge_take delivers a queued large message into g (copy or
  * zero-copy) before the caller commits its removal; the caller holds the
  * consumer lock, and after committing the removal calls mp__qlarge_taken.

@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "os/queue_os.h"
@@ -246,19 +247,150 @@ void mp__qlarge_drop_spares(mp_queue *q) {
   }
 }
 
+/* ---- mappings kept for reuse ----------------------------------------------
+ * A segment's pages are reused through the spares, but a fresh mapping of
+ * them still costs a page-table entry per page, and its removal a TLB
+ * flush on every core that ran the process. So a process keeps up to
+ * MP__QUEUE_MAPS mappings (at most MP__QUEUE_MAPS_BYTES) of the segments it
+ * wrote in place or read without a copy, found again by inode: a spare
+ * renamed to a new message's name is the same inode, so the producer
+ * writes, and the consumer reads, through the mapping it already has.
+ * A mapping keeps its inode alive, so the inode number cannot name
+ * another segment while the entry exists. Its size is checked against the
+ * segment's on each use (another program may have resized it). */
+void mp__qlarge_maps_init(mp_queue *q) {
+  pthread_mutex_init(&q->maps_lock, NULL);
+  memset(q->maps, 0, sizeof q->maps);
+}
+
+void mp__qlarge_maps_drop(mp_queue *q) {
+  pthread_mutex_lock(&q->maps_lock);
+  for (int i = 0; i < MP__QUEUE_MAPS; i++) {
+    mp__qmap *m = &q->maps[i];
+    if (m->addr != NULL && !m->busy)
+      mp__os_unmap(m->addr, m->size);
+    m->addr = NULL;
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+  pthread_mutex_destroy(&q->maps_lock);
+}
+
+/* map_get maps the whole segment fd (writable or read-only), reusing a
+ * kept mapping of it; stores the address, the length mapped, and the
+ * entry (-1: not kept; the caller unmaps it). */
+static int map_get(mp_queue *q, int fd, bool writable, void **addr, size_t *len,
+                   int *idx) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return -errno;
+  size_t size = (size_t)st.st_size;
+  *idx = -1;
+  pthread_mutex_lock(&q->maps_lock);
+  size_t held = 0;
+  int victim = -1;
+  for (int i = 0; i < MP__QUEUE_MAPS; i++) {
+    mp__qmap *m = &q->maps[i];
+    if (m->addr == NULL) {
+      if (victim < 0 || q->maps[victim].addr != NULL)
+        victim = i;
+      continue;
+    }
+    if (!m->busy && m->dev == (uint64_t)st.st_dev &&
+        m->ino == (uint64_t)st.st_ino && m->writable == writable) {
+      if (m->size == size) {
+        m->busy = true;
+        m->used = ++q->maps_clock;
+        *addr = m->addr;
+        *len = size;
+        *idx = i;
+        pthread_mutex_unlock(&q->maps_lock);
+        return 0;
+      }
+      /* Resized since: not the mapping to use. */
+      mp__os_unmap(m->addr, m->size);
+      m->addr = NULL;
+      victim = i;
+      continue;
+    }
+    held += m->size;
+    if (!m->busy && (victim < 0 || (q->maps[victim].addr != NULL &&
+                                    m->used < q->maps[victim].used)))
+      victim = i;
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+  int rc = mp__os_map_fd(fd, size, writable, true, addr);
+  if (rc != 0)
+    return rc;
+  *len = size;
+  if (size > MP__QUEUE_MAPS_BYTES / 2 || victim < 0)
+    return 0;
+  pthread_mutex_lock(&q->maps_lock);
+  mp__qmap *v = &q->maps[victim];
+  if (v->busy) {
+    pthread_mutex_unlock(&q->maps_lock);
+    return 0;
+  }
+  if (v->addr != NULL) {
+    held -= MP__MIN(held, v->size);
+    mp__os_unmap(v->addr, v->size);
+    v->addr = NULL;
+  }
+  if (held + size <= MP__QUEUE_MAPS_BYTES) {
+    *v = (mp__qmap){.dev = (uint64_t)st.st_dev,
+                    .ino = (uint64_t)st.st_ino,
+                    .size = size,
+                    .addr = *addr,
+                    .writable = writable,
+                    .busy = true,
+                    .used = ++q->maps_clock};
+    *idx = victim;
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+  return 0;
+}
+
+/* map_put gives back what map_get handed out; drop gives the entry up. */
+static void map_put(mp_queue *q, int idx, void *addr, size_t len, bool drop) {
+  if (idx < 0) {
+    mp__os_unmap(addr, len);
+    return;
+  }
+  pthread_mutex_lock(&q->maps_lock);
+  mp__qmap *m = &q->maps[idx];
+  if (m->addr == addr) {
+    m->busy = false;
+    if (drop) {
+      mp__os_unmap(m->addr, m->size);
+      m->addr = NULL;
+    }
+  } else {
+    mp__os_unmap(addr, len);
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+}
+
+void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
+                         bool drop) {
+  map_put(q, map_idx, map, map_len, drop);
+}
+
 /* ---- put and get ------------------------------------------------------------
  */
 
-int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
-                      mp__qlarge_ref *ref) {
-  char name[LARGE_NAME_MAX];
+/* seg_new makes (or takes from the spares) a segment of at least len
+ * bytes under this process's name for a new message; fills *ref and the
+ * open descriptor. */
+static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
+                   char *name, bool *spare) {
   uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
-  large_name(q, pid, ctr, name, sizeof name);
+  large_name(q, pid, ctr, name, LARGE_NAME_MAX);
   size_t size;
+  *spare = false;
   if (spare_take(q, len, name)) {
     rc = mp__os_shm_open(name, &fd, &size);
+    *spare = rc == 0;
     /* The spare now carries this put's name: if it cannot be opened, remove
      * it rather than leave it under a live pid that sweeps skip. */
     if (rc != 0)
@@ -267,7 +399,7 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
       ctr = next_ctr();
-      large_name(q, pid, ctr, name, sizeof name);
+      large_name(q, pid, ctr, name, LARGE_NAME_MAX);
     }
     rc = mp__os_shm_create(name, len, &fd);
     if (rc != MP_EEXIST && rc != 0)
@@ -275,17 +407,55 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   }
   if (rc != 0)
     return rc;
-  rc = write_all(fd, buf, len);
-  close(fd);
-  if (rc != 0) {
-    mp__os_shm_unlink(name);
-    return rc;
-  }
   ref->size = len;
   ref->pid = pid;
   ref->ctr = ctr;
   ref->check = ref_check(len, pid, ctr);
+  *fd_out = fd;
   return 0;
+}
+
+int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
+                      mp__qlarge_ref *ref) {
+  char name[LARGE_NAME_MAX];
+  int fd;
+  bool spare;
+  int rc = seg_new(q, len, ref, &fd, name, &spare);
+  if (rc != 0)
+    return rc;
+  rc = write_all(fd, buf, len);
+  close(fd);
+  if (rc != 0)
+    mp__os_shm_unlink(name);
+  return rc;
+}
+
+int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
+                             void **map, size_t *map_len, int *map_idx) {
+  char name[LARGE_NAME_MAX];
+  int fd;
+  bool spare;
+  int rc = seg_new(q, len, ref, &fd, name, &spare);
+  if (rc != 0)
+    return rc;
+  /* A fresh segment's memory first (a write through the mapping must never
+   * fault for lack of it; a spare's pages exist), then every page mapped
+   * in one go, or the mapping this process kept of that spare. */
+  if (!spare)
+    rc = mp__os_reserve(fd, len);
+  if (rc == 0)
+    rc = map_get(q, fd, true, map, map_len, map_idx);
+  close(fd);
+  if (rc != 0)
+    mp__os_shm_unlink(name);
+  return rc;
+}
+
+void mp__qlarge_reref(const mp__qlarge_ref *ref, size_t len,
+                      mp__qlarge_ref *out) {
+  *out = *ref;
+  out->size = len;
+  out->check = ref_check(len, ref->pid, ref->ctr);
 }
 
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref) {
@@ -327,16 +497,24 @@ int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
     return MP_ENOENT;
   }
   if (g->msg != NULL) {
-    void *p;
-    rc = mp__os_map_fd(fd, (size_t)ref->size, false, true, &p);
+    mp__qzc *zc = mp__calloc(1, sizeof *zc);
+    if (zc == NULL) {
+      close(fd);
+      return MP_ENOMEM;
+    }
+    rc = map_get(q, fd, false, &zc->addr, &zc->map_len, &zc->map_idx);
     close(fd);
-    if (rc != 0)
+    if (rc != 0) {
+      mp__free(zc);
       return rc;
-    g->msg->data = p;
+    }
+    zc->q = q;
+    memcpy(zc->prefix, q->prefix, sizeof zc->prefix);
+    zc->seg_size = size;
+    g->msg->data = zc->addr;
     g->msg->len = (size_t)ref->size;
-    g->msg->priv_[0] = p;
-    g->msg->priv_[1] = MP__QMSG_MAPPED;
-    g->msg->priv_len_ = (size_t)ref->size;
+    g->msg->priv_[0] = zc;
+    g->msg->priv_[1] = MP__QMSG_SEGMENT;
     g->lens[0] = (size_t)ref->size;
     return 0;
   }
@@ -354,11 +532,41 @@ void mp__qlarge_taken(mp_queue *q, const mp__qlarge_ref *ref,
                       const mp__qget *g) {
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
-  /* A copy consumer is done with the pages: keep them for the next
-   * producer. A zero-copy consumer still reads them. */
-  if (g->msg != NULL || !spare_park(q, name, g->seg_size))
+  if (g->msg != NULL) {
+    /* A zero-copy consumer still reads the pages: the segment goes under
+     * its own name until it releases the message (then it is parked as a
+     * spare). Killed before that, it leaves a segment of a dead process
+     * that no record names: a sweep removes it. */
+    mp__qzc *zc = g->msg->priv_[0];
+    large_name(q, mp__queue_tag(q), next_ctr(), zc->name, sizeof zc->name);
+    if (mp__os_shm_rename(name, zc->name) != 0) {
+      mp__os_shm_unlink(name);
+      zc->name[0] = '\0';
+    }
+  } else if (!spare_park(q, name, g->seg_size)) {
+    /* A copy consumer is done with the pages: they are kept for the next
+     * producer, unless no spare slot is free. */
     mp__os_shm_unlink(name);
+  }
   atomic_store_explicit(&q->s->pend_pid, 0, memory_order_release);
+}
+
+void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc) {
+  if (q == NULL) {
+    /* The handle is gone: nothing is kept. */
+    mp__os_unmap(zc->addr, zc->map_len);
+    if (zc->name[0] != '\0')
+      mp__os_shm_unlink(zc->name);
+    mp__free(zc);
+    return;
+  }
+  bool parked = zc->name[0] != '\0' && spare_park(q, zc->name, zc->seg_size);
+  if (!parked && zc->name[0] != '\0')
+    mp__os_shm_unlink(zc->name);
+  /* A parked segment's mapping is worth keeping: the next message that
+   * reuses the spare comes through it. */
+  map_put(q, zc->map_idx, zc->addr, zc->map_len, !parked);
+  mp__free(zc);
 }
 
 void mp__qlarge_recover(mp_queue *q,

@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 322 functions; one case per header. */
+ * 325 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -286,6 +286,9 @@ static void returns_queue(void **state) {
   expect_rc("mp_queue_put_nowait", (int)mp_queue_put_nowait(NULL, NULL, (size_t){0}), MP_EINVAL);
   expect_rc("mp_queue_put_priority", (int)mp_queue_put_priority(NULL, (int64_t){0}, NULL, (size_t){0}, (double){0}), MP_EINVAL);
   expect_rc("mp_queue_put_batch", (int)mp_queue_put_batch(NULL, NULL, NULL, (size_t){0}, (double){0}), MP_EINVAL);
+  expect_rc("mp_queue_claim", (int)mp_queue_claim(NULL, (size_t){0}, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_queue_commit", (int)mp_queue_commit(NULL, (size_t){0}), MP_EINVAL);
+  expect_rc("mp_queue_abandon", (int)mp_queue_abandon(NULL), MP_EINVAL);
   expect_rc("mp_queue_get", (int)mp_queue_get(NULL, NULL, (size_t){0}, NULL, (double){0}), MP_EINVAL);
   expect_rc("mp_queue_get_nowait", (int)mp_queue_get_nowait(NULL, NULL, (size_t){0}, NULL), MP_EINVAL);
   expect_rc("mp_queue_get_priority", (int)mp_queue_get_priority(NULL, NULL, NULL, (size_t){0}, NULL, (double){0}), MP_EINVAL);

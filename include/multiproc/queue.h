@@ -180,6 +180,34 @@ MP_EXTERN ssize_t mp_queue_put_batch(mp_queue *q, const void *buf,
                                      const size_t *lens, size_t n,
                                      double timeout);
 
+/* ---- in-place put (Aeron's tryClaim) -------------------------------------
+ * mp_queue_claim reserves room for one message of up to size bytes and
+ * stores in *buf where to write it: in the queue's ring for a small
+ * message, in a shared segment of its own (mapped writable, its pages
+ * already there) for one over the inline limit. The caller fills it, then
+ * mp_queue_commit publishes len bytes of it (len <= size) without a copy,
+ * or mp_queue_abandon gives the room back. Nothing is visible before the
+ * commit: a producer killed before it leaves no message, and its claim's
+ * room and segment are reclaimed (the next producer takes the lock over;
+ * a sweep removes the segment). Between claim and commit the calling
+ * thread holds the queue's producer lock: other producers wait, so fill
+ * the buffer and commit promptly, from the same thread, with no other put
+ * of that thread in between (which would return MP_EDEADLK). One claim per
+ * thread at a time. FIFO queues only (MP_EINVAL otherwise).
+ * Returns 0, MP_EAGAIN (timeout 0: full), MP_ETIMEDOUT, MP_ECLOSED,
+ * MP_ETOOBIG (size over max_message), MP_EINVAL, MP_EDEADLK (this thread
+ * already holds a claim or the lock), MP_ENOSPC, MP_ECORRUPT. */
+MP_EXTERN int mp_queue_claim(mp_queue *q, size_t size, void **buf,
+                             double timeout);
+/* mp_queue_commit publishes len bytes of the calling thread's claim (a
+ * claim over the inline limit must commit more than the limit: else
+ * MP_EINVAL, and the claim stays open). Never blocks. Returns 0 or
+ * MP_EINVAL (no claim of this thread on q, or len out of range). */
+MP_EXTERN int mp_queue_commit(mp_queue *q, size_t len);
+/* mp_queue_abandon drops the calling thread's claim: no message, the room
+ * and any segment given back. Returns 0 or MP_EINVAL (no claim). */
+MP_EXTERN int mp_queue_abandon(mp_queue *q);
+
 /* ---- get ----------------------------------------------------------------
  * mp_queue_get takes the next message, copying it into buf (cap bytes) and
  * storing its length in *len, waiting up to timeout for one.

@@ -1,6 +1,6 @@
 /* linux_queue.c - the Linux implementation of os/queue_os.h: membarrier(2)
  * for the asymmetric barrier, mmap with MAP_POPULATE for mappings made in
- * one go. */
+ * one go, fallocate to reserve a segment's memory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +55,18 @@ int mp__os_map_fd(int fd, size_t size, bool writable, bool populate,
     return -errno;
   *out = p;
   return 0;
+}
+
+int mp__os_reserve(int fd, size_t size) {
+  int rc;
+  do
+    rc = fallocate(fd, 0, 0, (off_t)size);
+  while (rc != 0 && errno == EINTR);
+  if (rc == 0)
+    return 0;
+  if (errno == ENOSPC)
+    return MP_ENOSPC;
+  return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno;
 }
 
 int mp__os_shm_rename(const char *old_name, const char *new_name) {

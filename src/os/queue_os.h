@@ -46,6 +46,13 @@ int mp__os_barrier_heavy(void);
 int mp__os_map_fd(int fd, size_t size, bool writable, bool populate,
                   void **out);
 
+/* mp__os_reserve gives the first size bytes of fd (a shared memory
+ * segment) their memory now, so that writing them through a mapping can
+ * never fault for lack of it (SIGBUS on a full /dev/shm). Returns 0,
+ * MP_ENOSPC, or -errno; 0 where the system cannot reserve (the caller is
+ * then as safe as it was without). */
+int mp__os_reserve(int fd, size_t size);
+
 /* mp__os_shm_rename gives segment old (without '/') the name new, which
  * must not exist. Returns 0, MP_ENOENT (no old), MP_EEXIST, -errno. */
 int mp__os_shm_rename(const char *old_name, const char *new_name);

@@ -2,7 +2,8 @@
  * for CHAOS_SECONDS while their supervisors SIGKILL random processes of
  * them, then each checks what the library promised and prints one line:
  *
- *   queue    producers and consumers of a named FIFO queue (small messages
+ *   queue    producers and consumers of a named FIFO queue (every other
+ *            message put in place with mp_queue_claim; small messages
  *            and large ones, which travel through segments of their own);
  *            producers and consumers are killed.
  *   pool     a process Pool running apply_async tasks; workers are killed
@@ -197,15 +198,28 @@ static void q_producer(mp_queue *q, qshared *sh, int slot, uint32_t inst,
   static unsigned char buf[sizeof(qmsg) + Q_LARGE];
   unsigned seed = inst * 7919u + (unsigned)getpid();
   for (uint32_t seq = 0; seq < Q_SEQ;) {
-    qmsg *m = (qmsg *)buf;
-    m->inst = inst;
-    m->seq = seq;
-    m->len = large && seq % 16 == 5 ? Q_LARGE : 8 + rnd(&seed, 120);
-    for (uint32_t i = 0; i < m->len; i++)
-      m->payload[i] = (unsigned char)(seed + i * 31 + seq);
-    m->sum = sum32(m->payload, m->len);
+    uint32_t len = large && (seq % 16 == 5 || seq % 16 == 6)
+                       ? Q_LARGE
+                       : 8 + rnd(&seed, 120);
+    /* Odd messages are written in place (mp_queue_claim): killed between
+     * claim and commit, they must leave no message. */
+    bool inplace = seq % 2 == 1;
+    void *at = buf;
     atomic_store(&sh->pstart[slot], now_s());
-    int rc = mp_queue_put(q, buf, sizeof *m + m->len, Q_PUT_TIMEOUT);
+    int rc = 0;
+    if (inplace)
+      rc = mp_queue_claim(q, sizeof(qmsg) + len, &at, Q_PUT_TIMEOUT);
+    qmsg *m = at;
+    if (rc == 0) {
+      m->inst = inst;
+      m->seq = seq;
+      m->len = len;
+      for (uint32_t i = 0; i < m->len; i++)
+        m->payload[i] = (unsigned char)(seed + i * 31 + seq);
+      m->sum = sum32(m->payload, m->len);
+      rc = inplace ? mp_queue_commit(q, sizeof *m + len)
+                   : mp_queue_put(q, buf, sizeof *m + m->len, Q_PUT_TIMEOUT);
+    }
     atomic_store(&sh->pstart[slot], 0);
     atomic_fetch_add(&sh->ops, 1);
     if (rc == 0) {

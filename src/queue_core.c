@@ -1,0 +1,416 @@
+/* queue_core.c - the lowest layer of the queue, which every other queue file
+ * uses and which uses none of them: who is alive (PID namespaces and
+ * process tags), the queue locks (one compare-and-swap to take, a store to
+ * give back, taken over from a dead holder), the sleeper protocol of the
+ * futex words (notify, prepare to sleep, wait), and the checks and copies
+ * every storage makes (a record's check value, delivery into a get
+ * request). The DESIGN comment of queue.c explains the whole. */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "os/queue_os.h"
+#include "queue_internal.h"
+
+/* ---- PID namespaces -------------------------------------------------------
+ * A pid means something only in its own PID namespace: processes of
+ * several (containers sharing /dev/shm, a sandbox) may use one queue. Each
+ * user enters its namespace in the queue's table (once, never cleared:
+ * the first empty entry is taken by compare-and-swap, after every earlier
+ * one was seen to hold another namespace, so no namespace is entered
+ * twice) and stamps its index on what it records: lock words, the table
+ * of users, large segments' tags. Only a process of the same, known,
+ * namespace judges those ids; for everyone else they are alive. */
+uint8_t mp__queue_ns_index(mp__qshared *s) {
+  uint64_t ns = mp__os_pidns();
+  if (ns == 0)
+    return 0;
+  for (int i = 0; i < MP__QUEUE_NS; i++) {
+    uint64_t cur = atomic_load(&s->pidns[i]);
+    if (cur == 0 && atomic_compare_exchange_strong(&s->pidns[i], &cur, ns))
+      return (uint8_t)(i + 1);
+    if (cur == ns)
+      return (uint8_t)(i + 1);
+  }
+  return 0; /* the table is full: unknown */
+}
+
+uint32_t mp__queue_tag(mp_queue *q) {
+  return q->tag;
+}
+
+/* make_tag computes the tag of the calling process (on join, and in a
+ * forked child). */
+uint32_t mp__queue_make_tag(mp_queue *q) {
+  uint32_t pid = (uint32_t)getpid();
+  /* Linux pids stay below 2^22; a larger one would not fit beside the
+   * index, and is tagged unknown. */
+  if (pid >= (1u << 24))
+    return pid & 0x00ffffffu;
+  return ((uint32_t)q->ns << 24) | pid;
+}
+
+/* same_ns: does namespace index ns (from shared memory) name the caller's
+ * own, known, namespace? */
+bool mp__queue_same_ns(mp_queue *q, uint32_t ns) {
+  return q->ns != 0 && ns == q->ns;
+}
+
+bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
+  pid_t pid = (pid_t)(tag & 0x00ffffffu);
+  if (pid == 0 || !mp__queue_same_ns(q, tag >> 24))
+    return false;
+  return mp__os_liveness(pid, 0, 0) == MP__LIVE_GONE;
+}
+
+/* ---- locks -----------------------------------------------------------------
+ */
+
+/* The calling thread's identity in a lock word (see mp__qlock), without
+ * the namespace index (which is the queue's: lock_ident adds it). It is
+ * computed once per thread; a forked child's thread has another id, so it
+ * computes its own. */
+static _Thread_local uint64_t my_ident;
+static _Thread_local pid_t my_ident_tid;
+
+#define START_BITS 28
+#define START_MASK ((1u << START_BITS) - 1)
+
+static uint64_t thread_ident(void) {
+  pid_t tid = mp__os_gettid();
+  if (my_ident_tid != tid) {
+    uint64_t start = 0;
+    (void)mp__os_thread_start(tid, &start);
+    my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
+    my_ident_tid = tid;
+  }
+  return my_ident;
+}
+
+static uint64_t lock_ident(mp_queue *q) {
+  return thread_ident() | ((uint64_t)q->ns << 32);
+}
+
+/* holder_dead: is the thread named by lock word v gone? Only a certain
+ * "gone" counts, judged only by a waiter of the holder's own PID
+ * namespace: a thread that cannot be looked at now, or whose id means
+ * nothing here, is alive. */
+bool mp__queue_holder_dead(mp_queue *q, uint64_t v) {
+  if (!mp__queue_same_ns(q, (uint32_t)(v >> 32) & 0xfu))
+    return false;
+  pid_t tid = (pid_t)(uint32_t)v;
+  return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
+}
+
+/* holder_left: has the live thread named by v left the queue behind? A
+ * holder whose process exec'd from another thread looks alive for good:
+ * the kernel gives the exec'ing thread the main thread's id, and the
+ * start time is the process's, so a word naming the main thread names
+ * the new image. But the new image does not map the queue (unless it
+ * opened it again, which this cannot tell from a holder: then the lock
+ * stays held, and waits are bounded only by the callers' timeouts). So a
+ * holder seen for EXEC_CHECK_NS is asked whether it still maps the
+ * queue's memory; certainly not means it left. */
+#define EXEC_CHECK_NS (1000 * 1000 * 1000)
+
+static bool holder_left(mp_queue *q, uint64_t v) {
+  if (!mp__queue_same_ns(q, (uint32_t)(v >> 32) & 0xfu))
+    return false;
+  return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
+}
+
+static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
+                              bool barrier);
+
+/* A first sleep skips the heavy barrier and lasts at most this long (see
+ * prepare_sleep). Not much shorter: a timer that is the next to expire
+ * costs its arming and cancelling, which in a virtual machine is two exits
+ * to the host (measured: a 1 ms futex timeout added 13 us to every wait
+ * that was woken in time; 10 ms and more added nothing). */
+#define FIRST_SLEEP_NS (20 * 1000 * 1000)
+
+/* How long a lock waiter sleeps before it looks whether the holder died. */
+#define LOCK_CHECK_NS (10 * 1000 * 1000)
+
+static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
+                     const mp__deadline *d) {
+  /* Critical sections are short and never sleep: spinning a little
+   * usually beats a trip through the kernel. A holder that does not let
+   * go within the spin has most likely lost its core: yielding ours a few
+   * times lets it finish before we sleep. */
+  for (int i = 0; i < 204; i++) {
+    if (i < 200)
+      mp__os_cpu_relax();
+    else
+      sched_yield();
+    uint64_t expect = 0;
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(
+            &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
+      return 0;
+  }
+  /* A caller that may not block gives up here; one with a deadline sleeps
+   * no later than it: a holder that is alive but stopped or slow (a large
+   * copy) must not stretch the caller's timeout. */
+  uint64_t seen = 0;
+  int64_t seen_since = 0, seen_first = 0;
+  for (bool first = true;; first = false) {
+    if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
+      /* Out of time: still, a dead holder's lock is taken over now rather
+       * than left to the next caller that may wait. */
+      uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
+      if (cur == me)
+        return MP_EDEADLK;
+      if (cur != 0 && mp__queue_holder_dead(q, cur) &&
+          atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        *recovered = true;
+        return 0;
+      }
+      return mp__deadline_error(*d);
+    }
+    uint32_t v = prepare_sleep(q, &l->sleepers, !first);
+    uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
+    if (cur == 0) {
+      if (atomic_compare_exchange_strong_explicit(
+              &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
+        return 0;
+      continue;
+    }
+    if (cur == me)
+      return MP_EDEADLK;
+    int64_t now = mp__os_now_ns();
+    if (cur != seen) {
+      seen = cur;
+      seen_since = seen_first = now;
+    } else if (now - seen_since >= LOCK_CHECK_NS) {
+      /* The same holder for a whole slice: alive and slow, or dead. A
+       * dead one's lock is taken over, once (compare-and-swap). So is
+       * that of one that left the queue (exec'd) long ago. */
+      bool left = false;
+      if (now - seen_first >= EXEC_CHECK_NS) {
+        left = holder_left(q, cur);
+        seen_first = now;
+      }
+      if (left || mp__queue_holder_dead(q, cur)) {
+        if (atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+          *recovered = true;
+          return 0;
+        }
+        continue;
+      }
+      seen_since = now;
+    }
+    int64_t wake = now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS);
+    if (d != NULL && d->ns < wake)
+      wake = d->ns;
+    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v, wake, true);
+  }
+}
+
+int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
+                   const mp__deadline *d) {
+  uint64_t me = lock_ident(q);
+  uint64_t expect = 0;
+  if (atomic_compare_exchange_strong_explicit(
+          &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
+    return 0;
+  return lock_slow(q, l, me, recovered, d);
+}
+
+void mp__queue_wake_all(mp_queue *q) {
+  _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
+  for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
+    atomic_fetch_add(words[i], 2u);
+    mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
+  }
+}
+
+void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+  /* The producers' lock released after a close: every put that checked
+   * "not closed" under it has committed, so gets may now answer closed. */
+  bool promoted = false;
+  if (l == &q->s->plock &&
+      atomic_load_explicit(&q->s->closed, memory_order_relaxed) ==
+          MP__QUEUE_CLOSING) {
+    uint32_t c = MP__QUEUE_CLOSING;
+    promoted =
+        atomic_compare_exchange_strong(&q->s->closed, &c, MP__QUEUE_CLOSED);
+  }
+  /* A store, not a read-modify-write: the sleepers are found through
+   * their flag, as for every futex word of the queue. */
+  atomic_store_explicit(&l->owner, 0, memory_order_release);
+  mp__queue_notify(q, &l->sleepers);
+  if (promoted)
+    mp__queue_wake_all(q);
+}
+
+/* ---- waking and waiting -----------------------------------------------------
+ */
+
+static bool fence_on(mp_queue *q) {
+  return q->fence ||
+         atomic_load_explicit(&q->s->fence_needed, memory_order_relaxed);
+}
+
+/* woke_peer is set when this thread's last put or get had to wake a
+ * sleeping peer, and cleared when it found none asleep (see wait_until). */
+static _Thread_local bool woke_peer;
+
+void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
+  /* The cheap side of the barrier pair (see DESIGN): the commit store
+   * before this point must not be reordered after the flag load by the
+   * compiler; the CPU is taken care of by the sleepers' heavy barrier. */
+  if (fence_on(q))
+    atomic_thread_fence(memory_order_seq_cst);
+  else
+    atomic_signal_fence(memory_order_seq_cst);
+  bool peer_word = word == &q->s->not_empty || word == &q->s->not_full;
+  uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+  while (v & 1u) {
+    if (atomic_compare_exchange_weak(word, &v, v + 1u)) {
+      mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
+      if (peer_word)
+        woke_peer = true;
+      return;
+    }
+  }
+  if (peer_word)
+    woke_peer = false;
+}
+
+/* prepare_sleep sets the sleeper flag on word and returns the value to
+ * sleep on; the caller then looks at the state once more.
+ *
+ * With barrier, it then makes the heavy barrier (see DESIGN), after which
+ * either every waker's commit is visible to that look or the waker sees
+ * the flag. Without it, a waker whose commit was still on its way out of
+ * its core when it loaded the flag (a window of some tens of nanoseconds)
+ * may miss the sleeper: so the caller sleeps at most FIRST_SLEEP_NS that
+ * way, and with the barrier after. Why not the barrier at once: it makes
+ * every running process of the queue's users take an interrupt (about
+ * 15 us here), and when a request was just sent to a sleeping peer that
+ * falls on the reply's path (the bench's idle round trip took 1.8 times a
+ * futex hand-off with it). A wake-up missed that way, which needs the two
+ * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
+static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
+                              bool barrier) {
+  uint32_t v = atomic_load(word);
+  while (!(v & 1u)) {
+    if (atomic_compare_exchange_weak(word, &v, v | 1u)) {
+      v |= 1u;
+      break;
+    }
+  }
+  if (barrier && mp__os_barrier_heavy() != 0) {
+    if (!q->fence) {
+      q->fence = true;
+      atomic_store(&q->s->fence_needed, 1);
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+  }
+  return v;
+}
+
+/* wait_until spins, then sleeps on word, until ready(q, arg) or the
+ * deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN or
+ * MP_ETIMEDOUT.
+ *
+ * Spinning pays when the peer is busy and answers within the spin, and
+ * costs when it is not: worse than the wasted CPU, a spinner keeps its
+ * core from the process it waits for, whose wake-up must then go to
+ * another core (in a virtual machine an idle one, tens of microseconds
+ * away). So a thread whose last put or get had to wake its peer (the peer
+ * was asleep, so its answer takes a wake-up anyway) sleeps at once: a
+ * request/response exchange between idle processes then costs what a
+ * futex hand-off costs. Two busy peers that both sleep at once would keep
+ * each other in that mode, each finding the other asleep: so now and then
+ * a wait spins anyway (a probe), and once a spinner catches the answer,
+ * the peer finds it awake and spins in turn. */
+#define PROBE_MIN 16
+#define PROBE_MAX 1024
+
+int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
+                         mp__queue_ready_fn ready, void *arg, mp__deadline d) {
+  /* Waits since the last probe, and how many to let pass between probes:
+   * doubled by each probe that finds the peer still slow (so an idle
+   * exchange hardly ever pays for one), back to PROBE_MIN when one
+   * succeeds. */
+  static _Thread_local unsigned waits, probe_every = PROBE_MIN;
+  if (d.poll)
+    return MP_EAGAIN;
+  int64_t now = mp__os_now_ns();
+  if (now >= d.ns)
+    return MP_ETIMEDOUT;
+  bool probe = woke_peer && ++waits >= probe_every;
+  if (q->spin_ns > 0 && (!woke_peer || probe)) {
+    if (probe)
+      waits = 0;
+    int64_t end = MP__MIN(d.ns, now + q->spin_ns);
+    for (unsigned i = 1;; i++) {
+      if (ready(q, arg)) {
+        if (probe)
+          probe_every = PROBE_MIN;
+        return 0;
+      }
+      mp__os_cpu_relax();
+      if ((i & 63u) == 0 && mp__os_now_ns() >= end)
+        break;
+    }
+    if (probe && probe_every < PROBE_MAX)
+      probe_every *= 2;
+  }
+  for (bool first = true;; first = false) {
+    uint32_t v = prepare_sleep(q, word, !first);
+    if (ready(q, arg))
+      return 0;
+    now = mp__os_now_ns();
+    if (now >= d.ns)
+      return MP_ETIMEDOUT;
+    int64_t slice = first ? FIRST_SLEEP_NS : MP__QUEUE_SLICE_NS;
+    int64_t until = d.ns - now > slice ? now + slice : d.ns;
+    (void)mp__os_futex_wait((uint32_t *)word, v, until, true);
+    if (ready(q, arg))
+      return 0;
+  }
+}
+
+/* ---- checks and delivery --------------------------------------------- */
+
+uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
+  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
+  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
+}
+
+int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
+                      size_t idx) {
+  if (g->want_exact && len != g->exact)
+    return MP_EPROTO;
+  if (g->msg != NULL) {
+    void *b = mp__alloc(len > 0 ? len : 1);
+    if (b == NULL)
+      return MP_ENOMEM;
+    memcpy(b, src, len);
+    g->msg->data = b;
+    g->msg->len = len;
+    g->msg->priv_[0] = b;
+    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
+    g->lens[idx] = len;
+    return 0;
+  }
+  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
+  if (need > g->cap - g->used) {
+    g->needed = need;
+    return MP_ETOOBIG;
+  }
+  if (len > 0)
+    memcpy(g->buf + g->used, src, len);
+  g->lens[idx] = len;
+  g->used += len;
+  return 0;
+}
