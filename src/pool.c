@@ -385,8 +385,9 @@ static void wake_workers(mp_pool *p) {
     mp__pool_slot *s = mp__pool_slot_at(p->h, &p->g, (uint32_t)i);
     uint32_t sleeping =
         atomic_load_explicit(&s->sleeping, memory_order_relaxed);
+    /* An MPI pool's proxy threads wake no siblings: wake each. */
     if (sleeping == MP__POOL_AWAKE ||
-        (woke && sleeping == MP__POOL_WAIT_WORK))
+        (woke && !p->mpi && sleeping == MP__POOL_WAIT_WORK))
       continue;
     atomic_fetch_add_explicit(&s->wake, 1, memory_order_seq_cst);
     mp__os_futex_wake((uint32_t *)&s->wake, 1, true);
