@@ -100,11 +100,13 @@ target	manager_dict	set	multiproc	python	0.2
 target	manager_dict	set	multiproc	redis	0.667
 target	manager_dict	get	multiproc	python	0.2
 target	manager_dict	get	multiproc	redis	0.667
-target	manager_dict	set	multiproc_local	python	0.2
-target	manager_dict	set	multiproc_local	redis	0.333
-target	manager_dict	get	multiproc_local	python	0.2
-target	manager_dict	get	multiproc_local	redis	0.333
-reference	manager_dict	set	multiproc	socketpair	1
+target	manager_dict	set	multiproc	redis	0.333
+target	manager_dict	get	multiproc	redis	0.333
+target	manager_dict	set	multiproc_socket	python	0.2
+target	manager_dict	set	multiproc_socket	redis	0.667
+target	manager_dict	get	multiproc_socket	python	0.2
+target	manager_dict	get	multiproc_socket	redis	0.667
+reference	manager_dict	set	multiproc_socket	socketpair	1
 target	csp_commstime	processes	multiproc	python_pipe	0.02'
 
 echo
