@@ -128,11 +128,11 @@ static void write_hdr(mp_queue *q, uint32_t off, uint32_t len, uint16_t kind) {
   memcpy(q->ring + off, &h, sizeof h);
 }
 
-int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
-                      size_t n, size_t *done) {
+/* lock_producers takes plock for a put or a claim: 0, MP_ECLOSED (and the
+ * lock given back), or the lock's error. */
+static int lock_producers(mp_queue *q, const mp__deadline *d) {
   mp__qshared *s = q->s;
   bool recovered = false;
-  *done = 0;
   int rc = mp__queue_lock(q, &s->plock, &recovered, d);
   if (rc != 0)
     return rc;
@@ -144,6 +144,16 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
     mp__queue_unlock(q, &s->plock);
     return MP_ECLOSED;
   }
+  return 0;
+}
+
+int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
+                      size_t n, size_t *done) {
+  mp__qshared *s = q->s;
+  *done = 0;
+  int rc = lock_producers(q, d);
+  if (rc != 0)
+    return rc;
   uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
   uint64_t h = s->head_cache;
   bool fresh = false;
@@ -211,16 +221,9 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
 int mp__qfifo_claim(mp_queue *q, const mp__deadline *d, uint16_t kind,
                     uint32_t len) {
   mp__qshared *s = q->s;
-  bool recovered = false;
-  int rc = mp__queue_lock(q, &s->plock, &recovered, d);
+  int rc = lock_producers(q, d);
   if (rc != 0)
     return rc;
-  if (recovered)
-    s->head_cache = atomic_load_explicit(&s->headw, memory_order_acquire);
-  if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
-    mp__queue_unlock(q, &s->plock);
-    return MP_ECLOSED;
-  }
   uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
   uint64_t h = s->head_cache;
   mp__qput m = {.len = len, .kind = kind};

@@ -67,6 +67,7 @@
 #include <stdint.h>
 
 #include "../internal.h"
+#include "../os/process_os.h"
 #include "../sync_internal.h"
 #include "multiproc/csp.h"
 
@@ -225,6 +226,39 @@ static inline uint32_t mp__csp_status(const mp_channel *c) {
   return atomic_load_explicit(&c->s->status, memory_order_acquire);
 }
 
+/* ---- choice order (select.c, remote_select.c) ----------------------------
+ * Where a choice starts looking: PriSelect at the first guard, AltSelect at
+ * a random one, FairSelect after the one that fired last in this thread
+ * (each file that includes this keeps its own per-thread state). */
+enum { MP__CSP_PRI, MP__CSP_ALT, MP__CSP_FAIR };
+
+__attribute__((unused)) static _Thread_local unsigned mp__csp_fair_last;
+__attribute__((unused)) static _Thread_local uint64_t mp__csp_alt_rng;
+
+static inline unsigned mp__csp_next_random(void) {
+  if (mp__csp_alt_rng == 0)
+    mp__csp_alt_rng = (uint64_t)mp__os_now_ns() ^
+                      ((uint64_t)mp__os_gettid() << 32) ^
+                      0x9e3779b97f4a7c15ull;
+  mp__csp_alt_rng ^= mp__csp_alt_rng << 13;
+  mp__csp_alt_rng ^= mp__csp_alt_rng >> 7;
+  mp__csp_alt_rng ^= mp__csp_alt_rng << 17;
+  return (unsigned)(mp__csp_alt_rng >> 11);
+}
+
+static inline unsigned mp__csp_select_start(int mode, size_t n) {
+  if (mode == MP__CSP_ALT)
+    return mp__csp_next_random() % (unsigned)n;
+  if (mode == MP__CSP_FAIR)
+    return (mp__csp_fair_last + 1) % (unsigned)n;
+  return 0;
+}
+
+static inline void mp__csp_select_done(int mode, int rc) {
+  if (rc >= 0 && mode == MP__CSP_FAIR)
+    mp__csp_fair_last = (unsigned)rc;
+}
+
 /* ---- remote_client.c, remote_select.c: channels across hosts ---------
  * The front calls hand a remote channel or end (->remote set) to these. */
 int mp__csp_remote_join(mp_channel *c, uint32_t kind, mp_channel_end **out);
@@ -239,7 +273,7 @@ int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
 ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
                             double timeout);
 /* mp__csp_remote_guarded says whether a choice has a remote guard; then
- * mp__csp_remote_select runs it (mode: 0 pri, 1 alt, 2 fair). */
+ * mp__csp_remote_select runs it (mode: MP__CSP_PRI, _ALT or _FAIR). */
 bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);
 int mp__csp_remote_select(mp_guard *guards, size_t n, int mode);
 

@@ -25,19 +25,6 @@
 #define WINDOW_MIN_S 0.001
 #define WINDOW_MAX_S 0.008
 
-static _Thread_local unsigned fair_last;
-static _Thread_local uint64_t rng;
-
-static unsigned next_random(void) {
-  if (rng == 0)
-    rng = (uint64_t)mp__os_now_ns() ^ ((uint64_t)mp__os_gettid() << 32) ^
-          0x9e3779b97f4a7c15ull;
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (unsigned)(rng >> 11);
-}
-
 static bool is_channel(const mp_guard *g) {
   return g->kind == MP_GUARD_INPUT || g->kind == MP_GUARD_OUTPUT;
 }
@@ -185,11 +172,7 @@ int mp__csp_remote_select(mp_guard *guards, size_t n, int mode) {
   if (rc != 0)
     return rc;
   unsigned order[CSP_MAX_GUARDS];
-  unsigned start = 0;
-  if (mode == 1)
-    start = next_random() % (unsigned)n;
-  else if (mode == 2)
-    start = (fair_last + 1) % (unsigned)n;
+  unsigned start = mp__csp_select_start(mode, n);
   for (size_t k = 0; k < n; k++)
     order[k] = (unsigned)((start + k) % n);
   mp__deadline d = mp__deadline_from_timeout(seconds);
@@ -203,7 +186,6 @@ int mp__csp_remote_select(mp_guard *guards, size_t n, int mode) {
   for (size_t i = 0; i < n; i++)
     if (is_channel(&guards[i]) && guards[i].end->remote == NULL)
       mp__csp_set_busy(guards[i].end, CSP_BUSY_IDLE);
-  if (rc >= 0 && mode == 2)
-    fair_last = (unsigned)rc;
+  mp__csp_select_done(mode, rc);
   return rc;
 }

@@ -17,21 +17,6 @@
 #include "../sync_internal.h"
 #include "csp_internal.h"
 
-enum { MODE_PRI, MODE_ALT, MODE_FAIR };
-
-static _Thread_local unsigned fair_last;
-static _Thread_local uint64_t alt_rng;
-
-static unsigned next_random(void) {
-  if (alt_rng == 0)
-    alt_rng = (uint64_t)mp__os_now_ns() ^ ((uint64_t)mp__os_gettid() << 32) ^
-              0x9e3779b97f4a7c15ull;
-  alt_rng ^= alt_rng << 13;
-  alt_rng ^= alt_rng >> 7;
-  alt_rng ^= alt_rng << 17;
-  return (unsigned)(alt_rng >> 11);
-}
-
 typedef struct choice {
   mp_guard *g;
   size_t n;
@@ -272,11 +257,7 @@ static int select_impl(mp_guard *guards, size_t n, int mode) {
   int rc = validate(&ch);
   if (rc != 0)
     return rc;
-  unsigned start = 0;
-  if (mode == MODE_ALT)
-    start = next_random() % (unsigned)n;
-  else if (mode == MODE_FAIR)
-    start = (fair_last + 1) % (unsigned)n;
+  unsigned start = mp__csp_select_start(mode, n);
   for (size_t k = 0; k < n; k++)
     ch.order[k] = (unsigned)((start + k) % n);
   for (size_t i = 0; i < n; i++)
@@ -288,19 +269,18 @@ static int select_impl(mp_guard *guards, size_t n, int mode) {
   for (size_t i = 0; i < n; i++)
     if (is_channel(&guards[i]))
       mp__csp_set_busy(guards[i].end, CSP_BUSY_IDLE);
-  if (rc >= 0 && mode == MODE_FAIR)
-    fair_last = (unsigned)rc;
+  mp__csp_select_done(mode, rc);
   return rc;
 }
 
 int mp_pri_select(mp_guard *guards, size_t n) {
-  return select_impl(guards, n, MODE_PRI);
+  return select_impl(guards, n, MP__CSP_PRI);
 }
 
 int mp_alt_select(mp_guard *guards, size_t n) {
-  return select_impl(guards, n, MODE_ALT);
+  return select_impl(guards, n, MP__CSP_ALT);
 }
 
 int mp_fair_select(mp_guard *guards, size_t n) {
-  return select_impl(guards, n, MODE_FAIR);
+  return select_impl(guards, n, MP__CSP_FAIR);
 }
