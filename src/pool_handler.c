@@ -253,8 +253,12 @@ static void worker_ended(mp_pool *p, uint32_t i) {
 }
 
 /* reap waits up to wait_s seconds for worker i to end (then kills a
- * process; a thread is waited for), and accounts for it. The lock is
- * released while it waits. */
+ * process), and accounts for it. A thread cannot be killed: with a bounded
+ * wait_s it is told to leave first, since the state word that said it
+ * leaves is in the segment a task can scribble, and one still running
+ * stays LEAVING to be waited for again; MP_FOREVER waits for it (the pool
+ * ends, and its segment must outlive every worker). The lock is released
+ * while it waits. */
 static void reap(mp_pool *p, uint32_t i, double wait_s) {
   mp__pool_worker *w = &p->workers[i];
   mp_process *proc = w->proc;
@@ -269,9 +273,17 @@ static void reap(mp_pool *p, uint32_t i, double wait_s) {
       mp_process_kill(proc);
       mp_process_join(proc, MP_FOREVER);
     }
-  } else {
-    /* A thread cannot be killed: wait for it. */
+  } else if (wait_s == MP_FOREVER) {
     mp_thread_join(thread, MP_FOREVER);
+  } else {
+    mp__pool_slot *s = slot_of(p, i);
+    atomic_store_explicit(&s->abort, 1, memory_order_release);
+    wake_worker(s);
+    if (mp_thread_join(thread, wait_s) == MP_ETIMEDOUT) {
+      pthread_mutex_lock(&p->lock);
+      w->state = MP__PW_LEAVING;
+      return;
+    }
   }
   pthread_mutex_lock(&p->lock);
   worker_ended(p, i);
@@ -537,7 +549,8 @@ static void stop_workers(mp_pool *p, bool kill) {
   }
   for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++)
     if (p->workers[i].state == MP__PW_LEAVING)
-      reap(p, i, kill ? MP_FOREVER : STOP_WAIT_S);
+      reap(p, i,
+           kill || p->workers[i].thread != NULL ? MP_FOREVER : STOP_WAIT_S);
   for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++)
     mp__pool_reclaim(p, i, MP_ECLOSED);
 }

@@ -2047,6 +2047,45 @@ static void scribbled_initargs_spare_replacement(void **state) {
   mp_pool_free(p);
 }
 
+/* A thread worker whose state word a task rewrote to "exiting" is told to
+ * leave and replaced: the handler once waited forever for a thread that
+ * still slept waiting for work (found by fuzz_pool: a hang in terminate). */
+struct said_exiting {
+  mp__pool_header *h;
+  const mp__pool_geom *g;
+  int nslots;
+};
+static int say_exiting(const void *in, size_t n, void *out, size_t cap,
+                       size_t *len) {
+  (void)n, (void)out, (void)cap, (void)len;
+  const struct said_exiting *se = in;
+  for (int i = 0; i < se->nslots; i++)
+    atomic_store(&mp__pool_slot_at(se->h, se->g, (uint32_t)i)->state,
+                 MP__POOL_W_EXITING);
+  return 0;
+}
+
+static void thread_said_exiting_is_replaced(void **state) {
+  (void)state;
+  mp_pool *p;
+  assert_rc(mp_threadpool_new(&p, &(mp_pool_opts){.processes = 2}), 0);
+  struct said_exiting se = {.h = p->h, .g = &p->g, .nslots = 2};
+  assert_rc(mp_pool_apply(p, say_exiting, &se, sizeof se, NULL, 0, NULL), 0);
+  let_workers_sleep();
+  mp_async_result *r = NULL;
+  char msg[] = "still served";
+  assert_rc(mp_pool_apply_async(p, &r, echo, msg, sizeof msg, NULL), 0);
+  assert_rc(mp_async_result_get(r, mp_test_slack(10.0)), 0);
+  size_t len = 0;
+  const void *d = mp_async_result_data(r, &len);
+  assert_int_equal(len, sizeof msg);
+  assert_memory_equal(d, msg, sizeof msg);
+  mp_async_result_free(r);
+  assert_rc(mp_pool_terminate(p), 0);
+  assert_rc(mp_pool_join(p, mp_test_slack(10.0)), 0);
+  mp_pool_free(p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_free_defaults),
     cmocka_unit_test(new_invalid_arguments),
@@ -2093,6 +2132,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(scribbled_header_spares_parent),
     cmocka_unit_test(scribbled_nslots_kills_no_worker),
     cmocka_unit_test(scribbled_initargs_spare_replacement),
+    cmocka_unit_test(thread_said_exiting_is_replaced),
     cmocka_unit_test(map_fills_error),
     cmocka_unit_test(apply_ex_fills_error),
     cmocka_unit_test(context_bytes_fork),
