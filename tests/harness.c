@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/mman.h>
 #include <errno.h>
 #include <signal.h>
@@ -303,4 +305,74 @@ int mp_test_start_join(mp_process *p) {
   int code = -1000;
   assert_rc(mp_process_exitcode(p, &code), 0);
   return code;
+}
+
+/* ---- other PID namespaces ------------------------------------------------ */
+
+typedef struct pid_ns_job {
+  mp_test_proc proc;
+  int (*fn)(void *arg);
+  void *arg;
+} pid_ns_job;
+
+/* ns_first runs as the new namespace's first process (pid 1): it makes its
+ * mounts private, then gives itself the /proc asked for. */
+static int ns_first(pid_ns_job *j) {
+  if (j->proc != MP_TEST_PROC_OUTER) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+      return 90;
+    if (j->proc == MP_TEST_PROC_OWN &&
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              NULL) != 0)
+      return 91;
+    if (j->proc == MP_TEST_PROC_NONE &&
+        mount("none", "/proc", "tmpfs", 0, NULL) != 0)
+      return 92;
+  }
+  return j->fn(j->arg);
+}
+
+/* ns_parent unshares, forks the namespace's first process and reports its
+ * exit status as its own. */
+static int ns_parent(void *arg) {
+  pid_ns_job *j = arg;
+  if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0)
+    return 99;
+  pid_t pid = fork();
+  if (pid < 0)
+    return 98;
+  if (pid == 0)
+    _exit(ns_first(j));
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return 97;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 96;
+}
+
+int mp_test_in_pid_ns(mp_test_proc proc, int (*fn)(void *), void *arg) {
+  pid_ns_job j = {.proc = proc, .fn = fn, .arg = arg};
+  pid_t pid = mp_test_fork(ns_parent, &j);
+  int st = mp_test_wait(pid, mp_test_slack(20));
+  assert_true(st != -1);
+  assert_true(WIFEXITED(st));
+  return WEXITSTATUS(st);
+}
+
+static int is_pid1(void *arg) {
+  (void)arg;
+  return getpid() == 1 ? 0 : 1;
+}
+
+int mp_test_pid_ns_work(void) {
+  static int known = -1;
+  if (known < 0)
+    known = mp_test_in_pid_ns(MP_TEST_PROC_OWN, is_pid1, NULL) == 0;
+  return known;
+}
+
+const char *mp_test_proc_name(mp_test_proc proc) {
+  return proc == MP_TEST_PROC_OWN    ? "own /proc"
+         : proc == MP_TEST_PROC_NONE ? "no /proc"
+                                     : "outer /proc";
 }

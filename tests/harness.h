@@ -98,4 +98,31 @@ void mp_test_note_skip(const char *fmt, ...)
 #define MP_TEST_PYTHONS {"3.11", "3.12", "3.13"}
 const char *mp_test_python(const char *version);
 
+/* ---- other PID namespaces ---------------------------------------------
+ * Liveness is judged only where a holder's pid means something, and
+ * unknown means alive (issue 8, defect 1). mp_test_in_pid_ns runs fn(arg)
+ * as the first process (pid 1) of a new PID and mount namespace, made as
+ * `unshare --pid --fork --mount-proc` does, and returns fn's result (its
+ * exit status; 90-99 name a step of making the namespace that failed).
+ * The new namespace's /proc is its own (MP_TEST_PROC_OWN), one that shows
+ * nothing (MP_TEST_PROC_NONE: a tmpfs, as in a sandbox without /proc), or
+ * the outer one (MP_TEST_PROC_OUTER: its pids name other processes). fn
+ * runs in a forked child: it must not call cmocka, and reports through its
+ * result. The case fails if it does not end within 20 s (slack).
+ * MP_TEST_NEED_PID_NS skips the case where namespaces cannot be made (they
+ * need root; CI runs as root). */
+typedef enum mp_test_proc {
+  MP_TEST_PROC_OWN,
+  MP_TEST_PROC_NONE,
+  MP_TEST_PROC_OUTER
+} mp_test_proc;
+int mp_test_in_pid_ns(mp_test_proc proc, int (*fn)(void *), void *arg);
+int mp_test_pid_ns_work(void);
+const char *mp_test_proc_name(mp_test_proc proc);
+#define MP_TEST_NEED_PID_NS()                                                \
+  do {                                                                       \
+    if (!mp_test_pid_ns_work())                                              \
+      mp_test_skip("cannot make PID and mount namespaces (needs root)");     \
+  } while (0)
+
 #endif

@@ -4,24 +4,21 @@
  * several PID namespaces (containers sharing /dev/shm) never takes over a
  * live holder's lock nor sweeps a live producer's large segment.
  *
- * The other namespace is made as `unshare --pid --fork --mount-proc` does
- * (we run as root in CI; elsewhere the cases skip): a child calls
- * unshare(CLONE_NEWPID | CLONE_NEWNS), forks the namespace's first
- * process, which makes its mounts private and then mounts a /proc of its
- * own, or a /proc that shows nothing (tmpfs), or keeps the outer one.
+ * The other namespace is made as `unshare --pid --fork --mount-proc` does,
+ * by mp_test_in_pid_ns (harness.h; we run as root in CI, elsewhere the
+ * cases skip): its /proc is its own, one that shows nothing (tmpfs), or
+ * the outer one.
  *
  * Forked children never call cmocka: they report through their exit
  * status (0 = fine, other values name the step that failed). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,80 +26,6 @@
 #include "os/os.h"
 #include "os/queue_os.h"
 #include "queue_internal.h"
-
-/* What the other namespace's /proc shows. */
-enum proc_mode { PROC_OWN, PROC_NONE, PROC_OUTER };
-
-typedef struct ns_job {
-  enum proc_mode mode;
-  int (*fn)(void *arg);
-  void *arg;
-} ns_job;
-
-/* ns_first runs in the new namespace's first process (pid 1). */
-static int ns_first(ns_job *j) {
-  if (j->mode != PROC_OUTER) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-      return 90;
-    if (j->mode == PROC_OWN &&
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              NULL) != 0)
-      return 91;
-    if (j->mode == PROC_NONE && mount("none", "/proc", "tmpfs", 0, NULL) != 0)
-      return 92;
-  }
-  return j->fn(j->arg);
-}
-
-/* in_new_ns runs j->fn in a new PID (and mount) namespace and returns its
- * exit status, or -1 when namespaces cannot be made here. */
-static int in_new_ns_child(void *arg) {
-  ns_job *j = arg;
-  if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0)
-    return 99;
-  pid_t pid = fork();
-  if (pid < 0)
-    return 98;
-  if (pid == 0)
-    _exit(ns_first(j));
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return 97;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 96;
-}
-
-static int run_in_new_ns(ns_job *j) {
-  pid_t pid = mp_test_fork(in_new_ns_child, j);
-  int st = mp_test_wait(pid, mp_test_slack(20));
-  assert_true(st != -1);
-  assert_true(WIFEXITED(st));
-  return WEXITSTATUS(st);
-}
-
-static int check_pid1(void *arg) {
-  (void)arg;
-  return getpid() == 1 ? 0 : 1;
-}
-
-static bool namespaces_work(void) {
-  static int known = -1;
-  if (known < 0) {
-    ns_job j = {.mode = PROC_OWN, .fn = check_pid1};
-    known = run_in_new_ns(&j) == 0;
-  }
-  return known == 1;
-}
-
-#define NEED_NAMESPACES()                                                    \
-  do {                                                                       \
-    if (!namespaces_work())                                                  \
-      mp_test_skip("cannot make PID and mount namespaces (needs root)");     \
-  } while (0)
-
-static const char *mode_name(enum proc_mode m) {
-  return m == PROC_OWN ? "own /proc" : m == PROC_NONE ? "no /proc" : "outer /proc";
-}
 
 /* ---- the liveness function ------------------------------------------------ */
 
@@ -173,11 +96,11 @@ static int check_without_proc(void *arg) {
 
 static void liveness_without_proc(void **state) {
   (void)state;
-  NEED_NAMESPACES();
-  ns_job none = {.mode = PROC_NONE, .fn = check_without_proc};
-  assert_int_equal(run_in_new_ns(&none), 0);
-  ns_job outer = {.mode = PROC_OUTER, .fn = check_without_proc};
-  assert_int_equal(run_in_new_ns(&outer), 0);
+  MP_TEST_NEED_PID_NS();
+  assert_int_equal(
+      mp_test_in_pid_ns(MP_TEST_PROC_NONE, check_without_proc, NULL), 0);
+  assert_int_equal(
+      mp_test_in_pid_ns(MP_TEST_PROC_OUTER, check_without_proc, NULL), 0);
 }
 
 /* ---- a queue shared across PID namespaces --------------------------------- */
@@ -217,7 +140,7 @@ static int put_must_time_out(void *arg) {
 
 static void live_holder_in_another_namespace_is_not_taken_over(void **state) {
   (void)state;
-  NEED_NAMESPACES();
+  MP_TEST_NEED_PID_NS();
   char name[64];
   mp_test_name(name, sizeof name, "nsq");
   mp_queue *q = NULL;
@@ -227,12 +150,12 @@ static void live_holder_in_another_namespace_is_not_taken_over(void **state) {
   holder_arg ha = {.name = name, .ready = &ready};
   pid_t holder = mp_test_fork(hold_plock, &ha);
   assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(10)), 1);
-  enum proc_mode modes[] = {PROC_OWN, PROC_NONE, PROC_OUTER};
+  mp_test_proc modes[] = {MP_TEST_PROC_OWN, MP_TEST_PROC_NONE,
+                          MP_TEST_PROC_OUTER};
   for (size_t i = 0; i < 3; i++) {
-    ns_job j = {.mode = modes[i], .fn = put_must_time_out, .arg = name};
-    int rc = run_in_new_ns(&j);
+    int rc = mp_test_in_pid_ns(modes[i], put_must_time_out, name);
     if (rc != 0)
-      fail_msg("%s: step %d", mode_name(modes[i]), rc);
+      fail_msg("%s: step %d", mp_test_proc_name(modes[i]), rc);
   }
   /* The holder still holds it: nobody took it. Once it dies, a process
    * of its own namespace takes it over. */
@@ -290,7 +213,7 @@ static int count_large(mp_queue *q) {
 
 static void live_producer_in_another_namespace_is_not_swept(void **state) {
   (void)state;
-  NEED_NAMESPACES();
+  MP_TEST_NEED_PID_NS();
   char name[64];
   mp_test_name(name, sizeof name, "nss");
   mp_queue *q = NULL;
@@ -302,12 +225,13 @@ static void live_producer_in_another_namespace_is_not_swept(void **state) {
   pid_t producer = mp_test_fork(write_large_and_wait, &ha);
   assert_int_equal(mp_test_signal_wait(&ready, mp_test_slack(10)), 1);
   assert_int_equal(count_large(q), 1);
-  enum proc_mode modes[] = {PROC_OWN, PROC_NONE, PROC_OUTER};
+  mp_test_proc modes[] = {MP_TEST_PROC_OWN, MP_TEST_PROC_NONE,
+                          MP_TEST_PROC_OUTER};
   for (size_t i = 0; i < 3; i++) {
-    ns_job j = {.mode = modes[i], .fn = sweep_in_ns, .arg = name};
-    assert_int_equal(run_in_new_ns(&j), 0);
+    assert_int_equal(mp_test_in_pid_ns(modes[i], sweep_in_ns, name), 0);
     if (count_large(q) != 1)
-      fail_msg("%s: a live producer's segment was swept", mode_name(modes[i]));
+      fail_msg("%s: a live producer's segment was swept",
+               mp_test_proc_name(modes[i]));
   }
   /* Dead now: a sweep of its own namespace removes the orphan. */
   kill(producer, SIGKILL);

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -283,78 +282,8 @@ static void holder_that_exec_d_is_taken_over(void **state) {
 
 /* ---- PID namespaces -----------------------------------------------------------
  * The other namespace is made as `unshare --pid --fork --mount-proc` does
- * (root only; elsewhere the cases skip); its /proc is its own, none
- * (tmpfs), or the outer one. As in test_liveness.c. */
-enum proc_mode { PROC_OWN, PROC_NONE, PROC_OUTER };
-
-typedef struct ns_job {
-  enum proc_mode mode;
-  int (*fn)(void *arg);
-  void *arg;
-} ns_job;
-
-static int ns_first(ns_job *j) {
-  if (j->mode != PROC_OUTER) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-      return 90;
-    if (j->mode == PROC_OWN &&
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              NULL) != 0)
-      return 91;
-    if (j->mode == PROC_NONE && mount("none", "/proc", "tmpfs", 0, NULL) != 0)
-      return 92;
-  }
-  return j->fn(j->arg);
-}
-
-static int in_new_ns_child(void *arg) {
-  ns_job *j = arg;
-  if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0)
-    return 99;
-  pid_t pid = fork();
-  if (pid < 0)
-    return 98;
-  if (pid == 0)
-    _exit(ns_first(j));
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return 97;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 96;
-}
-
-static int run_in_new_ns(ns_job *j) {
-  pid_t pid = mp_test_fork(in_new_ns_child, j);
-  int st = mp_test_wait(pid, mp_test_slack(20));
-  assert_true(st != -1);
-  assert_true(WIFEXITED(st));
-  return WEXITSTATUS(st);
-}
-
-static int check_pid1(void *arg) {
-  (void)arg;
-  return getpid() == 1 ? 0 : 1;
-}
-
-static bool namespaces_work(void) {
-  static int known = -1;
-  if (known < 0) {
-    ns_job j = {.mode = PROC_OWN, .fn = check_pid1};
-    known = run_in_new_ns(&j) == 0;
-  }
-  return known == 1;
-}
-
-#define NEED_NAMESPACES()                                                    \
-  do {                                                                       \
-    if (!namespaces_work())                                                  \
-      mp_test_skip("cannot make PID and mount namespaces (needs root)");     \
-  } while (0)
-
-static const char *mode_name(enum proc_mode m) {
-  return m == PROC_OWN ? "own /proc" : m == PROC_NONE ? "no /proc" : "outer /proc";
-}
-
+ * by mp_test_in_pid_ns (harness.h; root only, elsewhere the cases skip);
+ * its /proc is its own, none (tmpfs), or the outer one. */
 static char g_name[64];
 static mp_test_signal g_ready;
 
@@ -395,19 +324,19 @@ static int acquire_and_die(void *arg) {
 
 static void namespaces_judge_only_their_own(void **state) {
   (void)state;
-  NEED_NAMESPACES();
+  MP_TEST_NEED_PID_NS();
   mp_test_name(g_name, sizeof g_name, "nslock");
   mp_lock *lock;
   assert_rc(mp_lock_new(&lock, &(mp_sync_opts){.name = g_name}), 0);
   mp_test_signal_open(&g_ready);
   pid_t holder = mp_test_fork(hold_forever, NULL);
   assert_int_equal(mp_test_signal_wait(&g_ready, mp_test_slack(10)), 1);
-  enum proc_mode modes[] = {PROC_OWN, PROC_NONE, PROC_OUTER};
+  mp_test_proc modes[] = {MP_TEST_PROC_OWN, MP_TEST_PROC_NONE,
+                          MP_TEST_PROC_OUTER};
   for (size_t i = 0; i < 3; i++) {
-    ns_job j = {.mode = modes[i], .fn = acquire_must_time_out};
-    int rc = run_in_new_ns(&j);
+    int rc = mp_test_in_pid_ns(modes[i], acquire_must_time_out, NULL);
     if (rc != 0)
-      fail_msg("%s: step %d", mode_name(modes[i]), rc);
+      fail_msg("%s: step %d", mp_test_proc_name(modes[i]), rc);
   }
   /* Our namespace judges our holder: dead, taken over. */
   kill(holder, SIGKILL);
@@ -416,8 +345,8 @@ static void namespaces_judge_only_their_own(void **state) {
   assert_rc(mp_lock_release(lock), 0);
   /* A holder of another namespace that died holding it: its id means
    * nothing here, so the lock stays held (unknown means alive). */
-  ns_job j = {.mode = PROC_OWN, .fn = acquire_and_die};
-  assert_int_equal(run_in_new_ns(&j), 0);
+  assert_int_equal(mp_test_in_pid_ns(MP_TEST_PROC_OWN, acquire_and_die, NULL),
+                   0);
   assert_int_equal(mp_lock_locked(lock), 1);
   assert_rc(mp_lock_acquire(lock, 0.3), MP_ETIMEDOUT);
   mp_test_signal_close(&g_ready);
