@@ -396,6 +396,9 @@ int mp_condition_wait(mp_condition *cond, double timeout) {
   mp__object_head *lock = s ? lock_of(s) : NULL;
   if (lock == NULL)
     return MP_EINVAL;
+  int rc = mp__timeout_check(timeout);
+  if (rc != 0)
+    return rc;
   return wait_until(s, lock, mp__deadline_from_timeout(timeout));
 }
 
@@ -403,10 +406,15 @@ int mp_condition_wait_for(mp_condition *cond, mp_condition_predicate_fn pred,
                           void *arg, double timeout) {
   condition_state *s = check(cond);
   mp__object_head *lock = s ? lock_of(s) : NULL;
-  if (lock == NULL || pred == NULL)
+  if (lock == NULL)
     return MP_EINVAL;
+  if (pred == NULL)
+    return mp__fail(MP_EINVAL, "pred is NULL");
   if (!mp__lock_held_by_caller(lock))
     return MP_EPERM;
+  int trc = mp__timeout_check(timeout);
+  if (trc != 0)
+    return trc;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   while (!pred(arg)) {
     int rc = wait_until(s, lock, d);
