@@ -257,7 +257,8 @@ static int release_round(barrier_state *s, int index, bool *lost) {
     if (s->creator != mp__image_token()) {
       /* Another program image: the pointer means nothing here. */
       break_barrier(s);
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "the barrier's action is a function of "
+                                 "another program, which cannot run here");
     }
     mp_barrier_action_fn fn = (mp_barrier_action_fn)(uintptr_t)s->action;
     void *arg = (void *)(uintptr_t)s->action_arg;

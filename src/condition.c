@@ -168,8 +168,12 @@ static mp__object_head *lock_of(condition_state *s) {
      * can write never sends us to an address it chose. */
     lock = (mp__object_head *)&s->own;
   } else if (s->kind == KIND_LENT_LOCK || s->kind == KIND_LENT_RLOCK) {
-    if (s->head.origin != MP__ORIGIN_INPLACE && s->lender != mp__image_token())
+    if (s->head.origin != MP__ORIGIN_INPLACE &&
+        s->lender != mp__image_token()) {
+      mp__fail(MP_EINVAL, "the condition's lent lock lives in another "
+                          "program's memory");
       return NULL;
+    }
     /* Read once: what is checked is what is followed. */
     int64_t off = atomic_load_explicit((_Atomic int64_t *)&s->lock_offset,
                                        memory_order_relaxed);
@@ -177,13 +181,20 @@ static mp__object_head *lock_of(condition_state *s) {
     if (s->kind == KIND_LENT_LOCK)
       type = MP__TYPE_LOCK;
     if (!lent_lock_ok(s, off, lock,
-                      type == MP__TYPE_LOCK ? MP_LOCK_SIZE : MP_RLOCK_SIZE))
+                      type == MP__TYPE_LOCK ? MP_LOCK_SIZE : MP_RLOCK_SIZE)) {
+      mp__fail(MP_EINVAL, "the condition's lent lock is not where its "
+                          "offset says (the shared bytes were overwritten)");
       return NULL;
+    }
   } else {
+    mp__fail(MP_EINVAL, "the condition's lock kind is malformed (the shared "
+                        "bytes were overwritten)");
     return NULL;
   }
-  if (mp__object_check(lock, type) != 0)
+  if (mp__object_check(lock, type) != 0) {
+    mp__fail(MP_EINVAL, "the condition's lock was destroyed or freed");
     return NULL;
+  }
   return lock;
 }
 
@@ -228,17 +239,17 @@ static int check_opts(const mp_condition_opts *opts) {
   if (opts == NULL)
     return 0;
   if (opts->lock != NULL && opts->rlock != NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "opts gives both a lock and an rlock");
   if (opts->lock != NULL && mp__object_check(opts->lock, MP__TYPE_LOCK) != 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "opts.lock is not an initialised Lock");
   if (opts->rlock != NULL && mp__object_check(opts->rlock, MP__TYPE_RLOCK) != 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "opts.rlock is not an initialised RLock");
   return 0;
 }
 
 int mp_condition_new(mp_condition **out, const mp_condition_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   int rc = check_opts(opts);
   if (rc != 0)
     return rc;
@@ -266,7 +277,9 @@ int mp_condition_open(mp_condition **out, const char *name) {
   /* A lent lock lives in the creator's memory, out of this mapping. */
   if (s->kind != KIND_OWN) {
     mp__object_free(obj, sizeof(mp_condition));
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the condition uses a lent lock, which lives "
+                               "in its creator's memory: it cannot be opened "
+                               "by name");
   }
   *out = obj;
   return 0;
@@ -286,8 +299,10 @@ void mp_condition_free(mp_condition *cond) {
 }
 
 int mp_condition_init(mp_condition *cond, const mp_condition_opts *opts) {
-  if (cond == NULL || (uintptr_t)cond % MP_SYNC_ALIGN != 0)
-    return MP_EINVAL;
+  if (cond == NULL)
+    return mp__fail(MP_EINVAL, "cond is NULL");
+  if ((uintptr_t)cond % MP_SYNC_ALIGN != 0)
+    return mp__fail(MP_EINVAL, "cond is not aligned to MP_SYNC_ALIGN");
   int rc = check_opts(opts);
   if (rc != 0)
     return rc;

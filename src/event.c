@@ -72,8 +72,10 @@ void mp_event_free(mp_event *ev) {
 }
 
 int mp_event_init(mp_event *ev) {
-  if (ev == NULL || (uintptr_t)ev % MP_SYNC_ALIGN != 0)
-    return MP_EINVAL;
+  if (ev == NULL)
+    return mp__fail(MP_EINVAL, "ev is NULL");
+  if ((uintptr_t)ev % MP_SYNC_ALIGN != 0)
+    return mp__fail(MP_EINVAL, "ev is not aligned to MP_SYNC_ALIGN");
   memset(ev, 0, sizeof(mp__object_head));
   state_init((event_state *)ev, MP__ORIGIN_INPLACE);
   return 0;

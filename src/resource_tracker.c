@@ -839,7 +839,7 @@ static int list_one(const entry *e, const char *line, size_t line_len,
 
 int mp_resource_tracker_list(mp_resource_tracker_visit_fn fn, void *arg) {
   if (fn == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "fn is NULL");
   name_list l;
   int rc = state_files(&l);
   if (rc != 0)

@@ -69,8 +69,10 @@ static void state_init(semaphore_state *s, unsigned value, int bounded,
 
 static int semaphore_new(mp_semaphore **out, unsigned value, int bounded,
                          const mp_sync_opts *opts) {
-  if (out == NULL || value > INT32_MAX)
-    return MP_EINVAL;
+  if (out == NULL)
+    return mp__fail(MP_EINVAL, "out is NULL");
+  if (value > INT32_MAX)
+    return mp__fail(MP_EINVAL, "value %u is over INT32_MAX", value);
   void *obj;
   int rc = mp__object_new(&obj, sizeof(mp_semaphore), MP__TYPE_SEMAPHORE,
                           opts ? opts->name : NULL);
@@ -104,8 +106,12 @@ void mp_semaphore_free(mp_semaphore *sem) {
 }
 
 int mp_semaphore_init(mp_semaphore *sem, unsigned value, int bounded) {
-  if (sem == NULL || (uintptr_t)sem % MP_SYNC_ALIGN != 0 || value > INT32_MAX)
-    return MP_EINVAL;
+  if (sem == NULL)
+    return mp__fail(MP_EINVAL, "sem is NULL");
+  if ((uintptr_t)sem % MP_SYNC_ALIGN != 0)
+    return mp__fail(MP_EINVAL, "sem is not aligned to MP_SYNC_ALIGN");
+  if (value > INT32_MAX)
+    return mp__fail(MP_EINVAL, "value %u is over INT32_MAX", value);
   memset(sem, 0, sizeof(mp__object_head));
   state_init((semaphore_state *)sem, value, bounded, MP__ORIGIN_INPLACE);
   return 0;

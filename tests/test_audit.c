@@ -52,8 +52,83 @@ static void condition_wait_refuses_nan(void **state) {
   mp_test_wait_exit(pid, 0, mp_test_slack(5));
 }
 
+
+/* Issue 9, point 2: "Set [a per-thread detail] wherever a code alone is
+ * ambiguous." A failure that leaves no detail leaves the previous
+ * failure's, which mp_error_message then prints as this one's reason: a
+ * detail that lies. Each bad call below follows a failure with another
+ * detail, and must leave a detail of its own. */
+static void plant_stale_detail(void) {
+  assert_rc(mp_sleep(NAN), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "seconds is NaN");
+}
+
+#define assert_own_detail(expr, code)                                        \
+  do {                                                                       \
+    plant_stale_detail();                                                    \
+    assert_rc((expr), (code));                                               \
+    if (strcmp(mp_error_detail(), "seconds is NaN") == 0 ||                  \
+        mp_error_detail()[0] == '\0')                                        \
+      fail_msg("%s left no detail of its own", #expr);                       \
+  } while (0)
+
+static void sync_failures_leave_their_own_detail(void **state) {
+  (void)state;
+  _Alignas(MP_SYNC_ALIGN) unsigned char mem[MP_CONDITION_SIZE + 8];
+  void *odd = mem + 1; /* misaligned */
+  mp_lock *lock;
+  mp_rlock *rlock;
+  assert_rc(mp_lock_new(&lock, NULL), 0);
+  assert_rc(mp_rlock_new(&rlock, NULL), 0);
+  mp_condition *c = NULL;
+
+  assert_own_detail(mp_condition_new(NULL, NULL), MP_EINVAL);
+  assert_own_detail(mp_condition_new(&c, &(mp_condition_opts){
+                                              .lock = lock, .rlock = rlock}),
+                    MP_EINVAL);
+  assert_own_detail(
+      mp_condition_new(&c, &(mp_condition_opts){.lock = (mp_lock *)rlock}),
+      MP_EINVAL);
+  assert_own_detail(
+      mp_condition_new(&c, &(mp_condition_opts){.rlock = (mp_rlock *)lock}),
+      MP_EINVAL);
+  assert_own_detail(mp_condition_init(odd, NULL), MP_EINVAL);
+  assert_own_detail(mp_condition_init(NULL, NULL), MP_EINVAL);
+  assert_own_detail(mp_event_init(odd), MP_EINVAL);
+  assert_own_detail(mp_event_init(NULL), MP_EINVAL);
+  assert_own_detail(mp_semaphore_new(NULL, 1, NULL), MP_EINVAL);
+  mp_semaphore *sem = NULL;
+  assert_own_detail(mp_semaphore_new(&sem, (unsigned)INT32_MAX + 1u, NULL),
+                    MP_EINVAL);
+  assert_own_detail(mp_bounded_semaphore_new(&sem, (unsigned)INT32_MAX + 1u,
+                                             NULL),
+                    MP_EINVAL);
+  assert_own_detail(mp_semaphore_init(odd, 1, 0), MP_EINVAL);
+  assert_own_detail(mp_semaphore_init((mp_semaphore *)(void *)mem,
+                                      (unsigned)INT32_MAX + 1u, 0),
+                    MP_EINVAL);
+  assert_own_detail(mp_resource_tracker_list(NULL, NULL), MP_EINVAL);
+  assert_null(c);
+  assert_null(sem);
+
+  /* A condition whose lent lock was destroyed: every call names why. */
+  _Alignas(MP_SYNC_ALIGN) unsigned char lmem[MP_LOCK_SIZE];
+  mp_lock *lent = (mp_lock *)(void *)lmem;
+  assert_rc(mp_lock_init(lent), 0);
+  assert_rc(mp_condition_new(&c, &(mp_condition_opts){.lock = lent}), 0);
+  assert_rc(mp_lock_destroy(lent), 0);
+  assert_own_detail(mp_condition_acquire(c, 0), MP_EINVAL);
+  assert_own_detail(mp_condition_release(c), MP_EINVAL);
+  assert_own_detail(mp_condition_wait(c, 0), MP_EINVAL);
+  assert_own_detail(mp_condition_notify(c, 1), MP_EINVAL);
+  mp_condition_free(c);
+  mp_lock_free(lock);
+  mp_rlock_free(rlock);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(condition_wait_refuses_nan),
+    cmocka_unit_test(sync_failures_leave_their_own_detail),
 };
 
 MP_TEST_MAIN(tests)
