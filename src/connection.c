@@ -341,7 +341,7 @@ static int wrap(mp_connection **out, int fd, bool readable, bool writable) {
 
 int mp_pipe(mp_connection **c1, mp_connection **c2, int duplex) {
   if (c1 == NULL || c2 == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "c1 or c2 is NULL");
   int fds[2];
   int rc = duplex ? mp__os_socketpair(fds) : mp__os_pipe(fds);
   if (rc != 0)
@@ -367,7 +367,8 @@ int mp_connection_new(mp_connection **out, int fd,
   if (opts != NULL)
     o = *opts;
   if (out == NULL || fd < 0 || (o.read_only && o.write_only))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL, fd is negative, or both "
+                               "read_only and write_only");
   return wrap(out, fd, !o.write_only, !o.read_only);
 }
 
@@ -408,7 +409,8 @@ static uint32_t get_be32(const unsigned char *p) {
 int mp_connection_send_bytes(mp_connection *c, const void *buf,
                              size_t offset, size_t size) {
   if (c == NULL || (buf == NULL && size > 0) || offset > SIZE_MAX - size)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "c is NULL, buf is NULL with size > 0, or "
+                               "offset + size overflows");
   if (c->fd < 0)
     return MP_ESTATE;
   if (!c->writable)
@@ -585,7 +587,8 @@ int mp_connection_recv_bytes(mp_connection *c, void *buf, size_t maxlength,
   if (rc != 0)
     return rc;
   if (len == NULL || (buf == NULL && maxlength > 0))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "len is NULL, or buf is NULL with maxlength > "
+                               "0");
   return recv_into(c, buf, maxlength, len);
 }
 
@@ -595,7 +598,8 @@ int mp_connection_recv_bytes_into(mp_connection *c, void *buf, size_t cap,
   if (rc != 0)
     return rc;
   if (len == NULL || (buf == NULL && cap > 0) || offset > cap)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "len is NULL, buf is NULL with cap > 0, or "
+                               "offset > cap");
   return recv_into(c, (char *)buf + offset, cap - offset, len);
 }
 
@@ -605,7 +609,7 @@ int mp_connection_recv_bytes_alloc(mp_connection *c, void **out,
   if (rc != 0)
     return rc;
   if (out == NULL || len == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out or len is NULL");
   rc = read_header(c);
   if (rc != 0)
     return rc;

@@ -122,7 +122,7 @@ static void shm_name_of(char *out, size_t cap, const char *name) {
 int mp__object_new(void **out, size_t obj_size, uint16_t type,
                    const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   size_t size = segment_size(obj_size);
   int fd = -1, rc;
   if (name != NULL && (rc = mp__object_name_valid(name)) != 0)
@@ -184,7 +184,7 @@ int mp__object_new(void **out, size_t obj_size, uint16_t type,
 int mp__object_open(void **out, size_t obj_size, uint16_t type,
                     const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   int rc = mp__object_name_valid(name);
   if (rc != 0)
     return rc;

@@ -1155,7 +1155,7 @@ ssize_t mp_pool_worker_pids(mp_pool *p, pid_t *out, size_t cap) {
   if (rc != 0)
     return rc;
   if (out == NULL && cap > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL with cap > 0");
   ssize_t n = 0;
   pthread_mutex_lock(&p->lock);
   for (int i = 0; i < p->nworkers; i++) {

@@ -843,7 +843,7 @@ const char *mp_process_name(const mp_process *p) {
 
 int mp_process_set_name(mp_process *p, const char *name) {
   if (p == NULL || name == NULL || strlen(name) > MP__PROCESS_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "p or name is NULL, or name is too long");
   if (p->kind == MP__KIND_PARENT)
     return MP_ESTATE;
   char *copy = mp__strdup(name);
@@ -930,7 +930,7 @@ mp_process *mp_parent_process(void) {
 
 ssize_t mp_active_children(mp_process **out, size_t cap) {
   if (out == NULL && cap > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL with cap > 0");
   mp__process_init();
   ssize_t n = 0;
   pthread_mutex_lock(&g.lock);

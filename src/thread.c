@@ -416,7 +416,8 @@ int mp_thread_join(mp_thread *t, double timeout) {
   if (t == NULL)
     return mp__fail(MP_EINVAL, "t is NULL");
   if (t->kind == KIND_DUMMY)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the thread is a dummy (a thread the library "
+                               "did not start)");
   mp__deadline d = mp__deadline_from_timeout(timeout);
   ensure_init();
   if (t == mp_current_thread())
@@ -471,7 +472,7 @@ const char *mp_thread_name(const mp_thread *t) {
 
 int mp_thread_set_name(mp_thread *t, const char *name) {
   if (t == NULL || name == NULL || strlen(name) > THREAD_NAME_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "t or name is NULL, or name is too long");
   char *copy = mp__strdup(name);
   if (copy == NULL)
     return MP_ENOMEM;
@@ -507,7 +508,7 @@ void *mp_thread_userdata(const mp_thread *t) {
 
 ssize_t mp_thread_enumerate(mp_thread **out, size_t cap) {
   if (out == NULL && cap > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL with cap > 0");
   ensure_init();
   pthread_mutex_lock(&g.lock);
   size_t n = 0;

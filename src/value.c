@@ -253,7 +253,8 @@ static int guard_enter(varr *a, bool *took) {
     return 0;
   }
   if (mp__object_check(h, type) != 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the lock of this Value or Array was "
+                               "destroyed or freed");
   /* The caller holds it already ("acquire; get; set; release"): go on
    * under its hold, without a second lock call. */
   if (mp__lock_held_by_caller(h))
@@ -288,7 +289,8 @@ static int lock_kind_of(const mp_value_opts *opts, uint8_t *kind) {
   }
   int given = (opts->lock != NULL) + (opts->rlock != NULL);
   if (given > 1 || (given == 1 && opts->raw))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "opts gives more than one of lock, rlock and "
+                               "raw");
   if (opts->raw)
     *kind = LOCK_RAW;
   else if (opts->lock != NULL)
@@ -474,7 +476,7 @@ static int varr_acquire(varr *a, double timeout) {
   case LOCK_LENT_LOCK:
     return mp_lock_acquire(a->lock, timeout);
   default:
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the object has no lock (raw)");
   }
 }
 
@@ -486,7 +488,7 @@ static int varr_release(varr *a) {
   case LOCK_LENT_LOCK:
     return mp_lock_release(a->lock);
   default:
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the object has no lock (raw)");
   }
 }
 
@@ -499,7 +501,8 @@ static mp_rlock *varr_get_lock(varr *a) {
 /* Conversions between an element's bits and the caller's numbers. */
 static int to_int(const typeinfo *t, uint64_t bits, int64_t *out) {
   if (t->cls == T_FLOAT)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is a float type: use the "
+                               "_double call");
   if (t->cls == T_UNSIGNED && t->size >= 8 && bits > INT64_MAX)
     return MP_EOVERFLOW;
   *out = t->cls == T_CHAR ? (int64_t)(uint8_t)bits : bits_to_int(t, bits);
@@ -508,7 +511,8 @@ static int to_int(const typeinfo *t, uint64_t bits, int64_t *out) {
 
 static int from_int(const typeinfo *t, int64_t value, uint64_t *bits) {
   if (t->cls == T_FLOAT)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is a float type: use the "
+                               "_double call");
   if (t->cls == T_CHAR ? value < 0 || value > 255 : !int_fits(t, value))
     return MP_EOVERFLOW;
   *bits = (uint64_t)value;
@@ -517,7 +521,8 @@ static int from_int(const typeinfo *t, int64_t value, uint64_t *bits) {
 
 static int to_double(const typeinfo *t, uint64_t bits, double *out) {
   if (t->cls != T_FLOAT)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is an integer type: use the "
+                               "_int call");
   if (t->size == sizeof(float)) {
     float f;
     uint32_t u = (uint32_t)bits;
@@ -531,7 +536,8 @@ static int to_double(const typeinfo *t, uint64_t bits, double *out) {
 
 static int from_double(const typeinfo *t, double value, uint64_t *bits) {
   if (t->cls != T_FLOAT)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is an integer type: use the "
+                               "_int call");
   if (t->size == sizeof(float)) {
     if (isfinite(value) && fabs(value) > FLT_MAX)
       return MP_EOVERFLOW;
@@ -571,7 +577,7 @@ static int varr_op(varr *a, ssize_t index, int op, op_arg arg) {
   switch (op) {
   case OP_SET_RAW:
     if (arg.in == NULL)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "in is NULL");
     bits = bits_from_mem(arg.in, t->size);
     break;
   case OP_SET_INT:
@@ -581,13 +587,19 @@ static int varr_op(varr *a, ssize_t index, int op, op_arg arg) {
     rc = from_double(t, arg.dval, &bits);
     break;
   case OP_GET_RAW:
-    rc = arg.out == NULL ? MP_EINVAL : 0;
+    rc = arg.out == NULL ? mp__fail(MP_EINVAL, "out is NULL") : 0;
     break;
   case OP_GET_INT:
-    rc = t->cls == T_FLOAT || arg.iout == NULL ? MP_EINVAL : 0;
+    rc = t->cls == T_FLOAT ? mp__fail(MP_EINVAL, "the typecode is a float "
+                                                 "type: use the _double call")
+         : arg.iout == NULL ? mp__fail(MP_EINVAL, "out is NULL")
+                            : 0;
     break;
   default:
-    rc = t->cls != T_FLOAT || arg.dout == NULL ? MP_EINVAL : 0;
+    rc = t->cls != T_FLOAT ? mp__fail(MP_EINVAL, "the typecode is an integer "
+                                                 "type: use the _int call")
+         : arg.dout == NULL ? mp__fail(MP_EINVAL, "out is NULL")
+                            : 0;
     break;
   }
   if (rc != 0)
@@ -625,7 +637,7 @@ static int varr_atomic(varr *a, ssize_t index, int op, int64_t v,
     return mp__fail(MP_EINVAL, "a is NULL");
   const typeinfo *t = a->type;
   if (!is_integer(t))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is not an integer type");
   unsigned char *p;
   int rc = varr_index(a, index, &p);
   if (rc != 0)
@@ -668,10 +680,10 @@ static int varr_atomic(varr *a, ssize_t index, int op, int64_t v,
 static int varr_cas(varr *a, ssize_t index, int64_t *expected,
                     int64_t desired) {
   if (a == NULL || expected == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "a or expected is NULL");
   const typeinfo *t = a->type;
   if (!is_integer(t))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "the typecode is not an integer type");
   unsigned char *p;
   int rc = varr_index(a, index, &p);
   if (rc != 0)
@@ -739,7 +751,7 @@ static ssize_t varr_get_slice(varr *a, ssize_t start, ssize_t stop, void *out,
   if (n > cap)
     return MP_ETOOBIG;
   if (n > 0 && out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL with elements to copy");
   unsigned size = a->type->size;
   bool took;
   int grc = guard_enter(a, &took);
@@ -762,7 +774,7 @@ static int varr_set_slice(varr *a, ssize_t start, ssize_t stop,
   if (count != n)
     return MP_EVALUE;
   if (n > 0 && in == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "in is NULL with elements to copy");
   unsigned size = a->type->size;
   bool took;
   int grc = guard_enter(a, &took);

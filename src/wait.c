@@ -52,7 +52,7 @@ static int entry_fd(const mp_waitable *w, int *fd, bool *ready_now) {
   *ready_now = false;
   *fd = -1;
   if (w->type != MP_WAIT_FD && w->object == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "an entry has object NULL");
   /* int: MP_WAIT_LISTENER is declared beside the listener, not in the
    * enum. */
   switch ((int)w->type) {
@@ -84,7 +84,7 @@ static int entry_fd(const mp_waitable *w, int *fd, bool *ready_now) {
   }
   case MP_WAIT_FD:
     if (w->fd < 0)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "an MP_WAIT_FD entry has a negative fd");
     *fd = w->fd;
     return 0;
   case MP_WAIT_QUEUE: {
@@ -95,7 +95,7 @@ static int entry_fd(const mp_waitable *w, int *fd, bool *ready_now) {
     return 0;
   }
   }
-  return MP_EINVAL;
+  return mp__fail(MP_EINVAL, "an entry has an unknown type");
 }
 
 ssize_t mp_connection_wait(const mp_waitable *objects, size_t n,
@@ -105,7 +105,8 @@ ssize_t mp_connection_wait(const mp_waitable *objects, size_t n,
     return trc;
   mp__deadline d = mp__deadline_from_timeout(timeout);
   if ((objects == NULL && n > 0) || n > INT_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "objects is NULL with n > 0, or n is over "
+                               "INT_MAX");
   struct pollfd stack_fds[STACK_ENTRIES];
   bool stack_now[STACK_ENTRIES];
   struct pollfd *fds = stack_fds;

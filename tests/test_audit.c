@@ -126,9 +126,52 @@ static void sync_failures_leave_their_own_detail(void **state) {
   mp_rlock_free(rlock);
 }
 
+/* The same for the other objects' calls whose MP_EINVAL had no detail. */
+static void other_failures_leave_their_own_detail(void **state) {
+  (void)state;
+  mp_value *v;
+  assert_rc(mp_value_new(&v, 'd', NULL, NULL), 0);
+  int64_t i64;
+  assert_own_detail(mp_value_get_int(v, &i64), MP_EINVAL);
+  assert_own_detail(mp_value_set_int(v, 1), MP_EINVAL);
+  mp_value_free(v);
+  assert_rc(mp_value_new(&v, 'i', NULL, NULL), 0);
+  double d;
+  assert_own_detail(mp_value_get_double(v, &d), MP_EINVAL);
+  mp_value_free(v);
+  mp_lock *lock;
+  assert_rc(mp_lock_new(&lock, NULL), 0);
+  mp_value *v2 = NULL;
+  assert_own_detail(
+      mp_value_new(&v2, 'i', NULL, &(mp_value_opts){.lock = lock, .raw = 1}),
+      MP_EINVAL);
+  assert_null(v2);
+  mp_lock_free(lock);
+  mp_array *a;
+  assert_rc(mp_array_new(&a, 'i', 4, NULL, NULL), 0);
+  assert_own_detail((int)mp_array_get_slice(a, 0, 2, NULL, 8), MP_EINVAL);
+  mp_array_free(a);
+
+  assert_own_detail(mp_pipe(NULL, NULL, 1), MP_EINVAL);
+  mp_connection *c1, *c2;
+  assert_rc(mp_pipe(&c1, &c2, 1), 0);
+  assert_own_detail(mp_connection_recv_bytes(c1, NULL, 8, NULL), MP_EINVAL);
+  mp_connection_free(c1);
+  mp_connection_free(c2);
+  assert_own_detail((int)mp_connection_wait(NULL, 1, 0, NULL), MP_EINVAL);
+  mp_waitable bad = {.type = MP_WAIT_FD, .fd = -1};
+  size_t ready[1];
+  assert_own_detail((int)mp_connection_wait(&bad, 1, 0, ready), MP_EINVAL);
+  assert_own_detail((int)mp_thread_enumerate(NULL, 1), MP_EINVAL);
+  assert_own_detail((int)mp_active_children(NULL, 1), MP_EINVAL);
+  assert_own_detail(mp_process_set_name(NULL, "x"), MP_EINVAL);
+  assert_own_detail(mp_thread_set_name(NULL, "x"), MP_EINVAL);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(condition_wait_refuses_nan),
     cmocka_unit_test(sync_failures_leave_their_own_detail),
+    cmocka_unit_test(other_failures_leave_their_own_detail),
 };
 
 MP_TEST_MAIN(tests)
