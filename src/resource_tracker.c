@@ -41,10 +41,11 @@
  *   "mp-tracker 1 <pid> <start> <pidns>\n" then one line per name,
  *   "<creator pid> <creator start> <size> <inode> <hexname>\n".
  * Start times (clock ticks since boot) tell a live process from a reuse of
- * its pid; pidns (the inode of the tracker's PID namespace, 0 unknown, and
- * absent in older files, which count as the reader's) says where those
- * pids mean something: a file of another namespace (a container sharing
- * /dev/shm) is listed but never acted on. The file is what
+ * its pid; pidns (the inode of the tracker's PID namespace; 0 when the
+ * tracker could not know it, having no /proc of its own; absent in older
+ * files, which count as the reader's) says where those pids mean
+ * something: a file of another or an unknown namespace (a container
+ * sharing /dev/shm) is listed as alive but never acted on. The file is what
  * mp_resource_tracker_list reads, and what lets
  * mp_resource_tracker_remove_dead clean up after a tracker that was itself
  * killed. Anyone can plant a file under that name: only a regular file
@@ -702,7 +703,14 @@ typedef struct state_header {
   uint64_t start; /* from the first line; 0 when it is malformed */
   uint64_t pidns; /* the tracker's PID namespace; 0: not written (older
                    * trackers: taken as the caller's) */
+  bool ns_unknown; /* the tracker wrote 0: it could not know its namespace
+                    * (it ran without /proc), so its pids are not judged */
 } state_header;
+
+/* foreign: the file's pids mean nothing (or nothing known) here. */
+static bool foreign(const state_header *h) {
+  return h->ns_unknown || (h->pidns != 0 && h->pidns != mp__os_pidns());
+}
 
 /* Parses the first line of a state file into *h. Returns where the entry
  * lines begin. */
@@ -720,8 +728,10 @@ static const char *parse_header(const char *data, size_t len,
     if (parse_u64(&q, line_end, &pid) == 0 && (pid_t)pid == h->pid &&
         pid <= INT32_MAX && parse_u64(&q, line_end, &start) == 0) {
       h->start = start;
-      if (parse_u64(&q, line_end, &ns) == 0)
+      if (parse_u64(&q, line_end, &ns) == 0) {
         h->pidns = ns;
+        h->ns_unknown = ns == 0;
+      }
     }
   }
   return nl ? nl + 1 : end;
@@ -852,7 +862,7 @@ int mp_resource_tracker_list(mp_resource_tracker_visit_fn fn, void *arg) {
     state_header h = {.pid = state_file_pid(l.v[i])};
     const char *body = parse_header(data, len, &h);
     list_ctx c = {.fn = fn, .arg = arg, .tracker_pid = h.pid};
-    c.foreign = h.pidns != 0 && h.pidns != mp__os_pidns();
+    c.foreign = foreign(&h);
     /* A malformed header gives no start time: the pid alone decides. */
     c.tracker_alive = c.foreign || mp__os_process_alive(h.pid, h.start);
     rc = for_each_entry(body, data + len, list_one, &c);
@@ -896,8 +906,9 @@ static int remove_dead_in(const char *state_name, size_t *removed) {
   const char *body = parse_header(data, len, &h);
   /* The pids in the file mean something only in the tracker's PID
    * namespace: a file of another namespace (a container sharing
-   * /dev/shm) is left alone. */
-  if (h.pidns != 0 && h.pidns != mp__os_pidns()) {
+   * /dev/shm), or of a tracker that could not know its own, is left
+   * alone. */
+  if (foreign(&h)) {
     mp__free(data);
     return 0;
   }

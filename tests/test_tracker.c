@@ -214,6 +214,50 @@ static void state_file_of_another_namespace_is_left(void **state) {
   assert_true(kept);
 }
 
+/* find_seg notes whether the tracker list shows found_name's creator and
+ * tracker as alive (1), not (0), or does not show it (-1). */
+static char found_name[64];
+static int found_alive;
+static int find_seg(const mp_tracked_object *o, void *arg) {
+  (void)arg;
+  if (strcmp(o->name, found_name) == 0)
+    found_alive = o->creator_alive && o->tracker_alive;
+  return 0;
+}
+
+/* A state file whose tracker could not know its PID namespace (it ran
+ * without /proc, and wrote 0): its pids may mean nothing here either, so
+ * it is left alone and listed as alive (unknown means alive). Only a file
+ * without the field (an older tracker's) counts as the reader's. */
+static void state_file_of_unknown_namespace_is_left(void **state) {
+  (void)state;
+  char seg[64], file[64], path[300], text[512], hex[256] = {0};
+  mp_test_name(seg, sizeof seg, "seg");
+  pid_t dead = dead_pid();
+  snprintf(file, sizeof file, "mp-tracker.%d", (int)dead);
+  uint64_t ino = make_segment(seg, geteuid());
+  for (size_t i = 0; seg[i]; i++)
+    sprintf(hex + 2 * i, "%02x", (unsigned char)seg[i]);
+  int n = snprintf(text, sizeof text, "mp-tracker 1 %d 0 0\n%d 0 8 %llu %s\n",
+                   (int)dead, (int)dead, (unsigned long long)ino, hex);
+  snprintf(path, sizeof path, "/dev/shm/%s", file);
+  int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, (size_t)n), n);
+  close(fd);
+  found_alive = -1;
+  strcpy(found_name, seg);
+  assert_rc(mp_resource_tracker_list(find_seg, NULL), 0);
+  size_t removed = 0;
+  assert_rc(mp_resource_tracker_remove_dead(&removed), 0);
+  bool kept = shm_exists(seg) && shm_exists(file);
+  shm_remove(seg);
+  shm_remove(file);
+  assert_true(kept);
+  assert_int_equal(removed, 0);
+  assert_int_equal(found_alive, 1);
+}
+
 /* The reading and writing calls themselves say why they refuse. */
 static void private_file_calls_refuse_with_a_reason(void **state) {
   (void)state;
@@ -503,6 +547,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(state_file_link_is_not_followed),
     cmocka_unit_test(segment_of_another_user_is_not_removed),
     cmocka_unit_test(state_file_of_another_namespace_is_left),
+    cmocka_unit_test(state_file_of_unknown_namespace_is_left),
     cmocka_unit_test(private_file_calls_refuse_with_a_reason),
     cmocka_unit_test(creator_killed_after_naming_leaves_nothing),
     cmocka_unit_test(creator_killed_before_naming_leaves_nothing),
