@@ -17,7 +17,7 @@
  *   uint64 action, action_arg, creator   the action, its argument, and the
  *                        mp__image_token() it may be called under
  *   mp__sync_lock lock
- *   int32 pids[64]       member processes (0: free slot)
+ *   int32 pids[64]       member processes: pid | namespace << 22 (0: free)
  *   uint16 nwait[64]     how many of each member's threads are inside wait
  *
  * The states are Python's (filling 0, draining 1, resetting -1, broken -2)
@@ -30,9 +30,15 @@
  * member's slot takes its waiters out of the count with it.
  *
  * Members: a process takes a slot on its first wait and gives it back in
- * mp_barrier_free or mp_barrier_destroy. Sleepers sleep in slices of
- * MP__SYNC_SLICE_NS; each slice, the sleeper looks at every other member's
- * pid (mp__os_pid_alive, a zombie counts as dead). A dead member while
+ * mp_barrier_free or mp_barrier_destroy. A slot holds the member's pid and,
+ * in bits 22-24, the index of its PID namespace in the state lock's table
+ * (mp__sync_lock_ns_index; 0: unknown): processes of two namespaces that
+ * share /dev/shm (containers) may have one pid, and a pid means something
+ * only in its own namespace. Sleepers sleep in slices of
+ * MP__SYNC_SLICE_NS; each slice, the sleeper looks at every other member
+ * of its own, known, namespace (mp__os_pid_alive, a zombie counts as
+ * dead); a member of another or an unknown namespace is alive (unknown
+ * means alive). A dead member while
  * someone waits breaks the barrier (G-BARRIER-1): the dead process cannot
  * arrive any more, and if it was inside wait, the round could not drain.
  * Its slot is freed then, so after mp_barrier_reset the barrier works with
@@ -184,14 +190,27 @@ static void exit_check(barrier_state *s) {
   }
 }
 
-static int slot_find(const barrier_state *s, pid_t pid) {
+/* A member's id: its pid, and its namespace index above MEMBER_PID_BITS
+ * (pids are below 2^22 on Linux; a larger one is kept without an index). */
+#define MEMBER_PID_BITS 22
+#define MEMBER_PID_MASK ((1u << MEMBER_PID_BITS) - 1)
+#define MEMBER_NS_MASK 7u
+
+static int32_t member_self(barrier_state *s) {
+  uint32_t pid = (uint32_t)getpid();
+  if (pid > MEMBER_PID_MASK)
+    return (int32_t)pid;
+  return (int32_t)(pid | mp__sync_lock_ns_index(&s->lock) << MEMBER_PID_BITS);
+}
+
+static int slot_find(const barrier_state *s, int32_t pid) {
   for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++)
     if (s->pids[i] == pid)
       return i;
   return -1;
 }
 
-static int slot_take(barrier_state *s, pid_t pid) {
+static int slot_take(barrier_state *s, int32_t pid) {
   int i = slot_find(s, pid);
   if (i >= 0)
     return i;
@@ -212,11 +231,18 @@ static void slot_clear(barrier_state *s, int i) {
 
 /* reap_dead frees the slots of dead members other than self and breaks the
  * barrier if there was one. */
-static void reap_dead(barrier_state *s, pid_t self) {
+static void reap_dead(barrier_state *s, int32_t self) {
   bool dead = false;
+  uint32_t mine = ((uint32_t)self >> MEMBER_PID_BITS) & MEMBER_NS_MASK;
+  if ((uint32_t)self > (MEMBER_NS_MASK << MEMBER_PID_BITS | MEMBER_PID_MASK))
+    mine = 0;
   for (int i = 0; i < MP_BARRIER_MAX_PROCS; i++) {
-    pid_t pid = s->pids[i];
-    if (pid != 0 && pid != self && !mp__os_pid_alive(pid)) {
+    uint32_t id = (uint32_t)s->pids[i];
+    /* Judged only from its own, known, namespace. */
+    if (id == 0 || id == (uint32_t)self || mine == 0 ||
+        (id >> MEMBER_PID_BITS) != mine)
+      continue;
+    if (!mp__os_pid_alive((pid_t)(id & MEMBER_PID_MASK))) {
       slot_clear(s, i);
       dead = true;
     }
@@ -230,7 +256,7 @@ static void reap_dead(barrier_state *s, pid_t self) {
 /* sleep_locked releases the mutex, sleeps until the state may have changed
  * or the slice ends, and takes the mutex back; every slice it looks for
  * dead members. Returns 0 or a lock error. */
-static int sleep_locked(barrier_state *s, mp__deadline d, pid_t self,
+static int sleep_locked(barrier_state *s, mp__deadline d, int32_t self,
                         int64_t *last_scan) {
   uint32_t g = atomic_load(&s->gen);
   unlock_state(s);
@@ -364,7 +390,7 @@ void mp_barrier_free(mp_barrier *b) {
   /* This process stops being a member: its exit no longer breaks the
    * barrier. For an in-place barrier that is all free does. */
   if (check(b) != NULL && lock_state_now(s) == 0) {
-    int i = slot_find(s, getpid());
+    int i = slot_find(s, member_self(s));
     if (i >= 0 && s->nwait[i] == 0)
       slot_clear(s, i);
     unlock_state(s);
@@ -406,11 +432,11 @@ int mp_barrier_wait(mp_barrier *b, double timeout) {
     return trc;
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   if (timeout == MP_BARRIER_DEFAULT_TIMEOUT)
     timeout = s->timeout > 0 ? s->timeout : MP_FOREVER;
   mp__deadline d = mp__deadline_from_timeout(timeout);
-  pid_t self = getpid();
+  int32_t self = member_self(s);
   int64_t last_scan = mp__os_now_ns();
   /* Timeout 0 still lets a party that holds the state lock for its few
    * instructions finish (it may have lost its core): a short grace. */

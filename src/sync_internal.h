@@ -65,6 +65,14 @@ int mp__sync_lock_state(mp__sync_lock *l);
 /* mp__sync_lock_epoch counts the takeovers from dead holders. */
 uint32_t mp__sync_lock_epoch(const mp__sync_lock *l);
 
+/* mp__sync_lock_ns_index returns the index (1 to MP__SYNC_LOCK_NS) of the
+ * caller's PID namespace in l's table, entering it if need be, or 0 when it
+ * is unknown (no /proc of its own) or the table is full. An object that
+ * records processes by pid records this index beside each, and judges a
+ * pid only when its index is the caller's own and not 0 (unknown means
+ * alive). */
+unsigned mp__sync_lock_ns_index(mp__sync_lock *l);
+
 /* ---- Lock and RLock, as a Condition uses them ---------------------------
  * Each takes an initialised mp_lock or mp_rlock (the head's type says which)
  * and does no argument checking beyond that: the Condition checked. */

@@ -161,6 +161,8 @@ static inline unsigned ns_index(mp__sync_lock *l) {
   return ns_index_slow(l, ns);
 }
 
+unsigned mp__sync_lock_ns_index(mp__sync_lock *l) { return ns_index(l); }
+
 /* me is the caller's identity for this lock, or 0 (see thread_ident). */
 static inline uint64_t me_for(mp__sync_lock *l) {
   uint64_t t = thread_ident();

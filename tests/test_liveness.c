@@ -242,6 +242,60 @@ static void live_producer_in_another_namespace_is_not_swept(void **state) {
   mp_queue_free(q);
 }
 
+/* ---- a Barrier shared across PID namespaces -------------------------------- */
+
+/* Issue 8, defect 1: "Check the same liveness logic everywhere it is used:
+ * sync objects". A Barrier judged its members by pid alone: a member of
+ * another namespace, whose pid means nothing (or another process) here,
+ * was found dead and the barrier broken under the live parties. Now each
+ * member is recorded with its namespace, and judged only from there. */
+static int barrier_wait_long(void *arg) {
+  mp_barrier *b;
+  if (mp_barrier_open(&b, arg) != 0)
+    return 1;
+  int rc = mp_barrier_wait(b, mp_test_slack(20));
+  mp_barrier_free(b);
+  return rc == MP_EBROKEN || rc == MP_ETIMEDOUT ? 0 : 2;
+}
+
+/* In the other namespace: the member of ours inside wait is alive, so a
+ * wait that no third party completes times out; it must not find the
+ * barrier broken by a "dead" member. */
+static int barrier_wait_must_time_out(void *arg) {
+  mp_barrier *b;
+  if (mp_barrier_open(&b, arg) != 0)
+    return 10;
+  int rc = mp_barrier_wait(b, 0.5);
+  mp_barrier_free(b);
+  return rc == MP_ETIMEDOUT ? 0 : rc == MP_EBROKEN ? 11 : 12;
+}
+
+static void barrier_member_in_another_namespace_is_not_judged(void **state) {
+  (void)state;
+  MP_TEST_NEED_PID_NS();
+  char name[64];
+  mp_test_name(name, sizeof name, "nsbar");
+  mp_barrier *b;
+  assert_rc(mp_barrier_new(&b, 3, &(mp_barrier_opts){.name = name}), 0);
+  mp_test_proc modes[] = {MP_TEST_PROC_OWN, MP_TEST_PROC_NONE,
+                          MP_TEST_PROC_OUTER};
+  for (size_t i = 0; i < 3; i++) {
+    assert_rc(mp_barrier_reset(b), 0);
+    pid_t member = mp_test_fork(barrier_wait_long, name);
+    double until = mp_test_now() + mp_test_slack(10);
+    while (mp_barrier_n_waiting(b) != 1 && mp_test_now() < until)
+      usleep(1000);
+    assert_int_equal(mp_barrier_n_waiting(b), 1);
+    int rc = mp_test_in_pid_ns(modes[i], barrier_wait_must_time_out, name);
+    mp_barrier_abort(b);
+    mp_test_wait_exit(member, 0, mp_test_slack(10));
+    if (rc != 0)
+      fail_msg("%s: step %d (11: the live member was judged dead)",
+               mp_test_proc_name(modes[i]), rc);
+  }
+  mp_barrier_free(b);
+}
+
 /* The users' table records each user's namespace, and a user of another
  * namespace keeps the last free in ours from discarding its messages. */
 static void users_record_their_namespace(void **state) {
@@ -264,6 +318,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(live_holder_in_another_namespace_is_not_taken_over),
     cmocka_unit_test(live_producer_in_another_namespace_is_not_swept),
     cmocka_unit_test(users_record_their_namespace),
+    cmocka_unit_test(barrier_member_in_another_namespace_is_not_judged),
 };
 
 MP_TEST_MAIN(tests)
