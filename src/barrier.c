@@ -412,7 +412,7 @@ int mp_barrier_init(mp_barrier *b, unsigned parties,
 int mp_barrier_destroy(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
@@ -508,7 +508,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout) {
 int mp_barrier_reset(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
@@ -527,7 +527,7 @@ int mp_barrier_reset(mp_barrier *b) {
 int mp_barrier_abort(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
@@ -539,7 +539,7 @@ int mp_barrier_abort(mp_barrier *b) {
 int mp_barrier_broken(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
@@ -551,7 +551,7 @@ int mp_barrier_broken(mp_barrier *b) {
 int mp_barrier_n_waiting(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   int rc = lock_state_now(s);
   if (rc != 0)
     return rc;
@@ -565,7 +565,7 @@ int mp_barrier_n_waiting(mp_barrier *b) {
 int mp_barrier_parties(mp_barrier *b) {
   barrier_state *s = check(b);
   if (s == NULL)
-    return mp__fail(MP_EINVAL, "s is NULL");
+    return MP_EINVAL; /* check left the detail */
   uint32_t parties = s->parties;
   return parties == 0 || parties > INT32_MAX ? corrupt("party count", parties)
                                              : (int)parties;

@@ -108,6 +108,15 @@ static void sync_failures_leave_their_own_detail(void **state) {
                                       (unsigned)INT32_MAX + 1u, 0),
                     MP_EINVAL);
   assert_own_detail(mp_resource_tracker_list(NULL, NULL), MP_EINVAL);
+  /* A destroyed barrier is named as such (the detail said "s is NULL"). */
+  _Alignas(MP_SYNC_ALIGN) unsigned char bmem[MP_BARRIER_SIZE];
+  mp_barrier *bar = (mp_barrier *)(void *)bmem;
+  assert_rc(mp_barrier_init(bar, 2, NULL), 0);
+  assert_rc(mp_barrier_destroy(bar), 0);
+  assert_own_detail(mp_barrier_reset(bar), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "not an initialised object"));
+  assert_own_detail(mp_barrier_wait(bar, 0), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "not an initialised object"));
   assert_null(c);
   assert_null(sem);
 
