@@ -27,6 +27,8 @@
 /* The longest a proxy sleeps while results are due (bounds how late it
  * sees abort, stop, or a rank's silence). */
 #define POLL_MAX_NS (2 * 1000 * 1000LL)
+/* The longest a descriptor's reported run is believed. */
+#define MAX_DESC_NS (10 * 1000 * 1000 * 1000LL)
 
 typedef struct sent_desc {
   uint32_t kind, count, out_size;
@@ -45,6 +47,7 @@ typedef struct proxy {
   uint32_t sent, done; /* descriptors sent, completed */
   uint32_t batch_n[MAX_INFLIGHT];
   int64_t batch_t[MAX_INFLIGHT]; /* when each was sent */
+  int64_t due[MAX_INFLIGHT];     /* when its results should come (0: ?) */
   uint32_t nbatches, bhead; /* ring of batches in flight */
   sent_desc info[MP__POOL_RING];
   /* BATCH sends in flight (one completes when the rank has polled it in). */
@@ -54,8 +57,9 @@ typedef struct proxy {
   unsigned char *rbuf;
   size_t rcap;
   int64_t last_seen;
-  int64_t last_result; /* when the last RESULT came */
-  int64_t per_desc_ns; /* average time a descriptor adds to a batch */
+  int64_t free_at;     /* when the rank should have run all it was sent */
+  int64_t last_poll;   /* when the last look found no message */
+  int64_t per_desc_ns; /* how long a descriptor keeps the rank busy */
 } proxy;
 
 static void nap(int64_t ns) {
@@ -119,6 +123,25 @@ static int poll_msg(proxy *x, long *len) {
 
 static bool silent(proxy *x) {
   return mp__os_now_ns() - x->last_seen > MP__MPI_DEAD_NS;
+}
+
+/* chain_due estimates when the rank will have run the batches in flight
+ * from the k-th on, the first of them starting at `from` at the earliest:
+ * the rank runs them one after the other, each for per_desc_ns a
+ * descriptor. The estimates are chained from estimates, not from when
+ * this thread happened to see a result, so a late look does not make the
+ * next ones later. */
+static void chain_due(proxy *x, uint32_t k, int64_t from) {
+  int64_t t = k == 0 ? from : x->due[(x->bhead + k - 1) % MAX_INFLIGHT];
+  for (; k < x->nbatches; k++) {
+    uint32_t b = (x->bhead + k) % MAX_INFLIGHT;
+    if (x->per_desc_ns <= 0) {
+      x->due[b] = 0;
+      continue;
+    }
+    t = MP__MAX(t, x->batch_t[b]) + x->per_desc_ns * (int64_t)x->batch_n[b];
+    x->due[b] = t;
+  }
 }
 
 /* send_batch sends the published descriptors from x->sent on. */
@@ -199,6 +222,7 @@ static int send_batch(proxy *x, uint32_t head) {
   x->batch_n[b] = n;
   x->batch_t[b] = mp__os_now_ns();
   x->nbatches++;
+  chain_due(x, x->nbatches - 1, x->batch_t[b]);
   return 0;
 }
 
@@ -227,14 +251,11 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
   memcpy(&n, m, 4);
   if (n != x->batch_n[x->bhead])
     return MP_EPROTO;
-  /* How long a descriptor adds to a batch on this rank (its throughput,
-   * whatever its local workers): from when the rank could start the
-   * batch (sent, or the previous results came) to now. It is the run time
-   * reported to the parent, which sets how deep it queues. */
   int64_t now = mp__os_now_ns();
-  int64_t from = MP__MAX(x->last_result, x->batch_t[x->bhead]);
-  int64_t per = (now - from) / (int64_t)(n ? n : 1);
-  x->per_desc_ns = x->per_desc_ns == 0 ? per : (3 * x->per_desc_ns + per) / 4;
+  /* When the results came: between the last look that found nothing and
+   * now; the estimate if it lies there. */
+  int64_t due = x->due[x->bhead];
+  int64_t came = due == 0 ? now : MP__MIN(MP__MAX(due, x->last_poll), now);
   size_t at = 8;
   for (uint32_t k = 0; k < n; k++) {
     mp__mpi_res r;
@@ -276,6 +297,14 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
       d->status = 0;
       x->out_w = o + need;
     }
+    /* How long the descriptor kept the rank busy (its throughput, whatever
+     * its local workers; rank.c): the run time the parent sets its queue
+     * depth by, and this thread its expectations. */
+    if (k == 0 && r.run_ns <= MAX_DESC_NS) {
+      int64_t per = (int64_t)r.run_ns;
+      x->per_desc_ns =
+          x->per_desc_ns == 0 ? per : (3 * x->per_desc_ns + per) / 4;
+    }
     d->run_ns = (uint64_t)x->per_desc_ns;
     at += mp__mpi_pad8(r.out_len);
     x->done++;
@@ -284,9 +313,9 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
                           memory_order_relaxed);
     atomic_store_explicit(&x->s->tail, x->done, memory_order_release);
   }
-  x->last_result = now;
   x->bhead = (x->bhead + 1) % MAX_INFLIGHT;
   x->nbatches--;
+  chain_due(x, 0, came);
   notify(x->p->h);
   return 0;
 }
@@ -430,6 +459,8 @@ void mp__pool_mpi_proxy_main(void *arg) {
     }
     long len;
     int t = poll_msg(x, &len);
+    if (t == 0)
+      x->last_poll = mp__os_now_ns();
     if (t == MP__MPI_RESULT) {
       int r = on_result(x, x->rbuf, len);
       if (r == MP_ECLOSED)
@@ -471,15 +502,15 @@ void mp__pool_mpi_proxy_main(void *arg) {
      * switch and MPI's progress loop). While another batch could be sent,
      * sleep where the parent's next publish wakes this thread. */
     int64_t now = mp__os_now_ns();
-    int64_t from = MP__MAX(x->last_result, x->batch_t[x->bhead]);
     int64_t batch_ns = x->per_desc_ns * (int64_t)x->batch_n[x->bhead];
-    int64_t ahead = from + batch_ns + batch_ns / 8 - now;
+    int64_t slack = MP__MIN(batch_ns / 16, 100000);
+    int64_t ahead = x->due[x->bhead] + slack - now;
     int64_t ns;
-    if (x->nbatches > 0 && x->per_desc_ns > 0 && ahead > 30000) {
+    if (x->nbatches > 0 && x->due[x->bhead] != 0 && ahead > 30000) {
       ns = MP__MIN(ahead, POLL_MAX_NS);
       idle = 0;
     } else {
-      int64_t cap = x->nbatches > 0 ? batch_ns / 8 : 0;
+      int64_t cap = x->nbatches > 0 ? batch_ns / 16 : 0;
       cap = MP__MAX(20000, MP__MIN(cap, 200000));
       idle = idle == 0 ? 2000 : MP__MIN(idle * 2, cap);
       ns = idle;

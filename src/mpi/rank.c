@@ -47,6 +47,8 @@ typedef struct rank_state {
   mp_pool *pool;
   batch *head, *tail;
   bool closing;
+  bool keep_chunks; /* maxtasksperchild counts the sender's chunks */
+  int64_t last_done; /* when the last batch's results were sent */
   unsigned char *rbuf;
   size_t rcap;
   /* RESULT messages in flight: a send completes only when rank 0 has
@@ -163,6 +165,7 @@ static void on_open(rank_state *rs, const unsigned char *m, long n) {
       po.initargs = o.initargs_size ? m + sizeof o : NULL;
       po.initargs_size = o.initargs_size;
     }
+    rs->keep_chunks = o.maxtasks != 0;
     if (rep.rc == 0)
       rep.rc = mp_pool_new(&rs->pool, &po);
     if (rep.rc == 0)
@@ -283,11 +286,17 @@ static int on_batch(rank_state *rs, const unsigned char *m, long n) {
       }
       mp_pool_map_fn fn =
           (mp_pool_map_fn)mp__pool_registry_find(MP__POOL_FN_MAP, name);
-      /* Local chunks: the sender's, or smaller so that a big chunk still
-       * spreads over this rank's workers. */
+      /* Local chunks: two per local worker, whatever the sender's (the
+       * run's results go back together, and an item's status, timeout and
+       * crash are its own either way), so that small chunks cost the
+       * local pool one descriptor each for many items, and a big chunk
+       * still spreads over this rank's workers. With maxtasksperchild,
+       * which counts chunks, the sender's or smaller. */
       size_t lp = (size_t)mp_pool_processes(rs->pool);
-      size_t cs = (items + 4 * lp - 1) / (4 * lp);
-      cs = MP__MAX((size_t)1, MP__MIN(cs, (size_t)(d.count ? d.count : 1)));
+      size_t cs = (items + 2 * lp - 1) / (2 * lp);
+      if (rs->keep_chunks)
+        cs = MP__MIN(cs, (size_t)(d.count ? d.count : 1));
+      cs = MP__MAX((size_t)1, cs);
       mp_pool_map_opts mo = {.chunksize = cs,
                              .statuses = g->statuses,
                              .context = d.ctx_len ? ctx : NULL,
@@ -321,7 +330,13 @@ static bool batch_ready(const batch *b) {
 
 /* send_result sends the results of the oldest batch (ready). */
 static int send_result(rank_state *rs, batch *b) {
-  uint64_t run_ns = (uint64_t)(mp__os_now_ns() - b->t0);
+  /* How long the batch kept this rank busy: from when it came, or when
+   * the previous one was done if later (the local pool runs batches in
+   * the order they came), to now. Rank 0 expects results, and sizes its
+   * queue, by it. */
+  int64_t now = mp__os_now_ns();
+  uint64_t run_ns = (uint64_t)(now - MP__MAX(b->t0, rs->last_done));
+  rs->last_done = now;
   size_t size = 8;
   for (uint32_t i = 0; i < b->ngroups; i++) {
     group *g = &b->groups[i];
