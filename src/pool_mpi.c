@@ -347,7 +347,10 @@ static int open_rank(proxy *x) {
   unsigned char *buf = mp__calloc(1, size);
   if (buf == NULL)
     return MP_ENOMEM;
+  static _Atomic uint32_t open_seq;
+  uint32_t seq = atomic_fetch_add(&open_seq, 1) + 1;
   mp__mpi_open o = {.processes = p->mpi_processes,
+                    .seq = seq,
                     .maxtasks = p->g.maxtasks,
                     .task_timeout = p->mpi_task_timeout,
                     .max_input = p->max_input,
@@ -373,6 +376,8 @@ static int open_rank(proxy *x) {
       if (len < (long)sizeof rep)
         return MP_EPROTO;
       memcpy(&rep, x->rbuf, sizeof rep);
+      if (rep.seq != seq)
+        continue; /* the reply to an OPEN of a pool that failed */
       return rep.rc;
     }
     if (t != 0)

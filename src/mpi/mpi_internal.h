@@ -55,7 +55,7 @@ enum {
 /* OPEN: the local pool each worker rank starts. */
 typedef struct mp__mpi_open {
   int32_t processes;       /* 0: the rank's share of its host (rank.c) */
-  uint32_t reserved;
+  uint32_t seq;            /* echoed in OPENED */
   uint64_t maxtasks;
   double task_timeout;
   uint64_t max_input, max_result;
@@ -67,7 +67,8 @@ typedef struct mp__mpi_opened {
   int32_t rc;
   int32_t processes;
   int32_t pid;
-  uint32_t reserved;
+  uint32_t seq; /* the OPEN's: a reply to an earlier OPEN that rank 0
+                 * stopped waiting for (its pool failed) is told apart */
 } mp__mpi_opened;
 
 /* BATCH: a uint32 count, then per descriptor this header, its function

@@ -144,6 +144,7 @@ static void on_open(rank_state *rs, const unsigned char *m, long n) {
     rep.rc = MP_EPROTO;
   } else {
     memcpy(&o, m, sizeof o);
+    rep.seq = o.seq;
     o.init_name[sizeof o.init_name - 1] = '\0';
     if (o.initargs_size > (uint64_t)(n - (long)sizeof o))
       rep.rc = MP_EPROTO;
