@@ -515,8 +515,11 @@ void mp__pool_mpi_proxy_main(void *arg) {
       ns = MP__MIN(ahead, POLL_MAX_NS);
       idle = 0;
     } else {
-      int64_t cap = x->nbatches > 0 ? batch_ns / 16 : 0;
-      cap = MP__MAX(20000, MP__MIN(cap, 200000));
+      /* Unknown yet (this pool's first batch): up to 1 ms, as it may be
+       * one long task. */
+      int64_t cap = x->per_desc_ns <= 0 ? 1000000 : batch_ns / 16;
+      cap = MP__MAX(20000, MP__MIN(cap, x->per_desc_ns <= 0 ? 1000000
+                                                           : 200000));
       idle = idle == 0 ? 2000 : MP__MIN(idle * 2, cap);
       ns = idle;
     }
