@@ -3,16 +3,24 @@
  *
  * mpi_pool_map/chunksize1   a map of a trivial function (x * x) over
  *                           100,000 integers with chunksize 1 under
- *                           `mpirun -n 3` (2 worker ranks of 1 process
- *                           each). ns per item. mpi4py: the same with
+ *                           `mpirun -n 3` (2 worker ranks). ns per item.
+ *                           mpi4py: the same with
  *                           MPIPoolExecutor.map(chunksize=1) under
  *                           `mpirun -n 3 python3 -m mpi4py.futures`.
  *                           Target: 50x faster than mpi4py.futures.
  * mpi_pool_map/cpu          the seeds' CPU-bound counter (two counts of
  *                           40,000,000 increments) split into 1,000 tasks
  *                           of 80,000. ns per increment. "local" is the
- *                           local Pool(2) on the same 2 workers.
+ *                           local Pool on the same cores.
  *                           Target: within 1.1x of the local pool.
+ *
+ * Like with like: both pools use their default size, which is the same
+ * number of workers on one host: a local Pool has mp_cpu_count() workers,
+ * and each of the 2 worker ranks a local pool of its share of the host's
+ * cores (mp_cpu_count() / 2 here). Only the map is timed, for both: pool
+ * creation (for MPI: opening each rank's local pool and forking its
+ * workers) and MPI_Init are outside the timed region. The local rows run
+ * in rank 0 under the same mpirun, ranks 1 and 2 idle.
  *
  * Run directly (as `make bench` and CTest do), the program starts itself
  * under mpirun (3 ranks on this host, loopback only) and then the mpi4py
@@ -58,10 +66,9 @@ static int counter(const void *in, void *out) {
 MP_POOL_MAP(counter)
 
 static int new_pool(bench_run *run, mp_pool **p, int backend) {
-  /* The same two workers either way: two ranks of one process, or a
-   * local Pool(2). */
-  mp_pool_opts o = {.processes = backend == MP_POOL_BACKEND_MPI ? 1 : 2,
-                    .backend = backend};
+  /* The default size either way: the same workers on this host (see
+   * above). */
+  mp_pool_opts o = {.backend = backend};
   int rc = mp_pool_new(p, &o);
   if (rc == MP_ENOTSUP)
     return bench_skip(run, "no MPI pool: %s", mp_error_detail());
@@ -164,8 +171,13 @@ int main(int argc, char **argv) {
   static const bench_suite suite = BENCH_SUITE("bench_mpi_pool", cases);
   if (mp_child_main(argc, argv) != 0)
     return 1;
-  if (getenv("OMPI_COMM_WORLD_SIZE") != NULL) /* rank 0 under mpirun */
+  if (getenv("OMPI_COMM_WORLD_SIZE") != NULL) { /* rank 0 under mpirun */
+    printf("# timed: the map alone, for both pools (pool creation and "
+           "MPI_Init are not); both of their default size: a local Pool of "
+           "%d workers, or 2 worker ranks of %d each\n",
+           mp_cpu_count(), mp_cpu_count() > 1 ? mp_cpu_count() / 2 : 1);
     return bench_main(argc, argv, &suite);
+  }
 #if !MP_HAVE_MPI
   printf("bench_mpi_pool: skipped: multiproc was built without MPI\n");
   return 0;
@@ -206,8 +218,26 @@ int main(int argc, char **argv) {
   k = 0;
   while (pargs[k] != NULL)
     k++;
-  for (int i = 1; i < argc && k < 60; i++)
-    pargs[k++] = argv[i];
+  /* The peer takes the options every peer takes (pybench): --smoke,
+   * --runs N, --tsv PATH; a --filter that names none of its rows skips
+   * it. */
+  for (int i = 1; i < argc && k < 60; i++) {
+    if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
+      const char *f = argv[++i];
+      if (strstr("mpi_pool_map/chunksize1/mpi4py", f) == NULL &&
+          strstr("mpi_pool_map/cpu/mpi4py", f) == NULL) {
+        printf("mpi4py peer: skipped by --filter %s\n", f);
+        return 0;
+      }
+    } else if (strcmp(argv[i], "--smoke") == 0) {
+      pargs[k++] = argv[i];
+    } else if ((strcmp(argv[i], "--runs") == 0 ||
+                strcmp(argv[i], "--tsv") == 0) &&
+               i + 1 < argc && k < 59) {
+      pargs[k++] = argv[i];
+      pargs[k++] = argv[++i];
+    }
+  }
   pargs[k] = NULL;
   status = run_cmd(pargs);
   if (status != 0) {

@@ -38,7 +38,7 @@ install(CODE "message(STATUS \"multiproc: MPI pool backend: ${MP_MPI_STATE}\")")
 # Each case of tests/mpi/test_mpi_pool.c (listed as MP_MPI_CASE(name)) runs
 # as its own test under mpirun: 3 ranks on this host, loopback only, root
 # allowed through Open MPI's own variables; --enable-recovery keeps the
-# job alive when a rank dies (the killed-rank case needs it).
+# job alive when a rank dies (the killed-rank cases need it).
 if(MP_HAVE_MPI AND BUILD_TESTING)
   set(MP_MPIRUN_ARGS --oversubscribe --enable-recovery
       --mca btl self,vader,tcp --mca btl_tcp_if_include lo
@@ -52,7 +52,11 @@ if(MP_HAVE_MPI AND BUILD_TESTING)
     add_test(NAME mpi_pool.${case}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MP_MPIRUN_ARGS} -n 3
                      $<TARGET_FILE:test_mpi_pool> ${case})
+    # Under --enable-recovery mpirun exits 0 whatever rank 0 returned: a
+    # case passes only when rank 0 printed its "OK <case>" line.
     set_tests_properties(mpi_pool.${case} PROPERTIES
+      PASS_REGULAR_EXPRESSION "(^|\n)OK ${case}(\r?\n|$)"
+      FAIL_REGULAR_EXPRESSION "FAILED ${case}"
       TIMEOUT ${MP_TEST_TIMEOUT} LABELS mpi RUN_SERIAL TRUE
       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
   endforeach()

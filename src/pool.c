@@ -48,6 +48,8 @@
 /* How much work, in nanoseconds of the average descriptor, to keep queued
  * at each worker beyond the one it runs. */
 #define DEPTH_TARGET_NS 500000
+/* An MPI rank's: its proxy sends it a third at a time (pool_mpi.c). */
+#define DEPTH_TARGET_MPI_NS 4500000
 #define DEPTH_MIN 2u
 #define DEPTH_MIN_MPI 32u
 #define DEPTH_START 4u
@@ -487,7 +489,7 @@ static void update_depth(mp_pool *p, uint64_t run_ns) {
   else
     avg -= (avg - run_ns) / 2;
   p->avg_run_ns = avg + 1;
-  uint64_t d = DEPTH_TARGET_NS / p->avg_run_ns;
+  uint64_t d = (p->mpi ? DEPTH_TARGET_MPI_NS : DEPTH_TARGET_NS) / p->avg_run_ns;
   /* A worker rank is a round trip away and runs several descriptors at
    * once on its local workers: keep more in flight. */
   uint32_t min = p->mpi ? DEPTH_MIN_MPI : DEPTH_MIN;

@@ -473,9 +473,23 @@ static void handler_sleep(mp_pool *p, int64_t deadline) {
 
 /* startup starts every worker and waits until all are ready. Returns 0 or
  * why one could not start or get ready. */
+/* gone_rank: slot i of an MPI pool stands for a rank known dead (an
+ * earlier pool found it silent): it is never started, and work goes to
+ * the others. */
+static bool gone_rank(const mp_pool *p, uint32_t i) {
+  return p->mpi && mp__mpi_rank_gone((int)i + 1);
+}
+
 static int startup(mp_pool *p) {
   p->starting = true;
+  bool any = false;
+  for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++)
+    any |= !gone_rank(p, i);
+  if (!any)
+    return MP_EWORKERDIED; /* every worker rank is dead */
   for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++) {
+    if (gone_rank(p, i))
+      continue;
     int rc = start_worker(p, i);
     if (rc != 0)
       return rc;
@@ -488,6 +502,8 @@ static int startup(mp_pool *p) {
       return p->broken_rc;
     bool all = true;
     for (int i = 0; i < p->nworkers; i++) {
+      if (gone_rank(p, (uint32_t)i))
+        continue;
       if (p->workers[i].state == MP__PW_EMPTY)
         return MP_EWORKERDIED;
       all &= p->workers[i].state == MP__PW_READY;

@@ -20,10 +20,15 @@
 #if MP_HAVE_MPI
 
 /* Batches in flight per rank, and the most descriptors and bytes in one. */
-#define MAX_INFLIGHT 4u
+#define MAX_INFLIGHT 3u
 #define BATCH_DESCS 128u
 #define BATCH_BYTES ((size_t)4 << 20)
 #define STOP_WAIT_NS (10 * 1000 * 1000 * 1000LL)
+/* The longest a proxy sleeps while results are due (bounds how late it
+ * sees abort, stop, or a rank's silence). */
+#define POLL_MAX_NS (2 * 1000 * 1000LL)
+/* The longest a descriptor's reported run is believed. */
+#define MAX_DESC_NS (10 * 1000 * 1000 * 1000LL)
 
 typedef struct sent_desc {
   uint32_t kind, count, out_size;
@@ -41,13 +46,20 @@ typedef struct proxy {
   uint64_t out_w;
   uint32_t sent, done; /* descriptors sent, completed */
   uint32_t batch_n[MAX_INFLIGHT];
-  uint32_t nbatches, bhead; /* ring of batch sizes in flight */
+  int64_t batch_t[MAX_INFLIGHT]; /* when each was sent */
+  int64_t due[MAX_INFLIGHT];     /* when its results should come (0: ?) */
+  uint32_t nbatches, bhead; /* ring of batches in flight */
   sent_desc info[MP__POOL_RING];
-  unsigned char *sbuf;
-  MPI_Request sreq;
+  /* BATCH sends in flight (one completes when the rank has polled it in). */
+  unsigned char *sbuf[MP__MPI_SENDS];
+  MPI_Request sreq[MP__MPI_SENDS];
+  uint32_t nsend;
   unsigned char *rbuf;
   size_t rcap;
   int64_t last_seen;
+  int64_t free_at;     /* when the rank should have run all it was sent */
+  int64_t last_poll;   /* when the last look found no message */
+  int64_t per_desc_ns; /* how long a descriptor keeps the rank busy */
 } proxy;
 
 static void nap(int64_t ns) {
@@ -61,16 +73,39 @@ static void notify(mp__pool_header *h) {
     mp__pool_wake_parent(h);
 }
 
-static bool send_done(proxy *x) {
-  if (x->sbuf == NULL)
-    return true;
-  int flag = 0;
-  MPI_Test(&x->sreq, &flag, MPI_STATUS_IGNORE);
-  if (flag) {
-    mp__free(x->sbuf);
-    x->sbuf = NULL;
+/* sends_reap frees the BATCH sends that completed. Returns whether all
+ * have. */
+static bool sends_reap(proxy *x) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < x->nsend; i++) {
+    int done = 0;
+    if (MPI_Test(&x->sreq[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+        done) {
+      mp__free(x->sbuf[i]);
+      continue;
+    }
+    x->sbuf[k] = x->sbuf[i];
+    x->sreq[k] = x->sreq[i];
+    k++;
   }
-  return flag != 0;
+  x->nsend = k;
+  return k == 0;
+}
+
+/* sends_drop gives up the sends still in flight (the rank is gone, or
+ * they are done): their buffers are kept while one may still be read. */
+static void sends_drop(proxy *x) {
+  for (uint32_t i = 0; i < x->nsend; i++) {
+    if (mp__mpi_rank_gone(x->rank)) {
+      MPI_Cancel(&x->sreq[i]);
+      MPI_Request_free(&x->sreq[i]); /* buffer leaked: MPI may hold it */
+    } else if (mp__mpi_wait_req(&x->sreq[i], MP__MPI_DEAD_NS) == 0) {
+      mp__free(x->sbuf[i]);
+    } else {
+      MPI_Request_free(&x->sreq[i]);
+    }
+  }
+  x->nsend = 0;
 }
 
 /* poll_msg receives one message from the rank if there is one: its tag
@@ -90,14 +125,35 @@ static bool silent(proxy *x) {
   return mp__os_now_ns() - x->last_seen > MP__MPI_DEAD_NS;
 }
 
+/* chain_due estimates when the rank will have run the batches in flight
+ * from the k-th on, the first of them starting at `from` at the earliest:
+ * the rank runs them one after the other, each for per_desc_ns a
+ * descriptor. The estimates are chained from estimates, not from when
+ * this thread happened to see a result, so a late look does not make the
+ * next ones later. */
+static void chain_due(proxy *x, uint32_t k, int64_t from) {
+  int64_t t = k == 0 ? from : x->due[(x->bhead + k - 1) % MAX_INFLIGHT];
+  for (; k < x->nbatches; k++) {
+    uint32_t b = (x->bhead + k) % MAX_INFLIGHT;
+    if (x->per_desc_ns <= 0) {
+      x->due[b] = 0;
+      continue;
+    }
+    t = MP__MAX(t, x->batch_t[b]) + x->per_desc_ns * (int64_t)x->batch_n[b];
+    x->due[b] = t;
+  }
+}
+
 /* send_batch sends the published descriptors from x->sent on. */
 static int send_batch(proxy *x, uint32_t head) {
   mp_pool *p = x->p;
-  /* A quarter of what is queued at most, so that several batches are in
+  /* A third of what is queued at most, so that several batches are in
    * flight and the rank has the next one while this one's results travel
-   * back. */
-  uint32_t quarter = (head - x->done + MAX_INFLIGHT - 1) / MAX_INFLIGHT;
-  uint32_t n = MP__MIN(head - x->sent, MP__MIN(quarter, BATCH_DESCS));
+   * back. (The parent queues DEPTH_TARGET_MPI_NS of this rank's work, so
+   * a batch is about 1.5 ms of it: few enough messages that their costs,
+   * a handful of context switches each, stay small.) */
+  uint32_t part = (head - x->done + MAX_INFLIGHT - 1) / MAX_INFLIGHT;
+  uint32_t n = MP__MIN(head - x->sent, MP__MIN(part, BATCH_DESCS));
   size_t size = 8;
   uint32_t k;
   for (k = 0; k < n; k++) {
@@ -153,18 +209,20 @@ static int send_batch(proxy *x, uint32_t head) {
         .kind = d->kind, .count = d->count, .out_size = d->out_size,
         .out_cap = d->out_cap};
   }
-  x->sbuf = buf;
   if (MPI_Isend(buf, (int)at, MPI_BYTE, x->rank, MP__MPI_BATCH, x->comm,
-                &x->sreq) != MPI_SUCCESS) {
+                &x->sreq[x->nsend]) != MPI_SUCCESS) {
     mp__free(buf);
-    x->sbuf = NULL;
     return MP_EIO;
   }
+  x->sbuf[x->nsend++] = buf;
   if (x->done == x->sent)
     atomic_store_explicit(&x->s->started, x->done + 1, memory_order_release);
   x->sent += n;
-  x->batch_n[(x->bhead + x->nbatches) % MAX_INFLIGHT] = n;
+  uint32_t b = (x->bhead + x->nbatches) % MAX_INFLIGHT;
+  x->batch_n[b] = n;
+  x->batch_t[b] = mp__os_now_ns();
   x->nbatches++;
+  chain_due(x, x->nbatches - 1, x->batch_t[b]);
   return 0;
 }
 
@@ -193,6 +251,11 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
   memcpy(&n, m, 4);
   if (n != x->batch_n[x->bhead])
     return MP_EPROTO;
+  int64_t now = mp__os_now_ns();
+  /* When the results came: between the last look that found nothing and
+   * now; the estimate if it lies there. */
+  int64_t due = x->due[x->bhead];
+  int64_t came = due == 0 ? now : MP__MIN(MP__MAX(due, x->last_poll), now);
   size_t at = 8;
   for (uint32_t k = 0; k < n; k++) {
     mp__mpi_res r;
@@ -234,7 +297,15 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
       d->status = 0;
       x->out_w = o + need;
     }
-    d->run_ns = r.run_ns;
+    /* How long the descriptor kept the rank busy (its throughput, whatever
+     * its local workers; rank.c): the run time the parent sets its queue
+     * depth by, and this thread its expectations. */
+    if (k == 0 && r.run_ns <= MAX_DESC_NS) {
+      int64_t per = (int64_t)r.run_ns;
+      x->per_desc_ns =
+          x->per_desc_ns == 0 ? per : (3 * x->per_desc_ns + per) / 4;
+    }
+    d->run_ns = (uint64_t)x->per_desc_ns;
     at += mp__mpi_pad8(r.out_len);
     x->done++;
     atomic_store_explicit(&x->s->started,
@@ -244,6 +315,7 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
   }
   x->bhead = (x->bhead + 1) % MAX_INFLIGHT;
   x->nbatches--;
+  chain_due(x, 0, came);
   notify(x->p->h);
   return 0;
 }
@@ -251,9 +323,10 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
 /* finish tells the rank to close (or terminate) its local pool and waits
  * for it, bounded. */
 static void finish(proxy *x, int tag) {
-  while (!send_done(x) && !silent(x))
+  while (!sends_reap(x) && !silent(x))
     nap(20000);
-  MPI_Send(NULL, 0, MPI_BYTE, x->rank, tag, x->comm);
+  if (mp__mpi_send(NULL, 0, x->rank, tag, MP__MPI_DEAD_NS) != 0)
+    return;
   int64_t until = mp__os_now_ns() + STOP_WAIT_NS;
   while (mp__os_now_ns() < until && !silent(x)) {
     long len;
@@ -274,7 +347,10 @@ static int open_rank(proxy *x) {
   unsigned char *buf = mp__calloc(1, size);
   if (buf == NULL)
     return MP_ENOMEM;
+  static _Atomic uint32_t open_seq;
+  uint32_t seq = atomic_fetch_add(&open_seq, 1) + 1;
   mp__mpi_open o = {.processes = p->mpi_processes,
+                    .seq = seq,
                     .maxtasks = p->g.maxtasks,
                     .task_timeout = p->mpi_task_timeout,
                     .max_input = p->max_input,
@@ -285,10 +361,12 @@ static int open_rank(proxy *x) {
   memcpy(buf, &o, sizeof o);
   if (args > 0)
     memcpy(buf + sizeof o, (const char *)p->h + p->g.initargs_off, args);
-  int rc = MPI_Send(buf, (int)size, MPI_BYTE, x->rank, MP__MPI_OPEN,
-                    x->comm) == MPI_SUCCESS
-               ? 0
-               : MP_EIO;
+  /* Bounded: a rank that died while no pool was open (no heartbeats
+   * then) never takes a message too big to go eagerly. */
+  int rc = mp__mpi_send(buf, (int)size, x->rank, MP__MPI_OPEN,
+                        MP__MPI_DEAD_NS);
+  if (rc == MP_ETIMEDOUT)
+    return MP_EWORKERDIED; /* buf stays: MPI may still read it */
   mp__free(buf);
   while (rc == 0) {
     long len;
@@ -298,6 +376,8 @@ static int open_rank(proxy *x) {
       if (len < (long)sizeof rep)
         return MP_EPROTO;
       memcpy(&rep, x->rbuf, sizeof rep);
+      if (rep.seq != seq)
+        continue; /* the reply to an OPEN of a pool that failed */
       return rep.rc;
     }
     if (t != 0)
@@ -375,13 +455,17 @@ void mp__pool_mpi_proxy_main(void *arg) {
     uint32_t head = atomic_load_explicit(&s->head, memory_order_acquire);
     if (head - x->done > MP__POOL_RING)
       break; /* cannot happen: the parent is this process */
-    if (head != x->sent && x->nbatches < MAX_INFLIGHT && send_done(x)) {
+    bool can_send = x->nbatches < MAX_INFLIGHT &&
+                    (sends_reap(x) || x->nsend < MP__MPI_SENDS);
+    if (head != x->sent && can_send) {
       if (send_batch(x, head) != 0)
         break;
       progress = true;
     }
     long len;
     int t = poll_msg(x, &len);
+    if (t == 0)
+      x->last_poll = mp__os_now_ns();
     if (t == MP__MPI_RESULT) {
       int r = on_result(x, x->rbuf, len);
       if (r == MP_ECLOSED)
@@ -415,19 +499,36 @@ void mp__pool_mpi_proxy_main(void *arg) {
       wait_work(x, 100 * 1000 * 1000);
       continue;
     }
-    /* Results due: poll, napping longer while none come. */
-    idle = idle == 0 ? 2000 : (idle * 2 > 200000 ? 200000 : idle * 2);
-    nap(idle);
-  }
-  if (x->sbuf != NULL) {
-    if (mp__mpi_rank_gone(x->rank)) {
-      MPI_Cancel(&x->sreq);
-      MPI_Request_free(&x->sreq);
+    /* Results due. Sleep until the oldest batch's are expected (from how
+     * long a descriptor has taken on this rank) and an eighth more (they
+     * are rarely early, and a little late costs nothing while the rank has
+     * the next batches), then poll, napping longer while none come: about
+     * one wakeup per batch, not one per few µs (each costs a context
+     * switch and MPI's progress loop). While another batch could be sent,
+     * sleep where the parent's next publish wakes this thread. */
+    int64_t now = mp__os_now_ns();
+    int64_t batch_ns = x->per_desc_ns * (int64_t)x->batch_n[x->bhead];
+    int64_t slack = MP__MIN(batch_ns / 16, 100000);
+    int64_t ahead = x->due[x->bhead] + slack - now;
+    int64_t ns;
+    if (x->nbatches > 0 && x->due[x->bhead] != 0 && ahead > 30000) {
+      ns = MP__MIN(ahead, POLL_MAX_NS);
+      idle = 0;
     } else {
-      MPI_Wait(&x->sreq, MPI_STATUS_IGNORE);
+      /* Unknown yet (this pool's first batch): up to 1 ms, as it may be
+       * one long task. */
+      int64_t cap = x->per_desc_ns <= 0 ? 1000000 : batch_ns / 16;
+      cap = MP__MAX(20000, MP__MIN(cap, x->per_desc_ns <= 0 ? 1000000
+                                                           : 200000));
+      idle = idle == 0 ? 2000 : MP__MIN(idle * 2, cap);
+      ns = idle;
     }
-    mp__free(x->sbuf);
+    if (can_send)
+      wait_work(x, ns);
+    else
+      nap(ns);
   }
+  sends_drop(x);
   atomic_store_explicit(&s->state, MP__POOL_W_EXITING, memory_order_release);
   notify(h);
 out_failed:

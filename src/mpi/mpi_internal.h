@@ -49,11 +49,13 @@ enum {
 
 #define MP__MPI_HEARTBEAT_NS (250 * 1000 * 1000LL)
 #define MP__MPI_DEAD_NS (3000 * 1000 * 1000LL)
+/* RESULT (rank) and BATCH (rank 0) messages one side may have in flight. */
+#define MP__MPI_SENDS 8u
 
 /* OPEN: the local pool each worker rank starts. */
 typedef struct mp__mpi_open {
-  int32_t processes;       /* 0: the rank's mp_cpu_count() */
-  uint32_t reserved;
+  int32_t processes;       /* 0: the rank's share of its host (rank.c) */
+  uint32_t seq;            /* echoed in OPENED */
   uint64_t maxtasks;
   double task_timeout;
   uint64_t max_input, max_result;
@@ -65,7 +67,8 @@ typedef struct mp__mpi_opened {
   int32_t rc;
   int32_t processes;
   int32_t pid;
-  uint32_t reserved;
+  uint32_t seq; /* the OPEN's: a reply to an earlier OPEN that rank 0
+                 * stopped waiting for (its pool failed) is told apart */
 } mp__mpi_opened;
 
 /* BATCH: a uint32 count, then per descriptor this header, its function
@@ -101,6 +104,8 @@ int mp__mpi_init(int *argc, char ***argv);
 /* This process's rank and the job's size (0 and 1 before mp__mpi_init). */
 int mp__mpi_rank(void);
 int mp__mpi_size(void);
+/* How many worker ranks run on this process's host (1 before init). */
+int mp__mpi_node_workers(void);
 /* The pool backend chosen by MP_POOL_BACKEND and the launcher: true for
  * MPI. */
 bool mp__mpi_default_backend(void);
@@ -116,6 +121,20 @@ MPI_Comm mp__mpi_comm(void);
 /* mp__mpi_recv_any receives the message that MPI_Iprobe found (status)
  * into *buf (grown as needed, capacity *cap). Returns its size, or -1. */
 long mp__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap);
+/* mp__mpi_wait_req waits for a request by MPI_Test and naps of 20 µs
+ * growing to 1 ms, never inside MPI's own wait (Open MPI's progress loop
+ * spins, or calls sched_yield on every turn when the host is
+ * oversubscribed, and a send completes only when the peer has polled it
+ * in), for at most limit_ns (< 0: no bound). Returns 0, or MP_ETIMEDOUT
+ * with the request still pending. */
+int mp__mpi_wait_req(MPI_Request *req, int64_t limit_ns);
+/* mp__mpi_send sends len bytes to rank dest on the pool's communicator
+ * and waits as mp__mpi_wait_req does. On MP_ETIMEDOUT the request is
+ * freed but may still read data later: the caller must not reuse or free
+ * data (the peer is then treated as dead). Returns 0, MP_EIO,
+ * MP_ETIMEDOUT. */
+int mp__mpi_send(const void *data, int len, int dest, int tag,
+                 int64_t limit_ns);
 #endif
 
 /* ---- rank.c -------------------------------------------------------------- */

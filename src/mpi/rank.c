@@ -47,10 +47,15 @@ typedef struct rank_state {
   mp_pool *pool;
   batch *head, *tail;
   bool closing;
+  bool keep_chunks; /* maxtasksperchild counts the sender's chunks */
+  int64_t last_done; /* when the last batch's results were sent */
   unsigned char *rbuf;
   size_t rcap;
-  unsigned char *sbuf; /* the RESULT in flight */
-  MPI_Request sreq;
+  /* RESULT messages in flight: a send completes only when rank 0 has
+   * polled it in, and the next batch's results must not wait for that. */
+  unsigned char *sbuf[MP__MPI_SENDS];
+  MPI_Request sreq[MP__MPI_SENDS];
+  uint32_t nsend;
 } rank_state;
 
 static void group_free(group *g) {
@@ -76,16 +81,33 @@ static void drop_batches(rank_state *rs) {
   rs->tail = NULL;
 }
 
-static void send_wait(rank_state *rs) {
-  if (rs->sbuf != NULL) {
-    MPI_Wait(&rs->sreq, MPI_STATUS_IGNORE);
-    mp__free(rs->sbuf);
-    rs->sbuf = NULL;
+/* sends_reap frees the RESULT sends that completed (all of them, waiting,
+ * when wait). Returns whether one more can start. */
+static bool sends_reap(rank_state *rs, bool wait) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < rs->nsend; i++) {
+    int done = 0;
+    if (wait)
+      done = mp__mpi_wait_req(&rs->sreq[i], -1) == 0;
+    else if (MPI_Test(&rs->sreq[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      done = 1;
+    if (done) {
+      mp__free(rs->sbuf[i]);
+      continue;
+    }
+    rs->sbuf[k] = rs->sbuf[i];
+    rs->sreq[k] = rs->sreq[i];
+    k++;
   }
+  rs->nsend = k;
+  return k < MP__MPI_SENDS;
 }
 
+static void send_wait(rank_state *rs) { (void)sends_reap(rs, true); }
+
 static void send_small(rank_state *rs, int tag, const void *data, int len) {
-  MPI_Send((void *)data, len, MPI_BYTE, 0, tag, rs->comm);
+  (void)rs;
+  (void)mp__mpi_send(data, len, 0, tag, -1);
 }
 
 static void pool_end(rank_state *rs, bool terminate) {
@@ -101,6 +123,20 @@ static void pool_end(rank_state *rs, bool terminate) {
   rs->closing = false;
 }
 
+/* default_processes is this rank's share of its host's cores, the size of
+ * its local pool when rank 0 asks for 0: the CPUs it may run on when the
+ * launcher bound it to fewer than the host has, else the host's CPUs
+ * divided among the worker ranks on it (so `mpirun -n 3` on one host of 2
+ * CPUs runs 2 workers in all, as a local Pool would, not 4). */
+static int default_processes(void) {
+  int cpus = mp_cpu_count();
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online > 0 && cpus < online)
+    return cpus;
+  int n = cpus / mp__mpi_node_workers();
+  return n > 0 ? n : 1;
+}
+
 static void on_open(rank_state *rs, const unsigned char *m, long n) {
   mp__mpi_opened rep = {.rc = 0, .pid = (int32_t)getpid()};
   mp__mpi_open o;
@@ -108,13 +144,15 @@ static void on_open(rank_state *rs, const unsigned char *m, long n) {
     rep.rc = MP_EPROTO;
   } else {
     memcpy(&o, m, sizeof o);
+    rep.seq = o.seq;
     o.init_name[sizeof o.init_name - 1] = '\0';
     if (o.initargs_size > (uint64_t)(n - (long)sizeof o))
       rep.rc = MP_EPROTO;
   }
   if (rep.rc == 0) {
     pool_end(rs, true);
-    mp_pool_opts po = {.processes = o.processes,
+    mp_pool_opts po = {.processes = o.processes > 0 ? o.processes
+                                                    : default_processes(),
                        .maxtasksperchild = (unsigned long)o.maxtasks,
                        .task_timeout = o.task_timeout,
                        .max_input_size = o.max_input,
@@ -128,6 +166,7 @@ static void on_open(rank_state *rs, const unsigned char *m, long n) {
       po.initargs = o.initargs_size ? m + sizeof o : NULL;
       po.initargs_size = o.initargs_size;
     }
+    rs->keep_chunks = o.maxtasks != 0;
     if (rep.rc == 0)
       rep.rc = mp_pool_new(&rs->pool, &po);
     if (rep.rc == 0)
@@ -248,11 +287,17 @@ static int on_batch(rank_state *rs, const unsigned char *m, long n) {
       }
       mp_pool_map_fn fn =
           (mp_pool_map_fn)mp__pool_registry_find(MP__POOL_FN_MAP, name);
-      /* Local chunks: the sender's, or smaller so that a big chunk still
-       * spreads over this rank's workers. */
+      /* Local chunks: two per local worker, whatever the sender's (the
+       * run's results go back together, and an item's status, timeout and
+       * crash are its own either way), so that small chunks cost the
+       * local pool one descriptor each for many items, and a big chunk
+       * still spreads over this rank's workers. With maxtasksperchild,
+       * which counts chunks, the sender's or smaller. */
       size_t lp = (size_t)mp_pool_processes(rs->pool);
-      size_t cs = (items + 4 * lp - 1) / (4 * lp);
-      cs = MP__MAX((size_t)1, MP__MIN(cs, (size_t)(d.count ? d.count : 1)));
+      size_t cs = (items + 2 * lp - 1) / (2 * lp);
+      if (rs->keep_chunks)
+        cs = MP__MIN(cs, (size_t)(d.count ? d.count : 1));
+      cs = MP__MAX((size_t)1, cs);
       mp_pool_map_opts mo = {.chunksize = cs,
                              .statuses = g->statuses,
                              .context = d.ctx_len ? ctx : NULL,
@@ -286,7 +331,13 @@ static bool batch_ready(const batch *b) {
 
 /* send_result sends the results of the oldest batch (ready). */
 static int send_result(rank_state *rs, batch *b) {
-  uint64_t run_ns = (uint64_t)(mp__os_now_ns() - b->t0);
+  /* How long the batch kept this rank busy: from when it came, or when
+   * the previous one was done if later (the local pool runs batches in
+   * the order they came), to now. Rank 0 expects results, and sizes its
+   * queue, by it. */
+  int64_t now = mp__os_now_ns();
+  uint64_t run_ns = (uint64_t)(now - MP__MAX(b->t0, rs->last_done));
+  rs->last_done = now;
   size_t size = 8;
   for (uint32_t i = 0; i < b->ngroups; i++) {
     group *g = &b->groups[i];
@@ -301,7 +352,8 @@ static int send_result(rank_state *rs, batch *b) {
                                        (g->out_size + sizeof(int32_t))));
     }
   }
-  send_wait(rs);
+  if (rs->nsend == MP__MPI_SENDS)
+    return MP_EBUSY;
   unsigned char *buf = mp__alloc(size);
   if (buf == NULL)
     return MP_ENOMEM;
@@ -343,8 +395,12 @@ static int send_result(rank_state *rs, batch *b) {
       at += mp__mpi_pad8(r.out_len);
     }
   }
-  rs->sbuf = buf;
-  MPI_Isend(buf, (int)at, MPI_BYTE, 0, MP__MPI_RESULT, rs->comm, &rs->sreq);
+  if (MPI_Isend(buf, (int)at, MPI_BYTE, 0, MP__MPI_RESULT, rs->comm,
+                &rs->sreq[rs->nsend]) != MPI_SUCCESS) {
+    mp__free(buf);
+    return MP_EIO;
+  }
+  rs->sbuf[rs->nsend++] = buf;
   return 0;
 }
 
@@ -357,10 +413,10 @@ static void nap(int64_t ns) {
 static _Atomic int hb_active, hb_stop;
 
 static void *heartbeat_main(void *arg) {
-  MPI_Comm comm = *(MPI_Comm *)arg;
+  (void)arg;
   while (!atomic_load(&hb_stop)) {
     if (atomic_load(&hb_active))
-      MPI_Send(NULL, 0, MPI_BYTE, 0, MP__MPI_HEARTBEAT, comm);
+      (void)mp__mpi_send(NULL, 0, 0, MP__MPI_HEARTBEAT, -1);
     nap(MP__MPI_HEARTBEAT_NS);
   }
   return NULL;
@@ -369,21 +425,12 @@ static void *heartbeat_main(void *arg) {
 static void rank_loop(void) {
   rank_state rs = {.comm = mp__mpi_comm()};
   int64_t idle_ns = 0;
-  static MPI_Comm hb_comm;
-  hb_comm = rs.comm;
   pthread_t hb;
-  bool hb_started = pthread_create(&hb, NULL, heartbeat_main, &hb_comm) == 0;
+  bool hb_started = pthread_create(&hb, NULL, heartbeat_main, NULL) == 0;
   for (;;) {
     bool progress = false;
-    if (rs.sbuf != NULL) {
-      int done = 0;
-      MPI_Test(&rs.sreq, &done, MPI_STATUS_IGNORE);
-      if (done) {
-        mp__free(rs.sbuf);
-        rs.sbuf = NULL;
-      }
-    }
-    while (rs.sbuf == NULL && rs.head != NULL && batch_ready(rs.head)) {
+    bool can_send = sends_reap(&rs, false);
+    while (can_send && rs.head != NULL && batch_ready(rs.head)) {
       batch *b = rs.head;
       if (send_result(&rs, b) != 0)
         break;
@@ -392,6 +439,7 @@ static void rank_loop(void) {
         rs.tail = NULL;
       batch_free(b);
       progress = true;
+      can_send = rs.nsend < MP__MPI_SENDS;
     }
     if (rs.closing && rs.head == NULL) {
       send_wait(&rs);
@@ -451,20 +499,30 @@ static void rank_loop(void) {
       idle_ns = 0;
       continue;
     }
-    /* Nothing to do now: wait for the oldest running batch a moment, or
-     * nap (50 µs, growing to 1 ms while idle). */
+    /* Nothing to do now. With batches running, wait for the oldest: a
+     * while when more are queued behind it on the local pool (its workers
+     * have work, and the next batch from rank 0 comes after this one's
+     * results), briefly when it is the last (rank 0's next batch may be
+     * waiting to be picked up), so this thread wakes about once per batch
+     * instead of polling. Else nap, longer while idle. */
     if (rs.head != NULL) {
+      bool waited = false;
       for (uint32_t i = 0; i < rs.head->ngroups; i++) {
         mp_async_result *r = rs.head->groups[i].r;
         if (r != NULL && !mp_async_result_ready(r)) {
-          mp_async_result_wait(r, 0.0002);
+          mp_async_result_wait(r, rs.head->next != NULL ? 0.002 : 0.0002);
+          waited = true;
           break;
         }
       }
+      if (!waited)
+        nap(50000); /* ready, but its send cannot start yet */
       continue;
     }
-    idle_ns = idle_ns == 0 ? 50000 : (idle_ns * 2 > 1000000 ? 1000000
-                                                             : idle_ns * 2);
+    /* Idle: while a pool is open its next batch should start soon, and
+     * without one only an OPEN (a pool being created) or EXIT can come. */
+    int64_t idle_max = rs.pool != NULL ? 1000000 : 10000000;
+    idle_ns = idle_ns == 0 ? 50000 : MP__MIN(idle_ns * 2, idle_max);
     nap(idle_ns);
   }
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mpi/mpi_internal.h"
 
@@ -42,6 +43,7 @@ void mp__mpi_release(void) { atomic_store(&claimed, 0); }
 #if MP_HAVE_MPI
 
 static int world_rank, world_size = 1;
+static int node_workers = 1; /* worker ranks on this rank's host */
 static bool inited;
 static MPI_Comm comm = MPI_COMM_NULL;
 static _Atomic(unsigned char) *gone;
@@ -64,6 +66,21 @@ int mp__mpi_init(int *argc, char ***argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  /* How many worker ranks share this host (the ranks of the host's
+   * shared-memory communicator, less rank 0 when it is one of them), for
+   * the default size of a rank's local pool. Collective: every rank is
+   * here, from mp_child_main. */
+  MPI_Comm node;
+  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                          &node) == MPI_SUCCESS) {
+    int n = 1, lowest = world_rank;
+    MPI_Comm_size(node, &n);
+    MPI_Allreduce(&world_rank, &lowest, 1, MPI_INT, MPI_MIN, node);
+    node_workers = lowest == 0 ? n - 1 : n;
+    if (node_workers < 1)
+      node_workers = 1;
+    MPI_Comm_free(&node);
+  }
   /* Errors come back as codes; a dead peer is found by its silence. */
   MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
   gone = calloc((size_t)world_size, 1);
@@ -72,6 +89,7 @@ int mp__mpi_init(int *argc, char ***argv) {
 }
 
 int mp__mpi_rank(void) { return world_rank; }
+int mp__mpi_node_workers(void) { return node_workers; }
 int mp__mpi_size(void) { return inited ? world_size : 1; }
 MPI_Comm mp__mpi_comm(void) { return comm; }
 
@@ -102,6 +120,39 @@ long mp__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap) {
   return n;
 }
 
+static void nap(int64_t ns) {
+  struct timespec ts = {0, (long)ns};
+  nanosleep(&ts, NULL);
+}
+
+int mp__mpi_wait_req(MPI_Request *req, int64_t limit_ns) {
+  int64_t until = limit_ns < 0 ? INT64_MAX : mp__os_now_ns() + limit_ns;
+  int64_t ns = 20000;
+  for (;;) {
+    int done = 0;
+    if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done)
+      return 0;
+    if (mp__os_now_ns() >= until)
+      return MP_ETIMEDOUT;
+    nap(ns);
+    ns = ns * 2 > 1000000 ? 1000000 : ns * 2;
+  }
+}
+
+int mp__mpi_send(const void *data, int len, int dest, int tag,
+                 int64_t limit_ns) {
+  MPI_Request req;
+  if (MPI_Isend((void *)data, len, MPI_BYTE, dest, tag, comm, &req) !=
+      MPI_SUCCESS)
+    return mp__fail(MP_EIO, "MPI_Isend to rank %d failed", dest);
+  if (mp__mpi_wait_req(&req, limit_ns) != 0) {
+    MPI_Request_free(&req);
+    return mp__fail(MP_ETIMEDOUT, "rank %d took no message for %.1f s", dest,
+                    (double)limit_ns / 1e9);
+  }
+  return 0;
+}
+
 #else /* !MP_HAVE_MPI */
 
 int mp__mpi_init(int *argc, char ***argv) {
@@ -110,6 +161,7 @@ int mp__mpi_init(int *argc, char ***argv) {
 }
 int mp__mpi_rank(void) { return 0; }
 int mp__mpi_size(void) { return 1; }
+int mp__mpi_node_workers(void) { return 1; }
 bool mp__mpi_rank_gone(int r) {
   (void)r;
   return true;

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,18 @@ static int sleep_item(const void *in, void *out) {
 }
 MP_POOL_MAP(sleep_item)
 
+/* who_item naps the given ms and names its worker and that worker's rank. */
+struct who {
+  int rank_pid, worker_pid;
+};
+static int who_item(const void *in, void *out) {
+  sleep_ms(*(const int *)in);
+  struct who w = {(int)getppid(), (int)getpid()};
+  memcpy(out, &w, sizeof w);
+  return 0;
+}
+MP_POOL_MAP(who_item)
+
 static int not_registered(const void *in, void *out) {
   (void)in, (void)out;
   return 0;
@@ -137,6 +150,12 @@ static int init_from_args(const void *args, size_t size) {
   return 0;
 }
 MP_POOL_INIT(init_from_args)
+
+static int init_any(const void *args, size_t size) {
+  (void)args, (void)size;
+  return 0;
+}
+MP_POOL_INIT(init_any)
 
 static int init_fails(const void *args, size_t size) {
   (void)args, (void)size;
@@ -445,6 +464,119 @@ static int killed_rank(void) {
 }
 /* MP_MPI_CASE(killed_rank) */
 
+/* workers_per_rank counts the distinct local workers of each of the two
+ * worker ranks in a map of n items of ms each. */
+static void workers_per_rank(mp_pool *p, int n, int ms, size_t chunksize,
+                             int count[2]) {
+  enum { MAX = 256 };
+  static int naps[MAX];
+  static struct who w[MAX];
+  n = n < MAX ? n : MAX;
+  for (int i = 0; i < MAX; i++)
+    naps[i] = ms;
+  mp_pool_map_opts mo = {.chunksize = chunksize};
+  CHECK_RC(mp_pool_map(p, who_item, naps, (size_t)n, sizeof(int), w,
+                       sizeof *w, &mo),
+           0);
+  int ranks[2] = {0, 0}, nseen[2] = {0, 0};
+  static int seen[2][MAX];
+  for (int i = 0; i < n; i++) {
+    int r = w[i].rank_pid == ranks[0] || ranks[0] == 0 ? 0 : 1;
+    if (ranks[r] == 0)
+      ranks[r] = w[i].rank_pid;
+    CHECK(w[i].rank_pid == ranks[r]);
+    bool known = false;
+    for (int k = 0; k < nseen[r]; k++)
+      known |= seen[r][k] == w[i].worker_pid;
+    if (!known)
+      seen[r][nseen[r]++] = w[i].worker_pid;
+  }
+  count[0] = nseen[0];
+  count[1] = nseen[1];
+}
+
+/* processes 0: each worker rank's local pool is its share of the host's
+ * cores (here both ranks share this host: its CPUs / 2), not all of them;
+ * an explicit processes is what each rank runs; and with
+ * maxtasksperchild a rank keeps the sender's chunks (one local worker per
+ * chunk of one item here), as maxtasksperchild counts them. */
+static int rank_workers(void) {
+  int cpus = mp_cpu_count();
+  int share = cpus / 2 > 0 ? cpus / 2 : 1;
+  if (sysconf(_SC_NPROCESSORS_ONLN) > cpus)
+    share = cpus; /* the launcher bound this rank: its CPUs are its share */
+  mp_pool *p = mpi_pool(0);
+  if (p == NULL)
+    return 1;
+  int count[2];
+  /* Enough items of 10 ms that every local worker of a rank gets some. */
+  workers_per_rank(p, 16 * share, 10, 1, count);
+  if (share <= 16)
+    CHECK(count[0] == share && count[1] == share);
+  else
+    CHECK(count[0] <= share && count[1] <= share);
+  mp_pool_free(p);
+  p = mpi_pool(3);
+  workers_per_rank(p, 48, 10, 1, count);
+  CHECK(count[0] == 3 && count[1] == 3);
+  mp_pool_free(p);
+  mp_pool_opts o = {.processes = 1, .maxtasksperchild = 1,
+                    .backend = MP_POOL_BACKEND_MPI};
+  p = NULL;
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  if (p == NULL)
+    return 1;
+  workers_per_rank(p, 20, 0, 1, count);
+  CHECK(count[0] + count[1] == 20); /* a fresh worker for every item */
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(rank_workers) */
+
+/* A worker rank killed while no pool is open (no heartbeats then): the
+ * next pool's opening message, too big to go eagerly, is not waited for
+ * forever: mp_pool_new fails with MP_EWORKERDIED after the silence limit,
+ * and the pool after it runs on the other rank. */
+static int rank_killed_between_pools(void) {
+  mp_pool *p = mpi_pool(1);
+  if (p == NULL)
+    return 1;
+  int naps[16], who[16];
+  for (int i = 0; i < 16; i++)
+    naps[i] = 30;
+  mp_pool_map_opts one = {.chunksize = 1};
+  CHECK_RC(mp_pool_map(p, sleep_item, naps, 16, sizeof(int), who,
+                       sizeof(int), &one),
+           0);
+  mp_pool_free(p);
+  pid_t victim = who[0];
+  CHECK(victim > 0 && victim != getpid());
+  CHECK(kill(victim, SIGKILL) == 0);
+  sleep_ms(200);
+  static char args[256 * 1024]; /* far past Open MPI's eager limit */
+  mp_pool_opts o = {.processes = 1, .backend = MP_POOL_BACKEND_MPI,
+                    .initializer = init_any, .initargs = args,
+                    .initargs_size = sizeof args};
+  p = NULL;
+  double t0 = now();
+  CHECK_RC(mp_pool_new(&p, &o), MP_EWORKERDIED);
+  CHECK(p == NULL);
+  CHECK(now() - t0 < 30);
+  fprintf(stderr, "rank pid %d killed: the next pool failed after %.2f s\n",
+          (int)victim, now() - t0);
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  if (p == NULL)
+    return 1;
+  long in[100], out[100];
+  for (long i = 0; i < 100; i++)
+    in[i] = i;
+  CHECK_RC(mp_pool_map(p, square, in, 100, 8, out, 8, NULL), 0);
+  CHECK(out[99] == 99 * 99);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(rank_killed_between_pools) */
+
 /* A map of 1,000,000 small items. */
 static int million_items(void) {
   mp_pool *p = mpi_pool(2);
@@ -475,7 +607,8 @@ static const struct {
   const char *name;
   int (*fn)(void);
 } cases[] = {CASE(every_call),      CASE(crashing_tasks), CASE(initializer),
-             CASE(close_terminate), CASE(killed_rank),    CASE(million_items)};
+             CASE(close_terminate), CASE(killed_rank),    CASE(million_items),
+             CASE(rank_workers),    CASE(rank_killed_between_pools)};
 
 int main(int argc, char **argv) {
   /* Ranks 1.. become the pool's worker ranks here and never return. */
