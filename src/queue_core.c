@@ -121,8 +121,20 @@ static bool holder_left(mp_queue *q, uint64_t v) {
   return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
 }
 
+/* The parts of a futex word (see "the futex words" below). */
+#define SLEEP_ONE 1u
+#define SLEEP_MASK 0xffffu
+#define SLEEP_SEQ 0x10000u
+/* A registration on a futex word: whether the caller is counted, and the
+ * word's value when it was (what it sleeps on). */
+typedef struct sleep_reg {
+  bool counted;
+  uint32_t v;
+} sleep_reg;
+
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
-                              bool barrier);
+                              bool barrier, sleep_reg *r);
+static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r);
 
 /* A first sleep skips the heavy barrier and lasts at most this long (see
  * prepare_sleep). Not much shorter: a timer that is the next to expire
@@ -133,6 +145,9 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
 
 /* How long a lock waiter sleeps before it looks whether the holder died. */
 #define LOCK_CHECK_NS (10 * 1000 * 1000)
+
+static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
+                      const mp__deadline *d, sleep_reg *reg);
 
 static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
                      const mp__deadline *d) {
@@ -151,12 +166,22 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
             &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
       return 0;
   }
+  sleep_reg reg = {0};
+  int rc = lock_sleep(q, l, me, recovered, d, &reg);
+  cancel_sleep(&l->sleepers, &reg);
+  return rc;
+}
+
+/* lock_sleep is lock_slow's sleeping part, registered on the lock's
+ * sleepers word through reg (which the caller takes back). */
+static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
+                      const mp__deadline *d, sleep_reg *reg) {
   /* A caller that may not block gives up here; one with a deadline sleeps
    * no later than it: a holder that is alive but stopped or slow (a large
    * copy) must not stretch the caller's timeout. */
   uint64_t seen = 0;
   int64_t seen_since = 0, seen_first = 0;
-  for (bool first = true;; first = false) {
+  for (bool first = true;;) {
     if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
       /* Out of time: still, a dead holder's lock is taken over now rather
        * than left to the next caller that may wait. */
@@ -172,7 +197,7 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
       }
       return mp__deadline_error(*d);
     }
-    uint32_t v = prepare_sleep(q, &l->sleepers, !first);
+    uint32_t v = prepare_sleep(q, &l->sleepers, !first, reg);
     uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
     if (cur == 0) {
       if (atomic_compare_exchange_strong_explicit(
@@ -209,7 +234,10 @@ static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
     int64_t wake = now + (first ? FIRST_SLEEP_NS : LOCK_CHECK_NS);
     if (d != NULL && d->ns < wake)
       wake = d->ns;
-    (void)mp__os_futex_wait((uint32_t *)&l->sleepers, v, wake, true);
+    /* As in sleep_until: a wait cut short is still a first sleep. */
+    if (mp__os_futex_wait((uint32_t *)&l->sleepers, v, wake, true) ==
+        MP_ETIMEDOUT)
+      first = false;
   }
 }
 
@@ -226,7 +254,10 @@ int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
 void mp__queue_wake_all(mp_queue *q) {
   _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
   for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
-    atomic_fetch_add(words[i], 2u);
+    uint32_t v = atomic_load(words[i]);
+    while (!atomic_compare_exchange_weak(words[i], &v,
+                                         (v & ~SLEEP_MASK) + SLEEP_SEQ))
+      ;
     mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
   }
 }
@@ -258,13 +289,30 @@ static bool fence_on(mp_queue *q) {
          atomic_load_explicit(&q->s->fence_needed, memory_order_relaxed);
 }
 
-/* woke_peer is set when this thread's last put or get had to wake a
- * sleeping peer, and cleared when it found none asleep (see wait_until). */
+/* ---- the futex words ---------------------------------------------------
+ * A futex word of the queue is (sequence << 16) | sleepers: the low half
+ * counts the threads registered to sleep on it, the high half moves each
+ * time a waker takes them. A waiter registers (adds one) before its last
+ * look at the state and sleeps on the value it registered with; a waker,
+ * after its commit, loads the word and only if the count is not zero
+ * swaps it for (sequence + 1, 0) and makes the one wake system call: so a
+ * message costs at most one wake, and none while nobody sleeps. A waiter
+ * that leaves without being woken (it found the state ready after
+ * registering, or its sleep timed out) takes its one back, unless the
+ * sequence moved (a waker took it already). Nothing stays behind to cost
+ * a later waker a system call, except the count of a waiter killed while
+ * registered, which the next waker clears with one wake. The count is
+ * read from shared memory like everything else: a scribbled count costs
+ * a wake that finds nobody, or a sleeper its slice. */
+
+/* woke_peer is set when this thread's last put or get woke a sleeping
+ * peer (the wake found a thread asleep), and cleared when it found none
+ * registered (see wait_until). */
 static _Thread_local bool woke_peer;
 
 void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
   /* The cheap side of the barrier pair (see DESIGN): the commit store
-   * before this point must not be reordered after the flag load by the
+   * before this point must not be reordered after the count load by the
    * compiler; the CPU is taken care of by the sleepers' heavy barrier. */
   if (fence_on(q))
     atomic_thread_fence(memory_order_seq_cst);
@@ -272,11 +320,12 @@ void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     atomic_signal_fence(memory_order_seq_cst);
   bool peer_word = word == &q->s->not_empty || word == &q->s->not_full;
   uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-  while (v & 1u) {
-    if (atomic_compare_exchange_weak(word, &v, v + 1u)) {
-      mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
+  while (v & SLEEP_MASK) {
+    if (atomic_compare_exchange_weak(word, &v,
+                                     (v & ~SLEEP_MASK) + SLEEP_SEQ)) {
+      int n = mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
       if (peer_word)
-        woke_peer = true;
+        woke_peer = n > 0;
       return;
     }
   }
@@ -284,13 +333,14 @@ void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     woke_peer = false;
 }
 
-/* prepare_sleep sets the sleeper flag on word and returns the value to
- * sleep on; the caller then looks at the state once more.
+/* prepare_sleep registers the caller on word (unless it still is) and
+ * returns the value to sleep on; the caller then looks at the state once
+ * more, and calls cancel_sleep whenever it leaves without a wake.
  *
  * With barrier, it then makes the heavy barrier (see DESIGN), after which
  * either every waker's commit is visible to that look or the waker sees
- * the flag. Without it, a waker whose commit was still on its way out of
- * its core when it loaded the flag (a window of some tens of nanoseconds)
+ * the count. Without it, a waker whose commit was still on its way out of
+ * its core when it loaded the count (a window of some tens of nanoseconds)
  * may miss the sleeper: so the caller sleeps at most FIRST_SLEEP_NS that
  * way, and with the barrier after. Why not the barrier at once: it makes
  * every running process of the queue's users take an interrupt (about
@@ -299,14 +349,21 @@ void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
  * futex hand-off with it). A wake-up missed that way, which needs the two
  * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
-                              bool barrier) {
+                              bool barrier, sleep_reg *r) {
   uint32_t v = atomic_load(word);
-  while (!(v & 1u)) {
-    if (atomic_compare_exchange_weak(word, &v, v | 1u)) {
-      v |= 1u;
+  for (;;) {
+    if (r->counted && (v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0)
+      break; /* still counted: nobody woke the sleepers since */
+    r->counted = false;
+    if ((v & SLEEP_MASK) == SLEEP_MASK)
+      break; /* saturated (scribbled): a waker wakes anyway */
+    if (atomic_compare_exchange_weak(word, &v, v + SLEEP_ONE)) {
+      v += SLEEP_ONE;
+      r->counted = true;
       break;
     }
   }
+  r->v = v;
   if (barrier && mp__os_barrier_heavy() != 0) {
     if (!q->fence) {
       q->fence = true;
@@ -315,6 +372,18 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
     atomic_thread_fence(memory_order_seq_cst);
   }
   return v;
+}
+
+/* cancel_sleep takes back the caller's registration, if it still counts
+ * (a waker that moved the sequence took it). */
+static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r) {
+  if (!r->counted)
+    return;
+  r->counted = false;
+  uint32_t v = atomic_load(word);
+  while ((v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0 &&
+         !atomic_compare_exchange_weak(word, &v, v - SLEEP_ONE))
+    ;
 }
 
 /* wait_until spins, then sleeps on word, until ready(q, arg) or the
@@ -335,6 +404,57 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
 #define PROBE_MIN 16
 #define PROBE_MAX 1024
 
+/* spin_for polls ready(q, arg) until end: with a CPU pause between looks
+ * for the first quarter of the spin, then with a yield of the core between
+ * looks. A peer that answers within a microsecond or two is caught by the
+ * first part at no cost to anyone; when more threads want the cores than
+ * there are (the peer waiting for ours among them), the second part hands
+ * the core over instead of burning it, and the caller blocks at end. */
+static bool spin_for(mp_queue *q, mp__queue_ready_fn ready, void *arg,
+                     int64_t now, int64_t end) {
+  int64_t yield_from = now + (end - now) / 4;
+  for (unsigned i = 1;; i++) {
+    if (ready(q, arg))
+      return true;
+    if ((i & 63u) == 0) {
+      now = mp__os_now_ns();
+      if (now >= end)
+        return false;
+      if (now >= yield_from) {
+        sched_yield();
+        i = 62u; /* look at the clock after the next look */
+        continue;
+      }
+    }
+    mp__os_cpu_relax();
+  }
+}
+
+/* sleep_until registers on word and sleeps until ready(q, arg) or the
+ * deadline (see wait_until); reg is taken back by the caller. */
+static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
+                       mp__queue_ready_fn ready, void *arg, mp__deadline d,
+                       sleep_reg *reg) {
+  /* Until a sleep lasted its whole slice, sleeps are first sleeps: a
+   * futex wait that returns at once because the word moved (another
+   * waiter registered) or a wake that found the state taken already
+   * did not sleep through a missed wake-up. */
+  for (bool first = true;;) {
+    uint32_t v = prepare_sleep(q, word, !first, reg);
+    if (ready(q, arg))
+      return 0;
+    int64_t now = mp__os_now_ns();
+    if (now >= d.ns)
+      return MP_ETIMEDOUT;
+    int64_t slice = first ? FIRST_SLEEP_NS : MP__QUEUE_SLICE_NS;
+    int64_t until = d.ns - now > slice ? now + slice : d.ns;
+    if (mp__os_futex_wait((uint32_t *)word, v, until, true) == MP_ETIMEDOUT)
+      first = false;
+    if (ready(q, arg))
+      return 0;
+  }
+}
+
 int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                          mp__queue_ready_fn ready, void *arg, mp__deadline d) {
   /* Waits since the last probe, and how many to let pass between probes:
@@ -351,33 +471,18 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
   if (q->spin_ns > 0 && (!woke_peer || probe)) {
     if (probe)
       waits = 0;
-    int64_t end = MP__MIN(d.ns, now + q->spin_ns);
-    for (unsigned i = 1;; i++) {
-      if (ready(q, arg)) {
-        if (probe)
-          probe_every = PROBE_MIN;
-        return 0;
-      }
-      mp__os_cpu_relax();
-      if ((i & 63u) == 0 && mp__os_now_ns() >= end)
-        break;
+    if (spin_for(q, ready, arg, now, MP__MIN(d.ns, now + q->spin_ns))) {
+      if (probe)
+        probe_every = PROBE_MIN;
+      return 0;
     }
     if (probe && probe_every < PROBE_MAX)
       probe_every *= 2;
   }
-  for (bool first = true;; first = false) {
-    uint32_t v = prepare_sleep(q, word, !first);
-    if (ready(q, arg))
-      return 0;
-    now = mp__os_now_ns();
-    if (now >= d.ns)
-      return MP_ETIMEDOUT;
-    int64_t slice = first ? FIRST_SLEEP_NS : MP__QUEUE_SLICE_NS;
-    int64_t until = d.ns - now > slice ? now + slice : d.ns;
-    (void)mp__os_futex_wait((uint32_t *)word, v, until, true);
-    if (ready(q, arg))
-      return 0;
-  }
+  sleep_reg reg = {0};
+  int rc = sleep_until(q, word, ready, arg, d, &reg);
+  cancel_sleep(word, &reg);
+  return rc;
 }
 
 /* ---- checks and delivery --------------------------------------------- */
