@@ -7,6 +7,7 @@
  * request). The DESIGN comment of queue.c explains the whole. */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,20 +73,35 @@ bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
  * the namespace index (which is the queue's: lock_ident adds it). It is
  * computed once per thread; a forked child's thread has another id, so it
  * computes its own. */
-static _Thread_local uint64_t my_ident;
-static _Thread_local pid_t my_ident_tid;
+/* The queue's thread-locals are on every put and get: the initial-exec
+ * model reaches them with one instruction instead of a call to
+ * __tls_get_addr (the library is linked in, or loaded early enough for
+ * the few bytes of static TLS they take). */
+#define QTLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+static QTLS uint64_t my_ident;
 
 #define START_BITS 28
 #define START_MASK ((1u << START_BITS) - 1)
 
+/* A forked child's thread forgets its parent thread's identity (the
+ * handler runs in the child's only thread), so the lock paths need not ask
+ * for the thread id each time. */
+static void forget_ident_in_child(void) {
+  my_ident = 0;
+}
+
+__attribute__((constructor)) static void ident_init(void) {
+  pthread_atfork(NULL, NULL, forget_ident_in_child);
+}
+
 static uint64_t thread_ident(void) {
+  if (__builtin_expect(my_ident != 0, 1))
+    return my_ident;
   pid_t tid = mp__os_gettid();
-  if (my_ident_tid != tid) {
-    uint64_t start = 0;
-    (void)mp__os_thread_start(tid, &start);
-    my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
-    my_ident_tid = tid;
-  }
+  uint64_t start = 0;
+  (void)mp__os_thread_start(tid, &start);
+  my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
   return my_ident;
 }
 
@@ -135,6 +151,7 @@ typedef struct sleep_reg {
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier, sleep_reg *r);
 static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r);
+static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
 
 /* A first sleep skips the heavy barrier and lasts at most this long (see
  * prepare_sleep). Not much shorter: a timer that is the next to expire
@@ -276,7 +293,7 @@ void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
   /* A store, not a read-modify-write: the sleepers are found through
    * their flag, as for every futex word of the queue. */
   atomic_store_explicit(&l->owner, 0, memory_order_release);
-  mp__queue_notify(q, &l->sleepers);
+  (void)notify_word(q, &l->sleepers);
   if (promoted)
     mp__queue_wake_all(q);
 }
@@ -308,9 +325,24 @@ static bool fence_on(mp_queue *q) {
 /* woke_peer is set when this thread's last put or get woke a sleeping
  * peer (the wake found a thread asleep), and cleared when it found none
  * registered (see wait_until). */
-static _Thread_local bool woke_peer;
+static QTLS bool woke_peer;
 
-void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
+/* wake_counted: the slow part of a notify, when word counted sleepers at
+ * v: take them (sequence + 1, count 0) and wake them. Returns how many
+ * threads the wake found asleep (0 when another waker took them first). */
+static __attribute__((noinline)) int wake_counted(_Atomic uint32_t *word,
+                                                  uint32_t v) {
+  while (v & SLEEP_MASK) {
+    if (atomic_compare_exchange_weak(word, &v,
+                                     (v & ~SLEEP_MASK) + SLEEP_SEQ))
+      return mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
+  }
+  return 0;
+}
+
+/* notify_word is the whole of a notify but the peer bookkeeping: returns
+ * how many sleepers it woke. */
+static inline int notify_word(mp_queue *q, _Atomic uint32_t *word) {
   /* The cheap side of the barrier pair (see DESIGN): the commit store
    * before this point must not be reordered after the count load by the
    * compiler; the CPU is taken care of by the sleepers' heavy barrier. */
@@ -318,19 +350,17 @@ void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     atomic_thread_fence(memory_order_seq_cst);
   else
     atomic_signal_fence(memory_order_seq_cst);
-  bool peer_word = word == &q->s->not_empty || word == &q->s->not_full;
   uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-  while (v & SLEEP_MASK) {
-    if (atomic_compare_exchange_weak(word, &v,
-                                     (v & ~SLEEP_MASK) + SLEEP_SEQ)) {
-      int n = mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
-      if (peer_word)
-        woke_peer = n > 0;
-      return;
-    }
-  }
-  if (peer_word)
-    woke_peer = false;
+  if (__builtin_expect((v & SLEEP_MASK) == 0, 1))
+    return 0;
+  return wake_counted(word, v);
+}
+
+void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
+  int n = notify_word(q, word);
+  /* not_empty and not_full are the peers' words (joined is not). */
+  if (word != &q->s->joined)
+    woke_peer = n > 0;
 }
 
 /* prepare_sleep registers the caller on word (unless it still is) and
@@ -461,7 +491,7 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
    * doubled by each probe that finds the peer still slow (so an idle
    * exchange hardly ever pays for one), back to PROBE_MIN when one
    * succeeds. */
-  static _Thread_local unsigned waits, probe_every = PROBE_MIN;
+  static QTLS unsigned waits, probe_every = PROBE_MIN;
   if (d.poll)
     return MP_EAGAIN;
   int64_t now = mp__os_now_ns();
