@@ -430,7 +430,15 @@ static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r) {
  * futex hand-off costs. Two busy peers that both sleep at once would keep
  * each other in that mode, each finding the other asleep: so now and then
  * a wait spins anyway (a probe), and once a spinner catches the answer,
- * the peer finds it awake and spins in turn. */
+ * the peer finds it awake and spins in turn.
+ *
+ * "Had to wake its peer" means a wake that found a thread asleep. With a
+ * sleeper flag that a waiter left set when it found the state ready after
+ * setting it, a busy pair fell into that mode by accident: the peer's next
+ * commit saw the stale flag, made a wake for nobody, and slept at once on
+ * its next wait, and so on until a probe caught an answer (the busy round
+ * trip varied 2.7 to 7.4 us between runs against 0.6 us for the bare
+ * ring). Counted sleepers (above) leave no such trace. */
 #define PROBE_MIN 16
 #define PROBE_MAX 1024
 
