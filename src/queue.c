@@ -51,13 +51,15 @@
  * holder thread ended, at any point.
  *
  * Waiting without a system call on the fast path. A futex word is
- * (sequence << 1) | sleeper-flag. A waiter spins for spin_ns watching the
- * state, then sets the flag, makes a heavy barrier (os/queue_os.h), looks
- * again and sleeps. A waker, after its commit, loads the word and only if
- * the flag is set clears it (bumping the sequence) and wakes everyone
- * sleeping on it. The heavy barrier on the rare side is what lets the
- * common side skip the fence between its commit store and the flag load:
- * either the waker sees the flag, or the waiter sees the commit. (A first
+ * (sequence << 16) | registered sleepers. A waiter spins for spin_ns
+ * watching the state, then registers (count + 1), makes a heavy barrier
+ * (os/queue_os.h), looks again and sleeps; leaving unwoken, it takes its
+ * count back. A waker, after its commit, loads the word and only if the
+ * count is not zero swaps it for (sequence + 1, 0) and wakes everyone
+ * sleeping on it: at most one wake per message, none while nobody sleeps
+ * (queue_core.c). The heavy barrier on the rare side is what lets the
+ * common side skip the fence between its commit store and the count load:
+ * either the waker sees the count, or the waiter sees the commit. (A first
  * sleep skips the barrier and is kept short instead: see prepare_sleep.)
  * Where the barrier is missing, the processes fence on both sides instead
  * (fence_needed). Measured here, the heavy barrier (membarrier) costs a
@@ -71,8 +73,9 @@
  * was never there (a half-written record lies beyond the tail, unseen);
  * after it, the message is queued. get: killed before the commit, the
  * message is still queued; after it, it was consumed whole. Killed holding
- * a lock: the next taker recovers (above). Killed while sleeping: a stale
- * flag costs one extra wake-up. Large messages: see queue_large.c.
+ * a lock: the next taker recovers (above). Killed while sleeping: its
+ * stale count costs the next waker one wake that finds nobody. Large
+ * messages: see queue_large.c.
  *
  * Untrusted memory. A named queue can be written by any process of its
  * user. Everything that bounds an access (capacity, slot count and size,

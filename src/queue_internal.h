@@ -52,7 +52,7 @@ typedef struct mp__qlarge_ref {
  * thread that got the same id); the namespace says whether the id means
  * anything to the waiter (a waiter of another namespace, or one that
  * cannot tell, never takes the lock over). sleepers is a futex word,
- * (sequence << 1) | someone-sleeps. */
+ * (sequence << 16) | registered sleepers (queue_core.c). */
 typedef struct mp__qlock {
   _Atomic uint64_t owner;
   _Atomic uint32_t sleepers;
@@ -109,7 +109,7 @@ typedef struct mp__qshared {
   /* FIFO: the consumers' commit word, (count << 32) | position. */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t headw;
 
-  /* Futex words: (sequence << 1) | someone-sleeps. */
+  /* Futex words: (sequence << 16) | registered sleepers. */
   _Alignas(MP__QUEUE_LINE) _Atomic uint32_t not_empty;
   _Alignas(MP__QUEUE_LINE) _Atomic uint32_t not_full;
   _Alignas(MP__QUEUE_LINE) _Atomic uint32_t joined;

@@ -28,7 +28,7 @@ int64_t mp__os_now_ns(void) {
 /* The caller's thread id, cached per thread: gettid is on the RLock paths.
  * A forked child's only thread must not keep its parent's id; the atfork
  * handler below clears the cache in the child (it runs in that thread). */
-static __thread pid_t cached_tid;
+static __thread __attribute__((tls_model("initial-exec"))) pid_t cached_tid;
 
 static void forget_tid_in_child(void) { cached_tid = 0; }
 

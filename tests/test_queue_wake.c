@@ -1,0 +1,281 @@
+/* test_queue_wake.c - the queue's wake-up protocol (src/queue_core.c): a
+ * futex word is (sequence << 16) | registered sleepers, a waker moves the
+ * sequence (and makes its one wake system call) only when the count is not
+ * zero, and a waiter that leaves without being woken takes its count back.
+ * The cases read the words from the shared state (white-box, through
+ * src/queue_internal.h): a word whose sequence did not move saw no wake.
+ *
+ * Forked children never call cmocka: they report through their exit
+ * status. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "queue_internal.h"
+
+#define SEQ(v) ((v) >> 16)
+#define COUNT(v) ((v)&0xffffu)
+
+static mp_queue *qnew(long spin_ns, size_t maxsize) {
+  mp_queue *q = NULL;
+  mp_queue_opts o = {.spin_ns = spin_ns, .maxsize = maxsize};
+  assert_rc(mp_queue_new(&q, &o), 0);
+  return q;
+}
+
+static uint32_t word(_Atomic uint32_t *w) {
+  return atomic_load(w);
+}
+
+/* wait_count waits (bounded) until word w counts n sleepers. */
+static void wait_count(_Atomic uint32_t *w, uint32_t n) {
+  double end = mp_test_now() + mp_test_slack(10);
+  while (COUNT(word(w)) != n && mp_test_now() < end)
+    usleep(1000);
+  assert_int_equal(COUNT(word(w)), n);
+}
+
+/* Puts and gets that never wait leave every futex word as it was: no
+ * wake system call was made. */
+static void no_sleeper_no_wake(void **state) {
+  (void)state;
+  mp_queue *q = qnew(0, 0);
+  uint32_t e0 = word(&q->s->not_empty), f0 = word(&q->s->not_full);
+  uint32_t p0 = word(&q->s->plock.sleepers), c0 = word(&q->s->clock.sleepers);
+  char buf[64] = {0};
+  size_t len;
+  for (int i = 0; i < 1000; i++) {
+    assert_rc(mp_queue_put(q, buf, sizeof buf, MP_FOREVER), 0);
+    assert_rc(mp_queue_get(q, buf, sizeof buf, &len, MP_FOREVER), 0);
+  }
+  assert_int_equal(word(&q->s->not_empty), e0);
+  assert_int_equal(word(&q->s->not_full), f0);
+  assert_int_equal(word(&q->s->plock.sleepers), p0);
+  assert_int_equal(word(&q->s->clock.sleepers), c0);
+  mp_queue_free(q);
+}
+
+typedef struct getter {
+  mp_queue *q;
+  double timeout;
+  int rc;
+  size_t len;
+} getter;
+
+static void *get_thread(void *arg) {
+  getter *g = arg;
+  char buf[64];
+  g->rc = mp_queue_get(g->q, buf, sizeof buf, &g->len, g->timeout);
+  return NULL;
+}
+
+/* A getter asleep is counted; the put that feeds it moves the sequence
+ * once and clears the count; the next put, with nobody asleep, makes no
+ * wake. */
+static void sleeper_is_woken_once(void **state) {
+  (void)state;
+  mp_queue *q = qnew(-1, 0); /* never spin: sleep at once */
+  getter g = {.q = q, .timeout = MP_FOREVER};
+  pthread_t t;
+  uint32_t before = word(&q->s->not_empty);
+  assert_int_equal(pthread_create(&t, NULL, get_thread, &g), 0);
+  wait_count(&q->s->not_empty, 1);
+  assert_rc(mp_queue_put(q, "x", 1, MP_FOREVER), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_rc(g.rc, 0);
+  assert_int_equal(g.len, 1);
+  uint32_t after = word(&q->s->not_empty);
+  assert_int_equal(COUNT(after), 0);
+  assert_int_equal((SEQ(after) - SEQ(before)) & 0xffffu, 1);
+  assert_rc(mp_queue_put(q, "y", 1, MP_FOREVER), 0);
+  assert_int_equal(word(&q->s->not_empty), after);
+  mp_queue_free(q);
+}
+
+/* A getter that times out, and one that spins and sleeps before it gives
+ * up, take their count back: the next put makes no wake. */
+static void timed_out_waiter_leaves_no_count(void **state) {
+  (void)state;
+  long spins[] = {-1, 1000000}; /* never; 1 ms */
+  for (size_t i = 0; i < sizeof spins / sizeof spins[0]; i++) {
+    mp_queue *q = qnew(spins[i], 0);
+    char buf[8];
+    size_t len;
+    uint32_t before = word(&q->s->not_empty);
+    assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0.03), MP_ETIMEDOUT);
+    assert_int_equal(word(&q->s->not_empty), before);
+    assert_rc(mp_queue_put(q, "x", 1, MP_FOREVER), 0);
+    assert_int_equal(word(&q->s->not_empty), before);
+    mp_queue_free(q);
+  }
+}
+
+/* A putter blocked on a full queue sleeps on not_full and is woken by the
+ * get that makes room, once. */
+static void full_queue_putter_is_woken(void **state) {
+  (void)state;
+  mp_queue *q = qnew(-1, 1);
+  assert_rc(mp_queue_put(q, "a", 1, MP_FOREVER), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(mp_queue_put(q, "b", 1, 10.0) == 0 ? 0 : 1);
+  wait_count(&q->s->not_full, 1);
+  uint32_t before = word(&q->s->not_full);
+  char buf[8];
+  size_t len;
+  assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 1.0), 0);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  uint32_t after = word(&q->s->not_full);
+  assert_int_equal(COUNT(after), 0);
+  assert_int_equal((SEQ(after) - SEQ(before)) & 0xffffu, 1);
+  assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 1.0), 0);
+  assert_memory_equal(buf, "b", 1);
+  mp_queue_free(q);
+}
+
+/* A sleeper killed while counted leaves its count: the next put clears it
+ * with one wake, and the one after makes none. */
+static void killed_sleeper_costs_one_wake(void **state) {
+  (void)state;
+  mp_queue *q = qnew(-1, 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char buf[8];
+    size_t len;
+    (void)mp_queue_get(q, buf, sizeof buf, &len, MP_FOREVER);
+    _exit(1);
+  }
+  wait_count(&q->s->not_empty, 1);
+  kill(pid, SIGKILL);
+  assert_int_equal(mp_test_wait(pid, 30), SIGKILL);
+  uint32_t before = word(&q->s->not_empty);
+  assert_int_equal(COUNT(before), 1);
+  assert_rc(mp_queue_put(q, "x", 1, MP_FOREVER), 0);
+  uint32_t after = word(&q->s->not_empty);
+  assert_int_equal(COUNT(after), 0);
+  assert_int_equal((SEQ(after) - SEQ(before)) & 0xffffu, 1);
+  assert_rc(mp_queue_put(q, "y", 1, MP_FOREVER), 0);
+  assert_int_equal(word(&q->s->not_empty), after);
+  mp_queue_free(q);
+}
+
+typedef struct putter {
+  mp_queue *q;
+  int rc;
+} putter;
+
+static void *put_thread(void *arg) {
+  putter *p = arg;
+  p->rc = mp_queue_put(p->q, "z", 1, 10.0);
+  return NULL;
+}
+
+/* A put that finds the producers' lock held sleeps counted on the lock's
+ * word; the unlock wakes it; the count goes back to zero. */
+static void lock_sleeper_is_counted_and_woken(void **state) {
+  (void)state;
+  mp_queue *q = qnew(-1, 0);
+  bool rec = false;
+  assert_rc(mp__queue_lock(q, &q->s->plock, &rec, NULL), 0);
+  putter p = {.q = q};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, put_thread, &p), 0);
+  wait_count(&q->s->plock.sleepers, 1);
+  mp__queue_unlock(q, &q->s->plock);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_rc(p.rc, 0);
+  assert_int_equal(COUNT(word(&q->s->plock.sleepers)), 0);
+  char buf[8];
+  size_t len;
+  assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 1.0), 0);
+  mp_queue_free(q);
+}
+
+/* A close wakes every sleeper and clears the counts. */
+static void close_wakes_and_clears(void **state) {
+  (void)state;
+  mp_queue *q = qnew(-1, 0);
+  getter g[2] = {{.q = q, .timeout = 10.0}, {.q = q, .timeout = 10.0}};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, get_thread, &g[i]), 0);
+  wait_count(&q->s->not_empty, 2);
+  assert_rc(mp_queue_close(q), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_rc(g[i].rc, MP_ECLOSED);
+  }
+  assert_int_equal(COUNT(word(&q->s->not_empty)), 0);
+  mp_queue_free(q);
+}
+
+/* A long spin still ends at the caller's deadline (its yielding part
+ * included). */
+static void spin_is_bounded_by_the_deadline(void **state) {
+  (void)state;
+  mp_queue *q = qnew(500 * 1000 * 1000L, 0); /* 0.5 s spin */
+  char buf[8];
+  size_t len;
+  double t0 = mp_test_now();
+  assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0.05), MP_ETIMEDOUT);
+  double took = mp_test_now() - t0;
+  assert_true(took >= 0.05);
+  assert_true(took < mp_test_slack(0.4));
+  mp_queue_free(q);
+}
+
+/* A busy exchange between two processes that both spin: every message is
+ * delivered in order, and neither side's futex word moves more than a
+ * few times (a side sleeps only when its peer lost its core). */
+static void busy_exchange_delivers_in_order(void **state) {
+  (void)state;
+  mp_queue *a = qnew(0, 0), *b = qnew(0, 0);
+  enum { N = 20000 };
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    for (uint32_t i = 0; i < N; i++) {
+      uint32_t v;
+      size_t len;
+      if (mp_queue_get(a, &v, sizeof v, &len, 10.0) != 0 || v != i)
+        _exit(1);
+      if (mp_queue_put(b, &v, sizeof v, 10.0) != 0)
+        _exit(2);
+    }
+    _exit(0);
+  }
+  for (uint32_t i = 0; i < N; i++) {
+    uint32_t v = i;
+    size_t len;
+    assert_rc(mp_queue_put(a, &v, sizeof v, 10.0), 0);
+    assert_rc(mp_queue_get(b, &v, sizeof v, &len, 10.0), 0);
+    assert_int_equal(v, i);
+  }
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_int_equal(COUNT(word(&a->s->not_empty)), 0);
+  assert_int_equal(COUNT(word(&b->s->not_empty)), 0);
+  mp_queue_free(a);
+  mp_queue_free(b);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(no_sleeper_no_wake),
+    cmocka_unit_test(sleeper_is_woken_once),
+    cmocka_unit_test(timed_out_waiter_leaves_no_count),
+    cmocka_unit_test(full_queue_putter_is_woken),
+    cmocka_unit_test(killed_sleeper_costs_one_wake),
+    cmocka_unit_test(lock_sleeper_is_counted_and_woken),
+    cmocka_unit_test(close_wakes_and_clears),
+    cmocka_unit_test(spin_is_bounded_by_the_deadline),
+    cmocka_unit_test(busy_exchange_delivers_in_order),
+};
+
+MP_TEST_MAIN(tests)
