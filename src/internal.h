@@ -63,7 +63,10 @@ int mp__timeout_check(double timeout);
  * mp__object_new sit in a segment of their own, after a segment header at
  * a fixed offset; objects made in place have no segment. */
 #define MP__OBJECT_MAGIC 0x4d505359u /* "MPSY" */
-#define MP__LAYOUT_VERSION 1
+/* 2: the sync objects' owner-word lock, the barrier's members with their
+ * PID namespace, the queue's counted futex words. A process of an older
+ * build refuses these objects (MP_ECORRUPT) rather than misread them. */
+#define MP__LAYOUT_VERSION 2
 
 /* A type whose layout changes gets a new number, so that libraries of the
  * two layouts refuse each other's objects (MP_ECORRUPT on open, MP_EINVAL
