@@ -10,6 +10,14 @@
  *                               spin turned off on both ends
  *                               (mp_connection_set_spin 0), to show what
  *                               the spin before sleeping saves.
+ *                               floor_block, floor_busy_poll: the same
+ *                               68 bytes on the wire over bare TCP
+ *                               loopback sockets, no library (floor.h):
+ *                               what the kernel costs here, blocking and
+ *                               busy-polling. multiproc / floor_busy_poll
+ *                               is our overhead; python / floor_busy_poll
+ *                               (bench/run.sh prints it) the best ratio
+ *                               to Python this machine allows.
  * connection_setup/authkey_tcp  Client(): connect, the six-message
  *                               handshake (sha256), a 64-byte message and
  *                               its echo, close; a child accepts and
@@ -28,6 +36,7 @@
 #include <multiproc.h>
 
 #include "bench.h"
+#include "floor.h"
 
 static const char KEY[] = "bench authkey";
 #define KEYLEN (sizeof KEY - 1)
@@ -120,6 +129,14 @@ static int rtt_nospin(bench_run *run) {
   return rtt_case(run);
 }
 
+static int rtt_floor_block(bench_run *run) {
+  return floor_rtt(run, FLOOR_TCP, FLOOR_BLOCK, MSG);
+}
+
+static int rtt_floor_busy(bench_run *run) {
+  return floor_rtt(run, FLOOR_TCP, FLOOR_BUSY_POLL, MSG);
+}
+
 static int setup_case(bench_run *run) {
   mp_listener_opts lo = {.authkey = KEY, .authkey_len = KEYLEN};
   mp_listener *l = NULL;
@@ -174,6 +191,10 @@ static const bench_case cases[] = {
      rtt_default, NULL},
     {"connection_rtt", "64B_tcp", "multiproc_nospin", "64 B", 20000, 20,
      "us/op", rtt_nospin, NULL},
+    {"connection_rtt", "64B_tcp", "floor_block", "64 B", 20000, 20, "us/op",
+     rtt_floor_block, NULL},
+    {"connection_rtt", "64B_tcp", "floor_busy_poll", "64 B", 20000, 20,
+     "us/op", rtt_floor_busy, NULL},
     {"connection_setup", "authkey_tcp", "multiproc", "1 client", 1000, 5,
      "us/op", setup_case, NULL},
 };

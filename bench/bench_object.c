@@ -13,6 +13,14 @@
  *                              pickle with the spin before sleeping
  *                              turned off on both ends. ns per round trip.
  *                              Target: 5x faster than Python or better.
+ *                              floor_block, floor_busy_poll: the same
+ *                              bytes on the wire (the pickle's length
+ *                              plus the 4-byte header) over a bare socket
+ *                              pair, no library, no codec (floor.h):
+ *                              what the kernel costs here, blocking and
+ *                              busy-polling; python / floor_busy_poll
+ *                              (bench/run.sh prints it) is the best ratio
+ *                              to Python this machine allows.
  * The work check counts the round trips whose answer equals the dict. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -25,6 +33,7 @@
 #include <multiproc.h>
 
 #include "bench.h"
+#include "floor.h"
 
 #define ITERS 20000
 #define SMOKE_ITERS 200
@@ -106,6 +115,34 @@ static int case_msgpack(bench_run *run) {
                    mp_connection_recv_msgpack);
 }
 
+/* pickled_len is the length of the dict's pickle as mp_connection_send
+ * writes it (0 when it cannot be encoded). */
+static size_t pickled_len(void) {
+  mp_obj *d = small_dict();
+  void *buf = NULL;
+  size_t len = 0;
+  if (mp_pickle_dumps(d, &buf, &len, NULL) != 0)
+    len = 0;
+  free(buf);
+  mp_obj_free(d);
+  return len;
+}
+
+static int case_floor(bench_run *run, int wait) {
+  size_t len = pickled_len();
+  if (len == 0)
+    return bench_fail(run, "cannot pickle the dict");
+  return floor_rtt(run, FLOOR_SOCKETPAIR, wait, len);
+}
+
+static int case_floor_block(bench_run *run) {
+  return case_floor(run, FLOOR_BLOCK);
+}
+
+static int case_floor_busy(bench_run *run) {
+  return case_floor(run, FLOOR_BUSY_POLL);
+}
+
 static const bench_case cases[] = {
     {"object_roundtrip", "small_dict", "multiproc", "3-key dict", ITERS,
      SMOKE_ITERS, "ns/op", case_pickle, NULL},
@@ -113,6 +150,10 @@ static const bench_case cases[] = {
      ITERS, SMOKE_ITERS, "ns/op", case_msgpack, NULL},
     {"object_roundtrip", "small_dict", "multiproc_nospin", "3-key dict",
      ITERS, SMOKE_ITERS, "ns/op", case_pickle_nospin, NULL},
+    {"object_roundtrip", "small_dict", "floor_block", "3-key dict", ITERS,
+     SMOKE_ITERS, "ns/op", case_floor_block, NULL},
+    {"object_roundtrip", "small_dict", "floor_busy_poll", "3-key dict",
+     ITERS, SMOKE_ITERS, "ns/op", case_floor_busy, NULL},
 };
 
 int main(int argc, char **argv) {

@@ -64,6 +64,10 @@ fi
 # carry the figure the issue quotes, for context only. A peer written
 # "a|b|c" is the fastest of those measured; a "max" line bounds a value
 # itself: benchmark, case, system, unit, the largest acceptable value.
+# A "floor" line says whether a target can be met at all here: the ratio
+# of a bare-kernel floor (no library; the fastest of "a|b" measured) to
+# the peer is the best any library could reach on this machine;
+# benchmark, case, floors, peer, target.
 targets='target	lock_uncontended	lock	multiproc	pthread_robust	1.3
 target	process_start_join	fork	multiproc	fork+waitpid	1.5
 target	process_start_join	spawn	multiproc	posix_spawn+waitpid	2.0
@@ -94,6 +98,8 @@ max	queue_roundtrip	64B_busy	multiproc	ns/op	1000
 target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
 target	connection_rtt	64B_tcp	multiproc	python	0.2
 target	connection_setup	authkey_tcp	multiproc	python	0.2
+floor	connection_rtt	64B_tcp	floor_busy_poll|floor_block	python	0.2
+floor	object_roundtrip	small_dict	floor_busy_poll|floor_block	python	0.2
 reference	queue_1to1	64B	framed_pipe	python_queue	0.11
 reference	queue_1to1	64B	ring_batch_limit	ring_limit	0.27
 target	manager_dict	set	multiproc	python	0.2
@@ -167,6 +173,18 @@ printf '%s\n' "$targets" | awk -F '\t' -v tsv="$tsv" '
         else
           printf "  %-58s %8.1f  <= %s %s %s\n", what, val[k], f[6], f[5],
                  (val[k] <= f[6] + 0 ? "PASS" : "MISS")
+        continue
+      }
+      if (f[1] == "floor") {
+        # peer / fastest floor, inverted: fastest floor / peer.
+        r = ratio(f[2], f[3], f[5], f[4])
+        what = sprintf("%s/%s: best possible (%s vs %s)", f[2], f[3],
+                       (r < 0 ? f[4] : best), f[5])
+        if (r <= 0)
+          printf "  %-58s %8s  (not measured)\n", what, "-"
+        else
+          printf "  %-58s %8s  (target %sx %s on this machine)\n", what,
+                 fmt(1 / r) "x", f[6], (1 / r <= f[6] + 0 ? "reachable" : "out of reach")
         continue
       }
       r = ratio(f[2], f[3], f[4], f[5])

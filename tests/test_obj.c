@@ -558,6 +558,100 @@ static void send_recv_on_a_pipe(void **state) {
   mp_connection_free(b);
 }
 
+/* big_nested is a list of n small dicts nested three deep: its pickle
+ * outgrows the encoder's stack buffer (1 KiB) and the decoder's first
+ * stack, mark and memo arrays. */
+static mp_obj *big_nested(int n) {
+  mp_obj *l = mp_obj_list();
+  for (int i = 0; l != NULL && i < n; i++) {
+    mp_obj *d = mp_obj_dict();
+    mp_obj_dict_set_str(d, "id", mp_obj_int(i));
+    mp_obj_dict_set_str(d, "tags", mp_obj_list_pack(2, mp_obj_str("x"),
+                                                     mp_obj_list_pack(1, mp_obj_none())));
+    if (mp_obj_list_append(l, d) != 0) {
+      mp_obj_free(l);
+      return NULL;
+    }
+  }
+  return l;
+}
+
+/* A value whose pickle outgrows the stack buffer of mp_connection_send and
+ * mp_queue_put_obj is sent whole; when memory runs out while it grows,
+ * the send fails with MP_ENOMEM, nothing is written, and the stream stays
+ * in step. */
+static void send_large_and_out_of_memory(void **state) {
+  (void)state;
+  mp_connection *a, *b;
+  assert_rc(mp_pipe(&a, &b, 1), 0);
+  mp_obj *v = big_nested(200);
+  assert_non_null(v);
+  void *pk;
+  size_t pklen;
+  assert_rc(mp_pickle_dumps(v, &pk, &pklen, NULL), 0);
+  assert_true(pklen > 4096);
+  free(pk);
+  assert_rc(mp_connection_send(a, v), 0);
+  mp_obj *got;
+  assert_rc(mp_connection_recv(b, &got), 0);
+  assert_true(mp_obj_equal(got, v));
+  mp_obj_free(got);
+  /* The first allocation is the move off the stack buffer. */
+  mp__alloc_fail_after(1);
+  int rc = mp_connection_send(a, v);
+  mp__alloc_fail_after(0);
+  assert_rc(rc, MP_ENOMEM);
+  assert_rc(mp_connection_poll(b, 0), 0); /* nothing was written */
+  mp_obj *small = mp_obj_list_pack(1, mp_obj_int(1));
+  assert_rc(mp_connection_send(a, small), 0);
+  assert_rc(mp_connection_recv(b, &got), 0);
+  assert_true(mp_obj_equal(got, small));
+  mp_obj_free(got);
+  mp_queue *q;
+  assert_rc(mp_queue_new(&q, NULL), 0);
+  mp__alloc_fail_after(1);
+  rc = mp_queue_put_obj(q, v, 0);
+  mp__alloc_fail_after(0);
+  assert_rc(rc, MP_ENOMEM);
+  assert_rc(mp_queue_put_obj(q, v, 0), 0);
+  assert_rc(mp_queue_get_obj(q, &got, 0), 0);
+  assert_true(mp_obj_equal(got, v));
+  mp_obj_free(got);
+  mp_queue_free(q);
+  mp_obj_free(small);
+  mp_obj_free(v);
+  mp_connection_free(a);
+  mp_connection_free(b);
+}
+
+/* The decoder's first arrays live in its frame; a pickle that outgrows
+ * them moves them to the heap, and running out of memory at any point of
+ * that is MP_ENOMEM with nothing leaked. */
+static void decoder_outgrows_its_first_arrays(void **state) {
+  (void)state;
+  mp_obj *v = big_nested(40);
+  assert_non_null(v);
+  void *pk;
+  size_t pklen;
+  assert_rc(mp_pickle_dumps(v, &pk, &pklen, NULL), 0);
+  int ok = 0;
+  for (long n = 1; n < 2000 && ok < 3; n++) {
+    mp__alloc_fail_after(n);
+    mp_obj *got = NULL;
+    int rc = mp_pickle_loads(pk, pklen, &got, NULL);
+    mp__alloc_fail_after(0);
+    assert_true(rc == 0 || rc == MP_ENOMEM);
+    if (rc == 0) {
+      assert_true(mp_obj_equal(got, v));
+      ok++;
+    }
+    mp_obj_free(got);
+  }
+  assert_true(ok > 0);
+  free(pk);
+  mp_obj_free(v);
+}
+
 /* The seeds' q.put([42, None, 'hello']) from a child, printed by the
  * parent. */
 static void put_get_on_a_queue(void **state) {
@@ -629,6 +723,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(print_writes_str_or_repr),
     cmocka_unit_test(allocation_failures_are_clean),
     cmocka_unit_test(send_recv_on_a_pipe),
+    cmocka_unit_test(send_large_and_out_of_memory),
+    cmocka_unit_test(decoder_outgrows_its_first_arrays),
     cmocka_unit_test(put_get_on_a_queue),
     cmocka_unit_test(shareable_list_item_as_value),
 };

@@ -50,15 +50,17 @@ static int recv_decoded(mp_connection *c, mp_obj **out, size_t maxlength,
 }
 
 int mp_connection_send(mp_connection *c, const mp_obj *o) {
-  void *buf;
-  size_t len;
   if (c == NULL)
     return mp__fail(MP_EINVAL, "send: NULL connection");
-  int rc = mp_pickle_dumps(o, &buf, &len, NULL);
-  if (rc < 0)
-    return rc;
-  rc = mp_connection_send_bytes(c, buf, 0, len);
-  free(buf);
+  /* A small pickle is written on the stack and sent from there: no
+   * allocation; a larger one moves to the heap as it grows. */
+  char small[SMALL_MESSAGE];
+  mp__buf b = {.p = small, .cap = sizeof small, .borrowed = true};
+  int rc = mp__pickle_dump_into(o, &b, NULL);
+  if (rc == 0)
+    rc = mp_connection_send_bytes(c, b.p, 0, b.len);
+  if (!b.borrowed)
+    mp__free(b.p);
   return rc;
 }
 
@@ -95,15 +97,15 @@ int mp_connection_recv_msgpack(mp_connection *c, mp_obj **out) {
 }
 
 int mp_queue_put_obj(mp_queue *q, const mp_obj *o, double timeout) {
-  void *buf;
-  size_t len;
   if (q == NULL)
     return mp__fail(MP_EINVAL, "put: NULL queue");
-  int rc = mp_pickle_dumps(o, &buf, &len, NULL);
-  if (rc < 0)
-    return rc;
-  rc = mp_queue_put(q, buf, len, timeout);
-  free(buf);
+  char small[SMALL_MESSAGE];
+  mp__buf b = {.p = small, .cap = sizeof small, .borrowed = true};
+  int rc = mp__pickle_dump_into(o, &b, NULL);
+  if (rc == 0)
+    rc = mp_queue_put(q, b.p, b.len, timeout);
+  if (!b.borrowed)
+    mp__free(b.p);
   return rc;
 }
 

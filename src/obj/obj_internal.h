@@ -87,11 +87,16 @@ int mp__obj_check_hashable(const mp_obj *o);
 /* UTF-8 as Python's strict codec accepts it: true when valid. */
 bool mp__utf8_valid(const char *s, size_t len);
 
-/* ---- a growable buffer -------------------------------------------------- */
+/* ---- a growable buffer --------------------------------------------------
+ * Zeroed, it starts empty and allocates as it grows. It may instead start
+ * on storage of the caller's (p, cap, borrowed set; a stack array): the
+ * first growth past it moves the bytes to the heap and clears borrowed,
+ * so a short result costs no allocation. Whoever frees p checks borrowed. */
 typedef struct mp__buf {
   char *p;
   size_t len, cap;
-  bool failed; /* an allocation failed: everything after it is dropped */
+  bool failed;   /* an allocation failed: everything after it is dropped */
+  bool borrowed; /* p is the caller's storage, not the heap */
 } mp__buf;
 
 bool mp__buf_grow(mp__buf *b, size_t extra);
@@ -113,6 +118,12 @@ static inline void mp__buf_byte(mp__buf *b, uint8_t c) {
 static inline void mp__buf_str(mp__buf *b, const char *s) {
   mp__buf_put(b, s, strlen(s));
 }
+
+/* mp__pickle_dump_into appends the pickle of o (as mp_pickle_dumps
+ * writes it) to b, after the b->len bytes already there. Returns 0 or what
+ * mp_pickle_dumps returns; on failure b->len is back where it was. */
+int mp__pickle_dump_into(const mp_obj *o, mp__buf *b,
+                         const mp_pickle_dump_opts *opts);
 
 /* Python's repr of o appended to b (repr.c). */
 void mp__obj_repr_into(mp__buf *b, const mp_obj *o);

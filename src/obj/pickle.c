@@ -107,6 +107,12 @@ typedef struct dec {
   size_t nodes, max_nodes, max_depth, max_memo;
   mp_pickle_allow_fn allow;
   void *allow_ctx;
+  /* The first storage of the four arrays above: a small pickle decodes
+   * without allocating any of them (grow moves one to the heap). */
+  mp_obj *stack_in[16];
+  size_t marks_in[8];
+  mp_obj *memo_in[16];
+  mp_obj *grave_in[4];
 } dec;
 
 static int truncated(dec *d, size_t need) {
@@ -134,15 +140,21 @@ static int count_node(dec *d) {
   return 0;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t size) {
+/* grow makes room for need elements of size bytes in *arr (capacity
+ * *cap); inl is the array's first storage inside the dec, which is copied
+ * to the heap, never reallocated. */
+static int grow(void **arr, size_t *cap, size_t need, size_t size,
+                void *inl) {
   if (need <= *cap)
     return 0;
   size_t c = *cap ? *cap : 16;
   while (c < need)
     c *= 2;
-  void *p = mp__realloc(*arr, c * size);
+  void *p = *arr == inl ? mp__alloc(c * size) : mp__realloc(*arr, c * size);
   if (p == NULL)
     return mp__fail(MP_ENOMEM, "no memory for the pickle machine");
+  if (*arr == inl)
+    memcpy(p, inl, *cap * size);
   *arr = p;
   *cap = c;
   return 0;
@@ -157,7 +169,8 @@ static int push(dec *d, mp_obj *o) {
   }
   int rc = count_node(d);
   if (rc == 0)
-    rc = grow((void **)&d->stack, &d->scap, d->sp + 1, sizeof(mp_obj *));
+    rc = grow((void **)&d->stack, &d->scap, d->sp + 1, sizeof(mp_obj *),
+              d->stack_in);
   if (rc < 0) {
     mp_obj_free(o);
     return rc;
@@ -172,8 +185,8 @@ static int push(dec *d, mp_obj *o) {
 static int bury(dec *d, mp_obj *o) {
   if (o == NULL)
     return 0;
-  if (grow((void **)&d->grave, &d->gcap, d->ngrave + 1, sizeof(mp_obj *)) <
-      0) {
+  if (grow((void **)&d->grave, &d->gcap, d->ngrave + 1, sizeof(mp_obj *),
+           d->grave_in) < 0) {
     mp_obj_free(o);
     return MP_ENOMEM;
   }
@@ -478,7 +491,7 @@ static int make_tuple(dec *d, size_t from, int type) {
   size_t n = d->sp - from;
   int rc = 0;
   if (n == 0 && (rc = grow((void **)&d->stack, &d->scap, d->sp + 1,
-                           sizeof(mp_obj *))) < 0)
+                           sizeof(mp_obj *), d->stack_in)) < 0)
     return rc;
   mp_obj *t = mp__obj_alloc(type);
   if (t == NULL)
@@ -545,12 +558,8 @@ static int push_global(dec *d, const char *module, const char *name) {
  * returns. MP_EPROTO for a code point above U+00FF. */
 static mp_obj *latin1_bytes(const mp_obj *s) {
   const unsigned char *p = (const unsigned char *)s->u.s.p;
-  mp_obj *b = mp_obj_bytes(NULL, 0);
-  if (b == NULL)
-    return NULL;
   char *out = mp__alloc(s->u.s.len + 1);
   if (out == NULL) {
-    mp_obj_free(b);
     mp__fail(MP_ENOMEM, "no memory for bytes");
     return NULL;
   }
@@ -563,16 +572,13 @@ static mp_obj *latin1_bytes(const mp_obj *s) {
       i++;
     } else {
       mp__free(out);
-      mp_obj_free(b);
       mp__fail(MP_EPROTO, "malformed pickle: _codecs.encode of text that "
                           "is not Latin-1");
       return NULL;
     }
   }
-  out[n] = '\0';
-  mp__free(b->u.s.p);
-  b->u.s.p = out;
-  b->u.s.len = n;
+  mp_obj *b = mp_obj_bytes(out, n);
+  mp__free(out);
   return b;
 }
 
@@ -690,7 +696,7 @@ static int memo_put(dec *d, size_t idx) {
                     idx, d->max_memo);
   if (idx >= d->memo_len) {
     if ((rc = grow((void **)&d->memo, &d->memo_cap, idx + 1,
-                   sizeof(mp_obj *))) < 0)
+                   sizeof(mp_obj *), d->memo_in)) < 0)
       return rc;
     for (size_t i = d->memo_len; i <= idx; i++)
       d->memo[i] = NULL;
@@ -804,7 +810,7 @@ static int step(dec *d, bool *stop) {
     return 0;
   case OP_MARK:
     if ((rc = grow((void **)&d->marks, &d->mcap, d->nmarks + 1,
-                   sizeof(size_t))) < 0)
+                   sizeof(size_t), d->marks_in)) < 0)
       return rc;
     d->marks[d->nmarks++] = d->sp;
     return 0;
@@ -1083,10 +1089,14 @@ static void dec_free(dec *d) {
     mp_obj_free(d->stack[i]);
   for (size_t i = 0; i < d->ngrave; i++)
     mp_obj_free(d->grave[i]);
-  mp__free(d->stack);
-  mp__free(d->marks);
-  mp__free(d->memo);
-  mp__free(d->grave);
+  if (d->stack != d->stack_in)
+    mp__free(d->stack);
+  if (d->marks != d->marks_in)
+    mp__free(d->marks);
+  if (d->memo != d->memo_in)
+    mp__free(d->memo);
+  if (d->grave != d->grave_in)
+    mp__free(d->grave);
 }
 
 int mp_pickle_loads(const void *buf, size_t len, mp_obj **out,
@@ -1098,6 +1108,14 @@ int mp_pickle_loads(const void *buf, size_t len, mp_obj **out,
   memset(&d, 0, sizeof d);
   d.p = buf;
   d.len = len;
+  d.stack = d.stack_in;
+  d.scap = sizeof d.stack_in / sizeof d.stack_in[0];
+  d.marks = d.marks_in;
+  d.mcap = sizeof d.marks_in / sizeof d.marks_in[0];
+  d.memo = d.memo_in;
+  d.memo_cap = sizeof d.memo_in / sizeof d.memo_in[0];
+  d.grave = d.grave_in;
+  d.gcap = sizeof d.grave_in / sizeof d.grave_in[0];
   d.max_depth = opts && opts->max_depth ? opts->max_depth
                                         : MP_PICKLE_DEFAULT_DEPTH;
   d.max_memo = opts && opts->max_memo ? opts->max_memo : MP_PICKLE_DEFAULT_MEMO;
@@ -1381,9 +1399,9 @@ static int enc_obj(enc *e, const mp_obj *o, size_t depth) {
   return rc;
 }
 
-int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
-                    const mp_pickle_dump_opts *opts) {
-  if (o == NULL || out == NULL || len == NULL)
+int mp__pickle_dump_into(const mp_obj *o, mp__buf *b,
+                         const mp_pickle_dump_opts *opts) {
+  if (o == NULL || b == NULL)
     return mp__fail(MP_EINVAL, "pickle dumps: NULL argument");
   enc e;
   memset(&e, 0, sizeof e);
@@ -1393,6 +1411,8 @@ int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
   if (e.proto < 2 || e.proto > 5)
     return mp__fail(MP_EINVAL, "pickle protocol %d: only 2 to 5 are written",
                     e.proto);
+  e.b = *b;
+  size_t start = e.b.len;
   mp__buf_byte(&e.b, OP_PROTO);
   mp__buf_byte(&e.b, (uint8_t)e.proto);
   size_t frame_at = e.b.len;
@@ -1405,7 +1425,9 @@ int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
   if (rc == 0 && e.b.failed)
     rc = mp__fail(MP_ENOMEM, "no memory for the pickle");
   if (rc < 0) {
-    mp__free(e.b.p);
+    e.b.len = start;
+    e.b.failed = false;
+    *b = e.b;
     return rc;
   }
   if (e.proto >= 4) {
@@ -1420,7 +1442,22 @@ int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
         e.b.p[frame_at + 1 + i] = (char)(uint8_t)(n >> (8 * i));
     }
   }
-  *out = e.b.p;
-  *len = e.b.len;
+  *b = e.b;
+  return 0;
+}
+
+int mp_pickle_dumps(const mp_obj *o, void **out, size_t *len,
+                    const mp_pickle_dump_opts *opts) {
+  if (o == NULL || out == NULL || len == NULL)
+    return mp__fail(MP_EINVAL, "pickle dumps: NULL argument");
+  mp__buf b;
+  memset(&b, 0, sizeof b);
+  int rc = mp__pickle_dump_into(o, &b, opts);
+  if (rc < 0) {
+    mp__free(b.p);
+    return rc;
+  }
+  *out = b.p;
+  *len = b.len;
   return 0;
 }

@@ -63,11 +63,14 @@ bool mp__buf_grow(mp__buf *b, size_t extra) {
     }
     cap *= 2;
   }
-  char *p = mp__realloc(b->p, cap);
+  char *p = b->borrowed ? mp__alloc(cap) : mp__realloc(b->p, cap);
   if (p == NULL) {
     b->failed = true;
     return false;
   }
+  if (b->borrowed && b->len > 0)
+    memcpy(p, b->p, b->len);
+  b->borrowed = false;
   b->p = p;
   b->cap = cap;
   return true;
@@ -129,21 +132,22 @@ mp_obj *mp_obj_float(double value) {
   return o;
 }
 
+/* new_blob makes a STR or BYTES value whose bytes (and a NUL) live in the
+ * same allocation, right after the node: one allocation per string. */
 static mp_obj *new_blob(int type, const void *p, size_t len) {
-  if (len == SIZE_MAX) {
+  if (len > SIZE_MAX - sizeof(mp_obj) - 1) {
     mp__fail(MP_ENOMEM, "%s too long", type_names[type]);
     return NULL;
   }
-  mp_obj *o = mp__obj_alloc(type);
-  if (o == NULL)
-    return NULL;
-  o->u.s.p = mp__alloc(len + 1);
-  if (o->u.s.p == NULL) {
-    mp__free(o);
+  mp_obj *o = mp__alloc(sizeof *o + len + 1);
+  if (o == NULL) {
     mp__fail(MP_ENOMEM, "no memory for a %s of %zu bytes", type_names[type],
              len);
     return NULL;
   }
+  memset(o, 0, sizeof *o);
+  o->type = (uint8_t)type;
+  o->u.s.p = (char *)(o + 1);
   if (len > 0)
     memcpy(o->u.s.p, p, len);
   o->u.s.p[len] = '\0';
@@ -943,7 +947,8 @@ void mp_obj_free(mp_obj *o) {
   switch (o->type) {
   case MP_OBJ_STR:
   case MP_OBJ_BYTES:
-    mp__free(o->u.s.p);
+    if (o->u.s.p != (char *)(o + 1)) /* always so today (new_blob) */
+      mp__free(o->u.s.p);
     break;
   case MP_OBJ_LIST:
   case MP_OBJ_TUPLE:
