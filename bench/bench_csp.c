@@ -25,6 +25,7 @@
  * rows. */
 #define _GNU_SOURCE
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,7 +400,7 @@ typedef struct kept {
   double v[KEEP], cpu[KEEP], csw[KEEP];
   int n;
 } kept;
-static kept k_proc, k_thr, k_go, k_py, k_sys, k_tsw, k_psw;
+static kept k_proc, k_thr, k_go, k_py, k_sys, k_tsw, k_psw, k_proto;
 
 static int keep(kept *k, int (*fn)(bench_run *), bench_run *run) {
   last_usage = (usage){-1, -1};
@@ -436,6 +437,7 @@ static int c_py(bench_run *r) { return keep(&k_py, commstime_python, r); }
 static int c_sys(bench_run *r) { return keep(&k_sys, os_syscall, r); }
 static int c_tsw(bench_run *r) { return keep(&k_tsw, os_thread_switch, r); }
 static int c_psw(bench_run *r) { return keep(&k_psw, os_process_switch, r); }
+static int c_proto(bench_run *r) { return keep(&k_proto, protocol_only, r); }
 
 static const bench_case cases[] = {
     {"csp_commstime", "processes", "multiproc", "int64", 400000, 400,
@@ -447,7 +449,7 @@ static const bench_case cases[] = {
     {"csp_commstime", "goroutines", "go", "int64", 400000, 400, "ns/op",
      c_go, NULL},
     {"csp_protocol", "buffered_1thread", "multiproc", "int64", 2000000, 200,
-     "cpu-ns/op", protocol_only, NULL},
+     "cpu-ns/op", c_proto, NULL},
     {"csp_os_cost", "syscall", "os", "getppid", 200000, 100, "cpu-ns/op",
      c_sys, NULL},
     {"csp_os_cost", "thread_switch", "os", "yield", 40000, 100, "cpu-ns/op",
@@ -456,9 +458,34 @@ static const bench_case cases[] = {
      "cpu-ns/op", c_psw, NULL},
 };
 
+/* The floor that the CPUs impose on Commstime's wall time, from measured
+ * parts only (docs/csp.md, "Where the time goes"). Each cycle every one of
+ * the four tasks must run (each handles one value a cycle, and a
+ * rendezvous lets none run ahead). With fewer CPUs than tasks a CPU that
+ * holds k > 1 of them switches at least k times a cycle. On 2 CPUs the
+ * split that switches least on the busiest CPU is 2 + 2: two hand-overs a
+ * cycle on each CPU, the two CPUs switching at the same time at best, so
+ * 2 hand-overs of wall time per cycle of 4 communications: H / 2 per
+ * communication. The protocol's own work (a write and a read, P) is spread
+ * over the two CPUs at best: P / 2. On 1 CPU all four switch in turn: H +
+ * P. With 3 or more CPUs the bound needs a model of which tasks share a
+ * CPU; none is printed. H is the csp_os_cost hand-over (the cheapest
+ * switch there is: one sched_yield, no wake-up), P the csp_protocol row. */
+static double commstime_floor(double handover, double protocol) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (handover <= 0 || protocol <= 0)
+    return -1;
+  if (cpus == 1)
+    return handover + protocol;
+  if (cpus == 2)
+    return (handover + protocol) / 2;
+  return -1;
+}
+
 /* where_the_time_goes prints the CPU time and context switches per
  * communication of the Commstime runs beside what the kernel charges for
- * a system call and a switch, and appends them to the --tsv file. */
+ * a system call and a switch, and the floor those impose, and appends
+ * them to the --tsv file. */
 static void where_the_time_goes(int argc, char **argv) {
   const char *tsv = NULL;
   for (int i = 1; i + 1 < argc; i++)
@@ -492,6 +519,25 @@ static void where_the_time_goes(int argc, char **argv) {
                  "switches/op\n",
               rows[i].name, csw);
     }
+  }
+  double proto = median(&k_proto);
+  for (int i = 0; i < 2; i++) {
+    double fl = commstime_floor(rows[i].sw, proto);
+    if (fl < 0)
+      continue;
+    double wall = median(rows[i].k);
+    bool two = sysconf(_SC_NPROCESSORS_ONLN) == 2;
+    printf("  floor, %-9s %6.0f ns = (hand-over %.0f + protocol %.0f)%s: %s",
+           rows[i].name, fl, rows[i].sw, proto, two ? " / 2" : "",
+           two ? "4 tasks on 2 CPUs: >= 2 hand-overs a cycle on each CPU, "
+                 "both CPUs at once, 4 communications a cycle"
+               : "4 tasks on 1 CPU: 4 hand-overs a cycle");
+    if (wall > 0)
+      printf("; measured %.1fx the floor", wall / fl);
+    printf("\n");
+    if (f != NULL)
+      fprintf(f, "csp_commstime\t%s\tfloor\t%.3f\tns/op\n", rows[i].name,
+              fl);
   }
   if (f != NULL)
     fclose(f);
