@@ -311,6 +311,132 @@ static int os_switch(bench_run *run, int processes) {
 static int os_thread_switch(bench_run *run) { return os_switch(run, 0); }
 static int os_process_switch(bench_run *run) { return os_switch(run, 1); }
 
+/* ---- a channel across hosts (TCP loopback) ----------------------------- */
+
+/* A rendezvous over a served channel: a thread connects to the channel
+ * served on 127.0.0.1 (authkey handshake) and writes through its remote
+ * end; the benchmark's thread reads locally. Each communication is one
+ * request and one reply on the remote end's connection plus the local
+ * rendezvous of the server's thread with the reader. The reference is the
+ * floor of any request and reply: a round trip of 8 bytes between two
+ * threads over an authenticated TCP connection (mp_client/mp_listener). */
+static const char REMOTE_KEY[] = "bench-csp-remote";
+
+typedef struct remote_arg {
+  char address[MP_ADDRESS_MAX];
+  uint64_t n;
+  int rc;
+} remote_arg;
+
+static void *remote_writer(void *p) {
+  remote_arg *a = p;
+  mp_channel_connect_opts o = {.authkey = REMOTE_KEY,
+                               .authkey_len = sizeof REMOTE_KEY - 1};
+  mp_channel *c = NULL;
+  mp_channel_end *w = NULL;
+  a->rc = mp_channel_connect(&c, a->address, &o);
+  if (a->rc == 0)
+    a->rc = mp_channel_writer(c, &w);
+  for (uint64_t i = 0; i < a->n && a->rc == 0; i++) {
+    int64_t v = (int64_t)i;
+    a->rc = mp_channel_write(w, &v, sizeof v, 60);
+  }
+  mp_channel_end_free(w);
+  mp_channel_free(c);
+  return NULL;
+}
+
+static int csp_remote(bench_run *run) {
+  mp_channel *c = NULL;
+  mp_channel_end *r = NULL;
+  mp_channel_server *s = NULL;
+  mp_channel_serve_opts so = {.authkey = REMOTE_KEY,
+                              .authkey_len = sizeof REMOTE_KEY - 1};
+  if (mp_channel_new(&c, &(mp_channel_opts){.msg_max = 8}) != 0 ||
+      mp_channel_reader(c, &r) != 0 ||
+      mp_channel_serve(&s, c, "127.0.0.1:0", &so) != 0) {
+    mp_channel_end_free(r);
+    mp_channel_free(c);
+    return bench_fail(run, "serving a channel: %s", mp_error_detail());
+  }
+  remote_arg a = {.n = run->iters + 1};
+  snprintf(a.address, sizeof a.address, "%s", mp_channel_server_address(s));
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, remote_writer, &a);
+  int64_t v = -1, sum = 0, t0 = 0, t1 = 0;
+  if (rc == 0) {
+    /* The first message starts the clock (connected and joined). */
+    rc = rd(r, &v);
+    t0 = bench_now_ns();
+    for (uint64_t i = 0; i < run->iters && rc == 0; i++)
+      if ((rc = rd(r, &v)) == 0)
+        sum += v;
+    t1 = bench_now_ns();
+    pthread_join(t, NULL);
+  }
+  mp_channel_server_free(s);
+  mp_channel_end_free(r);
+  mp_channel_free(c);
+  if (rc != 0 || a.rc != 0)
+    return bench_fail(run, "remote rendezvous: %s / %s", mp_err_name(rc),
+                      mp_err_name(a.rc));
+  bench_timer_set(run, t0, t1);
+  run->expect = run->iters * (run->iters + 1) / 2;
+  run->done = (uint64_t)sum;
+  return 0;
+}
+
+static void *rtt_echo(void *p) {
+  remote_arg *a = p;
+  mp_client_opts o = {.authkey = REMOTE_KEY,
+                      .authkey_len = sizeof REMOTE_KEY - 1};
+  mp_connection *conn = NULL;
+  a->rc = mp_client(&conn, a->address, &o, 30);
+  int64_t v;
+  size_t len;
+  for (uint64_t i = 0; i < a->n && a->rc == 0; i++)
+    if ((a->rc = mp_connection_recv_bytes(conn, &v, sizeof v, &len)) == 0)
+      a->rc = mp_connection_send_bytes(conn, &v, 0, sizeof v);
+  mp_connection_free(conn);
+  return NULL;
+}
+
+static int connection_rtt(bench_run *run) {
+  mp_listener *l = NULL;
+  mp_listener_opts lo = {.authkey = REMOTE_KEY,
+                         .authkey_len = sizeof REMOTE_KEY - 1};
+  if (mp_listener_new(&l, "127.0.0.1:0", &lo) != 0)
+    return bench_fail(run, "listener: %s", mp_error_detail());
+  remote_arg a = {.n = run->iters};
+  snprintf(a.address, sizeof a.address, "%s", mp_listener_address(l));
+  pthread_t t;
+  if (pthread_create(&t, NULL, rtt_echo, &a) != 0) {
+    mp_listener_free(l);
+    return bench_fail(run, "thread");
+  }
+  mp_connection *conn = NULL;
+  int rc = mp_listener_accept(l, &conn, 30);
+  int64_t sum = 0, t0 = bench_now_ns();
+  for (uint64_t i = 0; i < run->iters && rc == 0; i++) {
+    int64_t v = (int64_t)i + 1;
+    size_t len;
+    if ((rc = mp_connection_send_bytes(conn, &v, 0, sizeof v)) == 0 &&
+        (rc = mp_connection_recv_bytes(conn, &v, sizeof v, &len)) == 0)
+      sum += v;
+  }
+  int64_t t1 = bench_now_ns();
+  mp_connection_free(conn); /* the echo thread sees the end, if early */
+  pthread_join(t, NULL);
+  mp_listener_free(l);
+  if (rc != 0 || a.rc != 0)
+    return bench_fail(run, "round trip: %s / %s", mp_err_name(rc),
+                      mp_err_name(a.rc));
+  bench_timer_set(run, t0, t1);
+  run->expect = run->iters * (run->iters + 1) / 2;
+  run->done = (uint64_t)sum;
+  return 0;
+}
+
 /* ---- the peers -------------------------------------------------------- */
 
 static char peers_dir[4096];
@@ -448,6 +574,10 @@ static const bench_case cases[] = {
      c_thr, NULL},
     {"csp_commstime", "goroutines", "go", "int64", 400000, 400, "ns/op",
      c_go, NULL},
+    {"csp_remote", "rendezvous_tcp", "multiproc", "int64", 4000, 20,
+     "ns/op", csp_remote, NULL},
+    {"csp_remote", "rendezvous_tcp", "connection_rtt", "int64", 4000, 20,
+     "ns/op", connection_rtt, NULL},
     {"csp_protocol", "buffered_1thread", "multiproc", "int64", 2000000, 200,
      "cpu-ns/op", c_proto, NULL},
     {"csp_os_cost", "syscall", "os", "getppid", 200000, 100, "cpu-ns/op",
