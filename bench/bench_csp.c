@@ -25,6 +25,7 @@
  * rows. */
 #define _GNU_SOURCE
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,132 @@ static int os_switch(bench_run *run, int processes) {
 static int os_thread_switch(bench_run *run) { return os_switch(run, 0); }
 static int os_process_switch(bench_run *run) { return os_switch(run, 1); }
 
+/* ---- a channel across hosts (TCP loopback) ----------------------------- */
+
+/* A rendezvous over a served channel: a thread connects to the channel
+ * served on 127.0.0.1 (authkey handshake) and writes through its remote
+ * end; the benchmark's thread reads locally. Each communication is one
+ * request and one reply on the remote end's connection plus the local
+ * rendezvous of the server's thread with the reader. The reference is the
+ * floor of any request and reply: a round trip of 8 bytes between two
+ * threads over an authenticated TCP connection (mp_client/mp_listener). */
+static const char REMOTE_KEY[] = "bench-csp-remote";
+
+typedef struct remote_arg {
+  char address[MP_ADDRESS_MAX];
+  uint64_t n;
+  int rc;
+} remote_arg;
+
+static void *remote_writer(void *p) {
+  remote_arg *a = p;
+  mp_channel_connect_opts o = {.authkey = REMOTE_KEY,
+                               .authkey_len = sizeof REMOTE_KEY - 1};
+  mp_channel *c = NULL;
+  mp_channel_end *w = NULL;
+  a->rc = mp_channel_connect(&c, a->address, &o);
+  if (a->rc == 0)
+    a->rc = mp_channel_writer(c, &w);
+  for (uint64_t i = 0; i < a->n && a->rc == 0; i++) {
+    int64_t v = (int64_t)i;
+    a->rc = mp_channel_write(w, &v, sizeof v, 60);
+  }
+  mp_channel_end_free(w);
+  mp_channel_free(c);
+  return NULL;
+}
+
+static int csp_remote(bench_run *run) {
+  mp_channel *c = NULL;
+  mp_channel_end *r = NULL;
+  mp_channel_server *s = NULL;
+  mp_channel_serve_opts so = {.authkey = REMOTE_KEY,
+                              .authkey_len = sizeof REMOTE_KEY - 1};
+  if (mp_channel_new(&c, &(mp_channel_opts){.msg_max = 8}) != 0 ||
+      mp_channel_reader(c, &r) != 0 ||
+      mp_channel_serve(&s, c, "127.0.0.1:0", &so) != 0) {
+    mp_channel_end_free(r);
+    mp_channel_free(c);
+    return bench_fail(run, "serving a channel: %s", mp_error_detail());
+  }
+  remote_arg a = {.n = run->iters + 1};
+  snprintf(a.address, sizeof a.address, "%s", mp_channel_server_address(s));
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, remote_writer, &a);
+  int64_t v = -1, sum = 0, t0 = 0, t1 = 0;
+  if (rc == 0) {
+    /* The first message starts the clock (connected and joined). */
+    rc = rd(r, &v);
+    t0 = bench_now_ns();
+    for (uint64_t i = 0; i < run->iters && rc == 0; i++)
+      if ((rc = rd(r, &v)) == 0)
+        sum += v;
+    t1 = bench_now_ns();
+    pthread_join(t, NULL);
+  }
+  mp_channel_server_free(s);
+  mp_channel_end_free(r);
+  mp_channel_free(c);
+  if (rc != 0 || a.rc != 0)
+    return bench_fail(run, "remote rendezvous: %s / %s", mp_err_name(rc),
+                      mp_err_name(a.rc));
+  bench_timer_set(run, t0, t1);
+  run->expect = run->iters * (run->iters + 1) / 2;
+  run->done = (uint64_t)sum;
+  return 0;
+}
+
+static void *rtt_echo(void *p) {
+  remote_arg *a = p;
+  mp_client_opts o = {.authkey = REMOTE_KEY,
+                      .authkey_len = sizeof REMOTE_KEY - 1};
+  mp_connection *conn = NULL;
+  a->rc = mp_client(&conn, a->address, &o, 30);
+  int64_t v;
+  size_t len;
+  for (uint64_t i = 0; i < a->n && a->rc == 0; i++)
+    if ((a->rc = mp_connection_recv_bytes(conn, &v, sizeof v, &len)) == 0)
+      a->rc = mp_connection_send_bytes(conn, &v, 0, sizeof v);
+  mp_connection_free(conn);
+  return NULL;
+}
+
+static int connection_rtt(bench_run *run) {
+  mp_listener *l = NULL;
+  mp_listener_opts lo = {.authkey = REMOTE_KEY,
+                         .authkey_len = sizeof REMOTE_KEY - 1};
+  if (mp_listener_new(&l, "127.0.0.1:0", &lo) != 0)
+    return bench_fail(run, "listener: %s", mp_error_detail());
+  remote_arg a = {.n = run->iters};
+  snprintf(a.address, sizeof a.address, "%s", mp_listener_address(l));
+  pthread_t t;
+  if (pthread_create(&t, NULL, rtt_echo, &a) != 0) {
+    mp_listener_free(l);
+    return bench_fail(run, "thread");
+  }
+  mp_connection *conn = NULL;
+  int rc = mp_listener_accept(l, &conn, 30);
+  int64_t sum = 0, t0 = bench_now_ns();
+  for (uint64_t i = 0; i < run->iters && rc == 0; i++) {
+    int64_t v = (int64_t)i + 1;
+    size_t len;
+    if ((rc = mp_connection_send_bytes(conn, &v, 0, sizeof v)) == 0 &&
+        (rc = mp_connection_recv_bytes(conn, &v, sizeof v, &len)) == 0)
+      sum += v;
+  }
+  int64_t t1 = bench_now_ns();
+  mp_connection_free(conn); /* the echo thread sees the end, if early */
+  pthread_join(t, NULL);
+  mp_listener_free(l);
+  if (rc != 0 || a.rc != 0)
+    return bench_fail(run, "round trip: %s / %s", mp_err_name(rc),
+                      mp_err_name(a.rc));
+  bench_timer_set(run, t0, t1);
+  run->expect = run->iters * (run->iters + 1) / 2;
+  run->done = (uint64_t)sum;
+  return 0;
+}
+
 /* ---- the peers -------------------------------------------------------- */
 
 static char peers_dir[4096];
@@ -399,7 +526,7 @@ typedef struct kept {
   double v[KEEP], cpu[KEEP], csw[KEEP];
   int n;
 } kept;
-static kept k_proc, k_thr, k_go, k_py, k_sys, k_tsw, k_psw;
+static kept k_proc, k_thr, k_go, k_py, k_sys, k_tsw, k_psw, k_proto;
 
 static int keep(kept *k, int (*fn)(bench_run *), bench_run *run) {
   last_usage = (usage){-1, -1};
@@ -436,6 +563,7 @@ static int c_py(bench_run *r) { return keep(&k_py, commstime_python, r); }
 static int c_sys(bench_run *r) { return keep(&k_sys, os_syscall, r); }
 static int c_tsw(bench_run *r) { return keep(&k_tsw, os_thread_switch, r); }
 static int c_psw(bench_run *r) { return keep(&k_psw, os_process_switch, r); }
+static int c_proto(bench_run *r) { return keep(&k_proto, protocol_only, r); }
 
 static const bench_case cases[] = {
     {"csp_commstime", "processes", "multiproc", "int64", 400000, 400,
@@ -446,8 +574,12 @@ static const bench_case cases[] = {
      c_thr, NULL},
     {"csp_commstime", "goroutines", "go", "int64", 400000, 400, "ns/op",
      c_go, NULL},
+    {"csp_remote", "rendezvous_tcp", "multiproc", "int64", 4000, 20,
+     "ns/op", csp_remote, NULL},
+    {"csp_remote", "rendezvous_tcp", "connection_rtt", "int64", 4000, 20,
+     "ns/op", connection_rtt, NULL},
     {"csp_protocol", "buffered_1thread", "multiproc", "int64", 2000000, 200,
-     "cpu-ns/op", protocol_only, NULL},
+     "cpu-ns/op", c_proto, NULL},
     {"csp_os_cost", "syscall", "os", "getppid", 200000, 100, "cpu-ns/op",
      c_sys, NULL},
     {"csp_os_cost", "thread_switch", "os", "yield", 40000, 100, "cpu-ns/op",
@@ -456,9 +588,34 @@ static const bench_case cases[] = {
      "cpu-ns/op", c_psw, NULL},
 };
 
+/* The floor that the CPUs impose on Commstime's wall time, from measured
+ * parts only (docs/csp.md, "Where the time goes"). Each cycle every one of
+ * the four tasks must run (each handles one value a cycle, and a
+ * rendezvous lets none run ahead). With fewer CPUs than tasks a CPU that
+ * holds k > 1 of them switches at least k times a cycle. On 2 CPUs the
+ * split that switches least on the busiest CPU is 2 + 2: two hand-overs a
+ * cycle on each CPU, the two CPUs switching at the same time at best, so
+ * 2 hand-overs of wall time per cycle of 4 communications: H / 2 per
+ * communication. The protocol's own work (a write and a read, P) is spread
+ * over the two CPUs at best: P / 2. On 1 CPU all four switch in turn: H +
+ * P. With 3 or more CPUs the bound needs a model of which tasks share a
+ * CPU; none is printed. H is the csp_os_cost hand-over (the cheapest
+ * switch there is: one sched_yield, no wake-up), P the csp_protocol row. */
+static double commstime_floor(double handover, double protocol) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (handover <= 0 || protocol <= 0)
+    return -1;
+  if (cpus == 1)
+    return handover + protocol;
+  if (cpus == 2)
+    return (handover + protocol) / 2;
+  return -1;
+}
+
 /* where_the_time_goes prints the CPU time and context switches per
  * communication of the Commstime runs beside what the kernel charges for
- * a system call and a switch, and appends them to the --tsv file. */
+ * a system call and a switch, and the floor those impose, and appends
+ * them to the --tsv file. */
 static void where_the_time_goes(int argc, char **argv) {
   const char *tsv = NULL;
   for (int i = 1; i + 1 < argc; i++)
@@ -492,6 +649,25 @@ static void where_the_time_goes(int argc, char **argv) {
                  "switches/op\n",
               rows[i].name, csw);
     }
+  }
+  double proto = median(&k_proto);
+  for (int i = 0; i < 2; i++) {
+    double fl = commstime_floor(rows[i].sw, proto);
+    if (fl < 0)
+      continue;
+    double wall = median(rows[i].k);
+    bool two = sysconf(_SC_NPROCESSORS_ONLN) == 2;
+    printf("  floor, %-9s %6.0f ns = (hand-over %.0f + protocol %.0f)%s: %s",
+           rows[i].name, fl, rows[i].sw, proto, two ? " / 2" : "",
+           two ? "4 tasks on 2 CPUs: >= 2 hand-overs a cycle on each CPU, "
+                 "both CPUs at once, 4 communications a cycle"
+               : "4 tasks on 1 CPU: 4 hand-overs a cycle");
+    if (wall > 0)
+      printf("; measured %.1fx the floor", wall / fl);
+    printf("\n");
+    if (f != NULL)
+      fprintf(f, "csp_commstime\t%s\tfloor\t%.3f\tns/op\n", rows[i].name,
+              fl);
   }
   if (f != NULL)
     fclose(f);

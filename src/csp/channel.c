@@ -11,6 +11,7 @@ static int run_single(csp_op *op, double timeout) {
   if (isnan(timeout))
     return mp__fail(MP_EINVAL, "timeout is NaN");
   mp__deadline d = mp__deadline_from_timeout(timeout);
+  op->d = d;
   for (;;) {
     int rc = mp__csp_attempt(op, d.poll ? CSP_ATTEMPT_TRY : CSP_ATTEMPT_POST,
                              false);

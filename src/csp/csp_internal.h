@@ -194,7 +194,17 @@ static inline unsigned char *csp_slot_data(csp_slot *sl) {
 
 /* ---- segment.c ------------------------------------------------------- */
 
-/* csp_lock takes the channel lock (recovering it after a dead holder). */
+/* mp__csp_lock_until takes the channel lock by deadline d: 0 (held; also
+ * after taking it over from a dead holder, and when the word was scribbled
+ * over: the caller goes on without it, see segment.c), or the error of d
+ * (MP_ETIMEDOUT, MP_EAGAIN for a poll) when a holder that is not known to
+ * be gone keeps it past d. Every caller (a poll, one already late) gives a
+ * holder inside its short critical section at least CSP_POLL_GRACE_NS; a
+ * poll that claimed a choice's offer waits as long for the owner's
+ * decision (offer.c). mp__csp_lock waits forever (for the calls that take
+ * no timeout: join, poison, retire, stats). */
+#define CSP_POLL_GRACE_NS (5 * 1000 * 1000)
+int mp__csp_lock_until(mp_channel *c, mp__deadline d);
 void mp__csp_lock(mp_channel *c);
 void mp__csp_unlock(mp_channel *c);
 
@@ -214,8 +224,10 @@ void mp__csp_leave_locked(mp_channel *c, uint32_t index, bool poison);
 void mp__csp_poke(mp_channel *c, uint32_t dir);
 
 /* mp__csp_sweep leaves the ends of dead processes and frees the slots of
- * dead owners. Takes the lock. */
-void mp__csp_sweep(mp_channel *c);
+ * dead owners. Takes the lock by deadline d (at most a slice from now);
+ * when it cannot, it does nothing (a sweep is a best effort that the next
+ * slice repeats). */
+void mp__csp_sweep(mp_channel *c, mp__deadline d);
 
 /* mp__csp_adopt moves the end's record to process pid (the process network
  * hands ends to its children this way); returns the previous holder. */
@@ -288,6 +300,9 @@ typedef struct csp_op {
   const void *msg; /* write: what */
   size_t len;
   size_t received; /* read: the length taken */
+  /* how long the channel lock, and an owner's decision on a claim, may be
+   * waited for (the call's deadline; a poll for a skip guard) */
+  mp__deadline d;
   /* posted offer, when any */
   int slot;
   uint32_t seq;
@@ -295,7 +310,9 @@ typedef struct csp_op {
 
 /* mp__csp_attempt tries to complete op now: from/into the buffer, or by
  * taking an opposite offer. Returns 0 (done), MP_EAGAIN (nothing ready),
- * MP_EPOISONED, MP_ERETIRED, MP_ETOOBIG, MP_ECORRUPT. With post set and
+ * MP_EPOISONED, MP_ERETIRED, MP_ETOOBIG, MP_ECORRUPT, or op->d's error
+ * (MP_ETIMEDOUT; MP_EAGAIN for a poll) when the channel lock was not
+ * free by op->d. With post set and
  * nothing ready, it posts an offer under the same lock hold instead and
  * returns 1 (op->slot, op->seq set). With peek set (a choice posting),
  * it neither takes anything nor waits for anyone: when something is ready

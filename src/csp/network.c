@@ -129,7 +129,8 @@ static int join_one(mp_csp_network *net, size_t i, mp__deadline d) {
     p->result = MP_EWORKERDIED;
     for (size_t k = 0; k < p->nends; k++)
       if (p->ends[k] != NULL)
-        mp__csp_sweep(p->ends[k]->ch);
+        mp__csp_sweep(p->ends[k]->ch,
+                      mp__deadline_min_slice(d, MP__SYNC_SLICE_NS));
   }
   return 0;
 }

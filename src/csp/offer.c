@@ -169,8 +169,16 @@ uint64_t mp__csp_slot_state(const csp_op *op) {
 
 /* await_decision waits, as the claimer of a choice's offer, for its owner
  * to accept (0) or reject it (MP_EAGAIN). A dead owner counts as a
- * rejection; the claim is then undone. */
-static int await_decision(csp_slot *sl, uint32_t seq) {
+ * rejection; the claim is then undone. So does the claimer's deadline d
+ * passing: it frees the slot, as a dead owner's claimer does, and the
+ * owner (which has then not accepted: its accept is a CAS from CLAIMED)
+ * sees its offer lost and posts again; nothing was copied. */
+static int await_decision(csp_slot *sl, uint32_t seq, mp__deadline d) {
+  /* A poll, or a caller already late, still lets a live owner decide (it
+   * is quick) for CSP_POLL_GRACE_NS. */
+  int64_t least = mp__os_now_ns() + CSP_POLL_GRACE_NS;
+  if (d.poll || d.ns < least)
+    d = (mp__deadline){.ns = least};
   for (;;) {
     uint32_t b = atomic_load_explicit(&sl->bell, memory_order_acquire);
     uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
@@ -178,11 +186,18 @@ static int await_decision(csp_slot *sl, uint32_t seq) {
       return MP_EAGAIN;
     if (csp_st(w) == ST_ACCEPTED)
       return 0;
-    if (!bell_wait(sl, b, slice_end())) {
-      if (!mp__os_pid_alive(sl->owner_pid)) {
-        atomic_compare_exchange_strong(&sl->state, &w,
-                                       csp_word(seq, ST_FREE, 0));
-        return MP_EAGAIN;
+    bool late = mp__deadline_expired(d);
+    int64_t until = slice_end();
+    if (d.ns < until)
+      until = d.ns;
+    if (late || !bell_wait(sl, b, until)) {
+      if (late || mp__deadline_expired(d) ||
+          !mp__os_pid_alive(sl->owner_pid)) {
+        if (atomic_compare_exchange_strong(&sl->state, &w,
+                                           csp_word(seq, ST_FREE, 0))) {
+          mp__csp_wake(&sl->bell, &sl->sleepers);
+          return MP_EAGAIN;
+        }
       }
     }
   }
@@ -223,7 +238,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
       return 0;
     }
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(sl, seq) != 0)
+    if (await_decision(sl, seq, op->d) != 0)
       return MP_EAGAIN;
     memcpy(op->buf, csp_slot_data(sl), len);
     uint64_t acc = csp_word(seq, ST_ACCEPTED, me);
@@ -239,7 +254,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
     return MP_EAGAIN;
   if (slot_get(sl->multi)) {
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(sl, seq) != 0)
+    if (await_decision(sl, seq, op->d) != 0)
       return MP_EAGAIN;
   }
   uint32_t cap = sl->cap;
@@ -321,7 +336,9 @@ int mp__csp_attempt(csp_op *op, int mode, bool multi) {
   int32_t tid = (int32_t)mp__os_gettid();
   uint32_t opposite = op->dir == CSP_DIR_READ ? CSP_DIR_WRITE : CSP_DIR_READ;
   for (;;) {
-    mp__csp_lock(c);
+    int lrc = mp__csp_lock_until(c, op->d);
+    if (lrc != 0)
+      return lrc;
     uint32_t st = mp__csp_status(c);
     if (st & CSP_POISONED) {
       mp__csp_unlock(c);
@@ -582,7 +599,7 @@ int mp__csp_wait_single(csp_op *op, mp__deadline d) {
         }
       }
       if (!mp__deadline_expired(d) || st != ST_OFFERED)
-        mp__csp_sweep(c);
+        mp__csp_sweep(c, mp__deadline_min_slice(d, MP__SYNC_SLICE_NS));
     }
   }
 }

@@ -273,13 +273,33 @@ void mp_channel_free(mp_channel *c) {
 
 /* ---- the lock ------------------------------------------------------- */
 
-void mp__csp_lock(mp_channel *c) {
+int mp__csp_lock_until(mp_channel *c, mp__deadline d) {
   /* MP_EOWNERDEAD: a holder died, and every change under the lock is a
    * single store or CAS, so the state is consistent as it is. MP_ECORRUPT:
    * another program wrote over the word; the caller goes on without the
    * lock, as every shared read is checked anyway (a scribbler can only
-   * spoil this channel's messages, never this process's memory). */
-  (void)mp__sync_lock_acquire(&c->s->lock, MP_FOREVER);
+   * spoil this channel's messages, never this process's memory). A holder
+   * that stays (a live one that never lets go, or a word naming a thread
+   * of another PID namespace, which nobody here can judge) costs a caller
+   * with a deadline no more than its deadline. */
+  mp__sync_lock *l = &c->s->lock;
+  int rc = mp__sync_lock_acquire_until(l, (mp__deadline){.poll = true});
+  if (rc == MP_EAGAIN) {
+    /* Held: every caller, a poll and one already late included, gives a
+     * holder inside its short critical section CSP_POLL_GRACE_NS. */
+    int64_t least = mp__os_now_ns() + CSP_POLL_GRACE_NS;
+    mp__deadline ld = {.ns = d.poll || d.ns < least ? least : d.ns};
+    rc = mp__sync_lock_acquire_until(l, ld);
+  }
+  if (rc == MP_ETIMEDOUT || rc == MP_EAGAIN)
+    return mp__fail(mp__deadline_error(d),
+                    "the channel lock stayed held past the deadline (by a "
+                    "holder not known to be gone)");
+  return 0;
+}
+
+void mp__csp_lock(mp_channel *c) {
+  (void)mp__csp_lock_until(c, mp__deadline_from_timeout(MP_FOREVER));
 }
 
 void mp__csp_unlock(mp_channel *c) {
@@ -454,8 +474,9 @@ int mp_channel_retire(mp_channel_end *e) {
 
 /* ---- the sweep ------------------------------------------------------ */
 
-void mp__csp_sweep(mp_channel *c) {
-  mp__csp_lock(c);
+void mp__csp_sweep(mp_channel *c, mp__deadline d) {
+  if (c->remote != NULL || mp__csp_lock_until(c, d) != 0)
+    return;
   for (uint32_t i = 0; i < c->max_ends; i++) {
     csp_end_rec *r = csp_end_rec_of(c, i);
     if (atomic_load(&r->kind) == CSP_END_FREE)
@@ -489,7 +510,7 @@ int mp_channel_stats_get(mp_channel *c, mp_channel_stats *st) {
     return mp__fail(MP_EINVAL, "channel or stats is NULL");
   if (c->remote != NULL)
     return mp__csp_remote_stats(c, st);
-  mp__csp_sweep(c);
+  mp__csp_sweep(c, mp__deadline_from_timeout(MP__SYNC_SLICE_NS / 1e9));
   mp__csp_lock(c);
   uint32_t bits = mp__csp_status(c);
   st->readers = c->s->nreaders;

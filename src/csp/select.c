@@ -78,6 +78,11 @@ static int validate(choice *ch) {
   /* A zero timeout guard is a timeout, not a poll: it fires (rather than
    * MP_EAGAIN) when nothing is ready. */
   ch->d.poll = false;
+  /* How long each channel's lock may be waited for: the choice's deadline;
+   * a poll's grace with a skip guard, which must not block. */
+  mp__deadline ld = ch->skip >= 0 ? mp__deadline_from_timeout(0) : ch->d;
+  for (size_t i = 0; i < ch->n; i++)
+    ch->ops[i].d = ld;
   return 0;
 }
 
@@ -186,7 +191,8 @@ static int passive_wait(choice *ch) {
     }
     if (!rung && mp__os_now_ns() >= until && !mp__deadline_expired(ch->d))
       for (unsigned k = 0; k < m; k++)
-        mp__csp_sweep(ch->ops[ch->posted[k]].end->ch);
+        mp__csp_sweep(ch->ops[ch->posted[k]].end->ch,
+                      mp__deadline_min_slice(ch->d, MP__SYNC_SLICE_NS));
   }
 }
 
@@ -203,7 +209,9 @@ static int run(choice *ch) {
       int rc = mp__csp_attempt(&ch->ops[i], CSP_ATTEMPT_TRY, false);
       if (rc == 0)
         return fired(ch, i);
-      if (rc != MP_EAGAIN)
+      /* MP_ETIMEDOUT: its lock stayed held past the deadline; the timeout
+       * guard fires below. */
+      if (rc != MP_EAGAIN && rc != MP_ETIMEDOUT)
         return rc;
     }
     if (ch->skip >= 0)
@@ -227,6 +235,8 @@ static int run(choice *ch) {
       int rc = withdraw_all(ch);
       if (rc != RESTART)
         return rc;
+      if (again == MP_ETIMEDOUT && ch->timeout >= 0)
+        return ch->timeout; /* a lock held past the deadline */
       if (again != 2)
         return again;
       continue;
