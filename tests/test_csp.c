@@ -931,6 +931,8 @@ static void parallel_sequence_spawn(void **state) {
   mp_csp_network *net = NULL;
   mp_csp_process bg[] = {{.fn = sleeper}};
   assert_rc(mp_csp_spawn(&net, bg, 1), 0);
+  assert_rc(mp_csp_network_join(net, NAN), MP_EINVAL);
+  assert_string_equal(mp_error_detail(), "timeout is NaN");
   assert_rc(mp_csp_network_join(net, 0.01), MP_ETIMEDOUT);
   assert_rc(mp_csp_network_join(net, 10.0), 0);
   assert_int_equal(bg[0].result, 7);

@@ -138,6 +138,8 @@ static int join_one(mp_csp_network *net, size_t i, mp__deadline d) {
 int mp_csp_network_join(mp_csp_network *net, double timeout) {
   if (net == NULL)
     return mp__fail(MP_EINVAL, "network is NULL");
+  if (timeout != timeout)
+    return mp__fail(MP_EINVAL, "timeout is NaN");
   mp__deadline d = mp__deadline_from_timeout(timeout);
   for (size_t i = 0; i < net->n; i++) {
     int rc = join_one(net, i, d);
