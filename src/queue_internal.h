@@ -20,7 +20,7 @@
 /* PID namespaces a queue tells apart (1..MP__QUEUE_NS; 0: unknown). */
 #define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
-#define MP__QUEUE_SPARES 4
+#define MP__QUEUE_SPARES 8 /* one cache line */
 /* Large-message segments a process keeps mapped for reuse (queue_large.c),
  * and the most bytes they may hold. */
 #define MP__QUEUE_MAPS 16

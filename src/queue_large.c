@@ -369,6 +369,41 @@ static void map_put(mp_queue *q, int idx, void *addr, size_t len, bool drop) {
   pthread_mutex_unlock(&q->maps_lock);
 }
 
+/* map_find maps segment name (writable or read-only) for a copy or a
+ * zero-copy hand-over, and stores its size: one look-up by name, then the
+ * mapping this process keeps of that inode if it has one (no open, no
+ * mmap), else a new one. Returns 0, MP_ENOENT (no such segment), or an
+ * error of the system. */
+static int map_find(mp_queue *q, const char *name, bool writable, void **addr,
+                    size_t *len, int *idx) {
+  uint64_t dev, ino;
+  size_t size;
+  int rc = mp__os_shm_stat(name, &dev, &ino, &size);
+  if (rc != 0)
+    return rc == -ENOENT ? MP_ENOENT : rc;
+  pthread_mutex_lock(&q->maps_lock);
+  for (int i = 0; i < MP__QUEUE_MAPS; i++) {
+    mp__qmap *m = &q->maps[i];
+    if (m->addr != NULL && !m->busy && m->dev == dev && m->ino == ino &&
+        m->writable == writable && m->size == size) {
+      m->busy = true;
+      m->used = ++q->maps_clock;
+      *addr = m->addr;
+      *len = size;
+      *idx = i;
+      pthread_mutex_unlock(&q->maps_lock);
+      return 0;
+    }
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+  int fd;
+  if ((rc = mp__os_shm_open(name, &fd, &size)) != 0)
+    return rc;
+  rc = map_get(q, fd, writable, addr, len, idx);
+  close(fd);
+  return rc;
+}
+
 void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
                          bool drop) {
   map_put(q, map_idx, map, map_len, drop);
@@ -378,23 +413,19 @@ void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
  */
 
 /* seg_new makes (or takes from the spares) a segment of at least len
- * bytes under this process's name for a new message; fills *ref and the
- * open descriptor. */
+ * bytes under this process's name for a new message; fills *ref, and the
+ * open descriptor of a new one (-1 for a spare: *spare says which). */
 static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
                    char *name, bool *spare) {
   uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
   large_name(q, pid, ctr, name, LARGE_NAME_MAX);
-  size_t size;
   *spare = false;
   if (spare_take(q, len, name)) {
-    rc = mp__os_shm_open(name, &fd, &size);
-    *spare = rc == 0;
-    /* The spare now carries this put's name: if it cannot be opened, remove
-     * it rather than leave it under a live pid that sweeps skip. */
-    if (rc != 0)
-      mp__os_shm_unlink(name);
+    /* Opened (or found mapped) by the caller. */
+    *spare = true;
+    rc = 0;
   }
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
@@ -415,6 +446,35 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
   return 0;
 }
 
+/* Messages up to this size are copied in and out through a mapping the
+ * process keeps (see "mappings kept for reuse"); larger ones, which the
+ * kept mappings would not hold, with pwrite and pread. */
+#define MAPPED_COPY_MAX (MP__QUEUE_MAPS_BYTES / 2)
+
+/* seg_map maps the segment seg_new gave (writable, every page present):
+ * a spare through the mapping this process keeps of it if any; a new one
+ * after giving it its memory (a write through the mapping must never
+ * fault for lack of it; a spare's pages exist). Closes fd. The caller
+ * removes the segment if it fails. */
+static int seg_map(mp_queue *q, const char *name, int fd, size_t len,
+                   void **map, size_t *map_len, int *map_idx) {
+  int rc;
+  if (fd < 0) {
+    rc = map_find(q, name, true, map, map_len, map_idx);
+  } else {
+    rc = mp__os_reserve(fd, len);
+    if (rc == 0)
+      rc = map_get(q, fd, true, map, map_len, map_idx);
+    close(fd);
+  }
+  if (rc == 0 && *map_len < len) {
+    /* Shrunk from outside since it was taken. */
+    map_put(q, *map_idx, *map, *map_len, true);
+    rc = MP_EIO;
+  }
+  return rc;
+}
+
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref) {
   char name[LARGE_NAME_MAX];
@@ -423,8 +483,24 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   int rc = seg_new(q, len, ref, &fd, name, &spare);
   if (rc != 0)
     return rc;
-  rc = write_all(fd, buf, len);
-  close(fd);
+  if (len <= MAPPED_COPY_MAX) {
+    void *map;
+    size_t map_len;
+    int idx;
+    rc = seg_map(q, name, fd, len, &map, &map_len, &idx);
+    if (rc == 0) {
+      memcpy(map, buf, len);
+      map_put(q, idx, map, map_len, false);
+    }
+  } else {
+    size_t size;
+    if (fd < 0)
+      rc = mp__os_shm_open(name, &fd, &size);
+    if (rc == 0) {
+      rc = write_all(fd, buf, len);
+      close(fd);
+    }
+  }
   if (rc != 0)
     mp__os_shm_unlink(name);
   return rc;
@@ -438,14 +514,7 @@ int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
   int rc = seg_new(q, len, ref, &fd, name, &spare);
   if (rc != 0)
     return rc;
-  /* A fresh segment's memory first (a write through the mapping must never
-   * fault for lack of it; a spare's pages exist), then every page mapped
-   * in one go, or the mapping this process kept of that spare. */
-  if (!spare)
-    rc = mp__os_reserve(fd, len);
-  if (rc == 0)
-    rc = map_get(q, fd, true, map, map_len, map_idx);
-  close(fd);
+  rc = seg_map(q, name, fd, len, map, map_len, map_idx);
   if (rc != 0)
     mp__os_shm_unlink(name);
   return rc;
@@ -483,48 +552,66 @@ int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
   }
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
-  int fd;
-  size_t size;
-  int rc = mp__os_shm_open(name, &fd, &size);
-  if (rc == MP_ENOENT)
-    return MP_ENOENT;
-  if (rc != 0)
-    return rc;
-  if (size < ref->size) {
+  if (g->msg == NULL && ref->size > MAPPED_COPY_MAX) {
+    /* Too large for the kept mappings: read with pread. */
+    int fd;
+    size_t size;
+    int rc = mp__os_shm_open(name, &fd, &size);
+    if (rc != 0)
+      return rc;
+    if (size < ref->size) {
+      /* Not the segment the producer wrote: as good as gone. A reused
+       * spare may be larger than its message. */
+      close(fd);
+      return MP_ENOENT;
+    }
+    rc = read_all(fd, g->buf + g->used, (size_t)ref->size);
+    close(fd);
+    if (rc != 0)
+      return rc;
+    g->lens[0] = (size_t)ref->size;
+    g->used += (size_t)ref->size;
+    g->seg_size = size;
+    return 0;
+  }
+  /* Through the mapping this process keeps of the segment, if it has one:
+   * a reused segment's pages are mapped already. */
+  mp__qzc *zc = NULL;
+  if (g->msg != NULL && (zc = mp__calloc(1, sizeof *zc)) == NULL)
+    return MP_ENOMEM;
+  void *map;
+  size_t map_len;
+  int idx;
+  int rc = map_find(q, name, false, &map, &map_len, &idx);
+  if (rc == 0 && map_len < ref->size) {
     /* Not the segment the producer wrote: as good as gone. A reused spare
      * may be larger than its message. */
-    close(fd);
-    return MP_ENOENT;
+    map_put(q, idx, map, map_len, true);
+    rc = MP_ENOENT;
   }
-  if (g->msg != NULL) {
-    mp__qzc *zc = mp__calloc(1, sizeof *zc);
-    if (zc == NULL) {
-      close(fd);
-      return MP_ENOMEM;
-    }
-    rc = map_get(q, fd, false, &zc->addr, &zc->map_len, &zc->map_idx);
-    close(fd);
-    if (rc != 0) {
-      mp__free(zc);
-      return rc;
-    }
+  if (rc != 0) {
+    mp__free(zc);
+    return rc;
+  }
+  if (zc != NULL) {
     zc->q = q;
     memcpy(zc->prefix, q->prefix, sizeof zc->prefix);
-    zc->seg_size = size;
-    g->msg->data = zc->addr;
+    zc->addr = map;
+    zc->map_len = map_len;
+    zc->map_idx = idx;
+    zc->seg_size = map_len;
+    g->msg->data = map;
     g->msg->len = (size_t)ref->size;
     g->msg->priv_[0] = zc;
     g->msg->priv_[1] = MP__QMSG_SEGMENT;
     g->lens[0] = (size_t)ref->size;
     return 0;
   }
-  rc = read_all(fd, g->buf + g->used, (size_t)ref->size);
-  close(fd);
-  if (rc != 0)
-    return rc;
+  memcpy(g->buf + g->used, map, (size_t)ref->size);
+  map_put(q, idx, map, map_len, false);
   g->lens[0] = (size_t)ref->size;
   g->used += (size_t)ref->size;
-  g->seg_size = size;
+  g->seg_size = map_len;
   return 0;
 }
 
