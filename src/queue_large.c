@@ -149,9 +149,13 @@ static int read_all(int fd, void *buf, size_t len) {
  * by the BUSY holder, with the rename in between. A process killed while
  * BUSY leaves the slot to whoever finds it next with its holder dead: the
  * file system says which way the rename went (the spare's name exists or
- * not). Spare names do not parse as "<pid>.<ctr>", so sweeps leave them;
+ * not). A zero-copy consumer parks the segment of the message it took at
+ * once, as LENT(pid) instead of FULL: the slot is its own until it
+ * releases the message, which turns LENT into FULL with one
+ * compare-and-swap and no rename. Killed before that, it leaves LENT with
+ * a dead holder, settled as a half-done move is (the name exists: FULL). Spare names do not parse as "<pid>.<ctr>", so sweeps leave them;
  * the last user's free removes them with the rest. */
-enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2 };
+enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2, SPARE_LENT = 3 };
 
 /* Segments larger than this are not kept: they would hold much memory for
  * a message that may not come again. */
@@ -168,7 +172,7 @@ static uint64_t busy_word(mp_queue *q) {
 /* spare_settle ends slot k's move that a dead process left half done;
  * returns the slot's word afterwards. */
 static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
-  if ((w & 3u) != SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
+  if ((w & 3u) < SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
     return w;
   uint64_t mine = busy_word(q);
   if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, mine))
@@ -212,11 +216,13 @@ static bool spare_take(mp_queue *q, size_t len, const char *name) {
   return false;
 }
 
-/* spare_park keeps segment name (size bytes) as a spare; false when no
- * slot is free (the caller removes it). */
-static bool spare_park(mp_queue *q, const char *name, uint64_t size) {
+/* spare_park keeps segment name (size bytes) as a spare, lent to this
+ * process with lend; returns its slot, or -1 when no slot is free (the
+ * caller removes it). */
+static int spare_park(mp_queue *q, const char *name, uint64_t size,
+                      bool lend) {
   if (size == 0 || size > SPARE_MAX_BYTES)
-    return false;
+    return -1;
   for (int k = 0; k < MP__QUEUE_SPARES; k++) {
     uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
     if (w != SPARE_EMPTY ||
@@ -231,11 +237,14 @@ static bool spare_park(mp_queue *q, const char *name, uint64_t size) {
       mp__os_shm_unlink(sname);
       rc = mp__os_shm_rename(name, sname);
     }
-    atomic_store(&q->s->spares[k],
-                 rc == 0 ? (size << 2) | SPARE_FULL : SPARE_EMPTY);
-    return rc == 0;
+    uint64_t now = SPARE_EMPTY;
+    if (rc == 0)
+      now = lend ? ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT
+                 : (size << 2) | SPARE_FULL;
+    atomic_store(&q->s->spares[k], now);
+    return rc == 0 ? k : -1;
   }
-  return false;
+  return -1;
 }
 
 void mp__qlarge_drop_spares(mp_queue *q) {
@@ -595,6 +604,7 @@ int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
   }
   if (zc != NULL) {
     zc->q = q;
+    zc->lent = -1;
     memcpy(zc->prefix, q->prefix, sizeof zc->prefix);
     zc->addr = map;
     zc->map_len = map_len;
@@ -620,17 +630,23 @@ void mp__qlarge_taken(mp_queue *q, const mp__qlarge_ref *ref,
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
   if (g->msg != NULL) {
-    /* A zero-copy consumer still reads the pages: the segment goes under
-     * its own name until it releases the message (then it is parked as a
-     * spare). Killed before that, it leaves a segment of a dead process
-     * that no record names: a sweep removes it. */
+    /* A zero-copy consumer still reads the pages: the segment is parked
+     * lent to it until it releases the message (see Spares), else it goes
+     * under the consumer's own name until then (and is parked or removed
+     * at the release). Killed before that, it leaves a segment of a dead
+     * process that no record names: a sweep removes it. */
     mp__qzc *zc = g->msg->priv_[0];
+    zc->lent = spare_park(q, name, zc->seg_size, true);
+    if (zc->lent >= 0) {
+      atomic_store_explicit(&q->s->pend_pid, 0, memory_order_release);
+      return;
+    }
     large_name(q, mp__queue_tag(q), next_ctr(), zc->name, sizeof zc->name);
     if (mp__os_shm_rename(name, zc->name) != 0) {
       mp__os_shm_unlink(name);
       zc->name[0] = '\0';
     }
-  } else if (!spare_park(q, name, g->seg_size)) {
+  } else if (spare_park(q, name, g->seg_size, false) < 0) {
     /* A copy consumer is done with the pages: they are kept for the next
      * producer, unless no spare slot is free. */
     mp__os_shm_unlink(name);
@@ -647,7 +663,17 @@ void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc) {
     mp__free(zc);
     return;
   }
-  bool parked = zc->name[0] != '\0' && spare_park(q, zc->name, zc->seg_size);
+  bool parked;
+  if (zc->lent >= 0) {
+    /* Lent to this process: given back as a spare. Not lent any more (the
+     * last user's free dropped the spares): gone. */
+    uint64_t w = ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT;
+    parked = atomic_compare_exchange_strong(
+        &q->s->spares[zc->lent], &w, (zc->seg_size << 2) | SPARE_FULL);
+  } else {
+    parked = zc->name[0] != '\0' &&
+             spare_park(q, zc->name, zc->seg_size, false) >= 0;
+  }
   if (!parked && zc->name[0] != '\0')
     mp__os_shm_unlink(zc->name);
   /* A parked segment's mapping is worth keeping: the next message that

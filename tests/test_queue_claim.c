@@ -339,6 +339,14 @@ static int die_holding_msg(void *p) {
   return 3;
 }
 
+/* count_lent: spare slots lent to a zero-copy holder. */
+static int count_lent(mp_queue *q) {
+  int n = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    n += (atomic_load(&q->s->spares[i]) & 3u) == 3u;
+  return n;
+}
+
 static void zero_copy_holder_death_swept(void **state) {
   (void)state;
   char name[64];
@@ -351,9 +359,57 @@ static void zero_copy_holder_death_swept(void **state) {
   int st = mp_test_wait(mp_test_fork(die_holding_msg, name), mp_test_slack(30));
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   assert_int_equal(mp_queue_qsize(q), 0);
+  /* Its segment was parked lent to it: no orphan, and the slot names a
+   * dead holder. */
+  assert_int_equal(count_large(q), 0);
+  assert_int_equal(count_lent(q), 1);
+  /* The next large put settles the slot (the spare exists: it is one
+   * again) and reuses the segment, right to the last byte. */
+  fill(in, BIG, 7);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  assert_int_equal(count_lent(q), 0);
+  assert_int_equal(count_large(q), 1);
+  mp_queue_msg m;
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  assert_true(same(m.data, m.len, 7));
+  mp_queue_msg_release(&m);
+  assert_int_equal(count_large(q), 0);
+  free(in);
+  mp_queue_free(q);
+}
+
+/* With every spare slot taken, a zero-copy consumer holds its segment
+ * under its own name instead, and removes it at the release; killed
+ * while holding it, a sweep removes it. */
+static void zero_copy_without_a_free_slot(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "zcnoslot");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *in = malloc(BIG);
+  assert_non_null(in);
+  /* Slots held by a live process (this one) in the middle of a move. */
+  uint64_t busy = ((uint64_t)mp__queue_tag(q) << 32) | 2u;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    atomic_store(&q->s->spares[i], busy);
+  fill(in, BIG, 8);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  mp_queue_msg m;
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  assert_true(same(m.data, m.len, 8));
+  assert_int_equal(count_large(q), 1);
+  assert_int_equal(count_lent(q), 0);
+  mp_queue_msg_release(&m);
+  assert_int_equal(count_large(q), 0);
+  fill(in, BIG, 5);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  int st = mp_test_wait(mp_test_fork(die_holding_msg, name), mp_test_slack(30));
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   assert_int_equal(count_large(q), 1);
   mp__queue_sweep(q);
   assert_int_equal(count_large(q), 0);
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    atomic_store(&q->s->spares[i], 0);
   free(in);
   mp_queue_free(q);
 }
@@ -429,6 +485,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(death_after_commit_large),
     cmocka_unit_test(death_before_commit_then_free),
     cmocka_unit_test(zero_copy_holder_death_swept),
+    cmocka_unit_test(zero_copy_without_a_free_slot),
     cmocka_unit_test(zero_copy_release_after_free),
     cmocka_unit_test(inplace_to_zero_copy_stream),
 };
