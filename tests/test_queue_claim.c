@@ -309,6 +309,67 @@ static void death_after_commit_large(void **state) {
   run_death(BIG, true);
 }
 
+/* count_kept: spare slots holding a kept segment (FULL). */
+static int count_kept(mp_queue *q) {
+  int n = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    n += (atomic_load(&q->s->spares[i]) & 3u) == 1u;
+  return n;
+}
+
+/* A claimer killed while it holds a recycled segment (a kept one, which
+ * this process also has mapped): before its commit the segment is an
+ * orphan that a sweep removes; after it, the message is read whole
+ * through this process's kept mapping of the same pages. */
+static void run_death_recycled(bool commit) {
+  char name[64];
+  mp_test_name(name, sizeof name, "deathrec");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *out = malloc(BIG + 1);
+  assert_non_null(out);
+  fill(out, BIG, 4);
+  size_t len = 0;
+  assert_rc(mp_queue_put(q, out, BIG, 0), 0);
+  assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+  assert_true(same(out, BIG, 4));
+  assert_int_equal(count_kept(q), 1);
+  die_arg a = {.name = name, .size = BIG, .commit = commit};
+  int st = mp_test_wait(mp_test_fork(die_claiming, &a), mp_test_slack(30));
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  /* The claimer took the kept segment. */
+  assert_int_equal(count_kept(q), 0);
+  assert_int_equal(count_large(q), 1);
+  if (commit) {
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+    assert_int_equal(len, BIG);
+    assert_true(same(out, BIG, 3));
+    assert_int_equal(count_kept(q), 1);
+  } else {
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), MP_EAGAIN);
+    mp__queue_sweep(q);
+    assert_int_equal(count_large(q), 0);
+    /* A put takes the dead claimer's lock over and goes through. */
+    fill(out, BIG, 6);
+    assert_rc(mp_queue_put(q, out, BIG, mp_test_slack(10)), 0);
+    memset(out, 0, BIG);
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+    assert_true(same(out, BIG, 6));
+  }
+  assert_int_equal(count_large(q), 0);
+  free(out);
+  mp_queue_free(q);
+}
+
+static void death_before_commit_recycled(void **state) {
+  (void)state;
+  run_death_recycled(false);
+}
+
+static void death_after_commit_recycled(void **state) {
+  (void)state;
+  run_death_recycled(true);
+}
+
 /* The last user's free removes a dead claimer's segment too. */
 static void death_before_commit_then_free(void **state) {
   (void)state;
@@ -484,6 +545,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(death_after_commit_small),
     cmocka_unit_test(death_after_commit_large),
     cmocka_unit_test(death_before_commit_then_free),
+    cmocka_unit_test(death_before_commit_recycled),
+    cmocka_unit_test(death_after_commit_recycled),
     cmocka_unit_test(zero_copy_holder_death_swept),
     cmocka_unit_test(zero_copy_without_a_free_slot),
     cmocka_unit_test(zero_copy_release_after_free),
