@@ -153,8 +153,9 @@ static int read_all(int fd, void *buf, size_t len) {
  * once, as LENT(pid) instead of FULL: the slot is its own until it
  * releases the message, which turns LENT into FULL with one
  * compare-and-swap and no rename. Killed before that, it leaves LENT with
- * a dead holder, settled as a half-done move is (the name exists: FULL). Spare names do not parse as "<pid>.<ctr>", so sweeps leave them;
- * the last user's free removes them with the rest. */
+ * a dead holder, settled as a half-done move is (the name exists: FULL). Spare
+ * names do not parse as "<pid>.<ctr>", so sweeps leave them; the last user's
+ * free removes them with the rest. */
 enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2, SPARE_LENT = 3 };
 
 /* Segments larger than this are not kept: they would hold much memory for
@@ -169,8 +170,11 @@ static uint64_t busy_word(mp_queue *q) {
   return ((uint64_t)mp__queue_tag(q) << 32) | SPARE_BUSY;
 }
 
-/* spare_settle ends slot k's move that a dead process left half done;
- * returns the slot's word afterwards. */
+/* spare_settle ends slot k's move that a dead process left half done (or
+ * its loan to a dead zero-copy holder); returns the slot's word
+ * afterwards. It asks the system whether the holder lives, so the scans
+ * below look for a slot without it first, and settle only when they found
+ * none. */
 static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
   if ((w & 3u) < SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
     return w;
@@ -196,54 +200,59 @@ static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
 /* spare_take renames a spare of at least len bytes to name; false when
  * there is none. */
 static bool spare_take(mp_queue *q, size_t len, const char *name) {
-  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
-    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
-    if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
-      continue;
-    if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
-      continue;
-    char sname[LARGE_NAME_MAX];
-    spare_name(q, k, sname, sizeof sname);
-    int rc = mp__os_shm_rename(sname, name);
-    /* Gone (removed from outside): the slot is empty. Not moved for
-     * another reason: it is still a spare. */
-    atomic_store(&q->s->spares[k], rc == 0 || rc == MP_ENOENT
-                                       ? (uint64_t)SPARE_EMPTY
-                                       : (w & ~(uint64_t)3) | SPARE_FULL);
-    if (rc == 0)
-      return true;
-  }
+  for (int k = 0, pass = 0; pass < 2; k = 0, pass++)
+    for (; k < MP__QUEUE_SPARES; k++) {
+      uint64_t w = atomic_load(&q->s->spares[k]);
+      if (pass == 1)
+        w = spare_settle(q, k, w);
+      if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
+        continue;
+      if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
+        continue;
+      char sname[LARGE_NAME_MAX];
+      spare_name(q, k, sname, sizeof sname);
+      int rc = mp__os_shm_rename(sname, name);
+      /* Gone (removed from outside): the slot is empty. Not moved for
+       * another reason: it is still a spare. */
+      atomic_store(&q->s->spares[k], rc == 0 || rc == MP_ENOENT
+                                         ? (uint64_t)SPARE_EMPTY
+                                         : (w & ~(uint64_t)3) | SPARE_FULL);
+      if (rc == 0)
+        return true;
+    }
   return false;
 }
 
 /* spare_park keeps segment name (size bytes) as a spare, lent to this
  * process with lend; returns its slot, or -1 when no slot is free (the
  * caller removes it). */
-static int spare_park(mp_queue *q, const char *name, uint64_t size,
-                      bool lend) {
+static int spare_park(mp_queue *q, const char *name, uint64_t size, bool lend) {
   if (size == 0 || size > SPARE_MAX_BYTES)
     return -1;
-  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
-    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
-    if (w != SPARE_EMPTY ||
-        !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
-      continue;
-    char sname[LARGE_NAME_MAX];
-    spare_name(q, k, sname, sizeof sname);
-    int rc = mp__os_shm_rename(name, sname);
-    if (rc == MP_EEXIST) {
-      /* A spare name no slot knows of (left by a move cut short): this
-       * slot is ours, so is the name. */
-      mp__os_shm_unlink(sname);
-      rc = mp__os_shm_rename(name, sname);
+  for (int k = 0, pass = 0; pass < 2; k = 0, pass++)
+    for (; k < MP__QUEUE_SPARES; k++) {
+      uint64_t w = atomic_load(&q->s->spares[k]);
+      if (pass == 1)
+        w = spare_settle(q, k, w);
+      if (w != SPARE_EMPTY ||
+          !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
+        continue;
+      char sname[LARGE_NAME_MAX];
+      spare_name(q, k, sname, sizeof sname);
+      int rc = mp__os_shm_rename(name, sname);
+      if (rc == MP_EEXIST) {
+        /* A spare name no slot knows of (left by a move cut short): this
+         * slot is ours, so is the name. */
+        mp__os_shm_unlink(sname);
+        rc = mp__os_shm_rename(name, sname);
+      }
+      uint64_t now = SPARE_EMPTY;
+      if (rc == 0)
+        now = lend ? ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT
+                   : (size << 2) | SPARE_FULL;
+      atomic_store(&q->s->spares[k], now);
+      return rc == 0 ? k : -1;
     }
-    uint64_t now = SPARE_EMPTY;
-    if (rc == 0)
-      now = lend ? ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT
-                 : (size << 2) | SPARE_FULL;
-    atomic_store(&q->s->spares[k], now);
-    return rc == 0 ? k : -1;
-  }
   return -1;
 }
 
@@ -668,8 +677,8 @@ void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc) {
     /* Lent to this process: given back as a spare. Not lent any more (the
      * last user's free dropped the spares): gone. */
     uint64_t w = ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT;
-    parked = atomic_compare_exchange_strong(
-        &q->s->spares[zc->lent], &w, (zc->seg_size << 2) | SPARE_FULL);
+    parked = atomic_compare_exchange_strong(&q->s->spares[zc->lent], &w,
+                                            (zc->seg_size << 2) | SPARE_FULL);
   } else {
     parked = zc->name[0] != '\0' &&
              spare_park(q, zc->name, zc->seg_size, false) >= 0;
