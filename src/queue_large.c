@@ -472,19 +472,31 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
 /* seg_map maps the segment seg_new gave (writable, every page present):
  * a spare through the mapping this process keeps of it if any; a new one
  * after giving it its memory (a write through the mapping must never
- * fault for lack of it; a spare's pages exist). Closes fd. The caller
- * removes the segment if it fails. */
+ * fault for lack of it; a spare's pages exist; fallocate also grows a
+ * spare that was shrunk from outside). Closes fd. The caller removes the
+ * segment if it fails. */
 static int seg_map(mp_queue *q, const char *name, int fd, size_t len,
                    void **map, size_t *map_len, int *map_idx) {
   int rc;
   if (fd < 0) {
     rc = map_find(q, name, true, map, map_len, map_idx);
-  } else {
-    rc = mp__os_reserve(fd, len);
+    if (rc == 0 && *map_len >= len)
+      return 0;
+    /* Smaller than its slot said, or gone (changed from outside): made
+     * whole as a new segment would be. */
     if (rc == 0)
-      rc = map_get(q, fd, true, map, map_len, map_idx);
-    close(fd);
+      map_put(q, *map_idx, *map, *map_len, true);
+    size_t size;
+    rc = mp__os_shm_open(name, &fd, &size);
+    if (rc == MP_ENOENT)
+      rc = mp__os_shm_create(name, len, &fd);
+    if (rc != 0)
+      return rc;
   }
+  rc = mp__os_reserve(fd, len);
+  if (rc == 0)
+    rc = map_get(q, fd, true, map, map_len, map_idx);
+  close(fd);
   if (rc == 0 && *map_len < len) {
     /* Shrunk from outside since it was taken. */
     map_put(q, *map_idx, *map, *map_len, true);

@@ -370,6 +370,40 @@ static void death_after_commit_recycled(void **state) {
   run_death_recycled(true);
 }
 
+/* A kept segment shrunk from outside is grown back by the next put that
+ * takes it (and the consumer reads the whole message, not what a stale
+ * mapping held). */
+static void shrunk_spare_is_grown(void **state) {
+  (void)state;
+  mp_queue *q = qnew(NULL);
+  unsigned char *buf = malloc(BIG + 1);
+  assert_non_null(buf);
+  size_t len = 0;
+  for (unsigned round = 0; round < 2; round++) {
+    fill(buf, BIG, 10 + round);
+    assert_rc(mp_queue_put(q, buf, BIG, 0), 0);
+    memset(buf, 0, BIG);
+    assert_rc(mp_queue_get(q, buf, BIG + 1, &len, 0), 0);
+    assert_true(same(buf, BIG, 10 + round));
+    assert_int_equal(count_kept(q), 1);
+    char path[256];
+    int k = -1;
+    for (int i = 0; i < MP__QUEUE_SPARES; i++)
+      if ((atomic_load(&q->s->spares[i]) & 3u) == 1u)
+        k = i;
+    snprintf(path, sizeof path, "/dev/shm/%s+s%d", q->prefix, k);
+    assert_int_equal(truncate(path, 4096), 0);
+  }
+  fill(buf, BIG, 20);
+  assert_rc(mp_queue_put(q, buf, BIG, 0), 0);
+  memset(buf, 0, BIG);
+  assert_rc(mp_queue_get(q, buf, BIG + 1, &len, 0), 0);
+  assert_int_equal(len, BIG);
+  assert_true(same(buf, BIG, 20));
+  free(buf);
+  mp_queue_free(q);
+}
+
 /* The last user's free removes a dead claimer's segment too. */
 static void death_before_commit_then_free(void **state) {
   (void)state;
@@ -545,6 +579,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(death_after_commit_small),
     cmocka_unit_test(death_after_commit_large),
     cmocka_unit_test(death_before_commit_then_free),
+    cmocka_unit_test(shrunk_spare_is_grown),
     cmocka_unit_test(death_before_commit_recycled),
     cmocka_unit_test(death_after_commit_recycled),
     cmocka_unit_test(zero_copy_holder_death_swept),
