@@ -20,7 +20,7 @@
 /* PID namespaces a queue tells apart (1..MP__QUEUE_NS; 0: unknown). */
 #define MP__QUEUE_NS 15
 /* Segments of large messages kept for reuse (see queue_large.c). */
-#define MP__QUEUE_SPARES 4
+#define MP__QUEUE_SPARES 8 /* one cache line */
 /* Large-message segments a process keeps mapped for reuse (queue_large.c),
  * and the most bytes they may hold. */
 #define MP__QUEUE_MAPS 16
@@ -298,8 +298,9 @@ void mp__queue_sweep(mp_queue *q);
 #define MP__QMSG_SEGMENT ((void *)3)   /* an mp__qzc record */
 
 /* A zero-copy message's hold on its segment: the mapping (an entry of the
- * handle's maps, or its own), the segment under the consumer's name,
- * which release parks as a spare (or removes). */
+ * handle's maps, or its own), and the segment: a spare slot lent to the
+ * consumer, which release turns into a spare, or else the segment under
+ * the consumer's name, which release parks as a spare (or removes). */
 typedef struct mp__qzc {
   mp_queue *q;
   char prefix[MP__QUEUE_PREFIX_MAX]; /* q's, to tell it is still q */
@@ -307,6 +308,7 @@ typedef struct mp__qzc {
   size_t map_len;
   int map_idx;
   uint64_t seg_size;
+  int lent;                             /* the spare slot lent to it, or -1 */
   char name[MP__QUEUE_PREFIX_MAX + 48]; /* "": nothing to park */
 } mp__qzc;
 

@@ -149,9 +149,14 @@ static int read_all(int fd, void *buf, size_t len) {
  * by the BUSY holder, with the rename in between. A process killed while
  * BUSY leaves the slot to whoever finds it next with its holder dead: the
  * file system says which way the rename went (the spare's name exists or
- * not). Spare names do not parse as "<pid>.<ctr>", so sweeps leave them;
- * the last user's free removes them with the rest. */
-enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2 };
+ * not). A zero-copy consumer parks the segment of the message it took at
+ * once, as LENT(pid) instead of FULL: the slot is its own until it
+ * releases the message, which turns LENT into FULL with one
+ * compare-and-swap and no rename. Killed before that, it leaves LENT with
+ * a dead holder, settled as a half-done move is (the name exists: FULL). Spare
+ * names do not parse as "<pid>.<ctr>", so sweeps leave them; the last user's
+ * free removes them with the rest. */
+enum { SPARE_EMPTY = 0, SPARE_FULL = 1, SPARE_BUSY = 2, SPARE_LENT = 3 };
 
 /* Segments larger than this are not kept: they would hold much memory for
  * a message that may not come again. */
@@ -165,10 +170,13 @@ static uint64_t busy_word(mp_queue *q) {
   return ((uint64_t)mp__queue_tag(q) << 32) | SPARE_BUSY;
 }
 
-/* spare_settle ends slot k's move that a dead process left half done;
- * returns the slot's word afterwards. */
+/* spare_settle ends slot k's move that a dead process left half done (or
+ * its loan to a dead zero-copy holder); returns the slot's word
+ * afterwards. It asks the system whether the holder lives, so the scans
+ * below look for a slot without it first, and settle only when they found
+ * none. */
 static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
-  if ((w & 3u) != SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
+  if ((w & 3u) < SPARE_BUSY || !mp__queue_tag_gone(q, (uint32_t)(w >> 32)))
     return w;
   uint64_t mine = busy_word(q);
   if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, mine))
@@ -192,50 +200,60 @@ static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
 /* spare_take renames a spare of at least len bytes to name; false when
  * there is none. */
 static bool spare_take(mp_queue *q, size_t len, const char *name) {
-  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
-    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
-    if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
-      continue;
-    if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
-      continue;
-    char sname[LARGE_NAME_MAX];
-    spare_name(q, k, sname, sizeof sname);
-    int rc = mp__os_shm_rename(sname, name);
-    /* Gone (removed from outside): the slot is empty. Not moved for
-     * another reason: it is still a spare. */
-    atomic_store(&q->s->spares[k], rc == 0 || rc == MP_ENOENT
-                                       ? (uint64_t)SPARE_EMPTY
-                                       : (w & ~(uint64_t)3) | SPARE_FULL);
-    if (rc == 0)
-      return true;
-  }
+  for (int k = 0, pass = 0; pass < 2; k = 0, pass++)
+    for (; k < MP__QUEUE_SPARES; k++) {
+      uint64_t w = atomic_load(&q->s->spares[k]);
+      if (pass == 1)
+        w = spare_settle(q, k, w);
+      if ((w & 3u) != SPARE_FULL || (w >> 2) < len)
+        continue;
+      if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
+        continue;
+      char sname[LARGE_NAME_MAX];
+      spare_name(q, k, sname, sizeof sname);
+      int rc = mp__os_shm_rename(sname, name);
+      /* Gone (removed from outside): the slot is empty. Not moved for
+       * another reason: it is still a spare. */
+      atomic_store(&q->s->spares[k], rc == 0 || rc == MP_ENOENT
+                                         ? (uint64_t)SPARE_EMPTY
+                                         : (w & ~(uint64_t)3) | SPARE_FULL);
+      if (rc == 0)
+        return true;
+    }
   return false;
 }
 
-/* spare_park keeps segment name (size bytes) as a spare; false when no
- * slot is free (the caller removes it). */
-static bool spare_park(mp_queue *q, const char *name, uint64_t size) {
+/* spare_park keeps segment name (size bytes) as a spare, lent to this
+ * process with lend; returns its slot, or -1 when no slot is free (the
+ * caller removes it). */
+static int spare_park(mp_queue *q, const char *name, uint64_t size, bool lend) {
   if (size == 0 || size > SPARE_MAX_BYTES)
-    return false;
-  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
-    uint64_t w = spare_settle(q, k, atomic_load(&q->s->spares[k]));
-    if (w != SPARE_EMPTY ||
-        !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
-      continue;
-    char sname[LARGE_NAME_MAX];
-    spare_name(q, k, sname, sizeof sname);
-    int rc = mp__os_shm_rename(name, sname);
-    if (rc == MP_EEXIST) {
-      /* A spare name no slot knows of (left by a move cut short): this
-       * slot is ours, so is the name. */
-      mp__os_shm_unlink(sname);
-      rc = mp__os_shm_rename(name, sname);
+    return -1;
+  for (int k = 0, pass = 0; pass < 2; k = 0, pass++)
+    for (; k < MP__QUEUE_SPARES; k++) {
+      uint64_t w = atomic_load(&q->s->spares[k]);
+      if (pass == 1)
+        w = spare_settle(q, k, w);
+      if (w != SPARE_EMPTY ||
+          !atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
+        continue;
+      char sname[LARGE_NAME_MAX];
+      spare_name(q, k, sname, sizeof sname);
+      int rc = mp__os_shm_rename(name, sname);
+      if (rc == MP_EEXIST) {
+        /* A spare name no slot knows of (left by a move cut short): this
+         * slot is ours, so is the name. */
+        mp__os_shm_unlink(sname);
+        rc = mp__os_shm_rename(name, sname);
+      }
+      uint64_t now = SPARE_EMPTY;
+      if (rc == 0)
+        now = lend ? ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT
+                   : (size << 2) | SPARE_FULL;
+      atomic_store(&q->s->spares[k], now);
+      return rc == 0 ? k : -1;
     }
-    atomic_store(&q->s->spares[k],
-                 rc == 0 ? (size << 2) | SPARE_FULL : SPARE_EMPTY);
-    return rc == 0;
-  }
-  return false;
+  return -1;
 }
 
 void mp__qlarge_drop_spares(mp_queue *q) {
@@ -369,6 +387,41 @@ static void map_put(mp_queue *q, int idx, void *addr, size_t len, bool drop) {
   pthread_mutex_unlock(&q->maps_lock);
 }
 
+/* map_find maps segment name (writable or read-only) for a copy or a
+ * zero-copy hand-over, and stores its size: one look-up by name, then the
+ * mapping this process keeps of that inode if it has one (no open, no
+ * mmap), else a new one. Returns 0, MP_ENOENT (no such segment), or an
+ * error of the system. */
+static int map_find(mp_queue *q, const char *name, bool writable, void **addr,
+                    size_t *len, int *idx) {
+  uint64_t dev, ino;
+  size_t size;
+  int rc = mp__os_shm_stat(name, &dev, &ino, &size);
+  if (rc != 0)
+    return rc == -ENOENT ? MP_ENOENT : rc;
+  pthread_mutex_lock(&q->maps_lock);
+  for (int i = 0; i < MP__QUEUE_MAPS; i++) {
+    mp__qmap *m = &q->maps[i];
+    if (m->addr != NULL && !m->busy && m->dev == dev && m->ino == ino &&
+        m->writable == writable && m->size == size) {
+      m->busy = true;
+      m->used = ++q->maps_clock;
+      *addr = m->addr;
+      *len = size;
+      *idx = i;
+      pthread_mutex_unlock(&q->maps_lock);
+      return 0;
+    }
+  }
+  pthread_mutex_unlock(&q->maps_lock);
+  int fd;
+  if ((rc = mp__os_shm_open(name, &fd, &size)) != 0)
+    return rc;
+  rc = map_get(q, fd, writable, addr, len, idx);
+  close(fd);
+  return rc;
+}
+
 void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
                          bool drop) {
   map_put(q, map_idx, map, map_len, drop);
@@ -378,23 +431,19 @@ void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
  */
 
 /* seg_new makes (or takes from the spares) a segment of at least len
- * bytes under this process's name for a new message; fills *ref and the
- * open descriptor. */
+ * bytes under this process's name for a new message; fills *ref, and the
+ * open descriptor of a new one (-1 for a spare: *spare says which). */
 static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
                    char *name, bool *spare) {
   uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
   large_name(q, pid, ctr, name, LARGE_NAME_MAX);
-  size_t size;
   *spare = false;
   if (spare_take(q, len, name)) {
-    rc = mp__os_shm_open(name, &fd, &size);
-    *spare = rc == 0;
-    /* The spare now carries this put's name: if it cannot be opened, remove
-     * it rather than leave it under a live pid that sweeps skip. */
-    if (rc != 0)
-      mp__os_shm_unlink(name);
+    /* Opened (or found mapped) by the caller. */
+    *spare = true;
+    rc = 0;
   }
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
@@ -415,6 +464,47 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
   return 0;
 }
 
+/* Messages up to this size are copied in and out through a mapping the
+ * process keeps (see "mappings kept for reuse"); larger ones, which the
+ * kept mappings would not hold, with pwrite and pread. */
+#define MAPPED_COPY_MAX (MP__QUEUE_MAPS_BYTES / 2)
+
+/* seg_map maps the segment seg_new gave (writable, every page present):
+ * a spare through the mapping this process keeps of it if any; a new one
+ * after giving it its memory (a write through the mapping must never
+ * fault for lack of it; a spare's pages exist; fallocate also grows a
+ * spare that was shrunk from outside). Closes fd. The caller removes the
+ * segment if it fails. */
+static int seg_map(mp_queue *q, const char *name, int fd, size_t len,
+                   void **map, size_t *map_len, int *map_idx) {
+  int rc;
+  if (fd < 0) {
+    rc = map_find(q, name, true, map, map_len, map_idx);
+    if (rc == 0 && *map_len >= len)
+      return 0;
+    /* Smaller than its slot said, or gone (changed from outside): made
+     * whole as a new segment would be. */
+    if (rc == 0)
+      map_put(q, *map_idx, *map, *map_len, true);
+    size_t size;
+    rc = mp__os_shm_open(name, &fd, &size);
+    if (rc == MP_ENOENT)
+      rc = mp__os_shm_create(name, len, &fd);
+    if (rc != 0)
+      return rc;
+  }
+  rc = mp__os_reserve(fd, len);
+  if (rc == 0)
+    rc = map_get(q, fd, true, map, map_len, map_idx);
+  close(fd);
+  if (rc == 0 && *map_len < len) {
+    /* Shrunk from outside since it was taken. */
+    map_put(q, *map_idx, *map, *map_len, true);
+    rc = MP_EIO;
+  }
+  return rc;
+}
+
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
                       mp__qlarge_ref *ref) {
   char name[LARGE_NAME_MAX];
@@ -423,8 +513,24 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
   int rc = seg_new(q, len, ref, &fd, name, &spare);
   if (rc != 0)
     return rc;
-  rc = write_all(fd, buf, len);
-  close(fd);
+  if (len <= MAPPED_COPY_MAX) {
+    void *map;
+    size_t map_len;
+    int idx;
+    rc = seg_map(q, name, fd, len, &map, &map_len, &idx);
+    if (rc == 0) {
+      memcpy(map, buf, len);
+      map_put(q, idx, map, map_len, false);
+    }
+  } else {
+    size_t size;
+    if (fd < 0)
+      rc = mp__os_shm_open(name, &fd, &size);
+    if (rc == 0) {
+      rc = write_all(fd, buf, len);
+      close(fd);
+    }
+  }
   if (rc != 0)
     mp__os_shm_unlink(name);
   return rc;
@@ -438,14 +544,7 @@ int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
   int rc = seg_new(q, len, ref, &fd, name, &spare);
   if (rc != 0)
     return rc;
-  /* A fresh segment's memory first (a write through the mapping must never
-   * fault for lack of it; a spare's pages exist), then every page mapped
-   * in one go, or the mapping this process kept of that spare. */
-  if (!spare)
-    rc = mp__os_reserve(fd, len);
-  if (rc == 0)
-    rc = map_get(q, fd, true, map, map_len, map_idx);
-  close(fd);
+  rc = seg_map(q, name, fd, len, map, map_len, map_idx);
   if (rc != 0)
     mp__os_shm_unlink(name);
   return rc;
@@ -483,48 +582,67 @@ int mp__qlarge_take(mp_queue *q, const mp__qlarge_ref *ref, mp__qget *g) {
   }
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
-  int fd;
-  size_t size;
-  int rc = mp__os_shm_open(name, &fd, &size);
-  if (rc == MP_ENOENT)
-    return MP_ENOENT;
-  if (rc != 0)
-    return rc;
-  if (size < ref->size) {
+  if (g->msg == NULL && ref->size > MAPPED_COPY_MAX) {
+    /* Too large for the kept mappings: read with pread. */
+    int fd;
+    size_t size;
+    int rc = mp__os_shm_open(name, &fd, &size);
+    if (rc != 0)
+      return rc;
+    if (size < ref->size) {
+      /* Not the segment the producer wrote: as good as gone. A reused
+       * spare may be larger than its message. */
+      close(fd);
+      return MP_ENOENT;
+    }
+    rc = read_all(fd, g->buf + g->used, (size_t)ref->size);
+    close(fd);
+    if (rc != 0)
+      return rc;
+    g->lens[0] = (size_t)ref->size;
+    g->used += (size_t)ref->size;
+    g->seg_size = size;
+    return 0;
+  }
+  /* Through the mapping this process keeps of the segment, if it has one:
+   * a reused segment's pages are mapped already. */
+  mp__qzc *zc = NULL;
+  if (g->msg != NULL && (zc = mp__calloc(1, sizeof *zc)) == NULL)
+    return MP_ENOMEM;
+  void *map;
+  size_t map_len;
+  int idx;
+  int rc = map_find(q, name, false, &map, &map_len, &idx);
+  if (rc == 0 && map_len < ref->size) {
     /* Not the segment the producer wrote: as good as gone. A reused spare
      * may be larger than its message. */
-    close(fd);
-    return MP_ENOENT;
+    map_put(q, idx, map, map_len, true);
+    rc = MP_ENOENT;
   }
-  if (g->msg != NULL) {
-    mp__qzc *zc = mp__calloc(1, sizeof *zc);
-    if (zc == NULL) {
-      close(fd);
-      return MP_ENOMEM;
-    }
-    rc = map_get(q, fd, false, &zc->addr, &zc->map_len, &zc->map_idx);
-    close(fd);
-    if (rc != 0) {
-      mp__free(zc);
-      return rc;
-    }
+  if (rc != 0) {
+    mp__free(zc);
+    return rc;
+  }
+  if (zc != NULL) {
     zc->q = q;
+    zc->lent = -1;
     memcpy(zc->prefix, q->prefix, sizeof zc->prefix);
-    zc->seg_size = size;
-    g->msg->data = zc->addr;
+    zc->addr = map;
+    zc->map_len = map_len;
+    zc->map_idx = idx;
+    zc->seg_size = map_len;
+    g->msg->data = map;
     g->msg->len = (size_t)ref->size;
     g->msg->priv_[0] = zc;
     g->msg->priv_[1] = MP__QMSG_SEGMENT;
     g->lens[0] = (size_t)ref->size;
     return 0;
   }
-  rc = read_all(fd, g->buf + g->used, (size_t)ref->size);
-  close(fd);
-  if (rc != 0)
-    return rc;
+  memcpy(g->buf + g->used, map, (size_t)ref->size);
+  map_put(q, idx, map, map_len, false);
   g->lens[0] = (size_t)ref->size;
   g->used += (size_t)ref->size;
-  g->seg_size = size;
+  g->seg_size = map_len;
   return 0;
 }
 
@@ -533,17 +651,23 @@ void mp__qlarge_taken(mp_queue *q, const mp__qlarge_ref *ref,
   char name[LARGE_NAME_MAX];
   large_name(q, ref->pid, ref->ctr, name, sizeof name);
   if (g->msg != NULL) {
-    /* A zero-copy consumer still reads the pages: the segment goes under
-     * its own name until it releases the message (then it is parked as a
-     * spare). Killed before that, it leaves a segment of a dead process
-     * that no record names: a sweep removes it. */
+    /* A zero-copy consumer still reads the pages: the segment is parked
+     * lent to it until it releases the message (see Spares), else it goes
+     * under the consumer's own name until then (and is parked or removed
+     * at the release). Killed before that, it leaves a segment of a dead
+     * process that no record names: a sweep removes it. */
     mp__qzc *zc = g->msg->priv_[0];
+    zc->lent = spare_park(q, name, zc->seg_size, true);
+    if (zc->lent >= 0) {
+      atomic_store_explicit(&q->s->pend_pid, 0, memory_order_release);
+      return;
+    }
     large_name(q, mp__queue_tag(q), next_ctr(), zc->name, sizeof zc->name);
     if (mp__os_shm_rename(name, zc->name) != 0) {
       mp__os_shm_unlink(name);
       zc->name[0] = '\0';
     }
-  } else if (!spare_park(q, name, g->seg_size)) {
+  } else if (spare_park(q, name, g->seg_size, false) < 0) {
     /* A copy consumer is done with the pages: they are kept for the next
      * producer, unless no spare slot is free. */
     mp__os_shm_unlink(name);
@@ -560,7 +684,17 @@ void mp__qlarge_zc_release(mp_queue *q, mp__qzc *zc) {
     mp__free(zc);
     return;
   }
-  bool parked = zc->name[0] != '\0' && spare_park(q, zc->name, zc->seg_size);
+  bool parked;
+  if (zc->lent >= 0) {
+    /* Lent to this process: given back as a spare. Not lent any more (the
+     * last user's free dropped the spares): gone. */
+    uint64_t w = ((uint64_t)mp__queue_tag(q) << 32) | SPARE_LENT;
+    parked = atomic_compare_exchange_strong(&q->s->spares[zc->lent], &w,
+                                            (zc->seg_size << 2) | SPARE_FULL);
+  } else {
+    parked = zc->name[0] != '\0' &&
+             spare_park(q, zc->name, zc->seg_size, false) >= 0;
+  }
   if (!parked && zc->name[0] != '\0')
     mp__os_shm_unlink(zc->name);
   /* A parked segment's mapping is worth keeping: the next message that

@@ -649,10 +649,12 @@ static void large_message_copy_and_zero_copy(void **state) {
     assert_rc(mp_queue_get_msg(q, &m, 0), 0);
     assert_int_equal(m.len, size);
     assert_memory_equal(m.data, in, size);
-    /* Held under the consumer's name until released, then parked. */
-    assert_int_equal(count_large(q), 1);
+    /* Parked at once, lent to the consumer until released. */
+    assert_int_equal(count_large(q), 0);
+    assert_int_equal(count_spares(q), 1);
     mp_queue_msg_release(&m);
     assert_int_equal(count_large(q), 0);
+    assert_int_equal(count_spares(q), 1);
     assert_null(m.data);
     mp_queue_msg_release(&m); /* released twice: a no-op */
     assert_rc(mp_queue_put(q, "small", 5, 0), 0);
@@ -698,15 +700,25 @@ static void large_segments_are_reused(void **state) {
   assert_rc(mp_queue_put(q, in, size, 0), 0);
   assert_int_equal(count_spares(q), 1);
   assert_int_equal(count_large(q), 1);
-  /* A zero-copy consumer parks its segment when it releases the message
-   * (and keeps its mapping for the next one that reuses it). */
+  /* A zero-copy consumer parks its segment at once, lent to itself until
+   * it releases the message (and keeps its mapping for the next one that
+   * reuses it): no spare to take meanwhile. */
   mp_queue_msg m;
   assert_rc(mp_queue_get_msg(q, &m, 0), 0);
   assert_memory_equal(m.data, in, size);
-  assert_int_equal(count_spares(q), 1);
+  assert_int_equal(count_spares(q), 2);
+  assert_int_equal(count_large(q), 0);
+  int lent = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    lent += (atomic_load(&q->s->spares[i]) & 3u) == 3u;
+  assert_int_equal(lent, 1);
   mp_queue_msg_release(&m);
   assert_int_equal(count_spares(q), 2);
   assert_int_equal(count_large(q), 0);
+  lent = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    lent += (atomic_load(&q->s->spares[i]) & 3u) == 3u;
+  assert_int_equal(lent, 0);
   /* Taken again (the larger one), written, read through the mappings. */
   fill_pattern(in, size, 3);
   assert_rc(mp_queue_put(q, in, size, 0), 0);

@@ -309,6 +309,101 @@ static void death_after_commit_large(void **state) {
   run_death(BIG, true);
 }
 
+/* count_kept: spare slots holding a kept segment (FULL). */
+static int count_kept(mp_queue *q) {
+  int n = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    n += (atomic_load(&q->s->spares[i]) & 3u) == 1u;
+  return n;
+}
+
+/* A claimer killed while it holds a recycled segment (a kept one, which
+ * this process also has mapped): before its commit the segment is an
+ * orphan that a sweep removes; after it, the message is read whole
+ * through this process's kept mapping of the same pages. */
+static void run_death_recycled(bool commit) {
+  char name[64];
+  mp_test_name(name, sizeof name, "deathrec");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *out = malloc(BIG + 1);
+  assert_non_null(out);
+  fill(out, BIG, 4);
+  size_t len = 0;
+  assert_rc(mp_queue_put(q, out, BIG, 0), 0);
+  assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+  assert_true(same(out, BIG, 4));
+  assert_int_equal(count_kept(q), 1);
+  die_arg a = {.name = name, .size = BIG, .commit = commit};
+  int st = mp_test_wait(mp_test_fork(die_claiming, &a), mp_test_slack(30));
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  /* The claimer took the kept segment. */
+  assert_int_equal(count_kept(q), 0);
+  assert_int_equal(count_large(q), 1);
+  if (commit) {
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+    assert_int_equal(len, BIG);
+    assert_true(same(out, BIG, 3));
+    assert_int_equal(count_kept(q), 1);
+  } else {
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), MP_EAGAIN);
+    mp__queue_sweep(q);
+    assert_int_equal(count_large(q), 0);
+    /* A put takes the dead claimer's lock over and goes through. */
+    fill(out, BIG, 6);
+    assert_rc(mp_queue_put(q, out, BIG, mp_test_slack(10)), 0);
+    memset(out, 0, BIG);
+    assert_rc(mp_queue_get(q, out, BIG + 1, &len, 0), 0);
+    assert_true(same(out, BIG, 6));
+  }
+  assert_int_equal(count_large(q), 0);
+  free(out);
+  mp_queue_free(q);
+}
+
+static void death_before_commit_recycled(void **state) {
+  (void)state;
+  run_death_recycled(false);
+}
+
+static void death_after_commit_recycled(void **state) {
+  (void)state;
+  run_death_recycled(true);
+}
+
+/* A kept segment shrunk from outside is grown back by the next put that
+ * takes it (and the consumer reads the whole message, not what a stale
+ * mapping held). */
+static void shrunk_spare_is_grown(void **state) {
+  (void)state;
+  mp_queue *q = qnew(NULL);
+  unsigned char *buf = malloc(BIG + 1);
+  assert_non_null(buf);
+  size_t len = 0;
+  for (unsigned round = 0; round < 2; round++) {
+    fill(buf, BIG, 10 + round);
+    assert_rc(mp_queue_put(q, buf, BIG, 0), 0);
+    memset(buf, 0, BIG);
+    assert_rc(mp_queue_get(q, buf, BIG + 1, &len, 0), 0);
+    assert_true(same(buf, BIG, 10 + round));
+    assert_int_equal(count_kept(q), 1);
+    char path[256];
+    int k = -1;
+    for (int i = 0; i < MP__QUEUE_SPARES; i++)
+      if ((atomic_load(&q->s->spares[i]) & 3u) == 1u)
+        k = i;
+    snprintf(path, sizeof path, "/dev/shm/%s+s%d", q->prefix, k);
+    assert_int_equal(truncate(path, 4096), 0);
+  }
+  fill(buf, BIG, 20);
+  assert_rc(mp_queue_put(q, buf, BIG, 0), 0);
+  memset(buf, 0, BIG);
+  assert_rc(mp_queue_get(q, buf, BIG + 1, &len, 0), 0);
+  assert_int_equal(len, BIG);
+  assert_true(same(buf, BIG, 20));
+  free(buf);
+  mp_queue_free(q);
+}
+
 /* The last user's free removes a dead claimer's segment too. */
 static void death_before_commit_then_free(void **state) {
   (void)state;
@@ -339,6 +434,14 @@ static int die_holding_msg(void *p) {
   return 3;
 }
 
+/* count_lent: spare slots lent to a zero-copy holder. */
+static int count_lent(mp_queue *q) {
+  int n = 0;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    n += (atomic_load(&q->s->spares[i]) & 3u) == 3u;
+  return n;
+}
+
 static void zero_copy_holder_death_swept(void **state) {
   (void)state;
   char name[64];
@@ -351,9 +454,57 @@ static void zero_copy_holder_death_swept(void **state) {
   int st = mp_test_wait(mp_test_fork(die_holding_msg, name), mp_test_slack(30));
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   assert_int_equal(mp_queue_qsize(q), 0);
+  /* Its segment was parked lent to it: no orphan, and the slot names a
+   * dead holder. */
+  assert_int_equal(count_large(q), 0);
+  assert_int_equal(count_lent(q), 1);
+  /* The next large put settles the slot (the spare exists: it is one
+   * again) and reuses the segment, right to the last byte. */
+  fill(in, BIG, 7);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  assert_int_equal(count_lent(q), 0);
+  assert_int_equal(count_large(q), 1);
+  mp_queue_msg m;
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  assert_true(same(m.data, m.len, 7));
+  mp_queue_msg_release(&m);
+  assert_int_equal(count_large(q), 0);
+  free(in);
+  mp_queue_free(q);
+}
+
+/* With every spare slot taken, a zero-copy consumer holds its segment
+ * under its own name instead, and removes it at the release; killed
+ * while holding it, a sweep removes it. */
+static void zero_copy_without_a_free_slot(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "zcnoslot");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *in = malloc(BIG);
+  assert_non_null(in);
+  /* Slots held by a live process (this one) in the middle of a move. */
+  uint64_t busy = ((uint64_t)mp__queue_tag(q) << 32) | 2u;
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    atomic_store(&q->s->spares[i], busy);
+  fill(in, BIG, 8);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  mp_queue_msg m;
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  assert_true(same(m.data, m.len, 8));
+  assert_int_equal(count_large(q), 1);
+  assert_int_equal(count_lent(q), 0);
+  mp_queue_msg_release(&m);
+  assert_int_equal(count_large(q), 0);
+  fill(in, BIG, 5);
+  assert_rc(mp_queue_put(q, in, BIG, 0), 0);
+  int st = mp_test_wait(mp_test_fork(die_holding_msg, name), mp_test_slack(30));
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   assert_int_equal(count_large(q), 1);
   mp__queue_sweep(q);
   assert_int_equal(count_large(q), 0);
+  for (int i = 0; i < MP__QUEUE_SPARES; i++)
+    atomic_store(&q->s->spares[i], 0);
   free(in);
   mp_queue_free(q);
 }
@@ -428,7 +579,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(death_after_commit_small),
     cmocka_unit_test(death_after_commit_large),
     cmocka_unit_test(death_before_commit_then_free),
+    cmocka_unit_test(shrunk_spare_is_grown),
+    cmocka_unit_test(death_before_commit_recycled),
+    cmocka_unit_test(death_after_commit_recycled),
     cmocka_unit_test(zero_copy_holder_death_swept),
+    cmocka_unit_test(zero_copy_without_a_free_slot),
     cmocka_unit_test(zero_copy_release_after_free),
     cmocka_unit_test(inplace_to_zero_copy_stream),
 };

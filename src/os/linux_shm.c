@@ -327,3 +327,22 @@ int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
     return MP_EAGAIN;
   return 0;
 }
+
+int mp__os_shm_stat(const char *name, uint64_t *dev, uint64_t *ino,
+                    size_t *size) {
+  /* glibc's shm_open opens /dev/shm/<name>: the same file, looked at
+   * without the open and close. */
+  char path[NAME_MAX + 16];
+  int n = snprintf(path, sizeof path, "/dev/shm/%s", name);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return MP_ENAMETOOLONG;
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -errno;
+  if (!S_ISREG(st.st_mode))
+    return MP_ENOENT;
+  *dev = (uint64_t)st.st_dev;
+  *ino = (uint64_t)st.st_ino;
+  *size = (size_t)st.st_size;
+  return 0;
+}

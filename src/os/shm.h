@@ -76,4 +76,10 @@ bool mp__os_process_alive(pid_t pid, uint64_t start);
 int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
                         void *arg);
 
+/* mp__os_shm_stat stores the identity (device and inode numbers) and the
+ * size of the segment that name refers to now, with one look-up and
+ * without opening it. Returns 0, MP_ENOENT or -errno. */
+int mp__os_shm_stat(const char *name, uint64_t *dev, uint64_t *ino,
+                    size_t *size);
+
 #endif
