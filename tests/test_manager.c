@@ -378,6 +378,154 @@ static void value_and_array(void **state) {
   mp_proxy_free(a);
 }
 
+/* check_prefix asserts that the server's repr of p starts with want. */
+static void check_repr_prefix(mp_proxy *p, const char *want) {
+  char *r = NULL;
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  if (strncmp(r, want, strlen(want)) != 0)
+    fail_msg("repr is %s, expected it to start with %s", r, want);
+  free(r);
+}
+
+/* check_global asserts that v (taken) is an instance of module.name. */
+static void check_instance_of(mp_obj *v, const char *module, const char *name) {
+  const char *mo = NULL, *na = NULL;
+  assert_int_equal(mp_obj_type_of(v), MP_OBJ_INSTANCE);
+  assert_rc(mp_obj_global_name(v, &mo, &na), 0);
+  assert_string_equal(mo, module);
+  assert_string_equal(na, name);
+  mp_obj_free(v);
+}
+
+/* What a Python client gets for str(proxy) and proxy._getvalue() is what
+ * Python's server sends: the referent's own repr ("<unlocked _thread.lock
+ * object at 0x...>", "Value('i', 5)", "array('i', [1, 2])") and a
+ * Namespace, managers.Value or array.array; the C client's getvalue and
+ * getitem turn those back into plain values. */
+static void python_shaped_values_and_reprs(void **state) {
+  (void)state;
+  mp_proxy *p;
+  assert_rc(mp_manager_lock(M, &p), 0);
+  check_repr_prefix(p, "<unlocked _thread.lock object at 0x");
+  assert_rc(mp_proxy_acquire(p, 0), 0);
+  check_repr_prefix(p, "<locked _thread.lock object at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_rlock(M, &p), 0);
+  check_repr_prefix(p, "<unlocked _thread.RLock object owner=0 count=0 at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_semaphore(M, 2, &p), 0);
+  check_repr_prefix(p, "<threading.Semaphore at 0x");
+  char *r = NULL;
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": value=2>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_bounded_semaphore(M, 1, &p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": value=1/1>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_event(M, &p), 0);
+  check_repr_prefix(p, "<threading.Event at 0x");
+  assert_rc(mp_proxy_set(p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": set>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_barrier(M, 2, &p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": waiters=0/2>"));
+  free(r);
+  assert_rc(mp_proxy_abort(p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": broken>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_condition(M, &p), 0);
+  check_repr_prefix(p, "<Condition(<unlocked _thread.RLock object owner=0 count=0 at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_queue(M, 0, &p), 0);
+  check_repr_prefix(p, "<queue.Queue object at 0x");
+  mp_proxy_free(p);
+
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_value(M, "i", I(5), &p), 0);
+  check_repr_prefix(p, "Value('i', 5)");
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "multiprocessing.managers", "Value");
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "5");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_namespace(M, &p), 0);
+  assert_rc(mp_proxy_setattr(p, "x", I(1)), 0);
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "multiprocessing.managers", "Namespace");
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "{'x': 1}");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_array(M, "i", mp_obj_list_pack(3, I(1), I(2), I(3)), &p), 0);
+  check_repr_prefix(p, "array('i', [1, 2, 3])");
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "array", "array");
+  mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                               mp_obj_tuple_pack(3, I(0), I(2), mp_obj_none()), NULL, 0);
+  assert_rc(mp_proxy_call(p, "__getitem__", mp_obj_tuple_pack(1, mp_obj_copy(sl)), NULL, &o), 0);
+  check_instance_of(o, "array", "array");
+  assert_rc(mp_proxy_getitem(p, sl, &o), 0);
+  check_repr(o, "[1, 2]");
+  assert_rc(mp_proxy_getitem(p, I(7), &o), MP_ERANGE);
+  check_detail("array index out of range");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_array(M, "d", mp_obj_list(), &p), 0);
+  check_repr_prefix(p, "array('d')");
+  mp_proxy_free(p);
+}
+
+/* Constructors and list methods fail (and succeed) as Python's do. */
+static void python_constructor_rules(void **state) {
+  (void)state;
+  mp_proxy *p = NULL;
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, S("ab\xc3\xa9")), NULL, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "['a', 'b', '\xc3\xa9']"); /* list('abé') */
+  mp_proxy_free(p);
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, mp_obj_bytes("ab", 2)), NULL, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "[97, 98]");
+  mp_proxy_free(p);
+  p = NULL;
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, I(5)), NULL, &p), MP_EINVAL);
+  check_detail("TypeError(\"'int' object is not iterable\")");
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, I(5)), NULL, &p), MP_EINVAL);
+  check_detail("'int' object is not iterable");
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(2, mp_obj_dict(), mp_obj_dict()), NULL, &p),
+            MP_EINVAL);
+  check_detail("dict expected at most 1 argument, got 2");
+  assert_rc(mp_manager_create(M, "dict",
+                              mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_tuple_pack(3, I(1), I(2), I(3)))),
+                              NULL, &p), MP_EVALUE);
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_list())),
+                              NULL, &p), MP_EVALUE);
+  assert_null(p);
+  mp_obj *kw = mp_obj_dict();
+  assert_rc(mp_obj_dict_set_str(kw, "b", I(2)), 0);
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_tuple_pack(2, S("a"), I(1)))),
+                              kw, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "{'a': 1, 'b': 2}");
+  mp_proxy_free(p);
+
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, mp_obj_list_pack(3, I(1), S("s"), I(2))), NULL, &p), 0);
+  assert_rc(mp_proxy_call(p, "sort", NULL, NULL, NULL), MP_EINVAL);
+  check_detail("'<' not supported between instances of 'str' and 'int'");
+  mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                               mp_obj_tuple_pack(3, I(0), I(3), I(2)), NULL, 0);
+  assert_rc(mp_proxy_setitem(p, sl, mp_obj_list_pack(1, I(9))), MP_EVALUE);
+  check_detail("attempt to assign sequence of size 1 to extended slice of size 2");
+  mp_proxy_free(p);
+}
+
 /* ---- queues ------------------------------------------------------------------ */
 
 static void queue_methods(void **state) {
@@ -1309,6 +1457,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(list_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(namespace_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(value_and_array, setup, teardown),
+    cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, setup, teardown),
+    cmocka_unit_test_setup_teardown(python_constructor_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(queue_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(joinable_queue, setup, teardown),
     cmocka_unit_test_setup_teardown(lock_methods, setup, teardown),

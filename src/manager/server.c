@@ -72,6 +72,20 @@ int mp__mgr_raise_msg(mp__mgr_call *call, const char *module,
   return mp__mgr_raise(call, module, name, mp_obj_str(buf));
 }
 
+char *mp__mgr_format(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *r = mp__alloc((size_t)n + 1);
+  if (!r) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(r, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
 int mp__mgr_traceback(mp__mgr_call *call, const char *fmt, ...) {
   char buf[1024];
   va_list ap;
@@ -433,10 +447,21 @@ static const char *str_arg(const mp_obj *tuple, ssize_t i) {
  * fallback_mapping): a copy of the referent, or its repr. */
 static int fallback(mp__mgr_call *call) {
   mp__mgr_entry *e = call->entry;
+  int getvalue = strcmp(call->method, "#GETVALUE") == 0;
+  if (getvalue && e->type->pyvalue) {
+    call->result = e->type->pyvalue(e->state);
+    return call->result ? 0 : mp__mgr_traceback(call, "MemoryError");
+  }
+  if (!getvalue && e->type->repr) {
+    char *r = e->type->repr(e->state, e->ident);
+    call->result = r ? mp_obj_str(r) : NULL;
+    mp__free(r);
+    return call->result ? 0 : mp__mgr_traceback(call, "MemoryError");
+  }
   if (!e->type->getvalue) return -1;
   mp_obj *v = e->type->getvalue(e->state);
   if (!v) return mp__mgr_traceback(call, "MemoryError");
-  if (strcmp(call->method, "#GETVALUE") == 0) {
+  if (getvalue) {
     call->result = v;
     return 0;
   }

@@ -12,6 +12,7 @@
                                    shutdown.
 The authkey is b'secret' on both sides.
 """
+import array
 import multiprocessing
 import queue
 import sys
@@ -127,6 +128,29 @@ def client(addr):
     v = m.Value('i', 5)
     v.value = 7
     check(v.value == 7, 'Value')
+
+    # _getvalue() and str() give what Python's server gives
+    check(v._getvalue().value == 7 and str(v) == "Value('i', 7)", 'Value getvalue/str: ' + str(v))
+    check(ns._getvalue().x == 6 and type(ns._getvalue()).__name__ == 'Namespace', 'Namespace getvalue')
+    arr = m.Array('i', [1, 2, 3])
+    check(arr[0:2] == array.array('i', [1, 2]) and str(arr) == "array('i', [1, 2, 3])", 'Array slice/str')
+    check(arr._getvalue() == array.array('i', [1, 2, 3]), 'Array getvalue')
+    check(str(lk).startswith('<unlocked _thread.lock object at 0x'), 'Lock str: ' + str(lk))
+    check(str(ev).startswith('<threading.Event at 0x') and str(ev).endswith(': set>'), 'Event str')
+    check(str(m.Semaphore(2)).endswith(': value=2>'), 'Semaphore str')
+    check(str(q).startswith('<queue.Queue object at 0x'), 'Queue str')
+    check(m.list('ab')[:] == ['a', 'b'], "list('ab')")
+    try:
+        m.dict(5)
+        check(False, 'TypeError expected from dict(5)')
+    except TypeError:
+        pass
+    mixed = m.list([1, 's'])
+    try:
+        mixed.sort()
+        check(False, 'TypeError expected from sort')
+    except TypeError as e:
+        check(str(e) == "'<' not supported between instances of 'str' and 'int'", 'sort text: ' + str(e))
 
     # a proxy nested in a dict comes back as a proxy
     d['inner'] = lst

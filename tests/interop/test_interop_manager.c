@@ -137,6 +137,15 @@ static void python_server_c_client(const char *version, const char *address) {
   assert_rc(mp_proxy_getattr(ns, "x", &v), 0);
   check_repr(v, "1");
   assert_rc(mp_proxy_getattr(ns, "nope", &v), MP_ENOENT);
+  /* Python's server sends a Namespace and a managers.Value for
+   * _getvalue(); the C client reads them as plain values */
+  assert_rc(mp_proxy_getvalue(ns, &v), 0);
+  check_repr(v, "{'x': 1}");
+  mp_proxy *val;
+  assert_rc(mp_manager_value(m, "i", I(4), &val), 0);
+  assert_rc(mp_proxy_getvalue(val, &v), 0);
+  check_repr(v, "4");
+  mp_proxy_free(val);
   assert_rc(mp_manager_queue(m, 0, &q), 0);
   assert_rc(mp_proxy_put(q, S("job"), MP_FOREVER), 0);
   assert_rc(mp_proxy_get(q, &v, 5), 0);
