@@ -526,6 +526,130 @@ static void python_constructor_rules(void **state) {
   mp_proxy_free(p);
 }
 
+/* The typed calls of src/manager/proxy_python.c, each with its error. */
+static int pred_calls;
+static int flag_set(void *ctx) {
+  pred_calls++;
+  mp_proxy *d = ctx;
+  return mp_proxy_contains(d, S("ready"));
+}
+static int pred_fails(void *ctx) {
+  (void)ctx;
+  return MP_EIO;
+}
+static void *set_ready_later(void *arg) {
+  mp_proxy **pp = arg; /* {condition, dict} */
+  usleep(50000);
+  if (mp_proxy_acquire(pp[0], MP_FOREVER) == 0) {
+    mp_proxy_setitem(pp[1], S("ready"), I(1));
+    mp_proxy_notify_all(pp[0]);
+    mp_proxy_release(pp[0]);
+  }
+  return NULL;
+}
+
+static void python_proxy_methods(void **state) {
+  (void)state;
+  mp_proxy *d, *l, *q, *c, *b;
+  mp_obj *o = NULL, *k = NULL;
+  assert_rc(mp_manager_dict(M, &d), 0);
+  assert_rc(mp_proxy_update(d, mp_obj_list_pack(1, mp_obj_tuple_pack(2, S("a"), I(1)))), 0);
+  mp_obj *more = mp_obj_dict();
+  assert_rc(mp_obj_dict_set_str(more, "b", I(2)), 0);
+  assert_rc(mp_proxy_update(d, more), 0);
+  assert_rc(mp_proxy_update(d, I(5)), MP_EINVAL); /* TypeError */
+  assert_rc(mp_proxy_update(d, NULL), MP_EINVAL);
+  assert_int_equal(mp_proxy_contains(d, S("a")), 1);
+  assert_int_equal(mp_proxy_contains(d, S("zz")), 0);
+  assert_rc(mp_proxy_contains(d, mp_obj_list()), MP_EINVAL); /* unhashable */
+  assert_rc(mp_proxy_keys(d, &o), 0);
+  check_repr(o, "['a', 'b']");
+  assert_rc(mp_proxy_values(d, &o), 0);
+  check_repr(o, "[1, 2]");
+  assert_rc(mp_proxy_items(d, &o), 0);
+  check_repr(o, "[('a', 1), ('b', 2)]");
+  assert_rc(mp_proxy_keys(d, NULL), MP_EINVAL);
+  assert_rc(mp_proxy_dict_get(d, S("a"), NULL, &o), 0);
+  check_repr(o, "1");
+  assert_rc(mp_proxy_dict_get(d, S("zz"), NULL, &o), 0);
+  check_repr(o, "None");
+  assert_rc(mp_proxy_dict_get(d, S("zz"), I(7), &o), 0);
+  check_repr(o, "7");
+  assert_rc(mp_proxy_dict_get(d, NULL, I(7), &o), MP_EINVAL);
+  assert_rc(mp_proxy_popitem(d, &k, &o), 0); /* LIFO, as Python's */
+  check_repr(k, "'b'");
+  check_repr(o, "2");
+  assert_rc(mp_proxy_popitem(d, NULL, NULL), 0);
+  assert_rc(mp_proxy_popitem(d, &k, &o), MP_ENOENT);
+  check_detail("KeyError");
+
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, mp_obj_list_pack(3, I(3), I(1), I(2))), 0);
+  assert_rc(mp_proxy_extend(l, I(1)), MP_EINVAL);
+  assert_rc(mp_proxy_insert(l, 0, S("x")), 0);
+  assert_rc(mp_proxy_insert(l, -100, S("y")), 0); /* clamps, as Python */
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "['y', 'x', 3, 1, 2]");
+  assert_rc(mp_proxy_remove(l, S("y")), 0);
+  assert_rc(mp_proxy_remove(l, S("y")), MP_EVALUE);
+  assert_int_equal(mp_proxy_index(l, I(1)), 2);
+  assert_rc((int)mp_proxy_index(l, I(99)), MP_EVALUE);
+  assert_int_equal(mp_proxy_count(l, S("x")), 1);
+  assert_int_equal(mp_proxy_count(l, S("none")), 0);
+  assert_int_equal(mp_proxy_contains(l, I(3)), 1);
+  assert_rc(mp_proxy_sort(l, 0), MP_EINVAL); /* 'x' and ints */
+  assert_rc(mp_proxy_remove(l, S("x")), 0);
+  assert_rc(mp_proxy_sort(l, 1), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[3, 2, 1]");
+  assert_rc(mp_proxy_reverse(l), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[1, 2, 3]");
+  assert_rc(mp_proxy_clear(l), MP_EPROTO); /* Python's ListProxy has no clear() */
+  assert_rc(mp_proxy_setitem(d, S("k"), I(1)), 0);
+  assert_rc(mp_proxy_clear(d), 0);
+  assert_int_equal(mp_proxy_len(d), 0);
+
+  assert_rc(mp_manager_queue(M, 1, &q), 0);
+  assert_int_equal(mp_proxy_empty(q), 1);
+  assert_int_equal(mp_proxy_full(q), 0);
+  assert_rc(mp_proxy_put(q, I(1), 0), 0);
+  assert_int_equal(mp_proxy_empty(q), 0);
+  assert_int_equal(mp_proxy_full(q), 1);
+  assert_rc(mp_proxy_empty(d), MP_EPROTO); /* a dict has no empty() */
+
+  assert_rc(mp_manager_condition(M, &c), 0);
+  assert_rc(mp_proxy_wait_for(NULL, flag_set, d, 1), MP_EINVAL);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, NAN), MP_EINVAL);
+  assert_rc(mp_proxy_acquire(c, MP_FOREVER), 0);
+  pred_calls = 0;
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 0), MP_ETIMEDOUT);
+  assert_int_equal(pred_calls, 1);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 0.05), MP_ETIMEDOUT);
+  assert_rc(mp_proxy_wait_for(c, pred_fails, NULL, 1), MP_EIO);
+  mp_proxy *pair[2] = {c, d};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, set_ready_later, pair), 0);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, mp_test_slack(10)), 0);
+  assert_rc(mp_proxy_release(c), 0);
+  pthread_join(t, NULL);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 1), 0); /* already true */
+
+  assert_rc(mp_manager_barrier(M, 3, &b), 0);
+  assert_int_equal(mp_proxy_parties(b), 3);
+  assert_int_equal(mp_proxy_n_waiting(b), 0);
+  assert_int_equal(mp_proxy_broken(b), 0);
+  assert_rc(mp_proxy_abort(b), 0);
+  assert_int_equal(mp_proxy_broken(b), 1);
+  assert_rc((int)mp_proxy_parties(d), MP_EPROTO); /* not a Barrier */
+
+  mp_proxy_free(d);
+  mp_proxy_free(l);
+  mp_proxy_free(q);
+  mp_proxy_free(c);
+  mp_proxy_free(b);
+}
+
 /* ---- queues ------------------------------------------------------------------ */
 
 static void queue_methods(void **state) {
@@ -1459,6 +1583,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(value_and_array, setup, teardown),
     cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, setup, teardown),
     cmocka_unit_test_setup_teardown(python_constructor_rules, setup, teardown),
+    cmocka_unit_test_setup_teardown(python_proxy_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(queue_methods, setup, teardown),
     cmocka_unit_test_setup_teardown(joinable_queue, setup, teardown),
     cmocka_unit_test_setup_teardown(lock_methods, setup, teardown),
