@@ -25,50 +25,7 @@
 
 #include "harness.h"
 #include "manager/client_internal.h"
-
-#define S(x) mp_obj_str(x)
-#define I(x) mp_obj_int(x)
-
-static mp_manager *M;
-
-static int setup(void **state) {
-  (void)state;
-  M = NULL;
-  assert_rc(mp_manager_start(&M, NULL), 0);
-  return 0;
-}
-
-/* setup_socket: a manager whose calls stay on the socket (no_local), for
- * the cases that run on both paths (the default is the local channel). */
-static int setup_socket(void **state) {
-  (void)state;
-  M = NULL;
-  mp_manager_opts o = {.no_local = 1};
-  assert_rc(mp_manager_start(&M, &o), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  mp_manager_free(M);
-  M = NULL;
-  return 0;
-}
-
-/* check_repr asserts repr(v) == want and frees v. */
-static void check_repr(mp_obj *v, const char *want) {
-  assert_non_null(v);
-  char *r = mp_obj_repr(v);
-  assert_non_null(r);
-  if (strcmp(r, want) != 0) fail_msg("repr is %s, expected %s", r, want);
-  free(r);
-  mp_obj_free(v);
-}
-
-static void check_detail(const char *want) {
-  if (!strstr(mp_error_detail(), want))
-    fail_msg("detail '%s' lacks '%s'", mp_error_detail(), want);
-}
+#include "manager_fixture.h"
 
 static mp_obj *call1(mp_proxy *p, const char *m, mp_obj *args) {
   mp_obj *r = NULL;
@@ -1564,48 +1521,48 @@ ON_SOCKET(blocked_call_stalls_nobody)
 ON_SOCKET(forked_children_use_proxies)
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(dict_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(queue_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(condition_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(start_and_shutdown, setup, teardown),
-    cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
-    cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, setup, teardown),
-    cmocka_unit_test_setup_teardown(dict_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(dict_iter_is_a_proxy, setup, teardown),
-    cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
-    cmocka_unit_test_setup_teardown(list_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(namespace_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(value_and_array, setup, teardown),
-    cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, setup, teardown),
-    cmocka_unit_test_setup_teardown(python_constructor_rules, setup, teardown),
-    cmocka_unit_test_setup_teardown(python_proxy_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(queue_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(joinable_queue, setup, teardown),
-    cmocka_unit_test_setup_teardown(lock_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(rlock_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(semaphores, setup, teardown),
-    cmocka_unit_test_setup_teardown(event_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(condition_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(barrier_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_add_from_ten_processes, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_operations, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_apply_all_or_nothing, setup, teardown),
-    cmocka_unit_test_setup_teardown(method_not_exposed_is_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(nothing_read_before_handshake, setup, teardown),
+    cmocka_unit_test_setup_teardown(dict_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(queue_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(condition_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(start_and_shutdown, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(bad_arguments, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dict_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dict_iter_is_a_proxy, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(allocation_failures, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(list_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(namespace_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(value_and_array, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_constructor_rules, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_proxy_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(queue_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(joinable_queue, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(lock_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(rlock_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(semaphores, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(event_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(condition_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(barrier_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_add_from_ten_processes, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_operations, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_apply_all_or_nothing, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(method_not_exposed_is_refused, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(nothing_read_before_handshake, mgr_setup, mgr_teardown),
     cmocka_unit_test(malformed_request_closes_that_connection),
     cmocka_unit_test(connection_limit),
-    cmocka_unit_test_setup_teardown(dead_holder_releases_lock, setup, teardown),
-    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody, setup, teardown),
-    cmocka_unit_test_setup_teardown(server_death_wakes_clients, setup, teardown),
-    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody, setup, teardown),
-    cmocka_unit_test_setup_teardown(forked_children_use_proxies, setup, teardown),
-    cmocka_unit_test_setup_teardown(nested_proxies, setup, teardown),
-    cmocka_unit_test_setup_teardown(spawned_child_uses_a_token, setup, teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(nested_proxies, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(spawned_child_uses_a_token, mgr_setup, mgr_teardown),
     cmocka_unit_test(register_c_type),
     cmocka_unit_test(tcp_manager),
     cmocka_unit_test(tool_serves_and_stops_on_sigterm),

@@ -13,10 +13,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "manager_fixture.h"
 
 #define PEER MP_SOURCE_DIR "/tests/interop/manager_peer.py"
-#define S(x) mp_obj_str(x)
-#define I(x) mp_obj_int(x)
 
 static pid_t peer_pid;
 
@@ -88,14 +87,6 @@ static void c_server_python313_client(void **state) {
   unix_path(a, sizeof a);
   c_server_python_client("3.13", a);
   c_server_python_client("3.13", "127.0.0.1:0");
-}
-
-static void check_repr(mp_obj *v, const char *want) {
-  assert_non_null(v);
-  char *r = mp_obj_repr(v);
-  if (strcmp(r, want) != 0) fail_msg("repr is %s, expected %s", r, want);
-  free(r);
-  mp_obj_free(v);
 }
 
 static void python_server_c_client(const char *version, const char *address) {
