@@ -165,6 +165,21 @@ def client(addr):
     check(c._callmethod('mp_cas', ('n', 5, 10)) is True and c['n'] == 10, 'mp_cas')
     check(ns._callmethod('mp_add', ('x', 1)) == 7, 'mp_add on Namespace')
 
+    # a type the C program registered, used as Python's register() does
+    SyncManager.register('Counter')
+    ctr = m.Counter(5)
+    check(ctr.increment(2) == 7 and ctr.increment() == 8, 'registered Counter')
+    try:
+        ctr.increment(-1)
+        check(False, 'ValueError expected from Counter')
+    except ValueError as e:
+        check(str(e) == 'by must be >= 0', 'Counter error text: ' + str(e))
+    try:
+        ctr.nope
+        check(False, 'AttributeError expected from Counter')
+    except AttributeError:
+        pass
+
     # a method that is not exposed is refused (RemoteError)
     try:
         d._callmethod('__class__')

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h" /* mp__fail: a method's error text */
 #include "manager_fixture.h"
 
 #define PEER MP_SOURCE_DIR "/tests/interop/manager_peer.py"
@@ -51,10 +52,45 @@ static pid_t run_peer(const char *python, const char *role,
   return pid;
 }
 
+/* Counter: a type this C program serves (register), that the Python
+ * client creates with m.Counter(5) after SyncManager.register('Counter'). */
+static int counter_create(void **state, const mp_obj *args, const mp_obj *kwds, void *ctx) {
+  (void)kwds;
+  (void)ctx;
+  int64_t *c = calloc(1, sizeof *c);
+  if (!c) return MP_ENOMEM;
+  if (mp_obj_len(args) > 0) mp_obj_get_int(mp_obj_list_get(args, 0), c);
+  *state = c;
+  return 0;
+}
+static void counter_destroy(void *state, void *ctx) {
+  (void)ctx;
+  free(state);
+}
+static int counter_increment(void *state, const mp_obj *args, const mp_obj *kwds,
+                             mp_obj **result, void *ctx) {
+  (void)kwds;
+  (void)ctx;
+  int64_t by = 1;
+  if (mp_obj_len(args) > 0 && mp_obj_get_int(mp_obj_list_get(args, 0), &by) != 0)
+    return mp__fail(MP_EINVAL, "by must be an int");
+  if (by < 0) return mp__fail(MP_EVALUE, "by must be >= 0");
+  *(int64_t *)state += by;
+  *result = mp_obj_int(*(int64_t *)state);
+  return 0;
+}
+static const mp_manager_method counter_methods[] = {{"increment", counter_increment}};
+static const mp_manager_type counter_type = {.create = counter_create,
+                                             .destroy = counter_destroy,
+                                             .methods = counter_methods,
+                                             .n_methods = 1};
+static const mp_manager_registration counter_reg[] = {{"Counter", &counter_type}};
+
 static void c_server_python_client(const char *version, const char *address) {
   const char *py = mp_test_python(version);
   if (!py) mp_test_skip("CPython %s is not installed", version);
-  mp_manager_opts o = {.address = address, .authkey = "secret", .authkey_len = 6};
+  mp_manager_opts o = {.address = address, .authkey = "secret", .authkey_len = 6,
+                       .types = counter_reg, .n_types = 1};
   mp_manager *m;
   assert_rc(mp_manager_start(&m, &o), 0);
   pid_t pid = run_peer(py, "client", mp_manager_address(m), NULL);
