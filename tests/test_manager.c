@@ -607,6 +607,38 @@ static void python_proxy_methods(void **state) {
   mp_proxy_free(b);
 }
 
+/* sort is stable (1.0 == 1 == True keep their order, also reversed, as
+ * Python's) and O(n log n): 200000 items sort well inside a call deadline
+ * (an insertion sort takes 2e10 compares, minutes, all under the server's
+ * lock). */
+static void sort_is_stable_and_fast(void **state) {
+  (void)state;
+  mp_proxy *l;
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, mp_obj_list_pack(5, mp_obj_float(1), I(2), I(1), mp_obj_bool(1), I(0))), 0);
+  assert_rc(mp_proxy_sort(l, 0), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[0, 1.0, 1, True, 2]");
+  assert_rc(mp_proxy_sort(l, 1), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[2, 1.0, 1, True, 0]");
+  mp_proxy_free(l);
+  enum { N = 200000 };
+  mp_obj *big = mp_obj_list();
+  for (int i = 0; i < N; i++) assert_rc(mp_obj_list_append(big, I((i * 7919) % N)), 0);
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, big), NULL, &l), 0);
+  assert_rc(mp_proxy_call_timeout(l, "sort", NULL, NULL, mp_test_slack(30), NULL), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  for (int i = 0; i < N; i += 9973) {
+    int64_t v = -1;
+    assert_rc(mp_obj_get_int(mp_obj_list_get(o, i), &v), 0);
+    assert_int_equal(v, i);
+  }
+  mp_obj_free(o);
+  mp_proxy_free(l);
+}
+
 /* ---- queues ------------------------------------------------------------------ */
 
 static void queue_methods(void **state) {
@@ -1541,6 +1573,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(python_constructor_rules, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(python_proxy_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(sort_is_stable_and_fast, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(queue_methods, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(joinable_queue, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(lock_methods, mgr_setup, mgr_teardown),

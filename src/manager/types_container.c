@@ -723,27 +723,45 @@ static mp_obj *list_getvalue(void *p) {
   return vl_to_obj(&s->list, 0, 1, (ssize_t)s->list.n);
 }
 
+/* list_sort sorts l in place: a stable merge sort (O(n log n) compares,
+ * as Python's; the server's lock is held throughout). reverse keeps equal
+ * items in their order, as Python's sort(reverse=True). Items that do not
+ * compare raise TypeError and leave the list as it was. */
 static int list_sort(mp__mgr_call *call, vlist *l, int reverse) {
-  /* insertion sort on pointers: stable, as Python's; fine for the sizes a
-   * manager list holds. */
+  size_t n = l->n;
+  if (n < 2) return 0;
+  mp_obj **a = mp__alloc(n * sizeof *a), **b = mp__alloc(n * sizeof *b);
+  if (!a || !b) {
+    mp__free(a);
+    mp__free(b);
+    return nomem(call);
+  }
+  memcpy(a, l->items, n * sizeof *a);
   int bad = 0;
   const char *ta = "", *tb = "";
-  for (size_t i = 1; i < l->n && !bad; i++) {
-    mp_obj *x = l->items[i];
-    size_t j = i;
-    while (j > 0) {
-      int c = compare(l->items[j - 1], x, &bad);
-      if (bad) {
-        ta = mp_obj_type_name(x);
-        tb = mp_obj_type_name(l->items[j - 1]);
-        break;
+  for (size_t w = 1; w < n && !bad; w *= 2) {
+    for (size_t lo = 0; lo < n && !bad; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        int c = compare(a[i], a[j], &bad);
+        if (bad) {
+          ta = mp_obj_type_name(a[j]); /* Python: later < earlier */
+          tb = mp_obj_type_name(a[i]);
+          break;
+        }
+        b[k++] = (reverse ? c < 0 : c > 0) ? a[j++] : a[i++];
       }
-      if (reverse ? c >= 0 : c <= 0) break;
-      l->items[j] = l->items[j - 1];
-      j--;
+      while (!bad && i < mid) b[k++] = a[i++];
+      while (!bad && j < hi) b[k++] = a[j++];
     }
-    l->items[j] = x;
+    mp_obj **t = a;
+    a = b;
+    b = t;
   }
+  if (!bad) memcpy(l->items, a, n * sizeof *a);
+  mp__free(a);
+  mp__free(b);
   if (bad)
     return mp__mgr_raise_msg(call, "builtins", "TypeError",
                              "'<' not supported between instances of '%s' "
