@@ -483,6 +483,62 @@ static void python_constructor_rules(void **state) {
   mp_proxy_free(p);
 }
 
+/* An array.array a Python client sends (a[0:2] = array('i', [8, 9]),
+ * m.list(array(...)), l.extend(array(...))) in each form a pickle holds it:
+ * array(tc, list), array(tc, machine bytes), _array_reconstructor(array,
+ * tc, mformat, bytes); read as plain items, never imported or called. */
+static mp_obj *pyarray(int form) {
+  if (form == 0)
+    return mp_obj_instance(mp_obj_global("array", "array"),
+                           mp_obj_tuple_pack(2, S("i"), mp_obj_list_pack(2, I(8), I(-9))), NULL, 0);
+  if (form == 1) /* 'h' on this (little-endian) host: 8, -9 */
+    return mp_obj_instance(mp_obj_global("array", "array"),
+                           mp_obj_tuple_pack(2, S("h"), mp_obj_bytes("\x08\x00\xf7\xff", 4)), NULL, 0);
+  int64_t mf = form == 2 ? 9 : form == 3 ? 99 : 8; /* 9: int32 big-endian */
+  size_t len = form == 4 ? 7 : 8;
+  return mp_obj_instance(mp_obj_global("array", "_array_reconstructor"),
+                         mp_obj_tuple_pack(4, mp_obj_global("array", "array"), S("i"), I(mf),
+                                           mp_obj_bytes("\x00\x00\x00\x08\xff\xff\xff\xf7", len)),
+                         NULL, 0);
+}
+
+static void array_values_from_python(void **state) {
+  (void)state;
+  mp_proxy *a, *l;
+  mp_obj *o = NULL;
+  for (int form = 0; form < 3; form++) {
+    assert_rc(mp_manager_array(M, "i", mp_obj_list_pack(3, I(1), I(2), I(3)), &a), 0);
+    mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                                 mp_obj_tuple_pack(3, I(0), I(2), mp_obj_none()), NULL, 0);
+    assert_rc(mp_proxy_setitem(a, sl, pyarray(form)), 0);
+    assert_rc(mp_proxy_getvalue(a, &o), 0);
+    check_repr(o, "[8, -9, 3]");
+    mp_proxy_free(a);
+    assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, pyarray(form)), NULL, &l), 0);
+    assert_rc(mp_proxy_extend(l, pyarray(form)), 0);
+    assert_rc(mp_proxy_getvalue(l, &o), 0);
+    check_repr(o, "[8, -9, 8, -9]");
+    mp_proxy_free(l);
+  }
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, pyarray(3)), MP_EINVAL); /* unknown machine format */
+  check_detail("machine format 99");
+  assert_rc(mp_proxy_extend(l, pyarray(4)), MP_EINVAL); /* 7 bytes of int32s */
+  check_detail("whole number of items");
+  assert_rc(mp_proxy_extend(l, mp_obj_instance(mp_obj_global("array", "array"),
+                                               mp_obj_tuple_pack(2, S("u"), mp_obj_bytes("a\0\0\0", 4)),
+                                               NULL, 0)),
+            MP_EINVAL);
+  check_detail("not a number type");
+  assert_rc(mp_proxy_extend(l, mp_obj_instance(mp_obj_global("array", "_array_reconstructor"),
+                                               mp_obj_tuple_pack(4, mp_obj_global("array", "array"), S("Q"),
+                                                                 I(10), mp_obj_bytes("\xff\xff\xff\xff\xff\xff\xff\xff", 8)),
+                                               NULL, 0)),
+            MP_EOVERFLOW);
+  assert_int_equal(mp_proxy_len(l), 0); /* the connection still serves */
+  mp_proxy_free(l);
+}
+
 /* The typed calls of src/manager/proxy_python.c, each with its error. */
 static int pred_calls;
 static int flag_set(void *ctx) {
@@ -1573,6 +1629,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(python_constructor_rules, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(python_proxy_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(array_values_from_python, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(sort_is_stable_and_fast, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(queue_methods, mgr_setup, mgr_teardown),
     cmocka_unit_test_setup_teardown(joinable_queue, mgr_setup, mgr_teardown),

@@ -88,6 +88,14 @@ int mp__mgr_local_recv(mp__mgr_local *l, int at_server, mp_connection *c,
  * mp__free), or NULL. */
 char *mp__mgr_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- array.array values (pyarray.c) -------------------------------------- */
+/* mp__mgr_is_pyarray: 1 when v is an array.array as a pickle holds it
+ * (array.array(tc, list) or array._array_reconstructor(...)), else 0.
+ * mp__mgr_pyarray_items: its items as a new list in *out; MP_EINVAL for a
+ * malformed one (detail says why), MP_EOVERFLOW, MP_ENOMEM. */
+int mp__mgr_is_pyarray(const mp_obj *v);
+int mp__mgr_pyarray_items(const mp_obj *v, mp_obj **out);
+
 /* ---- reply of one call --------------------------------------------------- */
 enum mp__mgr_kind {
   MP__MGR_RETURN = 0,

@@ -312,7 +312,7 @@ static int plain(mp_obj **v) {
   if (mp_obj_type_of(*v) != MP_OBJ_INSTANCE ||
       mp_obj_global_name(*v, &mod, &name) != 0)
     return 0;
-  mp_obj *st = mp_obj_instance_state(*v), *args = mp_obj_instance_args(*v);
+  mp_obj *st = mp_obj_instance_state(*v);
   mp_obj *r = NULL;
   if (strcmp(mod, "multiprocessing.managers") == 0 &&
       strcmp(name, "Namespace") == 0)
@@ -320,10 +320,10 @@ static int plain(mp_obj **v) {
   else if (strcmp(mod, "multiprocessing.managers") == 0 &&
            strcmp(name, "Value") == 0 && st && mp_obj_dict_get_str(st, "_value"))
     r = mp_obj_copy(mp_obj_dict_get_str(st, "_value"));
-  else if (strcmp(mod, "array") == 0 && strcmp(name, "array") == 0 && args &&
-           mp_obj_len(args) == 2)
-    r = mp_obj_copy(mp_obj_list_get(args, 1));
-  else
+  else if (mp__mgr_is_pyarray(*v)) {
+    int rc = mp__mgr_pyarray_items(*v, &r);
+    if (rc) return rc == MP_EINVAL ? mp__fail(MP_EPROTO, "%s", mp_error_detail()) : rc;
+  } else
     return 0;
   if (!r) return MP_ENOMEM;
   mp_obj_free(*v);

@@ -232,6 +232,17 @@ static int vl_from(mp__mgr_call *call, const mp_obj *v, vlist *out) {
       }
     return 0;
   }
+  if (mp__mgr_is_pyarray(v)) { /* list(array('i', [1, 2])) == [1, 2] */
+    mp_obj *items = NULL;
+    int rc = mp__mgr_pyarray_items(v, &items);
+    if (rc == MP_ENOMEM) return nomem(call);
+    if (rc)
+      return mp__mgr_raise_msg(call, "builtins", rc == MP_EOVERFLOW ? "OverflowError" : "TypeError",
+                               "%s", mp_error_detail());
+    int bad = vl_from(call, items, out);
+    mp_obj_free(items);
+    return bad;
+  }
   if (t == MP_OBJ_STR || t == MP_OBJ_BYTES) {
     /* list('ab') == ['a', 'b'], list(b'ab') == [97, 98] */
     const char *p;

@@ -140,6 +140,10 @@ def client(addr):
     check(str(m.Semaphore(2)).endswith(': value=2>'), 'Semaphore str')
     check(str(q).startswith('<queue.Queue object at 0x'), 'Queue str')
     check(m.list('ab')[:] == ['a', 'b'], "list('ab')")
+    arr[0:2] = array.array('i', [8, -9])
+    al = m.list(array.array('d', [1.5]))
+    al.extend(array.array('q', [-2**63]))
+    check(arr[:] == array.array('i', [8, -9, 3]) and al[:] == [1.5, -2**63], 'array values sent')
     try:
         m.dict(5)
         check(False, 'TypeError expected from dict(5)')

@@ -207,6 +207,11 @@ static void python_server_c_client(const char *version, const char *address) {
   assert_rc(mp_proxy_getvalue(val, &v), 0);
   check_repr(v, "4");
   mp_proxy_free(val);
+  mp_proxy *arr; /* Python's server sends an array.array: read as a list */
+  assert_rc(mp_manager_array(m, "h", mp_obj_list_pack(2, I(-2), I(300)), &arr), 0);
+  assert_rc(mp_proxy_getvalue(arr, &v), 0);
+  check_repr(v, "[-2, 300]");
+  mp_proxy_free(arr);
   assert_rc(mp_manager_queue(m, 0, &q), 0);
   assert_rc(mp_proxy_put(q, S("job"), MP_FOREVER), 0);
   assert_rc(mp_proxy_get(q, &v, 5), 0);
