@@ -345,6 +345,11 @@ BAD(mp_proxy_apply, mp_obj,
                                                1, mp_obj_str("k")))),
                    &x))
 BAD(mp_proxy_get, mp_obj, mp_proxy_get(g_mq, &x, 0))
+BAD(mp_proxy_keys, mp_obj, mp_proxy_keys(g_ns, &x))
+BAD(mp_proxy_values, mp_obj, mp_proxy_values(g_ns, &x))
+BAD(mp_proxy_items, mp_obj, mp_proxy_items(g_ns, &x))
+BAD(mp_proxy_dict_get, mp_obj, mp_proxy_dict_get(g_ns, mp_obj_str("k"), NULL, &x))
+BAD(mp_proxy_popitem, mp_obj, mp_proxy_popitem(g_dict, &x, NULL))
 
 #define ROW_BAD(fn) {#fn, bad_##fn, NULL, NULL}
 #define ROW(fn) {#fn, bad_##fn, good_##fn, release_##fn}
@@ -444,6 +449,11 @@ static const ctor_row ctors[] = {
     ROW_BAD(mp_proxy_pop),
     ROW_BAD(mp_proxy_apply),
     ROW_BAD(mp_proxy_get),
+    ROW_BAD(mp_proxy_keys),
+    ROW_BAD(mp_proxy_values),
+    ROW_BAD(mp_proxy_items),
+    ROW_BAD(mp_proxy_dict_get),
+    ROW_BAD(mp_proxy_popitem),
 };
 
 static void failed_constructor_leaves_out_untouched(void **state) {

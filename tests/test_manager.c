@@ -25,50 +25,7 @@
 
 #include "harness.h"
 #include "manager/client_internal.h"
-
-#define S(x) mp_obj_str(x)
-#define I(x) mp_obj_int(x)
-
-static mp_manager *M;
-
-static int setup(void **state) {
-  (void)state;
-  M = NULL;
-  assert_rc(mp_manager_start(&M, NULL), 0);
-  return 0;
-}
-
-/* setup_socket: a manager whose calls stay on the socket (no_local), for
- * the cases that run on both paths (the default is the local channel). */
-static int setup_socket(void **state) {
-  (void)state;
-  M = NULL;
-  mp_manager_opts o = {.no_local = 1};
-  assert_rc(mp_manager_start(&M, &o), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  mp_manager_free(M);
-  M = NULL;
-  return 0;
-}
-
-/* check_repr asserts repr(v) == want and frees v. */
-static void check_repr(mp_obj *v, const char *want) {
-  assert_non_null(v);
-  char *r = mp_obj_repr(v);
-  assert_non_null(r);
-  if (strcmp(r, want) != 0) fail_msg("repr is %s, expected %s", r, want);
-  free(r);
-  mp_obj_free(v);
-}
-
-static void check_detail(const char *want) {
-  if (!strstr(mp_error_detail(), want))
-    fail_msg("detail '%s' lacks '%s'", mp_error_detail(), want);
-}
+#include "manager_fixture.h"
 
 static mp_obj *call1(mp_proxy *p, const char *m, mp_obj *args) {
   mp_obj *r = NULL;
@@ -376,6 +333,366 @@ static void value_and_array(void **state) {
   assert_rc(mp_proxy_getvalue(a, &o), 0);
   check_repr(o, "[0.0, 0.0]");
   mp_proxy_free(a);
+}
+
+/* check_prefix asserts that the server's repr of p starts with want. */
+static void check_repr_prefix(mp_proxy *p, const char *want) {
+  char *r = NULL;
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  if (strncmp(r, want, strlen(want)) != 0)
+    fail_msg("repr is %s, expected it to start with %s", r, want);
+  free(r);
+}
+
+/* check_global asserts that v (taken) is an instance of module.name. */
+static void check_instance_of(mp_obj *v, const char *module, const char *name) {
+  const char *mo = NULL, *na = NULL;
+  assert_int_equal(mp_obj_type_of(v), MP_OBJ_INSTANCE);
+  assert_rc(mp_obj_global_name(v, &mo, &na), 0);
+  assert_string_equal(mo, module);
+  assert_string_equal(na, name);
+  mp_obj_free(v);
+}
+
+/* What a Python client gets for str(proxy) and proxy._getvalue() is what
+ * Python's server sends: the referent's own repr ("<unlocked _thread.lock
+ * object at 0x...>", "Value('i', 5)", "array('i', [1, 2])") and a
+ * Namespace, managers.Value or array.array; the C client's getvalue and
+ * getitem turn those back into plain values. */
+static void python_shaped_values_and_reprs(void **state) {
+  (void)state;
+  mp_proxy *p;
+  assert_rc(mp_manager_lock(M, &p), 0);
+  check_repr_prefix(p, "<unlocked _thread.lock object at 0x");
+  assert_rc(mp_proxy_acquire(p, 0), 0);
+  check_repr_prefix(p, "<locked _thread.lock object at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_rlock(M, &p), 0);
+  check_repr_prefix(p, "<unlocked _thread.RLock object owner=0 count=0 at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_semaphore(M, 2, &p), 0);
+  check_repr_prefix(p, "<threading.Semaphore at 0x");
+  char *r = NULL;
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": value=2>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_bounded_semaphore(M, 1, &p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": value=1/1>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_event(M, &p), 0);
+  check_repr_prefix(p, "<threading.Event at 0x");
+  assert_rc(mp_proxy_set(p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": set>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_barrier(M, 2, &p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": waiters=0/2>"));
+  free(r);
+  assert_rc(mp_proxy_abort(p), 0);
+  assert_rc(mp_proxy_repr(p, &r), 0);
+  assert_non_null(strstr(r, ": broken>"));
+  free(r);
+  mp_proxy_free(p);
+  assert_rc(mp_manager_condition(M, &p), 0);
+  check_repr_prefix(p, "<Condition(<unlocked _thread.RLock object owner=0 count=0 at 0x");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_queue(M, 0, &p), 0);
+  check_repr_prefix(p, "<queue.Queue object at 0x");
+  mp_proxy_free(p);
+
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_value(M, "i", I(5), &p), 0);
+  check_repr_prefix(p, "Value('i', 5)");
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "multiprocessing.managers", "Value");
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "5");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_namespace(M, &p), 0);
+  assert_rc(mp_proxy_setattr(p, "x", I(1)), 0);
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "multiprocessing.managers", "Namespace");
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "{'x': 1}");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_array(M, "i", mp_obj_list_pack(3, I(1), I(2), I(3)), &p), 0);
+  check_repr_prefix(p, "array('i', [1, 2, 3])");
+  assert_rc(mp_proxy_call(p, "#GETVALUE", NULL, NULL, &o), 0);
+  check_instance_of(o, "array", "array");
+  mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                               mp_obj_tuple_pack(3, I(0), I(2), mp_obj_none()), NULL, 0);
+  assert_rc(mp_proxy_call(p, "__getitem__", mp_obj_tuple_pack(1, mp_obj_copy(sl)), NULL, &o), 0);
+  check_instance_of(o, "array", "array");
+  assert_rc(mp_proxy_getitem(p, sl, &o), 0);
+  check_repr(o, "[1, 2]");
+  assert_rc(mp_proxy_getitem(p, I(7), &o), MP_ERANGE);
+  check_detail("array index out of range");
+  mp_proxy_free(p);
+  assert_rc(mp_manager_array(M, "d", mp_obj_list(), &p), 0);
+  check_repr_prefix(p, "array('d')");
+  mp_proxy_free(p);
+}
+
+/* Constructors and list methods fail (and succeed) as Python's do. */
+static void python_constructor_rules(void **state) {
+  (void)state;
+  mp_proxy *p = NULL;
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, S("ab\xc3\xa9")), NULL, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "['a', 'b', '\xc3\xa9']"); /* list('abé') */
+  mp_proxy_free(p);
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, mp_obj_bytes("ab", 2)), NULL, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "[97, 98]");
+  mp_proxy_free(p);
+  p = NULL;
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, I(5)), NULL, &p), MP_EINVAL);
+  check_detail("TypeError(\"'int' object is not iterable\")");
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, I(5)), NULL, &p), MP_EINVAL);
+  check_detail("'int' object is not iterable");
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(2, mp_obj_dict(), mp_obj_dict()), NULL, &p),
+            MP_EINVAL);
+  check_detail("dict expected at most 1 argument, got 2");
+  assert_rc(mp_manager_create(M, "dict",
+                              mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_tuple_pack(3, I(1), I(2), I(3)))),
+                              NULL, &p), MP_EVALUE);
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_list())),
+                              NULL, &p), MP_EVALUE);
+  assert_null(p);
+  mp_obj *kw = mp_obj_dict();
+  assert_rc(mp_obj_dict_set_str(kw, "b", I(2)), 0);
+  assert_rc(mp_manager_create(M, "dict", mp_obj_tuple_pack(1, mp_obj_list_pack(1, mp_obj_tuple_pack(2, S("a"), I(1)))),
+                              kw, &p), 0);
+  assert_rc(mp_proxy_getvalue(p, &o), 0);
+  check_repr(o, "{'a': 1, 'b': 2}");
+  mp_proxy_free(p);
+
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, mp_obj_list_pack(3, I(1), S("s"), I(2))), NULL, &p), 0);
+  assert_rc(mp_proxy_call(p, "sort", NULL, NULL, NULL), MP_EINVAL);
+  check_detail("'<' not supported between instances of 'str' and 'int'");
+  mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                               mp_obj_tuple_pack(3, I(0), I(3), I(2)), NULL, 0);
+  assert_rc(mp_proxy_setitem(p, sl, mp_obj_list_pack(1, I(9))), MP_EVALUE);
+  check_detail("attempt to assign sequence of size 1 to extended slice of size 2");
+  mp_proxy_free(p);
+}
+
+/* An array.array a Python client sends (a[0:2] = array('i', [8, 9]),
+ * m.list(array(...)), l.extend(array(...))) in each form a pickle holds it:
+ * array(tc, list), array(tc, machine bytes), _array_reconstructor(array,
+ * tc, mformat, bytes); read as plain items, never imported or called. */
+static mp_obj *pyarray(int form) {
+  if (form == 0)
+    return mp_obj_instance(mp_obj_global("array", "array"),
+                           mp_obj_tuple_pack(2, S("i"), mp_obj_list_pack(2, I(8), I(-9))), NULL, 0);
+  if (form == 1) /* 'h' on this (little-endian) host: 8, -9 */
+    return mp_obj_instance(mp_obj_global("array", "array"),
+                           mp_obj_tuple_pack(2, S("h"), mp_obj_bytes("\x08\x00\xf7\xff", 4)), NULL, 0);
+  int64_t mf = form == 2 ? 9 : form == 3 ? 99 : 8; /* 9: int32 big-endian */
+  size_t len = form == 4 ? 7 : 8;
+  return mp_obj_instance(mp_obj_global("array", "_array_reconstructor"),
+                         mp_obj_tuple_pack(4, mp_obj_global("array", "array"), S("i"), I(mf),
+                                           mp_obj_bytes("\x00\x00\x00\x08\xff\xff\xff\xf7", len)),
+                         NULL, 0);
+}
+
+static void array_values_from_python(void **state) {
+  (void)state;
+  mp_proxy *a, *l;
+  mp_obj *o = NULL;
+  for (int form = 0; form < 3; form++) {
+    assert_rc(mp_manager_array(M, "i", mp_obj_list_pack(3, I(1), I(2), I(3)), &a), 0);
+    mp_obj *sl = mp_obj_instance(mp_obj_global("builtins", "slice"),
+                                 mp_obj_tuple_pack(3, I(0), I(2), mp_obj_none()), NULL, 0);
+    assert_rc(mp_proxy_setitem(a, sl, pyarray(form)), 0);
+    assert_rc(mp_proxy_getvalue(a, &o), 0);
+    check_repr(o, "[8, -9, 3]");
+    mp_proxy_free(a);
+    assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, pyarray(form)), NULL, &l), 0);
+    assert_rc(mp_proxy_extend(l, pyarray(form)), 0);
+    assert_rc(mp_proxy_getvalue(l, &o), 0);
+    check_repr(o, "[8, -9, 8, -9]");
+    mp_proxy_free(l);
+  }
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, pyarray(3)), MP_EINVAL); /* unknown machine format */
+  check_detail("machine format 99");
+  assert_rc(mp_proxy_extend(l, pyarray(4)), MP_EINVAL); /* 7 bytes of int32s */
+  check_detail("whole number of items");
+  assert_rc(mp_proxy_extend(l, mp_obj_instance(mp_obj_global("array", "array"),
+                                               mp_obj_tuple_pack(2, S("u"), mp_obj_bytes("a\0\0\0", 4)),
+                                               NULL, 0)),
+            MP_EINVAL);
+  check_detail("not a number type");
+  assert_rc(mp_proxy_extend(l, mp_obj_instance(mp_obj_global("array", "_array_reconstructor"),
+                                               mp_obj_tuple_pack(4, mp_obj_global("array", "array"), S("Q"),
+                                                                 I(10), mp_obj_bytes("\xff\xff\xff\xff\xff\xff\xff\xff", 8)),
+                                               NULL, 0)),
+            MP_EOVERFLOW);
+  assert_int_equal(mp_proxy_len(l), 0); /* the connection still serves */
+  mp_proxy_free(l);
+}
+
+/* The typed calls of src/manager/proxy_python.c, each with its error. */
+static int pred_calls;
+static int flag_set(void *ctx) {
+  pred_calls++;
+  mp_proxy *d = ctx;
+  return mp_proxy_contains(d, S("ready"));
+}
+static int pred_fails(void *ctx) {
+  (void)ctx;
+  return MP_EIO;
+}
+static void *set_ready_later(void *arg) {
+  mp_proxy **pp = arg; /* {condition, dict} */
+  usleep(50000);
+  if (mp_proxy_acquire(pp[0], MP_FOREVER) == 0) {
+    mp_proxy_setitem(pp[1], S("ready"), I(1));
+    mp_proxy_notify_all(pp[0]);
+    mp_proxy_release(pp[0]);
+  }
+  return NULL;
+}
+
+static void python_proxy_methods(void **state) {
+  (void)state;
+  mp_proxy *d, *l, *q, *c, *b;
+  mp_obj *o = NULL, *k = NULL;
+  assert_rc(mp_manager_dict(M, &d), 0);
+  assert_rc(mp_proxy_update(d, mp_obj_list_pack(1, mp_obj_tuple_pack(2, S("a"), I(1)))), 0);
+  mp_obj *more = mp_obj_dict();
+  assert_rc(mp_obj_dict_set_str(more, "b", I(2)), 0);
+  assert_rc(mp_proxy_update(d, more), 0);
+  assert_rc(mp_proxy_update(d, I(5)), MP_EINVAL); /* TypeError */
+  assert_rc(mp_proxy_update(d, NULL), MP_EINVAL);
+  assert_int_equal(mp_proxy_contains(d, S("a")), 1);
+  assert_int_equal(mp_proxy_contains(d, S("zz")), 0);
+  assert_rc(mp_proxy_contains(d, mp_obj_list()), MP_EINVAL); /* unhashable */
+  assert_rc(mp_proxy_keys(d, &o), 0);
+  check_repr(o, "['a', 'b']");
+  assert_rc(mp_proxy_values(d, &o), 0);
+  check_repr(o, "[1, 2]");
+  assert_rc(mp_proxy_items(d, &o), 0);
+  check_repr(o, "[('a', 1), ('b', 2)]");
+  assert_rc(mp_proxy_keys(d, NULL), MP_EINVAL);
+  assert_rc(mp_proxy_dict_get(d, S("a"), NULL, &o), 0);
+  check_repr(o, "1");
+  assert_rc(mp_proxy_dict_get(d, S("zz"), NULL, &o), 0);
+  check_repr(o, "None");
+  assert_rc(mp_proxy_dict_get(d, S("zz"), I(7), &o), 0);
+  check_repr(o, "7");
+  assert_rc(mp_proxy_dict_get(d, NULL, I(7), &o), MP_EINVAL);
+  assert_rc(mp_proxy_popitem(d, &k, &o), 0); /* LIFO, as Python's */
+  check_repr(k, "'b'");
+  check_repr(o, "2");
+  assert_rc(mp_proxy_popitem(d, NULL, NULL), 0);
+  assert_rc(mp_proxy_popitem(d, &k, &o), MP_ENOENT);
+  check_detail("KeyError");
+
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, mp_obj_list_pack(3, I(3), I(1), I(2))), 0);
+  assert_rc(mp_proxy_extend(l, I(1)), MP_EINVAL);
+  assert_rc(mp_proxy_insert(l, 0, S("x")), 0);
+  assert_rc(mp_proxy_insert(l, -100, S("y")), 0); /* clamps, as Python */
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "['y', 'x', 3, 1, 2]");
+  assert_rc(mp_proxy_remove(l, S("y")), 0);
+  assert_rc(mp_proxy_remove(l, S("y")), MP_EVALUE);
+  assert_int_equal(mp_proxy_index(l, I(1)), 2);
+  assert_rc((int)mp_proxy_index(l, I(99)), MP_EVALUE);
+  assert_int_equal(mp_proxy_count(l, S("x")), 1);
+  assert_int_equal(mp_proxy_count(l, S("none")), 0);
+  assert_int_equal(mp_proxy_contains(l, I(3)), 1);
+  assert_rc(mp_proxy_sort(l, 0), MP_EINVAL); /* 'x' and ints */
+  assert_rc(mp_proxy_remove(l, S("x")), 0);
+  assert_rc(mp_proxy_sort(l, 1), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[3, 2, 1]");
+  assert_rc(mp_proxy_reverse(l), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[1, 2, 3]");
+  assert_rc(mp_proxy_clear(l), MP_EPROTO); /* Python's ListProxy has no clear() */
+  assert_rc(mp_proxy_setitem(d, S("k"), I(1)), 0);
+  assert_rc(mp_proxy_clear(d), 0);
+  assert_int_equal(mp_proxy_len(d), 0);
+
+  assert_rc(mp_manager_queue(M, 1, &q), 0);
+  assert_int_equal(mp_proxy_empty(q), 1);
+  assert_int_equal(mp_proxy_full(q), 0);
+  assert_rc(mp_proxy_put(q, I(1), 0), 0);
+  assert_int_equal(mp_proxy_empty(q), 0);
+  assert_int_equal(mp_proxy_full(q), 1);
+  assert_rc(mp_proxy_empty(d), MP_EPROTO); /* a dict has no empty() */
+
+  assert_rc(mp_manager_condition(M, &c), 0);
+  assert_rc(mp_proxy_wait_for(NULL, flag_set, d, 1), MP_EINVAL);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, NAN), MP_EINVAL);
+  assert_rc(mp_proxy_acquire(c, MP_FOREVER), 0);
+  pred_calls = 0;
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 0), MP_ETIMEDOUT);
+  assert_int_equal(pred_calls, 1);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 0.05), MP_ETIMEDOUT);
+  assert_rc(mp_proxy_wait_for(c, pred_fails, NULL, 1), MP_EIO);
+  mp_proxy *pair[2] = {c, d};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, set_ready_later, pair), 0);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, mp_test_slack(10)), 0);
+  assert_rc(mp_proxy_release(c), 0);
+  pthread_join(t, NULL);
+  assert_rc(mp_proxy_wait_for(c, flag_set, d, 1), 0); /* already true */
+
+  assert_rc(mp_manager_barrier(M, 3, &b), 0);
+  assert_int_equal(mp_proxy_parties(b), 3);
+  assert_int_equal(mp_proxy_n_waiting(b), 0);
+  assert_int_equal(mp_proxy_broken(b), 0);
+  assert_rc(mp_proxy_abort(b), 0);
+  assert_int_equal(mp_proxy_broken(b), 1);
+  assert_rc((int)mp_proxy_parties(d), MP_EPROTO); /* not a Barrier */
+
+  mp_proxy_free(d);
+  mp_proxy_free(l);
+  mp_proxy_free(q);
+  mp_proxy_free(c);
+  mp_proxy_free(b);
+}
+
+/* sort is stable (1.0 == 1 == True keep their order, also reversed, as
+ * Python's) and O(n log n): 200000 items sort well inside a call deadline
+ * (an insertion sort takes 2e10 compares, minutes, all under the server's
+ * lock). */
+static void sort_is_stable_and_fast(void **state) {
+  (void)state;
+  mp_proxy *l;
+  mp_obj *o = NULL;
+  assert_rc(mp_manager_list(M, &l), 0);
+  assert_rc(mp_proxy_extend(l, mp_obj_list_pack(5, mp_obj_float(1), I(2), I(1), mp_obj_bool(1), I(0))), 0);
+  assert_rc(mp_proxy_sort(l, 0), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[0, 1.0, 1, True, 2]");
+  assert_rc(mp_proxy_sort(l, 1), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  check_repr(o, "[2, 1.0, 1, True, 0]");
+  mp_proxy_free(l);
+  enum { N = 200000 };
+  mp_obj *big = mp_obj_list();
+  for (int i = 0; i < N; i++) assert_rc(mp_obj_list_append(big, I((i * 7919) % N)), 0);
+  assert_rc(mp_manager_create(M, "list", mp_obj_tuple_pack(1, big), NULL, &l), 0);
+  assert_rc(mp_proxy_call_timeout(l, "sort", NULL, NULL, mp_test_slack(30), NULL), 0);
+  assert_rc(mp_proxy_getvalue(l, &o), 0);
+  for (int i = 0; i < N; i += 9973) {
+    int64_t v = -1;
+    assert_rc(mp_obj_get_int(mp_obj_list_get(o, i), &v), 0);
+    assert_int_equal(v, i);
+  }
+  mp_obj_free(o);
+  mp_proxy_free(l);
 }
 
 /* ---- queues ------------------------------------------------------------------ */
@@ -1292,45 +1609,50 @@ ON_SOCKET(blocked_call_stalls_nobody)
 ON_SOCKET(forked_children_use_proxies)
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(dict_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(queue_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(condition_methods_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, setup_socket, teardown),
-    cmocka_unit_test_setup_teardown(start_and_shutdown, setup, teardown),
-    cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
-    cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, setup, teardown),
-    cmocka_unit_test_setup_teardown(dict_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(dict_iter_is_a_proxy, setup, teardown),
-    cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
-    cmocka_unit_test_setup_teardown(list_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(namespace_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(value_and_array, setup, teardown),
-    cmocka_unit_test_setup_teardown(queue_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(joinable_queue, setup, teardown),
-    cmocka_unit_test_setup_teardown(lock_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(rlock_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(semaphores, setup, teardown),
-    cmocka_unit_test_setup_teardown(event_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(condition_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(barrier_methods, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_add_from_ten_processes, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_operations, setup, teardown),
-    cmocka_unit_test_setup_teardown(atomic_apply_all_or_nothing, setup, teardown),
-    cmocka_unit_test_setup_teardown(method_not_exposed_is_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(nothing_read_before_handshake, setup, teardown),
+    cmocka_unit_test_setup_teardown(dict_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(queue_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(condition_methods_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies_on_socket, mgr_setup_socket, mgr_teardown),
+    cmocka_unit_test_setup_teardown(start_and_shutdown, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(bad_arguments, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(connect_refused_and_wrong_key, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dict_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dict_iter_is_a_proxy, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(allocation_failures, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(list_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(namespace_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(value_and_array, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_shaped_values_and_reprs, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_constructor_rules, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(python_proxy_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(array_values_from_python, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(sort_is_stable_and_fast, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(queue_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(joinable_queue, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(lock_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(rlock_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(semaphores, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(event_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(condition_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(barrier_methods, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_add_from_ten_processes, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_operations, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(atomic_apply_all_or_nothing, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(method_not_exposed_is_refused, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(nothing_read_before_handshake, mgr_setup, mgr_teardown),
     cmocka_unit_test(malformed_request_closes_that_connection),
     cmocka_unit_test(connection_limit),
-    cmocka_unit_test_setup_teardown(dead_holder_releases_lock, setup, teardown),
-    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody, setup, teardown),
-    cmocka_unit_test_setup_teardown(server_death_wakes_clients, setup, teardown),
-    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody, setup, teardown),
-    cmocka_unit_test_setup_teardown(forked_children_use_proxies, setup, teardown),
-    cmocka_unit_test_setup_teardown(nested_proxies, setup, teardown),
-    cmocka_unit_test_setup_teardown(spawned_child_uses_a_token, setup, teardown),
+    cmocka_unit_test_setup_teardown(dead_holder_releases_lock, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_waiter_hangs_nobody, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_death_wakes_clients, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(blocked_call_stalls_nobody, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(forked_children_use_proxies, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(nested_proxies, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(spawned_child_uses_a_token, mgr_setup, mgr_teardown),
     cmocka_unit_test(register_c_type),
     cmocka_unit_test(tcp_manager),
     cmocka_unit_test(tool_serves_and_stops_on_sigterm),

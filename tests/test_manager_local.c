@@ -21,31 +21,7 @@
 
 #include "harness.h"
 #include "manager/client_internal.h"
-
-#define S(x) mp_obj_str(x)
-#define I(x) mp_obj_int(x)
-
-static mp_manager *M;
-
-static int setup(void **state) {
-  (void)state;
-  M = NULL;
-  assert_rc(mp_manager_start(&M, NULL), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  if (M && mp_manager_pid(M)) kill(mp_manager_pid(M), SIGCONT);
-  mp_manager_free(M);
-  M = NULL;
-  return 0;
-}
-
-static void check_detail(const char *want) {
-  if (!strstr(mp_error_detail(), want))
-    fail_msg("detail '%s' lacks '%s'", mp_error_detail(), want);
-}
+#include "manager_fixture.h"
 
 /* thread_local_channel: 1 when this thread's method connection on m uses
  * the local channel, 0 when the socket, -1 when it has none. */
@@ -375,14 +351,14 @@ static void server_shutdown_wakes_local_waiters(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(local_channel_is_the_default, setup, teardown),
-    cmocka_unit_test_setup_teardown(large_messages_take_the_socket, setup, teardown),
-    cmocka_unit_test_setup_teardown(tcp_keeps_the_socket, setup, teardown),
-    cmocka_unit_test_setup_teardown(bad_descriptor_is_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(server_timeouts_are_honoured, setup, teardown),
-    cmocka_unit_test_setup_teardown(stuck_server_cannot_hang_a_client, setup, teardown),
-    cmocka_unit_test_setup_teardown(dead_local_client_releases_its_lock, setup, teardown),
-    cmocka_unit_test_setup_teardown(server_shutdown_wakes_local_waiters, setup, teardown),
+    cmocka_unit_test_setup_teardown(local_channel_is_the_default, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(large_messages_take_the_socket, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(tcp_keeps_the_socket, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(bad_descriptor_is_refused, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_timeouts_are_honoured, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(stuck_server_cannot_hang_a_client, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(dead_local_client_releases_its_lock, mgr_setup, mgr_teardown),
+    cmocka_unit_test_setup_teardown(server_shutdown_wakes_local_waiters, mgr_setup, mgr_teardown),
 };
 
 MP_TEST_MAIN(tests)

@@ -7,7 +7,7 @@
  * must return what its header documents: MP_EINVAL for a NULL object
  * (docs/errors.md), or the documented value for the few that accept NULL.
  * Index arguments past either end must give MP_ERANGE where documented.
- * 325 functions; one case per header. */
+ * 345 functions; one case per header. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -159,6 +159,26 @@ static void returns_manager(void **state) {
   expect_rc("mp_proxy_notify_all", (int)mp_proxy_notify_all(NULL), MP_EINVAL);
   expect_rc("mp_proxy_abort", (int)mp_proxy_abort(NULL), MP_EINVAL);
   expect_rc("mp_proxy_reset", (int)mp_proxy_reset(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_contains", (int)mp_proxy_contains(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_keys", (int)mp_proxy_keys(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_values", (int)mp_proxy_values(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_items", (int)mp_proxy_items(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_dict_get", (int)mp_proxy_dict_get(NULL, NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_update", (int)mp_proxy_update(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_popitem", (int)mp_proxy_popitem(NULL, NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_extend", (int)mp_proxy_extend(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_insert", (int)mp_proxy_insert(NULL, (ssize_t){0}, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_remove", (int)mp_proxy_remove(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_index", (int)mp_proxy_index(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_count", (int)mp_proxy_count(NULL, NULL), MP_EINVAL);
+  expect_rc("mp_proxy_sort", (int)mp_proxy_sort(NULL, (int){0}), MP_EINVAL);
+  expect_rc("mp_proxy_reverse", (int)mp_proxy_reverse(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_empty", (int)mp_proxy_empty(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_full", (int)mp_proxy_full(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_wait_for", (int)mp_proxy_wait_for(NULL, (mp_proxy_predicate){0}, NULL, (double){0}), MP_EINVAL);
+  expect_rc("mp_proxy_parties", (int)mp_proxy_parties(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_n_waiting", (int)mp_proxy_n_waiting(NULL), MP_EINVAL);
+  expect_rc("mp_proxy_broken", (int)mp_proxy_broken(NULL), MP_EINVAL);
   expect_rc("mp_proxy_print", (int)mp_proxy_print(NULL, NULL), MP_EINVAL);
   expect_rc("mp_proxy_getattr_int", (int)mp_proxy_getattr_int(NULL, NULL, NULL), MP_EINVAL);
   assert_int_equal(bad, 0);

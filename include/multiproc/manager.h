@@ -383,6 +383,61 @@ MP_EXTERN int mp_proxy_notify_all(mp_proxy *p);
 MP_EXTERN int mp_proxy_abort(mp_proxy *p);
 MP_EXTERN int mp_proxy_reset(mp_proxy *p);
 
+/* ---- more of Python's proxy methods (src/manager/proxy_python.c) --------
+ * Each sends the method Python's proxy sends, so it works against a C or a
+ * Python server; values passed are taken; results are new values. Errors
+ * as at the top (the server's exception as a code and a detail).
+ * dict:
+ *   mp_proxy_contains: `value in p` (dict key, list item): 1, 0 or an
+ *     error.
+ *   mp_proxy_keys / _values / _items: list(d.keys()) ... (items: a list of
+ *     (key, value) tuples) into *out.
+ *   mp_proxy_dict_get: d.get(key, dflt) into *out (dflt NULL: None).
+ *   mp_proxy_update: d.update(other), other a dict or a list of pairs.
+ *   mp_proxy_popitem: d.popitem() into *key and *value (either may be
+ *     NULL to drop it); MP_ENOENT on an empty dict.
+ *   mp_proxy_clear (above) is d.clear() too (Python's list proxy has no
+ *   clear(): delete a slice); mp_proxy_pop is
+ *   d.pop(key[, dflt]) and l.pop([index]).
+ * list:
+ *   mp_proxy_extend: l.extend(items) (a list or tuple); mp_proxy_insert:
+ *   l.insert(index, value); mp_proxy_remove: l.remove(value) (MP_EVALUE
+ *   when absent); mp_proxy_index: l.index(value) (MP_EVALUE when absent);
+ *   mp_proxy_count: l.count(value); mp_proxy_sort: l.sort(reverse=...)
+ *   (MP_EINVAL: items that do not compare); mp_proxy_reverse.
+ * Queue: mp_proxy_empty, mp_proxy_full: q.empty(), q.full(): 1, 0 or an
+ *   error.
+ * Condition: mp_proxy_wait_for: c.wait_for(predicate, timeout), with the
+ *   Condition held: calls predicate(ctx) and waits until it returns
+ *   nonzero (0 then), or until timeout seconds have passed
+ *   (MP_ETIMEDOUT; MP_FOREVER waits without end); a negative predicate
+ *   result is returned as an error. A loop on the client, as Python's.
+ * Barrier: mp_proxy_parties, mp_proxy_n_waiting (counts), mp_proxy_broken
+ *   (1 or 0): b.parties, b.n_waiting, b.broken. */
+MP_EXTERN int mp_proxy_contains(mp_proxy *p, mp_obj *value);
+MP_EXTERN int mp_proxy_keys(mp_proxy *p, mp_obj **out);
+MP_EXTERN int mp_proxy_values(mp_proxy *p, mp_obj **out);
+MP_EXTERN int mp_proxy_items(mp_proxy *p, mp_obj **out);
+MP_EXTERN int mp_proxy_dict_get(mp_proxy *p, mp_obj *key, mp_obj *dflt,
+                                mp_obj **out);
+MP_EXTERN int mp_proxy_update(mp_proxy *p, mp_obj *other);
+MP_EXTERN int mp_proxy_popitem(mp_proxy *p, mp_obj **key, mp_obj **value);
+MP_EXTERN int mp_proxy_extend(mp_proxy *p, mp_obj *items);
+MP_EXTERN int mp_proxy_insert(mp_proxy *p, ssize_t index, mp_obj *value);
+MP_EXTERN int mp_proxy_remove(mp_proxy *p, mp_obj *value);
+MP_EXTERN ssize_t mp_proxy_index(mp_proxy *p, mp_obj *value);
+MP_EXTERN ssize_t mp_proxy_count(mp_proxy *p, mp_obj *value);
+MP_EXTERN int mp_proxy_sort(mp_proxy *p, int reverse);
+MP_EXTERN int mp_proxy_reverse(mp_proxy *p);
+MP_EXTERN int mp_proxy_empty(mp_proxy *p);
+MP_EXTERN int mp_proxy_full(mp_proxy *p);
+typedef int (*mp_proxy_predicate)(void *ctx);
+MP_EXTERN int mp_proxy_wait_for(mp_proxy *p, mp_proxy_predicate predicate,
+                                void *ctx, double timeout);
+MP_EXTERN ssize_t mp_proxy_parties(mp_proxy *p);
+MP_EXTERN ssize_t mp_proxy_n_waiting(mp_proxy *p);
+MP_EXTERN int mp_proxy_broken(mp_proxy *p);
+
 /* ---- shorthands (src/manager/convenience.c) -----------------------------
  * mp_proxy_print writes what Python's print(proxy) writes: the server's
  * repr of the referent ("Namespace(x=1, y=1)", "[1, 2]") and a newline.

@@ -61,6 +61,8 @@ static int client_allow(void *ctx, const char *module, const char *name) {
     return strcmp(name, "Empty") == 0 || strcmp(name, "Full") == 0;
   if (strcmp(module, "threading") == 0)
     return strcmp(name, "BrokenBarrierError") == 0;
+  if (strcmp(module, "array") == 0) /* an Array's array.array, as data */
+    return strcmp(name, "array") == 0 || strcmp(name, "_array_reconstructor") == 0;
   return 0;
 }
 

@@ -84,6 +84,18 @@ int mp__mgr_local_recv(mp__mgr_local *l, int at_server, mp_connection *c,
 #define MP__MGR_MAX_ARGS 64              /* positional arguments of one call */
 #define MP__MGR_MAX_IDENT 64             /* bytes of an ident string */
 
+/* mp__mgr_format returns a new printf-formatted string (free it with
+ * mp__free), or NULL. */
+char *mp__mgr_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- array.array values (pyarray.c) -------------------------------------- */
+/* mp__mgr_is_pyarray: 1 when v is an array.array as a pickle holds it
+ * (array.array(tc, list) or array._array_reconstructor(...)), else 0.
+ * mp__mgr_pyarray_items: its items as a new list in *out; MP_EINVAL for a
+ * malformed one (detail says why), MP_EOVERFLOW, MP_ENOMEM. */
+int mp__mgr_is_pyarray(const mp_obj *v);
+int mp__mgr_pyarray_items(const mp_obj *v, mp_obj **out);
+
 /* ---- reply of one call --------------------------------------------------- */
 enum mp__mgr_kind {
   MP__MGR_RETURN = 0,
@@ -127,6 +139,15 @@ typedef struct mp__mgr_type {
   void (*conn_gone)(mp__mgr_server *srv, void *state, uint64_t conn_id);
   /* '#GETVALUE', '__repr__', '__str__': a value copy of the state. */
   mp_obj *(*getvalue)(void *state);
+  /* '#GETVALUE' as Python's server sends it, when that is not the plain
+   * copy (a Namespace, managers.Value or array.array instance); NULL:
+   * getvalue. */
+  mp_obj *(*pyvalue)(void *state);
+  /* '__repr__'/'__str__' as Python's referent prints itself ("<unlocked
+   * _thread.lock object at 0x...>", "Value('i', 1)"), a new string to
+   * free with mp__free; ident stands for the address. NULL: the repr of
+   * getvalue. */
+  char *(*repr)(void *state, const char *ident);
   /* registered C types */
   const mp_manager_type *user;
   void *user_ctx;

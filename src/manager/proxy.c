@@ -303,9 +303,41 @@ int mp_proxy_open(mp_manager *m, const char *token, mp_proxy **out) {
 #define T2(a, b) mp_obj_tuple_pack(2, (a), (b))
 #define T3(a, b, c) mp_obj_tuple_pack(3, (a), (b), (c))
 
+/* plain turns what a server sends for a Namespace, a managers.Value or an
+ * array.array (Python's objects, as a Python client gets them) into the
+ * plain value a C caller wants: the Namespace's attributes as a dict, the
+ * Value's value, the array's items as a list. Anything else is kept. */
+static int plain(mp_obj **v) {
+  const char *mod, *name;
+  if (mp_obj_type_of(*v) != MP_OBJ_INSTANCE ||
+      mp_obj_global_name(*v, &mod, &name) != 0)
+    return 0;
+  mp_obj *st = mp_obj_instance_state(*v);
+  mp_obj *r = NULL;
+  if (strcmp(mod, "multiprocessing.managers") == 0 &&
+      strcmp(name, "Namespace") == 0)
+    r = st && mp_obj_type_of(st) == MP_OBJ_DICT ? mp_obj_copy(st) : mp_obj_dict();
+  else if (strcmp(mod, "multiprocessing.managers") == 0 &&
+           strcmp(name, "Value") == 0 && st && mp_obj_dict_get_str(st, "_value"))
+    r = mp_obj_copy(mp_obj_dict_get_str(st, "_value"));
+  else if (mp__mgr_is_pyarray(*v)) {
+    int rc = mp__mgr_pyarray_items(*v, &r);
+    if (rc) return rc == MP_EINVAL ? mp__fail(MP_EPROTO, "%s", mp_error_detail()) : rc;
+  } else
+    return 0;
+  if (!r) return MP_ENOMEM;
+  mp_obj_free(*v);
+  *v = r;
+  return 0;
+}
+
 int mp_proxy_getvalue(mp_proxy *p, mp_obj **out) {
   if (!out) return mp__fail(MP_EINVAL, "out is NULL");
-  return mp_proxy_call(p, "#GETVALUE", NULL, NULL, out);
+  mp_obj *v = NULL;
+  int rc = mp_proxy_call(p, "#GETVALUE", NULL, NULL, &v);
+  if (rc == 0 && (rc = plain(&v)) != 0) mp_obj_free(v);
+  if (rc == 0) *out = v;
+  return rc;
 }
 
 int mp_proxy_repr(mp_proxy *p, char **out) {
@@ -329,7 +361,11 @@ static int need(mp_obj *v) {
 
 int mp_proxy_getitem(mp_proxy *p, mp_obj *key, mp_obj **out) {
   if (need(key)) return MP_EINVAL;
-  return mp_proxy_call(p, "__getitem__", T1(key), NULL, out);
+  mp_obj *v = NULL;
+  int rc = mp_proxy_call(p, "__getitem__", T1(key), NULL, out ? &v : NULL);
+  if (rc == 0 && out && (rc = plain(&v)) != 0) mp_obj_free(v); /* an Array slice */
+  if (rc == 0 && out) *out = v;
+  return rc;
 }
 int mp_proxy_setitem(mp_proxy *p, mp_obj *key, mp_obj *value) {
   if (need(key) || need(value)) {

@@ -72,6 +72,20 @@ int mp__mgr_raise_msg(mp__mgr_call *call, const char *module,
   return mp__mgr_raise(call, module, name, mp_obj_str(buf));
 }
 
+char *mp__mgr_format(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *r = mp__alloc((size_t)n + 1);
+  if (!r) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(r, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
 int mp__mgr_traceback(mp__mgr_call *call, const char *fmt, ...) {
   char buf[1024];
   va_list ap;
@@ -334,6 +348,8 @@ static void pin_proxies(mp__mgr_server *s, const mp_obj *v, int depth) {
 
 static int allow_request(void *ctx, const char *module, const char *name) {
   (void)ctx;
+  if (strcmp(module, "array") == 0) /* an array.array, read as plain data */
+    return strcmp(name, "array") == 0 || strcmp(name, "_array_reconstructor") == 0;
   if (strcmp(module, "multiprocessing.managers") == 0)
     return strcmp(name, "Token") == 0 || strcmp(name, "RebuildProxy") == 0 ||
            strstr(name, "Proxy") != NULL || strcmp(name, "Namespace") == 0;
@@ -433,10 +449,21 @@ static const char *str_arg(const mp_obj *tuple, ssize_t i) {
  * fallback_mapping): a copy of the referent, or its repr. */
 static int fallback(mp__mgr_call *call) {
   mp__mgr_entry *e = call->entry;
+  int getvalue = strcmp(call->method, "#GETVALUE") == 0;
+  if (getvalue && e->type->pyvalue) {
+    call->result = e->type->pyvalue(e->state);
+    return call->result ? 0 : mp__mgr_traceback(call, "MemoryError");
+  }
+  if (!getvalue && e->type->repr) {
+    char *r = e->type->repr(e->state, e->ident);
+    call->result = r ? mp_obj_str(r) : NULL;
+    mp__free(r);
+    return call->result ? 0 : mp__mgr_traceback(call, "MemoryError");
+  }
   if (!e->type->getvalue) return -1;
   mp_obj *v = e->type->getvalue(e->state);
   if (!v) return mp__mgr_traceback(call, "MemoryError");
-  if (strcmp(call->method, "#GETVALUE") == 0) {
+  if (getvalue) {
     call->result = v;
     return 0;
   }

@@ -232,6 +232,36 @@ static int vl_from(mp__mgr_call *call, const mp_obj *v, vlist *out) {
       }
     return 0;
   }
+  if (mp__mgr_is_pyarray(v)) { /* list(array('i', [1, 2])) == [1, 2] */
+    mp_obj *items = NULL;
+    int rc = mp__mgr_pyarray_items(v, &items);
+    if (rc == MP_ENOMEM) return nomem(call);
+    if (rc)
+      return mp__mgr_raise_msg(call, "builtins", rc == MP_EOVERFLOW ? "OverflowError" : "TypeError",
+                               "%s", mp_error_detail());
+    int bad = vl_from(call, items, out);
+    mp_obj_free(items);
+    return bad;
+  }
+  if (t == MP_OBJ_STR || t == MP_OBJ_BYTES) {
+    /* list('ab') == ['a', 'b'], list(b'ab') == [97, 98] */
+    const char *p;
+    size_t n;
+    if (t == MP_OBJ_STR ? mp_obj_get_str(v, &p, &n) : mp_obj_get_bytes(v, (const void **)&p, &n))
+      return nomem(call);
+    for (size_t i = 0; i < n;) {
+      size_t w = 1;
+      if (t == MP_OBJ_STR)
+        while (i + w < n && ((unsigned char)p[i + w] & 0xC0) == 0x80) w++;
+      mp_obj *item = t == MP_OBJ_STR ? mp_obj_str_len(p + i, w) : mp_obj_int((unsigned char)p[i]);
+      if (out->n >= (1u << 24) || vl_insert(out, out->n, item)) {
+        vl_clear(out);
+        return nomem(call);
+      }
+      i += w;
+    }
+    return 0;
+  }
   const char *mod, *name;
   if (t == MP_OBJ_INSTANCE && mp_obj_global_name(v, &mod, &name) == 0 &&
       strcmp(mod, "builtins") == 0 && strcmp(name, "range") == 0) {
@@ -259,9 +289,7 @@ static int vl_from(mp__mgr_call *call, const mp_obj *v, vlist *out) {
     return 0;
   }
   return mp__mgr_raise_msg(call, "builtins", "TypeError",
-                           "'%s' object is not iterable (the C manager "
-                           "takes a list, tuple or dict here)",
-                           mp_obj_type_name(v));
+                           "'%s' object is not iterable", mp_obj_type_name(v));
 }
 
 typedef struct cstate {
@@ -512,38 +540,23 @@ static int atomic(mp__mgr_call *call, int *handled) {
 
 /* ---- dict ------------------------------------------------------------------ */
 
+static int dict_update_from(mp__mgr_call *call, mp_obj *d, const mp_obj *src);
+
 static int dict_create(mp__mgr_call *call, void **out) {
+  /* dict(mapping_or_pairs, **kw), with Python's errors for the rest */
+  ssize_t na = mp_obj_len(call->args);
+  if (na > 1)
+    return mp__mgr_raise_msg(call, "builtins", "TypeError",
+                             "dict expected at most 1 argument, got %zd", na);
   cstate *s = mp__calloc(1, sizeof *s);
   if (!s || !(s->dict = mp_obj_dict())) {
     mp__free(s);
     return MP_ENOMEM;
   }
-  /* dict(mapping_or_pairs, **kw) */
-  const mp_obj *init = mp_obj_len(call->args) > 0 ? mp_obj_list_get(call->args, 0) : NULL;
-  if (init) {
-    mp_obj_type t = mp_obj_type_of(init);
-    if (t == MP_OBJ_DICT) {
-      mp_obj_free(s->dict);
-      s->dict = mp_obj_copy(init);
-    } else if (t == MP_OBJ_LIST || t == MP_OBJ_TUPLE) {
-      ssize_t n = mp_obj_len(init);
-      for (ssize_t i = 0; i < n; i++) {
-        mp_obj *p = mp_obj_list_get(init, i);
-        if (mp_obj_len(p) != 2) continue;
-        mp_obj_dict_set(s->dict, mp_obj_copy(mp_obj_list_get(p, 0)),
-                        mp_obj_copy(mp_obj_list_get(p, 1)));
-      }
-    }
-  }
-  if (call->kwds) {
-    size_t pos = 0;
-    mp_obj *k, *v;
-    while (mp_obj_dict_next(call->kwds, &pos, &k, &v) == 1)
-      mp_obj_dict_set(s->dict, mp_obj_copy(k), mp_obj_copy(v));
-  }
-  if (!s->dict) {
+  if ((na == 1 && dict_update_from(call, s->dict, mp_obj_list_get(call->args, 0))) ||
+      (call->kwds && dict_update_from(call, s->dict, call->kwds))) {
     cstate_free(s);
-    return MP_ENOMEM;
+    return 0;
   }
   *out = s;
   return 0;
@@ -721,25 +734,49 @@ static mp_obj *list_getvalue(void *p) {
   return vl_to_obj(&s->list, 0, 1, (ssize_t)s->list.n);
 }
 
+/* list_sort sorts l in place: a stable merge sort (O(n log n) compares,
+ * as Python's; the server's lock is held throughout). reverse keeps equal
+ * items in their order, as Python's sort(reverse=True). Items that do not
+ * compare raise TypeError and leave the list as it was. */
 static int list_sort(mp__mgr_call *call, vlist *l, int reverse) {
-  /* insertion sort on pointers: stable, as Python's; fine for the sizes a
-   * manager list holds. */
-  int bad = 0;
-  for (size_t i = 1; i < l->n && !bad; i++) {
-    mp_obj *x = l->items[i];
-    size_t j = i;
-    while (j > 0) {
-      int c = compare(l->items[j - 1], x, &bad);
-      if (bad) break;
-      if (reverse ? c >= 0 : c <= 0) break;
-      l->items[j] = l->items[j - 1];
-      j--;
-    }
-    l->items[j] = x;
+  size_t n = l->n;
+  if (n < 2) return 0;
+  mp_obj **a = mp__alloc(n * sizeof *a), **b = mp__alloc(n * sizeof *b);
+  if (!a || !b) {
+    mp__free(a);
+    mp__free(b);
+    return nomem(call);
   }
+  memcpy(a, l->items, n * sizeof *a);
+  int bad = 0;
+  const char *ta = "", *tb = "";
+  for (size_t w = 1; w < n && !bad; w *= 2) {
+    for (size_t lo = 0; lo < n && !bad; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        int c = compare(a[i], a[j], &bad);
+        if (bad) {
+          ta = mp_obj_type_name(a[j]); /* Python: later < earlier */
+          tb = mp_obj_type_name(a[i]);
+          break;
+        }
+        b[k++] = (reverse ? c < 0 : c > 0) ? a[j++] : a[i++];
+      }
+      while (!bad && i < mid) b[k++] = a[i++];
+      while (!bad && j < hi) b[k++] = a[j++];
+    }
+    mp_obj **t = a;
+    a = b;
+    b = t;
+  }
+  if (!bad) memcpy(l->items, a, n * sizeof *a);
+  mp__free(a);
+  mp__free(b);
   if (bad)
     return mp__mgr_raise_msg(call, "builtins", "TypeError",
-                             "'<' not supported between these items");
+                             "'<' not supported between instances of '%s' "
+                             "and '%s'", ta, tb);
   return 0;
 }
 
@@ -799,12 +836,13 @@ static int list_call(mp__mgr_call *call) {
         return 0;
       }
       if ((size_t)n != src.n) {
+        size_t got = src.n;
         vl_clear(&src);
         return mp__mgr_raise_msg(
             call, "builtins", "ValueError",
             "attempt to assign sequence of size %zu to extended slice of "
             "size %zd",
-            src.n, n);
+            got, n);
       }
       for (ssize_t i = 0; i < n; i++) {
         mp_obj_free(l->items[st + i * step]);
@@ -1144,10 +1182,89 @@ static int array_create(mp__mgr_call *call, void **out) {
   return 0;
 }
 
+/* ---- what Python's server sends for these (the client's _getvalue(),
+ * str(proxy)): a managers.Namespace, a managers.Value, an array.array ---- */
+
+/* array_module_code: 1 when typecode is one the array module has and the
+ * values are numbers (an Array of another code stays a list). */
+static int array_module_code(const char *tc) {
+  return tc[0] && !tc[1] && strchr("bBhHiIlLqQfd", tc[0]) != NULL;
+}
+
+/* as_array wraps a list (taken) as array.array(typecode, list), which
+ * Python's pickle rebuilds by calling array.array. */
+static mp_obj *as_array(const char *tc, mp_obj *list) {
+  if (!list || !array_module_code(tc)) return list;
+  return mp_obj_instance(mp_obj_global("array", "array"),
+                         mp_obj_tuple_pack(2, mp_obj_str(tc), list), NULL, 0);
+}
+
+static mp_obj *ns_pyvalue(void *p) {
+  /* Namespace.__new__(Namespace) then BUILD with its __dict__, as
+   * Python pickles a Namespace. */
+  return mp_obj_instance(mp_obj_global("multiprocessing.managers", "Namespace"),
+                         mp_obj_tuple_from(0, NULL),
+                         mp_obj_copy(((cstate *)p)->dict), 1);
+}
+
+static mp_obj *value_pyvalue(void *p) {
+  cstate *s = p;
+  mp_obj *st = mp_obj_dict();
+  if (!st) return NULL;
+  if (mp_obj_dict_set_str(st, "_typecode", mp_obj_str(s->typecode)) ||
+      mp_obj_dict_set_str(st, "_value", mp_obj_copy(s->value))) {
+    mp_obj_free(st);
+    return NULL;
+  }
+  return mp_obj_instance(mp_obj_global("multiprocessing.managers", "Value"),
+                         mp_obj_tuple_from(0, NULL), st, 1);
+}
+
+static char *value_repr(void *p, const char *ident) {
+  (void)ident;
+  cstate *s = p;
+  char *v = mp_obj_repr(s->value);
+  if (!v) return NULL;
+  char *r = mp__mgr_format("Value('%s', %s)", s->typecode, v);
+  free(v);
+  return r;
+}
+
+static mp_obj *array_pyvalue(void *p) {
+  cstate *s = p;
+  return as_array(s->typecode, list_getvalue(p));
+}
+
+static char *array_repr(void *p, const char *ident) {
+  (void)ident;
+  cstate *s = p;
+  if (s->list.n == 0) return mp__mgr_format("array('%s')", s->typecode);
+  mp_obj *l = list_getvalue(p);
+  char *v = l ? mp_obj_repr(l) : NULL;
+  mp_obj_free(l);
+  if (!v) return NULL;
+  char *r = mp__mgr_format("array('%s', %s)", s->typecode, v);
+  free(v);
+  return r;
+}
+
 static int array_call(mp__mgr_call *call) {
   cstate *s = state_of(call);
   if (IS("__len__")) return set_result(call, mp_obj_int((int64_t)s->list.n));
-  if (IS("__getitem__")) return list_call(call);
+  if (IS("__getitem__")) {
+    ARGS("index");
+    BIND(1);
+    vlist *l = &s->list;
+    if (is_slice(a[0])) {
+      ssize_t st, sp, step;
+      if (slice_indices(call, a[0], (ssize_t)l->n, &st, &sp, &step)) return 0;
+      return set_result(call, as_array(s->typecode,
+                                       vl_to_obj(l, st, step, slice_len(st, sp, step))));
+    }
+    size_t i;
+    if (get_index(call, a[0], l->n, &i, "array index out of range")) return 0;
+    return set_result(call, mp_obj_copy(l->items[i]));
+  }
   if (IS("__setitem__")) {
     ARGS("index", "value");
     BIND(2);
@@ -1317,15 +1434,17 @@ mp__mgr_type mp__mgr_type_list = {
 mp__mgr_type mp__mgr_type_namespace = {
     .typeid = "Namespace", .exposed = ns_exposed, .n_exposed = NEXPOSED(ns),
     .proxytype = "NamespaceProxy", .create = ns_create, .call = ns_call,
-    .destroy = cstate_free, .getvalue = dict_getvalue};
+    .destroy = cstate_free, .getvalue = dict_getvalue, .pyvalue = ns_pyvalue};
 mp__mgr_type mp__mgr_type_value = {
     .typeid = "Value", .exposed = value_exposed, .n_exposed = NEXPOSED(value),
     .proxytype = "ValueProxy", .create = value_create, .call = value_call,
-    .destroy = cstate_free, .getvalue = value_getvalue};
+    .destroy = cstate_free, .getvalue = value_getvalue,
+    .pyvalue = value_pyvalue, .repr = value_repr};
 mp__mgr_type mp__mgr_type_array = {
     .typeid = "Array", .exposed = array_exposed, .n_exposed = NEXPOSED(array),
     .proxytype = "ArrayProxy", .create = array_create, .call = array_call,
-    .destroy = cstate_free, .getvalue = list_getvalue};
+    .destroy = cstate_free, .getvalue = list_getvalue,
+    .pyvalue = array_pyvalue, .repr = array_repr};
 mp__mgr_type mp__mgr_type_iterator = {
     .typeid = "Iterator", .exposed = iter_exposed, .n_exposed = NEXPOSED(iter),
     .proxytype = "IteratorProxy", .create = iter_create, .call = iter_call,

@@ -580,6 +580,62 @@ static int barrier_call(mp__mgr_call *call) {
   return mp__mgr_traceback(call, "Barrier has no method %s", call->method);
 }
 
+/* ---- repr: what Python's referent prints (str(proxy) on a client) ------ */
+
+static char *queue_repr(void *p, const char *ident) {
+  (void)p;
+  return mp__mgr_format("<queue.Queue object at 0x%s>", ident);
+}
+
+static char *lock_repr(void *p, const char *ident) {
+  lock_state *l = p;
+  return mp__mgr_format("<%s _thread.lock object at 0x%s>",
+                        l->owner ? "locked" : "unlocked", ident);
+}
+
+static char *rlock_text(lock_state *l, const char *ident) {
+  /* owner: Python prints the holder's thread id; the connection id here. */
+  return mp__mgr_format("<%s _thread.RLock object owner=%llu count=%ld at 0x%s>",
+                        l->owner ? "locked" : "unlocked",
+                        (unsigned long long)(l->owner ? l->owner : 0),
+                        l->owner ? l->count : 0L, ident);
+}
+
+static char *rlock_repr(void *p, const char *ident) { return rlock_text(p, ident); }
+
+static char *sem_repr(void *p, const char *ident) {
+  lock_state *l = p;
+  if (l->bounded)
+    return mp__mgr_format("<threading.BoundedSemaphore at 0x%s: value=%lld/%lld>",
+                          ident, (long long)l->value, (long long)l->bound);
+  return mp__mgr_format("<threading.Semaphore at 0x%s: value=%lld>", ident,
+                        (long long)l->value);
+}
+
+static char *cond_repr(void *p, const char *ident) {
+  lock_state *l = p;
+  size_t n = 0;
+  for (waiter *w = l->waiters; w; w = w->next) n++;
+  char *inner = rlock_text(l, ident);
+  if (!inner) return NULL;
+  char *r = mp__mgr_format("<Condition(%s, %zu)>", inner, n);
+  mp__free(inner);
+  return r;
+}
+
+static char *event_repr(void *p, const char *ident) {
+  lock_state *l = p;
+  return mp__mgr_format("<threading.Event at 0x%s: %s>", ident,
+                        l->flag ? "set" : "unset");
+}
+
+static char *barrier_repr(void *p, const char *ident) {
+  lock_state *l = p;
+  if (l->broken) return mp__mgr_format("<threading.Barrier at 0x%s: broken>", ident);
+  return mp__mgr_format("<threading.Barrier at 0x%s: waiters=%lld/%lld>", ident,
+                        (long long)l->nwait, (long long)l->parties);
+}
+
 /* ---- the type table ---------------------------------------------------------- */
 
 static char *queue_exposed[] = {"empty", "full", "get", "get_nowait", "join",
@@ -598,38 +654,40 @@ static char *barrier_exposed[] = {"__getattribute__", "wait", "abort", "reset",
 mp__mgr_type mp__mgr_type_queue = {
     .typeid = "Queue", .exposed = queue_exposed, .n_exposed = N(queue_exposed),
     .proxytype = "AutoProxy", .create = queue_create, .call = queue_call,
-    .destroy = queue_destroy, .getvalue = queue_getvalue};
+    .destroy = queue_destroy, .getvalue = queue_getvalue, .repr = queue_repr};
 mp__mgr_type mp__mgr_type_joinable_queue = {
     .typeid = "JoinableQueue", .exposed = queue_exposed,
     .n_exposed = N(queue_exposed), .proxytype = "AutoProxy",
     .create = queue_create, .call = queue_call, .destroy = queue_destroy,
-    .getvalue = queue_getvalue};
+    .getvalue = queue_getvalue, .repr = queue_repr};
 mp__mgr_type mp__mgr_type_lock = {
     .typeid = "Lock", .exposed = lock_exposed, .n_exposed = N(lock_exposed),
     .proxytype = "AcquirerProxy", .create = lock_create, .call = lock_call,
-    .destroy = plain_destroy, .conn_gone = lock_conn_gone};
+    .destroy = plain_destroy, .conn_gone = lock_conn_gone, .repr = lock_repr};
 mp__mgr_type mp__mgr_type_rlock = {
     .typeid = "RLock", .exposed = lock_exposed, .n_exposed = N(lock_exposed),
     .proxytype = "AcquirerProxy", .create = rlock_create, .call = lock_call,
-    .destroy = plain_destroy, .conn_gone = lock_conn_gone};
+    .destroy = plain_destroy, .conn_gone = lock_conn_gone, .repr = rlock_repr};
 mp__mgr_type mp__mgr_type_semaphore = {
     .typeid = "Semaphore", .exposed = sem_exposed, .n_exposed = N(sem_exposed),
     .proxytype = "AcquirerProxy", .create = sem_create, .call = sem_call,
-    .destroy = plain_destroy};
+    .destroy = plain_destroy, .repr = sem_repr};
 mp__mgr_type mp__mgr_type_bounded_semaphore = {
     .typeid = "BoundedSemaphore", .exposed = sem_exposed,
     .n_exposed = N(sem_exposed), .proxytype = "AcquirerProxy",
-    .create = bsem_create, .call = sem_call, .destroy = plain_destroy};
+    .create = bsem_create, .call = sem_call, .destroy = plain_destroy,
+    .repr = sem_repr};
 mp__mgr_type mp__mgr_type_condition = {
     .typeid = "Condition", .exposed = cond_exposed,
     .n_exposed = N(cond_exposed), .proxytype = "ConditionProxy",
     .create = cond_create, .call = cond_call, .destroy = plain_destroy,
-    .conn_gone = lock_conn_gone};
+    .conn_gone = lock_conn_gone, .repr = cond_repr};
 mp__mgr_type mp__mgr_type_event = {
     .typeid = "Event", .exposed = event_exposed, .n_exposed = N(event_exposed),
     .proxytype = "EventProxy", .create = event_create, .call = event_call,
-    .destroy = plain_destroy};
+    .destroy = plain_destroy, .repr = event_repr};
 mp__mgr_type mp__mgr_type_barrier = {
     .typeid = "Barrier", .exposed = barrier_exposed,
     .n_exposed = N(barrier_exposed), .proxytype = "BarrierProxy",
-    .create = barrier_create, .call = barrier_call, .destroy = plain_destroy};
+    .create = barrier_create, .call = barrier_call, .destroy = plain_destroy,
+    .repr = barrier_repr};

@@ -12,6 +12,7 @@
                                    shutdown.
 The authkey is b'secret' on both sides.
 """
+import array
 import multiprocessing
 import queue
 import sys
@@ -128,6 +129,33 @@ def client(addr):
     v.value = 7
     check(v.value == 7, 'Value')
 
+    # _getvalue() and str() give what Python's server gives
+    check(v._getvalue().value == 7 and str(v) == "Value('i', 7)", 'Value getvalue/str: ' + str(v))
+    check(ns._getvalue().x == 6 and type(ns._getvalue()).__name__ == 'Namespace', 'Namespace getvalue')
+    arr = m.Array('i', [1, 2, 3])
+    check(arr[0:2] == array.array('i', [1, 2]) and str(arr) == "array('i', [1, 2, 3])", 'Array slice/str')
+    check(arr._getvalue() == array.array('i', [1, 2, 3]), 'Array getvalue')
+    check(str(lk).startswith('<unlocked _thread.lock object at 0x'), 'Lock str: ' + str(lk))
+    check(str(ev).startswith('<threading.Event at 0x') and str(ev).endswith(': set>'), 'Event str')
+    check(str(m.Semaphore(2)).endswith(': value=2>'), 'Semaphore str')
+    check(str(q).startswith('<queue.Queue object at 0x'), 'Queue str')
+    check(m.list('ab')[:] == ['a', 'b'], "list('ab')")
+    arr[0:2] = array.array('i', [8, -9])
+    al = m.list(array.array('d', [1.5]))
+    al.extend(array.array('q', [-2**63]))
+    check(arr[:] == array.array('i', [8, -9, 3]) and al[:] == [1.5, -2**63], 'array values sent')
+    try:
+        m.dict(5)
+        check(False, 'TypeError expected from dict(5)')
+    except TypeError:
+        pass
+    mixed = m.list([1, 's'])
+    try:
+        mixed.sort()
+        check(False, 'TypeError expected from sort')
+    except TypeError as e:
+        check(str(e) == "'<' not supported between instances of 'str' and 'int'", 'sort text: ' + str(e))
+
     # a proxy nested in a dict comes back as a proxy
     d['inner'] = lst
     inner = d['inner']
@@ -140,6 +168,21 @@ def client(addr):
     check(c._callmethod('mp_add', ('n', 5)) == 5, 'mp_add')
     check(c._callmethod('mp_cas', ('n', 5, 10)) is True and c['n'] == 10, 'mp_cas')
     check(ns._callmethod('mp_add', ('x', 1)) == 7, 'mp_add on Namespace')
+
+    # a type the C program registered, used as Python's register() does
+    SyncManager.register('Counter')
+    ctr = m.Counter(5)
+    check(ctr.increment(2) == 7 and ctr.increment() == 8, 'registered Counter')
+    try:
+        ctr.increment(-1)
+        check(False, 'ValueError expected from Counter')
+    except ValueError as e:
+        check(str(e) == 'by must be >= 0', 'Counter error text: ' + str(e))
+    try:
+        ctr.nope
+        check(False, 'AttributeError expected from Counter')
+    except AttributeError:
+        pass
 
     # a method that is not exposed is refused (RemoteError)
     try:

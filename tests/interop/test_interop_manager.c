@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h" /* mp__fail: a method's error text */
+#include "manager_fixture.h"
 
 #define PEER MP_SOURCE_DIR "/tests/interop/manager_peer.py"
-#define S(x) mp_obj_str(x)
-#define I(x) mp_obj_int(x)
 
 static pid_t peer_pid;
 
@@ -52,10 +52,45 @@ static pid_t run_peer(const char *python, const char *role,
   return pid;
 }
 
+/* Counter: a type this C program serves (register), that the Python
+ * client creates with m.Counter(5) after SyncManager.register('Counter'). */
+static int counter_create(void **state, const mp_obj *args, const mp_obj *kwds, void *ctx) {
+  (void)kwds;
+  (void)ctx;
+  int64_t *c = calloc(1, sizeof *c);
+  if (!c) return MP_ENOMEM;
+  if (mp_obj_len(args) > 0) mp_obj_get_int(mp_obj_list_get(args, 0), c);
+  *state = c;
+  return 0;
+}
+static void counter_destroy(void *state, void *ctx) {
+  (void)ctx;
+  free(state);
+}
+static int counter_increment(void *state, const mp_obj *args, const mp_obj *kwds,
+                             mp_obj **result, void *ctx) {
+  (void)kwds;
+  (void)ctx;
+  int64_t by = 1;
+  if (mp_obj_len(args) > 0 && mp_obj_get_int(mp_obj_list_get(args, 0), &by) != 0)
+    return mp__fail(MP_EINVAL, "by must be an int");
+  if (by < 0) return mp__fail(MP_EVALUE, "by must be >= 0");
+  *(int64_t *)state += by;
+  *result = mp_obj_int(*(int64_t *)state);
+  return 0;
+}
+static const mp_manager_method counter_methods[] = {{"increment", counter_increment}};
+static const mp_manager_type counter_type = {.create = counter_create,
+                                             .destroy = counter_destroy,
+                                             .methods = counter_methods,
+                                             .n_methods = 1};
+static const mp_manager_registration counter_reg[] = {{"Counter", &counter_type}};
+
 static void c_server_python_client(const char *version, const char *address) {
   const char *py = mp_test_python(version);
   if (!py) mp_test_skip("CPython %s is not installed", version);
-  mp_manager_opts o = {.address = address, .authkey = "secret", .authkey_len = 6};
+  mp_manager_opts o = {.address = address, .authkey = "secret", .authkey_len = 6,
+                       .types = counter_reg, .n_types = 1};
   mp_manager *m;
   assert_rc(mp_manager_start(&m, &o), 0);
   pid_t pid = run_peer(py, "client", mp_manager_address(m), NULL);
@@ -90,14 +125,6 @@ static void c_server_python313_client(void **state) {
   c_server_python_client("3.13", "127.0.0.1:0");
 }
 
-static void check_repr(mp_obj *v, const char *want) {
-  assert_non_null(v);
-  char *r = mp_obj_repr(v);
-  if (strcmp(r, want) != 0) fail_msg("repr is %s, expected %s", r, want);
-  free(r);
-  mp_obj_free(v);
-}
-
 static void python_server_c_client(const char *version, const char *address) {
   const char *py = mp_test_python(version);
   if (!py) mp_test_skip("CPython %s is not installed", version);
@@ -127,6 +154,40 @@ static void python_server_c_client(const char *version, const char *address) {
   assert_int_equal(mp_proxy_len(d), 1);
   assert_rc(mp_proxy_call(d, "keys", NULL, NULL, &v), 0);
   check_repr(v, "['a']");
+  /* the typed calls of Python's proxy methods, on Python's server */
+  assert_int_equal(mp_proxy_contains(d, S("a")), 1);
+  assert_int_equal(mp_proxy_contains(d, S("zz")), 0);
+  assert_rc(mp_proxy_dict_get(d, S("zz"), I(7), &v), 0);
+  check_repr(v, "7");
+  assert_rc(mp_proxy_update(d, mp_obj_list_pack(1, mp_obj_tuple_pack(2, S("b"), I(2)))), 0);
+  assert_rc(mp_proxy_items(d, &v), 0);
+  check_repr(v, "[('a', [1, 2.5, None]), ('b', 2)]");
+  mp_obj *k = NULL;
+  assert_rc(mp_proxy_popitem(d, &k, &v), 0);
+  check_repr(k, "'b'");
+  check_repr(v, "2");
+  mp_proxy *tl, *tq, *tb;
+  assert_rc(mp_manager_list(m, &tl), 0);
+  assert_rc(mp_proxy_extend(tl, mp_obj_list_pack(3, I(3), I(1), I(2))), 0);
+  assert_rc(mp_proxy_insert(tl, 0, I(0)), 0);
+  assert_int_equal(mp_proxy_index(tl, I(1)), 2);
+  assert_rc((int)mp_proxy_index(tl, I(9)), MP_EVALUE);
+  assert_int_equal(mp_proxy_count(tl, I(3)), 1);
+  assert_rc(mp_proxy_remove(tl, I(0)), 0);
+  assert_rc(mp_proxy_sort(tl, 1), 0);
+  assert_rc(mp_proxy_reverse(tl), 0);
+  assert_rc(mp_proxy_getvalue(tl, &v), 0);
+  check_repr(v, "[1, 2, 3]");
+  assert_rc(mp_manager_queue(m, 1, &tq), 0);
+  assert_int_equal(mp_proxy_empty(tq), 1);
+  assert_int_equal(mp_proxy_full(tq), 0);
+  assert_rc(mp_manager_barrier(m, 2, &tb), 0);
+  assert_int_equal(mp_proxy_parties(tb), 2);
+  assert_int_equal(mp_proxy_n_waiting(tb), 0);
+  assert_int_equal(mp_proxy_broken(tb), 0);
+  mp_proxy_free(tl);
+  mp_proxy_free(tq);
+  mp_proxy_free(tb);
   assert_rc(mp_manager_list(m, &l), 0);
   assert_rc(mp_proxy_append(l, S("x")), 0);
   assert_rc(mp_proxy_getitem(l, I(5), &v), MP_ERANGE);
@@ -137,6 +198,20 @@ static void python_server_c_client(const char *version, const char *address) {
   assert_rc(mp_proxy_getattr(ns, "x", &v), 0);
   check_repr(v, "1");
   assert_rc(mp_proxy_getattr(ns, "nope", &v), MP_ENOENT);
+  /* Python's server sends a Namespace and a managers.Value for
+   * _getvalue(); the C client reads them as plain values */
+  assert_rc(mp_proxy_getvalue(ns, &v), 0);
+  check_repr(v, "{'x': 1}");
+  mp_proxy *val;
+  assert_rc(mp_manager_value(m, "i", I(4), &val), 0);
+  assert_rc(mp_proxy_getvalue(val, &v), 0);
+  check_repr(v, "4");
+  mp_proxy_free(val);
+  mp_proxy *arr; /* Python's server sends an array.array: read as a list */
+  assert_rc(mp_manager_array(m, "h", mp_obj_list_pack(2, I(-2), I(300)), &arr), 0);
+  assert_rc(mp_proxy_getvalue(arr, &v), 0);
+  check_repr(v, "[-2, 300]");
+  mp_proxy_free(arr);
   assert_rc(mp_manager_queue(m, 0, &q), 0);
   assert_rc(mp_proxy_put(q, S("job"), MP_FOREVER), 0);
   assert_rc(mp_proxy_get(q, &v, 5), 0);
