@@ -31,8 +31,10 @@
  * queue.Empty/Full MP_EAGAIN, or MP_ETIMEDOUT after a timeout,
  * BrokenBarrierError MP_EBROKEN, any other MP_EPROTO) and leaves the
  * exception's repr ("KeyError('missing')") as the detail (mp_error_detail).
- * A server that fails a request ('#TRACEBACK', Python's RemoteError) gives
- * MP_EPROTO with the server's text as the detail. A server that dies or
+ * A method the object does not expose is an AttributeError from a C server
+ * (MP_ENOENT) and a '#TRACEBACK' from a Python server. A server that fails
+ * a request ('#TRACEBACK', Python's RemoteError) gives MP_EPROTO with the
+ * server's text as the detail. A server that dies or
  * shuts down gives MP_ECLOSED (or MP_EPIPE when sending): never a hang.
  *
  * Threads and processes. A manager handle and its proxies may be used from

@@ -544,9 +544,11 @@ static void dispatch_method(mp__mgr_server *s, mp__mgr_call *call,
         strcmp(call->method, "__str__") == 0) {
       if (fallback(call) >= 0) goto out;
     }
-    mp__mgr_traceback(call,
-                      "AttributeError: method '%s' of '%s' object is not in "
-                      "exposed",
+    /* The issue's rule, where Python's server answers #TRACEBACK: an
+     * #ERROR carrying the AttributeError Python's server would raise, so
+     * a Python client gets that exception itself, not a RemoteError. */
+    mp__mgr_raise_msg(call, "builtins", "AttributeError",
+                      "method '%s' of '%s' object is not in exposed",
                       call->method, e->type->typeid);
     goto out;
   }
