@@ -312,6 +312,71 @@ static void users_record_their_namespace(void **state) {
   mp_queue_free(q);
 }
 
+/* A CSP channel's member of our namespace, blocked in a read, is alive to
+ * a process of another namespace whose own read sweeps the channel: its end
+ * stays joined and its offer posted (the sweep once judged its pid with
+ * kill(), which finds nothing across namespaces, and retired the end). */
+static int channel_read_long(void *arg) {
+  mp_channel *c;
+  mp_channel_end *r;
+  if (mp_channel_open(&c, arg) != 0 || mp_channel_reader(c, &r) != 0)
+    return 1;
+  char buf[16];
+  ssize_t n = mp_channel_read(r, buf, sizeof buf, mp_test_slack(20));
+  mp_channel_end_free(r);
+  mp_channel_free(c);
+  return n == 5 && memcmp(buf, "hello", 5) == 0 ? 0 : 2;
+}
+
+static int channel_read_sweeps(void *arg) {
+  mp_channel *c;
+  mp_channel_end *r;
+  if (mp_channel_open(&c, arg) != 0 || mp_channel_reader(c, &r) != 0)
+    return 10;
+  char buf[16];
+  /* Several slices: each one sweeps the channel. */
+  ssize_t n = mp_channel_read(r, buf, sizeof buf, 0.35);
+  mp_channel_stats st;
+  int rc = mp_channel_stats_get(c, &st);
+  mp_channel_end_free(r);
+  mp_channel_free(c);
+  if (n != MP_ETIMEDOUT)
+    return 12;
+  return rc == 0 && st.readers == 2 ? 0 : 11;
+}
+
+static void channel_member_in_another_namespace_is_not_swept(void **state) {
+  (void)state;
+  MP_TEST_NEED_PID_NS();
+  char name[64];
+  mp_test_name(name, sizeof name, "nschan");
+  mp_test_proc modes[] = {MP_TEST_PROC_OWN, MP_TEST_PROC_NONE,
+                          MP_TEST_PROC_OUTER};
+  for (size_t i = 0; i < 3; i++) {
+    mp_channel *c;
+    assert_rc(mp_channel_new(&c, &(mp_channel_opts){.name = name}), 0);
+    pid_t member = mp_test_fork(channel_read_long, name);
+    mp_channel_stats st = {0};
+    double until = mp_test_now() + mp_test_slack(10);
+    while ((mp_channel_stats_get(c, &st) != 0 || st.readers != 1) &&
+           mp_test_now() < until)
+      usleep(1000);
+    assert_int_equal(st.readers, 1);
+    usleep(20000); /* into its read */
+    int rc = mp_test_in_pid_ns(modes[i], channel_read_sweeps, name);
+    mp_channel_end *w;
+    assert_rc(mp_channel_writer(c, &w), 0);
+    int wrc = mp_channel_write(w, "hello", 5, mp_test_slack(10));
+    mp_test_wait_exit(member, 0, mp_test_slack(10));
+    mp_channel_end_free(w);
+    mp_channel_free(c);
+    if (rc != 0)
+      fail_msg("%s: step %d (11: the live reader was swept)",
+               mp_test_proc_name(modes[i]), rc);
+    assert_rc(wrc, 0);
+  }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(liveness_in_own_namespace),
     cmocka_unit_test(liveness_without_proc),
@@ -319,6 +384,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(live_producer_in_another_namespace_is_not_swept),
     cmocka_unit_test(users_record_their_namespace),
     cmocka_unit_test(barrier_member_in_another_namespace_is_not_judged),
+    cmocka_unit_test(channel_member_in_another_namespace_is_not_swept),
 };
 
 MP_TEST_MAIN(tests)

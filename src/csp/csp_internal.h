@@ -229,9 +229,21 @@ void mp__csp_poke(mp_channel *c, uint32_t dir);
  * slice repeats). */
 void mp__csp_sweep(mp_channel *c, mp__deadline d);
 
-/* mp__csp_adopt moves the end's record to process pid (the process network
- * hands ends to its children this way); returns the previous holder. */
-pid_t mp__csp_adopt(const mp_channel_end *e, pid_t pid);
+/* A process's id in a channel's records: its pid and, above it, the index
+ * of its PID namespace in the channel lock's table (sync_lock.c). A pid
+ * means something only to processes of the same namespace, so only they
+ * may find its process dead (issue 8, defect 1's rule). */
+#define CSP_ID_PID_BITS 22
+int32_t mp__csp_self_id(mp_channel *c);
+
+/* mp__csp_id_gone: is the process with id certainly gone? An id of another
+ * or an unknown namespace is never found gone. */
+bool mp__csp_id_gone(mp_channel *c, int32_t id);
+
+/* mp__csp_adopt moves the end's record to the process with id (0: the
+ * caller; the process network hands ends to its children this way);
+ * returns the previous holder's id. */
+int32_t mp__csp_adopt(const mp_channel_end *e, int32_t id);
 
 /* mp__csp_status reads the status bits. */
 static inline uint32_t mp__csp_status(const mp_channel *c) {

@@ -58,10 +58,10 @@ static int run_body(mp_csp_process *p) {
 static int child_target(void *arg) {
   member *m = arg;
   mp_csp_process *p = &m->net->procs[m->index];
-  pid_t me = getpid(), parent[64];
+  int32_t parent[64];
   size_t k = MP__MIN(p->nends, MP__ARRAY_SIZE(parent));
   for (size_t i = 0; i < k; i++)
-    parent[i] = p->ends[i] != NULL ? mp__csp_adopt(p->ends[i], me) : 0;
+    parent[i] = p->ends[i] != NULL ? mp__csp_adopt(p->ends[i], 0) : 0;
   int rc = run_body(p);
   for (size_t i = 0; i < k; i++)
     if (p->ends[i] != NULL && parent[i] != 0)

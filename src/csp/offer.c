@@ -15,22 +15,6 @@
 #include "../sync_internal.h"
 #include "csp_internal.h"
 
-/* ---- who we are ------------------------------------------------------ */
-
-static _Atomic int32_t cached_pid;
-static void pid_reset(void) { atomic_store(&cached_pid, 0); }
-__attribute__((constructor)) static void pid_init(void) {
-  pthread_atfork(NULL, NULL, pid_reset);
-}
-static int32_t self_pid(void) {
-  int32_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
-  if (p == 0) {
-    p = (int32_t)getpid();
-    atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
-  }
-  return p;
-}
-
 /* ---- waiting --------------------------------------------------------- */
 
 /* How a party waits for its partner (for the bells of its offers to
@@ -173,7 +157,8 @@ uint64_t mp__csp_slot_state(const csp_op *op) {
  * passing: it frees the slot, as a dead owner's claimer does, and the
  * owner (which has then not accepted: its accept is a CAS from CLAIMED)
  * sees its offer lost and posts again; nothing was copied. */
-static int await_decision(csp_slot *sl, uint32_t seq, mp__deadline d) {
+static int await_decision(mp_channel *c, csp_slot *sl, uint32_t seq,
+                          mp__deadline d) {
   /* A poll, or a caller already late, still lets a live owner decide (it
    * is quick) for CSP_POLL_GRACE_NS. */
   int64_t least = mp__os_now_ns() + CSP_POLL_GRACE_NS;
@@ -192,7 +177,7 @@ static int await_decision(csp_slot *sl, uint32_t seq, mp__deadline d) {
       until = d.ns;
     if (late || !bell_wait(sl, b, until)) {
       if (late || mp__deadline_expired(d) ||
-          !mp__os_pid_alive(sl->owner_pid)) {
+          mp__csp_id_gone(c, sl->owner_pid)) {
         if (atomic_compare_exchange_strong(&sl->state, &w,
                                            csp_word(seq, ST_FREE, 0))) {
           mp__csp_wake(&sl->bell, &sl->sleepers);
@@ -208,7 +193,7 @@ static int await_decision(csp_slot *sl, uint32_t seq, mp__deadline d) {
  * MP_ECORRUPT. */
 static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
   uint32_t seq = csp_seq(w);
-  int32_t me = self_pid();
+  int32_t me = mp__csp_self_id(c);
   if (op->dir == CSP_DIR_READ) {
     /* A snapshot taken outside the lock: the owner may withdraw and post
      * again meanwhile. It is acted on only once the slot is claimed with
@@ -238,7 +223,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
       return 0;
     }
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(sl, seq, op->d) != 0)
+    if (await_decision(c, sl, seq, op->d) != 0)
       return MP_EAGAIN;
     memcpy(op->buf, csp_slot_data(sl), len);
     uint64_t acc = csp_word(seq, ST_ACCEPTED, me);
@@ -254,7 +239,7 @@ static int take(mp_channel *c, csp_op *op, csp_slot *sl, uint64_t w) {
     return MP_EAGAIN;
   if (slot_get(sl->multi)) {
     mp__csp_wake(&sl->bell, &sl->sleepers);
-    if (await_decision(sl, seq, op->d) != 0)
+    if (await_decision(c, sl, seq, op->d) != 0)
       return MP_EAGAIN;
   }
   uint32_t cap = sl->cap;
@@ -306,7 +291,7 @@ static void refill(mp_channel *c, uint32_t hw) {
     memcpy(e + 8, csp_slot_data(sl), len);
     *(uint64_t *)e = len;
     if (atomic_compare_exchange_strong(
-            &sl->state, &w, csp_word(csp_seq(w), ST_DONE, self_pid()))) {
+            &sl->state, &w, csp_word(csp_seq(w), ST_DONE, mp__csp_self_id(c)))) {
       s->ring_count++;
       filled = true;
       mp__csp_wake(&sl->bell, &sl->sleepers);
@@ -429,7 +414,7 @@ int mp__csp_attempt(csp_op *op, int mode, bool multi) {
     uint32_t seq = (csp_seq(old) + 1) & 0xffffffu;
     sl->dir = op->dir;
     slot_set(sl->multi, (uint32_t)multi);
-    sl->owner_pid = self_pid();
+    sl->owner_pid = mp__csp_self_id(c);
     sl->owner_tid = tid;
     sl->toobig = 0;
     if (op->dir == CSP_DIR_WRITE) {
@@ -534,7 +519,7 @@ static int wait_done(csp_op *op) {
     }
     if (csp_st(w) == ST_DONE)
       return 0;
-    if (!bell_wait(sl, b, slice_end()) && !mp__os_pid_alive(csp_pid(w))) {
+    if (!bell_wait(sl, b, slice_end()) && mp__csp_id_gone(c, csp_pid(w))) {
       if (atomic_compare_exchange_strong(&sl->state, &w,
                                          csp_word(op->seq, ST_FREE, 0))) {
         op->slot = -1;
@@ -588,7 +573,7 @@ int mp__csp_wait_single(csp_op *op, mp__deadline d) {
         until = d.ns;
     }
     if (!bell_wait(sl, b, until)) {
-      if (st == ST_CLAIMED && !mp__os_pid_alive(csp_pid(w))) {
+      if (st == ST_CLAIMED && mp__csp_id_gone(c, csp_pid(w))) {
         /* The partner that claimed our offer died before it was done
          * (a writer filling our read offer, a reader copying our write
          * offer): nothing was delivered. Free the slot and start over. */

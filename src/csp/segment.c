@@ -5,6 +5,7 @@
  * offers they had posted. The layout is described in csp_internal.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -336,7 +337,7 @@ static int join(mp_channel *c, uint32_t kind, mp_channel_end **out) {
   }
   if (rc == 0) {
     csp_end_rec *r = csp_end_rec_of(c, i);
-    atomic_store(&r->pid, (int32_t)getpid());
+    atomic_store(&r->pid, mp__csp_self_id(c));
     atomic_store(&r->busy, CSP_BUSY_IDLE);
     atomic_store(&r->kind, kind);
     e->ch = c;
@@ -400,13 +401,38 @@ void mp__csp_set_busy(const mp_channel_end *e, uint32_t busy) {
                         memory_order_relaxed);
 }
 
-pid_t mp__csp_adopt(const mp_channel_end *e, pid_t pid) {
+/* The pid, kept: glibc's getpid is a system call, and every offer and
+ * claim records who made it. Forgotten in a forked child. */
+static _Atomic int32_t cached_pid;
+static void pid_reset(void) { atomic_store(&cached_pid, 0); }
+__attribute__((constructor)) static void pid_init(void) {
+  pthread_atfork(NULL, NULL, pid_reset);
+}
+
+int32_t mp__csp_self_id(mp_channel *c) {
+  int32_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (p == 0) {
+    p = (int32_t)getpid();
+    atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
+  }
+  unsigned ns = mp__sync_lock_ns_index(&c->s->lock);
+  return (int32_t)((uint32_t)p | ns << CSP_ID_PID_BITS);
+}
+
+bool mp__csp_id_gone(mp_channel *c, int32_t id) {
+  unsigned ns = (uint32_t)id >> CSP_ID_PID_BITS;
+  if (ns == 0 || ns != mp__sync_lock_ns_index(&c->s->lock))
+    return false;
+  return !mp__os_pid_alive((pid_t)(id & ((1 << CSP_ID_PID_BITS) - 1)));
+}
+
+int32_t mp__csp_adopt(const mp_channel_end *e, int32_t id) {
   if (e->remote != NULL)
     return 0; /* a remote end's holder is its connection */
   csp_end_rec *r = csp_end_rec_of(e->ch, e->index);
   if (atomic_load(&r->gen) != e->gen)
     return 0;
-  return (pid_t)atomic_exchange(&r->pid, (int32_t)pid);
+  return atomic_exchange(&r->pid, id != 0 ? id : mp__csp_self_id(e->ch));
 }
 
 void mp__csp_poke(mp_channel *c, uint32_t dir) {
@@ -481,8 +507,7 @@ void mp__csp_sweep(mp_channel *c, mp__deadline d) {
     csp_end_rec *r = csp_end_rec_of(c, i);
     if (atomic_load(&r->kind) == CSP_END_FREE)
       continue;
-    pid_t pid = atomic_load(&r->pid);
-    if (mp__os_pid_alive(pid))
+    if (!mp__csp_id_gone(c, atomic_load(&r->pid)))
       continue;
     /* Died inside a write: poison (a message the network expected may be
      * lost). Anything else: retire. */
@@ -494,7 +519,7 @@ void mp__csp_sweep(mp_channel *c, mp__deadline d) {
     uint64_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
     if (csp_st(w) == ST_FREE)
       continue;
-    if (!mp__os_pid_alive(sl->owner_pid)) {
+    if (mp__csp_id_gone(c, sl->owner_pid)) {
       /* A dead owner's offer: free it; a partner waiting on it sees the
        * change and gives up on it. */
       if (atomic_compare_exchange_strong(
