@@ -476,7 +476,7 @@ static mp_queue *handle_alloc(void) {
 
 int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
   plan p;
   int rc = make_plan(&o, &p);
@@ -572,7 +572,7 @@ static int attach_checked(mp_queue *q, mp__qshared *s, uint64_t avail,
 
 int mp_queue_open(mp_queue **out, const char *name) {
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   int rc = mp__object_name_valid(name);
   if (rc != 0)
     return rc;
@@ -619,8 +619,10 @@ int mp_queue_open(mp_queue **out, const char *name) {
 ssize_t mp_queue_size_for(const mp_queue_opts *opts) {
   mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
   plan p;
-  if (o.name != NULL || make_plan(&o, &p) != 0)
-    return MP_EINVAL;
+  if (o.name != NULL)
+    return mp__fail(MP_EINVAL, "a queue in place has no name");
+  if (make_plan(&o, &p) != 0)
+    return MP_EINVAL; /* make_plan said why */
   return (ssize_t)p.total;
 }
 
@@ -629,7 +631,9 @@ int mp_queue_init(mp_queue **out, void *mem, size_t size,
   mp_queue_opts o = opts != NULL ? *opts : (mp_queue_opts){0};
   if (out == NULL || mem == NULL || (uintptr_t)mem % MP_QUEUE_ALIGN != 0 ||
       o.name != NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "out or mem is NULL, mem is not MP_QUEUE_ALIGN-aligned, "
+                    "or opts has a name (a queue in place has none)");
   plan p;
   int rc = make_plan(&o, &p);
   if (rc != 0)
@@ -657,7 +661,9 @@ int mp_queue_init(mp_queue **out, void *mem, size_t size,
 
 int mp_queue_attach(mp_queue **out, void *mem, size_t size) {
   if (out == NULL || mem == NULL || (uintptr_t)mem % MP_QUEUE_ALIGN != 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "out or mem is NULL, or mem is not "
+                    "MP_QUEUE_ALIGN-aligned");
   mp_queue *q = handle_alloc();
   if (q == NULL)
     return MP_ENOMEM;
@@ -770,9 +776,12 @@ void mp_queue_free(mp_queue *q) {
 }
 
 int mp_queue_destroy(mp_queue *q) {
-  if (q == NULL || q->origin != MP__ORIGIN_INPLACE ||
-      mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
-    return MP_EINVAL;
+  if (q == NULL)
+    return mp__fail(MP_EINVAL, "q is NULL");
+  if (q->origin != MP__ORIGIN_INPLACE)
+    return mp__fail(MP_EINVAL, "not a queue made in place (mp_queue_init)");
+  if (mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
+    return MP_EINVAL; /* mp__object_check said why */
   mp_queue_close(q);
   discard(q);
   atomic_store_explicit((_Atomic uint32_t *)&q->s->head.magic, 0,
@@ -991,7 +1000,7 @@ static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
   if (rc != 0)
     return rc;
   if (buf == NULL && len > 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "invalid argument (buf == NULL && len > 0)");
   if (len > q->max_message)
     return MP_ETOOBIG;
   if (len <= q->inline_max) {
@@ -1176,7 +1185,9 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
   if (rc != 0)
     return rc;
   if ((n > 0 && lens == NULL) || n > SSIZE_MAX)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "invalid argument ((n > 0 && lens == NULL) || n > "
+                    "SSIZE_MAX)");
   if ((rc = bad_timeout(timeout)) != 0)
     return rc;
   const unsigned char *p = buf;
@@ -1184,7 +1195,7 @@ ssize_t mp_queue_put_batch(mp_queue *q, const void *buf, const size_t *lens,
     if (lens[i] > q->max_message)
       return MP_ETOOBIG;
     if (lens[i] > 0 && p == NULL)
-      return MP_EINVAL;
+      return mp__fail(MP_EINVAL, "invalid argument (lens[i] > 0 && p == NULL)");
   }
   mp__deadline d = deadline_of(timeout);
   size_t put = 0;
@@ -1281,7 +1292,9 @@ static int get_one(mp_queue *q, int64_t *prio, void *buf, size_t cap,
   if (rc != 0)
     return rc;
   if (len == NULL || (buf == NULL && cap > 0))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "invalid argument (len == NULL || (buf == NULL && cap > "
+                    "0))");
   mp__qget g = {.buf = buf, .cap = cap, .max = 1, .lens = len, .prio = prio};
   rc = get_wait(q, &g, timeout);
   if (rc == MP_ETOOBIG)
@@ -1302,7 +1315,9 @@ int mp_queue_get_lease(mp_queue *q, void *buf, size_t cap, size_t *len,
   if (!q->lease)
     return mp__fail(MP_EINVAL, "not a lease-mode queue");
   if (len == NULL || lease == NULL || (buf == NULL && cap > 0))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "invalid argument (len == NULL || lease == NULL || (buf "
+                    "== NULL && cap > 0))");
   mp__qget g = {.buf = buf, .cap = cap, .max = 1, .lens = len};
   rc = get_wait(q, &g, timeout);
   if (rc == MP_ETOOBIG)
@@ -1319,7 +1334,7 @@ int mp_queue_get_nowait(mp_queue *q, void *buf, size_t cap, size_t *len) {
 int mp_queue_get_priority(mp_queue *q, int64_t *priority, void *buf, size_t cap,
                           size_t *len, double timeout) {
   if (priority == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "priority is NULL");
   *priority = 0;
   return get_one(q, priority, buf, cap, len, timeout);
 }
@@ -1330,7 +1345,9 @@ ssize_t mp_queue_get_batch(mp_queue *q, void *buf, size_t cap, size_t *lens,
   if (rc != 0)
     return rc;
   if (lens == NULL || max == 0 || max > SSIZE_MAX || (buf == NULL && cap > 0))
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL,
+                    "invalid argument (lens == NULL || max == 0 || max > "
+                    "SSIZE_MAX || (buf == NULL && cap > 0))");
   mp__qget g = {.buf = buf, .cap = cap, .max = max, .lens = lens};
   rc = get_wait(q, &g, timeout);
   if (rc == MP_ETOOBIG)
@@ -1343,7 +1360,7 @@ int mp_queue_get_msg(mp_queue *q, mp_queue_msg *msg, double timeout) {
   if (rc != 0)
     return rc;
   if (msg == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "msg is NULL");
   memset(msg, 0, sizeof *msg);
   size_t len = 0;
   mp__qget g = {.max = 1, .msg = msg, .lens = &len, .prio = &msg->priority};
@@ -1383,7 +1400,7 @@ int mp_queue_put_double(mp_queue *q, double value, double timeout) {
 
 int mp_queue_put_str(mp_queue *q, const char *s, double timeout) {
   if (s == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "s is NULL");
   return put_timed(q, 0, s, strlen(s), timeout);
 }
 
@@ -1392,7 +1409,7 @@ static int get_exact(mp_queue *q, void *out, size_t size, double timeout) {
   if (rc != 0)
     return rc;
   if (out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "out is NULL");
   size_t len = 0;
   mp__qget g = {.buf = out,
                 .cap = size,
@@ -1416,7 +1433,7 @@ int mp_queue_get_str(mp_queue *q, char *buf, size_t cap, double timeout) {
   if (rc != 0)
     return rc;
   if (buf == NULL || cap == 0)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "invalid argument (buf == NULL || cap == 0)");
   size_t len = 0;
   mp__qget g = {.buf = (unsigned char *)buf,
                 .cap = cap,

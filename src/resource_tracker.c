@@ -603,7 +603,7 @@ static void undo_locked(const reg_undo *u, uint64_t ino) {
 
 int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
   if (shm_name == NULL || fd_out == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "shm_name or fd_out is NULL");
   size_t len = strlen(shm_name);
   int fd;
   uint64_t ino;
@@ -639,10 +639,11 @@ int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
 
 int mp__tracker_register(const char *shm_name, size_t size) {
   if (shm_name == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "shm_name is NULL");
   size_t len = strlen(shm_name);
   if (len == 0 || len > NAME_MAX_BYTES)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "name is empty or over %d bytes",
+                    NAME_MAX_BYTES);
   pthread_once(&atfork_once, install_atfork);
   /* Its identity now, right after its creation: the tracker will only
    * ever unlink this very segment. */

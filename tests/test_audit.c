@@ -177,10 +177,39 @@ static void other_failures_leave_their_own_detail(void **state) {
   assert_own_detail(mp_thread_set_name(NULL, "x"), MP_EINVAL);
 }
 
+/* The queue, listener and address calls whose MP_EINVAL had no detail. */
+static void queue_and_net_failures_leave_their_own_detail(void **state) {
+  (void)state;
+  mp_queue *q;
+  assert_rc(mp_queue_new(&q, NULL), 0);
+  assert_own_detail(mp_queue_new(NULL, NULL), MP_EINVAL);
+  assert_own_detail(mp_queue_open(NULL, "x"), MP_EINVAL);
+  assert_own_detail(mp_queue_put(q, NULL, 5, 0), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "buf == NULL"));
+  size_t len;
+  assert_own_detail(mp_queue_get(q, NULL, 8, &len, 0), MP_EINVAL);
+  assert_own_detail(mp_queue_get_priority(q, NULL, NULL, 0, &len, 0),
+                    MP_EINVAL);
+  assert_own_detail(mp_queue_put_str(q, NULL, 0), MP_EINVAL);
+  assert_own_detail(mp_queue_destroy(q), MP_EINVAL);
+  assert_string_equal(mp_error_detail(),
+                      "not a queue made in place (mp_queue_init)");
+  assert_own_detail((int)mp_queue_size_for(&(mp_queue_opts){.name = "x"}),
+                    MP_EINVAL);
+  mp_queue_free(q);
+  assert_own_detail(mp_listener_close(NULL), MP_EINVAL);
+  assert_own_detail(mp_listener_fileno(NULL), MP_EINVAL);
+  mp_listener *l = NULL;
+  assert_own_detail(mp_listener_new(&l, "127.0.0.1:99999", NULL), MP_EINVAL);
+  assert_non_null(strstr(mp_error_detail(), "127.0.0.1:99999"));
+  assert_null(l);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(condition_wait_refuses_nan),
     cmocka_unit_test(sync_failures_leave_their_own_detail),
     cmocka_unit_test(other_failures_leave_their_own_detail),
+    cmocka_unit_test(queue_and_net_failures_leave_their_own_detail),
 };
 
 MP_TEST_MAIN(tests)

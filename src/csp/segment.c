@@ -374,7 +374,7 @@ void mp_channel_end_free(mp_channel_end *e) {
 
 int mp_channel_end_is_reader(const mp_channel_end *e) {
   if (e == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "e is NULL");
   return e->kind == CSP_END_READER;
 }
 

@@ -342,7 +342,7 @@ int mp_listener_accept(mp_listener *l, mp_connection **out, double timeout) {
 
 int mp_listener_close(mp_listener *l) {
   if (l == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "listener is NULL");
   while (l->npending > 0)
     drop(l, l->npending - 1, false);
   if (l->fd >= 0) {
@@ -383,7 +383,7 @@ const char *mp_listener_last_accepted(const mp_listener *l) {
 
 int mp_listener_fileno(const mp_listener *l) {
   if (l == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "listener is NULL");
   return l->fd >= 0 ? l->fd : MP_ESTATE;
 }
 
@@ -393,7 +393,7 @@ mp_family mp_listener_family(const mp_listener *l) {
 
 int mp__listener_wait_fd(const mp_listener *l, bool *ready_now) {
   if (l == NULL)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "listener is NULL");
   if (l->fd < 0)
     return MP_ESTATE;
   int64_t now = mp__os_now_ns();

@@ -184,7 +184,7 @@ int mp__os_send_all(int sock, const void *buf, size_t len, const int *fds,
   const char *p = buf;
   bool fds_sent = (nfds == 0);
   if (nfds > MAX_PASSED_FDS)
-    return MP_EINVAL;
+    return mp__fail(MP_EINVAL, "invalid argument (nfds > MAX_PASSED_FDS)");
   while (len > 0 || !fds_sent) {
     int r = wait_ready(sock, POLLOUT, abs_ns);
     if (r < 0)
@@ -200,7 +200,7 @@ int mp__os_send_all(int sock, const void *buf, size_t len, const int *fds,
     if (!fds_sent) {
       /* Descriptors travel with at least one byte of data. */
       if (len == 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "invalid argument (len == 0)");
       memset(&control, 0, sizeof control);
       msg.msg_control = control.buf;
       msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
