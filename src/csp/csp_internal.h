@@ -296,6 +296,12 @@ int mp__csp_remote_write(mp_channel_end *w, const void *msg, size_t len,
                          double timeout);
 ssize_t mp__csp_remote_read(mp_channel_end *r, void *buf, size_t cap,
                             double timeout);
+/* mp__csp_guards_check checks a choice's n guards (guard_check.c) and
+ * finds its skip and timeout guards (-1: none) and the timeout's seconds
+ * (MP_FOREVER: none). */
+int mp__csp_guards_check(const mp_guard *g, size_t n, int *skip,
+                         int *timeout, double *seconds);
+
 /* mp__csp_remote_guarded says whether a choice has a remote guard; then
  * mp__csp_remote_select runs it (mode: MP__CSP_PRI, _ALT or _FAIR). */
 bool mp__csp_remote_guarded(const mp_guard *guards, size_t n);

@@ -17,7 +17,6 @@
  * A partner on any guard is therefore found within a window plus a round
  * trip, and two such choices facing each other over a remote channel meet
  * when one's window is open while the other tries. */
-#include <math.h>
 
 #include "../os/process_os.h"
 #include "remote_internal.h"
@@ -39,52 +38,16 @@ bool mp__csp_remote_guarded(const mp_guard *guards, size_t n) {
 
 static int validate(mp_guard *g, size_t n, int *skip, int *timeout,
                     double *seconds) {
-  *skip = *timeout = -1;
-  *seconds = MP_FOREVER;
-  for (size_t i = 0; i < n; i++) {
-    int rc;
-    switch (g[i].kind) {
-    case MP_GUARD_INPUT:
-      if ((rc = mp__csp_end_check(g[i].end, CSP_END_READER)) != 0)
-        return rc;
-      if (g[i].buf == NULL && g[i].cap > 0)
-        return mp__fail(MP_EINVAL, "guard %zu: buf is NULL", i);
-      break;
-    case MP_GUARD_OUTPUT:
-      if ((rc = mp__csp_end_check(g[i].end, CSP_END_WRITER)) != 0)
-        return rc;
-      if (g[i].msg == NULL && g[i].len > 0)
-        return mp__fail(MP_EINVAL, "guard %zu: msg is NULL", i);
-      if (g[i].len > g[i].end->ch->msg_max)
-        return mp__fail(MP_ETOOBIG, "guard %zu: message of %zu bytes, "
-                                    "msg_max is %u",
-                        i, g[i].len, g[i].end->ch->msg_max);
-      break;
-    case MP_GUARD_TIMEOUT:
-      if (*timeout >= 0)
-        return mp__fail(MP_EINVAL, "two timeout guards");
-      if (isnan(g[i].seconds) || g[i].seconds < 0)
-        return mp__fail(MP_EINVAL, "guard %zu: timeout is NaN or negative",
-                        i);
-      *timeout = (int)i;
-      *seconds = g[i].seconds;
-      break;
-    case MP_GUARD_SKIP:
-      if (*skip >= 0)
-        return mp__fail(MP_EINVAL, "two skip guards");
-      *skip = (int)i;
-      break;
-    default:
-      return mp__fail(MP_EINVAL, "guard %zu: unknown kind %d", i,
-                      (int)g[i].kind);
-    }
+  int rc = mp__csp_guards_check(g, n, skip, timeout, seconds);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < n; i++)
     if (is_channel(&g[i]) && g[i].end->remote != NULL)
       for (size_t j = 0; j < i; j++)
         if (is_channel(&g[j]) && g[j].end == g[i].end)
           return mp__fail(MP_EINVAL, "guards %zu and %zu use the same "
                                      "remote end",
                           j, i);
-  }
   return 0;
 }
 

@@ -10,7 +10,6 @@
  * finds something ready while posting, or a buffered channel tells it
  * that room or a message appeared, it withdraws everything and starts
  * over. Exactly one guard fires; the others leave no trace. */
-#include <math.h>
 #include <string.h>
 
 #include "../os/process_os.h"
@@ -30,49 +29,17 @@ typedef struct choice {
 
 static int validate(choice *ch) {
   mp_guard *g = ch->g;
-  ch->skip = ch->timeout = -1;
-  double seconds = MP_FOREVER;
+  double seconds;
+  int rc = mp__csp_guards_check(g, ch->n, &ch->skip, &ch->timeout, &seconds);
+  if (rc != 0)
+    return rc;
   for (size_t i = 0; i < ch->n; i++) {
-    int rc;
-    switch (g[i].kind) {
-    case MP_GUARD_INPUT:
-      if ((rc = mp__csp_end_check(g[i].end, CSP_END_READER)) != 0)
-        return rc;
-      if (g[i].buf == NULL && g[i].cap > 0)
-        return mp__fail(MP_EINVAL, "guard %zu: buf is NULL", i);
+    if (g[i].kind == MP_GUARD_INPUT)
       ch->ops[i] = (csp_op){.end = g[i].end, .dir = CSP_DIR_READ,
                             .buf = g[i].buf, .cap = g[i].cap, .slot = -1};
-      break;
-    case MP_GUARD_OUTPUT:
-      if ((rc = mp__csp_end_check(g[i].end, CSP_END_WRITER)) != 0)
-        return rc;
-      if (g[i].msg == NULL && g[i].len > 0)
-        return mp__fail(MP_EINVAL, "guard %zu: msg is NULL", i);
-      if (g[i].len > g[i].end->ch->msg_max)
-        return mp__fail(MP_ETOOBIG, "guard %zu: message of %zu bytes, "
-                                    "msg_max is %u",
-                        i, g[i].len, g[i].end->ch->msg_max);
+    else if (g[i].kind == MP_GUARD_OUTPUT)
       ch->ops[i] = (csp_op){.end = g[i].end, .dir = CSP_DIR_WRITE,
                             .msg = g[i].msg, .len = g[i].len, .slot = -1};
-      break;
-    case MP_GUARD_TIMEOUT:
-      if (ch->timeout >= 0)
-        return mp__fail(MP_EINVAL, "two timeout guards");
-      if (isnan(g[i].seconds) || g[i].seconds < 0)
-        return mp__fail(MP_EINVAL, "guard %zu: timeout is NaN or negative",
-                        i);
-      ch->timeout = (int)i;
-      seconds = g[i].seconds;
-      break;
-    case MP_GUARD_SKIP:
-      if (ch->skip >= 0)
-        return mp__fail(MP_EINVAL, "two skip guards");
-      ch->skip = (int)i;
-      break;
-    default:
-      return mp__fail(MP_EINVAL, "guard %zu: unknown kind %d", i,
-                      (int)g[i].kind);
-    }
   }
   ch->d = mp__deadline_from_timeout(seconds);
   /* A zero timeout guard is a timeout, not a poll: it fires (rather than
