@@ -37,7 +37,8 @@
  * that closed every descriptor after fork (a fork server, a daemon) has
  * left the tree, and the number may name another descriptor by now.
  *
- * State file. While it runs a tracker keeps "/dev/shm/mp-tracker.<pid>":
+ * State file. While it runs a tracker keeps
+ * "/dev/shm/mp-tracker.<pid>.<pidns>" (older trackers: without ".<pidns>"):
  *   "mp-tracker 1 <pid> <start> <pidns>\n" then one line per name,
  *   "<creator pid> <creator start> <size> <inode> <hexname>\n".
  * Start times (clock ticks since boot) tell a live process from a reuse of
@@ -309,8 +310,10 @@ static void tracker_main(int fd, void *arg) {
   mp__alloc_fail_after(0);
   tracker tr = {.pid = getpid(), .pidns = mp__os_pidns()};
   (void)mp__os_pid_start_time(tr.pid, &tr.start);
-  snprintf(tr.state_name, sizeof tr.state_name, STATE_PREFIX "%d",
-           (int)tr.pid);
+  /* The namespace is in the name: two trackers of one pid in two PID
+   * namespaces that share /dev/shm (containers) keep two files. */
+  snprintf(tr.state_name, sizeof tr.state_name, STATE_PREFIX "%d.%" PRIu64,
+           (int)tr.pid, tr.pidns);
   /* A state file under our pid is from a tracker that was killed and whose
    * pid we reuse: clean what it left before replacing it. */
   (void)remove_dead_in(tr.state_name, NULL);
@@ -767,20 +770,31 @@ static int for_each_entry(const char *p, const char *end,
   return 0;
 }
 
-/* The tracker pid in a state file's name, or 0 if it is not one. */
+/* The tracker pid in a state file's name ("<prefix><pid>", or
+ * "<prefix><pid>.<pidns>"), or 0 if it is not one. The namespace in the
+ * name only keeps names apart; the file's first line is what says it. */
 static pid_t state_file_pid(const char *name) {
   size_t pl = sizeof STATE_PREFIX - 1;
   if (strncmp(name, STATE_PREFIX, pl) != 0)
     return 0;
   const char *p = name + pl;
   long v = 0;
-  if (*p == '\0')
+  if (*p < '0' || *p > '9')
     return 0;
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9' || v > INT32_MAX / 10)
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > INT32_MAX / 10)
       return 0;
     v = v * 10 + (*p - '0');
   }
+  if (*p == '.') {
+    const char *ns = ++p;
+    while (*p >= '0' && *p <= '9')
+      p++;
+    if (p == ns || p - ns > 20)
+      return 0;
+  }
+  if (*p != '\0')
+    return 0;
   return v > 0 && v <= INT32_MAX ? (pid_t)v : 0;
 }
 

@@ -19,6 +19,7 @@
 #include "internal.h"
 #include <limits.h>
 
+#include "os/os.h"
 #include "os/shm.h"
 
 /* Generous bound for a tracker to notice a dead tree (sanitizers, load). */
@@ -314,6 +315,13 @@ static void out_of_memory_leaves_nothing(void **state) {
 }
 
 /* ---- resource tracker ------------------------------------------------------ */
+/* The name of the state file a live tracker of ours keeps: its pid and
+ * its PID namespace. */
+static void tracker_state_file(char *buf, size_t cap, pid_t tracker) {
+  snprintf(buf, cap, "mp-tracker.%d.%llu", (int)tracker,
+           (unsigned long long)mp__os_pidns());
+}
+
 static void tracker_connection_only_while_needed(void **state) {
   (void)state;
   char name[64];
@@ -326,7 +334,7 @@ static void tracker_connection_only_while_needed(void **state) {
   /* The tracker is nobody's child here (the harness checks that too). */
   assert_int_equal(waitpid(t, NULL, WNOHANG), -1);
   char state_file[64];
-  snprintf(state_file, sizeof state_file, "mp-tracker.%d", (int)t);
+  tracker_state_file(state_file, sizeof state_file, t);
   assert_true(shm_exists(state_file));
   /* An untracked block does not need a tracker. */
   char name2[64];
@@ -606,7 +614,7 @@ static void tracker_restarted_when_killed(void **state) {
   size_t removed = 99;
   assert_rc(mp_resource_tracker_remove_dead(&removed), 0);
   char state_file[64];
-  snprintf(state_file, sizeof state_file, "mp-tracker.%d", (int)t1);
+  tracker_state_file(state_file, sizeof state_file, t1);
   assert_false(shm_exists(state_file));
 }
 

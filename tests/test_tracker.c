@@ -12,6 +12,7 @@
  * The cases run as root in CI (they hand files to uid 65534 with fchown);
  * elsewhere those skip. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -212,6 +213,99 @@ static void state_file_of_another_namespace_is_left(void **state) {
   shm_remove(seg);
   shm_remove(file);
   assert_true(kept);
+}
+
+/* Two trackers of one pid in two PID namespaces sharing /dev/shm (two
+ * containers) keep two state files: a tracker started as pid k of a new
+ * namespace leaves the file of this namespace's pid k as it was. The
+ * first processes of a new namespace are numbered from 1, so the files of
+ * pids 2..PLANTED+1 are planted here (with this namespace in their first
+ * line) before a child of a new namespace starts its tracker. */
+#define PLANTED 4
+typedef struct ns_tracker {
+  char seg[64];
+} ns_tracker;
+
+/* own_state_files counts the state files named with the caller's PID
+ * namespace. */
+static int own_state_files(void) {
+  char suffix[32];
+  snprintf(suffix, sizeof suffix, ".%llu", (unsigned long long)mp__os_pidns());
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    size_t len = strlen(e->d_name), sl = strlen(suffix);
+    if (strncmp(e->d_name, "mp-tracker.", 11) == 0 && len > sl &&
+        strcmp(e->d_name + len - sl, suffix) == 0)
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static int start_tracker_in_ns(void *arg) {
+  ns_tracker *t = arg;
+  mp_shared_memory *s;
+  if (mp_shared_memory_new(&s, t->seg, 64, NULL) != 0)
+    return 1;
+  int named = own_state_files();
+  (void)mp_shared_memory_unlink(s);
+  mp_shared_memory_free(s);
+  /* The tracker, left without names, exits and removes its file; wait for
+   * that, as the end of this process kills the whole namespace. */
+  for (int i = 0; i < 500 && own_state_files() > 0; i++)
+    usleep(10000);
+  if (named != 1)
+    return 2;
+  return own_state_files() == 0 ? 0 : 3;
+}
+
+static bool read_small(const char *name, char *buf, size_t cap) {
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return false;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return true;
+}
+
+static void trackers_of_one_pid_in_two_namespaces_keep_two_files(void **state) {
+  (void)state;
+  MP_TEST_NEED_PID_NS();
+  ns_tracker t;
+  mp_test_name(t.seg, sizeof t.seg, "seg");
+  char file[PLANTED][64], text[PLANTED][128];
+  bool planted[PLANTED] = {false};
+  for (int k = 0; k < PLANTED; k++) {
+    char path[300];
+    snprintf(file[k], sizeof file[k], "mp-tracker.%d", k + 2);
+    snprintf(text[k], sizeof text[k], "mp-tracker 1 %d 0 %llu\n", k + 2,
+             (unsigned long long)mp__os_pidns());
+    snprintf(path, sizeof path, "/dev/shm/%s", file[k]);
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd < 0)
+      continue; /* a tracker of this namespace runs as that pid */
+    planted[k] = write(fd, text[k], strlen(text[k])) == (ssize_t)strlen(text[k]);
+    close(fd);
+  }
+  int rc = mp_test_in_pid_ns(MP_TEST_PROC_OWN, start_tracker_in_ns, &t);
+  bool intact = true;
+  for (int k = 0; k < PLANTED; k++) {
+    char now[256];
+    if (planted[k] &&
+        (!read_small(file[k], now, sizeof now) || strcmp(now, text[k]) != 0))
+      intact = false;
+    if (planted[k])
+      shm_remove(file[k]);
+  }
+  shm_remove(t.seg);
+  assert_int_equal(rc, 0);
+  assert_true(intact);
 }
 
 /* find_seg notes whether the tracker list shows found_name's creator and
@@ -548,6 +642,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(segment_of_another_user_is_not_removed),
     cmocka_unit_test(state_file_of_another_namespace_is_left),
     cmocka_unit_test(state_file_of_unknown_namespace_is_left),
+    cmocka_unit_test(trackers_of_one_pid_in_two_namespaces_keep_two_files),
     cmocka_unit_test(private_file_calls_refuse_with_a_reason),
     cmocka_unit_test(creator_killed_after_naming_leaves_nothing),
     cmocka_unit_test(creator_killed_before_naming_leaves_nothing),
