@@ -822,7 +822,8 @@ static void plock_repair(mp_queue *q) {
  * it. A live holder's own release settles it. */
 static void settle_close(mp_queue *q) {
   uint64_t cur = atomic_load_explicit(&q->s->plock.owner, memory_order_acquire);
-  if (cur != 0 && !mp__queue_holder_dead(q, cur))
+  /* A bias is kept between calls, not held: the lock takes it away. */
+  if (cur != 0 && !(cur & MP__QLOCK_BIAS) && !mp__queue_holder_dead(q, cur))
     return;
   bool rec = false;
   const mp__deadline poll = {.ns = 0, .poll = true};

@@ -45,18 +45,30 @@ typedef struct mp__qlarge_ref {
 
 /* A queue lock (queue.c): taken with one compare-and-swap, given back with
  * one store. owner is 0 when free, else who holds it: the holder thread's
- * kernel id in bits 0-31, the index of its PID namespace in the queue's
+ * kernel id in bits 0-30, the index of its PID namespace in the queue's
  * table in bits 32-35 (0: unknown), the low 28 bits of its start time in
  * bits 36-63 (0: unknown). Id and start time name one thread for good, so
  * that a waiter can tell a dead holder from a slow one (and from a new
  * thread that got the same id); the namespace says whether the id means
  * anything to the waiter (a waiter of another namespace, or one that
  * cannot tell, never takes the lock over). sleepers is a futex word,
- * (sequence << 16) | registered sleepers (queue_core.c). */
+ * (sequence << 16) | registered sleepers (queue_core.c).
+ *
+ * Bit 31 of owner set (MP__QLOCK_BIAS) makes the word a bias: the lock is
+ * kept by that thread, its only user for a while, between its calls, and
+ * active (written by that thread only) says whether it is inside; revoke
+ * counts the threads taking the bias away, last and streak who took the
+ * lock how many times in a row (queue_core.c, "biased locks"). */
+#define MP__QLOCK_BIAS ((uint64_t)1 << 31)
+/* Takes in a row by one thread before it may keep the lock as a bias. */
+#define MP__QLOCK_BIAS_STREAK 256
 typedef struct mp__qlock {
   _Atomic uint64_t owner;
   _Atomic uint32_t sleepers;
-  uint32_t reserved;
+  _Atomic uint32_t active;
+  _Atomic uint32_t revoke;
+  uint32_t streak;
+  uint64_t last;
 } mp__qlock;
 
 /* The shared state. Lines are grouped by who writes them, so a producer
