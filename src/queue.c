@@ -48,7 +48,9 @@
  * kernel whether that thread still exists and started when the word says;
  * if not, it takes the lock over with one compare-and-swap (so only one
  * waiter does) and repairs the state. This covers a holder killed, or a
- * holder thread ended, at any point.
+ * holder thread ended, at any point. A side's only user keeps its lock
+ * between calls as a bias and enters with no read-modify-write at all; a
+ * second user takes the bias away (queue_core.c, "biased locks").
  *
  * Waiting without a system call on the fast path. A futex word is
  * (sequence << 16) | registered sleepers. A waiter spins for spin_ns

@@ -189,6 +189,9 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
  * MP__QLOCK_BIAS_STREAK times in a row (last, streak), with nobody
  * registered to sleep on it, no revoker, and every user of the queue able
  * to take the heavy barrier (fence_on), stores the bias instead of 0.
+ * Each bias taken away from a live owner doubles the streak the lock
+ * needs for the next (up to 65536 takes), so two users taking turns pay
+ * a heavy barrier rarely.
  *
  * Taking it away. Another thread that finds a bias (lock_sleep) counts
  * itself in revoke, makes the heavy barrier, and from then on takes the
@@ -210,6 +213,10 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
  * slice, with recovered set. A revoker whose heavy barrier fails never
  * trusts active: it waits for the owner to see the revoke (at its next
  * call) or to die, within the caller's timeout. */
+/* A bias taken away from a live owner doubles the streak the next one
+ * needs, at most this many times (256 << 8: 65536 takes). */
+#define BIAS_PENALTY_MAX 8
+
 typedef struct revoke_state {
   bool counted;    /* the caller is counted in revoke */
   bool barrier_ok; /* and its heavy barrier was made */
@@ -232,8 +239,17 @@ static bool revoke_try(mp_queue *q, mp__qlock *l, uint64_t cur,
   if (!rs->barrier_ok ||
       atomic_load_explicit(&l->active, memory_order_acquire) != 0)
     return false;
-  return atomic_compare_exchange_strong_explicit(
-      &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed);
+  if (!atomic_compare_exchange_strong_explicit(
+          &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
+    return false;
+  /* Taken from a live owner: the side has two users after all, so the
+   * next bias needs a streak twice as long (up to BIAS_PENALTY_MAX
+   * doublings): a revocation (a heavy barrier) stays rare however the two
+   * take turns. A dead owner's does not count. */
+  uint32_t pen = l->streak >> 24;
+  if (pen < BIAS_PENALTY_MAX && !mp__queue_holder_dead(q, cur))
+    l->streak = (pen + 1) << 24;
+  return true;
 }
 
 static void revoke_done(mp__qlock *l, revoke_state *rs) {
@@ -244,15 +260,19 @@ static void revoke_done(mp__qlock *l, revoke_state *rs) {
 
 static bool fence_on(mp_queue *q);
 
-/* bias_due: may the holder me, unlocking, keep the lock as a bias? */
+/* bias_due: may the holder me, unlocking, keep the lock as a bias? streak
+ * is the count of takes in a row in its low 24 bits, the penalty (how many
+ * times the streak needed doubles) in its high 8. */
 static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
+  uint32_t pen = MP__MIN(l->streak >> 24, (uint32_t)BIAS_PENALTY_MAX);
+  uint32_t n = l->streak & 0xffffffu;
   if (l->last != me) {
     l->last = me;
-    l->streak = 1;
+    l->streak = (pen << 24) | 1;
     return false;
   }
-  if (l->streak < MP__QLOCK_BIAS_STREAK) {
-    l->streak++;
+  if (n < ((uint32_t)MP__QLOCK_BIAS_STREAK << pen)) {
+    l->streak = (pen << 24) | (n + 1);
     return false;
   }
   return !fence_on(q) &&

@@ -136,6 +136,35 @@ static void second_producer_thread_takes_the_bias_away(void **state) {
   }
 }
 
+/* A bias taken away from a live owner doubles the streak the next bias
+ * needs. */
+static void revoked_bias_needs_a_longer_streak(void **state) {
+  (void)state;
+  mp_queue *q = qnew();
+  if (!can_bias(q)) {
+    mp_queue_free(q);
+    mp_test_skip("no heavy barrier here: no bias is taken");
+  }
+  bias_producer(q, 0);
+  assert_true(biased(&q->s->plock));
+  thread_arg a = {.q = q, .timeout = 0};
+  run_other_thread(&a);
+  assert_rc(a.rc, 0);
+  assert_int_equal(q->s->plock.streak >> 24, 1);
+  uint64_t seq = STREAK;
+  for (int i = 0; i < MP__QLOCK_BIAS_STREAK + 8; i++)
+    assert_rc(put_seq(q, seq++, 0), 0);
+  assert_false(biased(&q->s->plock));
+  for (int i = 0; i < MP__QLOCK_BIAS_STREAK; i++)
+    assert_rc(put_seq(q, seq++, 0), 0);
+  assert_true(biased(&q->s->plock));
+  expect_seqs(q, 0, STREAK);
+  expect_seqs(q, 1000000, 1);
+  expect_seqs(q, STREAK, seq - STREAK);
+  expect_empty(q);
+  mp_queue_free(q);
+}
+
 static void second_consumer_thread_takes_the_bias_away(void **state) {
   (void)state;
   mp_queue *q = qnew();
@@ -219,6 +248,8 @@ static void kill_bias_owner(bool claim) {
   assert_true(mp_test_now() - t0 < mp_test_slack(2));
   assert_false(biased(&q->s->plock));
   assert_int_equal(atomic_load(&q->s->plock.revoke), 0);
+  /* A dead owner's bias taken away is no sign of a second user. */
+  assert_int_equal(q->s->plock.streak >> 24, 0);
   expect_seqs(q, 0, STREAK);
   expect_seqs(q, 1000000, 1);
   expect_empty(q);
@@ -362,6 +393,7 @@ static void bursts_of_two_producers_lose_nothing(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(one_thread_biases_both_sides),
     cmocka_unit_test(second_producer_thread_takes_the_bias_away),
+    cmocka_unit_test(revoked_bias_needs_a_longer_streak),
     cmocka_unit_test(second_consumer_thread_takes_the_bias_away),
     cmocka_unit_test(second_producer_process_takes_the_bias_away),
     cmocka_unit_test(bias_owner_killed_outside_loses_nothing),
