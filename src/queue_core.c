@@ -88,7 +88,7 @@ bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
  * the few bytes of static TLS they take). */
 #define QTLS _Thread_local __attribute__((tls_model("initial-exec")))
 
-static QTLS uint64_t my_ident;
+QTLS uint64_t mp__queue_my_ident;
 
 #define START_BITS 28
 #define START_MASK ((1u << START_BITS) - 1)
@@ -98,7 +98,7 @@ static QTLS uint64_t my_ident;
  * handler runs in the child's only thread), so the lock paths need not ask
  * for the thread id each time. */
 static void forget_ident_in_child(void) {
-  my_ident = 0;
+  mp__queue_my_ident = 0;
 }
 
 __attribute__((constructor)) static void ident_init(void) {
@@ -106,15 +106,16 @@ __attribute__((constructor)) static void ident_init(void) {
 }
 
 static uint64_t thread_ident(void) {
-  if (__builtin_expect(my_ident != 0, 1))
-    return my_ident;
+  if (__builtin_expect(mp__queue_my_ident != 0, 1))
+    return mp__queue_my_ident;
   pid_t tid = mp__os_gettid();
   uint64_t start = 0;
   (void)mp__os_thread_start(tid, &start);
   /* Bit 31 is the lock word's bias flag: Linux thread ids stay below
    * 2^22. */
-  my_ident = ((start & START_MASK) << 36) | ((uint32_t)tid & TID_MASK);
-  return my_ident;
+  mp__queue_my_ident =
+      ((start & START_MASK) << 36) | ((uint32_t)tid & TID_MASK);
+  return mp__queue_my_ident;
 }
 
 static uint64_t lock_ident(mp_queue *q) {
@@ -427,8 +428,8 @@ static __attribute__((noinline)) int bias_leave(mp_queue *q, mp__qlock *l,
   return lock_slow(q, l, me, recovered, d);
 }
 
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
-                   const mp__deadline *d) {
+int mp__queue_lock_slow(mp_queue *q, mp__qlock *l, bool *recovered,
+                        const mp__deadline *d) {
   uint64_t me = lock_ident(q);
   uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
   if (cur == (me | MP__QLOCK_BIAS)) {
@@ -461,7 +462,7 @@ void mp__queue_wake_all(mp_queue *q) {
   }
 }
 
-void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+void mp__queue_unlock_slow(mp_queue *q, mp__qlock *l) {
   /* The producers' lock released after a close: every put that checked
    * "not closed" under it has committed, so gets may now answer closed. */
   bool promoted = false;
@@ -714,35 +715,3 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
 
 /* ---- checks and delivery --------------------------------------------- */
 
-uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
-  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
-  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
-}
-
-int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
-                      size_t idx) {
-  if (g->want_exact && len != g->exact)
-    return MP_EPROTO;
-  if (g->msg != NULL) {
-    void *b = mp__alloc(len > 0 ? len : 1);
-    if (b == NULL)
-      return MP_ENOMEM;
-    memcpy(b, src, len);
-    g->msg->data = b;
-    g->msg->len = len;
-    g->msg->priv_[0] = b;
-    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
-    g->lens[idx] = len;
-    return 0;
-  }
-  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
-  if (need > g->cap - g->used) {
-    g->needed = need;
-    return MP_ETOOBIG;
-  }
-  if (len > 0)
-    memcpy(g->buf + g->used, src, len);
-  g->lens[idx] = len;
-  g->used += len;
-  return 0;
-}
