@@ -462,6 +462,10 @@ void mp__queue_wake_all(mp_queue *q) {
   }
 }
 
+void mp__queue_bias_left(mp_queue *q, mp__qlock *l) {
+  (void)notify_word(q, &l->sleepers);
+}
+
 void mp__queue_unlock_slow(mp_queue *q, mp__qlock *l) {
   /* The producers' lock released after a close: every put that checked
    * "not closed" under it has committed, so gets may now answer closed. */

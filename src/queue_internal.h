@@ -280,6 +280,9 @@ bool mp__queue_same_ns(mp_queue *q, uint32_t ns);
 int mp__queue_lock_slow(mp_queue *q, mp__qlock *l, bool *recovered,
                         const mp__deadline *d);
 void mp__queue_unlock_slow(mp_queue *q, mp__qlock *l);
+/* mp__queue_bias_left: the bias owner left and saw a revoker: wakes the
+ * lock's sleepers. */
+void mp__queue_bias_left(mp_queue *q, mp__qlock *l);
 /* The calling thread's lock identity without the namespace index (0 until
  * queue_core.c computed it). */
 extern _Thread_local __attribute__((tls_model("initial-exec"))) uint64_t
@@ -316,7 +319,10 @@ static inline void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
     if (__builtin_expect(
             atomic_load_explicit(&l->revoke, memory_order_relaxed) == 0, 1))
       return;
-    /* The slow path wakes the revoker (active is 0 already). */
+    /* A revoker may wait for this: wake it. (Not the slow unlock: the
+     * revoker may hold the lock already.) */
+    mp__queue_bias_left(q, l);
+    return;
   }
   mp__queue_unlock_slow(q, l);
 }
