@@ -48,7 +48,9 @@
  * kernel whether that thread still exists and started when the word says;
  * if not, it takes the lock over with one compare-and-swap (so only one
  * waiter does) and repairs the state. This covers a holder killed, or a
- * holder thread ended, at any point.
+ * holder thread ended, at any point. A side's only user keeps its lock
+ * between calls as a bias and enters with no read-modify-write at all; a
+ * second user takes the bias away (queue_core.c, "biased locks").
  *
  * Waiting without a system call on the fast path. A futex word is
  * (sequence << 16) | registered sleepers. A waiter spins for spin_ns
@@ -795,10 +797,13 @@ static int bad_timeout(double timeout) {
   return isnan(timeout) ? mp__fail(MP_EINVAL, "timeout is NaN") : 0;
 }
 
-static mp__deadline deadline_of(double timeout) {
-  /* Timeout 0 never waits: no clock read is needed for it. */
+static inline mp__deadline deadline_of(double timeout) {
+  /* Timeout 0 never waits, a negative one (MP_FOREVER) never ends: no
+   * clock read, and no call, is needed for them. */
   if (timeout == 0)
     return (mp__deadline){.ns = 0, .poll = true};
+  if (timeout < 0)
+    return (mp__deadline){.ns = INT64_MAX, .poll = false};
   return mp__deadline_from_timeout(timeout);
 }
 
@@ -822,7 +827,8 @@ static void plock_repair(mp_queue *q) {
  * it. A live holder's own release settles it. */
 static void settle_close(mp_queue *q) {
   uint64_t cur = atomic_load_explicit(&q->s->plock.owner, memory_order_acquire);
-  if (cur != 0 && !mp__queue_holder_dead(q, cur))
+  /* A bias is kept between calls, not held: the lock takes it away. */
+  if (cur != 0 && !(cur & MP__QLOCK_BIAS) && !mp__queue_holder_dead(q, cur))
     return;
   bool rec = false;
   const mp__deadline poll = {.ns = 0, .poll = true};
@@ -956,7 +962,7 @@ int mp_queue_ack(mp_queue *q, uint64_t lease) {
 /* ---- put
  * ---------------------------------------------------------------------- */
 
-static int check_handle(mp_queue *q) {
+static inline __attribute__((always_inline)) int check_handle(mp_queue *q) {
   if (q == NULL)
     return mp__fail(MP_EINVAL, "queue is NULL");
   if (mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
@@ -977,7 +983,6 @@ static uint32_t stored_bytes(mp_queue *q, const mp__qput *m) {
 /* put_stored puts one stored message (inline or a large reference),
  * waiting for room until d. */
 static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
-  uint32_t rec = stored_bytes(q, m);
   /* Closed is told before a busy lock (the check under the lock is the
    * one that counts). */
   if (is_closed(q))
@@ -987,6 +992,7 @@ static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d) {
     int rc = try_put(q, &d, m, 1, &done);
     if (rc != MP_EAGAIN)
       return rc;
+    uint32_t rec = stored_bytes(q, m);
     rc = mp__queue_wait_until(q, &q->s->not_full, ready_room, &rec, d);
     if (rc != 0)
       return rc;

@@ -9,11 +9,20 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "os/queue_os.h"
 #include "queue_internal.h"
+
+/* Each lock and what its side keeps beside it stay on one cache line. */
+_Static_assert(offsetof(mp__qshared, tail) - offsetof(mp__qshared, plock) ==
+                   MP__QUEUE_LINE,
+               "the producers' line overflows");
+_Static_assert(offsetof(mp__qshared, headw) - offsetof(mp__qshared, clock) ==
+                   MP__QUEUE_LINE,
+               "the consumers' line overflows");
 
 /* ---- PID namespaces -------------------------------------------------------
  * A pid means something only in its own PID namespace: processes of
@@ -79,16 +88,17 @@ bool mp__queue_tag_gone(mp_queue *q, uint32_t tag) {
  * the few bytes of static TLS they take). */
 #define QTLS _Thread_local __attribute__((tls_model("initial-exec")))
 
-static QTLS uint64_t my_ident;
+QTLS uint64_t mp__queue_my_ident;
 
 #define START_BITS 28
 #define START_MASK ((1u << START_BITS) - 1)
+#define TID_MASK 0x7fffffffu
 
 /* A forked child's thread forgets its parent thread's identity (the
  * handler runs in the child's only thread), so the lock paths need not ask
  * for the thread id each time. */
 static void forget_ident_in_child(void) {
-  my_ident = 0;
+  mp__queue_my_ident = 0;
 }
 
 __attribute__((constructor)) static void ident_init(void) {
@@ -96,13 +106,16 @@ __attribute__((constructor)) static void ident_init(void) {
 }
 
 static uint64_t thread_ident(void) {
-  if (__builtin_expect(my_ident != 0, 1))
-    return my_ident;
+  if (__builtin_expect(mp__queue_my_ident != 0, 1))
+    return mp__queue_my_ident;
   pid_t tid = mp__os_gettid();
   uint64_t start = 0;
   (void)mp__os_thread_start(tid, &start);
-  my_ident = ((start & START_MASK) << 36) | (uint32_t)tid;
-  return my_ident;
+  /* Bit 31 is the lock word's bias flag: Linux thread ids stay below
+   * 2^22. */
+  mp__queue_my_ident =
+      ((start & START_MASK) << 36) | ((uint32_t)tid & TID_MASK);
+  return mp__queue_my_ident;
 }
 
 static uint64_t lock_ident(mp_queue *q) {
@@ -116,7 +129,7 @@ static uint64_t lock_ident(mp_queue *q) {
 bool mp__queue_holder_dead(mp_queue *q, uint64_t v) {
   if (!mp__queue_same_ns(q, (uint32_t)(v >> 32) & 0xfu))
     return false;
-  pid_t tid = (pid_t)(uint32_t)v;
+  pid_t tid = (pid_t)((uint32_t)v & TID_MASK);
   return mp__os_liveness(tid, v >> 36, START_BITS) == MP__LIVE_GONE;
 }
 
@@ -134,7 +147,7 @@ bool mp__queue_holder_dead(mp_queue *q, uint64_t v) {
 static bool holder_left(mp_queue *q, uint64_t v) {
   if (!mp__queue_same_ns(q, (uint32_t)(v >> 32) & 0xfu))
     return false;
-  return mp__os_maps_object((pid_t)(uint32_t)v, q->s) == 0;
+  return mp__os_maps_object((pid_t)((uint32_t)v & TID_MASK), q->s) == 0;
 }
 
 /* The parts of a futex word (see "the futex words" below). */
@@ -163,36 +176,162 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
 /* How long a lock waiter sleeps before it looks whether the holder died. */
 #define LOCK_CHECK_NS (10 * 1000 * 1000)
 
+/* ---- biased locks --------------------------------------------------------
+ * A lock's compare-and-swap is a locked instruction: it waits until every
+ * store before it (the last message's record and commit word, which the
+ * peer on the other core has just read) has left the core, so each side
+ * pays a cache-line round trip per message that a bare ring does not.
+ * While one thread is a side's only user, it keeps the lock between its
+ * calls instead (a bias: owner = its identity | MP__QLOCK_BIAS), enters
+ * with a store of active = 1 and a load of revoke, and leaves with a store
+ * of active = 0: no read-modify-write at all.
+ *
+ * Taking a bias. A thread that unlocks after taking the lock
+ * MP__QLOCK_BIAS_STREAK times in a row (last, streak), with nobody
+ * registered to sleep on it, no revoker, and every user of the queue able
+ * to take the heavy barrier (fence_on), stores the bias instead of 0.
+ * Each bias taken away from a live owner doubles the streak the lock
+ * needs for the next (up to 65536 takes), so two users taking turns pay
+ * a heavy barrier rarely.
+ *
+ * Taking it away. Another thread that finds a bias (lock_sleep) counts
+ * itself in revoke, makes the heavy barrier, and from then on takes the
+ * lock with a compare-and-swap from the bias word as soon as active is 0.
+ * This is the queue's asymmetric barrier again (os/queue_os.h): the
+ * owner's store of active and load of revoke have no fence between them,
+ * the revoker's increment and load of active have the heavy barrier; so
+ * either the revoker sees the owner inside, or the owner sees the revoke
+ * and does not enter on the bias (it turns the bias into a plain hold with
+ * a compare-and-swap, or waits like anyone once the revoker has the lock).
+ * An owner inside that sees a revoker as it leaves wakes the lock's
+ * sleepers. The revoker takes its count back when it leaves; one killed in
+ * between leaves revoke counted, and the lock then never takes a bias
+ * again (it stays a plain lock: slower, never wrong).
+ *
+ * Dead owners. A bias owner killed outside (active 0) left nothing half
+ * done: the revoker takes the lock as from a live one. Killed inside
+ * (active 1), it is a dead holder like any other: taken over after a
+ * slice, with recovered set. A revoker whose heavy barrier fails never
+ * trusts active: it waits for the owner to see the revoke (at its next
+ * call) or to die, within the caller's timeout. */
+/* A bias taken away from a live owner doubles the streak the next one
+ * needs, at most this many times (256 << 8: 65536 takes). */
+#define BIAS_PENALTY_MAX 8
+
+typedef struct revoke_state {
+  bool counted;    /* the caller is counted in revoke */
+  bool barrier_ok; /* and its heavy barrier was made */
+} revoke_state;
+
+/* revoke_try is a revoker's step on the bias word cur: it counts the
+ * caller in revoke and makes the heavy barrier (once per wait), then
+ * takes the lock if the owner is outside. True: the caller holds it. */
+static bool revoke_try(mp_queue *q, mp__qlock *l, uint64_t cur,
+                       revoke_state *rs, uint64_t me) {
+  if (!rs->counted) {
+    atomic_fetch_add(&l->revoke, 1);
+    rs->counted = true;
+    rs->barrier_ok = mp__os_barrier_heavy() == 0;
+    if (!rs->barrier_ok && !q->fence) {
+      q->fence = true;
+      atomic_store(&q->s->fence_needed, 1);
+    }
+  }
+  if (!rs->barrier_ok ||
+      atomic_load_explicit(&l->active, memory_order_acquire) != 0)
+    return false;
+  if (!atomic_compare_exchange_strong_explicit(
+          &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
+    return false;
+  /* Taken from a live owner: the side has two users after all, so the
+   * next bias needs a streak twice as long (up to BIAS_PENALTY_MAX
+   * doublings): a revocation (a heavy barrier) stays rare however the two
+   * take turns. A dead owner's does not count. */
+  uint32_t pen = l->streak >> 24;
+  if (pen < BIAS_PENALTY_MAX && !mp__queue_holder_dead(q, cur))
+    l->streak = (pen + 1) << 24;
+  return true;
+}
+
+static void revoke_done(mp__qlock *l, revoke_state *rs) {
+  if (rs->counted)
+    atomic_fetch_sub(&l->revoke, 1);
+  rs->counted = false;
+}
+
+static bool fence_on(mp_queue *q);
+
+/* bias_due: may the holder me, unlocking, keep the lock as a bias? streak
+ * is the count of takes in a row in its low 24 bits, the penalty (how many
+ * times the streak needed doubles) in its high 8. */
+static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
+  uint32_t pen = MP__MIN(l->streak >> 24, (uint32_t)BIAS_PENALTY_MAX);
+  uint32_t n = l->streak & 0xffffffu;
+  if (l->last != me) {
+    l->last = me;
+    l->streak = (pen << 24) | 1;
+    return false;
+  }
+  if (n < ((uint32_t)MP__QLOCK_BIAS_STREAK << pen)) {
+    l->streak = (pen << 24) | (n + 1);
+    return false;
+  }
+  return !fence_on(q) &&
+         atomic_load_explicit(&l->revoke, memory_order_relaxed) == 0 &&
+         (atomic_load_explicit(&l->sleepers, memory_order_relaxed) &
+          SLEEP_MASK) == 0;
+}
+
 static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
-                      const mp__deadline *d, sleep_reg *reg);
+                      const mp__deadline *d, sleep_reg *reg, revoke_state *rs);
 
 static int lock_slow(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
                      const mp__deadline *d) {
   /* Critical sections are short and never sleep: spinning a little
    * usually beats a trip through the kernel. A holder that does not let
    * go within the spin has most likely lost its core: yielding ours a few
-   * times lets it finish before we sleep. */
+   * times lets it finish before we sleep. A bias is not let go by itself:
+   * lock_sleep takes it away. */
   for (int i = 0; i < 204; i++) {
     if (i < 200)
       mp__os_cpu_relax();
     else
       sched_yield();
+    uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    if (cur & MP__QLOCK_BIAS)
+      break;
     uint64_t expect = 0;
-    if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
+    if (cur == 0 &&
         atomic_compare_exchange_weak_explicit(
             &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
       return 0;
   }
   sleep_reg reg = {0};
-  int rc = lock_sleep(q, l, me, recovered, d, &reg);
+  revoke_state rs = {0};
+  int rc = lock_sleep(q, l, me, recovered, d, &reg, &rs);
+  revoke_done(l, &rs);
   cancel_sleep(&l->sleepers, &reg);
   return rc;
 }
 
+/* own_bias: the caller found its own bias word in lock_sleep (never, but
+ * for a scribbled word): inside is a re-entry, outside it holds it. */
+static int own_bias(mp__qlock *l, uint64_t me) {
+  if (atomic_load_explicit(&l->active, memory_order_relaxed) != 0)
+    return MP_EDEADLK;
+  uint64_t cur = me | MP__QLOCK_BIAS;
+  return atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed)
+             ? 0
+             : MP_EAGAIN;
+}
+
 /* lock_sleep is lock_slow's sleeping part, registered on the lock's
- * sleepers word through reg (which the caller takes back). */
+ * sleepers word through reg and counted as a revoker through rs (both of
+ * which the caller takes back). */
 static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
-                      const mp__deadline *d, sleep_reg *reg) {
+                      const mp__deadline *d, sleep_reg *reg, revoke_state *rs) {
   /* A caller that may not block gives up here; one with a deadline sleeps
    * no later than it: a holder that is alive but stopped or slow (a large
    * copy) must not stretch the caller's timeout. */
@@ -200,11 +339,20 @@ static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
   int64_t seen_since = 0, seen_first = 0;
   for (bool first = true;;) {
     if (d != NULL && (d->poll || mp__deadline_expired(*d))) {
-      /* Out of time: still, a dead holder's lock is taken over now rather
+      /* Out of time: still, a bias kept by a thread that is not inside is
+       * taken away, and a dead holder's lock is taken over, now rather
        * than left to the next caller that may wait. */
       uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
       if (cur == me)
         return MP_EDEADLK;
+      if (cur == (me | MP__QLOCK_BIAS)) {
+        int rc = own_bias(l, me);
+        if (rc != MP_EAGAIN)
+          return rc;
+        continue;
+      }
+      if ((cur & MP__QLOCK_BIAS) && revoke_try(q, l, cur, rs, me))
+        return 0;
       if (cur != 0 && mp__queue_holder_dead(q, cur) &&
           atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                   memory_order_acquire,
@@ -224,6 +372,14 @@ static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
     }
     if (cur == me)
       return MP_EDEADLK;
+    if (cur == (me | MP__QLOCK_BIAS)) {
+      int rc = own_bias(l, me);
+      if (rc != MP_EAGAIN)
+        return rc;
+      continue;
+    }
+    if ((cur & MP__QLOCK_BIAS) && revoke_try(q, l, cur, rs, me))
+      return 0;
     int64_t now = mp__os_now_ns();
     if (cur != seen) {
       seen = cur;
@@ -258,11 +414,38 @@ static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
   }
 }
 
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
-                   const mp__deadline *d) {
-  uint64_t me = lock_ident(q);
-  uint64_t expect = 0;
+/* bias_leave: the bias owner found a revoker as it entered. It turns its
+ * bias into a plain hold if the revoker has not taken the lock yet, else
+ * waits for the lock like anyone. */
+static __attribute__((noinline)) int bias_leave(mp_queue *q, mp__qlock *l,
+                                                uint64_t me, bool *recovered,
+                                                const mp__deadline *d) {
+  atomic_store_explicit(&l->active, 0, memory_order_release);
+  uint64_t cur = me | MP__QLOCK_BIAS;
   if (atomic_compare_exchange_strong_explicit(
+          &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
+    return 0;
+  return lock_slow(q, l, me, recovered, d);
+}
+
+int mp__queue_lock_slow(mp_queue *q, mp__qlock *l, bool *recovered,
+                        const mp__deadline *d) {
+  uint64_t me = lock_ident(q);
+  uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+  if (cur == (me | MP__QLOCK_BIAS)) {
+    /* The bias owner: no read-modify-write (see "biased locks"). */
+    if (atomic_load_explicit(&l->active, memory_order_relaxed) != 0)
+      return MP_EDEADLK; /* a signal handler inside the queue re-entered */
+    atomic_store_explicit(&l->active, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(
+            atomic_load_explicit(&l->revoke, memory_order_acquire) == 0, 1))
+      return 0;
+    return bias_leave(q, l, me, recovered, d);
+  }
+  uint64_t expect = 0;
+  if (cur == 0 &&
+      atomic_compare_exchange_strong_explicit(
           &l->owner, &expect, me, memory_order_acquire, memory_order_relaxed))
     return 0;
   return lock_slow(q, l, me, recovered, d);
@@ -279,7 +462,11 @@ void mp__queue_wake_all(mp_queue *q) {
   }
 }
 
-void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+void mp__queue_bias_left(mp_queue *q, mp__qlock *l) {
+  (void)notify_word(q, &l->sleepers);
+}
+
+void mp__queue_unlock_slow(mp_queue *q, mp__qlock *l) {
   /* The producers' lock released after a close: every put that checked
    * "not closed" under it has committed, so gets may now answer closed. */
   bool promoted = false;
@@ -290,10 +477,26 @@ void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
     promoted =
         atomic_compare_exchange_strong(&q->s->closed, &c, MP__QUEUE_CLOSED);
   }
-  /* A store, not a read-modify-write: the sleepers are found through
-   * their flag, as for every futex word of the queue. */
-  atomic_store_explicit(&l->owner, 0, memory_order_release);
-  (void)notify_word(q, &l->sleepers);
+  /* Only the holder unlocks, and only it changes the word while it holds
+   * it (but for the taking over of a dead one). */
+  uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+  if (cur & MP__QLOCK_BIAS) {
+    /* The bias owner leaves and keeps the lock; a revoker that may wait
+     * for this is woken (see "biased locks"). */
+    atomic_store_explicit(&l->active, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&l->revoke, memory_order_relaxed) != 0)
+      (void)notify_word(q, &l->sleepers);
+  } else if (bias_due(q, l, cur)) {
+    atomic_store_explicit(&l->active, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->owner, cur | MP__QLOCK_BIAS,
+                          memory_order_release);
+  } else {
+    /* A store, not a read-modify-write: the sleepers are found through
+     * their count, as for every futex word of the queue. */
+    atomic_store_explicit(&l->owner, 0, memory_order_release);
+    (void)notify_word(q, &l->sleepers);
+  }
   if (promoted)
     mp__queue_wake_all(q);
 }
@@ -516,35 +719,3 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
 
 /* ---- checks and delivery --------------------------------------------- */
 
-uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
-  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
-  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
-}
-
-int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
-                      size_t idx) {
-  if (g->want_exact && len != g->exact)
-    return MP_EPROTO;
-  if (g->msg != NULL) {
-    void *b = mp__alloc(len > 0 ? len : 1);
-    if (b == NULL)
-      return MP_ENOMEM;
-    memcpy(b, src, len);
-    g->msg->data = b;
-    g->msg->len = len;
-    g->msg->priv_[0] = b;
-    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
-    g->lens[idx] = len;
-    return 0;
-  }
-  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
-  if (need > g->cap - g->used) {
-    g->needed = need;
-    return MP_ETOOBIG;
-  }
-  if (len > 0)
-    memcpy(g->buf + g->used, src, len);
-  g->lens[idx] = len;
-  g->used += len;
-  return 0;
-}

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 #include "multiproc/queue.h"
@@ -45,18 +46,30 @@ typedef struct mp__qlarge_ref {
 
 /* A queue lock (queue.c): taken with one compare-and-swap, given back with
  * one store. owner is 0 when free, else who holds it: the holder thread's
- * kernel id in bits 0-31, the index of its PID namespace in the queue's
+ * kernel id in bits 0-30, the index of its PID namespace in the queue's
  * table in bits 32-35 (0: unknown), the low 28 bits of its start time in
  * bits 36-63 (0: unknown). Id and start time name one thread for good, so
  * that a waiter can tell a dead holder from a slow one (and from a new
  * thread that got the same id); the namespace says whether the id means
  * anything to the waiter (a waiter of another namespace, or one that
  * cannot tell, never takes the lock over). sleepers is a futex word,
- * (sequence << 16) | registered sleepers (queue_core.c). */
+ * (sequence << 16) | registered sleepers (queue_core.c).
+ *
+ * Bit 31 of owner set (MP__QLOCK_BIAS) makes the word a bias: the lock is
+ * kept by that thread, its only user for a while, between its calls, and
+ * active (written by that thread only) says whether it is inside; revoke
+ * counts the threads taking the bias away, last and streak who took the
+ * lock how many times in a row (queue_core.c, "biased locks"). */
+#define MP__QLOCK_BIAS ((uint64_t)1 << 31)
+/* Takes in a row by one thread before it may keep the lock as a bias. */
+#define MP__QLOCK_BIAS_STREAK 256
 typedef struct mp__qlock {
   _Atomic uint64_t owner;
   _Atomic uint32_t sleepers;
-  uint32_t reserved;
+  _Atomic uint32_t active;
+  _Atomic uint32_t revoke;
+  uint32_t streak;
+  uint64_t last;
 } mp__qlock;
 
 /* The shared state. Lines are grouped by who writes them, so a producer
@@ -264,9 +277,55 @@ bool mp__queue_same_ns(mp_queue *q, uint32_t ns);
  * or MP_EDEADLK if the calling thread holds it (a signal handler that
  * re-entered the queue). mp__queue_holder_dead: is the thread lock word v
  * names known to be gone? */
-int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
-                   const mp__deadline *d);
-void mp__queue_unlock(mp_queue *q, mp__qlock *l);
+int mp__queue_lock_slow(mp_queue *q, mp__qlock *l, bool *recovered,
+                        const mp__deadline *d);
+void mp__queue_unlock_slow(mp_queue *q, mp__qlock *l);
+/* mp__queue_bias_left: the bias owner left and saw a revoker: wakes the
+ * lock's sleepers. */
+void mp__queue_bias_left(mp_queue *q, mp__qlock *l);
+/* The calling thread's lock identity without the namespace index (0 until
+ * queue_core.c computed it). */
+extern _Thread_local __attribute__((tls_model("initial-exec"))) uint64_t
+    mp__queue_my_ident;
+
+/* The bias owner's way in and out, inline: a put or get then makes no
+ * call and no read-modify-write for its lock (every store of a call, its
+ * return address and saved registers, waits in the store buffer behind
+ * the ring's lines the peer core holds). Everything else is the _slow
+ * functions'. */
+static inline int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
+                                 const mp__deadline *d) {
+  uint64_t me = mp__queue_my_ident | ((uint64_t)q->ns << 32) | MP__QLOCK_BIAS;
+  if (atomic_load_explicit(&l->owner, memory_order_relaxed) == me &&
+      mp__queue_my_ident != 0 &&
+      atomic_load_explicit(&l->active, memory_order_relaxed) == 0) {
+    atomic_store_explicit(&l->active, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(
+            atomic_load_explicit(&l->revoke, memory_order_acquire) == 0, 1))
+      return 0;
+    /* A revoker: out again, and the slow path decides. */
+    atomic_store_explicit(&l->active, 0, memory_order_relaxed);
+  }
+  return mp__queue_lock_slow(q, l, recovered, d);
+}
+
+static inline void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
+  if ((atomic_load_explicit(&l->owner, memory_order_relaxed) &
+       MP__QLOCK_BIAS) &&
+      atomic_load_explicit(&q->s->closed, memory_order_relaxed) == 0) {
+    atomic_store_explicit(&l->active, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(
+            atomic_load_explicit(&l->revoke, memory_order_relaxed) == 0, 1))
+      return;
+    /* A revoker may wait for this: wake it. (Not the slow unlock: the
+     * revoker may hold the lock already.) */
+    mp__queue_bias_left(q, l);
+    return;
+  }
+  mp__queue_unlock_slow(q, l);
+}
 bool mp__queue_holder_dead(mp_queue *q, uint64_t v);
 /* mp__queue_notify wakes the sleepers of word, if any are recorded. Call it
  * after the change they wait for. mp__queue_wake_all wakes every getter
@@ -279,12 +338,14 @@ void mp__queue_wake_all(mp_queue *q);
 typedef bool (*mp__queue_ready_fn)(mp_queue *q, void *arg);
 int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                          mp__queue_ready_fn ready, void *arg, mp__deadline d);
-uint16_t mp__queue_check16(uint32_t len, uint16_t kind);
+static inline uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
+  uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
+  return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);
+}
 /* mp__queue_deliver copies one inline message of len bytes at src into the
  * request as its message number idx. Returns 0, MP_EPROTO (not the exact
  * length asked for), MP_ETOOBIG (g->needed set), MP_ENOMEM. */
-int mp__queue_deliver(mp__qget *g, const unsigned char *src, uint32_t len,
-                      size_t idx);
+/* (inline: below, after the kinds of mp_queue_msg it fills) */
 
 /* ---- queue.c ------------------------------------------------------------
  * mp__queue_sweep removes the queue's orphaned large segments, taking the
@@ -296,6 +357,35 @@ void mp__queue_sweep(mp_queue *q);
 #define MP__QMSG_MAPPED ((void *)1)    /* a mapping of priv_len_ bytes */
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
 #define MP__QMSG_SEGMENT ((void *)3)   /* an mp__qzc record */
+
+/* mp__queue_deliver (see queue_core.c's part above). */
+static inline int mp__queue_deliver(mp__qget *g, const unsigned char *src,
+                                    uint32_t len, size_t idx) {
+  if (g->want_exact && len != g->exact)
+    return MP_EPROTO;
+  if (g->msg != NULL) {
+    void *b = mp__alloc(len > 0 ? len : 1);
+    if (b == NULL)
+      return MP_ENOMEM;
+    memcpy(b, src, len);
+    g->msg->data = b;
+    g->msg->len = len;
+    g->msg->priv_[0] = b;
+    g->msg->priv_[1] = MP__QMSG_ALLOCATED;
+    g->lens[idx] = len;
+    return 0;
+  }
+  size_t need = (size_t)len + (g->reserve_nul ? 1 : 0);
+  if (need > g->cap - g->used) {
+    g->needed = need;
+    return MP_ETOOBIG;
+  }
+  if (len > 0)
+    memcpy(g->buf + g->used, src, len);
+  g->lens[idx] = len;
+  g->used += len;
+  return 0;
+}
 
 /* A zero-copy message's hold on its segment: the mapping (an entry of the
  * handle's maps, or its own), and the segment: a spare slot lent to the

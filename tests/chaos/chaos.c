@@ -1,4 +1,4 @@
-/* chaos.c - the kill campaign (make chaos): four workloads run side by side
+/* chaos.c - the kill campaign (make chaos): six workloads run side by side
  * for CHAOS_SECONDS while their supervisors SIGKILL random processes of
  * them, then each checks what the library promised and prints one line:
  *
@@ -20,6 +20,9 @@
  *            consumers ack after recording a message; nothing may be
  *            lost, and a message is delivered twice only when its
  *            consumer was killed between recording it and its ack.
+ *   spsc     the queue workload with one producer and one consumer, so
+ *            that each keeps its lock as a bias (queue_core.c): a
+ *            replacement takes a killed one's bias away.
  *
  * The workloads run side by side, each for the whole time: a kill cycle
  * (SIGKILL, reap, fork a fresh process) is cheap, so every workload makes
@@ -37,7 +40,7 @@
  * unexplained duplicates or losses, hangs or entries left, or made fewer
  * than 1000 kills per minute.
  *
- *   chaos [seconds] [workload...]     default 60 s, all five */
+ *   chaos [seconds] [workload...]     default 60 s, all six */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -319,9 +322,11 @@ static pid_t start_consumer(qvictims *v, mp_queue *q, bool lease) {
 
 /* The queue workloads: lease is at-least-once delivery, whose leases hold
  * inline messages only (no large ones then). */
-static void run_queues(result *res, double seconds, bool lease) {
+static void run_queues(result *res, double seconds, bool lease, int np,
+                       int nc) {
   char name[64], prefix[80];
-  snprintf(name, sizeof name, "chaos%d-%s", (int)getpid(), lease ? "l" : "q");
+  snprintf(name, sizeof name, "chaos%d-%s%d", (int)getpid(), lease ? "l" : "q",
+           np);
   snprintf(prefix, sizeof prefix, "mp_%s", name);
   mp_queue_opts o = {.name = name, .capacity = 1 << 16, .inline_max = 1024,
                      .lease = lease};
@@ -347,27 +352,29 @@ static void run_queues(result *res, double seconds, bool lease) {
       q_producer(q, sh, i, prod_inst[i], !lease);                            \
   } while (0)
 
-  for (int i = 0; i < Q_PRODUCERS; i++)
+  for (int i = 0; i < np; i++)
     START_PRODUCER(i);
-  for (int i = 0; i < Q_CONSUMERS; i++)
+  for (int i = 0; i < nc; i++)
     cons[i] = start_consumer(&v, q, lease);
   double end = now_s() + seconds;
   while (now_s() < end) {
-    sleep_ms(kill_pause_ms(&seed));
+    /* One pair: its processes live some 20 ms (still over 1000 kills a
+     * minute), long enough to take a bias before they are killed. */
+    sleep_ms(np == 1 ? 5 + 10 * kill_pause_ms(&seed) : kill_pause_ms(&seed));
     reap_victims(&v, false);
     /* Producers that finished their messages leave: start others. */
-    for (int i = 0; i < Q_PRODUCERS; i++)
+    for (int i = 0; i < np; i++)
       if (prod[i] > 0 && waitpid(prod[i], NULL, WNOHANG) == prod[i])
         START_PRODUCER(i);
-    int victim = (int)rnd(&seed, Q_PRODUCERS + Q_CONSUMERS);
-    if (victim < Q_PRODUCERS) {
+    int victim = (int)rnd(&seed, (unsigned)(np + nc));
+    if (victim < np) {
       if (prod[victim] <= 0)
         continue;
       kill(prod[victim], SIGKILL);
       victim_add(&v, prod[victim]);
       START_PRODUCER(victim);
     } else {
-      int c = victim - Q_PRODUCERS;
+      int c = victim - np;
       kill(cons[c], SIGKILL);
       victim_add(&v, cons[c]);
       cons[c] = start_consumer(&v, q, lease);
@@ -375,7 +382,7 @@ static void run_queues(result *res, double seconds, bool lease) {
     atomic_fetch_add(&res->kills, 1);
     /* A hang: a put or get still running HANG_S past its timeout. */
     double t = now_s();
-    for (int i = 0; i < Q_PRODUCERS; i++) {
+    for (int i = 0; i < np; i++) {
       double t0 = atomic_load(&sh->pstart[i]);
       if (t0 > 0 && t - t0 > Q_PUT_TIMEOUT + HANG_S &&
           atomic_compare_exchange_strong(&sh->pstart[i], &t0, 0))
@@ -383,7 +390,7 @@ static void run_queues(result *res, double seconds, bool lease) {
     }
     for (int k = 0; k < Q_CSLOTS; k++) {
       bool live = false;
-      for (int i = 0; i < Q_CONSUMERS; i++)
+      for (int i = 0; i < nc; i++)
         live |= v.cslot_pid[k] == cons[i];
       if (!live)
         continue; /* a victim's, or free */
@@ -394,10 +401,10 @@ static void run_queues(result *res, double seconds, bool lease) {
     }
   }
   /* Stop everyone, then drain what is queued. */
-  for (int i = 0; i < Q_PRODUCERS; i++)
+  for (int i = 0; i < np; i++)
     if (prod[i] > 0)
       kill_reap(prod[i]);
-  for (int i = 0; i < Q_CONSUMERS; i++) {
+  for (int i = 0; i < nc; i++) {
     kill(cons[i], SIGKILL);
     victim_add(&v, cons[i]);
   }
@@ -450,11 +457,18 @@ static void run_queues(result *res, double seconds, bool lease) {
 }
 
 static void run_queue(result *res, double seconds) {
-  run_queues(res, seconds, false);
+  run_queues(res, seconds, false, Q_PRODUCERS, Q_CONSUMERS);
 }
 
 static void run_lease(result *res, double seconds) {
-  run_queues(res, seconds, true);
+  run_queues(res, seconds, true, Q_PRODUCERS, Q_CONSUMERS);
+}
+
+/* One producer and one consumer: each side's only user keeps its lock as
+ * a bias (queue_core.c), and the replacement of a killed one must take the
+ * dead one's bias away, whether it died outside or inside its put or get. */
+static void run_spsc(result *res, double seconds) {
+  run_queues(res, seconds, false, 1, 1);
 }
 
 /* ==== pool ================================================================ */
@@ -990,6 +1004,7 @@ static const struct {
     {"tracker", run_tracker,
      "members killed inside mp_shared_memory_new, as seen just before"},
     {"lease", run_lease, "consumers killed between recording and ack"},
+    {"spsc", run_spsc, "consumers killed inside get"},
 };
 #define NW (sizeof workloads / sizeof workloads[0])
 
