@@ -810,9 +810,10 @@ static bool is_closed(mp_queue *q) {
 /* plock_repair: what the taker of plock from a dead holder repairs when
  * it does not go on to put or get (close, the close's settling). */
 static void plock_repair(mp_queue *q) {
-  if (q->order == MP_QUEUE_FIFO)
+  if (q->order == MP_QUEUE_FIFO) {
     q->s->head_cache = atomic_load_explicit(&q->s->headw, memory_order_acquire);
-  else
+    q->s->tail_own = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+  } else
     mp__qheap_repair(q, true);
 }
 

@@ -96,6 +96,7 @@ typedef struct mp__qshared {
   _Atomic uint32_t hcount;  /* heap: messages stored */
   uint32_t free_top;        /* heap: entries on the free stack */
   _Atomic uint64_t put_seq; /* heap: sequence of the last put */
+  uint64_t tail_own;        /* FIFO: the tail word as producers stored it */
 
   /* FIFO: the producers' commit word, (count << 32) | position. */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t tail;

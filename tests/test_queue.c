@@ -1114,11 +1114,15 @@ static void damage_after_open_is_reported(void **state) {
   char buf[64];
   size_t len;
   assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ECORRUPT);
-  /* Commit words pointing far beyond the ring. */
+  /* Commit words pointing far beyond the ring: the consumers' view (the
+   * tail word), then the producers' own copy of it, which puts write
+   * from. */
   atomic_store(&q->s->tail, 0x00000005ffff0000ull);
   q->s->tail_cache = 0;
   q->s->head_cache = 0;
   assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ECORRUPT);
+  assert_int_equal(mp_queue_qsize(q), 0);
+  q->s->tail_own = 0x00000005ffff0000ull;
   assert_rc(mp_queue_put(q, "y", 1, 0), MP_ECORRUPT);
   assert_int_equal(mp_queue_qsize(q), 0);
   mp_queue_free(q);
