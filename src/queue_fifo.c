@@ -160,10 +160,13 @@ static int lock_producers(mp_queue *q, const mp__deadline *d) {
  * 0 (the room check of a wrap, nothing else), wraps there: a WRAP header
  * fills the rest of the ring, as at its end, and the hot part of the ring
  * stays REWIND_AT bytes. A ring that holds messages is used whole. */
-#define REWIND_AT (16u * 1024)
+#define REWIND_AT MP__QUEUE_REWIND_AT
 
-/* rewind_now: refresh *h (the head) and say whether a record of rb bytes
- * at pos fits at offset 0 after a WRAP gap. */
+/* rewind_now: refresh *h (the head) and say whether the ring held nothing
+ * when this put began (tail word t) and a record of rb bytes at pos fits
+ * at offset 0 after a WRAP gap. (A ring that holds messages is not
+ * rewound: the gap would take the rest of the ring from the producers
+ * until the consumers passed it.) */
 static bool rewind_now(mp_queue *q, uint64_t *h, uint64_t t, uint32_t cnt,
                        uint32_t pos, uint32_t rb, bool *fresh) {
   if (!*fresh) {
@@ -174,6 +177,8 @@ static bool rewind_now(mp_queue *q, uint64_t *h, uint64_t t, uint32_t cnt,
     *fresh = true;
     q->s->head_cache = hf;
   }
+  if (*h != t)
+    return false;
   uint32_t used = pos - pos_of(*h);
   return (uint64_t)(cnt - cnt_of(*h)) < q->maxsize &&
          q->cap - used >= q->cap - (pos & q->mask) + rb;

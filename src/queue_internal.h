@@ -25,6 +25,9 @@
  * and the most bytes they may hold. */
 #define MP__QUEUE_MAPS 16
 #define MP__QUEUE_MAPS_BYTES ((size_t)64 << 20)
+/* A FIFO ring that its consumer keeps empty is rewound when a record would
+ * cross this offset (queue_fifo.c, "Rewinding"). */
+#define MP__QUEUE_REWIND_AT (16u * 1024)
 /* Sleepers look again at least this often (a waker may have died between
  * its change and its wake-up). */
 #define MP__QUEUE_SLICE_NS (100 * 1000 * 1000)
