@@ -11,8 +11,8 @@
  * DESIGN
  * Shared layout (queue_internal.h, mp__qshared), then the storage:
  *   set-once line    magic, order, sizes, offsets, closed, fence_needed
- *   plock line       producers' lock, head_cache (FIFO); the heap's
- *                    count, free-stack top and put sequence
+ *   plock line       producers' lock, head_cache and tail_own (FIFO);
+ *                    the heap's count, free-stack top and put sequence
  *   tail line        FIFO commit word of the producers
  *   clock line       consumers' lock, tail_cache, pend_* (a large
  *                    segment being handed over)
