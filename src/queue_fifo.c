@@ -171,7 +171,9 @@ static int lock_producers(mp_queue *q, const mp__deadline *d) {
  * a lap), and if the ring is empty enough that the record fits at offset
  * 0 (the room check of a wrap, nothing else), wraps there: a WRAP header
  * fills the rest of the ring, as at its end, and the hot part of the ring
- * stays REWIND_AT bytes. A ring that holds messages is used whole. */
+ * stays REWIND_AT bytes. A ring that holds messages is used whole, and
+ * records over a quarter of REWIND_AT (large messages' included) never
+ * rewind it. */
 #define REWIND_AT MP__QUEUE_REWIND_AT
 
 /* rewind_now: refresh *h (the head) and say whether the ring held nothing
@@ -238,7 +240,7 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
     uint32_t off = pos & q->mask;
     bool wrap = rb > q->cap - off;
     if (!wrap && off < REWIND_AT && off + rb > REWIND_AT &&
-        q->cap >= 4 * REWIND_AT &&
+        rb <= REWIND_AT / 4 && q->cap >= 4 * REWIND_AT &&
         rewind_now(q, &h, t, cnt, pos, rb, &fresh)) {
       wrap = true;
       need = q->cap - off + rb;
