@@ -11,8 +11,8 @@
  * DESIGN
  * Shared layout (queue_internal.h, mp__qshared), then the storage:
  *   set-once line    magic, order, sizes, offsets, closed, fence_needed
- *   plock line       producers' lock, head_cache (FIFO); the heap's
- *                    count, free-stack top and put sequence
+ *   plock line       producers' lock, head_cache and tail_own (FIFO);
+ *                    the heap's count, free-stack top and put sequence
  *   tail line        FIFO commit word of the producers
  *   clock line       consumers' lock, tail_cache, pend_* (a large
  *                    segment being handed over)
@@ -815,9 +815,10 @@ static bool is_closed(mp_queue *q) {
 /* plock_repair: what the taker of plock from a dead holder repairs when
  * it does not go on to put or get (close, the close's settling). */
 static void plock_repair(mp_queue *q) {
-  if (q->order == MP_QUEUE_FIFO)
+  if (q->order == MP_QUEUE_FIFO) {
     q->s->head_cache = atomic_load_explicit(&q->s->headw, memory_order_acquire);
-  else
+    q->s->tail_own = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+  } else
     mp__qheap_repair(q, true);
 }
 

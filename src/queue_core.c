@@ -624,25 +624,29 @@ static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r) {
  * MP_ETIMEDOUT.
  *
  * Spinning pays when the peer is busy and answers within the spin, and
- * costs when it is not: worse than the wasted CPU, a spinner keeps its
- * core from the process it waits for, whose wake-up must then go to
- * another core (in a virtual machine an idle one, tens of microseconds
- * away). So a thread whose last put or get had to wake its peer (the peer
- * was asleep, so its answer takes a wake-up anyway) sleeps at once: a
- * request/response exchange between idle processes then costs what a
- * futex hand-off costs. Two busy peers that both sleep at once would keep
- * each other in that mode, each finding the other asleep: so now and then
- * a wait spins anyway (a probe), and once a spinner catches the answer,
- * the peer finds it awake and spins in turn.
+ * costs when it is not. A thread whose last put or get had to wake its
+ * peer (the wake found a thread asleep) knows that the answer takes at
+ * least that peer's wake-up, which in a virtual machine is tens of
+ * microseconds, longer than a plain spin. Spinning the plain spin_ns
+ * then is the worst of both: it wastes the spin and still sleeps, and the
+ * peer, finding it asleep in turn, does the same. That is how a busy pair
+ * kept falling into sleeping on every message once anything (a preempted
+ * vCPU, the first message) had made one of them sleep: each side's
+ * wake-up outlasted the other's spin (measured: 1.2% of 64-byte round
+ * trips slept, 0.05% of the bare ring's took over 20 us). So a waiter
+ * that woke its peer spins WAKE_SPINS times spin_ns, long enough to see
+ * the woken peer's answer: a busy pair is back to spinning after one
+ * sleep, and an idle request/response catches the reply without a
+ * wake-up of its own.
  *
- * "Had to wake its peer" means a wake that found a thread asleep. With a
- * sleeper flag that a waiter left set when it found the state ready after
- * setting it, a busy pair fell into that mode by accident: the peer's next
- * commit saw the stale flag, made a wake for nobody, and slept at once on
- * its next wait, and so on until a probe caught an answer (the busy round
- * trip varied 2.7 to 7.4 us between runs against 0.6 us for the bare
- * ring). Counted sleepers (above) leave no such trace. */
-#define PROBE_MIN 16
+ * A peer that is slow for good (it works a long time per request, or the
+ * cores are oversubscribed) would make every such wait a long spin for
+ * nothing: a wait after a wake whose long spin failed sleeps at once
+ * instead, for the next PROBE_MIN waits after a wake, doubled with each
+ * further failure up to PROBE_MAX; the long spins in between are probes,
+ * and one that succeeds ends the back-off. */
+#define WAKE_SPINS 4
+#define PROBE_MIN 2
 #define PROBE_MAX 1024
 
 /* spin_for polls ready(q, arg) until end, with a CPU pause between looks.
@@ -689,27 +693,31 @@ static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
 
 int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                          mp__queue_ready_fn ready, void *arg, mp__deadline d) {
-  /* Waits since the last probe, and how many to let pass between probes:
-   * doubled by each probe that finds the peer still slow (so an idle
-   * exchange hardly ever pays for one), back to PROBE_MIN when one
-   * succeeds. */
-  static QTLS unsigned waits, probe_every = PROBE_MIN;
+  /* Waits after a wake since the last probe, and how many to let pass
+   * between probes (0: every such wait probes). */
+  static QTLS unsigned waits, probe_every;
   if (d.poll)
     return MP_EAGAIN;
   int64_t now = mp__os_now_ns();
   if (now >= d.ns)
     return MP_ETIMEDOUT;
-  bool probe = woke_peer && ++waits >= probe_every;
+  bool probe = woke_peer && ++waits > probe_every;
   if (q->spin_ns > 0 && (!woke_peer || probe)) {
-    if (probe)
+    int64_t spin = q->spin_ns;
+    if (probe) {
       waits = 0;
-    if (spin_for(q, ready, arg, MP__MIN(d.ns, now + q->spin_ns))) {
+      spin *= WAKE_SPINS; /* spin_ns is at most a second (queue.c) */
+    }
+    int64_t end = d.ns - now > spin ? now + spin : d.ns;
+    if (spin_for(q, ready, arg, end)) {
       if (probe)
-        probe_every = PROBE_MIN;
+        probe_every = 0;
       return 0;
     }
-    if (probe && probe_every < PROBE_MAX)
-      probe_every *= 2;
+    if (probe)
+      probe_every = probe_every == 0           ? PROBE_MIN
+                    : probe_every < PROBE_MAX ? probe_every * 2
+                                              : PROBE_MAX;
   }
   sleep_reg reg = {0};
   int rc = sleep_until(q, word, ready, arg, d, &reg);

@@ -26,6 +26,9 @@
  * and the most bytes they may hold. */
 #define MP__QUEUE_MAPS 16
 #define MP__QUEUE_MAPS_BYTES ((size_t)64 << 20)
+/* A FIFO ring that its consumer keeps empty is rewound when a record would
+ * cross this offset (queue_fifo.c, "Rewinding"). */
+#define MP__QUEUE_REWIND_AT (16u * 1024)
 /* Sleepers look again at least this often (a waker may have died between
  * its change and its wake-up). */
 #define MP__QUEUE_SLICE_NS (100 * 1000 * 1000)
@@ -109,6 +112,7 @@ typedef struct mp__qshared {
   _Atomic uint32_t hcount;  /* heap: messages stored */
   uint32_t free_top;        /* heap: entries on the free stack */
   _Atomic uint64_t put_seq; /* heap: sequence of the last put */
+  uint64_t tail_own;        /* FIFO: the tail word as producers stored it */
 
   /* FIFO: the producers' commit word, (count << 32) | position. */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t tail;

@@ -1114,11 +1114,15 @@ static void damage_after_open_is_reported(void **state) {
   char buf[64];
   size_t len;
   assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ECORRUPT);
-  /* Commit words pointing far beyond the ring. */
+  /* Commit words pointing far beyond the ring: the consumers' view (the
+   * tail word), then the producers' own copy of it, which puts write
+   * from. */
   atomic_store(&q->s->tail, 0x00000005ffff0000ull);
   q->s->tail_cache = 0;
   q->s->head_cache = 0;
   assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ECORRUPT);
+  assert_int_equal(mp_queue_qsize(q), 0);
+  q->s->tail_own = 0x00000005ffff0000ull;
   assert_rc(mp_queue_put(q, "y", 1, 0), MP_ECORRUPT);
   assert_int_equal(mp_queue_qsize(q), 0);
   mp_queue_free(q);
@@ -1239,6 +1243,8 @@ static int die_holding(void *arg) {
   case 0: /* a producer killed while writing a record past the tail */
     (void)mp__queue_lock(a->q, &s->plock, &rec, NULL);
     memset(a->q->ring + (atomic_load(&s->tail) & a->q->mask), 0x77, 64);
+    /* Killed between the producers' copy of the tail and the commit. */
+    s->tail_own += ((uint64_t)1 << 32) | 64;
     break;
   case 1: /* a consumer killed before its commit */
     (void)mp__queue_lock(a->q, &s->clock, &rec, NULL);
@@ -1294,6 +1300,46 @@ static void producer_killed_mid_put(void **state) {
   expect_str(q, "after");
   char buf[8];
   assert_rc(mp_queue_get_str(q, buf, sizeof buf, 0), MP_EAGAIN);
+  mp_queue_free(q);
+}
+
+/* A consumer that keeps up leaves the ring empty at each put: the records
+ * then stay within the ring's first MP__QUEUE_REWIND_AT bytes (and one
+ * record), the producer wrapping early. A ring that holds messages is used
+ * whole, and everything comes out in order either way. */
+static void empty_ring_rewinds(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 1 << 20});
+  unsigned char buf[64] = {0};
+  size_t len;
+  uint32_t most = 0;
+  for (uint32_t i = 0; i < 5000; i++) { /* 360 KB: 22 rewinds */
+    memcpy(buf, &i, sizeof i);
+    assert_rc(mp_queue_put(q, buf, sizeof buf, 0), 0);
+    uint32_t off = (uint32_t)atomic_load(&q->s->tail) & q->mask;
+    most = off > most ? off : most;
+    uint32_t got;
+    assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), 0);
+    memcpy(&got, buf, sizeof got);
+    assert_int_equal(got, i);
+  }
+  assert_true(most <= MP__QUEUE_REWIND_AT + 72);
+  /* Full ones go past it, and wrap at the end as before. */
+  for (uint32_t round = 0; round < 3; round++) {
+    for (uint32_t i = 0; i < 5000; i++) {
+      memcpy(buf, &i, sizeof i);
+      assert_rc(mp_queue_put(q, buf, sizeof buf, 0), 0);
+    }
+    uint32_t off = (uint32_t)atomic_load(&q->s->tail) & q->mask;
+    assert_true(off > MP__QUEUE_REWIND_AT || round > 0);
+    for (uint32_t i = 0; i < 5000; i++) {
+      uint32_t got;
+      assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), 0);
+      memcpy(&got, buf, sizeof got);
+      assert_int_equal(got, i);
+    }
+  }
+  assert_rc(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_EAGAIN);
   mp_queue_free(q);
 }
 
@@ -1611,6 +1657,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(damage_after_open_is_reported),
     cmocka_unit_test(in_place_queue),
     cmocka_unit_test(producer_killed_mid_put),
+    cmocka_unit_test(empty_ring_rewinds),
     cmocka_unit_test(consumer_killed_mid_get),
     cmocka_unit_test(heap_killed_after_commit),
     cmocka_unit_test(consumer_killed_after_large_commit),

@@ -266,6 +266,80 @@ static void busy_exchange_delivers_in_order(void **state) {
   mp_queue_free(b);
 }
 
+/* A thread whose put woke a sleeping peer waits for the answer spinning,
+ * longer than a plain spin (the answer takes the peer's wake-up): here the
+ * peer answers after 1.5 spins, and the waiter, spinning up to 4, never
+ * registers on its word, so the answer's put makes no wake. (Before, such a
+ * waiter slept at once, and two busy peers kept each other sleeping.) */
+static void waker_spins_for_the_answer(void **state) {
+  (void)state;
+  const long spin = 100 * 1000 * 1000L; /* 0.1 s */
+  mp_queue *req = qnew(-1, 0), *rep = qnew(spin, 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char buf[8];
+    size_t len;
+    if (mp_queue_get(req, buf, sizeof buf, &len, 10.0) != 0)
+      _exit(1);
+    usleep(150 * 1000);
+    _exit(mp_queue_put(rep, "r", 1, 10.0) == 0 ? 0 : 2);
+  }
+  wait_count(&req->s->not_empty, 1);
+  usleep(50 * 1000); /* into its futex wait: the wake finds it asleep */
+  uint32_t before = word(&rep->s->not_empty);
+  assert_rc(mp_queue_put(req, "q", 1, MP_FOREVER), 0);
+  char buf[8];
+  size_t len;
+  assert_rc(mp_queue_get(rep, buf, sizeof buf, &len, 10.0), 0);
+  assert_memory_equal(buf, "r", 1);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_int_equal(word(&rep->s->not_empty), before);
+  mp_queue_free(req);
+  mp_queue_free(rep);
+}
+
+/* A peer that does not answer within the long spin is slow for good: the
+ * next waits after a wake sleep at once. Round 0's answer comes after the
+ * long spin (0.4 s against 0.2 s); round 1's within it (0.1 s), yet the
+ * waiter is asleep, so that answer's put wakes it (the sequence moves). */
+static void slow_peer_is_waited_for_asleep(void **state) {
+  (void)state;
+  const long spin = 50 * 1000 * 1000L; /* 0.05 s: 0.2 s after a wake */
+  const useconds_t delay[] = {400 * 1000, 100 * 1000};
+  mp_queue *req = qnew(-1, 0), *rep = qnew(spin, 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    for (int i = 0; i < 2; i++) {
+      char buf[8];
+      size_t len;
+      if (mp_queue_get(req, buf, sizeof buf, &len, 10.0) != 0)
+        _exit(1);
+      usleep(delay[i]);
+      if (mp_queue_put(rep, "r", 1, 10.0) != 0)
+        _exit(2);
+    }
+    _exit(0);
+  }
+  for (int i = 0; i < 2; i++) {
+    wait_count(&req->s->not_empty, 1);
+    usleep(50 * 1000); /* into its futex wait */
+    uint32_t before = word(&rep->s->not_empty);
+    assert_rc(mp_queue_put(req, "q", 1, MP_FOREVER), 0);
+    char buf[8];
+    size_t len;
+    assert_rc(mp_queue_get(rep, buf, sizeof buf, &len, 10.0), 0);
+    uint32_t after = word(&rep->s->not_empty);
+    assert_int_equal(COUNT(after), 0);
+    if (i == 1)
+      assert_int_equal((SEQ(after) - SEQ(before)) & 0xffffu, 1);
+  }
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  mp_queue_free(req);
+  mp_queue_free(rep);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_sleeper_no_wake),
     cmocka_unit_test(sleeper_is_woken_once),
@@ -276,6 +350,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(close_wakes_and_clears),
     cmocka_unit_test(spin_is_bounded_by_the_deadline),
     cmocka_unit_test(busy_exchange_delivers_in_order),
+    cmocka_unit_test(waker_spins_for_the_answer),
+    cmocka_unit_test(slow_peer_is_waited_for_asleep),
 };
 
 MP_TEST_MAIN(tests)
