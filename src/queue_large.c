@@ -13,9 +13,10 @@
  * one. The record holds (size, pid, ctr, check).
  *
  * Put. The producer renames a spare segment to its own name (Spares,
- * below) or creates one (O_EXCL), and writes the bytes with pwrite (a
- * full /dev/shm is then MP_ENOSPC, never a SIGBUS), then
- * queues the record like any message; from its commit on, the queue owns
+ * below) or creates one (O_EXCL, its memory reserved with fallocate: a
+ * full /dev/shm is then MP_ENOSPC, never a SIGBUS), streams the bytes in
+ * through the mapping it keeps of it ("the copy in"; pwrite past what
+ * the kept mappings hold), then queues the record like any message; from its commit on, the queue owns
  * the segment. If the put fails (full at the deadline, closed), the
  * producer removes the segment.
  *
@@ -489,12 +490,14 @@ __attribute__((target("clflushopt"))) static void evict_lines(char *p,
 }
 
 static void evict(void *p, size_t len) {
-  static int have = -1;
-  if (have < 0) {
+  static _Atomic int have = -1; /* -1: not asked yet */
+  int h = atomic_load_explicit(&have, memory_order_relaxed);
+  if (h < 0) {
     __builtin_cpu_init();
-    have = __builtin_cpu_supports("clflushopt") ? 1 : 0;
+    h = __builtin_cpu_supports("clflushopt") ? 1 : 0;
+    atomic_store_explicit(&have, h, memory_order_relaxed);
   }
-  if (have == 1 && len >= NT_COPY_MIN)
+  if (h == 1 && len >= NT_COPY_MIN)
     evict_lines(p, len);
 }
 #else
