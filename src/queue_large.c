@@ -59,7 +59,8 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
-#include <emmintrin.h>
+#include <cpuid.h>
+#include <immintrin.h>
 #endif
 
 #include "os/queue_os.h"
@@ -485,7 +486,7 @@ static void copy_in(void *dst, const void *src, size_t len) {
 __attribute__((target("clflushopt"))) static void evict_lines(char *p,
                                                                size_t len) {
   for (size_t i = 0; i < len; i += 64)
-    __builtin_ia32_clflushopt(p + i);
+    _mm_clflushopt(p + i);
   _mm_sfence();
 }
 
@@ -493,8 +494,9 @@ static void evict(void *p, size_t len) {
   static _Atomic int have = -1; /* -1: not asked yet */
   int h = atomic_load_explicit(&have, memory_order_relaxed);
   if (h < 0) {
-    __builtin_cpu_init();
-    h = __builtin_cpu_supports("clflushopt") ? 1 : 0;
+    /* CPUID leaf 7: EBX bit 23 is CLFLUSHOPT. */
+    unsigned a, b, c, d;
+    h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 23 & 1u) ? 1 : 0;
     atomic_store_explicit(&have, h, memory_order_relaxed);
   }
   if (h == 1 && len >= NT_COPY_MIN)
