@@ -62,6 +62,26 @@
  *                      and releasing what it read when it runs dry (or
  *                      holds a quarter of the ring)
  *   memcpy_limit       one process: copy the message, checksum the copy
+ *   handoff_limit      (1 MiB) the floor of a large hand-over between two
+ *                      processes: HANDOFF_BUFS buffers of the message's size
+ *                      in one shared mapping, every page present before the
+ *                      clock starts; the producer copies the message into
+ *                      buffer i with non-temporal stores (nt_copy, as the
+ *                      library copies a large message in) and publishes i,
+ *                      the consumer checksums it in place and releases it:
+ *                      the work of a zero-copy get with no queue, no
+ *                      segment, no system call. handoff_copy_limit: the
+ *                      consumer copies the message out (memcpy) into its
+ *                      own buffer, releases the slot, then checksums the
+ *                      copy (the work of a copying get). handoff_8buf_limit:
+ *                      the in-place floor with 8 buffers (a working set
+ *                      beyond the L2 cache, as the queue's up to eight
+ *                      large messages in flight).
+ *                      handoff_memcpy_limit: the producer copies in with
+ *                      memcpy, ordinary stores, as ring_limit does and as a
+ *                      program filling an in-place claim does: each line
+ *                      the consumer read last is fetched from its cache
+ *                      before it is overwritten
  *
  * Every message carries a sequence number in its first 8 bytes and a fixed
  * pattern after it. Each consumer counts its messages and sums the 64-bit
@@ -98,6 +118,9 @@
 #ifdef BENCH_HAVE_ZMQ
 #include <zmq.h>
 #endif
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include <multiproc.h>
 
@@ -113,6 +136,12 @@
  * than any sensible spin before sleeping. */
 #define IDLE_PING_US 400
 #define IDLE_PONG_US 100
+
+/* handoff_limit's buffers (see the systems above). */
+#define HANDOFF_BUFS 2
+#define HANDOFF_MAX_BUFS 8
+#define HANDOFF_COPY_OUT 1  /* the consumer copies the message out */
+#define HANDOFF_MEMCPY_IN 2 /* the producer copies in with memcpy */
 
 /* The smallest ring (ring_setup makes it larger until four of the largest
  * messages fit), and how many messages ring_batch_limit publishes at once. */
@@ -205,6 +234,8 @@ typedef struct qcase {
   int ncons;
   int idle;  /* round trip: both sides sleep between messages */
   int batch; /* the batched variant of the system */
+  int nbuf;  /* handoff: buffers (0: HANDOFF_BUFS) */
+  int copy;  /* handoff: HANDOFF_COPY_OUT | HANDOFF_MEMCPY_IN */
 } qcase;
 
 /* side_result is what one worker found, in shared memory. */
@@ -250,6 +281,8 @@ typedef struct xfer {
   char ep[MAX_SIDES][128];
   bench_ring *ring[2];
   size_t ring_size;
+  struct handoff *hand;
+  size_t hand_bytes;
   mp_connection *conn[2];
   mp_queue *mpq[2];
 } xfer;
@@ -284,6 +317,9 @@ typedef struct endpoint {
   int rc_live;
   /* futex hand-off */
   uint32_t seen;
+  /* handoff floor: the next buffer to fill or read; a buffer read in place */
+  uint64_t hseq;
+  int hlive;
   /* multiproc */
   mp_connection *conn;
   mp_queue *qin, *qout;
@@ -1247,6 +1283,144 @@ static int ring_recv1(endpoint *e, const void **data, size_t *len) {
   return 0;
 }
 
+/* ---- the hand-over floor ------------------------------------------------- */
+
+/* handoff is nbuf buffers of size bytes (page-aligned, each page present in
+ * both workers before the clock starts) and a word per buffer on its own
+ * line: the sequence number of the message it holds (odd counts: full),
+ * written by the producer to publish and by the consumer to release. */
+struct handoff {
+  struct {
+    _Alignas(64) _Atomic uint64_t full; /* 0: free; else 1 + message number */
+  } word[HANDOFF_MAX_BUFS];
+  uint64_t nbuf, size, off; /* off: where the buffers start */
+};
+
+static unsigned char *handoff_buf(struct handoff *h, uint64_t i) {
+  return (unsigned char *)h + h->off + (i % h->nbuf) * h->size;
+}
+
+static int handoff_setup(xfer *x, bench_run *run) {
+  size_t page = 4096, size = (x->size + page - 1) & ~(page - 1);
+  int nbuf = x->q->nbuf ? x->q->nbuf : HANDOFF_BUFS;
+  if (x->q->rt || x->nprod != 1 || x->ncons != 1 || nbuf > HANDOFF_MAX_BUFS)
+    return bench_fail(run, "handoff: one producer, one consumer only");
+  size_t off = (sizeof(struct handoff) + page - 1) & ~(page - 1);
+  x->hand_bytes = off + (size_t)nbuf * size;
+  x->hand = bench_shared_new(x->hand_bytes);
+  if (x->hand == NULL)
+    return bench_fail(run, "mmap: %s", strerror(errno));
+  x->hand->nbuf = (uint64_t)nbuf;
+  x->hand->size = size;
+  x->hand->off = off;
+  /* Every page exists before the workers start (they map them in attach). */
+  memset((unsigned char *)x->hand + off, 0, (size_t)nbuf * size);
+  return 0;
+}
+
+static void handoff_teardown(xfer *x) {
+  bench_shared_free(x->hand, x->hand_bytes);
+  x->hand = NULL;
+}
+
+static int handoff_attach(endpoint *e) {
+  xfer *x = e->x;
+  struct handoff *h = x->hand;
+  /* Map every page in this process before the clock (a forked child does
+   * not inherit the page tables of a shared mapping): the producer by
+   * writing, the consumer by reading. */
+  volatile unsigned char sink = 0;
+  for (uint64_t i = 0; i < h->nbuf; i++) {
+    unsigned char *b = handoff_buf(h, i);
+    for (uint64_t k = 0; k < h->size; k += 4096) {
+      if (e->role == ROLE_PRODUCER)
+        b[k] = 0;
+      else
+        sink ^= b[k];
+    }
+  }
+  (void)sink;
+  if (e->role != ROLE_CONSUMER || !(x->q->copy & HANDOFF_COPY_OUT))
+    return 0;
+  if (ensure_big(e, x->size) != 0)
+    return -1;
+  memset(e->big, 0, x->size);
+  return 0;
+}
+
+static void handoff_detach(endpoint *e) {
+  free(e->big);
+}
+
+/* nt_copy copies with non-temporal stores (SSE2, every x86-64 has it):
+ * whole lines are claimed without being read first. Elsewhere, memcpy. */
+static void nt_copy(void *dst, const void *src, size_t len) {
+#if defined(__x86_64__)
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  size_t head = (size_t)(-(uintptr_t)d & 15u);
+  if (head > len)
+    head = len;
+  memcpy(d, s, head);
+  d += head;
+  s += head;
+  len -= head;
+  for (; len >= 64; len -= 64, d += 64, s += 64) {
+    __m128i a = _mm_loadu_si128((const __m128i *)s);
+    __m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
+    __m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
+    __m128i f = _mm_loadu_si128((const __m128i *)(s + 48));
+    _mm_stream_si128((__m128i *)d, a);
+    _mm_stream_si128((__m128i *)(d + 16), b);
+    _mm_stream_si128((__m128i *)(d + 32), c);
+    _mm_stream_si128((__m128i *)(d + 48), f);
+  }
+  _mm_sfence();
+  memcpy(d, s, len);
+#else
+  memcpy(dst, src, len);
+#endif
+}
+
+static int handoff_send1(endpoint *e, const void *buf, size_t len) {
+  struct handoff *h = e->x->hand;
+  uint64_t i = e->hseq++ % h->nbuf;
+  unsigned spins = 0;
+  while (atomic_load_explicit(&h->word[i].full, memory_order_acquire) != 0)
+    ring_backoff(&spins);
+  if (e->x->q->copy & HANDOFF_MEMCPY_IN)
+    memcpy(handoff_buf(h, i), buf, len);
+  else
+    nt_copy(handoff_buf(h, i), buf, len);
+  atomic_store_explicit(&h->word[i].full, len + 1, memory_order_release);
+  return 0;
+}
+
+static int handoff_recv1(endpoint *e, const void **data, size_t *len) {
+  struct handoff *h = e->x->hand;
+  if (e->hlive) {
+    /* The previous message was read in place; it is done with now. */
+    atomic_store_explicit(&h->word[(e->hseq - 1) % h->nbuf].full, 0,
+                          memory_order_release);
+    e->hlive = 0;
+  }
+  uint64_t i = e->hseq++ % h->nbuf, w;
+  unsigned spins = 0;
+  while ((w = atomic_load_explicit(&h->word[i].full, memory_order_acquire)) ==
+         0)
+    ring_backoff(&spins);
+  *len = (size_t)(w - 1);
+  if (e->x->q->copy & HANDOFF_COPY_OUT) {
+    memcpy(e->big, handoff_buf(h, i), *len);
+    atomic_store_explicit(&h->word[i].full, 0, memory_order_release);
+    *data = e->big;
+  } else {
+    *data = handoff_buf(h, i);
+    e->hlive = 1;
+  }
+  return 0;
+}
+
 /* ---- futex hand-off ------------------------------------------------------ */
 
 static long futex_call(_Atomic uint32_t *w, int op, uint32_t val) {
@@ -1610,6 +1784,9 @@ SYSTEM(sys_mpq_batch, .setup = mpq_setup, .teardown = mpq_teardown,
 SYSTEM(sys_mpipe, .setup = mpipe_setup, .teardown = mpipe_teardown,
        .attach = mpipe_attach, .detach = mpipe_detach, .send = mpipe_send,
        .recv = mpipe_recv)
+SYSTEM(sys_handoff, .setup = handoff_setup, .teardown = handoff_teardown,
+       .attach = handoff_attach, .detach = handoff_detach,
+       .send = handoff_send1, .recv = handoff_recv1)
 SYSTEM(sys_futex, .setup = futex_setup, .teardown = futex_teardown,
        .attach = futex_attach, .detach = futex_detach, .send = futex_send1,
        .recv = futex_recv1)
@@ -1637,7 +1814,14 @@ static int zmq_case(bench_run *run) {
 #define Q(...) Q_(__VA_ARGS__)
 #define Q_(ops_, rt_, size_, np_, nc_, idle_, batch_)                          \
   (void *)&(qcase) {                                                           \
-    (ops_), (rt_), (size_), (np_), (nc_), (idle_), (batch_)                    \
+    (ops_), (rt_), (size_), (np_), (nc_), (idle_), (batch_), 0, 0              \
+  }
+
+/* A hand-over floor's parameters: one producer and one consumer of sz
+ * bytes, nbuf buffers (0: HANDOFF_BUFS), copy out or not. */
+#define QH(ops_, sz_, nbuf_, copy_)                                            \
+  (void *)&(qcase) {                                                           \
+    (ops_), 0, (sz_), 1, 1, 0, 0, (nbuf_), (copy_)                             \
   }
 
 /* The rt, size, nprod, ncons, idle fields of a row: one producer and one
@@ -1704,16 +1888,24 @@ static const bench_case cases[] = {
         run_case, Q(&sys_mpq_batch, T11(4 * KiB), 1)),
     PEERS_1TO1("4KiB", "4 KiB", 4 * KiB, 50000, 30000, 30000, 500000, 500000,
                1000000, 50, "ns/op"),
-    ROW("queue_1to1", "1MiB", "multiproc", "1 MiB", 200, 5, "us/op", run_case,
+    ROW("queue_1to1", "1MiB", "multiproc", "1 MiB", 1000, 5, "us/op", run_case,
         Q(&sys_mpq, T11(MiB), 0)),
-    ROW("queue_1to1", "1MiB", "multiproc_zerocopy", "1 MiB", 200, 5, "us/op",
+    ROW("queue_1to1", "1MiB", "multiproc_zerocopy", "1 MiB", 1000, 5, "us/op",
         run_case, Q(&sys_mpq_zc, T11(MiB), 0)),
-    ROW("queue_1to1", "1MiB", "multiproc_inplace", "1 MiB", 200, 5, "us/op",
+    ROW("queue_1to1", "1MiB", "multiproc_inplace", "1 MiB", 1000, 5, "us/op",
         run_case, Q(&sys_mpq_inplace, T11(MiB), 0)),
     ROW("queue_1to1", "1MiB", "multiproc_16MiB_ring", "1 MiB", 500, 5, "us/op",
         run_case, Q(&sys_mpq_16mib, T11(MiB), 0)),
     PEERS_1TO1("1MiB", "1 MiB", MiB, 200, 200, 200, 1000, 1000, 2000, 5,
                "us/op"),
+    ROW("queue_1to1", "1MiB", "handoff_limit", "1 MiB", 2000, 5, "us/op",
+        run_case, QH(&sys_handoff, MiB, 0, 0)),
+    ROW("queue_1to1", "1MiB", "handoff_copy_limit", "1 MiB", 2000, 5, "us/op",
+        run_case, QH(&sys_handoff, MiB, 0, HANDOFF_COPY_OUT)),
+    ROW("queue_1to1", "1MiB", "handoff_8buf_limit", "1 MiB", 2000, 5, "us/op",
+        run_case, QH(&sys_handoff, MiB, 8, 0)),
+    ROW("queue_1to1", "1MiB", "handoff_memcpy_limit", "1 MiB", 2000, 5,
+        "us/op", run_case, QH(&sys_handoff, MiB, 0, HANDOFF_MEMCPY_IN)),
 
     ROW("queue_2to2", "64B", "multiproc", "64 B", 1000000, 200, "ns/op",
         run_case, Q(&sys_mpq, T22, 0)),

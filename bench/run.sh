@@ -91,6 +91,8 @@ target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc_inplace	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc	ring_limit	1.3
+floor	queue_1to1	1MiB	handoff_limit|handoff_memcpy_limit	memcpy_limit	1.5
+floor	queue_1to1	1MiB	handoff_copy_limit	ring_limit	1.3
 target	queue_1to1	64B	multiproc	ring_limit	1.3
 target	queue_1to1	64B	multiproc_batch	ring_batch_limit	1.3
 target	queue_roundtrip	64B_busy	multiproc	ring_limit	1.5

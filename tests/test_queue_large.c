@@ -1,0 +1,275 @@
+/* test_queue_large.c - how a large message's bytes get into and out of its
+ * segment: streamed in (non-temporal stores from 64 KiB on, memcpy below),
+ * from sources at any alignment and of any length, into fresh and
+ * recycled segments, read by copy and in place; and a producer or a
+ * consumer killed in the middle of that copy while a recycled segment is
+ * in flight leaves every other message whole and no segment behind.
+ *
+ * White-box where it counts segments: includes src/queue_internal.h for a
+ * queue's segment name prefix. Forked children report through their exit
+ * status and never call cmocka. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "queue_internal.h"
+
+static mp_queue *qnew(const mp_queue_opts *o) {
+  mp_queue *q = NULL;
+  assert_rc(mp_queue_new(&q, o), 0);
+  return q;
+}
+
+/* count_large: the queue's large-message segments in /dev/shm (spares
+ * excluded). */
+static int count_large(mp_queue *q) {
+  size_t plen = strlen(q->prefix);
+  DIR *d = opendir("/dev/shm");
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+' &&
+        e->d_name[plen + 1] != 's')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* A message: its seed in the first 4 bytes, then a pattern of the seed. */
+static void fill(unsigned char *p, size_t n, uint32_t seed) {
+  for (size_t i = 4; i < n; i++)
+    p[i] = (unsigned char)(i * 13 + seed);
+  memcpy(p, &seed, 4);
+}
+
+static bool whole(const unsigned char *p, size_t n, uint32_t *seed) {
+  uint32_t s;
+  memcpy(&s, p, 4);
+  for (size_t i = 4; i < n; i++)
+    if (p[i] != (unsigned char)(i * 13 + s))
+      return false;
+  if (seed != NULL)
+    *seed = s;
+  return true;
+}
+
+/* Lengths on both sides of the streaming threshold (64 KiB) and of a
+ * 64-byte line, from sources at every offset in 16 bytes; each segment is
+ * recycled for later, shorter and longer, messages. */
+static void copy_any_alignment(void **state) {
+  (void)state;
+  /* 64 KiB of ring: messages over 16 KiB are large. */
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  static const size_t lens[] = {
+      (16 << 10) + 1, (64 << 10) - 1, 64 << 10,  (64 << 10) + 1,
+      (64 << 10) + 63, 200001,        1 << 20,   (1 << 20) + 13,
+      100000,          (64 << 10) + 7};
+  size_t nl = sizeof lens / sizeof lens[0];
+  unsigned char *src = malloc((1 << 20) + 64), *out = malloc((1 << 20) + 64);
+  assert_non_null(src);
+  assert_non_null(out);
+  for (unsigned round = 0; round < 2; round++)
+    for (size_t k = 0; k < nl; k++) {
+      size_t len = lens[k], off = (k + round * 7) % 16, got = 0;
+      uint32_t seed = (uint32_t)(round * 100 + k), s = 0;
+      fill(src + off, len, seed);
+      /* Copied out... */
+      assert_rc(mp_queue_put(q, src + off, len, 0), 0);
+      memset(out, 0, len + 1);
+      assert_rc(mp_queue_get(q, out + 1, len + 32, &got, 0), 0);
+      assert_int_equal(got, len);
+      assert_true(whole(out + 1, len, &s));
+      assert_int_equal(s, seed);
+      /* ...and read in place. */
+      fill(src + off, len, seed + 50);
+      assert_rc(mp_queue_put(q, src + off, len, 0), 0);
+      mp_queue_msg m = {0};
+      assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+      assert_int_equal(m.len, len);
+      assert_true(whole(m.data, m.len, &s));
+      assert_int_equal(s, seed + 50);
+      mp_queue_msg_release(&m);
+    }
+  assert_int_equal(count_large(q), 0);
+  free(src);
+  free(out);
+  mp_queue_free(q);
+}
+
+/* An in-place claim of a recycled segment (its lines are flushed from the
+ * caches before it is handed out) holds exactly what was written, at
+ * lengths on both sides of the threshold. */
+static void claim_recycled_any_length(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  static const size_t lens[] = {(1 << 20) + 5, (64 << 10) + 1, 70000,
+                                (16 << 10) + 9, 1 << 20};
+  for (unsigned round = 0; round < 3; round++)
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+      size_t len = lens[k];
+      uint32_t seed = (uint32_t)(round * 10 + k), s = 0;
+      void *at = NULL;
+      assert_rc(mp_queue_claim(q, len, &at, 0), 0);
+      fill(at, len, seed);
+      assert_rc(mp_queue_commit(q, len), 0);
+      mp_queue_msg m = {0};
+      assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+      assert_int_equal(m.len, len);
+      assert_true(whole(m.data, m.len, &s));
+      assert_int_equal(s, seed);
+      mp_queue_msg_release(&m);
+    }
+  assert_int_equal(count_large(q), 0);
+  mp_queue_free(q);
+}
+
+/* ---- killed in the middle of a copy ----------------------------------------
+ * The victim streams 1 MiB messages (numbered from 1) through recycled
+ * segments until it is killed at a random moment, most likely inside its
+ * copy. Afterwards every message still queued is whole and numbered in
+ * order, the queue takes new messages, and once drained and swept no
+ * segment of a message is left (the harness checks the names once the
+ * queue is freed). */
+#define KILL_MSG (1 << 20)
+#define KILL_ROUNDS 4
+
+static int produce_forever(void *p) {
+  mp_queue *q;
+  if (mp_queue_open(&q, p) != 0)
+    return 1;
+  unsigned char *buf = malloc(KILL_MSG);
+  if (buf == NULL)
+    return 2;
+  for (uint32_t i = 1;; i++) {
+    fill(buf, KILL_MSG, i);
+    if (mp_queue_put(q, buf, KILL_MSG, 30) != 0)
+      return 3;
+  }
+}
+
+static int consume_forever(void *p) {
+  mp_queue *q;
+  if (mp_queue_open(&q, p) != 0)
+    return 1;
+  unsigned char *buf = malloc(KILL_MSG);
+  if (buf == NULL)
+    return 2;
+  for (unsigned i = 0;; i++) {
+    size_t len;
+    if (i % 2 == 0) {
+      if (mp_queue_get(q, buf, KILL_MSG, &len, 30) != 0 ||
+          !whole(buf, len, NULL))
+        return 3;
+    } else {
+      mp_queue_msg m;
+      if (mp_queue_get_msg(q, &m, 30) != 0 || !whole(m.data, m.len, NULL))
+        return 4;
+      mp_queue_msg_release(&m);
+    }
+  }
+}
+
+static void kill_soon(pid_t pid, unsigned round) {
+  struct timespec ts = {0, (long)(round * 1700 + 3000) * 1000};
+  nanosleep(&ts, NULL);
+  kill(pid, SIGKILL);
+  int st = mp_test_wait(pid, mp_test_slack(30));
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* drain takes what is queued, checking each message whole and numbered
+ * after *last; returns how many. (A get may first have to take the
+ * consumers' lock over from a killed consumer: it waits for that.) */
+static int drain(mp_queue *q, unsigned char *buf, uint32_t *last) {
+  int n = 0;
+  size_t len;
+  for (size_t left = mp_queue_qsize(q); left > 0; left--) {
+    uint32_t s = 0;
+    assert_rc(mp_queue_get(q, buf, KILL_MSG, &len, mp_test_slack(10)), 0);
+    assert_int_equal(len, KILL_MSG);
+    assert_true(whole(buf, len, &s));
+    if (last != NULL) {
+      assert_true(s > *last);
+      *last = s;
+    }
+    n++;
+  }
+  assert_rc(mp_queue_get(q, buf, KILL_MSG, &len, 0), MP_EAGAIN);
+  return n;
+}
+
+static void producer_killed_mid_copy(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "lgkillp");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *buf = malloc(KILL_MSG);
+  assert_non_null(buf);
+  for (unsigned round = 0; round < KILL_ROUNDS; round++) {
+    pid_t pid = mp_test_fork(produce_forever, name);
+    /* Take a few, so that the producer writes into recycled segments. */
+    for (int i = 0; i < 3; i++) {
+      size_t len;
+      assert_rc(mp_queue_get(q, buf, KILL_MSG, &len, mp_test_slack(30)), 0);
+      assert_true(whole(buf, len, NULL));
+    }
+    kill_soon(pid, round);
+    uint32_t last = 0;
+    drain(q, buf, &last);
+    /* The dead producer's unqueued segment is an orphan: swept. */
+    mp__queue_sweep(q);
+    assert_int_equal(count_large(q), 0);
+  }
+  /* Still a working queue (a dead holder's lock is taken over). */
+  fill(buf, KILL_MSG, 7);
+  assert_rc(mp_queue_put(q, buf, KILL_MSG, mp_test_slack(10)), 0);
+  assert_int_equal(drain(q, buf, NULL), 1);
+  free(buf);
+  mp_queue_free(q);
+}
+
+static void consumer_killed_mid_copy(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "lgkillc");
+  mp_queue *q = qnew(&(mp_queue_opts){.name = name});
+  unsigned char *buf = malloc(KILL_MSG);
+  assert_non_null(buf);
+  uint32_t seed = 1;
+  for (unsigned round = 0; round < KILL_ROUNDS; round++) {
+    pid_t pid = mp_test_fork(consume_forever, name);
+    /* Keep it busy: a few messages queued, the first few recycled. */
+    for (int i = 0; i < 6; i++) {
+      fill(buf, KILL_MSG, seed++);
+      assert_rc(mp_queue_put(q, buf, KILL_MSG, mp_test_slack(30)), 0);
+    }
+    kill_soon(pid, round);
+    /* What it did not take is whole and in order. */
+    uint32_t last = 0;
+    drain(q, buf, &last);
+    mp__queue_sweep(q);
+    assert_int_equal(count_large(q), 0);
+  }
+  fill(buf, KILL_MSG, 7);
+  assert_rc(mp_queue_put(q, buf, KILL_MSG, mp_test_slack(10)), 0);
+  assert_int_equal(drain(q, buf, NULL), 1);
+  free(buf);
+  mp_queue_free(q);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(copy_any_alignment),
+    cmocka_unit_test(claim_recycled_any_length),
+    cmocka_unit_test(producer_killed_mid_copy),
+    cmocka_unit_test(consumer_killed_mid_copy),
+};
+
+MP_TEST_MAIN(tests)
