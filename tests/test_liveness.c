@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "os/os.h"
 #include "os/queue_os.h"
+#include "queue_fixture.h"
 #include "queue_internal.h"
 
 /* ---- the liveness function ------------------------------------------------ */
@@ -194,21 +195,6 @@ static int sweep_in_ns(void *arg) {
   mp__queue_sweep(q);
   mp_queue_free(q);
   return 0;
-}
-
-/* count_large counts the queue's large segments (not its spares). */
-static int count_large(mp_queue *q) {
-  size_t plen = strlen(q->prefix);
-  DIR *d = opendir("/dev/shm");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+' &&
-        e->d_name[plen + 1] != 's')
-      n++;
-  closedir(d);
-  return n;
 }
 
 static void live_producer_in_another_namespace_is_not_swept(void **state) {

@@ -27,16 +27,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "queue_fixture.h"
 #include "queue_internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static mp_queue *qnew(const mp_queue_opts *o) {
-  mp_queue *q = NULL;
-  assert_rc(mp_queue_new(&q, o), 0);
-  assert_non_null(q);
-  return q;
-}
 
 static void put_str(mp_queue *q, const char *s) {
   assert_rc(mp_queue_put_str(q, s, MP_FOREVER), 0);
@@ -46,28 +40,6 @@ static void expect_str(mp_queue *q, const char *want) {
   char buf[256];
   assert_rc(mp_queue_get_str(q, buf, sizeof buf, 1.0), 0);
   assert_string_equal(buf, want);
-}
-
-/* count_names counts the queue's large-message segments in /dev/shm:
- * messages' (spares false) or those kept for reuse (spares true). */
-static int count_names(mp_queue *q, bool spares) {
-  size_t plen = strlen(q->prefix);
-  DIR *d = opendir("/dev/shm");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+')
-      n += (e->d_name[plen + 1] == 's') == spares;
-  closedir(d);
-  return n;
-}
-
-static int count_large(mp_queue *q) {
-  return count_names(q, false);
-}
-static int count_spares(mp_queue *q) {
-  return count_names(q, true);
 }
 
 static void fill_pattern(unsigned char *p, size_t n, uint32_t seed) {

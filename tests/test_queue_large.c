@@ -19,29 +19,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "queue_fixture.h"
 #include "queue_internal.h"
-
-static mp_queue *qnew(const mp_queue_opts *o) {
-  mp_queue *q = NULL;
-  assert_rc(mp_queue_new(&q, o), 0);
-  return q;
-}
-
-/* count_large: the queue's large-message segments in /dev/shm (spares
- * excluded). */
-static int count_large(mp_queue *q) {
-  size_t plen = strlen(q->prefix);
-  DIR *d = opendir("/dev/shm");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+' &&
-        e->d_name[plen + 1] != 's')
-      n++;
-  closedir(d);
-  return n;
-}
 
 /* A message: its seed in the first 4 bytes, then a pattern of the seed. */
 static void fill(unsigned char *p, size_t n, uint32_t seed) {
