@@ -111,6 +111,7 @@ static void send_small(rank_state *rs, int tag, const void *data, int len) {
 }
 
 static void pool_end(rank_state *rs, bool terminate) {
+  mp__mpi_trace_dump();
   drop_batches(rs);
   if (rs->pool != NULL) {
     if (!terminate) {
@@ -429,11 +430,13 @@ static void rank_loop(void) {
   bool hb_started = pthread_create(&hb, NULL, heartbeat_main, NULL) == 0;
   for (;;) {
     bool progress = false;
+    mp__mpi_trace("r_wake", mp__mpi_rank(), 0);
     bool can_send = sends_reap(&rs, false);
     while (can_send && rs.head != NULL && batch_ready(rs.head)) {
       batch *b = rs.head;
       if (send_result(&rs, b) != 0)
         break;
+      mp__mpi_trace("r_send", mp__mpi_rank(), b->ndesc);
       rs.head = b->next;
       if (rs.head == NULL)
         rs.tail = NULL;
@@ -447,10 +450,8 @@ static void rank_loop(void) {
       atomic_store(&hb_active, 0);
       send_small(&rs, MP__MPI_CLOSED, NULL, 0);
     }
-    int flag = 0;
     MPI_Status st;
-    if (MPI_Iprobe(0, MPI_ANY_TAG, rs.comm, &flag, &st) == MPI_SUCCESS &&
-        flag) {
+    if (mp__mpi_probe(0, &st)) {
       long n = mp__mpi_recv_probed(&st, &rs.rbuf, &rs.rcap);
       progress = true;
       if (n >= 0) {
@@ -460,6 +461,7 @@ static void rank_loop(void) {
           on_open(&rs, rs.rbuf, n);
           break;
         case MP__MPI_BATCH:
+          mp__mpi_trace("r_recv", mp__mpi_rank(), n);
           if (on_batch(&rs, rs.rbuf, n) != 0) {
             /* Rank 0 sent what this rank cannot read: it will see this
              * rank fall silent on that batch and treat it as dead. */
