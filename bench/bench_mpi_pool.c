@@ -13,14 +13,22 @@
  *                           of 80,000. ns per increment. "local" is the
  *                           local Pool on the same cores.
  *                           Target: within 1.1x of the local pool.
+ *                           floor_split and floor_relay: the same tasks
+ *                           with no library (see "floors" below): what
+ *                           the cores do with no messages at all, and
+ *                           with the processes the MPI pool has on one
+ *                           host (a process per worker that passes its
+ *                           tasks on) waiting the cheapest way there is.
  *
- * Like with like: both pools use their default size, which is the same
- * number of workers on one host: a local Pool has mp_cpu_count() workers,
- * and each of the 2 worker ranks a local pool of its share of the host's
- * cores (mp_cpu_count() / 2 here). Only the map is timed, for both: pool
- * creation (for MPI: opening each rank's local pool and forking its
- * workers) and MPI_Init are outside the timed region. The local rows run
- * in rank 0 under the same mpirun, ranks 1 and 2 idle.
+ * Like with like: both pools (and the floors) use their default size,
+ * which is the same number of workers on one host: a local Pool has
+ * mp_cpu_count() workers, and each of the 2 worker ranks a local pool of
+ * its share of the host's cores (mp_cpu_count() / 2 here). Only the map
+ * is timed, for both: pool creation (for MPI: opening each rank's local
+ * pool and forking its workers) and MPI_Init are outside the timed
+ * region; so is the floors' fork, and their timer runs from handing out
+ * the tasks to the last result read. The local and floor rows run in
+ * rank 0 under the same mpirun, ranks 1 and 2 idle.
  *
  * Run directly (as `make bench` and CTest do), the program starts itself
  * under mpirun (3 ranks on this host, loopback only) and then the mpi4py
@@ -29,7 +37,10 @@
  * are the pool's worker ranks. Without MPI in the library the cases are
  * skipped with the reason. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +53,8 @@
 #include "bench.h"
 
 extern char **environ;
+
+#define MP__FLOOR_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static int square(const void *in, void *out) {
   int64_t x = *(const int64_t *)in;
@@ -136,6 +149,209 @@ static int cpu_case(bench_run *run, int backend) {
 }
 
 static int cpu_mpi(bench_run *run) { return cpu_case(run, MP_POOL_BACKEND_MPI); }
+
+/* ---- floors: the same 1,000 tasks with no library ------------------------
+ * FLOOR_UNITS processes (as many as the local pool's workers), forked
+ * before the timer; each gets a contiguous share of the tasks up front.
+ * floor_split: each process runs its share and writes all its results back
+ * through a pipe at the end (one message each way). floor_relay: the
+ * structure the MPI pool has on one host, a rank process and its local
+ * worker: each process forks a worker behind a pipe, passes its share on
+ * in batches of FLOOR_BATCH tasks (about as long as the pool's ~1.5 ms
+ * batches) and forwards each batch's results to the parent as they come,
+ * everyone waiting in blocking reads (what MPI cannot do: see
+ * docs/pool.md). */
+enum { FLOOR_TASKS = 1000, FLOOR_BATCH = 50, FLOOR_MAX_UNITS = 64 };
+
+static int full_write(int fd, const void *p, size_t len) {
+  const char *c = p;
+  while (len > 0) {
+    ssize_t n = write(fd, c, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    c += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int full_read(int fd, void *p, size_t len) {
+  char *c = p;
+  while (len > 0) {
+    ssize_t n = read(fd, c, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    c += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* floor_worker reads batches (a count, then the inputs) from in and
+ * writes each batch's results to out, until the end of in. */
+static void floor_worker(int in, int out) {
+  uint32_t n;
+  uint64_t buf[FLOOR_TASKS];
+  while (full_read(in, &n, sizeof n) == 0 && n <= FLOOR_TASKS &&
+         full_read(in, buf, n * sizeof *buf) == 0) {
+    for (uint32_t i = 0; i < n; i++)
+      buf[i] = count(buf[i]);
+    if (full_write(out, buf, n * sizeof *buf) != 0)
+      break;
+  }
+}
+
+/* floor_unit is one process of a floor: it reads its share from in (a
+ * count, then the inputs) and writes the results to out, in one piece
+ * (split) or batch by batch through a worker of its own (relay). */
+static void floor_unit(int in, int out, bool relay) {
+  uint32_t n;
+  static uint64_t buf[FLOOR_TASKS];
+  int to[2] = {-1, -1}, from[2] = {-1, -1};
+  pid_t w = -1;
+  if (relay) {
+    if (pipe(to) != 0 || pipe(from) != 0)
+      return;
+    w = fork();
+    if (w < 0)
+      return;
+    if (w == 0) {
+      close(to[1]);
+      close(from[0]);
+      floor_worker(to[0], from[1]);
+      _exit(0);
+    }
+    close(to[0]);
+    close(from[1]);
+  }
+  if (full_read(in, &n, sizeof n) != 0 || n > FLOOR_TASKS ||
+      full_read(in, buf, n * sizeof *buf) != 0)
+    return;
+  if (!relay) {
+    for (uint32_t i = 0; i < n; i++)
+      buf[i] = count(buf[i]);
+    (void)full_write(out, buf, n * sizeof *buf);
+    return;
+  }
+  /* All batches go at once (the pipe holds them), the results come back
+   * one batch at a time and go straight on. */
+  for (uint32_t at = 0; at < n; at += FLOOR_BATCH) {
+    uint32_t k = MP__FLOOR_MIN(FLOOR_BATCH, n - at);
+    if (full_write(to[1], &k, sizeof k) != 0 ||
+        full_write(to[1], buf + at, k * sizeof *buf) != 0)
+      return;
+  }
+  close(to[1]);
+  for (uint32_t at = 0; at < n; at += FLOOR_BATCH) {
+    uint32_t k = MP__FLOOR_MIN(FLOOR_BATCH, n - at);
+    if (full_read(from[0], buf + at, k * sizeof *buf) != 0 ||
+        full_write(out, buf + at, k * sizeof *buf) != 0)
+      return;
+  }
+  waitpid(w, NULL, 0);
+}
+
+static int cpu_floor(bench_run *run, bool relay) {
+  int units = MP__FLOOR_MIN(mp_cpu_count(), FLOOR_MAX_UNITS);
+  static uint64_t in[FLOOR_TASKS], out[FLOOR_TASKS];
+  for (int i = 0; i < FLOOR_TASKS; i++)
+    in[i] = run->iters / FLOOR_TASKS + (i < (int)(run->iters % FLOOR_TASKS));
+  int down[FLOOR_MAX_UNITS][2], up[FLOOR_MAX_UNITS][2];
+  pid_t pid[FLOOR_MAX_UNITS];
+  uint32_t first[FLOOR_MAX_UNITS + 1];
+  int started = 0, rc = 0;
+  fflush(NULL);
+  for (int u = 0; u < units; u++) {
+    first[u] = (uint32_t)(FLOOR_TASKS * u / units);
+    if (pipe(down[u]) != 0) {
+      rc = bench_fail(run, "pipe: %s", strerror(errno));
+      break;
+    }
+    if (pipe(up[u]) != 0) {
+      close(down[u][0]);
+      close(down[u][1]);
+      rc = bench_fail(run, "pipe: %s", strerror(errno));
+      break;
+    }
+    pid[u] = fork();
+    if (pid[u] == 0) {
+      /* The parent's ends (the others it closed before this fork). */
+      for (int v = 0; v <= u; v++) {
+        close(down[v][1]);
+        close(up[v][0]);
+      }
+      floor_unit(down[u][0], up[u][1], relay);
+      _exit(0);
+    }
+    close(down[u][0]);
+    close(up[u][1]);
+    if (pid[u] < 0) {
+      close(down[u][1]);
+      close(up[u][0]);
+      rc = bench_fail(run, "fork: %s", strerror(errno));
+      break;
+    }
+    started++;
+  }
+  first[units] = FLOOR_TASKS;
+  if (rc == 0) {
+    bench_timer_start(run);
+    for (int u = 0; u < units && rc == 0; u++) {
+      uint32_t n = first[u + 1] - first[u];
+      if (full_write(down[u][1], &n, sizeof n) != 0 ||
+          full_write(down[u][1], in + first[u], n * sizeof *in) != 0)
+        rc = bench_fail(run, "write to a floor process failed");
+    }
+    /* Each unit's results in order, read as they come. */
+    uint32_t got[FLOOR_MAX_UNITS] = {0};
+    int left = units;
+    while (rc == 0 && left > 0) {
+      struct pollfd pf[FLOOR_MAX_UNITS];
+      for (int u = 0; u < units; u++)
+        pf[u] = (struct pollfd){
+            .fd = got[u] < first[u + 1] - first[u] ? up[u][0] : -1,
+            .events = POLLIN};
+      if (poll(pf, (nfds_t)units, -1) < 0 && errno != EINTR) {
+        rc = bench_fail(run, "poll: %s", strerror(errno));
+        break;
+      }
+      for (int u = 0; u < units && rc == 0; u++) {
+        if (pf[u].revents == 0)
+          continue;
+        uint32_t want = first[u + 1] - first[u] - got[u];
+        ssize_t n = read(up[u][0], out + first[u] + got[u],
+                         want * sizeof *out);
+        if (n <= 0 || n % (ssize_t)sizeof *out != 0) {
+          /* Records are 8 bytes, written whole by one process: a short
+           * one is not expected from a pipe, so it is an error here. */
+          rc = bench_fail(run, "a floor process ended early");
+          break;
+        }
+        got[u] += (uint32_t)(n / (ssize_t)sizeof *out);
+        if (got[u] == first[u + 1] - first[u])
+          left--;
+      }
+    }
+    bench_timer_stop(run);
+  }
+  for (int u = 0; u < started; u++) {
+    close(down[u][1]);
+    close(up[u][0]);
+    waitpid(pid[u], NULL, 0);
+  }
+  if (rc != 0)
+    return rc;
+  for (int i = 0; i < FLOOR_TASKS; i++)
+    run->done += out[i];
+  return 0;
+}
+
+static int cpu_floor_split(bench_run *run) { return cpu_floor(run, false); }
+static int cpu_floor_relay(bench_run *run) { return cpu_floor(run, true); }
 static int cpu_local(bench_run *run) {
   return cpu_case(run, MP_POOL_BACKEND_LOCAL);
 }
@@ -149,6 +365,10 @@ static const bench_case cases[] = {
      "ns/op", cpu_mpi, NULL},
     {"mpi_pool_map", "cpu", "local", "1 increment", 80000000, 100000,
      "ns/op", cpu_local, NULL},
+    {"mpi_pool_map", "cpu", "floor_split", "1 increment", 80000000, 100000,
+     "ns/op", cpu_floor_split, NULL},
+    {"mpi_pool_map", "cpu", "floor_relay", "1 increment", 80000000, 100000,
+     "ns/op", cpu_floor_relay, NULL},
 };
 
 /* run_cmd runs argv and returns its exit status (-1 if it did not run). */
