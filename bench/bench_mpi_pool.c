@@ -30,6 +30,9 @@
  * the tasks to the last result read. The local and floor rows run in
  * rank 0 under the same mpirun, ranks 1 and 2 idle.
  *
+ * MP_BENCH_TIMELINE=1 prints where each worker's time went in the cpu
+ * cases (see timeline_print).
+ *
  * Run directly (as `make bench` and CTest do), the program starts itself
  * under mpirun (3 ranks on this host, loopback only) and then the mpi4py
  * peer (bench/peers/mpi4py_pool.py with Debian's /usr/bin/python3, which
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <multiproc.h>
@@ -77,6 +81,59 @@ static int counter(const void *in, void *out) {
   return 0;
 }
 MP_POOL_MAP(counter)
+
+/* With MP_BENCH_TIMELINE=1 in rank 0's environment, the cpu cases map
+ * counter_tl instead, which records when each task ran and where, and
+ * print per worker process: its tasks, when its first began and its last
+ * ended (ms after the map began), the time it ran tasks and the time
+ * between them (docs/pool.md, "Where a CPU-bound map's time goes"). */
+typedef struct tl_rec {
+  int64_t start, end, pid;
+} tl_rec;
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int counter_tl(const void *in, void *out) {
+  tl_rec *r = out;
+  r->start = mono_ns();
+  uint64_t n = count(*(const uint64_t *)in);
+  r->end = mono_ns();
+  r->pid = n == *(const uint64_t *)in ? (int64_t)getpid() : -1;
+  return 0;
+}
+MP_POOL_MAP(counter_tl)
+
+static int tl_cmp(const void *a, const void *b) {
+  const tl_rec *x = a, *y = b;
+  if (x->pid != y->pid)
+    return x->pid < y->pid ? -1 : 1;
+  return (x->start > y->start) - (x->start < y->start);
+}
+
+static void timeline_print(const char *what, tl_rec *r, int n, int64_t t0,
+                           int64_t t1) {
+  qsort(r, (size_t)n, sizeof *r, tl_cmp);
+  printf("# timeline %s: map %.2f ms\n", what, (double)(t1 - t0) / 1e6);
+  for (int i = 0; i < n;) {
+    int j = i;
+    int64_t busy = 0, gaps = 0;
+    for (; j < n && r[j].pid == r[i].pid; j++) {
+      busy += r[j].end - r[j].start;
+      if (j > i)
+        gaps += r[j].start - r[j - 1].end;
+    }
+    printf("#   pid %lld: %d tasks, first %.2f ms, last %.2f ms, busy %.2f "
+           "ms, between tasks %.2f ms\n",
+           (long long)r[i].pid, j - i, (double)(r[i].start - t0) / 1e6,
+           (double)(r[j - 1].end - t0) / 1e6, (double)busy / 1e6,
+           (double)gaps / 1e6);
+    i = j;
+  }
+}
 
 static int new_pool(bench_run *run, mp_pool **p, int backend) {
   /* The default size either way: the same workers on this host (see
@@ -130,21 +187,33 @@ static int map_local(bench_run *run) {
 static int cpu_case(bench_run *run, int backend) {
   enum { TASKS = 1000 };
   static uint64_t in[TASKS], out[TASKS];
+  static tl_rec recs[TASKS];
+  const char *tl = getenv("MP_BENCH_TIMELINE");
+  bool timeline = tl != NULL && strcmp(tl, "1") == 0;
   for (int i = 0; i < TASKS; i++)
     in[i] = run->iters / TASKS + (i < (int)(run->iters % TASKS));
   mp_pool *p;
   int rc = new_pool(run, &p, backend);
   if (rc != 0)
     return rc;
+  int64_t t0 = mono_ns();
   bench_timer_start(run);
-  rc = mp_pool_map(p, counter, in, TASKS, sizeof *in, out, sizeof *out,
-                   &(mp_pool_map_opts){.chunksize = 1});
+  if (timeline)
+    rc = mp_pool_map(p, counter_tl, in, TASKS, sizeof *in, recs,
+                     sizeof *recs, &(mp_pool_map_opts){.chunksize = 1});
+  else
+    rc = mp_pool_map(p, counter, in, TASKS, sizeof *in, out, sizeof *out,
+                     &(mp_pool_map_opts){.chunksize = 1});
   bench_timer_stop(run);
+  int64_t t1 = mono_ns();
   mp_pool_free(p);
   if (rc != 0)
     return bench_fail(run, "mp_pool_map: %s", mp_err_name(rc));
   for (int i = 0; i < TASKS; i++)
-    run->done += out[i];
+    run->done += timeline ? (recs[i].pid > 0 ? in[i] : 0) : out[i];
+  if (timeline)
+    timeline_print(backend == MP_POOL_BACKEND_MPI ? "mpi" : "local", recs,
+                   TASKS, t0, t1);
   return 0;
 }
 
