@@ -52,6 +52,8 @@
 #define DEPTH_TARGET_MPI_NS 4500000
 #define DEPTH_MIN 2u
 #define DEPTH_MIN_MPI 32u
+/* The most waiting jobs an MPI pool's first round counts (first_round_depth). */
+#define FIRST_ROUND_JOBS 64
 #define DEPTH_START 4u
 /* Progress bars redraw at most this often. */
 #define BAR_INTERVAL_NS 100000000
@@ -409,8 +411,13 @@ static void wake_workers(mp_pool *p) {
 static void first_round_depth(mp_pool *p) {
   uint64_t ranks = (uint64_t)MP__MAX(p->nworkers, 1);
   uint64_t cap = 2 * ranks * MP__POOL_RING, left = 0;
-  for (mp_async_result *j = p->pending_head; j != NULL && left < cap;
-       j = j->next_pending)
+  /* The first FIRST_ROUND_JOBS waiting jobs at most: this runs at every
+   * dispatch until a result comes, and a burst of applies must not make
+   * each submission walk all those before it. */
+  int seen = 0;
+  for (mp_async_result *j = p->pending_head;
+       j != NULL && left < cap && seen < FIRST_ROUND_JOBS;
+       j = j->next_pending, seen++)
     left += j->kind == MP__JOB_APPLY ? 1 : j->nchunks - j->next_chunk;
   uint64_t d = left / (2 * ranks);
   p->depth = (uint32_t)MP__MAX(DEPTH_MIN_MPI, MP__MIN(d, MP__POOL_RING));
