@@ -52,8 +52,6 @@
 #define DEPTH_TARGET_MPI_NS 4500000
 #define DEPTH_MIN 2u
 #define DEPTH_MIN_MPI 32u
-/* The most waiting jobs an MPI pool's first round counts (first_round_depth). */
-#define FIRST_ROUND_JOBS 64
 #define DEPTH_START 4u
 /* Progress bars redraw at most this often. */
 #define BAR_INTERVAL_NS 100000000
@@ -399,33 +397,7 @@ static void wake_workers(mp_pool *p) {
   }
 }
 
-/* first_round_depth sets an MPI pool's depth before any descriptor's run
- * time is known (its first round), as guided scheduling does: each worker
- * rank gets its share of half the descriptors waiting, DEPTH_MIN_MPI at
- * least and a ring at most. A fixed few per rank would be shorter than a
- * round trip for short tasks (the rank runs dry before the next batch
- * comes); half the map split over the ranks keeps each busy for a round
- * trip whatever the tasks take, and leaves the other half to be handed
- * out as results come back, in smaller rounds (update_depth), so the
- * ranks still end together. */
-static void first_round_depth(mp_pool *p) {
-  uint64_t ranks = (uint64_t)MP__MAX(p->nworkers, 1);
-  uint64_t cap = 2 * ranks * MP__POOL_RING, left = 0;
-  /* The first FIRST_ROUND_JOBS waiting jobs at most: this runs at every
-   * dispatch until a result comes, and a burst of applies must not make
-   * each submission walk all those before it. */
-  int seen = 0;
-  for (mp_async_result *j = p->pending_head;
-       j != NULL && left < cap && seen < FIRST_ROUND_JOBS;
-       j = j->next_pending, seen++)
-    left += j->kind == MP__JOB_APPLY ? 1 : j->nchunks - j->next_chunk;
-  uint64_t d = left / (2 * ranks);
-  p->depth = (uint32_t)MP__MAX(DEPTH_MIN_MPI, MP__MIN(d, MP__POOL_RING));
-}
-
 void mp__pool_dispatch(mp_pool *p) {
-  if (p->mpi && p->avg_run_ns == 0)
-    first_round_depth(p);
   while (p->pending_head != NULL) {
     mp_async_result *j = p->pending_head;
     if (j->kind == MP__JOB_APPLY) {
