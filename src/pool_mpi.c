@@ -111,10 +111,8 @@ static void sends_drop(proxy *x) {
 /* poll_msg receives one message from the rank if there is one: its tag
  * and size, or 0 when none. */
 static int poll_msg(proxy *x, long *len) {
-  int flag = 0;
   MPI_Status st;
-  if (MPI_Iprobe(x->rank, MPI_ANY_TAG, x->comm, &flag, &st) != MPI_SUCCESS ||
-      !flag)
+  if (!mp__mpi_probe(x->rank, &st))
     return 0;
   *len = mp__mpi_recv_probed(&st, &x->rbuf, &x->rcap);
   x->last_seen = mp__os_now_ns();
@@ -215,6 +213,7 @@ static int send_batch(proxy *x, uint32_t head) {
     return MP_EIO;
   }
   x->sbuf[x->nsend++] = buf;
+  mp__mpi_trace("p_send", x->rank, n);
   if (x->done == x->sent)
     atomic_store_explicit(&x->s->started, x->done + 1, memory_order_release);
   x->sent += n;
@@ -251,6 +250,7 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
   memcpy(&n, m, 4);
   if (n != x->batch_n[x->bhead])
     return MP_EPROTO;
+  mp__mpi_trace("p_recv", x->rank, n);
   int64_t now = mp__os_now_ns();
   /* When the results came: between the last look that found nothing and
    * now; the estimate if it lies there. */
@@ -447,6 +447,7 @@ void mp__pool_mpi_proxy_main(void *arg) {
 
   int64_t idle = 0;
   for (;;) {
+    mp__mpi_trace("p_wake", x->rank, 0);
     if (atomic_load_explicit(&s->abort, memory_order_acquire)) {
       finish(x, MP__MPI_TERMINATE);
       break;
@@ -529,6 +530,7 @@ void mp__pool_mpi_proxy_main(void *arg) {
       nap(ns);
   }
   sends_drop(x);
+  mp__mpi_trace_dump();
   atomic_store_explicit(&s->state, MP__POOL_W_EXITING, memory_order_release);
   notify(h);
 out_failed:

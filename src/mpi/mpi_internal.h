@@ -118,7 +118,11 @@ void mp__mpi_mark_gone(int r);
 #if MP_HAVE_MPI
 /* The pool's communicator (a duplicate of MPI_COMM_WORLD). */
 MPI_Comm mp__mpi_comm(void);
-/* mp__mpi_recv_any receives the message that MPI_Iprobe found (status)
+/* mp__mpi_probe tells whether a message from rank src (MPI_ANY_SOURCE:
+ * any) waits on the pool's communicator, and fills *st for
+ * mp__mpi_recv_probed. Never waits. */
+bool mp__mpi_probe(int src, MPI_Status *st);
+/* mp__mpi_recv_probed receives the message that MPI_Iprobe found (status)
  * into *buf (grown as needed, capacity *cap). Returns its size, or -1. */
 long mp__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap);
 /* mp__mpi_wait_req waits for a request by MPI_Test and naps of 20 µs
@@ -135,6 +139,18 @@ int mp__mpi_wait_req(MPI_Request *req, int64_t limit_ns);
  * MP_ETIMEDOUT. */
 int mp__mpi_send(const void *data, int len, int dest, int tag,
                  int64_t limit_ns);
+#endif
+
+/* ---- trace (built with -DMP__MPI_TRACE only) ---------------------------- */
+/* A timeline of the backend's events (CLOCK_MONOTONIC ns), kept in memory
+ * and written to stderr by mp__mpi_trace_dump, for finding where a map's
+ * time goes. */
+#ifdef MP__MPI_TRACE
+void mp__mpi_trace(const char *ev, int who, int64_t a);
+void mp__mpi_trace_dump(void);
+#else
+#define mp__mpi_trace(ev, who, a) ((void)0)
+#define mp__mpi_trace_dump() ((void)0)
 #endif
 
 /* ---- rank.c -------------------------------------------------------------- */

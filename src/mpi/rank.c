@@ -10,6 +10,7 @@
  * dead rank from a busy one. See mpi_internal.h for the design. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,11 @@
 #include "pool_internal.h"
 
 #if MP_HAVE_MPI
+
+/* How long after a pool opened or a batch's results went an idle rank
+ * looks for the next batch every IDLE_SHORT_NS (see rank_loop). */
+#define IDLE_RECENT_NS (20 * 1000 * 1000LL)
+#define IDLE_SHORT_NS (100 * 1000LL)
 
 /* One local submission: a run of map descriptors, or one bytes task. */
 typedef struct group {
@@ -49,6 +55,7 @@ typedef struct rank_state {
   bool closing;
   bool keep_chunks; /* maxtasksperchild counts the sender's chunks */
   int64_t last_done; /* when the last batch's results were sent */
+  int64_t last_busy; /* when a pool opened or a batch's results went */
   unsigned char *rbuf;
   size_t rcap;
   /* RESULT messages in flight: a send completes only when rank 0 has
@@ -111,6 +118,7 @@ static void send_small(rank_state *rs, int tag, const void *data, int len) {
 }
 
 static void pool_end(rank_state *rs, bool terminate) {
+  mp__mpi_trace_dump();
   drop_batches(rs);
   if (rs->pool != NULL) {
     if (!terminate) {
@@ -172,6 +180,7 @@ static void on_open(rank_state *rs, const unsigned char *m, long n) {
     if (rep.rc == 0)
       rep.processes = mp_pool_processes(rs->pool);
   }
+  rs->last_busy = mp__os_now_ns();
   send_small(rs, MP__MPI_OPENED, &rep, sizeof rep);
 }
 
@@ -425,19 +434,26 @@ static void *heartbeat_main(void *arg) {
 static void rank_loop(void) {
   rank_state rs = {.comm = mp__mpi_comm()};
   int64_t idle_ns = 0;
+  /* This thread waits by napping (Open MPI 4 cannot block until a message
+   * comes): a nap should end when asked, not up to the default 50 µs of
+   * timer slack later. */
+  (void)prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0);
   pthread_t hb;
   bool hb_started = pthread_create(&hb, NULL, heartbeat_main, NULL) == 0;
   for (;;) {
     bool progress = false;
+    mp__mpi_trace("r_wake", mp__mpi_rank(), 0);
     bool can_send = sends_reap(&rs, false);
     while (can_send && rs.head != NULL && batch_ready(rs.head)) {
       batch *b = rs.head;
       if (send_result(&rs, b) != 0)
         break;
+      mp__mpi_trace("r_send", mp__mpi_rank(), b->ndesc);
       rs.head = b->next;
       if (rs.head == NULL)
         rs.tail = NULL;
       batch_free(b);
+      rs.last_busy = mp__os_now_ns();
       progress = true;
       can_send = rs.nsend < MP__MPI_SENDS;
     }
@@ -447,10 +463,8 @@ static void rank_loop(void) {
       atomic_store(&hb_active, 0);
       send_small(&rs, MP__MPI_CLOSED, NULL, 0);
     }
-    int flag = 0;
     MPI_Status st;
-    if (MPI_Iprobe(0, MPI_ANY_TAG, rs.comm, &flag, &st) == MPI_SUCCESS &&
-        flag) {
+    if (mp__mpi_probe(0, &st)) {
       long n = mp__mpi_recv_probed(&st, &rs.rbuf, &rs.rcap);
       progress = true;
       if (n >= 0) {
@@ -460,6 +474,7 @@ static void rank_loop(void) {
           on_open(&rs, rs.rbuf, n);
           break;
         case MP__MPI_BATCH:
+          mp__mpi_trace("r_recv", mp__mpi_rank(), n);
           if (on_batch(&rs, rs.rbuf, n) != 0) {
             /* Rank 0 sent what this rank cannot read: it will see this
              * rank fall silent on that batch and treat it as dead. */
@@ -519,11 +534,19 @@ static void rank_loop(void) {
         nap(50000); /* ready, but its send cannot start yet */
       continue;
     }
-    /* Idle: while a pool is open its next batch should start soon, and
-     * without one only an OPEN (a pool being created) or EXIT can come. */
-    int64_t idle_max = rs.pool != NULL ? 1000000 : 10000000;
-    idle_ns = idle_ns == 0 ? 50000 : MP__MIN(idle_ns * 2, idle_max);
-    nap(idle_ns);
+    /* Idle. Just after a pool opened or a batch's results went (within
+     * IDLE_RECENT_NS), the next batch is likely on its way (a map starts
+     * right after the pool is made; its next round follows the results):
+     * look every IDLE_SHORT_NS, so it starts within about that. Later, while
+     * a pool is open, nap up to 1 ms (a pool between maps); without one
+     * only an OPEN (a pool being created) or EXIT can come. */
+    int64_t idle_max = 10000000;
+    if (rs.pool != NULL)
+      idle_max = mp__os_now_ns() - rs.last_busy < IDLE_RECENT_NS
+                     ? IDLE_SHORT_NS
+                     : 1000000;
+    idle_ns = idle_ns == 0 ? 20000 : MP__MIN(idle_ns * 2, idle_max);
+    nap(MP__MIN(idle_ns, idle_max));
   }
 }
 

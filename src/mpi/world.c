@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,31 @@ int mp__mpi_claim(void) {
 }
 
 void mp__mpi_release(void) { atomic_store(&claimed, 0); }
+
+#ifdef MP__MPI_TRACE
+typedef struct trace_ev {
+  int64_t t, a;
+  const char *ev;
+  int who;
+} trace_ev;
+static trace_ev trace_buf[1 << 16];
+static _Atomic uint32_t trace_n;
+
+void mp__mpi_trace(const char *ev, int who, int64_t a) {
+  uint32_t i = atomic_fetch_add(&trace_n, 1);
+  if (i < sizeof trace_buf / sizeof trace_buf[0])
+    trace_buf[i] = (trace_ev){mp__os_now_ns(), a, ev, who};
+}
+
+void mp__mpi_trace_dump(void) {
+  uint32_t n = atomic_exchange(&trace_n, 0);
+  if (n > sizeof trace_buf / sizeof trace_buf[0])
+    n = sizeof trace_buf / sizeof trace_buf[0];
+  for (uint32_t i = 0; i < n; i++)
+    fprintf(stderr, "TR %lld %d %s %lld\n", (long long)trace_buf[i].t,
+            trace_buf[i].who, trace_buf[i].ev, (long long)trace_buf[i].a);
+}
+#endif
 
 #if MP_HAVE_MPI
 
@@ -100,6 +126,25 @@ bool mp__mpi_rank_gone(int r) {
 void mp__mpi_mark_gone(int r) {
   if (gone != NULL && r >= 0 && r < world_size)
     gone[r] = 1;
+}
+
+bool mp__mpi_probe(int src, MPI_Status *st) {
+  /* Open MPI's MPI_Iprobe looks at what progress has already received and
+   * only then runs the progress loop once, which may take a message in
+   * without reporting it: a second look sees what the first took in
+   * (else a message that waited in shared memory would wait one more nap
+   * here). */
+  for (int i = 0; i < 2; i++) {
+    int flag = 0;
+    if (MPI_Iprobe(src, MPI_ANY_TAG, comm, &flag, st) != MPI_SUCCESS)
+      return false;
+    if (flag) {
+      if (i == 1)
+        mp__mpi_trace("probe2", world_rank, src);
+      return true;
+    }
+  }
+  return false;
 }
 
 long mp__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap) {
