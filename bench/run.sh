@@ -78,6 +78,8 @@ target	pool_apply_async	10000	multiproc	python	0.1
 target	pool_cpu_loop	2x400M	multiproc	serial	0.513
 target	mpi_pool_map	chunksize1	multiproc	mpi4py	0.02
 target	mpi_pool_map	cpu	multiproc	local	1.1
+floor	mpi_pool_map	cpu	floor_relay|floor_split	local	1.1
+reference	mpi_pool_map	cpu	floor_relay	floor_split	1
 reference	pool_cpu_loop	py-2x4M	python	python-serial	0.54
 reference	process_start_join	fork	python	fork+waitpid	14
 target	object_roundtrip	small_dict	multiproc	python	0.2
