@@ -327,6 +327,23 @@ static int own_bias(mp__qlock *l, uint64_t me) {
              : MP_EAGAIN;
 }
 
+/* take_held is what lock_sleep does first with a held lock word cur: the
+ * caller's own plain hold is a re-entry, its own bias is taken back, and
+ * another thread's bias is taken away if that thread is outside. Returns
+ * 0 (the caller holds the lock), MP_EDEADLK, MP_EAGAIN (look again at
+ * once), or HELD_BY_OTHER. */
+#define HELD_BY_OTHER 1
+static int take_held(mp_queue *q, mp__qlock *l, uint64_t cur, uint64_t me,
+                     revoke_state *rs) {
+  if (cur == me)
+    return MP_EDEADLK;
+  if (cur == (me | MP__QLOCK_BIAS))
+    return own_bias(l, me);
+  if ((cur & MP__QLOCK_BIAS) && revoke_try(q, l, cur, rs, me))
+    return 0;
+  return HELD_BY_OTHER;
+}
+
 /* lock_sleep is lock_slow's sleeping part, registered on the lock's
  * sleepers word through reg and counted as a revoker through rs (both of
  * which the caller takes back). */
@@ -343,16 +360,11 @@ static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
        * taken away, and a dead holder's lock is taken over, now rather
        * than left to the next caller that may wait. */
       uint64_t cur = atomic_load_explicit(&l->owner, memory_order_acquire);
-      if (cur == me)
-        return MP_EDEADLK;
-      if (cur == (me | MP__QLOCK_BIAS)) {
-        int rc = own_bias(l, me);
-        if (rc != MP_EAGAIN)
-          return rc;
+      int held = take_held(q, l, cur, me, rs);
+      if (held == MP_EAGAIN)
         continue;
-      }
-      if ((cur & MP__QLOCK_BIAS) && revoke_try(q, l, cur, rs, me))
-        return 0;
+      if (held != HELD_BY_OTHER)
+        return held;
       if (cur != 0 && mp__queue_holder_dead(q, cur) &&
           atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,
                                                   memory_order_acquire,
@@ -370,16 +382,11 @@ static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
         return 0;
       continue;
     }
-    if (cur == me)
-      return MP_EDEADLK;
-    if (cur == (me | MP__QLOCK_BIAS)) {
-      int rc = own_bias(l, me);
-      if (rc != MP_EAGAIN)
-        return rc;
+    int held = take_held(q, l, cur, me, rs);
+    if (held == MP_EAGAIN)
       continue;
-    }
-    if ((cur & MP__QLOCK_BIAS) && revoke_try(q, l, cur, rs, me))
-      return 0;
+    if (held != HELD_BY_OTHER)
+      return held;
     int64_t now = mp__os_now_ns();
     if (cur != seen) {
       seen = cur;
