@@ -28,9 +28,26 @@ mkdir -p "$out"
 status=0
 start=$(date +%s)
 
+# machine_now: what the machine gives at this moment (bench_machine.c);
+# run first and last, so the table shows whether the host moved the vCPUs
+# or loaded the machine while the run went on.
+machine_now() {
+  at=$1
+  shift
+  if [ -x "$out/bench_machine" ]; then
+    echo
+    if ! MP_BENCH_MACHINE_AT=$at "$out/bench_machine" --tsv "$tsv" "$@"; then
+      echo "FAILED: $out/bench_machine" >&2
+      status=1
+    fi
+  fi
+}
+machine_now at_start "$@"
+
 found=0
 for exe in "$out"/bench_*; do
-  if [ ! -f "$exe" ] || [ ! -x "$exe" ]; then
+  if [ ! -f "$exe" ] || [ ! -x "$exe" ] ||
+     [ "$exe" = "$out/bench_machine" ]; then
     continue
   fi
   found=1
@@ -67,8 +84,12 @@ fi
 # A "floor" line says whether a target can be met at all here: the ratio
 # of a bare-kernel floor (no library; the fastest of "a|b" measured) to
 # the peer is the best any library could reach on this machine;
-# benchmark, case, floors, peer, target.
-targets='target	lock_uncontended	lock	multiproc	pthread_robust	1.3
+# benchmark, case, floors, peer, target. A "drift" line compares the
+# machine at the end of the run with the machine at its start.
+targets='drift	machine	c2c_roundtrip	at_end	at_start
+drift	machine	syscall	at_end	at_start
+drift	machine	fault_1MiB	at_end	at_start
+target	lock_uncontended	lock	multiproc	pthread_robust	1.3
 target	process_start_join	fork	multiproc	fork+waitpid	1.5
 target	process_start_join	spawn	multiproc	posix_spawn+waitpid	2.0
 target	value_increment	locked	multiproc	python	0.1
@@ -118,6 +139,8 @@ target	manager_dict	get	multiproc_socket	python	0.2
 target	manager_dict	get	multiproc_socket	redis	0.667
 reference	manager_dict	set	multiproc_socket	socketpair	1
 target	csp_commstime	processes	multiproc	python_pipe	0.02'
+
+machine_now at_end "$@"
 
 echo
 echo "== summary: $tsv ($(($(date +%s) - start)) s)"
@@ -177,6 +200,13 @@ printf '%s\n' "$targets" | awk -F '\t' -v tsv="$tsv" '
         else
           printf "  %-58s %8.1f  <= %s %s %s\n", what, val[k], f[6], f[5],
                  (val[k] <= f[6] + 0 ? "PASS" : "MISS")
+        continue
+      }
+      if (f[1] == "drift") {
+        r = ratio(f[2], f[3], f[4], f[5])
+        what = sprintf("%s/%s: %s vs %s", f[2], f[3], f[4], f[5])
+        printf "  %-58s %8s  (1x when the machine did not change)\n", what,
+               (r < 0 ? "-" : fmt(r) "x")
         continue
       }
       if (f[1] == "floor") {
