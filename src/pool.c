@@ -1057,7 +1057,7 @@ int mp_threadpool_new(mp_pool **out, const mp_pool_opts *opts) {
 static int check_pool(const mp_pool *p) {
   if (p == NULL)
     return mp__fail(MP_EINVAL, "pool is NULL");
-  if (p->owner != getpid())
+  if (p->owner != mp__os_getpid())
     return mp__fail(MP_EPERM, "the pool belongs to process %d, not this one",
                     (int)p->owner);
   return 0;
@@ -1130,7 +1130,7 @@ int mp_pool_join(mp_pool *p, double timeout) {
 void mp_pool_free(mp_pool *p) {
   if (p == NULL)
     return;
-  if (p->owner != getpid()) {
+  if (p->owner != mp__os_getpid()) {
     /* A forked copy: the workers and the thread are the parent's. */
     return;
   }
@@ -1502,7 +1502,7 @@ int mp_pool_map(mp_pool *p, mp_pool_map_fn fn, const void *in, size_t count,
                 const mp_pool_map_opts *opts) {
   mp_task_error *err = opts != NULL ? opts->error : NULL;
   int rc;
-  if (p != NULL && p->owner == getpid() && in_handler(p)) {
+  if (p != NULL && p->owner == mp__os_getpid() && in_handler(p)) {
     rc = mp__fail(MP_EDEADLK, "a pool callback cannot wait for a result");
     fill_error(err, rc, NULL);
     return rc;

@@ -445,7 +445,7 @@ static int check_child(const mp_process *p) {
     return mp__fail(MP_ESTATE, "p is %s's own record, not a child",
                     p->kind == MP__KIND_CURRENT ? "this process"
                                                 : "the parent");
-  if (p->owner != getpid())
+  if (p->owner != mp__os_getpid())
     return mp__fail(MP_EPERM, "p was created by process %d, not this one",
                     (int)p->owner);
   return 0;
@@ -713,7 +713,7 @@ int mp_process_is_alive(mp_process *p) {
     return 1;
   if (p->kind == MP__KIND_PARENT)
     return mp__os_pid_alive(p->pid) ? 1 : 0;
-  if (p->owner != getpid())
+  if (p->owner != mp__os_getpid())
     return MP_EPERM;
   pthread_mutex_lock(&p->lock);
   int alive = p->state == MP__STATE_RUNNING && !try_reap(p);
@@ -806,7 +806,7 @@ int mp_process_close(mp_process *p) {
 void mp_process_free(mp_process *p) {
   if (p == NULL || p->kind != MP__KIND_CHILD)
     return;
-  if (p->owner != getpid()) {
+  if (p->owner != mp__os_getpid()) {
     /* A copy inherited through fork: its child is the parent's. */
     release(p);
     return;

@@ -401,20 +401,10 @@ void mp__csp_set_busy(const mp_channel_end *e, uint32_t busy) {
                         memory_order_relaxed);
 }
 
-/* The pid, kept: glibc's getpid is a system call, and every offer and
- * claim records who made it. Forgotten in a forked child. */
-static _Atomic int32_t cached_pid;
-static void pid_reset(void) { atomic_store(&cached_pid, 0); }
-__attribute__((constructor)) static void pid_init(void) {
-  pthread_atfork(NULL, NULL, pid_reset);
-}
-
 int32_t mp__csp_self_id(mp_channel *c) {
-  int32_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
-  if (p == 0) {
-    p = (int32_t)getpid();
-    atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
-  }
+  /* Every offer and claim records who made it: the kept pid, no system
+   * call. */
+  int32_t p = (int32_t)mp__os_getpid();
   unsigned ns = mp__sync_lock_ns_index(&c->s->lock);
   return (int32_t)((uint32_t)p | ns << CSP_ID_PID_BITS);
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,28 @@ pid_t mp__os_gettid(void) {
   if (__builtin_expect(cached_tid == 0, 0))
     cached_tid = (pid_t)syscall(SYS_gettid);
   return cached_tid;
+}
+
+/* The caller's process id, kept: glibc's getpid is a system call (about a
+ * microsecond here), and the pool, process and channel calls check or
+ * record it on every call. Forgotten in a forked child, as above. */
+static _Atomic pid_t cached_pid;
+
+static void forget_pid_in_child(void) {
+  atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void pid_cache_init(void) {
+  pthread_atfork(NULL, NULL, forget_pid_in_child);
+}
+
+pid_t mp__os_getpid(void) {
+  pid_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (__builtin_expect(p == 0, 0)) {
+    p = getpid();
+    atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
+  }
+  return p;
 }
 
 int mp__os_futex_wait(uint32_t *addr, uint32_t expected, int64_t abs_ns,

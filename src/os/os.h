@@ -14,6 +14,8 @@ int64_t mp__os_now_ns(void);
 
 /* The caller's kernel thread id. */
 pid_t mp__os_gettid(void);
+/* The caller's process id, without a system call after the first. */
+pid_t mp__os_getpid(void);
 
 /* ---- futex --------------------------------------------------------------
  * mp__os_futex_wait sleeps while *addr == expected, until woken or the
