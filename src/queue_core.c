@@ -247,8 +247,7 @@ static void settle_debt(mp__qlock *l, uint64_t me) {
 /* debt_gone: the owner a debt names is known to be gone (then nobody
  * will settle it: the lock's next candidate for a bias does). */
 static bool debt_gone(mp_queue *q, uint32_t d) {
-  if (d == UINT32_MAX ||
-      !mp__queue_same_ns(q, (d >> DEBT_TID_BITS) & 0xfu))
+  if (d == UINT32_MAX || !mp__queue_same_ns(q, (d >> DEBT_TID_BITS) & 0xfu))
     return false;
   return mp__os_liveness((pid_t)(d & DEBT_TID_MASK), d >> 26, 6) ==
          MP__LIVE_GONE;

@@ -75,9 +75,9 @@ typedef struct mp__qlock {
   _Atomic uint32_t active;
   _Atomic uint32_t revoke;
   uint32_t streak;
-  uint32_t last;          /* the low 32 bits of the last taker's identity */
-  _Atomic uint32_t debt;  /* a live owner whose bias was taken away, until
-                             it saw so (queue_core.c); 0: none */
+  uint32_t last;         /* the low 32 bits of the last taker's identity */
+  _Atomic uint32_t debt; /* a live owner whose bias was taken away, until
+                            it saw so (queue_core.c); 0: none */
 } mp__qlock;
 
 /* The shared state. Lines are grouped by who writes them, so a producer
