@@ -8,6 +8,7 @@
 #   make install   shared+static library, headers, pkg-config, CMake package
 #   make fuzz      every libFuzzer target for FUZZ_SECONDS each (clang)
 #   make chaos     the SIGKILL campaign for CHAOS_SECONDS
+#   make model     the SPIN model of the queue locks (MODEL_SECONDS)
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
@@ -15,6 +16,7 @@ CMAKE_ARGS ?=
 STRESS_SECONDS ?= 60
 FUZZ_SECONDS ?= 60
 CHAOS_SECONDS ?= 60
+MODEL_SECONDS ?= 60
 
 # Debian packages each target needs: "command-or-file:package".
 DEPS_BUILD = cmake:cmake gcc:gcc make:make pkg-config:pkg-config \
@@ -31,9 +33,10 @@ DEPS_BENCH = $(DEPS_BUILD) /usr/include/zmq.h:libzmq3-dev $(DEPS_MPI) \
              redis-server:redis-server go:golang-go
 DEPS_FUZZ  = $(DEPS_BUILD) clang:clang \
              /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev
+DEPS_MODEL = spin:spin gcc:gcc
 
-.PHONY: all deps deps-bench deps-test deps-fuzz configure build test sanitize tsan stress demo \
-        bench fuzz fuzz-known chaos install clean
+.PHONY: all deps deps-bench deps-test deps-fuzz deps-model configure build test sanitize tsan \
+        stress demo bench fuzz fuzz-known chaos model install clean
 
 all: build
 
@@ -50,6 +53,9 @@ deps-test:
 
 deps-fuzz:
 	@./tools/install-deps.sh $(DEPS_FUZZ)
+
+deps-model:
+	@./tools/install-deps.sh $(DEPS_MODEL)
 
 configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -111,6 +117,12 @@ fuzz-known: deps-fuzz
 # side for CHAOS_SECONDS, and prints one line of figures per workload.
 chaos: build
 	@$(BUILD)/chaos/chaos $(CHAOS_SECONDS)
+
+# The queue locks' model (tests/model/queue_lock.pml) checked with SPIN: the
+# old protocol's double holder found, every interleaving without kills, and
+# MODEL_SECONDS of a bit-state search with a thread killed at any step.
+model: deps-model
+	@./tests/model/run.sh $(BUILD) $(MODEL_SECONDS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

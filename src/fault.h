@@ -25,6 +25,12 @@ typedef enum mp__fault_point {
   /* A LIFO/priority get copied a slot's header and checked it, and has not
    * yet read the payload (arg: the slot in shared memory, mp__qslot *). */
   MP__FAULT_HEAP_GET_CHECKED,
+  /* A queue lock's bias owner found its bias word (owner) and active 0 and
+   * has not yet stored active = 1: the step a revoker may overtake (arg:
+   * the lock, mp__qlock *). Reached only on a handle whose lock_fault is
+   * set (queue_internal.h), so that the fast path pays a load of a line it
+   * reads anyway. */
+  MP__FAULT_QLOCK_BIAS_ENTER,
 } mp__fault_point;
 
 typedef void (*mp__fault_fn)(mp__fault_point point, void *arg);

@@ -65,10 +65,10 @@ int mp__timeout_check(double timeout);
 #define MP__OBJECT_MAGIC 0x4d505359u /* "MPSY" */
 /* 2: the sync objects' owner-word lock, the barrier's members with their
  * PID namespace, the queue's counted futex words. 3: the queue's biased
- * locks (a larger lock) and the producers' copy of the tail word. A
- * process of an older build refuses these objects (MP_ECORRUPT) rather
- * than misread them. */
-#define MP__LAYOUT_VERSION 3
+ * locks (a larger lock) and the producers' copy of the tail word. 4: the
+ * queue lock's debt (a 32-bit last beside it). A process of an older
+ * build refuses these objects (MP_ECORRUPT) rather than misread them. */
+#define MP__LAYOUT_VERSION 4
 
 /* A type whose layout changes gets a new number, so that libraries of the
  * two layouts refuse each other's objects (MP_ECORRUPT on open, MP_EINVAL

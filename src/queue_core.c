@@ -218,6 +218,41 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
  * needs, at most this many times (256 << 8: 65536 takes). */
 #define BIAS_PENALTY_MAX 8
 
+/* A debt names, in 32 bits, the live owner v of a bias taken away: its
+ * thread id (Linux's stay below 2^22), its namespace index, the low 6
+ * bits of its start time. An id that does not fit names nobody: that
+ * debt is never settled, and the lock stays plain. */
+#define DEBT_TID_BITS 22
+#define DEBT_TID_MASK ((1u << DEBT_TID_BITS) - 1)
+static uint32_t debt_of(uint64_t v) {
+  uint32_t tid = (uint32_t)v & TID_MASK;
+  if (tid == 0 || tid > DEBT_TID_MASK)
+    return UINT32_MAX;
+  return tid | (((uint32_t)(v >> 32) & 0xfu) << DEBT_TID_BITS) |
+         ((uint32_t)((v >> 36) & 0x3fu) << 26);
+}
+
+/* settle_debt: the caller has just seen that the lock is not its bias
+ * (whatever it stored in active on an older look is behind it, and it
+ * will not look at this lock as its bias again before another bias is
+ * given, which the debt prevents): it takes its debt off the lock. */
+static void settle_debt(mp__qlock *l, uint64_t me) {
+  uint32_t d = atomic_load_explicit(&l->debt, memory_order_relaxed);
+  if (__builtin_expect(d == 0, 1) || d != debt_of(me))
+    return;
+  if (atomic_compare_exchange_strong(&l->debt, &d, 0))
+    atomic_fetch_sub(&l->revoke, 1);
+}
+
+/* debt_gone: the owner a debt names is known to be gone (then nobody
+ * will settle it: the lock's next candidate for a bias does). */
+static bool debt_gone(mp_queue *q, uint32_t d) {
+  if (d == UINT32_MAX || !mp__queue_same_ns(q, (d >> DEBT_TID_BITS) & 0xfu))
+    return false;
+  return mp__os_liveness((pid_t)(d & DEBT_TID_MASK), d >> 26, 6) ==
+         MP__LIVE_GONE;
+}
+
 typedef struct revoke_state {
   bool counted;    /* the caller is counted in revoke */
   bool barrier_ok; /* and its heavy barrier was made */
@@ -243,12 +278,20 @@ static bool revoke_try(mp_queue *q, mp__qlock *l, uint64_t cur,
   if (!atomic_compare_exchange_strong_explicit(
           &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
     return false;
-  /* Taken from a live owner: the side has two users after all, so the
-   * next bias needs a streak twice as long (up to BIAS_PENALTY_MAX
-   * doublings): a revocation (a heavy barrier) stays rare however the two
-   * take turns. A dead owner's does not count. */
+  if (mp__queue_holder_dead(q, cur))
+    return true; /* a dead owner's: no debt, no penalty */
+  /* Taken from a live owner, which may be on its way in on a look at the
+   * word taken before the compare-and-swap: the caller's count stays in
+   * revoke as the owner's debt, so that the owner's load of revoke still
+   * finds it, until the owner saw the lock is no longer its bias
+   * (settle_debt). */
+  atomic_store_explicit(&l->debt, debt_of(cur), memory_order_relaxed);
+  rs->counted = false;
+  /* The side has two users after all, so the next bias needs a streak
+   * twice as long (up to BIAS_PENALTY_MAX doublings): a revocation (a
+   * heavy barrier) stays rare however the two take turns. */
   uint32_t pen = l->streak >> 24;
-  if (pen < BIAS_PENALTY_MAX && !mp__queue_holder_dead(q, cur))
+  if (pen < BIAS_PENALTY_MAX)
     l->streak = (pen + 1) << 24;
   return true;
 }
@@ -267,8 +310,8 @@ static bool fence_on(mp_queue *q);
 static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
   uint32_t pen = MP__MIN(l->streak >> 24, (uint32_t)BIAS_PENALTY_MAX);
   uint32_t n = l->streak & 0xffffffu;
-  if (l->last != me) {
-    l->last = me;
+  if (l->last != (uint32_t)me) {
+    l->last = (uint32_t)me;
     l->streak = (pen << 24) | 1;
     return false;
   }
@@ -276,9 +319,23 @@ static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
     l->streak = (pen << 24) | (n + 1);
     return false;
   }
-  return !fence_on(q) &&
-         atomic_load_explicit(&l->revoke, memory_order_relaxed) == 0 &&
-         (atomic_load_explicit(&l->sleepers, memory_order_relaxed) &
+  if (fence_on(q))
+    return false;
+  /* Acquire: an old owner's settled debt came after its last store of
+   * active, which the new bias's store of active must follow. */
+  if (atomic_load_explicit(&l->revoke, memory_order_acquire) != 0) {
+    /* A revoker, one killed while counted, or a debt. A dead owner's debt
+     * is nobody's to settle: the holder takes it off. Looked at once a
+     * streak (it costs a look at /proc). */
+    uint32_t d = atomic_load_explicit(&l->debt, memory_order_relaxed);
+    if (d != 0) {
+      if (debt_gone(q, d) && atomic_compare_exchange_strong(&l->debt, &d, 0))
+        atomic_fetch_sub(&l->revoke, 1);
+      l->streak = pen << 24;
+    }
+    return false;
+  }
+  return (atomic_load_explicit(&l->sleepers, memory_order_relaxed) &
           SLEEP_MASK) == 0;
 }
 
@@ -432,6 +489,8 @@ static __attribute__((noinline)) int bias_leave(mp_queue *q, mp__qlock *l,
   if (atomic_compare_exchange_strong_explicit(
           &l->owner, &cur, me, memory_order_acquire, memory_order_relaxed))
     return 0;
+  /* The revoker has it: not our bias any more. */
+  settle_debt(l, me);
   return lock_slow(q, l, me, recovered, d);
 }
 
@@ -450,6 +509,8 @@ int mp__queue_lock_slow(mp_queue *q, mp__qlock *l, bool *recovered,
       return 0;
     return bias_leave(q, l, me, recovered, d);
   }
+  /* Not our bias (if it was, a revoker took it away: see settle_debt). */
+  settle_debt(l, me);
   uint64_t expect = 0;
   if (cur == 0 &&
       atomic_compare_exchange_strong_explicit(

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fault.h"
 #include "internal.h"
 #include "multiproc/queue.h"
 
@@ -61,8 +62,10 @@ typedef struct mp__qlarge_ref {
  * Bit 31 of owner set (MP__QLOCK_BIAS) makes the word a bias: the lock is
  * kept by that thread, its only user for a while, between its calls, and
  * active (written by that thread only) says whether it is inside; revoke
- * counts the threads taking the bias away, last and streak who took the
- * lock how many times in a row (queue_core.c, "biased locks"). */
+ * counts the threads taking the bias away (and one more while debt names
+ * an owner that lost its bias and has not seen it yet), last and streak
+ * who took the lock how many times in a row (queue_core.c, "biased
+ * locks"). */
 #define MP__QLOCK_BIAS ((uint64_t)1 << 31)
 /* Takes in a row by one thread before it may keep the lock as a bias. */
 #define MP__QLOCK_BIAS_STREAK 256
@@ -72,7 +75,9 @@ typedef struct mp__qlock {
   _Atomic uint32_t active;
   _Atomic uint32_t revoke;
   uint32_t streak;
-  uint64_t last;
+  uint32_t last;         /* the low 32 bits of the last taker's identity */
+  _Atomic uint32_t debt; /* a live owner whose bias was taken away, until
+                            it saw so (queue_core.c); 0: none */
 } mp__qlock;
 
 /* The shared state. Lines are grouped by who writes them, so a producer
@@ -192,6 +197,7 @@ struct mp_queue {
   int64_t spin_ns;
   pid_t creator;         /* named: the pid whose free unlinks the name */
   uint8_t ns;            /* this process's namespace index (0: unknown) */
+  bool lock_fault;       /* tests: the locks reach their fault points */
   int slot;              /* this process's entry in procs, or -1 */
   uint32_t tag;          /* mp__queue_tag: this process's tag, made on join */
   bool lease;            /* at-least-once mode */
@@ -303,6 +309,8 @@ static inline int mp__queue_lock(mp_queue *q, mp__qlock *l, bool *recovered,
   if (atomic_load_explicit(&l->owner, memory_order_relaxed) == me &&
       mp__queue_my_ident != 0 &&
       atomic_load_explicit(&l->active, memory_order_relaxed) == 0) {
+    if (__builtin_expect(q->lock_fault, 0))
+      mp__fault(MP__FAULT_QLOCK_BIAS_ENTER, l);
     atomic_store_explicit(&l->active, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     if (__builtin_expect(

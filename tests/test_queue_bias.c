@@ -70,6 +70,13 @@ static void expect_empty(mp_queue *q) {
   assert_rc(mp_queue_get_nowait(q, buf, sizeof buf, &len), MP_EAGAIN);
 }
 
+/* expect_debt: whether plock holds a debt (one count in revoke) and
+ * nothing else. */
+static void expect_debt(mp_queue *q, bool debt) {
+  assert_int_equal(atomic_load(&q->s->plock.debt) != 0, debt);
+  assert_int_equal(atomic_load(&q->s->plock.revoke), debt ? 1 : 0);
+}
+
 /* bias_producer puts seqs first.. STREAK times from the calling thread. */
 static void bias_producer(mp_queue *q, uint64_t first) {
   for (uint64_t i = 0; i < STREAK; i++)
@@ -126,9 +133,11 @@ static void second_producer_thread_takes_the_bias_away(void **state) {
     run_other_thread(&a);
     assert_rc(a.rc, 0);
     assert_false(biased(&q->s->plock));
-    assert_int_equal(atomic_load(&q->s->plock.revoke), 0);
-    /* The first producer goes on, on the plain lock. */
+    /* The bias was taken from a live owner: it owes a look (debt). */
+    expect_debt(q, can_bias(q));
+    /* The first producer goes on, on the plain lock, and settles. */
     assert_rc(put_seq(q, 1000001, 0), 0);
+    expect_debt(q, false);
     expect_seqs(q, 0, STREAK);
     expect_seqs(q, 1000000, 2);
     expect_empty(q);
@@ -196,12 +205,115 @@ static void second_producer_process_takes_the_bias_away(void **state) {
   assert_int_equal(biased(&q->s->plock), can_bias(q));
   pid_t pid = mp_test_fork(child_puts, q);
   mp_test_wait_exit(pid, 0, mp_test_slack(10));
-  assert_int_equal(atomic_load(&q->s->plock.revoke), 0);
+  expect_debt(q, can_bias(q));
   assert_rc(put_seq(q, 1000002, 0), 0);
+  expect_debt(q, false);
   expect_seqs(q, 0, STREAK);
   expect_seqs(q, 1000000, 3);
   expect_empty(q);
   mp_queue_free(q);
+}
+
+/* ---- a revoker that overtakes the owner's way in ----------------------- */
+
+/* The owner's way in is: see its bias word and active 0, store active = 1,
+ * load revoke. A revoker that counts itself, makes its barrier, finds
+ * active still 0 and takes the lock between the owner's first look and
+ * its store must keep the owner out: the owner's load of revoke is its
+ * only later look. (Before the fix the revoker took its count back as soon
+ * as it held the lock, the owner then found revoke 0 and went in beside
+ * it: two consumers read one record, the chaos test's "received 2
+ * times".) The fault point stops the owner exactly there and lets a
+ * second thread take the lock. */
+typedef struct overtake {
+  mp_queue *q;
+  mp__qlock *l;
+  _Atomic int armed, held, release;
+  pthread_t thread;
+  bool started;
+} overtake;
+
+static overtake ov;
+
+static void *overtaker(void *arg) {
+  overtake *o = arg;
+  bool recovered = false;
+  mp__deadline d = mp__deadline_from_timeout(mp_test_slack(10));
+  if (mp__queue_lock(o->q, o->l, &recovered, &d) != 0) {
+    atomic_store(&o->held, -1);
+    return NULL;
+  }
+  atomic_store(&o->held, 1);
+  while (!atomic_load(&o->release))
+    usleep(100);
+  mp__queue_unlock(o->q, o->l);
+  return NULL;
+}
+
+static void overtake_hook(mp__fault_point point, void *arg) {
+  if (point != MP__FAULT_QLOCK_BIAS_ENTER || arg != ov.l ||
+      !atomic_exchange(&ov.armed, 0))
+    return;
+  ov.started = pthread_create(&ov.thread, NULL, overtaker, &ov) == 0;
+  double end = mp_test_now() + mp_test_slack(10);
+  while (ov.started && atomic_load(&ov.held) == 0 && mp_test_now() < end)
+    usleep(100);
+}
+
+static void overtaken_owner_stays_out(bool consumer) {
+  mp_queue *q = qnew();
+  if (!can_bias(q)) {
+    mp_queue_free(q);
+    mp_test_skip("no heavy barrier here: no bias is taken");
+  }
+  for (uint64_t i = 0; i < STREAK; i++) {
+    assert_rc(put_seq(q, i, MP_FOREVER), 0);
+    expect_seqs(q, i, 1);
+  }
+  mp__qlock *l = consumer ? &q->s->clock : &q->s->plock;
+  assert_true(biased(l));
+  assert_rc(put_seq(q, 7, 0), 0);
+  memset(&ov, 0, sizeof ov);
+  ov.q = q;
+  ov.l = l;
+  atomic_store(&ov.armed, 1);
+  q->lock_fault = true;
+  mp__fault_set(overtake_hook);
+  int rc;
+  if (consumer) {
+    unsigned char buf[64];
+    size_t len;
+    rc = mp_queue_get(q, buf, sizeof buf, &len, 0.2);
+  } else {
+    rc = put_seq(q, 8, 0.2);
+  }
+  mp__fault_set(NULL);
+  q->lock_fault = false;
+  assert_true(ov.started);
+  assert_int_equal(atomic_load(&ov.held), 1);
+  /* The other thread holds the lock: the overtaken owner waited. */
+  assert_rc(rc, MP_ETIMEDOUT);
+  atomic_store(&ov.release, 1);
+  assert_int_equal(pthread_join(ov.thread, NULL), 0);
+  assert_false(biased(l));
+  /* Its next call finds the lock plain and settles what it owes. */
+  assert_rc(put_seq(q, 9, 0), 0);
+  expect_seqs(q, 7, 1);
+  expect_seqs(q, 9, 1);
+  expect_empty(q);
+  assert_int_equal(atomic_load(&l->revoke), 0);
+  assert_int_equal(atomic_load(&l->debt), 0);
+  mp_queue_free(q);
+}
+
+static void overtaken_consumer_owner_stays_out(void **state) {
+  (void)state;
+  overtaken_owner_stays_out(true);
+}
+
+static void overtaken_producer_owner_stays_out(void **state) {
+  (void)state;
+  overtaken_owner_stays_out(false);
 }
 
 /* ---- bias owners killed ------------------------------------------------ */
@@ -265,6 +377,40 @@ static void bias_owner_killed_outside_loses_nothing(void **state) {
 static void bias_owner_killed_inside_commits_nothing(void **state) {
   (void)state;
   kill_bias_owner(true);
+}
+
+/* A bias taken from a live owner that is then killed: its debt is nobody's
+ * to settle, so the lock's next candidate for a bias takes it off, and the
+ * lock takes a bias again. */
+static void killed_debtor_is_written_off(void **state) {
+  (void)state;
+  mp_queue *q = qnew();
+  if (!can_bias(q)) {
+    mp_queue_free(q);
+    mp_test_skip("no heavy barrier here: no bias is taken");
+  }
+  killed_arg a = {.q = q};
+  mp_test_signal_open(&a.ready);
+  pid_t pid = mp_test_fork(bias_then_wait, &a);
+  assert_int_equal(mp_test_signal_wait(&a.ready, mp_test_slack(10)), 1);
+  assert_true(biased(&q->s->plock));
+  assert_rc(put_seq(q, 1000000, 0), 0); /* taken from the live owner */
+  expect_debt(q, true);
+  kill(pid, SIGKILL);
+  assert_true(WIFSIGNALED(mp_test_wait(pid, mp_test_slack(10))));
+  /* The penalty doubled the streak: one to write the debt off, one for
+   * the bias. */
+  uint64_t n = 4 * ((uint64_t)MP__QLOCK_BIAS_STREAK << 1);
+  for (uint64_t i = 0; i < n; i++)
+    assert_rc(put_seq(q, 2000000 + i, 0), 0);
+  expect_debt(q, false);
+  assert_true(biased(&q->s->plock));
+  expect_seqs(q, 0, STREAK);
+  expect_seqs(q, 1000000, 1);
+  expect_seqs(q, 2000000, n);
+  expect_empty(q);
+  mp_test_signal_close(&a.ready);
+  mp_queue_free(q);
 }
 
 /* ---- close, re-entry, a killed revoker -------------------------------- */
@@ -386,7 +532,9 @@ static void bursts_of_two_producers_lose_nothing(void **state) {
   }
   for (int i = 0; i < 2; i++)
     mp_test_wait_exit(pid[i], 0, mp_test_slack(10));
-  assert_int_equal(atomic_load(&q->s->plock.revoke), 0);
+  /* At most the debt of the producer whose bias was taken last. */
+  assert_int_equal(atomic_load(&q->s->plock.revoke),
+                   atomic_load(&q->s->plock.debt) != 0);
   mp_queue_free(q);
 }
 
@@ -398,11 +546,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(second_producer_process_takes_the_bias_away),
     cmocka_unit_test(bias_owner_killed_outside_loses_nothing),
     cmocka_unit_test(bias_owner_killed_inside_commits_nothing),
+    cmocka_unit_test(killed_debtor_is_written_off),
     cmocka_unit_test(close_while_a_bias_is_kept),
     cmocka_unit_test(bias_owner_reentry_is_edeadlk),
     cmocka_unit_test(killed_revoker_leaves_a_plain_lock),
     cmocka_unit_test(no_bias_without_the_heavy_barrier),
     cmocka_unit_test(bursts_of_two_producers_lose_nothing),
+    cmocka_unit_test(overtaken_consumer_owner_stays_out),
+    cmocka_unit_test(overtaken_producer_owner_stays_out),
 };
 
 MP_TEST_MAIN(tests)
