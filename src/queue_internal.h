@@ -216,9 +216,10 @@ struct mp_queue {
   mp__qmap maps[MP__QUEUE_MAPS];
   uint64_t maps_clock;
   /* Reuse first (queue_large.c): how many fresh segments this handle
-   * made, and whether its last wait for a kept one ran out. Threads race
-   * on them harmlessly. */
+   * made, ns it waited for kept ones since it last made one, and whether
+   * its last wait ran out. Threads race on them harmlessly. */
   _Atomic uint32_t large_made;
+  _Atomic int64_t reuse_spent;
   _Atomic bool reuse_off;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */

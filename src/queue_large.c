@@ -584,16 +584,21 @@ static void evict(void *p, size_t len) {
  * moment, though one comes back within a message's time, and so made nine
  * or ten segments in its first thousand 1 MiB messages, each at that price.
  * So once this handle has made REUSE_MIN segments, a producer that finds no
- * kept segment waits for one before it makes another: at most half of what
- * a fresh segment has cost this process (timed, as fresh_est below; never
- * before one was timed), and never past the put's deadline (a put with
- * timeout 0 never waits). A wait that runs out (no consumer is taking, or
- * it holds its messages) turns waiting off for this handle until a kept
- * segment is found again, so a producer that fills a queue nobody reads
- * pays one such wait, not one a message. */
+ * kept segment waits for one before it makes another: rent or buy. The
+ * waits since this handle last made a segment may add up to what a fresh
+ * one has cost this process (timed, fresh_est below; no wait before one
+ * was timed); then it makes one, and the count starts again. So waiting
+ * costs at most as much as the segments it saves, and a producer whose
+ * waits add up (its consumer holds messages long, or the machine is
+ * busy) grows the pool instead. A wait never passes the put's deadline (a
+ * put with timeout 0 never waits), spins REUSE_SPIN_NS at most, then
+ * sleeps between looks. A wait that runs out (nobody gives a segment
+ * back) turns waiting off for this handle until a kept segment is found
+ * again, so a producer that fills a queue nobody reads pays one wait, not
+ * one a message. */
 #define REUSE_MIN 3u
-#define REUSE_SPIN_NS 30000   /* spin this long, then sleep in steps */
-#define REUSE_STEP_NS 20000   /* a sleep between looks */
+#define REUSE_SPIN_NS 20000   /* spin this long, then sleep in steps */
+#define REUSE_STEP_NS 10000   /* a sleep between looks */
 #define REUSE_MAX_NS 100000000 /* the longest wait, whatever was measured */
 
 /* This process's estimate of a fresh segment's cost, ns a MiB: making it,
@@ -626,7 +631,7 @@ static bool spare_ready(mp_queue *q, size_t len) {
 }
 
 /* spare_wait waits, as above, for a kept segment and renames it to name;
- * false when none came (or waiting is off). */
+ * false when none came (or waiting is off, or its budget spent). */
 static bool spare_wait(mp_queue *q, size_t len, const char *name,
                        mp__deadline d) {
   if (d.poll || atomic_load_explicit(&q->reuse_off, memory_order_relaxed) ||
@@ -635,16 +640,23 @@ static bool spare_wait(mp_queue *q, size_t len, const char *name,
   uint64_t est = atomic_load_explicit(&fresh_est, memory_order_relaxed);
   if (est == 0)
     return false;
-  double bound = (double)est * (double)len / (double)(1u << 20) / 2;
-  int64_t wait = bound > REUSE_MAX_NS ? REUSE_MAX_NS : (int64_t)bound;
+  double cost = (double)est * (double)len / (double)(1u << 20);
+  int64_t spent = atomic_load_explicit(&q->reuse_spent, memory_order_relaxed);
+  int64_t wait = cost > REUSE_MAX_NS ? REUSE_MAX_NS : (int64_t)cost;
+  wait -= spent;
+  if (wait <= 0)
+    return false; /* waited as much as a segment costs: buy one */
   int64_t left = mp__deadline_remaining_ns(d);
   if (left < wait)
     wait = left;
-  int64_t start = mp__os_now_ns(), end = start + wait;
+  int64_t start = mp__os_now_ns(), end = start + wait, now = start;
+  bool got = false;
   for (;;) {
-    if (spare_ready(q, len) && spare_take(q, len, name))
-      return true;
-    int64_t now = mp__os_now_ns();
+    if (spare_ready(q, len) && spare_take(q, len, name)) {
+      got = true;
+      break;
+    }
+    now = mp__os_now_ns();
     if (now >= end)
       break;
     if (now - start < REUSE_SPIN_NS) {
@@ -654,8 +666,11 @@ static bool spare_wait(mp_queue *q, size_t len, const char *name,
       mp__os_sleep_until(MP__MIN(now + REUSE_STEP_NS, end));
     }
   }
-  atomic_store_explicit(&q->reuse_off, true, memory_order_relaxed);
-  return false;
+  atomic_fetch_add_explicit(&q->reuse_spent, mp__os_now_ns() - start,
+                            memory_order_relaxed);
+  if (!got)
+    atomic_store_explicit(&q->reuse_off, true, memory_order_relaxed);
+  return got;
 }
 
 /* seg_new makes (or takes from the spares) a segment of at least len
@@ -688,8 +703,10 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
   }
   if (rc != 0)
     return rc;
-  if (!*spare)
+  if (!*spare) {
     atomic_fetch_add_explicit(&q->large_made, 1, memory_order_relaxed);
+    atomic_store_explicit(&q->reuse_spent, 0, memory_order_relaxed);
+  }
   ref->size = len;
   ref->pid = pid;
   ref->ctr = ctr;
