@@ -596,8 +596,8 @@ static void evict(void *p, size_t len) {
  * back) turns waiting off for this handle until a kept segment is found
  * again, so a producer that fills a queue nobody reads pays one wait, not
  * one a message. */
-#define REUSE_MIN 3u
-#define REUSE_SPIN_NS 20000   /* spin this long, then sleep in steps */
+#define REUSE_MIN 5u
+#define REUSE_SPIN_NS 60000   /* spin this long, then sleep in steps */
 #define REUSE_STEP_NS 10000   /* a sleep between looks */
 #define REUSE_MAX_NS 100000000 /* the longest wait, whatever was measured */
 

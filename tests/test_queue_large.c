@@ -247,24 +247,25 @@ static void consumer_killed_mid_copy(void **state) {
 
 
 /* ---- reuse first ---------------------------------------------------------
- * Once a handle has made three segments, a producer that finds no kept
+ * Once a handle has made RU_MADE segments (REUSE_MIN in queue_large.c), a producer that finds no kept
  * segment waits (at most half what a fresh one cost this process) for one
  * to come back before it makes another. */
 #define RU_LEN 100000 /* large in a 64 KiB ring */
+#define RU_MADE 5u
 
-/* ru_setup: a queue whose handle has made three segments, the first
+/* ru_setup: a queue whose handle has made RU_MADE segments, the first
  * message taken in place and held in *held (its segment lent to it), the
- * other two queued. */
+ * others queued. */
 static mp_queue *ru_setup(unsigned char *buf, mp_queue_msg *held) {
   mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
-  for (uint32_t i = 1; i <= 3; i++) {
+  for (uint32_t i = 1; i <= RU_MADE; i++) {
     fill(buf, RU_LEN, i);
     assert_rc(mp_queue_put(q, buf, RU_LEN, 0), 0);
   }
-  assert_int_equal(atomic_load(&q->large_made), 3);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE);
   assert_rc(mp_queue_get_msg(q, held, 0), 0);
   assert_true(whole(held->data, held->len, NULL));
-  assert_int_equal(count_large(q), 2);
+  assert_int_equal(count_large(q), RU_MADE - 1);
   assert_int_equal(count_spares(q), 1); /* lent to the holder */
   return q;
 }
@@ -313,12 +314,12 @@ static void reuse_waits_for_released_segment(void **state) {
   fill(buf, RU_LEN, 4);
   assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
-  /* The released segment carries message 4: none kept, none made. */
+  /* The released segment carries the new message: none kept, none made. */
   assert_int_equal(count_spares(q), 0);
-  assert_int_equal(count_large(q), 3);
-  assert_int_equal(atomic_load(&q->large_made), 3);
+  assert_int_equal(count_large(q), RU_MADE);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE);
   assert_false(atomic_load(&q->reuse_off));
-  ru_drain(q, buf, 3);
+  ru_drain(q, buf, RU_MADE);
   mp__qlarge_set_fresh_cost(old);
   mp_queue_free(q);
   free(buf);
@@ -337,15 +338,15 @@ static void reuse_wait_runs_out(void **state) {
   fill(buf, RU_LEN, 4);
   assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
   assert_true(atomic_load(&q->reuse_off));
-  assert_int_equal(atomic_load(&q->large_made), 4);
-  assert_int_equal(count_large(q), 3);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 1);
+  assert_int_equal(count_large(q), RU_MADE);
   mp_queue_msg_release(&held);
   assert_int_equal(count_spares(q), 1);
   fill(buf, RU_LEN, 5);
   assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
   assert_false(atomic_load(&q->reuse_off)); /* a kept one was found */
   assert_int_equal(count_spares(q), 0);
-  ru_drain(q, buf, 4);
+  ru_drain(q, buf, RU_MADE + 1);
   mp__qlarge_set_fresh_cost(old);
   mp_queue_free(q);
   free(buf);
@@ -363,14 +364,14 @@ static void reuse_never_waits_without_time(void **state) {
   fill(buf, RU_LEN, 4);
   assert_rc(mp_queue_put_nowait(q, buf, RU_LEN), 0);
   assert_false(atomic_load(&q->reuse_off));
-  assert_int_equal(atomic_load(&q->large_made), 4);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 1);
   mp__qlarge_set_fresh_cost(0);
   fill(buf, RU_LEN, 5);
   assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
   assert_false(atomic_load(&q->reuse_off));
-  assert_int_equal(atomic_load(&q->large_made), 5);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 2);
   mp_queue_msg_release(&held);
-  ru_drain(q, buf, 4);
+  ru_drain(q, buf, RU_MADE + 1);
   mp__qlarge_set_fresh_cost(old);
   mp_queue_free(q);
   free(buf);
@@ -396,7 +397,7 @@ static void reuse_hostile_spares(void **state) {
   uint64_t w = atomic_load(&q->s->spares[7]);
   assert_true(w == 0 || w == (((uint64_t)1 << 32) | 1u));
   atomic_store(&q->s->spares[7], 0);
-  ru_drain(q, buf, 3);
+  ru_drain(q, buf, RU_MADE);
   /* Now shrink a kept segment under its slot's feet. */
   mp_queue_msg m;
   fill(buf, RU_LEN, 5);
@@ -450,7 +451,8 @@ static void reuse_killed_while_waiting(void **state) {
     /* Killed before it made one (or, on a slow machine, done: then its
      * message is queued; a sweep removes any orphan). */
     mp__queue_sweep(q);
-    assert_true(count_large(q) >= 2 && count_large(q) <= 2 + round + 1);
+    assert_true(count_large(q) >= (int)RU_MADE - 1 &&
+                count_large(q) <= (int)RU_MADE + round);
     assert_int_equal(count_spares(q), 1);
   }
   mp_queue_msg_release(&held);
