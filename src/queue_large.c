@@ -13,7 +13,8 @@
  * one. The record holds (size, pid, ctr, check).
  *
  * Put. The producer renames a spare segment to its own name (Spares,
- * below) or creates one (O_EXCL, its memory reserved with fallocate: a
+ * below; when none is free it may first wait for one: Reuse first) or
+ * creates one (O_EXCL, its memory reserved with fallocate: a
  * full /dev/shm is then MP_ENOSPC, never a SIGBUS), streams the bytes in
  * through the mapping it keeps of it ("the copy in"; pwrite past what
  * the kept mappings hold), then queues the record like any message; from its commit on, the queue owns
