@@ -1025,7 +1025,7 @@ static int put_one(mp_queue *q, int64_t prio, const void *buf, size_t len,
   if (mp__qlarge_sweep_due())
     mp__queue_sweep(q);
   mp__qlarge_ref ref;
-  if ((rc = mp__qlarge_create(q, buf, len, &ref)) != 0)
+  if ((rc = mp__qlarge_create(q, buf, len, &ref, d)) != 0)
     return rc;
   mp__qput m = {.data = &ref,
                 .len = (uint32_t)sizeof ref,
@@ -1101,7 +1101,7 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
     if (mp__qlarge_sweep_due())
       mp__queue_sweep(q);
     if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map, &map_len,
-                                       &map_idx)) != 0)
+                                       &map_idx, d)) != 0)
       return rc;
   }
   mp__qput m = {.len = (uint32_t)(large ? sizeof ref : size),

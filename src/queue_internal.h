@@ -221,6 +221,12 @@ struct mp_queue {
   pthread_mutex_t maps_lock;
   mp__qmap maps[MP__QUEUE_MAPS];
   uint64_t maps_clock;
+  /* Reuse first (queue_large.c): how many fresh segments this handle
+   * made, ns it waited for kept ones since it last made one, and whether
+   * its last wait ran out. Threads race on them harmlessly. */
+  _Atomic uint32_t large_made;
+  _Atomic int64_t reuse_spent;
+  _Atomic bool reuse_off;
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */
@@ -512,13 +518,18 @@ bool mp__qheap_queued(mp_queue *q, const mp__qlarge_ref *ref);
  * mp__qlarge_abandon removes it. (Orphans of a producer killed in between
  * are swept: see queue_large.c's DESIGN.) */
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
-                      mp__qlarge_ref *ref);
+                      mp__qlarge_ref *ref, mp__deadline d);
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
 /* mp__qlarge_create_mapped makes a segment of len bytes, its memory
  * reserved, and maps it writable, every page present, at *map (for an
  * in-place put; the caller unmaps it). */
 int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
-                             void **map, size_t *map_len, int *map_idx);
+                             void **map, size_t *map_len, int *map_idx,
+                             mp__deadline d);
+/* mp__qlarge_set_fresh_cost sets this process's estimate of what a fresh
+ * segment costs it, ns a MiB (0: none yet), and returns the old one: for
+ * tests of the wait for a kept segment (queue_large.c, "Reuse first"). */
+uint64_t mp__qlarge_set_fresh_cost(uint64_t ns_per_mib);
 /* mp__qlarge_map_done gives back a mapping from mp__qlarge_create_mapped
  * (map_idx: its entry, or -1); with drop, the entry is given up too (its
  * segment is being removed). */

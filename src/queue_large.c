@@ -13,7 +13,8 @@
  * one. The record holds (size, pid, ctr, check).
  *
  * Put. The producer renames a spare segment to its own name (Spares,
- * below) or creates one (O_EXCL, its memory reserved with fallocate: a
+ * below; when none is free it may first wait for one: Reuse first) or
+ * creates one (O_EXCL, its memory reserved with fallocate: a
  * full /dev/shm is then MP_ENOSPC, never a SIGBUS), streams the bytes in
  * through the mapping it keeps of it ("the copy in"; pwrite past what
  * the kept mappings hold), then queues the record like any message; from its commit on, the queue owns
@@ -63,6 +64,7 @@
 #include <immintrin.h>
 #endif
 
+#include "os/process_os.h"
 #include "os/queue_os.h"
 #include "os/shm.h"
 #include "queue_internal.h"
@@ -572,21 +574,125 @@ static void evict(void *p, size_t len) {
 /* ---- put and get ------------------------------------------------------------
  */
 
+/* ---- reuse first -----------------------------------------------------------
+ * A fresh segment costs far more than a reused one: the kernel's pages,
+ * and on a paravirtualised guest a trap at the first touch of each page
+ * through each new mapping, in the producer and again in the consumer
+ * (4.5-6 us a page on this VM, measured: 1.2-1.7 ms a MiB a process even
+ * with every page populated; MAP_POPULATE and MADV_POPULATE_WRITE fill the
+ * guest's page tables, not the hypervisor's). A queue whose producer runs a
+ * few messages ahead of its consumer finds no kept segment free at that
+ * moment, though one comes back within a message's time, and so made nine
+ * or ten segments in its first thousand 1 MiB messages, each at that price.
+ * So once this handle has made REUSE_MIN segments, a producer that finds no
+ * kept segment waits for one before it makes another: rent or buy. The
+ * waits since this handle last made a segment may add up to what a fresh
+ * one has cost this process (timed, fresh_est below; no wait before one
+ * was timed); then it makes one, and the count starts again. So waiting
+ * costs at most as much as the segments it saves, and a producer whose
+ * waits add up (its consumer holds messages long, or the machine is
+ * busy) grows the pool instead. A wait never passes the put's deadline (a
+ * put with timeout 0 never waits), spins REUSE_SPIN_NS at most, then
+ * sleeps between looks. A wait that runs out (nobody gives a segment
+ * back) turns waiting off for this handle until a kept segment is found
+ * again, so a producer that fills a queue nobody reads pays one wait, not
+ * one a message. */
+#define REUSE_MIN 5u
+#define REUSE_SPIN_NS 60000   /* spin this long, then sleep in steps */
+#define REUSE_STEP_NS 10000   /* a sleep between looks */
+#define REUSE_MAX_NS 100000000 /* the longest wait, whatever was measured */
+
+/* This process's estimate of a fresh segment's cost, ns a MiB: making it,
+ * reserving and mapping its memory, the first copy in (0: none yet). */
+static _Atomic uint64_t fresh_est;
+
+uint64_t mp__qlarge_set_fresh_cost(uint64_t ns_per_mib) {
+  return atomic_exchange(&fresh_est, ns_per_mib);
+}
+
+static void fresh_timed(int64_t t0, size_t len) {
+  int64_t dt = mp__os_now_ns() - t0;
+  if (dt <= 0 || len == 0)
+    return;
+  uint64_t sample = (uint64_t)dt * ((uint64_t)1 << 20) / len;
+  uint64_t old = atomic_load_explicit(&fresh_est, memory_order_relaxed);
+  atomic_store_explicit(&fresh_est, old == 0 ? sample : old - old / 4 + sample / 4,
+                        memory_order_relaxed);
+}
+
+/* spare_ready says whether some slot holds a kept segment of len bytes or
+ * more, with plain loads (no system call). */
+static bool spare_ready(mp_queue *q, size_t len) {
+  for (int k = 0; k < MP__QUEUE_SPARES; k++) {
+    uint64_t w = atomic_load_explicit(&q->s->spares[k], memory_order_relaxed);
+    if ((w & 3u) == SPARE_FULL && (w >> 2) >= len)
+      return true;
+  }
+  return false;
+}
+
+/* spare_wait waits, as above, for a kept segment and renames it to name;
+ * false when none came (or waiting is off, or its budget spent). */
+static bool spare_wait(mp_queue *q, size_t len, const char *name,
+                       mp__deadline d) {
+  if (d.poll || atomic_load_explicit(&q->reuse_off, memory_order_relaxed) ||
+      atomic_load_explicit(&q->large_made, memory_order_relaxed) < REUSE_MIN)
+    return false;
+  uint64_t est = atomic_load_explicit(&fresh_est, memory_order_relaxed);
+  if (est == 0)
+    return false;
+  double cost = (double)est * (double)len / (double)(1u << 20);
+  int64_t spent = atomic_load_explicit(&q->reuse_spent, memory_order_relaxed);
+  int64_t wait = cost > REUSE_MAX_NS ? REUSE_MAX_NS : (int64_t)cost;
+  wait -= spent;
+  if (wait <= 0)
+    return false; /* waited as much as a segment costs: buy one */
+  int64_t left = mp__deadline_remaining_ns(d);
+  if (left < wait)
+    wait = left;
+  int64_t start = mp__os_now_ns(), end = start + wait, now = start;
+  bool got = false;
+  for (;;) {
+    if (spare_ready(q, len) && spare_take(q, len, name)) {
+      got = true;
+      break;
+    }
+    now = mp__os_now_ns();
+    if (now >= end)
+      break;
+    if (now - start < REUSE_SPIN_NS) {
+      for (int i = 0; i < 64; i++)
+        mp__os_cpu_relax();
+    } else {
+      mp__os_sleep_until(MP__MIN(now + REUSE_STEP_NS, end));
+    }
+  }
+  atomic_fetch_add_explicit(&q->reuse_spent, mp__os_now_ns() - start,
+                            memory_order_relaxed);
+  if (!got)
+    atomic_store_explicit(&q->reuse_off, true, memory_order_relaxed);
+  return got;
+}
+
 /* seg_new makes (or takes from the spares) a segment of at least len
  * bytes under this process's name for a new message; fills *ref, and the
  * open descriptor of a new one (-1 for a spare: *spare says which). */
 static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
-                   char *name, bool *spare) {
+                   char *name, bool *spare, mp__deadline d) {
   uint32_t pid = mp__queue_tag(q);
   int fd = -1, rc = MP_EEXIST;
   uint64_t ctr = next_ctr();
   large_name(q, pid, ctr, name, LARGE_NAME_MAX);
   *spare = false;
   if (spare_take(q, len, name)) {
-    /* Opened (or found mapped) by the caller. */
+    atomic_store_explicit(&q->reuse_off, false, memory_order_relaxed);
+    *spare = true;
+    rc = 0;
+  } else if (spare_wait(q, len, name, d)) {
     *spare = true;
     rc = 0;
   }
+  /* Opened (or found mapped) by the caller. */
   for (int tries = 0; tries < 16 && rc != 0; tries++) {
     if (rc == MP_EEXIST || tries > 0) {
       ctr = next_ctr();
@@ -598,6 +704,10 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
   }
   if (rc != 0)
     return rc;
+  if (!*spare) {
+    atomic_fetch_add_explicit(&q->large_made, 1, memory_order_relaxed);
+    atomic_store_explicit(&q->reuse_spent, 0, memory_order_relaxed);
+  }
   ref->size = len;
   ref->pid = pid;
   ref->ctr = ctr;
@@ -648,21 +758,24 @@ static int seg_map(mp_queue *q, const char *name, int fd, size_t len,
 }
 
 int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
-                      mp__qlarge_ref *ref) {
+                      mp__qlarge_ref *ref, mp__deadline d) {
   char name[LARGE_NAME_MAX];
   int fd;
   bool spare;
-  int rc = seg_new(q, len, ref, &fd, name, &spare);
+  int rc = seg_new(q, len, ref, &fd, name, &spare, d);
   if (rc != 0)
     return rc;
   if (len <= MAPPED_COPY_MAX) {
     void *map;
     size_t map_len;
     int idx;
+    int64_t t0 = spare ? 0 : mp__os_now_ns();
     rc = seg_map(q, name, fd, len, &map, &map_len, &idx);
     if (rc == 0) {
       copy_in(map, buf, len, spare);
       map_put(q, idx, map, map_len, false);
+      if (!spare)
+        fresh_timed(t0, len);
     }
   } else {
     size_t size;
@@ -679,18 +792,28 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
 }
 
 int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
-                             void **map, size_t *map_len, int *map_idx) {
+                             void **map, size_t *map_len, int *map_idx,
+                             mp__deadline d) {
   char name[LARGE_NAME_MAX];
   int fd;
   bool spare;
-  int rc = seg_new(q, len, ref, &fd, name, &spare);
+  int rc = seg_new(q, len, ref, &fd, name, &spare, d);
   if (rc != 0)
     return rc;
+  int64_t t0 = spare ? 0 : mp__os_now_ns();
   rc = seg_map(q, name, fd, len, map, map_len, map_idx);
-  if (rc != 0)
+  if (rc != 0) {
     mp__os_shm_unlink(name);
-  else if (spare)
+  } else if (spare) {
     evict(*map, len); /* a fresh segment's lines are in no cache */
+  } else {
+    /* The first touch of each page (the caller's, else this one) is
+     * what a fresh segment costs: made here, it is timed for the wait
+     * above. Its pages hold zeros: writing a zero changes nothing. */
+    for (size_t at = 0; at < len; at += 4096)
+      ((volatile unsigned char *)*map)[at] = 0;
+    fresh_timed(t0, len);
+  }
   return rc;
 }
 

@@ -181,7 +181,8 @@ static int write_large_and_wait(void *arg) {
     return 1;
   static unsigned char big[100000];
   mp__qlarge_ref ref;
-  if (mp__qlarge_create(q, big, sizeof big, &ref) != 0)
+  if (mp__qlarge_create(q, big, sizeof big, &ref,
+                        mp__deadline_from_timeout(0)) != 0)
     return 2;
   mp_test_signal_post(a->ready);
   for (;;)

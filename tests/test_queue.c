@@ -1385,7 +1385,8 @@ static int write_orphan(void *arg) {
   crash_arg *a = arg;
   mp__qlarge_ref ref;
   unsigned char big[8000] = {0};
-  if (mp__qlarge_create(a->q, big, sizeof big, &ref) != 0)
+  if (mp__qlarge_create(a->q, big, sizeof big, &ref,
+                        mp__deadline_from_timeout(0)) != 0)
     return 1;
   raise(SIGKILL);
   return 2;

@@ -10,6 +10,7 @@
  * status and never call cmocka. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,11 +245,257 @@ static void consumer_killed_mid_copy(void **state) {
   mp_queue_free(q);
 }
 
+
+/* ---- reuse first ---------------------------------------------------------
+ * Once a handle has made RU_MADE segments (REUSE_MIN in queue_large.c), a producer that finds no kept
+ * segment waits (at most half what a fresh one cost this process) for one
+ * to come back before it makes another. */
+#define RU_LEN 100000 /* large in a 64 KiB ring */
+#define RU_MADE 5u
+
+/* ru_setup: a queue whose handle has made RU_MADE segments, the first
+ * message taken in place and held in *held (its segment lent to it), the
+ * others queued. */
+static mp_queue *ru_setup(unsigned char *buf, mp_queue_msg *held) {
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  for (uint32_t i = 1; i <= RU_MADE; i++) {
+    fill(buf, RU_LEN, i);
+    assert_rc(mp_queue_put(q, buf, RU_LEN, 0), 0);
+  }
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE);
+  assert_rc(mp_queue_get_msg(q, held, 0), 0);
+  assert_true(whole(held->data, held->len, NULL));
+  assert_int_equal(count_large(q), RU_MADE - 1);
+  assert_int_equal(count_spares(q), 1); /* lent to the holder */
+  return q;
+}
+
+static void ru_drain(mp_queue *q, unsigned char *buf, int n) {
+  for (int i = 0; i < n; i++) {
+    size_t len = 0;
+    assert_rc(mp_queue_get(q, buf, RU_LEN, &len, 0), 0);
+    assert_int_equal(len, RU_LEN);
+    assert_true(whole(buf, len, NULL));
+  }
+  size_t len = 0;
+  assert_rc(mp_queue_get(q, buf, RU_LEN, &len, 0), MP_EAGAIN);
+}
+
+typedef struct ru_arg {
+  mp_queue *q;
+  mp_queue_msg *held;
+  bool bogus; /* first write a slot word that names no segment */
+} ru_arg;
+
+static void *ru_release_later(void *p) {
+  ru_arg *a = p;
+  struct timespec ts = {0, 1000000};
+  nanosleep(&ts, NULL);
+  if (a->bogus) {
+    /* A hostile writer: slot 7 says a kept segment of 1 GiB is there. */
+    atomic_store(&a->q->s->spares[7], ((uint64_t)1 << 32) | 1u);
+    nanosleep(&ts, NULL);
+  }
+  mp_queue_msg_release(a->held);
+  return NULL;
+}
+
+/* The producer waits for the held segment instead of making a fourth. */
+static void reuse_waits_for_released_segment(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held);
+  uint64_t old = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  ru_arg a = {.q = q, .held = &held};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, ru_release_later, &a), 0);
+  fill(buf, RU_LEN, 4);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  /* The released segment carries the new message: none kept, none made. */
+  assert_int_equal(count_spares(q), 0);
+  assert_int_equal(count_large(q), RU_MADE);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE);
+  assert_false(atomic_load(&q->reuse_off));
+  ru_drain(q, buf, RU_MADE);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* Nobody gives a segment back: the wait runs out, a fourth is made, and
+ * waiting stays off until a kept segment is found again. */
+static void reuse_wait_runs_out(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held);
+  /* 40 ms a MiB: the wait for 100 kB is under 2 ms. */
+  uint64_t old = mp__qlarge_set_fresh_cost(40000000);
+  fill(buf, RU_LEN, 4);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_true(atomic_load(&q->reuse_off));
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 1);
+  assert_int_equal(count_large(q), RU_MADE);
+  mp_queue_msg_release(&held);
+  assert_int_equal(count_spares(q), 1);
+  fill(buf, RU_LEN, 5);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_false(atomic_load(&q->reuse_off)); /* a kept one was found */
+  assert_int_equal(count_spares(q), 0);
+  ru_drain(q, buf, RU_MADE + 1);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* A put that may not wait (timeout 0) makes a segment at once; so does
+ * one whose process has not yet timed a fresh segment. */
+static void reuse_never_waits_without_time(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held);
+  uint64_t old = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  fill(buf, RU_LEN, 4);
+  assert_rc(mp_queue_put_nowait(q, buf, RU_LEN), 0);
+  assert_false(atomic_load(&q->reuse_off));
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 1);
+  mp__qlarge_set_fresh_cost(0);
+  fill(buf, RU_LEN, 5);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_false(atomic_load(&q->reuse_off));
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 2);
+  mp_queue_msg_release(&held);
+  ru_drain(q, buf, RU_MADE + 1);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* A hostile writer's slot word that names no segment, seen during the
+ * wait, costs the waiter nothing but a failed rename; a kept segment
+ * shrunk from outside is made whole again before it is written. */
+static void reuse_hostile_spares(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held);
+  uint64_t old = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  ru_arg a = {.q = q, .held = &held, .bogus = true};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, ru_release_later, &a), 0);
+  fill(buf, RU_LEN, 4);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  /* The bogus slot was found empty on the way and cleared. */
+  uint64_t w = atomic_load(&q->s->spares[7]);
+  assert_true(w == 0 || w == (((uint64_t)1 << 32) | 1u));
+  atomic_store(&q->s->spares[7], 0);
+  ru_drain(q, buf, RU_MADE);
+  /* Now shrink a kept segment under its slot's feet. */
+  mp_queue_msg m;
+  fill(buf, RU_LEN, 5);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, 0), 0);
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  mp_queue_msg_release(&m);
+  char path[MP__QUEUE_PREFIX_MAX + 32];
+  int k = -1;
+  for (int i = 0; i < MP__QUEUE_SPARES && k < 0; i++)
+    if ((atomic_load(&q->s->spares[i]) & 3u) == 1u)
+      k = i;
+  assert_true(k >= 0);
+  snprintf(path, sizeof path, "/dev/shm/%s+s%d", q->prefix, k);
+  assert_int_equal(truncate(path, 4096), 0);
+  fill(buf, RU_LEN, 6);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  uint32_t s = 0;
+  assert_rc(mp_queue_get_msg(q, &m, 0), 0);
+  assert_int_equal(m.len, RU_LEN);
+  assert_true(whole(m.data, m.len, &s));
+  assert_int_equal(s, 6);
+  mp_queue_msg_release(&m);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
+static int ru_put_waiting(void *p) {
+  mp_queue *q = p;
+  static unsigned char b[RU_LEN];
+  fill(b, RU_LEN, 4);
+  mp__qlarge_set_fresh_cost(UINT64_C(1) << 40); /* waits up to 100 ms */
+  return mp_queue_put(q, b, RU_LEN, 30) == 0 ? 0 : 1;
+}
+
+/* A producer killed while it waits for a kept segment holds none yet:
+ * nothing is left behind, and the queue works on. */
+static void reuse_killed_while_waiting(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held);
+  for (int round = 0; round < 3; round++) {
+    pid_t pid = mp_test_fork(ru_put_waiting, q);
+    struct timespec ts = {0, (long)(round * 2 + 1) * 1000000};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    int st = mp_test_wait(pid, mp_test_slack(30));
+    assert_true(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    /* Killed before it made one (or, on a slow machine, done: then its
+     * message is queued; a sweep removes any orphan). */
+    mp__queue_sweep(q);
+    assert_true(count_large(q) >= (int)RU_MADE - 1 &&
+                count_large(q) <= (int)RU_MADE + round);
+    assert_int_equal(count_spares(q), 1);
+  }
+  mp_queue_msg_release(&held);
+  size_t len;
+  while (mp_queue_get(q, buf, RU_LEN, &len, 0) == 0)
+    assert_true(whole(buf, len, NULL));
+  mp__queue_sweep(q);
+  assert_int_equal(count_large(q), 0);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* An in-place claim of a fresh segment touches its pages and times it:
+ * the estimate the wait is bounded by. */
+static void claim_times_fresh_segment(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  uint64_t old = mp__qlarge_set_fresh_cost(0);
+  void *at;
+  assert_rc(mp_queue_claim(q, RU_LEN, &at, 0), 0);
+  for (size_t i = 0; i < RU_LEN; i += 4096)
+    assert_int_equal(((unsigned char *)at)[i], 0);
+  fill(at, RU_LEN, 9);
+  assert_rc(mp_queue_commit(q, RU_LEN), 0);
+  assert_true(mp__qlarge_set_fresh_cost(old) > 0);
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  ru_drain(q, buf, 1);
+  free(buf);
+  mp_queue_free(q);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(copy_any_alignment),
     cmocka_unit_test(claim_recycled_any_length),
     cmocka_unit_test(producer_killed_mid_copy),
     cmocka_unit_test(consumer_killed_mid_copy),
+    cmocka_unit_test(reuse_waits_for_released_segment),
+    cmocka_unit_test(reuse_wait_runs_out),
+    cmocka_unit_test(reuse_never_waits_without_time),
+    cmocka_unit_test(reuse_hostile_spares),
+    cmocka_unit_test(reuse_killed_while_waiting),
+    cmocka_unit_test(claim_times_fresh_segment),
 };
 
 MP_TEST_MAIN(tests)
