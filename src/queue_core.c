@@ -152,7 +152,7 @@ static bool holder_left(mp_queue *q, uint64_t v) {
 
 /* The parts of a futex word (see "the futex words" below). */
 #define SLEEP_ONE 1u
-#define SLEEP_MASK 0xffffu
+#define SLEEP_MASK MP__QUEUE_SLEEP_MASK
 #define SLEEP_SEQ 0x10000u
 /* A registration on a futex word: whether the caller is counted, and the
  * word's value when it was (what it sleeps on). */
@@ -534,8 +534,10 @@ static bool fence_on(mp_queue *q) {
 
 /* woke_peer is set when this thread's last put or get woke a sleeping
  * peer (the wake found a thread asleep), and cleared when it found none
- * registered (see wait_until). */
-static QTLS bool woke_peer;
+ * registered (see wait_until; the clearing is in the inline
+ * mp__queue_notify, queue_internal.h). */
+QTLS bool mp__queue_woke_peer;
+#define woke_peer mp__queue_woke_peer
 
 /* wake_counted: the slow part of a notify, when word counted sleepers at
  * v: take them (sequence + 1, count 0) and wake them. Returns how many
@@ -566,8 +568,10 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word) {
   return wake_counted(word, v);
 }
 
-void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
-  int n = notify_word(q, word);
+/* The rest of mp__queue_notify (queue_internal.h), once it found
+ * sleepers counted at v. */
+void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
+  int n = wake_counted(word, v);
   /* not_empty and not_full are the peers' words (joined is not). */
   if (word != &q->s->joined)
     woke_peer = n > 0;
