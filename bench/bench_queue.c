@@ -48,6 +48,8 @@
  *                      directory (PAIR for the round trip), zmq_send and
  *                      zmq_msg_recv (the receiver reads the message where
  *                      ZeroMQ put it)
+ *   multiproc_nospin   (idle round trip only) the same queue with
+ *                      spin_ns < 0: every wait sleeps at once
  *   futex_handoff      (round trip only) a 64-byte slot in shared memory
  *                      and a futex word per direction: store, FUTEX_WAKE;
  *                      the receiver FUTEX_WAITs, never spins
@@ -1570,6 +1572,16 @@ static int mpq_setup_lease(xfer *x, bench_run *run) {
   return mpq_setup_with(x, run, &opts);
 }
 
+/* multiproc_nospin: the same Queue with spin_ns < 0, so that every wait
+ * sleeps at once (idle round trip only): the queue's sleeping path next to
+ * futex_handoff, the bare futex hand-off it is built on. What a round trip
+ * costs when the adaptive spin has learnt that spinning does not pay (see
+ * docs/queue.md, "Round trips"). */
+static int mpq_setup_nospin(xfer *x, bench_run *run) {
+  mp_queue_opts opts = {.spin_ns = -1};
+  return mpq_setup_with(x, run, &opts);
+}
+
 static void mpq_teardown(xfer *x) {
   for (int i = 0; i < 2; i++) {
     mp_queue_free(x->mpq[i]);
@@ -1765,6 +1777,9 @@ SYSTEM(sys_ring, .setup = ring_setup, .teardown = ring_teardown,
 SYSTEM(sys_mpq, .setup = mpq_setup, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv)
+SYSTEM(sys_mpq_nospin, .setup = mpq_setup_nospin, .teardown = mpq_teardown,
+       .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
+       .recv = mpq_recv)
 SYSTEM(sys_mpq_16mib, .setup = mpq_setup_16mib, .teardown = mpq_teardown,
        .attach = mpq_attach, .detach = mpq_detach, .send = mpq_send,
        .recv = mpq_recv)
@@ -1924,6 +1939,8 @@ static const bench_case cases[] = {
 
     PEERS_RT("64B_busy", RTB, 200000, 5000, 5000, 2000, 500000, 5000, 50),
     PEERS_RT("64B_idle", RTI, 300, 300, 300, 300, 300, 300, 5),
+    ROW("queue_roundtrip", "64B_idle", "multiproc_nospin", "64 B", 300, 5,
+        "ns/op", run_case, Q(&sys_mpq_nospin, RTI, 0)),
 };
 
 int main(int argc, char **argv) {

@@ -152,7 +152,7 @@ static bool holder_left(mp_queue *q, uint64_t v) {
 
 /* The parts of a futex word (see "the futex words" below). */
 #define SLEEP_ONE 1u
-#define SLEEP_MASK 0xffffu
+#define SLEEP_MASK MP__QUEUE_SLEEP_MASK
 #define SLEEP_SEQ 0x10000u
 /* A registration on a futex word: whether the caller is counted, and the
  * word's value when it was (what it sleeps on). */
@@ -593,10 +593,11 @@ static bool fence_on(mp_queue *q) {
  * read from shared memory like everything else: a scribbled count costs
  * a wake that finds nobody, or a sleeper its slice. */
 
-/* woke_peer is set when this thread's last put or get woke a sleeping
- * peer (the wake found a thread asleep), and cleared when it found none
- * registered (see wait_until). */
-static QTLS bool woke_peer;
+/* mp__queue_woke_peer is set when this thread's last put or get woke a
+ * sleeping peer (the wake found a thread asleep), and cleared when it
+ * found none registered (see wait_until; the clearing is in the inline
+ * mp__queue_notify, queue_internal.h). */
+QTLS bool mp__queue_woke_peer;
 
 /* wake_counted: the slow part of a notify, when word counted sleepers at
  * v: take them (sequence + 1, count 0) and wake them. Returns how many
@@ -627,11 +628,13 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word) {
   return wake_counted(word, v);
 }
 
-void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
-  int n = notify_word(q, word);
+/* The rest of mp__queue_notify (queue_internal.h), once it found
+ * sleepers counted at v. */
+void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
+  int n = wake_counted(word, v);
   /* not_empty and not_full are the peers' words (joined is not). */
   if (word != &q->s->joined)
-    woke_peer = n > 0;
+    mp__queue_woke_peer = n > 0;
 }
 
 /* prepare_sleep registers the caller on word (unless it still is) and
@@ -769,8 +772,8 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
   int64_t now = mp__os_now_ns();
   if (now >= d.ns)
     return MP_ETIMEDOUT;
-  bool probe = woke_peer && ++waits > probe_every;
-  if (q->spin_ns > 0 && (!woke_peer || probe)) {
+  bool probe = mp__queue_woke_peer && ++waits > probe_every;
+  if (q->spin_ns > 0 && (!mp__queue_woke_peer || probe)) {
     int64_t spin = q->spin_ns;
     if (probe) {
       waits = 0;

@@ -347,8 +347,39 @@ static inline void mp__queue_unlock(mp_queue *q, mp__qlock *l) {
 bool mp__queue_holder_dead(mp_queue *q, uint64_t v);
 /* mp__queue_notify wakes the sleepers of word, if any are recorded. Call it
  * after the change they wait for. mp__queue_wake_all wakes every getter
- * and putter (close). */
-void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word);
+ * and putter (close).
+ *
+ * Inline for the same reason as the lock: the common case, nobody
+ * registered, is a load of the word and no call (a call's stores wait
+ * behind the message's lines in the store buffer). mp__queue_notify_slow
+ * wakes the sleepers counted at v. mp__queue_woke_peer: whether this
+ * thread's last put or get woke a sleeping peer (queue_core.c,
+ * wait_until); written only when it changes. */
+/* The low half of a futex word of the queue: the sleepers it counts. */
+#define MP__QUEUE_SLEEP_MASK 0xffffu
+extern _Thread_local __attribute__((tls_model("initial-exec"))) bool
+    mp__queue_woke_peer;
+void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v);
+static inline void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
+  /* The cheap side of the barrier pair (see DESIGN and queue_core.c, "the
+   * futex words"): the commit store before this point must not be
+   * reordered after the count load by the compiler; the CPU is taken care
+   * of by the sleepers' heavy barrier, or by this fence where some user
+   * cannot make one. */
+  if (q->fence ||
+      atomic_load_explicit(&q->s->fence_needed, memory_order_relaxed))
+    atomic_thread_fence(memory_order_seq_cst);
+  else
+    atomic_signal_fence(memory_order_seq_cst);
+  uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+  if (__builtin_expect((v & MP__QUEUE_SLEEP_MASK) != 0, 0)) {
+    mp__queue_notify_slow(q, word, v);
+    return;
+  }
+  /* not_empty and not_full are the peers' words (joined is not). */
+  if (word != &q->s->joined && mp__queue_woke_peer)
+    mp__queue_woke_peer = false;
+}
 void mp__queue_wake_all(mp_queue *q);
 /* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
  * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
