@@ -31,7 +31,8 @@
  * rank 0 under the same mpirun, ranks 1 and 2 idle.
  *
  * MP_BENCH_TIMELINE=1 prints where each worker's time went in the cpu
- * cases (see timeline_print).
+ * cases (see timeline_print), and the CPU every thread of the job used
+ * during the map (see cpu_print).
  *
  * Run directly (as `make bench` and CTest do), the program starts itself
  * under mpirun (3 ranks on this host, loopback only) and then the mpi4py
@@ -40,6 +41,7 @@
  * are the pool's worker ranks. Without MPI in the library the cases are
  * skipped with the reason. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <spawn.h>
@@ -135,6 +137,120 @@ static void timeline_print(const char *what, tl_rec *r, int n, int64_t t0,
   }
 }
 
+
+/* With the timeline, the CPU time every thread of this job's processes
+ * (those named like this program, on this host) used during the map, and
+ * how many times each was put on a CPU, from /proc/PID/task/TID/schedstat:
+ * the workers' (pids in the timeline) and the others' (rank 0's main
+ * thread, proxies and result thread; each rank's main thread and its local
+ * pool's result thread), to tell overhead that competes for the cores from
+ * idle time. Printed as "cpu: workers W ms, others O ms (O/W): PID/TID:
+ * ms/runs ..." for every other thread that used more than 50 us. */
+enum { CPU_MAX = 512 };
+typedef struct cpu_snap {
+  int n;
+  int64_t pid[CPU_MAX], tid[CPU_MAX], ns[CPU_MAX], runs[CPU_MAX];
+} cpu_snap;
+
+static void cpu_take(cpu_snap *c) {
+  c->n = 0;
+  char self[64] = "", buf[256];
+  FILE *f = fopen("/proc/self/comm", "r");
+  if (f != NULL) {
+    if (fgets(self, sizeof self, f) == NULL)
+      self[0] = '\0';
+    fclose(f);
+  }
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && c->n < CPU_MAX) {
+    long pid = atol(e->d_name);
+    if (pid <= 0)
+      continue;
+    snprintf(buf, sizeof buf, "/proc/%ld/comm", pid);
+    char comm[64] = "";
+    f = fopen(buf, "r");
+    if (f == NULL)
+      continue;
+    if (fgets(comm, sizeof comm, f) == NULL)
+      comm[0] = '\0';
+    fclose(f);
+    if (strcmp(comm, self) != 0)
+      continue;
+    snprintf(buf, sizeof buf, "/proc/%ld/task", pid);
+    DIR *t = opendir(buf);
+    if (t == NULL)
+      continue;
+    struct dirent *te;
+    while ((te = readdir(t)) != NULL && c->n < CPU_MAX) {
+      long tid = atol(te->d_name);
+      if (tid <= 0)
+        continue;
+      snprintf(buf, sizeof buf, "/proc/%ld/task/%ld/schedstat", pid, tid);
+      f = fopen(buf, "r");
+      long long ns = 0, wait = 0, runs = 0;
+      if (f == NULL)
+        continue;
+      if (fscanf(f, "%lld %lld %lld", &ns, &wait, &runs) != 3)
+        ns = runs = 0;
+      fclose(f);
+      c->pid[c->n] = pid;
+      c->tid[c->n] = tid;
+      c->ns[c->n] = ns;
+      c->runs[c->n] = runs;
+      c->n++;
+    }
+    closedir(t);
+  }
+  closedir(d);
+}
+
+/* The calling thread's run time: its scans of /proc are not the map's. */
+static int64_t cpu_self(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_fix_self(cpu_snap *c, int64_t self_ns) {
+  for (int i = 0; i < c->n; i++)
+    if (c->tid[i] == (int64_t)gettid())
+      c->ns[i] = self_ns;
+}
+
+static void cpu_print(const cpu_snap *a, const cpu_snap *b, const tl_rec *r,
+                      int n) {
+  int64_t workers = 0, others = 0;
+  char line[1024] = "";
+  size_t at = 0;
+  for (int i = 0; i < b->n; i++) {
+    int64_t before = 0, rbefore = 0;
+    for (int j = 0; j < a->n; j++)
+      if (a->tid[j] == b->tid[i]) {
+        before = a->ns[j];
+        rbefore = a->runs[j];
+      }
+    int64_t dt = b->ns[i] - before, dr = b->runs[i] - rbefore;
+    bool w = false;
+    for (int k = 0; k < n && !w; k++)
+      w = r[k].pid == b->tid[i];
+    if (w) {
+      workers += dt;
+    } else {
+      others += dt;
+      if (dt > 50000 && at < sizeof line - 64)
+        at += (size_t)snprintf(line + at, sizeof line - at, " %lld/%lld:%.2f/%lld",
+                               (long long)b->pid[i], (long long)b->tid[i],
+                               (double)dt / 1e6, (long long)dr);
+    }
+  }
+  printf("#   cpu: workers %.2f ms, others %.2f ms (%.2f per worker ms):%s\n",
+         (double)workers / 1e6, (double)others / 1e6,
+         workers > 0 ? (double)others / (double)workers : 0.0, line);
+}
+
 static int new_pool(bench_run *run, mp_pool **p, int backend) {
   /* The default size either way: the same workers on this host (see
    * above). */
@@ -196,6 +312,11 @@ static int cpu_case(bench_run *run, int backend) {
   int rc = new_pool(run, &p, backend);
   if (rc != 0)
     return rc;
+  static cpu_snap c0, c1;
+  if (timeline) {
+    cpu_take(&c0);
+    cpu_fix_self(&c0, cpu_self());
+  }
   int64_t t0 = mono_ns();
   bench_timer_start(run);
   if (timeline)
@@ -206,14 +327,22 @@ static int cpu_case(bench_run *run, int backend) {
                      &(mp_pool_map_opts){.chunksize = 1});
   bench_timer_stop(run);
   int64_t t1 = mono_ns();
+  if (timeline) {
+    int64_t self_ns = cpu_self();
+    cpu_take(&c1);
+    cpu_fix_self(&c1, self_ns);
+  }
   mp_pool_free(p);
   if (rc != 0)
     return bench_fail(run, "mp_pool_map: %s", mp_err_name(rc));
   for (int i = 0; i < TASKS; i++)
     run->done += timeline ? (recs[i].pid > 0 ? in[i] : 0) : out[i];
   if (timeline)
+  {
     timeline_print(backend == MP_POOL_BACKEND_MPI ? "mpi" : "local", recs,
                    TASKS, t0, t1);
+    cpu_print(&c0, &c1, recs, TASKS);
+  }
   return 0;
 }
 

@@ -296,14 +296,17 @@ static int on_batch(rank_state *rs, const unsigned char *m, long n) {
       }
       mp_pool_map_fn fn =
           (mp_pool_map_fn)mp__pool_registry_find(MP__POOL_FN_MAP, name);
-      /* Local chunks: two per local worker, whatever the sender's (the
+      /* Local chunks: one per local worker, whatever the sender's (the
        * run's results go back together, and an item's status, timeout and
        * crash are its own either way), so that small chunks cost the
        * local pool one descriptor each for many items, and a big chunk
-       * still spreads over this rank's workers. With maxtasksperchild,
-       * which counts chunks, the sender's or smaller. */
+       * still spreads over this rank's workers. One, not two: every local
+       * chunk wakes the local pool's result thread, and a worker that
+       * ends its chunk early takes the next batch's (rank 0 keeps two or
+       * three batches queued here). With maxtasksperchild, which counts
+       * chunks, the sender's or smaller. */
       size_t lp = (size_t)mp_pool_processes(rs->pool);
-      size_t cs = (items + 2 * lp - 1) / (2 * lp);
+      size_t cs = (items + lp - 1) / lp;
       if (rs->keep_chunks)
         cs = MP__MIN(cs, (size_t)(d.count ? d.count : 1));
       cs = MP__MAX((size_t)1, cs);
