@@ -669,10 +669,10 @@ static bool spare_wait(mp_queue *q, size_t len, const char *name,
     }
     int64_t was = now;
     now = mp__os_now_ns();
-    if (!queued)
-      charged += now - was;
-    if (now - start >= limit || charged >= budget)
+    if (now - start >= limit)
       break;
+    if (!queued && (charged += now - was) >= budget)
+      break; /* nothing queued, and waited as much as a segment costs */
     queued = q->large_count(q) > 0;
     if (now - start < REUSE_SPIN_NS) {
       for (int i = 0; i < 64; i++)
