@@ -89,8 +89,9 @@
  *                      multiproc_zerocopy: 5 buffers (the segments a new
  *                      queue makes before it reuses one) that no page of
  *                      is touched before the clock (nothing is made at
- *                      mp_queue_new: each buffer's first message pays the
- *                      first touches, as a fresh segment's does), and per
+ *                      mp_queue_new: each buffer's first message maps its
+ *                      pages, as a fresh segment's does, with
+ *                      MADV_POPULATE_* as the queue's MAP_POPULATE), and per
  *                      message the queue's system calls: the producer
  *                      renames a file in /dev/shm and stats it, the
  *                      consumer stats one and renames it (the names let
@@ -121,6 +122,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1329,10 +1331,10 @@ static int handoff_setup(xfer *x, bench_run *run) {
   x->hand->nbuf = (uint64_t)nbuf;
   x->hand->size = size;
   x->hand->off = off;
-  /* Every page exists before the workers start (they map them in attach);
-   * not for the guard floor, whose buffers are as fresh as new segments. */
-  if (!(x->q->copy & HANDOFF_GUARD))
-    memset((unsigned char *)x->hand + off, 0, (size_t)nbuf * size);
+  /* Every page exists before the workers start (they map them in attach;
+   * the guard floor's workers do not, as a fresh segment's pages exist
+   * once the producer reserved them but are mapped by neither side). */
+  memset((unsigned char *)x->hand + off, 0, (size_t)nbuf * size);
   return 0;
 }
 
@@ -1390,6 +1392,15 @@ static void handoff_detach(endpoint *e) {
  * producer: rename, then stat; the consumer: stat, then rename). */
 static int handoff_names(endpoint *e, int producer) {
   uint64_t n = e->hseq - 1; /* this message's number (hseq counted it) */
+  struct handoff *h = e->x->hand;
+  if (n < h->nbuf) {
+    /* A buffer's first message: its pages are mapped in one go, as the
+     * queue maps a fresh segment (MAP_POPULATE), not one fault a page. */
+#if defined(MADV_POPULATE_WRITE)
+    (void)madvise(handoff_buf(h, n), h->size,
+                  producer ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#endif
+  }
   const char *from = e->hname[n & 1], *to = e->hname[!(n & 1)];
   struct stat st;
   if (producer ? rename(from, to) != 0 || stat(to, &st) != 0
