@@ -87,11 +87,12 @@
  *                      handoff_guard_limit: the in-place floor with what
  *                      the queue's guarantees cost on top, 1000 messages as
  *                      multiproc_zerocopy: 5 buffers (the segments a new
- *                      queue makes before it reuses one) that no page of
- *                      is touched before the clock (nothing is made at
- *                      mp_queue_new: each buffer's first message maps its
- *                      pages, as a fresh segment's does, with
- *                      MADV_POPULATE_* as the queue's MAP_POPULATE), and per
+ *                      queue makes before it reuses one) whose pages
+ *                      exist but that neither worker maps before the clock
+ *                      (nothing is made at mp_queue_new: each buffer's
+ *                      first message maps its pages in both workers, as a
+ *                      fresh segment's does, with MADV_POPULATE_* as the
+ *                      queue's MAP_POPULATE), and per
  *                      message the queue's system calls: the producer
  *                      renames a file in /dev/shm and stats it, the
  *                      consumer stats one and renames it (the names let
