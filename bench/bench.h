@@ -44,7 +44,7 @@
 #define BENCH_RUNS_MAX 1000
 
 /* The most cases one group (benchmark and case name) may hold. */
-#define BENCH_GROUP_MAX 16
+#define BENCH_GROUP_MAX 20
 
 /* A case function returns 0, BENCH_FAILED after bench_fail, or
  * BENCH_SKIPPED after bench_skip. */

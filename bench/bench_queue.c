@@ -83,7 +83,21 @@
  *                      memcpy, ordinary stores, as ring_limit does and as a
  *                      program filling an in-place claim does: each line
  *                      the consumer read last is fetched from its cache
- *                      before it is overwritten
+ *                      before it is overwritten.
+ *                      handoff_guard_limit: the in-place floor with what
+ *                      the queue's guarantees cost on top, 1000 messages as
+ *                      multiproc_zerocopy: 5 buffers (the segments a new
+ *                      queue makes before it reuses one) whose pages
+ *                      exist but that neither worker maps before the clock
+ *                      (nothing is made at mp_queue_new: each buffer's
+ *                      first message maps its pages in both workers, as a
+ *                      fresh segment's does, with MADV_POPULATE_* as the
+ *                      queue's MAP_POPULATE), and per
+ *                      message the queue's system calls: the producer
+ *                      renames a file in /dev/shm and stats it, the
+ *                      consumer stats one and renames it (the names let
+ *                      a sweep tell whose a segment is after a crash; the
+ *                      stat catches a segment resized from outside)
  *
  * Every message carries a sequence number in its first 8 bytes and a fixed
  * pattern after it. Each consumer counts its messages and sums the 64-bit
@@ -109,6 +123,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -144,6 +159,7 @@
 #define HANDOFF_MAX_BUFS 8
 #define HANDOFF_COPY_OUT 1  /* the consumer copies the message out */
 #define HANDOFF_MEMCPY_IN 2 /* the producer copies in with memcpy */
+#define HANDOFF_GUARD 4     /* the price of the queue's guarantees, below */
 
 /* The smallest ring (ring_setup makes it larger until four of the largest
  * messages fit), and how many messages ring_batch_limit publishes at once. */
@@ -322,6 +338,7 @@ typedef struct endpoint {
   /* handoff floor: the next buffer to fill or read; a buffer read in place */
   uint64_t hseq;
   int hlive;
+  char hname[2][64]; /* handoff_guard_limit: this worker's two names */
   /* multiproc */
   mp_connection *conn;
   mp_queue *qin, *qout;
@@ -1315,7 +1332,9 @@ static int handoff_setup(xfer *x, bench_run *run) {
   x->hand->nbuf = (uint64_t)nbuf;
   x->hand->size = size;
   x->hand->off = off;
-  /* Every page exists before the workers start (they map them in attach). */
+  /* Every page exists before the workers start (they map them in attach;
+   * the guard floor's workers do not, as a fresh segment's pages exist
+   * once the producer reserved them but are mapped by neither side). */
   memset((unsigned char *)x->hand + off, 0, (size_t)nbuf * size);
   return 0;
 }
@@ -1332,6 +1351,18 @@ static int handoff_attach(endpoint *e) {
    * not inherit the page tables of a shared mapping): the producer by
    * writing, the consumer by reading. */
   volatile unsigned char sink = 0;
+  if (x->q->copy & HANDOFF_GUARD) {
+    /* Two names of this worker's own (a file and where it moves to). */
+    for (int k = 0; k < 2; k++)
+      snprintf(e->hname[k], sizeof e->hname[k], "/dev/shm/mpbench-ho-%d-%d",
+               (int)getpid(), k);
+    unlink(e->hname[1]);
+    int fd = open(e->hname[0], O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return ep_fail(e, "open %s: %s", e->hname[0], strerror(errno));
+    close(fd);
+    return 0; /* no page touched before the clock */
+  }
   for (uint64_t i = 0; i < h->nbuf; i++) {
     unsigned char *b = handoff_buf(h, i);
     for (uint64_t k = 0; k < h->size; k += 4096) {
@@ -1351,7 +1382,32 @@ static int handoff_attach(endpoint *e) {
 }
 
 static void handoff_detach(endpoint *e) {
+  if (e->hname[0][0] != '\0') {
+    unlink(e->hname[0]);
+    unlink(e->hname[1]);
+  }
   free(e->big);
+}
+
+/* handoff_names: the guard floor's system calls of one message (the
+ * producer: rename, then stat; the consumer: stat, then rename). */
+static int handoff_names(endpoint *e, int producer) {
+  uint64_t n = e->hseq - 1; /* this message's number (hseq counted it) */
+  struct handoff *h = e->x->hand;
+  if (n < h->nbuf) {
+    /* A buffer's first message: its pages are mapped in one go, as the
+     * queue maps a fresh segment (MAP_POPULATE), not one fault a page. */
+#if defined(MADV_POPULATE_WRITE)
+    (void)madvise(handoff_buf(h, n), h->size,
+                  producer ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#endif
+  }
+  const char *from = e->hname[n & 1], *to = e->hname[!(n & 1)];
+  struct stat st;
+  if (producer ? rename(from, to) != 0 || stat(to, &st) != 0
+               : stat(from, &st) != 0 || rename(from, to) != 0)
+    return ep_fail(e, "rename/stat in /dev/shm: %s", strerror(errno));
+  return 0;
 }
 
 /* nt_copy copies with non-temporal stores (SSE2, every x86-64 has it):
@@ -1390,6 +1446,8 @@ static int handoff_send1(endpoint *e, const void *buf, size_t len) {
   unsigned spins = 0;
   while (atomic_load_explicit(&h->word[i].full, memory_order_acquire) != 0)
     ring_backoff(&spins);
+  if ((e->x->q->copy & HANDOFF_GUARD) && handoff_names(e, 1) != 0)
+    return -1;
   if (e->x->q->copy & HANDOFF_MEMCPY_IN)
     memcpy(handoff_buf(h, i), buf, len);
   else
@@ -1412,6 +1470,8 @@ static int handoff_recv1(endpoint *e, const void **data, size_t *len) {
          0)
     ring_backoff(&spins);
   *len = (size_t)(w - 1);
+  if ((e->x->q->copy & HANDOFF_GUARD) && handoff_names(e, 0) != 0)
+    return -1;
   if (e->x->q->copy & HANDOFF_COPY_OUT) {
     memcpy(e->big, handoff_buf(h, i), *len);
     atomic_store_explicit(&h->word[i].full, 0, memory_order_release);
@@ -1921,6 +1981,8 @@ static const bench_case cases[] = {
         run_case, QH(&sys_handoff, MiB, 8, 0)),
     ROW("queue_1to1", "1MiB", "handoff_memcpy_limit", "1 MiB", 2000, 5,
         "us/op", run_case, QH(&sys_handoff, MiB, 0, HANDOFF_MEMCPY_IN)),
+    ROW("queue_1to1", "1MiB", "handoff_guard_limit", "1 MiB", 1000, 5,
+        "us/op", run_case, QH(&sys_handoff, MiB, 5, HANDOFF_GUARD)),
 
     ROW("queue_2to2", "64B", "multiproc", "64 B", 1000000, 200, "ns/op",
         run_case, Q(&sys_mpq, T22, 0)),

@@ -469,10 +469,14 @@ static void state_publish(mp__qshared *s) {
                         memory_order_release);
 }
 
+static uint32_t count_now(mp_queue *q);
+
 static mp_queue *handle_alloc(void) {
   mp_queue *q = mp__calloc(1, sizeof *q);
-  if (q != NULL)
+  if (q != NULL) {
     mp__qlarge_maps_init(q);
+    q->large_count = count_now; /* for queue_large.c's wait for a segment */
+  }
   return q;
 }
 

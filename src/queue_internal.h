@@ -227,6 +227,7 @@ struct mp_queue {
   _Atomic uint32_t large_made;
   _Atomic int64_t reuse_spent;
   _Atomic bool reuse_off;
+  uint32_t (*large_count)(struct mp_queue *q); /* messages queued now */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
   struct mp_queue *next;             /* the process's list of handles */

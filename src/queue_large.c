@@ -632,7 +632,16 @@ static bool spare_ready(mp_queue *q, size_t len) {
 }
 
 /* spare_wait waits, as above, for a kept segment and renames it to name;
- * false when none came (or waiting is off, or its budget spent). */
+ * false when none came (or waiting is off, or its budget spent). Time
+ * waited while the queue holds messages is not charged to the budget:
+ * the consumer then has work, and gives a segment back when it takes the
+ * next message (a copying get at once, a zero-copy one at its release),
+ * so a fresh segment would only let this producer run further ahead; it
+ * is what a producer in front of a slower consumer waits in any case,
+ * there or on a full queue. (Charged, such waits made a queue whose
+ * consumer is the slower side buy a segment every few hundred messages,
+ * each costing the consumer the wait for its first copy in.) One put
+ * still waits at most a fresh segment's cost in all. */
 static bool spare_wait(mp_queue *q, size_t len, const char *name,
                        mp__deadline d) {
   if (d.poll || atomic_load_explicit(&q->reuse_off, memory_order_relaxed) ||
@@ -642,33 +651,37 @@ static bool spare_wait(mp_queue *q, size_t len, const char *name,
   if (est == 0)
     return false;
   double cost = (double)est * (double)len / (double)(1u << 20);
-  int64_t spent = atomic_load_explicit(&q->reuse_spent, memory_order_relaxed);
-  int64_t wait = cost > REUSE_MAX_NS ? REUSE_MAX_NS : (int64_t)cost;
-  wait -= spent;
-  if (wait <= 0)
+  int64_t limit = cost > REUSE_MAX_NS ? REUSE_MAX_NS : (int64_t)cost;
+  int64_t budget =
+      limit - atomic_load_explicit(&q->reuse_spent, memory_order_relaxed);
+  bool queued = q->large_count(q) > 0;
+  if (budget <= 0 && !queued)
     return false; /* waited as much as a segment costs: buy one */
   int64_t left = mp__deadline_remaining_ns(d);
-  if (left < wait)
-    wait = left;
-  int64_t start = mp__os_now_ns(), end = start + wait, now = start;
+  if (left < limit)
+    limit = left;
+  int64_t start = mp__os_now_ns(), now = start, charged = 0;
   bool got = false;
   for (;;) {
     if (spare_ready(q, len) && spare_take(q, len, name)) {
       got = true;
       break;
     }
+    int64_t was = now;
     now = mp__os_now_ns();
-    if (now >= end)
+    if (now - start >= limit)
       break;
+    if (!queued && (charged += now - was) >= budget)
+      break; /* nothing queued, and waited as much as a segment costs */
+    queued = q->large_count(q) > 0;
     if (now - start < REUSE_SPIN_NS) {
       for (int i = 0; i < 64; i++)
         mp__os_cpu_relax();
     } else {
-      mp__os_sleep_until(MP__MIN(now + REUSE_STEP_NS, end));
+      mp__os_sleep_until(MP__MIN(now + REUSE_STEP_NS, start + limit));
     }
   }
-  atomic_fetch_add_explicit(&q->reuse_spent, mp__os_now_ns() - start,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&q->reuse_spent, charged, memory_order_relaxed);
   if (!got)
     atomic_store_explicit(&q->reuse_off, true, memory_order_relaxed);
   return got;

@@ -425,6 +425,76 @@ static void reuse_hostile_spares(void **state) {
   free(buf);
 }
 
+/* A wait while the queue holds messages is not charged: the consumer has
+ * work and gives a segment back at its next take or release. With the
+ * budget spent, the producer still waits for the held segment instead of
+ * making another, and its charged time stays as it was. */
+static void reuse_queued_wait_not_charged(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held;
+  mp_queue *q = ru_setup(buf, &held); /* four queued */
+  uint64_t old = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  const int64_t spent = 200000000; /* over the longest wait: budget gone */
+  atomic_store(&q->reuse_spent, spent);
+  ru_arg a = {.q = q, .held = &held};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, ru_release_later, &a), 0);
+  fill(buf, RU_LEN, 4);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE);
+  assert_int_equal(count_spares(q), 0);
+  assert_int_equal(atomic_load(&q->reuse_spent), spent);
+  assert_false(atomic_load(&q->reuse_off));
+  ru_drain(q, buf, RU_MADE);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* With nothing queued the wait is charged; once the budget is spent, a
+ * producer with nothing queued makes a segment at once (no wait, so
+ * waiting stays on). */
+static void reuse_empty_wait_charged(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(RU_LEN);
+  assert_non_null(buf);
+  mp_queue_msg held[RU_MADE];
+  mp_queue *q = ru_setup(buf, &held[0]);
+  for (unsigned i = 1; i < RU_MADE; i++)
+    assert_rc(mp_queue_get_msg(q, &held[i], 0), 0); /* all held, none queued */
+  assert_int_equal(count_spares(q), RU_MADE); /* each lent to its holder */
+  uint64_t old = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  ru_arg a = {.q = q, .held = &held[0]};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, ru_release_later, &a), 0);
+  fill(buf, RU_LEN, 6);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE); /* reused */
+  assert_true(atomic_load(&q->reuse_spent) > 0);
+  assert_false(atomic_load(&q->reuse_off));
+  /* Budget spent, the message queued above taken and held: none queued,
+   * none free. */
+  atomic_store(&q->reuse_spent, 200000000);
+  assert_rc(mp_queue_get_msg(q, &held[0], 0), 0);
+  fill(buf, RU_LEN, 7);
+  assert_rc(mp_queue_put(q, buf, RU_LEN, mp_test_slack(10)), 0);
+  assert_int_equal(atomic_load(&q->large_made), RU_MADE + 1);
+  assert_int_equal(atomic_load(&q->reuse_spent), 0); /* starts again */
+  assert_false(atomic_load(&q->reuse_off));
+  for (unsigned i = 0; i < RU_MADE; i++) {
+    assert_true(whole(held[i].data, held[i].len, NULL));
+    mp_queue_msg_release(&held[i]);
+  }
+  ru_drain(q, buf, 1);
+  mp__qlarge_set_fresh_cost(old);
+  mp_queue_free(q);
+  free(buf);
+}
+
 static int ru_put_waiting(void *p) {
   mp_queue *q = p;
   static unsigned char b[RU_LEN];
@@ -494,6 +564,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reuse_wait_runs_out),
     cmocka_unit_test(reuse_never_waits_without_time),
     cmocka_unit_test(reuse_hostile_spares),
+    cmocka_unit_test(reuse_queued_wait_not_charged),
+    cmocka_unit_test(reuse_empty_wait_charged),
     cmocka_unit_test(reuse_killed_while_waiting),
     cmocka_unit_test(claim_times_fresh_segment),
 };
