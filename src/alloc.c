@@ -18,6 +18,8 @@ static bool should_fail(void) {
   return atomic_fetch_sub(&fail_countdown, 1) == 1;
 }
 
+bool mp__alloc_fails_now(void) { return should_fail(); }
+
 void *mp__alloc(size_t size) { return should_fail() ? NULL : malloc(size); }
 
 void *mp__calloc(size_t n, size_t size) {

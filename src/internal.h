@@ -20,6 +20,9 @@ void *mp__calloc(size_t n, size_t size);
 void *mp__realloc(void *p, size_t size);
 char *mp__strdup(const char *s);
 void mp__free(void *p);
+/* mp__alloc_fails_now counts one allocation for the injection below and
+ * says whether it is the one to fail: for allocators of their own. */
+bool mp__alloc_fails_now(void);
 /* mp__alloc_fail_after makes the Nth allocation from now fail (0: never).
  * Exported for the tests only (declared here, not under include/). */
 MP_EXTERN void mp__alloc_fail_after(long n);

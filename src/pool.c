@@ -150,7 +150,7 @@ static void job_release(mp_async_result *j) {
   }
   mp__free((void *)j->chunk_done);
   mp__free(j->fifo);
-  mp__free(j);
+  mp__pool_job_free(j);
 }
 
 static void job_unref(mp_async_result *j) {
@@ -159,7 +159,7 @@ static void job_unref(mp_async_result *j) {
 }
 
 static mp_async_result *job_new(mp_pool *p, int kind) {
-  mp_async_result *j = mp__calloc(1, sizeof *j);
+  mp_async_result *j = mp__pool_job_alloc();
   if (j == NULL)
     return NULL;
   atomic_init(&j->refs, 2);
@@ -168,6 +168,17 @@ static mp_async_result *job_new(mp_pool *p, int kind) {
   j->handler_tid = p->handler_tid;
   j->pool = p;
   return j;
+}
+
+/* not_ours: a forked child's copy of the parent's result. The child sees
+ * zeros there (pool_jobmem.c), so owner 0 is never a match. */
+static bool not_ours(const mp_async_result *r) {
+  return r->owner != mp__os_getpid();
+}
+
+static int fail_not_ours(void) {
+  return mp__fail(MP_EPERM, "the result belongs to another process (a forked "
+                            "child's copy of its parent's)");
 }
 
 /* progress_wake tells an iterator waiting on j that items finished. */
@@ -1630,6 +1641,8 @@ int mp_pool_iter_next(mp_pool_iter *it, double timeout, size_t *index,
   if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   mp_async_result *j = it->job;
+  if (not_ours(j))
+    return fail_not_ours();
   mp__deadline d = mp__deadline_from_timeout(timeout);
   for (;;) {
     uint32_t seq = atomic_load_explicit(&j->progress, memory_order_seq_cst);
@@ -1673,6 +1686,10 @@ static void abandon(mp_async_result *j) {
 void mp_pool_iter_free(mp_pool_iter *it) {
   if (it == NULL)
     return;
+  if (not_ours(it->job)) {
+    mp__free(it); /* the child's copy of the iterator; the job is not */
+    return;
+  }
   abandon(it->job);
   job_unref(it->job);
   mp__free(it);
@@ -1699,6 +1716,8 @@ static int wait_ready(mp_async_result *r, double timeout) {
 int mp_async_result_wait(mp_async_result *r, double timeout) {
   if (r == NULL)
     return mp__fail(MP_EINVAL, "result is NULL");
+  if (not_ours(r))
+    return fail_not_ours();
   if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   return wait_ready(r, timeout);
@@ -1707,6 +1726,8 @@ int mp_async_result_wait(mp_async_result *r, double timeout) {
 int mp_async_result_get(mp_async_result *r, double timeout) {
   if (r == NULL)
     return mp__fail(MP_EINVAL, "result is NULL");
+  if (not_ours(r))
+    return fail_not_ours();
   if (check_timeout(timeout) != 0)
     return MP_EINVAL;
   int rc = wait_ready(r, timeout);
@@ -1714,7 +1735,7 @@ int mp_async_result_get(mp_async_result *r, double timeout) {
 }
 
 int mp_async_result_ready(const mp_async_result *r) {
-  return r != NULL &&
+  return r != NULL && !not_ours(r) &&
          atomic_load_explicit(&((mp_async_result *)r)->ready,
                               memory_order_acquire) != 0;
 }
@@ -1722,6 +1743,8 @@ int mp_async_result_ready(const mp_async_result *r) {
 int mp_async_result_successful(const mp_async_result *r) {
   if (r == NULL)
     return mp__fail(MP_EINVAL, "result is NULL");
+  if (not_ours(r))
+    return fail_not_ours();
   if (!mp_async_result_ready(r))
     return mp__fail(MP_ESTATE, "the result is not ready");
   return r->status == 0;
@@ -1740,6 +1763,8 @@ const void *mp_async_result_data(const mp_async_result *r, size_t *len) {
 int mp_async_result_error(const mp_async_result *r, mp_task_error *err) {
   if (r == NULL || err == NULL)
     return mp__fail(MP_EINVAL, r == NULL ? "result is NULL" : "err is NULL");
+  if (not_ours(r))
+    return fail_not_ours();
   if (!mp_async_result_ready(r) || r->status == 0)
     return mp__fail(MP_ESTATE, mp_async_result_ready(r)
                                    ? "the result succeeded"
@@ -1750,7 +1775,7 @@ int mp_async_result_error(const mp_async_result *r, mp_task_error *err) {
 }
 
 void mp_async_result_free(mp_async_result *r) {
-  if (r == NULL)
+  if (r == NULL || not_ours(r))
     return;
   abandon(r);
   job_unref(r);

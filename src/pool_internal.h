@@ -531,6 +531,14 @@ void mp__pool_release(mp_pool *p);
  * worker rank slot + 1 of an MPI pool (arg: its mp__pool_boot). */
 void mp__pool_mpi_proxy_main(void *arg);
 
+/* ---- pool_jobmem.c -------------------------------------------------------- */
+/* mp__pool_job_alloc gives a zeroed job record from memory a forked child
+ * does not share (NULL when out of memory); mp__pool_job_free returns it
+ * (NULL: no-op). mp__pool_job_live counts the records not yet freed. */
+mp_async_result *mp__pool_job_alloc(void);
+void mp__pool_job_free(mp_async_result *j);
+size_t mp__pool_job_live(void);
+
 /* ---- pool_handler.c ------------------------------------------------------- */
 /* mp__pool_handler_main is the result thread's body. */
 void mp__pool_handler_main(void *arg);

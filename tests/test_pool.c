@@ -1436,6 +1436,135 @@ static void forked_child_gets_eperm(void **state) {
   mp_pool_free(p);
 }
 
+/* The parent's results in a forked child: the child sees zeros where the
+ * records were (pool_jobmem.c) and every call says they are not its own;
+ * its own new pool gets records of its own. */
+typedef struct parents_results {
+  mp_async_result *done, *pending;
+  mp_pool_iter *it;
+} parents_results;
+
+static int use_parents_results(void *arg) {
+  parents_results *pr = arg;
+  mp_async_result *rs[] = {pr->done, pr->pending};
+  for (int i = 0; i < 2; i++) {
+    mp_task_error err;
+    if (mp_async_result_get(rs[i], 0) != MP_EPERM ||
+        mp_async_result_wait(rs[i], MP_FOREVER) != MP_EPERM ||
+        mp_async_result_ready(rs[i]) != 0 ||
+        mp_async_result_successful(rs[i]) != MP_EPERM ||
+        mp_async_result_error(rs[i], &err) != MP_EPERM)
+      return 10 + i;
+    size_t len = 1;
+    if (mp_async_result_data(rs[i], &len) != NULL || len != 0)
+      return 20 + i;
+    mp_async_result_free(rs[i]); /* a no-op on a copy */
+  }
+  size_t index;
+  int status;
+  if (mp_pool_iter_next(pr->it, MP_FOREVER, &index, &status) != MP_EPERM)
+    return 30;
+  mp_pool_iter_free(pr->it);
+  mp_pool *own;
+  if (mp_pool_new(&own, &(mp_pool_opts){.processes = 1}) != 0)
+    return 40;
+  int rc = 0;
+  for (int64_t i = 0; i < 300 && rc == 0; i++) {
+    mp_async_result *r;
+    if (mp_pool_apply_async(own, &r, echo, &i, sizeof i, NULL) != 0)
+      return 41;
+    size_t len = 0;
+    const int64_t *v = mp_async_result_get(r, 30) == 0
+                           ? mp_async_result_data(r, &len)
+                           : NULL;
+    if (v == NULL || len != sizeof i || *v != i)
+      rc = 42;
+    mp_async_result_free(r);
+  }
+  mp_pool_free(own);
+  return rc;
+}
+
+static void forked_child_gets_eperm_on_results(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  parents_results pr;
+  int64_t v = 77;
+  int ms = 300;
+  assert_rc(mp_pool_apply_async(p, &pr.done, echo, &v, sizeof v, NULL), 0);
+  assert_rc(mp_async_result_get(pr.done, 30), 0);
+  assert_rc(mp_pool_apply_async(p, &pr.pending, sleep_task, &ms, sizeof ms,
+                                NULL),
+            0);
+  long in[4] = {1, 2, 3, 4}, out[4];
+  assert_rc(mp_pool_imap(p, &pr.it, square, in, 4, sizeof(long), out,
+                         sizeof(long), NULL),
+            0);
+  pid_t c = mp_test_fork(use_parents_results, &pr);
+  mp_test_wait_exit(c, 0, 60);
+  /* The parent's own records are untouched by the child. */
+  size_t len = 0;
+  const int64_t *got = mp_async_result_data(pr.done, &len);
+  assert_non_null(got);
+  assert_int_equal(len, sizeof v);
+  assert_int_equal(*got, 77);
+  assert_rc(mp_async_result_get(pr.pending, 30), 0);
+  size_t index;
+  int status, n = 0;
+  while (mp_pool_iter_next(pr.it, 30, &index, &status) == 0)
+    n += status == 0 && out[index] == in[index] * in[index];
+  assert_int_equal(n, 4);
+  mp_pool_iter_free(pr.it);
+  mp_async_result_free(pr.done);
+  mp_async_result_free(pr.pending);
+  mp_pool_free(p);
+}
+
+/* live_records_settle waits (up to 10 s) for the result thread to drop
+ * its references: it may do so just after a waiter saw the result ready. */
+static size_t live_records_settle(size_t want) {
+  double end = mp_test_now() + 10;
+  while (mp__pool_job_live() != want && mp_test_now() < end)
+    sleep_ms(1);
+  return mp__pool_job_live();
+}
+
+/* Job records are returned when their results are freed, and reused:
+ * rounds of apply_async leave as many live records as they found, and a
+ * result freed before it is ready returns its record once the pool is
+ * done with it. */
+static void job_records_are_returned(void **state) {
+  (void)state;
+  mp_pool *p = new_pool(2);
+  size_t before = mp__pool_job_live();
+  enum { N = 3000 };
+  mp_async_result **r = calloc(N, sizeof *r);
+  assert_non_null(r);
+  for (int round = 0; round < 3; round++) {
+    for (int64_t i = 0; i < N; i++)
+      assert_rc(mp_pool_apply_async(p, &r[i], echo, &i, sizeof i, NULL), 0);
+    assert_true(mp__pool_job_live() >= before + N);
+    for (int64_t i = 0; i < N; i++) {
+      assert_rc(mp_async_result_get(r[i], 30), 0);
+      size_t len = 0;
+      const int64_t *v = mp_async_result_data(r[i], &len);
+      assert_true(v != NULL && len == sizeof i && *v == i);
+      mp_async_result_free(r[i]);
+    }
+    assert_int_equal(live_records_settle(before), before);
+  }
+  int ms = 200;
+  mp_async_result *slow;
+  assert_rc(mp_pool_apply_async(p, &slow, sleep_task, &ms, sizeof ms, NULL),
+            0);
+  mp_async_result_free(slow); /* not ready: the pool still holds it */
+  assert_rc(mp_pool_close(p), 0);
+  assert_rc(mp_pool_join(p, 30), 0);
+  mp_pool_free(p);
+  assert_int_equal(live_records_settle(before), before);
+  free(r);
+}
+
 /* G-POOL-4: a parent killed by SIGKILL leaves no worker running. The
  * middle process makes a pool, reports its workers' pids, and waits to be
  * killed. */
@@ -2128,6 +2257,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(maxtasksperchild_replaces),
     cmocka_unit_test(worker_pids_are_children),
     cmocka_unit_test(forked_child_gets_eperm),
+    cmocka_unit_test(forked_child_gets_eperm_on_results),
+    cmocka_unit_test(job_records_are_returned),
     cmocka_unit_test(killed_parent_leaves_no_worker),
     cmocka_unit_test(spawn_context_pool),
     cmocka_unit_test(forkserver_pool_with_threads),

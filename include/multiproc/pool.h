@@ -352,8 +352,9 @@ MP_EXTERN int mp_pool_imap_unordered(mp_pool *pool, mp_pool_iter **out_iter,
  * the status is 0); MP_ECLOSED once every item was yielded and the map's
  * progress reports have run (Python's StopIteration); MP_ETIMEDOUT when
  * none came in time (also for timeout 0); MP_EDEADLK from a callback;
- * MP_EINVAL. index and status may be NULL. One thread at a time per
- * iterator. */
+ * MP_EPERM in a forked child (the parent's iterator: mp_pool_iter_free
+ * then frees only the child's copy); MP_EINVAL. index and status may be
+ * NULL. One thread at a time per iterator. */
 MP_EXTERN int mp_pool_iter_next(mp_pool_iter *it, double timeout,
                                 size_t *index, int *status);
 
@@ -374,17 +375,21 @@ MP_EXTERN void mp_pool_iter_free(mp_pool_iter *it);
 MP_EXTERN const void *mp_pool_context(size_t *size);
 
 /* ---- results ------------------------------------------------------------
+ * A result, like its pool, belongs to the process that made it: in a
+ * forked child every call below on the parent's results returns MP_EPERM
+ * (ready: 0, data: NULL, free: does nothing).
+ *
  * mp_async_result_get waits up to timeout seconds for the result, as
  * Python's get(timeout), and returns its status (0 or the failure, see
  * "Task results"); MP_ETIMEDOUT when it is not ready in time (also for
  * timeout 0: a task failing with MP_ETIMEDOUT is told apart by
  * mp_async_result_ready); MP_EDEADLK when called from a callback on a
- * result that is not ready; MP_EINVAL. */
+ * result that is not ready; MP_EPERM; MP_EINVAL. */
 MP_EXTERN int mp_async_result_get(mp_async_result *r, double timeout);
 
 /* mp_async_result_wait waits up to timeout seconds for the result to be
  * ready, as Python's wait(timeout). Returns 0 when ready, MP_ETIMEDOUT,
- * MP_EDEADLK, MP_EINVAL. */
+ * MP_EDEADLK, MP_EPERM, MP_EINVAL. */
 MP_EXTERN int mp_async_result_wait(mp_async_result *r, double timeout);
 
 /* mp_async_result_ready returns 1 once the result is ready, else 0 (also
@@ -393,7 +398,7 @@ MP_EXTERN int mp_async_result_ready(const mp_async_result *r);
 
 /* mp_async_result_successful returns 1 when the ready result succeeded, 0
  * when it failed, MP_ESTATE when it is not ready (Python's ValueError),
- * MP_EINVAL. */
+ * MP_EPERM, MP_EINVAL. */
 MP_EXTERN int mp_async_result_successful(const mp_async_result *r);
 
 /* mp_async_result_data returns the bytes of a ready, successful
@@ -407,7 +412,7 @@ MP_EXTERN const void *mp_async_result_data(const mp_async_result *r,
 /* mp_async_result_error fills *err with why a ready result failed: the
  * failing item's index for a map, and how the worker ended for
  * MP_EWORKERDIED and MP_ETIMEDOUT. Returns 0, MP_ESTATE when not ready or
- * successful, MP_EINVAL. */
+ * successful, MP_EPERM, MP_EINVAL. */
 MP_EXTERN int mp_async_result_error(const mp_async_result *r,
                                     mp_task_error *err);
 
