@@ -535,6 +535,17 @@ static void run(mp_pool *p) {
       deliver(p);
       continue;
     }
+    if (p->drive_hook != NULL) {
+      /* A driven pool: the owner's work, in the same wake. */
+      pthread_mutex_unlock(&p->lock);
+      int64_t until = p->drive_hook(p, p->drive_arg);
+      pthread_mutex_lock(&p->lock);
+      if (p->kick || p->done_head != NULL || p->progress_head != NULL ||
+          p->state == MP__POOL_TERMINATE || until <= mp__os_now_ns())
+        continue;
+      if (until < deadline)
+        deadline = until;
+    }
     if (p->state == MP__POOL_CLOSE && p->njobs == 0)
       return;
     if (p->state == MP__POOL_TERMINATE)
@@ -569,6 +580,15 @@ static void stop_workers(mp_pool *p, bool kill) {
            kill || p->workers[i].thread != NULL ? MP_FOREVER : STOP_WAIT_S);
   for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++)
     mp__pool_reclaim(p, i, MP_ECLOSED);
+}
+
+int mp__pool_drive(mp_pool *p, mp__pool_drive_hook hook, void *arg) {
+  p->drive_hook = hook;
+  p->drive_arg = arg;
+  mp__pool_handler_main(p);
+  /* This thread is the owner's again (mp_pool_free, waits). */
+  p->handler_tid = 0;
+  return p->startup_rc;
 }
 
 void mp__pool_handler_main(void *arg) {
