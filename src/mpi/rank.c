@@ -623,6 +623,8 @@ static int64_t rank_hook(mp_pool *p, void *arg) {
     rs->idle_ns = 0;
     return 0;
   }
+  mp__mpi_trace("r_idle", mp__mpi_rank(),
+                rs->head == NULL ? 0 : 1 + (rs->head->next != NULL));
   if (rs->stopping)
     return now + 1000000; /* the loop ends once its workers have */
   if (rs->head != NULL) {
