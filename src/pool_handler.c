@@ -429,7 +429,11 @@ static bool news(mp_pool *p) {
     if (w->state == MP__PW_EMPTY)
       continue;
     mp__pool_slot *s = slot_of(p, i);
-    if (atomic_load_explicit(&s->tail, memory_order_relaxed) != w->collected)
+    /* A ready MPI proxy collects its own results (pool_mpi.c, under the
+     * lock: collected is not this thread's alone then) and kicks this
+     * thread for what it must do. */
+    if (!(p->mpi && w->state == MP__PW_READY) &&
+        atomic_load_explicit(&s->tail, memory_order_relaxed) != w->collected)
       return true;
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     if (st != (w->state == MP__PW_STARTING ? MP__POOL_W_NONE
