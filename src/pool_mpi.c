@@ -4,7 +4,9 @@
  * descriptors the parent publishes in its slot's ring, sends them to its
  * rank in batches, several in flight, and writes each result back into
  * the slot's output area and ring exactly as a local worker does, so the
- * pool's bookkeeping (pool.c) does not know the difference. It declares
+ * pool's bookkeeping (pool.c) does not know the difference; then, unlike
+ * a local worker, it collects them into the pool itself and publishes
+ * more work (hand_over), so a batch wakes one thread here. It declares
  * its rank dead when it hears nothing from it for MP__MPI_DEAD_NS: the
  * slot's thread then ends with the oldest descriptor in flight begun, so
  * the parent fails its first item with MP_EWORKERDIED and runs the rest

@@ -4,7 +4,9 @@
  * pool, runs each batch of descriptors it receives on that pool (a run of
  * map chunks of one function as one local map, a bytes task as one
  * apply_async), and sends the batches' results back in the order the
- * batches came. While a pool is open, a thread of its own sends rank 0 a
+ * batches came. The local pool is driven (pool_internal.h): its result
+ * loop runs on the rank's main thread, which does the rank's work in the
+ * loop's hook (rank_hook), so a finished local chunk wakes one thread. While a pool is open, a thread of its own sends rank 0 a
  * heartbeat every MP__MPI_HEARTBEAT_NS, whatever the loop is doing (a slow
  * initializer, a close that waits for long tasks), so rank 0 can tell a
  * dead rank from a busy one. See mpi_internal.h for the design. */
