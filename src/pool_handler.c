@@ -447,7 +447,9 @@ static void handler_sleep(mp_pool *p, int64_t deadline) {
   pthread_mutex_unlock(&p->lock);
   int64_t spin_until = mp__os_now_ns() + HANDLER_SPIN_NS;
   bool found = false;
-  for (unsigned k = 1; !found; k++) {
+  /* A driven pool's thread has the owner's work to do too: it sleeps at
+   * once (the spin's yields would each be a context switch more). */
+  for (unsigned k = 1; !found && p->drive_hook == NULL; k++) {
     found = news(p);
     if ((k & 15) == 0) {
       if (mp__os_now_ns() >= spin_until)
