@@ -934,7 +934,7 @@ static int make_segment(mp_pool *p, const mp_pool_opts *o) {
 }
 
 static int pool_create(mp_pool **out, const mp_pool_opts *opts,
-                       bool threads) {
+                       bool threads, bool driven) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out (the pool's address) is NULL");
   mp_pool_opts o = {0};
@@ -1030,6 +1030,12 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
     mp__pool_release(p);
     return rc;
   }
+  if (driven) {
+    /* The owner starts the workers and runs the loop: mp__pool_drive. */
+    p->driven = true;
+    *out = p;
+    return 0;
+  }
   mp_thread_opts topts = {.name = "mp-pool-handler", .daemon = 1};
   rc = mp_thread_new(&p->handler, mp__pool_handler_main, p, &topts);
   if (rc == 0)
@@ -1058,11 +1064,29 @@ static int pool_create(mp_pool **out, const mp_pool_opts *opts,
 }
 
 int mp_pool_new(mp_pool **out, const mp_pool_opts *opts) {
-  return pool_create(out, opts, false);
+  return pool_create(out, opts, false, false);
 }
 
 int mp_threadpool_new(mp_pool **out, const mp_pool_opts *opts) {
-  return pool_create(out, opts, true);
+  return pool_create(out, opts, true, false);
+}
+
+int mp__pool_new_driven(mp_pool **out, const mp_pool_opts *opts) {
+  mp_pool_opts o = {0};
+  if (opts != NULL)
+    o = *opts;
+  o.backend = MP_POOL_BACKEND_LOCAL;
+  return pool_create(out, &o, false, true);
+}
+
+void mp__pool_stop(mp_pool *p, bool terminate) {
+  pthread_mutex_lock(&p->lock);
+  if (terminate)
+    p->state = MP__POOL_TERMINATE;
+  else if (p->state == MP__POOL_RUN)
+    p->state = MP__POOL_CLOSE;
+  mp__pool_kick(p);
+  pthread_mutex_unlock(&p->lock);
 }
 
 static int check_pool(const mp_pool *p) {
@@ -1151,6 +1175,12 @@ void mp_pool_free(mp_pool *p) {
     p->free_on_exit = true;
     mp__pool_kick(p);
     pthread_mutex_unlock(&p->lock);
+    return;
+  }
+  if (p->driven) {
+    /* Its loop ran on the owner's thread and has returned (or never
+     * ran): no worker is left. */
+    mp__pool_release(p);
     return;
   }
   mp_pool_terminate(p);

@@ -429,7 +429,11 @@ static bool news(mp_pool *p) {
     if (w->state == MP__PW_EMPTY)
       continue;
     mp__pool_slot *s = slot_of(p, i);
-    if (atomic_load_explicit(&s->tail, memory_order_relaxed) != w->collected)
+    /* A ready MPI proxy collects its own results (pool_mpi.c, under the
+     * lock: collected is not this thread's alone then) and kicks this
+     * thread for what it must do. */
+    if (!(p->mpi && w->state == MP__PW_READY) &&
+        atomic_load_explicit(&s->tail, memory_order_relaxed) != w->collected)
       return true;
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     if (st != (w->state == MP__PW_STARTING ? MP__POOL_W_NONE
@@ -443,7 +447,9 @@ static void handler_sleep(mp_pool *p, int64_t deadline) {
   pthread_mutex_unlock(&p->lock);
   int64_t spin_until = mp__os_now_ns() + HANDLER_SPIN_NS;
   bool found = false;
-  for (unsigned k = 1; !found; k++) {
+  /* A driven pool's thread has the owner's work to do too: it sleeps at
+   * once (the spin's yields would each be a context switch more). */
+  for (unsigned k = 1; !found && p->drive_hook == NULL; k++) {
     found = news(p);
     if ((k & 15) == 0) {
       if (mp__os_now_ns() >= spin_until)
@@ -535,6 +541,17 @@ static void run(mp_pool *p) {
       deliver(p);
       continue;
     }
+    if (p->drive_hook != NULL) {
+      /* A driven pool: the owner's work, in the same wake. */
+      pthread_mutex_unlock(&p->lock);
+      int64_t until = p->drive_hook(p, p->drive_arg);
+      pthread_mutex_lock(&p->lock);
+      if (p->kick || p->done_head != NULL || p->progress_head != NULL ||
+          p->state == MP__POOL_TERMINATE || until <= mp__os_now_ns())
+        continue;
+      if (until < deadline)
+        deadline = until;
+    }
     if (p->state == MP__POOL_CLOSE && p->njobs == 0)
       return;
     if (p->state == MP__POOL_TERMINATE)
@@ -569,6 +586,15 @@ static void stop_workers(mp_pool *p, bool kill) {
            kill || p->workers[i].thread != NULL ? MP_FOREVER : STOP_WAIT_S);
   for (uint32_t i = 0; i < (uint32_t)p->nworkers; i++)
     mp__pool_reclaim(p, i, MP_ECLOSED);
+}
+
+int mp__pool_drive(mp_pool *p, mp__pool_drive_hook hook, void *arg) {
+  p->drive_hook = hook;
+  p->drive_arg = arg;
+  mp__pool_handler_main(p);
+  /* This thread is the owner's again (mp_pool_free, waits). */
+  p->handler_tid = 0;
+  return p->startup_rc;
 }
 
 void mp__pool_handler_main(void *arg) {

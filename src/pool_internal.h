@@ -450,6 +450,13 @@ struct mp_async_result {
   _Atomic size_t fifo_len;
 };
 
+/* What a driven pool's owner runs in its result loop (see mp__pool_drive):
+ * called once per turn, without the lock, after the turn collected and
+ * delivered; returns the latest time (CLOCK_MONOTONIC ns) the loop may
+ * sleep until (a finished descriptor, a kick or a dying worker wake it
+ * sooner), or a past time to turn again at once. */
+typedef int64_t (*mp__pool_drive_hook)(mp_pool *p, void *arg);
+
 struct mp_pool {
   pthread_mutex_t lock;
   pid_t owner;
@@ -486,6 +493,12 @@ struct mp_pool {
   bool kick; /* something needs the result thread's attention */
   bool starting; /* the first workers are starting (mp_pool_new waits) */
   bool free_on_exit;
+  /* Driven (mp__pool_new_driven): no result thread of its own; the
+   * owner's thread runs the result loop in mp__pool_drive, and drive_hook
+   * each turn. */
+  bool driven;
+  mp__pool_drive_hook drive_hook;
+  void *drive_arg;
   _Atomic uint32_t started;  /* futex word: start-up finished */
   int startup_rc;
   _Atomic uint32_t finished; /* futex word: no worker is left */
@@ -525,6 +538,20 @@ void mp__pool_deliver(mp_pool *p, mp_async_result *done,
                       mp_async_result *progress);
 /* mp__pool_release frees the pool's memory (its workers are gone). */
 void mp__pool_release(mp_pool *p);
+/* mp__pool_new_driven makes a local process pool (opts as mp_pool_new;
+ * the backend is local) with no result thread and no workers yet: its
+ * owner then runs it with mp__pool_drive on its own thread, so that one
+ * thread collects the results and does the owner's own work (an MPI
+ * worker rank: one wake per finished chunk instead of two). Every call
+ * works on it from inside the hook except the ones that wait for the
+ * result thread (mp_pool_join, mp_pool_terminate, a blocking get, which
+ * are MP_EDEADLK there, as in a callback); mp__pool_stop closes or
+ * terminates it from there. mp_pool_free after mp__pool_drive returned
+ * (or instead of it) frees it. */
+int mp__pool_new_driven(mp_pool **out, const mp_pool_opts *opts);
+/* mp__pool_stop closes (terminate false) or terminates the pool without
+ * waiting: the result loop ends once it has finished. */
+void mp__pool_stop(mp_pool *p, bool terminate);
 
 /* ---- pool_mpi.c ------------------------------------------------------------ */
 /* mp__pool_mpi_proxy_main is the body of the thread that stands in for
@@ -542,5 +569,11 @@ size_t mp__pool_job_live(void);
 /* ---- pool_handler.c ------------------------------------------------------- */
 /* mp__pool_handler_main is the result thread's body. */
 void mp__pool_handler_main(void *arg);
+/* mp__pool_drive runs a driven pool's result loop on the calling thread,
+ * calling hook(p, arg) every turn: it starts the workers (returning why
+ * they could not start, the hook never called), then runs until the pool
+ * was closed and its work is done, or terminated, and every worker is
+ * gone. Returns 0 or the start-up failure. Called once. */
+int mp__pool_drive(mp_pool *p, mp__pool_drive_hook hook, void *arg);
 
 #endif

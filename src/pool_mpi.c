@@ -4,7 +4,9 @@
  * descriptors the parent publishes in its slot's ring, sends them to its
  * rank in batches, several in flight, and writes each result back into
  * the slot's output area and ring exactly as a local worker does, so the
- * pool's bookkeeping (pool.c) does not know the difference. It declares
+ * pool's bookkeeping (pool.c) does not know the difference; then, unlike
+ * a local worker, it collects them into the pool itself and publishes
+ * more work (hand_over), so a batch wakes one thread here. It declares
  * its rank dead when it hears nothing from it for MP__MPI_DEAD_NS: the
  * slot's thread then ends with the oldest descriptor in flight begun, so
  * the parent fails its first item with MP_EWORKERDIED and runs the rest
@@ -240,6 +242,30 @@ static uint64_t reserve(proxy *x, uint64_t need) {
   }
 }
 
+/* hand_over takes the results just written into the slot in, as the
+ * result thread would once woken: collects them and publishes the work
+ * that makes room for (into this proxy's ring and the others'). So a
+ * batch's results wake no other thread of rank 0, and this thread sends
+ * the next batch in the same wake; the result thread is kicked only for
+ * what it alone does (callbacks, readiness, progress: mp__pool_collect
+ * kicks it when a job completes). While the result thread is ending this
+ * slot (not READY), it is left to it. */
+static void hand_over(proxy *x) {
+  mp_pool *p = x->p;
+  pthread_mutex_lock(&p->lock);
+  if (p->workers[x->slot].state != MP__PW_READY) {
+    pthread_mutex_unlock(&p->lock);
+    notify(p->h);
+    return;
+  }
+  mp__pool_collect(p, x->slot);
+  if (p->state != MP__POOL_TERMINATE)
+    mp__pool_dispatch(p);
+  if (p->progress_head != NULL)
+    mp__pool_kick(p);
+  pthread_mutex_unlock(&p->lock);
+}
+
 /* on_result writes the results of the oldest batch into the slot.
  * Returns 0, MP_EPROTO for a message that does not match it, or
  * MP_ECLOSED on abort. */
@@ -316,7 +342,7 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
   x->bhead = (x->bhead + 1) % MAX_INFLIGHT;
   x->nbatches--;
   chain_due(x, 0, came);
-  notify(x->p->h);
+  hand_over(x);
   return 0;
 }
 

@@ -10,9 +10,13 @@
  * the descriptors the parent publishes in its slot's ring, sends them to
  * its rank in batches (several batches in flight, so a rank never idles
  * between them), and writes the results back into the slot as a local
- * worker would. A worker rank (rank.c) never returns into main: it runs
- * each batch on a local process pool of its own (fork workers), so a task
- * that crashes fails alone with MP_EWORKERDIED and the rank lives on.
+ * worker would, then collects them into the pool itself (so a batch's
+ * results wake only the proxy, not the pool's result thread too). A
+ * worker rank (rank.c) never returns into main: it runs each batch on a
+ * local process pool of its own (fork workers), so a task that crashes
+ * fails alone with MP_EWORKERDIED and the rank lives on; its main thread
+ * runs that pool's result loop (a driven pool, pool_internal.h) and the
+ * rank's own work in a hook of it, one thread waking per local chunk.
  *
  * Messages travel on MPI_COMM_WORLD (a duplicate, so the program's own
  * MPI traffic never mixes with the pool's), rank 0 <-> rank r only. Every

@@ -4,7 +4,9 @@
  * pool, runs each batch of descriptors it receives on that pool (a run of
  * map chunks of one function as one local map, a bytes task as one
  * apply_async), and sends the batches' results back in the order the
- * batches came. While a pool is open, a thread of its own sends rank 0 a
+ * batches came. The local pool is driven (pool_internal.h): its result
+ * loop runs on the rank's main thread, which does the rank's work in the
+ * loop's hook (rank_hook), so a finished local chunk wakes one thread. While a pool is open, a thread of its own sends rank 0 a
  * heartbeat every MP__MPI_HEARTBEAT_NS, whatever the loop is doing (a slow
  * initializer, a close that waits for long tasks), so rank 0 can tell a
  * dead rank from a busy one. See mpi_internal.h for the design. */
@@ -63,7 +65,19 @@ typedef struct rank_state {
   unsigned char *sbuf[MP__MPI_SENDS];
   MPI_Request sreq[MP__MPI_SENDS];
   uint32_t nsend;
+  int64_t idle_ns; /* the last idle nap */
+  /* The local pool's loop runs on this thread (mp__pool_drive), and this
+   * rank's work in its hook: */
+  bool opened;   /* OPENED was sent for it */
+  bool stopping; /* it was told to end: take no message until it has */
+  int after;     /* what to do once it has ended (AFTER_*) */
+  long after_len; /* AFTER_OPEN, _EXIT: the message's size (in rbuf) */
+  uint32_t open_seq; /* the OPEN's, echoed in OPENED */
+  pthread_t hb;
+  bool hb_started;
 } rank_state;
+
+enum { AFTER_CLOSED, AFTER_OPEN, AFTER_EXIT };
 
 static void group_free(group *g) {
   mp_async_result_free(g->r);
@@ -117,20 +131,6 @@ static void send_small(rank_state *rs, int tag, const void *data, int len) {
   (void)mp__mpi_send(data, len, 0, tag, -1);
 }
 
-static void pool_end(rank_state *rs, bool terminate) {
-  mp__mpi_trace_dump();
-  drop_batches(rs);
-  if (rs->pool != NULL) {
-    if (!terminate) {
-      mp_pool_close(rs->pool);
-      mp_pool_join(rs->pool, MP_FOREVER);
-    }
-    mp_pool_free(rs->pool);
-    rs->pool = NULL;
-  }
-  rs->closing = false;
-}
-
 /* default_processes is this rank's share of its host's cores, the size of
  * its local pool when rank 0 asks for 0: the CPUs it may run on when the
  * launcher bound it to fewer than the host has, else the host's CPUs
@@ -145,43 +145,115 @@ static int default_processes(void) {
   return n > 0 ? n : 1;
 }
 
-static void on_open(rank_state *rs, const unsigned char *m, long n) {
-  mp__mpi_opened rep = {.rc = 0, .pid = (int32_t)getpid()};
-  mp__mpi_open o;
-  if (n < (long)sizeof o) {
-    rep.rc = MP_EPROTO;
-  } else {
-    memcpy(&o, m, sizeof o);
-    rep.seq = o.seq;
-    o.init_name[sizeof o.init_name - 1] = '\0';
-    if (o.initargs_size > (uint64_t)(n - (long)sizeof o))
-      rep.rc = MP_EPROTO;
+static void nap(int64_t ns) {
+  struct timespec ts = {0, (long)ns};
+  nanosleep(&ts, NULL);
+}
+
+/* The heartbeat thread: sends while hb_active (a pool is open). */
+static _Atomic int hb_active, hb_stop;
+
+static void *heartbeat_main(void *arg) {
+  (void)arg;
+  while (!atomic_load(&hb_stop)) {
+    if (atomic_load(&hb_active))
+      (void)mp__mpi_send(NULL, 0, 0, MP__MPI_HEARTBEAT, -1);
+    nap(MP__MPI_HEARTBEAT_NS);
   }
-  if (rep.rc == 0) {
-    pool_end(rs, true);
-    mp_pool_opts po = {.processes = o.processes > 0 ? o.processes
-                                                    : default_processes(),
-                       .maxtasksperchild = (unsigned long)o.maxtasks,
-                       .task_timeout = o.task_timeout,
-                       .max_input_size = o.max_input,
-                       .max_result_size = o.max_result,
-                       .backend = MP_POOL_BACKEND_LOCAL};
-    if (o.init_name[0] != '\0') {
-      po.initializer = (mp_pool_init_fn)mp__pool_registry_find(
-          MP__POOL_FN_INIT, o.init_name);
-      if (po.initializer == NULL)
-        rep.rc = MP_ENOENT;
-      po.initargs = o.initargs_size ? m + sizeof o : NULL;
-      po.initargs_size = o.initargs_size;
-    }
-    rs->keep_chunks = o.maxtasks != 0;
-    if (rep.rc == 0)
-      rep.rc = mp_pool_new(&rs->pool, &po);
-    if (rep.rc == 0)
-      rep.processes = mp_pool_processes(rs->pool);
-  }
-  rs->last_busy = mp__os_now_ns();
+  return NULL;
+}
+
+static int64_t rank_hook(mp_pool *p, void *arg);
+static void rank_exit(rank_state *rs, const unsigned char *m, long n);
+
+static void send_opened(rank_state *rs, int rc, uint32_t seq) {
+  mp__mpi_opened rep = {.rc = rc,
+                        .pid = (int32_t)getpid(),
+                        .seq = seq,
+                        .processes = rc == 0 ? mp_pool_processes(rs->pool)
+                                             : 0};
   send_small(rs, MP__MPI_OPENED, &rep, sizeof rep);
+}
+
+/* run_pool opens the local pool an OPEN asks for and runs it on this
+ * thread until rank 0 closes or terminates it (or, out of turn, opens
+ * another or lets the rank go). The pool's result loop and this rank's
+ * work share the thread (rank_hook): a local chunk that finishes wakes
+ * only it, which collects the chunk and sends the batch's results in the
+ * same wake. */
+static void run_pool(rank_state *rs, const unsigned char *m, long n) {
+  for (;;) {
+    mp__mpi_open o;
+    int rc = 0;
+    uint32_t seq = 0;
+    if (n < (long)sizeof o) {
+      rc = MP_EPROTO;
+    } else {
+      memcpy(&o, m, sizeof o);
+      seq = o.seq;
+      o.init_name[sizeof o.init_name - 1] = '\0';
+      if (o.initargs_size > (uint64_t)(n - (long)sizeof o))
+        rc = MP_EPROTO;
+    }
+    if (rc == 0) {
+      mp_pool_opts po = {.processes = o.processes > 0 ? o.processes
+                                                      : default_processes(),
+                         .maxtasksperchild = (unsigned long)o.maxtasks,
+                         .task_timeout = o.task_timeout,
+                         .max_input_size = o.max_input,
+                         .max_result_size = o.max_result,
+                         .backend = MP_POOL_BACKEND_LOCAL};
+      if (o.init_name[0] != '\0') {
+        po.initializer = (mp_pool_init_fn)mp__pool_registry_find(
+            MP__POOL_FN_INIT, o.init_name);
+        if (po.initializer == NULL)
+          rc = MP_ENOENT;
+        po.initargs = o.initargs_size ? m + sizeof o : NULL;
+        po.initargs_size = o.initargs_size;
+      }
+      rs->keep_chunks = o.maxtasks != 0;
+      /* The pool keeps its own copy of the initargs: m may change. */
+      if (rc == 0)
+        rc = mp__pool_new_driven(&rs->pool, &po);
+    }
+    if (rc != 0) {
+      rs->last_busy = mp__os_now_ns();
+      send_opened(rs, rc, seq);
+      return;
+    }
+    rs->opened = rs->stopping = rs->closing = false;
+    rs->after = AFTER_CLOSED;
+    rs->idle_ns = 0;
+    rs->open_seq = seq;
+    rc = mp__pool_drive(rs->pool, rank_hook, rs);
+    if (!rs->opened) {
+      /* Its workers could not start (an initializer failed...). */
+      mp_pool_free(rs->pool);
+      rs->pool = NULL;
+      rs->last_busy = mp__os_now_ns();
+      send_opened(rs, rc != 0 ? rc : MP_ECLOSED, seq);
+      return;
+    }
+    send_wait(rs);
+    mp__mpi_trace_dump();
+    drop_batches(rs);
+    mp_pool_free(rs->pool);
+    rs->pool = NULL;
+    rs->closing = rs->stopping = false;
+    switch (rs->after) {
+    case AFTER_OPEN:
+      m = rs->rbuf;
+      n = rs->after_len;
+      continue; /* the next pool, at once */
+    case AFTER_EXIT:
+      rank_exit(rs, rs->rbuf, rs->after_len);
+      return; /* not reached */
+    default:
+      atomic_store(&hb_active, 0);
+      send_small(rs, MP__MPI_CLOSED, NULL, 0);
+      return;
+    }
+  }
 }
 
 /* parse_batch turns a BATCH message into local submissions. */
@@ -416,140 +488,169 @@ static int send_result(rank_state *rs, batch *b) {
   return 0;
 }
 
-static void nap(int64_t ns) {
-  struct timespec ts = {0, (long)ns};
-  nanosleep(&ts, NULL);
+/* rank_exit leaves the job (EXIT: m, n), the pool already gone. */
+static void rank_exit(rank_state *rs, const unsigned char *m, long n) {
+  send_wait(rs);
+  atomic_store(&hb_stop, 1);
+  if (rs->hb_started)
+    pthread_join(rs->hb, NULL);
+  /* One byte 1: a rank died, and Open MPI's MPI_Finalize may wait for it
+   * forever: leave without. */
+  if (n >= 1 && m[0] == 1)
+    _exit(0);
+  mp__free(rs->rbuf);
+  MPI_Comm_free(&rs->comm);
+  MPI_Finalize();
+  exit(0);
 }
 
-/* The heartbeat thread: sends while hb_active (a pool is open). */
-static _Atomic int hb_active, hb_stop;
+/* end_pool asks the pool being driven to end (terminate, or close once
+ * its work is done), then what to do after: it ends without this thread
+ * taking another message, so an OPEN's or EXIT's stays in rbuf. */
+static void end_pool(rank_state *rs, bool terminate, int after, long len) {
+  mp__pool_stop(rs->pool, terminate);
+  rs->stopping = true;
+  rs->after = after;
+  rs->after_len = len;
+}
 
-static void *heartbeat_main(void *arg) {
-  (void)arg;
-  while (!atomic_load(&hb_stop)) {
-    if (atomic_load(&hb_active))
-      (void)mp__mpi_send(NULL, 0, 0, MP__MPI_HEARTBEAT, -1);
-    nap(MP__MPI_HEARTBEAT_NS);
+/* rank_turn does what this rank can do now: send the results of the
+ * finished batches, close the pool once asked and its batches are done,
+ * take one message from rank 0. Returns whether anything happened. Runs
+ * in the pool's hook while a pool is open, else in rank_loop (where an
+ * OPEN runs the whole pool, inside run_pool). */
+static bool rank_turn(rank_state *rs) {
+  bool progress = false;
+  mp__mpi_trace("r_wake", mp__mpi_rank(), 0);
+  bool can_send = sends_reap(rs, false);
+  while (can_send && rs->head != NULL && batch_ready(rs->head)) {
+    batch *b = rs->head;
+    if (send_result(rs, b) != 0)
+      break;
+    mp__mpi_trace("r_send", mp__mpi_rank(), b->ndesc);
+    rs->head = b->next;
+    if (rs->head == NULL)
+      rs->tail = NULL;
+    batch_free(b);
+    rs->last_busy = mp__os_now_ns();
+    progress = true;
+    can_send = rs->nsend < MP__MPI_SENDS;
   }
-  return NULL;
+  if (rs->stopping)
+    return progress;
+  if (rs->closing && rs->head == NULL && rs->pool != NULL) {
+    end_pool(rs, false, AFTER_CLOSED, 0);
+    return true;
+  }
+  MPI_Status st;
+  if (!mp__mpi_probe(0, &st))
+    return progress;
+  long n = mp__mpi_recv_probed(&st, &rs->rbuf, &rs->rcap);
+  if (n < 0)
+    return true;
+  switch (st.MPI_TAG) {
+  case MP__MPI_OPEN:
+    atomic_store(&hb_active, 1);
+    if (rs->pool != NULL)
+      end_pool(rs, true, AFTER_OPEN, n); /* rank 0 gave up on this one */
+    else
+      run_pool(rs, rs->rbuf, n);
+    break;
+  case MP__MPI_BATCH:
+    mp__mpi_trace("r_recv", mp__mpi_rank(), n);
+    if (on_batch(rs, rs->rbuf, n) != 0) {
+      /* Rank 0 sent what this rank cannot read: it will see this rank
+       * fall silent on that batch and treat it as dead. */
+      fprintf(stderr, "multiproc: MPI rank %d: malformed batch\n",
+              mp__mpi_rank());
+    }
+    break;
+  case MP__MPI_CLOSE:
+  case MP__MPI_TERMINATE:
+    if (rs->pool == NULL) {
+      atomic_store(&hb_active, 0);
+      send_small(rs, MP__MPI_CLOSED, NULL, 0);
+    } else if (st.MPI_TAG == MP__MPI_CLOSE) {
+      rs->closing = true;
+    } else {
+      end_pool(rs, true, AFTER_CLOSED, 0);
+    }
+    break;
+  case MP__MPI_EXIT:
+    if (rs->pool != NULL)
+      end_pool(rs, true, AFTER_EXIT, n);
+    else
+      rank_exit(rs, rs->rbuf, n);
+    break;
+  default:
+    break;
+  }
+  return true;
+}
+
+/* idle_wait is how long this rank may sleep with nothing to do. Just after
+ * a pool opened or a batch's results went (within IDLE_RECENT_NS), the
+ * next batch is likely on its way (a map starts right after the pool is
+ * made; its next round follows the results): look every IDLE_SHORT_NS,
+ * so it starts within about that. Later, while a pool is open, up to 1 ms
+ * (a pool between maps); without one only an OPEN (a pool being created)
+ * or EXIT can come. */
+static int64_t idle_wait(rank_state *rs, int64_t now) {
+  int64_t idle_max = 10000000;
+  if (rs->pool != NULL)
+    idle_max = now - rs->last_busy < IDLE_RECENT_NS ? IDLE_SHORT_NS : 1000000;
+  rs->idle_ns =
+      rs->idle_ns == 0 ? 20000 : MP__MIN(rs->idle_ns * 2, idle_max);
+  return MP__MIN(rs->idle_ns, idle_max);
+}
+
+/* rank_hook is this rank's work in its local pool's loop: a turn, then
+ * how long the loop may sleep. A local chunk that finishes wakes the loop
+ * sooner (it collects it, then calls this in the same wake); so with
+ * batches running, sleep a while when more are queued behind the oldest
+ * (its workers have work, and the next batch from rank 0 comes after this
+ * one's results), briefly when it is the last (rank 0's next batch may be
+ * waiting to be picked up), so this thread wakes about once per local
+ * chunk instead of polling. */
+static int64_t rank_hook(mp_pool *p, void *arg) {
+  rank_state *rs = arg;
+  (void)p;
+  int64_t now = mp__os_now_ns();
+  if (!rs->opened) {
+    rs->opened = true;
+    rs->last_busy = now;
+    send_opened(rs, 0, rs->open_seq);
+  }
+  if (rank_turn(rs)) {
+    rs->idle_ns = 0;
+    return 0;
+  }
+  mp__mpi_trace("r_idle", mp__mpi_rank(),
+                rs->head == NULL ? 0 : 1 + (rs->head->next != NULL));
+  if (rs->stopping)
+    return now + 1000000; /* the loop ends once its workers have */
+  if (rs->head != NULL) {
+    rs->idle_ns = 0;
+    if (!batch_ready(rs->head))
+      return now + (rs->head->next != NULL ? 2000000 : 200000);
+    return now + 50000; /* ready, but its send cannot start yet */
+  }
+  return now + idle_wait(rs, now);
 }
 
 static void rank_loop(void) {
   rank_state rs = {.comm = mp__mpi_comm()};
-  int64_t idle_ns = 0;
   /* This thread waits by napping (Open MPI 4 cannot block until a message
    * comes): a nap should end when asked, not up to the default 50 µs of
    * timer slack later. */
   (void)prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0);
-  pthread_t hb;
-  bool hb_started = pthread_create(&hb, NULL, heartbeat_main, NULL) == 0;
+  rs.hb_started = pthread_create(&rs.hb, NULL, heartbeat_main, NULL) == 0;
   for (;;) {
-    bool progress = false;
-    mp__mpi_trace("r_wake", mp__mpi_rank(), 0);
-    bool can_send = sends_reap(&rs, false);
-    while (can_send && rs.head != NULL && batch_ready(rs.head)) {
-      batch *b = rs.head;
-      if (send_result(&rs, b) != 0)
-        break;
-      mp__mpi_trace("r_send", mp__mpi_rank(), b->ndesc);
-      rs.head = b->next;
-      if (rs.head == NULL)
-        rs.tail = NULL;
-      batch_free(b);
-      rs.last_busy = mp__os_now_ns();
-      progress = true;
-      can_send = rs.nsend < MP__MPI_SENDS;
-    }
-    if (rs.closing && rs.head == NULL) {
-      send_wait(&rs);
-      pool_end(&rs, false);
-      atomic_store(&hb_active, 0);
-      send_small(&rs, MP__MPI_CLOSED, NULL, 0);
-    }
-    MPI_Status st;
-    if (mp__mpi_probe(0, &st)) {
-      long n = mp__mpi_recv_probed(&st, &rs.rbuf, &rs.rcap);
-      progress = true;
-      if (n >= 0) {
-        switch (st.MPI_TAG) {
-        case MP__MPI_OPEN:
-          atomic_store(&hb_active, 1);
-          on_open(&rs, rs.rbuf, n);
-          break;
-        case MP__MPI_BATCH:
-          mp__mpi_trace("r_recv", mp__mpi_rank(), n);
-          if (on_batch(&rs, rs.rbuf, n) != 0) {
-            /* Rank 0 sent what this rank cannot read: it will see this
-             * rank fall silent on that batch and treat it as dead. */
-            fprintf(stderr, "multiproc: MPI rank %d: malformed batch\n",
-                    mp__mpi_rank());
-          }
-          break;
-        case MP__MPI_CLOSE:
-          rs.closing = true;
-          break;
-        case MP__MPI_TERMINATE:
-          send_wait(&rs);
-          pool_end(&rs, true);
-          atomic_store(&hb_active, 0);
-          send_small(&rs, MP__MPI_CLOSED, NULL, 0);
-          break;
-        case MP__MPI_EXIT:
-          send_wait(&rs);
-          pool_end(&rs, true);
-          atomic_store(&hb_stop, 1);
-          if (hb_started)
-            pthread_join(hb, NULL);
-          /* One byte 1: a rank died, and Open MPI's MPI_Finalize may wait
-           * for it forever: leave without. */
-          if (n >= 1 && rs.rbuf[0] == 1)
-            _exit(0);
-          mp__free(rs.rbuf);
-          MPI_Comm_free(&rs.comm);
-          MPI_Finalize();
-          exit(0);
-        default:
-          break;
-        }
-      }
-    }
-    if (progress) {
-      idle_ns = 0;
+    if (rank_turn(&rs)) {
+      rs.idle_ns = 0;
       continue;
     }
-    /* Nothing to do now. With batches running, wait for the oldest: a
-     * while when more are queued behind it on the local pool (its workers
-     * have work, and the next batch from rank 0 comes after this one's
-     * results), briefly when it is the last (rank 0's next batch may be
-     * waiting to be picked up), so this thread wakes about once per batch
-     * instead of polling. Else nap, longer while idle. */
-    if (rs.head != NULL) {
-      bool waited = false;
-      for (uint32_t i = 0; i < rs.head->ngroups; i++) {
-        mp_async_result *r = rs.head->groups[i].r;
-        if (r != NULL && !mp_async_result_ready(r)) {
-          mp_async_result_wait(r, rs.head->next != NULL ? 0.002 : 0.0002);
-          waited = true;
-          break;
-        }
-      }
-      if (!waited)
-        nap(50000); /* ready, but its send cannot start yet */
-      continue;
-    }
-    /* Idle. Just after a pool opened or a batch's results went (within
-     * IDLE_RECENT_NS), the next batch is likely on its way (a map starts
-     * right after the pool is made; its next round follows the results):
-     * look every IDLE_SHORT_NS, so it starts within about that. Later, while
-     * a pool is open, nap up to 1 ms (a pool between maps); without one
-     * only an OPEN (a pool being created) or EXIT can come. */
-    int64_t idle_max = 10000000;
-    if (rs.pool != NULL)
-      idle_max = mp__os_now_ns() - rs.last_busy < IDLE_RECENT_NS
-                     ? IDLE_SHORT_NS
-                     : 1000000;
-    idle_ns = idle_ns == 0 ? 20000 : MP__MIN(idle_ns * 2, idle_max);
-    nap(MP__MIN(idle_ns, idle_max));
+    nap(idle_wait(&rs, mp__os_now_ns()));
   }
 }
 

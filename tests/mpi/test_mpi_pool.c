@@ -338,6 +338,41 @@ static int crashing_tasks(void) {
 }
 /* MP_MPI_CASE(crashing_tasks) */
 
+/* task_timeout holds on the ranks: the item that overruns it fails with
+ * MP_ETIMEDOUT (its local worker is killed and replaced by the rank's
+ * pool, whose result loop runs on the rank's main thread), the others
+ * complete, and the ranks serve on. */
+static int task_timeout(void) {
+  mp_pool *p = NULL;
+  mp_pool_opts o = {.processes = 1, .task_timeout = 0.3,
+                    .backend = MP_POOL_BACKEND_MPI};
+  CHECK_RC(mp_pool_new(&p, &o), 0);
+  if (p == NULL)
+    return 1;
+  enum { N = 8 };
+  int in[N], out[N], statuses[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i == 3 ? 20000 : 10;
+  mp_pool_map_opts mo = {.chunksize = 1, .statuses = statuses};
+  double t0 = now();
+  CHECK_RC(mp_pool_map(p, sleep_item, in, N, sizeof *in, out, sizeof *out,
+                       &mo),
+           MP_ETIMEDOUT);
+  CHECK(now() - t0 < 10.0); /* not the 20 s the item would sleep */
+  for (int i = 0; i < N; i++)
+    CHECK(statuses[i] == (i == 3 ? MP_ETIMEDOUT : 0));
+  for (int i = 0; i < N; i++)
+    in[i] = 1;
+  CHECK_RC(mp_pool_map(p, sleep_item, in, N, sizeof *in, out, sizeof *out,
+                       NULL),
+           0);
+  CHECK_RC(mp_pool_close(p), 0);
+  CHECK_RC(mp_pool_join(p, MP_FOREVER), 0);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(task_timeout) */
+
 /* The initializer runs in every local worker of every rank, with the
  * initargs bytes. */
 static int initializer(void) {
@@ -608,7 +643,8 @@ static const struct {
   int (*fn)(void);
 } cases[] = {CASE(every_call),      CASE(crashing_tasks), CASE(initializer),
              CASE(close_terminate), CASE(killed_rank),    CASE(million_items),
-             CASE(rank_workers),    CASE(rank_killed_between_pools)};
+             CASE(rank_workers),    CASE(rank_killed_between_pools),
+             CASE(task_timeout)};
 
 int main(int argc, char **argv) {
   /* Ranks 1.. become the pool's worker ranks here and never return. */
