@@ -201,6 +201,12 @@ struct mp_queue {
   int slot;              /* this process's entry in procs, or -1 */
   uint32_t tag;          /* mp__queue_tag: this process's tag, made on join */
   bool lease;            /* at-least-once mode */
+  /* Holding back (queue_fifo.c), under clock: the last look at the tail
+   * found messages the get had not waited for; chances to let pass, and
+   * the next such count; hold-backs made (for tests). */
+  bool hold_streak;
+  uint32_t hold_skip, hold_backoff;
+  uint64_t holds;
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
   /* The open in-place put (mp_queue_claim): written only by the thread
@@ -256,6 +262,7 @@ typedef struct mp__qget {
   size_t needed;     /* out with MP_ETOOBIG */
   uint64_t lease;    /* out, lease mode: the lease of the message taken */
   uint64_t seg_size; /* out: the large message's segment's size */
+  bool waited;       /* the get waited for a message (queue.c) */
 } mp__qget;
 
 /* The files and who calls whom (downward only):
