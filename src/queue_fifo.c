@@ -506,13 +506,8 @@ void mp__qfifo_for_each_large(mp_queue *q,
 #define HOLD_PAUSES 64
 #define HOLD_SKIP_MAX 1024
 
-static uint64_t hold_back(mp_queue *q, uint64_t h, uint64_t t) {
-  if (pos_of(t) - pos_of(h) >= HOLD_BYTES)
-    return t;
-  if (q->hold_skip > 0) {
-    q->hold_skip--;
-    return t;
-  }
+static __attribute__((noinline)) uint64_t hold_back(mp_queue *q,
+                                                    uint64_t t) {
   q->holds++;
   for (int j = 0; j < HOLD_PAUSES; j++)
     mp__os_cpu_relax();
@@ -555,12 +550,16 @@ int mp__qfifo_try_get(mp_queue *q, const mp__deadline *d, mp__qget *g) {
     }
     s->tail_cache = t;
     /* Holding back (above); its fields are written under clock. */
+    bool few = pos_of(t) - pos_of(h) < HOLD_BYTES &&
+               cnt_of(t) != cnt_of(h) && !g->waited;
     bool streak = q->hold_streak;
-    q->hold_streak = !g->waited && cnt_of(t) != cnt_of(h);
-    if (streak && q->hold_streak && !d->poll &&
-        (atomic_load_explicit(&s->clock.owner, memory_order_relaxed) &
-         MP__QLOCK_BIAS)) {
-      t = hold_back(q, h, t);
+    q->hold_streak = few;
+    if (few && streak && q->hold_skip > 0)
+      q->hold_skip--;
+    else if (few && streak && !d->poll &&
+             (atomic_load_explicit(&s->clock.owner, memory_order_relaxed) &
+              MP__QLOCK_BIAS)) {
+      t = hold_back(q, t);
       if (!pair_ok(q, h, t)) {
         mp__queue_unlock(q, &s->clock);
         return mp__fail(MP_ECORRUPT, "ring head and tail words disagree");
