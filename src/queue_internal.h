@@ -201,14 +201,14 @@ struct mp_queue {
   int slot;              /* this process's entry in procs, or -1 */
   uint32_t tag;          /* mp__queue_tag: this process's tag, made on join */
   bool lease;            /* at-least-once mode */
+  unsigned char *leases; /* lease mode: the entries */
+  uint32_t lease_size;
   /* Holding back (queue_fifo.c), under clock: the last look at the tail
-   * found messages the get had not waited for; chances to let pass, and
+   * found under HOLD_BYTES the get had not waited for; chances to let pass, and
    * the next such count; hold-backs made (for tests). */
   bool hold_streak;
   uint32_t hold_skip, hold_backoff;
   uint64_t holds;
-  unsigned char *leases; /* lease mode: the entries */
-  uint32_t lease_size;
   /* The open in-place put (mp_queue_claim): written only by the thread
    * that holds plock, which is the claimer from claim to commit. */
   struct {
