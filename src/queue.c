@@ -1270,6 +1270,7 @@ static int get_wait_loop(mp_queue *q, mp__qget *g, mp__deadline d) {
     if ((rc = mp__queue_wait_until(q, &q->s->not_empty, ready_data, NULL, d)) !=
         0)
       return rc;
+    g->waited = true;
   }
 }
 

@@ -203,6 +203,12 @@ struct mp_queue {
   bool lease;            /* at-least-once mode */
   unsigned char *leases; /* lease mode: the entries */
   uint32_t lease_size;
+  /* Holding back (queue_fifo.c), under clock: the last look at the tail
+   * found under HOLD_BYTES the get had not waited for; chances to let pass, and
+   * the next such count; hold-backs made (for tests). */
+  bool hold_streak;
+  uint32_t hold_skip, hold_backoff;
+  uint64_t holds;
   /* The open in-place put (mp_queue_claim): written only by the thread
    * that holds plock, which is the claimer from claim to commit. */
   struct {
@@ -257,6 +263,7 @@ typedef struct mp__qget {
   size_t needed;     /* out with MP_ETOOBIG */
   uint64_t lease;    /* out, lease mode: the lease of the message taken */
   uint64_t seg_size; /* out: the large message's segment's size */
+  bool waited;       /* the get waited for a message (queue.c) */
 } mp__qget;
 
 /* The files and who calls whom (downward only):
