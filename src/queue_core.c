@@ -152,7 +152,6 @@ static bool holder_left(mp_queue *q, uint64_t v) {
 
 /* The parts of a futex word (see "the futex words" below). */
 #define SLEEP_ONE 1u
-#define SLEEP_MASK MP__QUEUE_SLEEP_MASK
 #define SLEEP_SEQ 0x10000u
 /* A registration on a futex word: whether the caller is counted, and the
  * word's value when it was (what it sleeps on). */
@@ -336,7 +335,7 @@ static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
     return false;
   }
   return (atomic_load_explicit(&l->sleepers, memory_order_relaxed) &
-          SLEEP_MASK) == 0;
+          MP__QUEUE_SLEEP_MASK) == 0;
 }
 
 static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
@@ -523,8 +522,8 @@ void mp__queue_wake_all(mp_queue *q) {
   _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
   for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
     uint32_t v = atomic_load(words[i]);
-    while (!atomic_compare_exchange_weak(words[i], &v,
-                                         (v & ~SLEEP_MASK) + SLEEP_SEQ))
+    while (!atomic_compare_exchange_weak(
+        words[i], &v, (v & ~MP__QUEUE_SLEEP_MASK) + SLEEP_SEQ))
       ;
     mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
   }
@@ -604,9 +603,9 @@ QTLS bool mp__queue_woke_peer;
  * threads the wake found asleep (0 when another waker took them first). */
 static __attribute__((noinline)) int wake_counted(_Atomic uint32_t *word,
                                                   uint32_t v) {
-  while (v & SLEEP_MASK) {
+  while (v & MP__QUEUE_SLEEP_MASK) {
     if (atomic_compare_exchange_weak(word, &v,
-                                     (v & ~SLEEP_MASK) + SLEEP_SEQ))
+                                     (v & ~MP__QUEUE_SLEEP_MASK) + SLEEP_SEQ))
       return mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
   }
   return 0;
@@ -623,7 +622,7 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word) {
   else
     atomic_signal_fence(memory_order_seq_cst);
   uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-  if (__builtin_expect((v & SLEEP_MASK) == 0, 1))
+  if (__builtin_expect((v & MP__QUEUE_SLEEP_MASK) == 0, 1))
     return 0;
   return wake_counted(word, v);
 }
@@ -656,10 +655,11 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier, sleep_reg *r) {
   uint32_t v = atomic_load(word);
   for (;;) {
-    if (r->counted && (v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0)
+    if (r->counted && (v >> 16) == (r->v >> 16) &&
+        (v & MP__QUEUE_SLEEP_MASK) != 0)
       break; /* still counted: nobody woke the sleepers since */
     r->counted = false;
-    if ((v & SLEEP_MASK) == SLEEP_MASK)
+    if ((v & MP__QUEUE_SLEEP_MASK) == MP__QUEUE_SLEEP_MASK)
       break; /* saturated (scribbled): a waker wakes anyway */
     if (atomic_compare_exchange_weak(word, &v, v + SLEEP_ONE)) {
       v += SLEEP_ONE;
@@ -685,7 +685,7 @@ static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r) {
     return;
   r->counted = false;
   uint32_t v = atomic_load(word);
-  while ((v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0 &&
+  while ((v >> 16) == (r->v >> 16) && (v & MP__QUEUE_SLEEP_MASK) != 0 &&
          !atomic_compare_exchange_weak(word, &v, v - SLEEP_ONE))
     ;
 }
