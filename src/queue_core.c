@@ -650,7 +650,20 @@ void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
  * 15 us here), and when a request was just sent to a sleeping peer that
  * falls on the reply's path (the bench's idle round trip took 1.8 times a
  * futex hand-off with it). A wake-up missed that way, which needs the two
- * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
+ * sides to cross within that window, costs at most FIRST_SLEEP_NS.
+ *
+ * The window is not that narrow after a spin: the waker's commit store
+ * waits in its store buffer for the line the spinner keeps reading, a
+ * cross-core round trip (hundreds of nanoseconds here), and a spin that
+ * runs out is a sign that the peer is busy and about to commit. Counted
+ * in a busy 64-byte round trip (200,000 round trips, about twenty sleeps
+ * each): one to three first sleeps in three runs of five ran their whole
+ * 20 ms with the message there, which made those runs 10-20% slower. So
+ * a sleep that follows a spin makes the heavy barrier at once (see
+ * wait_until): it is rare where spinning pays, and off the message's path
+ * (the spinner waits for its peer anyway). */
+_Atomic unsigned long mp__queue_sleep_barriers;
+
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier, sleep_reg *r) {
   uint32_t v = atomic_load(word);
@@ -668,6 +681,9 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
     }
   }
   r->v = v;
+  if (barrier)
+    atomic_fetch_add_explicit(&mp__queue_sleep_barriers, 1,
+                              memory_order_relaxed);
   if (barrier && mp__os_barrier_heavy() != 0) {
     if (!q->fence) {
       q->fence = true;
@@ -741,12 +757,13 @@ static bool spin_for(mp_queue *q, mp__queue_ready_fn ready, void *arg,
  * deadline (see wait_until); reg is taken back by the caller. */
 static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
                        mp__queue_ready_fn ready, void *arg, mp__deadline d,
-                       sleep_reg *reg) {
+                       bool spun, sleep_reg *reg) {
   /* Until a sleep lasted its whole slice, sleeps are first sleeps: a
    * futex wait that returns at once because the word moved (another
    * waiter registered) or a wake that found the state taken already
-   * did not sleep through a missed wake-up. */
-  for (bool first = true;;) {
+   * did not sleep through a missed wake-up. After a spin (spun) there is
+   * no first sleep: the barrier comes at once (see prepare_sleep). */
+  for (bool first = !spun;;) {
     uint32_t v = prepare_sleep(q, word, !first, reg);
     if (ready(q, arg))
       return 0;
@@ -773,6 +790,7 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
   if (now >= d.ns)
     return MP_ETIMEDOUT;
   bool probe = mp__queue_woke_peer && ++waits > probe_every;
+  bool spun = false;
   if (q->spin_ns > 0 && (!mp__queue_woke_peer || probe)) {
     int64_t spin = q->spin_ns;
     if (probe) {
@@ -785,13 +803,14 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
         probe_every = 0;
       return 0;
     }
+    spun = true;
     if (probe)
       probe_every = probe_every == 0           ? PROBE_MIN
                     : probe_every < PROBE_MAX ? probe_every * 2
                                               : PROBE_MAX;
   }
   sleep_reg reg = {0};
-  int rc = sleep_until(q, word, ready, arg, d, &reg);
+  int rc = sleep_until(q, word, ready, arg, d, spun, &reg);
   cancel_sleep(word, &reg);
   return rc;
 }
