@@ -53,6 +53,16 @@
  *   futex_handoff      (round trip only) a 64-byte slot in shared memory
  *                      and a futex word per direction: store, FUTEX_WAKE;
  *                      the receiver FUTEX_WAITs, never spins
+ *   futex_bounded      (idle round trip only) the queue's wake protocol
+ *                      with no queue: the same slot, a message count and a
+ *                      futex word counting registered sleepers per
+ *                      direction; the receiver registers, looks again and
+ *                      sleeps at most 20 ms at a time (the queue's first
+ *                      sleep), the sender wakes only when someone is
+ *                      registered. The floor of a hand-off that keeps the
+ *                      queue's guarantees (one wake a message and none
+ *                      while nobody sleeps; every sleep bounded, so a
+ *                      missed or lost wake costs a slice, not a hang)
  *   ring_limit         bench/ring.h, a bare busy-polling single-producer
  *                      single-consumer ring: the producer copies each
  *                      message in, the consumer reads it in place; each
@@ -120,6 +130,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +292,10 @@ typedef struct xshared {
   /* futex_handoff: a word and a slot per direction */
   _Alignas(64) _Atomic uint32_t word[2];
   _Alignas(64) unsigned char slot[2][64];
+  /* futex_bounded: the message count per direction (word[] then counts
+   * the registered sleepers), each on a line of its own */
+  _Alignas(64) _Atomic uint32_t fdata0;
+  _Alignas(64) _Atomic uint32_t fdata1;
 } xshared;
 
 /* xfer is one run, built by the parent and inherited by the workers. */
@@ -1539,6 +1554,81 @@ static int futex_recv1(endpoint *e, const void **data, size_t *len) {
   return 0;
 }
 
+/* futex_bounded (see the systems above): word[dir] is
+ * (sequence << 16) | registered sleepers, as the queue's futex words; the
+ * steps are those of queue_core.c's notify, prepare_sleep, cancel_sleep
+ * and sleep_until, without the queue around them. */
+#define FB_ONE 1u
+#define FB_MASK 0xffffu
+#define FB_SEQ 0x10000u
+#define FB_SLICE_NS (20 * 1000 * 1000)
+
+static _Atomic uint32_t *fb_data(xshared *sh, int dir) {
+  return dir == 0 ? &sh->fdata0 : &sh->fdata1;
+}
+
+static int fb_send(endpoint *e, const void *buf, size_t len) {
+  int dir = e->role == ROLE_PING ? 0 : 1;
+  xshared *sh = e->x->sh;
+  if (len > sizeof sh->slot[dir])
+    return ep_fail(e, "futex hand-off carries at most 64 bytes");
+  memcpy(sh->slot[dir], buf, len);
+  _Atomic uint32_t *d = fb_data(sh, dir), *w = &sh->word[dir];
+  atomic_store_explicit(d, atomic_load_explicit(d, memory_order_relaxed) + 1,
+                        memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+  while (v & FB_MASK)
+    if (atomic_compare_exchange_weak(w, &v, (v & ~FB_MASK) + FB_SEQ)) {
+      if (futex_call(w, FUTEX_WAKE, INT_MAX) < 0)
+        return ep_fail(e, "FUTEX_WAKE: %s", strerror(errno));
+      break;
+    }
+  return 0;
+}
+
+static int fb_recv(endpoint *e, const void **data, size_t *len) {
+  int dir = e->role == ROLE_PING ? 1 : 0;
+  xshared *sh = e->x->sh;
+  _Atomic uint32_t *d = fb_data(sh, dir), *w = &sh->word[dir];
+  bool counted = false;
+  uint32_t reg = 0;
+  while (atomic_load_explicit(d, memory_order_acquire) == e->seen) {
+    uint32_t v = atomic_load(w);
+    if (!(counted && (v >> 16) == (reg >> 16) && (v & FB_MASK) != 0)) {
+      counted = false;
+      while ((v & FB_MASK) != FB_MASK)
+        if (atomic_compare_exchange_weak(w, &v, v + FB_ONE)) {
+          v += FB_ONE;
+          counted = true;
+          break;
+        }
+      reg = v;
+    }
+    if (atomic_load_explicit(d, memory_order_acquire) != e->seen)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + FB_SLICE_NS;
+    ts.tv_sec = until / 1000000000;
+    ts.tv_nsec = until % 1000000000;
+    if (syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_BITSET, reg, &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY) < 0 &&
+        errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+      return ep_fail(e, "FUTEX_WAIT_BITSET: %s", strerror(errno));
+  }
+  if (counted) {
+    uint32_t v = atomic_load(w);
+    while ((v >> 16) == (reg >> 16) && (v & FB_MASK) != 0 &&
+           !atomic_compare_exchange_weak(w, &v, v - FB_ONE))
+      ;
+  }
+  e->seen++;
+  *data = sh->slot[dir];
+  *len = e->x->size;
+  return 0;
+}
+
 /* ---- multiproc: the queue and the pipe ----------------------------------- */
 
 /* The Pipe: simplex (a pipe, as Python's Queue uses) for throughput,
@@ -1865,6 +1955,9 @@ SYSTEM(sys_handoff, .setup = handoff_setup, .teardown = handoff_teardown,
 SYSTEM(sys_futex, .setup = futex_setup, .teardown = futex_teardown,
        .attach = futex_attach, .detach = futex_detach, .send = futex_send1,
        .recv = futex_recv1)
+SYSTEM(sys_futex_bounded, .setup = futex_setup, .teardown = futex_teardown,
+       .attach = futex_attach, .detach = futex_detach, .send = fb_send,
+       .recv = fb_recv)
 #ifdef BENCH_HAVE_ZMQ
 SYSTEM(sys_zmq, .setup = zmq_setup, .teardown = zmq_teardown,
        .attach = zmq_attach, .detach = zmq_detach, .send = zmq_send1,
@@ -2003,6 +2096,8 @@ static const bench_case cases[] = {
     PEERS_RT("64B_idle", RTI, 300, 300, 300, 300, 300, 300, 5),
     ROW("queue_roundtrip", "64B_idle", "multiproc_nospin", "64 B", 300, 5,
         "ns/op", run_case, Q(&sys_mpq_nospin, RTI, 0)),
+    ROW("queue_roundtrip", "64B_idle", "futex_bounded", "64 B", 300, 5, "ns/op",
+        run_case, Q(&sys_futex_bounded, RTI, 0)),
 };
 
 int main(int argc, char **argv) {

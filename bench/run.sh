@@ -124,6 +124,8 @@ target	queue_roundtrip	64B_busy	multiproc	ring_limit	1.5
 max	queue_roundtrip	64B_busy	multiproc	ns/op	1000
 target	queue_roundtrip	64B_idle	multiproc	futex_handoff	1.0
 reference	queue_roundtrip	64B_idle	multiproc_nospin	futex_handoff	1
+floor	queue_roundtrip	64B_idle	futex_bounded	futex_handoff	1.0
+reference	queue_roundtrip	64B_idle	multiproc_nospin	futex_bounded	1
 target	connection_rtt	64B_tcp	multiproc	python	0.2
 target	connection_setup	authkey_tcp	multiproc	python	0.2
 floor	connection_rtt	64B_tcp	floor_busy_poll|floor_block	python	0.2

@@ -152,7 +152,6 @@ static bool holder_left(mp_queue *q, uint64_t v) {
 
 /* The parts of a futex word (see "the futex words" below). */
 #define SLEEP_ONE 1u
-#define SLEEP_MASK MP__QUEUE_SLEEP_MASK
 #define SLEEP_SEQ 0x10000u
 /* A registration on a futex word: whether the caller is counted, and the
  * word's value when it was (what it sleeps on). */
@@ -336,7 +335,7 @@ static bool bias_due(mp_queue *q, mp__qlock *l, uint64_t me) {
     return false;
   }
   return (atomic_load_explicit(&l->sleepers, memory_order_relaxed) &
-          SLEEP_MASK) == 0;
+          MP__QUEUE_SLEEP_MASK) == 0;
 }
 
 static int lock_sleep(mp_queue *q, mp__qlock *l, uint64_t me, bool *recovered,
@@ -523,8 +522,8 @@ void mp__queue_wake_all(mp_queue *q) {
   _Atomic uint32_t *words[] = {&q->s->not_empty, &q->s->not_full};
   for (size_t i = 0; i < MP__ARRAY_SIZE(words); i++) {
     uint32_t v = atomic_load(words[i]);
-    while (!atomic_compare_exchange_weak(words[i], &v,
-                                         (v & ~SLEEP_MASK) + SLEEP_SEQ))
+    while (!atomic_compare_exchange_weak(
+        words[i], &v, (v & ~MP__QUEUE_SLEEP_MASK) + SLEEP_SEQ))
       ;
     mp__os_futex_wake((uint32_t *)words[i], INT_MAX, true);
   }
@@ -604,9 +603,9 @@ QTLS bool mp__queue_woke_peer;
  * threads the wake found asleep (0 when another waker took them first). */
 static __attribute__((noinline)) int wake_counted(_Atomic uint32_t *word,
                                                   uint32_t v) {
-  while (v & SLEEP_MASK) {
+  while (v & MP__QUEUE_SLEEP_MASK) {
     if (atomic_compare_exchange_weak(word, &v,
-                                     (v & ~SLEEP_MASK) + SLEEP_SEQ))
+                                     (v & ~MP__QUEUE_SLEEP_MASK) + SLEEP_SEQ))
       return mp__os_futex_wake((uint32_t *)word, INT_MAX, true);
   }
   return 0;
@@ -623,7 +622,7 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word) {
   else
     atomic_signal_fence(memory_order_seq_cst);
   uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-  if (__builtin_expect((v & SLEEP_MASK) == 0, 1))
+  if (__builtin_expect((v & MP__QUEUE_SLEEP_MASK) == 0, 1))
     return 0;
   return wake_counted(word, v);
 }
@@ -651,15 +650,29 @@ void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
  * 15 us here), and when a request was just sent to a sleeping peer that
  * falls on the reply's path (the bench's idle round trip took 1.8 times a
  * futex hand-off with it). A wake-up missed that way, which needs the two
- * sides to cross within that window, costs at most FIRST_SLEEP_NS. */
+ * sides to cross within that window, costs at most FIRST_SLEEP_NS.
+ *
+ * The window is not that narrow after a spin: the waker's commit store
+ * waits in its store buffer for the line the spinner keeps reading, a
+ * cross-core round trip (hundreds of nanoseconds here), and a spin that
+ * runs out is a sign that the peer is busy and about to commit. Counted
+ * in a busy 64-byte round trip (200,000 round trips, about twenty sleeps
+ * each): one to three first sleeps in three runs of five ran their whole
+ * 20 ms with the message there, which made those runs 10-20% slower. So
+ * a sleep that follows a spin makes the heavy barrier at once (see
+ * wait_until): it is rare where spinning pays, and off the message's path
+ * (the spinner waits for its peer anyway). */
+_Atomic unsigned long mp__queue_sleep_barriers;
+
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier, sleep_reg *r) {
   uint32_t v = atomic_load(word);
   for (;;) {
-    if (r->counted && (v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0)
+    if (r->counted && (v >> 16) == (r->v >> 16) &&
+        (v & MP__QUEUE_SLEEP_MASK) != 0)
       break; /* still counted: nobody woke the sleepers since */
     r->counted = false;
-    if ((v & SLEEP_MASK) == SLEEP_MASK)
+    if ((v & MP__QUEUE_SLEEP_MASK) == MP__QUEUE_SLEEP_MASK)
       break; /* saturated (scribbled): a waker wakes anyway */
     if (atomic_compare_exchange_weak(word, &v, v + SLEEP_ONE)) {
       v += SLEEP_ONE;
@@ -668,6 +681,9 @@ static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
     }
   }
   r->v = v;
+  if (barrier)
+    atomic_fetch_add_explicit(&mp__queue_sleep_barriers, 1,
+                              memory_order_relaxed);
   if (barrier && mp__os_barrier_heavy() != 0) {
     if (!q->fence) {
       q->fence = true;
@@ -685,7 +701,7 @@ static void cancel_sleep(_Atomic uint32_t *word, sleep_reg *r) {
     return;
   r->counted = false;
   uint32_t v = atomic_load(word);
-  while ((v >> 16) == (r->v >> 16) && (v & SLEEP_MASK) != 0 &&
+  while ((v >> 16) == (r->v >> 16) && (v & MP__QUEUE_SLEEP_MASK) != 0 &&
          !atomic_compare_exchange_weak(word, &v, v - SLEEP_ONE))
     ;
 }
@@ -741,12 +757,13 @@ static bool spin_for(mp_queue *q, mp__queue_ready_fn ready, void *arg,
  * deadline (see wait_until); reg is taken back by the caller. */
 static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
                        mp__queue_ready_fn ready, void *arg, mp__deadline d,
-                       sleep_reg *reg) {
+                       bool spun, sleep_reg *reg) {
   /* Until a sleep lasted its whole slice, sleeps are first sleeps: a
    * futex wait that returns at once because the word moved (another
    * waiter registered) or a wake that found the state taken already
-   * did not sleep through a missed wake-up. */
-  for (bool first = true;;) {
+   * did not sleep through a missed wake-up. After a spin (spun) there is
+   * no first sleep: the barrier comes at once (see prepare_sleep). */
+  for (bool first = !spun;;) {
     uint32_t v = prepare_sleep(q, word, !first, reg);
     if (ready(q, arg))
       return 0;
@@ -773,6 +790,7 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
   if (now >= d.ns)
     return MP_ETIMEDOUT;
   bool probe = mp__queue_woke_peer && ++waits > probe_every;
+  bool spun = false;
   if (q->spin_ns > 0 && (!mp__queue_woke_peer || probe)) {
     int64_t spin = q->spin_ns;
     if (probe) {
@@ -785,13 +803,14 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
         probe_every = 0;
       return 0;
     }
+    spun = true;
     if (probe)
       probe_every = probe_every == 0           ? PROBE_MIN
                     : probe_every < PROBE_MAX ? probe_every * 2
                                               : PROBE_MAX;
   }
   sleep_reg reg = {0};
-  int rc = sleep_until(q, word, ready, arg, d, &reg);
+  int rc = sleep_until(q, word, ready, arg, d, spun, &reg);
   cancel_sleep(word, &reg);
   return rc;
 }

@@ -389,6 +389,9 @@ static inline void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     mp__queue_woke_peer = false;
 }
 void mp__queue_wake_all(mp_queue *q);
+/* Heavy barriers the sleepers of this process made (for tests: a sleep
+ * after a spin makes one at once, a first sleep without a spin none). */
+extern _Atomic unsigned long mp__queue_sleep_barriers;
 /* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
  * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
  * polls) or MP_ETIMEDOUT. */

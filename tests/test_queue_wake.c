@@ -340,6 +340,56 @@ static void slow_peer_is_waited_for_asleep(void **state) {
   mp_queue_free(rep);
 }
 
+/* sleep_barriers runs a getter on a queue spinning spin_ns, lets it
+ * register and sleep, and returns how many heavy barriers the sleepers
+ * made within 15 ms of its registration, or -1 when this thread could not
+ * look within that time (a loaded machine: the caller tries again). A
+ * first sleep without the barrier lasts 20 ms, so none of the barriers
+ * counted then comes from a sleep that timed out. */
+static int sleep_barriers(long spin_ns) {
+  mp_queue *q = qnew(spin_ns, 0);
+  unsigned long b0 = atomic_load(&mp__queue_sleep_barriers);
+  getter g = {.q = q, .timeout = 10.0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, get_thread, &g), 0);
+  double t_zero = mp_test_now(), end = t_zero + mp_test_slack(10);
+  while (COUNT(word(&q->s->not_empty)) == 0) {
+    assert_true(mp_test_now() < end);
+    t_zero = mp_test_now(); /* it registers after this */
+    usleep(100);
+  }
+  usleep(5 * 1000); /* past its barrier, if any, into its futex wait */
+  unsigned long b = atomic_load(&mp__queue_sleep_barriers) - b0;
+  bool in_time = mp_test_now() - t_zero < 0.015;
+  uint32_t before = word(&q->s->not_empty);
+  assert_rc(mp_queue_put(q, "x", 1, MP_FOREVER), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_rc(g.rc, 0);
+  /* It slept: the put woke it (the sequence moved once). */
+  assert_int_equal((SEQ(word(&q->s->not_empty)) - SEQ(before)) & 0xffffu, 1);
+  mp_queue_free(q);
+  return in_time ? (int)b : -1;
+}
+
+/* A waiter whose spin ran out sleeps with the heavy barrier at once: the
+ * peer it spun for is likely committing, and a commit store still in the
+ * peer's store buffer would otherwise miss its registration and cost a
+ * whole first sleep (seen in busy round trips). A waiter that did not
+ * spin sleeps its first sleep without one (the idle round trip's path). */
+static void spun_sleep_makes_the_barrier(void **state) {
+  (void)state;
+  int r = -1;
+  for (int i = 0; i < 5 && r != 1; i++)
+    r = sleep_barriers(1000 * 1000L); /* 1 ms spin */
+  assert_int_equal(r, 1);
+  r = -1;
+  for (int i = 0; i < 5 && r < 0; i++)
+    r = sleep_barriers(-1); /* never spins */
+  if (r < 0)
+    mp_test_skip("the machine never let this thread look within 15 ms");
+  assert_int_equal(r, 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_sleeper_no_wake),
     cmocka_unit_test(sleeper_is_woken_once),
@@ -352,6 +402,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(busy_exchange_delivers_in_order),
     cmocka_unit_test(waker_spins_for_the_answer),
     cmocka_unit_test(slow_peer_is_waited_for_asleep),
+    cmocka_unit_test(spun_sleep_makes_the_barrier),
 };
 
 MP_TEST_MAIN(tests)
