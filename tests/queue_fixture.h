@@ -1,7 +1,7 @@
 /* queue_fixture.h - what the queue suites share: qnew, which makes a queue
- * or fails the case, and the counts of a queue's large-message segments in
- * /dev/shm (white-box: a queue's segment name prefix comes from
- * src/queue_internal.h). Included by one suite file each: its statics are
+ * or fails the case (qnew_mib: with a 1 MiB ring), STREAK, and the counts
+ * of a queue's large-message segments in /dev/shm (white-box: a queue's
+ * segment name prefix comes from src/queue_internal.h). Included by one suite file each: its statics are
  * that suite's own. */
 #ifndef MP_TEST_QUEUE_FIXTURE_H
 #define MP_TEST_QUEUE_FIXTURE_H
@@ -21,6 +21,14 @@ static MP__QFIXTURE_UNUSED mp_queue *qnew(const mp_queue_opts *o) {
   assert_non_null(q);
   return q;
 }
+
+/* qnew_mib: a queue with a 1 MiB ring, for the lock and fast-path suites. */
+static MP__QFIXTURE_UNUSED mp_queue *qnew_mib(void) {
+  return qnew(&(mp_queue_opts){.capacity = 1 << 20});
+}
+
+/* Enough takes for a side's lock to become a bias, with some to spare. */
+#define STREAK (MP__QLOCK_BIAS_STREAK + 8)
 
 /* count_names counts the queue's large-message segments in /dev/shm:
  * messages' (spares false) or those kept for reuse (spares true). */

@@ -20,16 +20,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "queue_fixture.h"
 #include "queue_internal.h"
 
-/* Enough takes for a bias, with some to spare. */
-#define STREAK (MP__QLOCK_BIAS_STREAK + 8)
-
-static mp_queue *qnew(void) {
-  mp_queue *q = NULL;
-  assert_rc(mp_queue_new(&q, &(mp_queue_opts){.capacity = 1 << 20}), 0);
-  return q;
-}
 
 static bool biased(mp__qlock *l) {
   return (atomic_load(&l->owner) & MP__QLOCK_BIAS) != 0;
@@ -85,7 +78,7 @@ static void bias_producer(mp_queue *q, uint64_t first) {
 
 static void one_thread_biases_both_sides(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   for (uint64_t i = 0; i < 3 * STREAK; i++) {
     assert_rc(put_seq(q, i, MP_FOREVER), 0);
     expect_seqs(q, i, 1);
@@ -126,7 +119,7 @@ static void run_other_thread(thread_arg *a) {
 static void second_producer_thread_takes_the_bias_away(void **state) {
   (void)state;
   for (int pass = 0; pass < 2; pass++) {
-    mp_queue *q = qnew();
+    mp_queue *q = qnew_mib();
     bias_producer(q, 0);
     assert_int_equal(biased(&q->s->plock), can_bias(q));
     thread_arg a = {.q = q, .timeout = pass == 0 ? 0 : MP_FOREVER};
@@ -149,7 +142,7 @@ static void second_producer_thread_takes_the_bias_away(void **state) {
  * needs. */
 static void revoked_bias_needs_a_longer_streak(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   if (!can_bias(q)) {
     mp_queue_free(q);
     mp_test_skip("no heavy barrier here: no bias is taken");
@@ -176,7 +169,7 @@ static void revoked_bias_needs_a_longer_streak(void **state) {
 
 static void second_consumer_thread_takes_the_bias_away(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   for (uint64_t i = 0; i < STREAK; i++) {
     assert_rc(put_seq(q, i, MP_FOREVER), 0);
     expect_seqs(q, i, 1);
@@ -200,7 +193,7 @@ static int child_puts(void *arg) {
 
 static void second_producer_process_takes_the_bias_away(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   bias_producer(q, 0);
   assert_int_equal(biased(&q->s->plock), can_bias(q));
   pid_t pid = mp_test_fork(child_puts, q);
@@ -261,7 +254,7 @@ static void overtake_hook(mp__fault_point point, void *arg) {
 }
 
 static void overtaken_owner_stays_out(bool consumer) {
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   if (!can_bias(q)) {
     mp_queue_free(q);
     mp_test_skip("no heavy barrier here: no bias is taken");
@@ -342,7 +335,7 @@ static int bias_then_wait(void *arg) {
 }
 
 static void kill_bias_owner(bool claim) {
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   killed_arg a = {.q = q, .claim = claim};
   mp_test_signal_open(&a.ready);
   pid_t pid = mp_test_fork(bias_then_wait, &a);
@@ -384,7 +377,7 @@ static void bias_owner_killed_inside_commits_nothing(void **state) {
  * lock takes a bias again. */
 static void killed_debtor_is_written_off(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   if (!can_bias(q)) {
     mp_queue_free(q);
     mp_test_skip("no heavy barrier here: no bias is taken");
@@ -425,7 +418,7 @@ static int bias_then_pause(void *arg) {
  * process must still make an empty queue answer closed. */
 static void close_while_a_bias_is_kept(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   killed_arg a = {.q = q};
   mp_test_signal_open(&a.ready);
   pid_t pid = mp_test_fork(bias_then_pause, &a);
@@ -449,7 +442,7 @@ static void close_while_a_bias_is_kept(void **state) {
  * in-place put) gets MP_EDEADLK, as on the plain lock. */
 static void bias_owner_reentry_is_edeadlk(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   bias_producer(q, 0);
   void *buf;
   assert_rc(mp_queue_claim(q, 64, &buf, 0), 0);
@@ -466,7 +459,7 @@ static void bias_owner_reentry_is_edeadlk(void **state) {
  * again. */
 static void killed_revoker_leaves_a_plain_lock(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   bias_producer(q, 0);
   atomic_fetch_add(&q->s->plock.revoke, 1);
   for (uint64_t i = 0; i < 2 * STREAK; i++)
@@ -480,7 +473,7 @@ static void killed_revoker_leaves_a_plain_lock(void **state) {
 /* Where some user cannot take the heavy barrier, no bias is taken. */
 static void no_bias_without_the_heavy_barrier(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   atomic_store(&q->s->fence_needed, 1);
   for (uint64_t i = 0; i < 2 * STREAK; i++) {
     assert_rc(put_seq(q, i, 0), 0);
@@ -514,7 +507,7 @@ static int burst_producer(void *arg) {
 
 static void bursts_of_two_producers_lose_nothing(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   burst_arg b[2] = {{q, 0}, {q, 1000000}};
   pid_t pid[2];
   for (int i = 0; i < 2; i++)

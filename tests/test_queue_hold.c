@@ -19,16 +19,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "queue_fixture.h"
 #include "queue_internal.h"
 
-/* Enough takes for a bias, with some to spare. */
-#define STREAK (MP__QLOCK_BIAS_STREAK + 8)
-
-static mp_queue *qnew(void) {
-  mp_queue *q = NULL;
-  assert_rc(mp_queue_new(&q, &(mp_queue_opts){.capacity = 1 << 20}), 0);
-  return q;
-}
 
 static bool can_bias(mp_queue *q) {
   return !q->fence && atomic_load(&q->s->fence_needed) == 0;
@@ -70,7 +63,7 @@ static void pairs(mp_queue *q, uint64_t first, uint64_t n, size_t size,
 #define STREAM 200000
 static void stream_arrives_whole_and_in_order(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, STREAK, 64, mp_test_slack(5));
   pid_t pid = fork();
   assert_true(pid >= 0);
@@ -109,7 +102,7 @@ static void stream_arrives_whole_and_in_order(void **state) {
  * pass): about 18 in 12,000 gets, not one per get. */
 static void own_puts_hold_back_rarely(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, 12000, 64, mp_test_slack(5));
   if (can_bias(q)) {
     assert_true(q->holds >= 1);
@@ -123,7 +116,7 @@ static void own_puts_hold_back_rarely(void **state) {
 /* Gets that may not wait never hold back. */
 static void nowait_gets_never_hold_back(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, STREAK, 64, mp_test_slack(5));
   uint64_t before = q->holds;
   pairs(q, STREAK, 5000, 64, 0);
@@ -134,7 +127,7 @@ static void nowait_gets_never_hold_back(void **state) {
 /* Records of 512 bytes and more never hold back: one is eight lines. */
 static void large_records_never_hold_back(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, 5000, 1000, mp_test_slack(5));
   assert_int_equal(q->holds, 0);
   mp_queue_free(q);
@@ -163,7 +156,7 @@ static void *late_producer(void *arg) {
  * than its producer) never holds back. */
 static void waited_gets_never_hold_back(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, STREAK, 64, mp_test_slack(5));
   uint64_t before = q->holds;
   producer_arg a = {.q = q, .n = 20};
@@ -186,7 +179,7 @@ static void *other_get(void *arg) {
 /* A side with two consumers (no bias) never holds back. */
 static void two_consumers_never_hold_back(void **state) {
   (void)state;
-  mp_queue *q = qnew();
+  mp_queue *q = qnew_mib();
   pairs(q, 0, STREAK, 64, mp_test_slack(5));
   assert_rc(put_seq(q, 7, 64), 0);
   pthread_t t;
