@@ -389,9 +389,11 @@ static inline void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     mp__queue_woke_peer = false;
 }
 void mp__queue_wake_all(mp_queue *q);
-/* Heavy barriers the sleepers of this process made (for tests: a sleep
- * after a spin makes one at once, a first sleep without a spin none). */
+/* Heavy barriers the sleepers of this process made (for tests: a first
+ * sleep makes none, the sleeps after one that timed out do), and first
+ * sleeps that timed out with the state ready (missed wake-ups). */
 extern _Atomic unsigned long mp__queue_sleep_barriers;
+extern _Atomic unsigned long mp__queue_missed_wakes;
 /* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
  * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
  * polls) or MP_ETIMEDOUT. */
