@@ -172,13 +172,12 @@ static inline int notify_word(mp_queue *q, _Atomic uint32_t *word);
  * that was woken in time; 10 ms and more added nothing). */
 #define FIRST_SLEEP_NS (20 * 1000 * 1000)
 
-/* A first sleep after a spin that ran out, also without the heavy barrier
- * (see prepare_sleep): short, because a spin that runs out is when a missed
- * wake-up is likely, so a missed one costs at most this. Not shorter: a
- * waiter that the spin found waiting for a slow peer (a consumer behind a
- * 1 MiB copy, the idle round trip's echoer between requests) should not
- * time out and wake for nothing before its wake-up comes. */
-#define SPUN_SLEEP_NS (1000 * 1000)
+/* The first sleep after a probe that ran out (see wait_until), also
+ * without the heavy barrier (see prepare_sleep): short, because a spin
+ * that runs out is when a missed wake-up is likely, so a missed one costs
+ * at most this. Not shorter: a timer this short is often the next to
+ * expire, and a shorter one would more often wake for nothing. */
+#define PROBE_SLEEP_NS (1000 * 1000)
 
 /* How long a lock waiter sleeps before it looks whether the holder died. */
 #define LOCK_CHECK_NS (10 * 1000 * 1000)
@@ -666,13 +665,15 @@ void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
  * runs out is a sign that the peer is busy and about to commit. Counted
  * in a busy 64-byte round trip (200,000 round trips, about twenty sleeps
  * each): one to three first sleeps in three runs of five ran their whole
- * 20 ms with the message there, which made those runs 10-20% slower. A
- * sleep that follows a spin therefore has a short first sleep
- * (SPUN_SLEEP_NS, see sleep_until), still without the barrier: a barrier
- * there cost the idle round trip 25-35 us on each probe that ran out,
- * because the peer the prober spun for was waiting for the core the
- * prober held, and the barrier's interrupt waits until that peer's
- * virtual CPU runs. A short sleep that times out with the state ready is
+ * 20 ms with the message there, which made those runs 10-20% slower. So
+ * a sleep that follows a plain spin makes the heavy barrier at once: it
+ * is rare where spinning pays, and off the message's path (the spinner
+ * waits for its peer anyway). A sleep after a probe that ran out (see
+ * wait_until) instead first sleeps PROBE_SLEEP_NS without it: there the
+ * barrier was on the path, 20-30 us of the idle round trip on each such
+ * probe, because the peer the prober had woken was waiting for the core
+ * the prober held, and the barrier's interrupt waits until that peer's
+ * virtual CPU runs. A first sleep that times out with the state ready is
  * counted in mp__queue_missed_wakes. */
 _Atomic unsigned long mp__queue_missed_wakes;
 _Atomic unsigned long mp__queue_sleep_barriers;
@@ -770,14 +771,15 @@ static bool spin_for(mp_queue *q, mp__queue_ready_fn ready, void *arg,
  * deadline (see wait_until); reg is taken back by the caller. */
 static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
                        mp__queue_ready_fn ready, void *arg, mp__deadline d,
-                       bool spun, sleep_reg *reg) {
+                       bool spun, bool probed, sleep_reg *reg) {
   /* Until a sleep lasted its whole slice, sleeps are first sleeps: a
    * futex wait that returns at once because the word moved (another
    * waiter registered) or a wake that found the state taken already
    * did not sleep through a missed wake-up. A first sleep makes no heavy
-   * barrier and lasts FIRST_SLEEP_NS, or SPUN_SLEEP_NS after a spin (spun:
-   * see prepare_sleep); the sleeps after it make the barrier. */
-  for (bool first = true;;) {
+   * barrier and lasts FIRST_SLEEP_NS, or PROBE_SLEEP_NS after a probe
+   * (probed); after a plain spin (spun) there is no first sleep: the
+   * barrier comes at once (see prepare_sleep). */
+  for (bool first = !spun || probed;;) {
     uint32_t v = prepare_sleep(q, word, !first, reg);
     if (ready(q, arg))
       return 0;
@@ -785,7 +787,7 @@ static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
     if (now >= d.ns)
       return MP_ETIMEDOUT;
     int64_t slice = !first ? MP__QUEUE_SLICE_NS
-                    : spun ? SPUN_SLEEP_NS
+                    : probed ? PROBE_SLEEP_NS
                            : FIRST_SLEEP_NS;
     int64_t until = d.ns - now > slice ? now + slice : d.ns;
     bool slept = mp__os_futex_wait((uint32_t *)word, v, until, true) ==
@@ -832,7 +834,7 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                                               : PROBE_MAX;
   }
   sleep_reg reg = {0};
-  int rc = sleep_until(q, word, ready, arg, d, spun, &reg);
+  int rc = sleep_until(q, word, ready, arg, d, spun, spun && probe, &reg);
   cancel_sleep(word, &reg);
   return rc;
 }
