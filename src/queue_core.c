@@ -786,12 +786,12 @@ static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
     int64_t now = mp__os_now_ns();
     if (now >= d.ns)
       return MP_ETIMEDOUT;
-    int64_t slice = !first ? MP__QUEUE_SLICE_NS
+    int64_t slice = !first   ? MP__QUEUE_SLICE_NS
                     : probed ? PROBE_SLEEP_NS
-                           : FIRST_SLEEP_NS;
+                             : FIRST_SLEEP_NS;
     int64_t until = d.ns - now > slice ? now + slice : d.ns;
-    bool slept = mp__os_futex_wait((uint32_t *)word, v, until, true) ==
-                 MP_ETIMEDOUT;
+    bool slept =
+        mp__os_futex_wait((uint32_t *)word, v, until, true) == MP_ETIMEDOUT;
     if (ready(q, arg)) {
       if (slept && first && until < d.ns)
         atomic_fetch_add_explicit(&mp__queue_missed_wakes, 1,

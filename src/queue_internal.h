@@ -389,8 +389,8 @@ static inline void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
     mp__queue_woke_peer = false;
 }
 void mp__queue_wake_all(mp_queue *q);
-/* Heavy barriers the sleepers of this process made (for tests: a first
- * sleep makes none, the sleeps after one that timed out do), and first
+/* Heavy barriers the sleepers of this process made (for tests: a sleep
+ * after a plain spin makes one at once, a first sleep none), and first
  * sleeps that timed out with the state ready (missed wake-ups). */
 extern _Atomic unsigned long mp__queue_sleep_barriers;
 extern _Atomic unsigned long mp__queue_missed_wakes;
