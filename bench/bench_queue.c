@@ -445,8 +445,8 @@ consume_loop(endpoint *e, const system_ops *ops) {
   for (;;) {
     if (x->ncons == 1 && count == x->total)
       break;
-    const void *data;
-    size_t len;
+    const void *data = NULL; /* -O3 cannot see every recv sets them */
+    size_t len = 0;
     int rc = ops->recv(e, &data, &len);
     if (rc == RECV_IDLE && by_count) {
       /* The end of this consumer's burst: note when, tell the others what
@@ -492,8 +492,8 @@ ping_loop(endpoint *e, const system_ops *ops) {
       sleep_us(IDLE_PING_US);
       t0 = bench_now_ns();
     }
-    const void *data;
-    size_t len;
+    const void *data = NULL;
+    size_t len = 0;
     if ((rc = ops->send(e, buf, x->size)) != 0 ||
         (rc = ops->recv(e, &data, &len)) != 0)
       break;
@@ -520,8 +520,8 @@ static inline __attribute__((always_inline)) int
 pong_loop(endpoint *e, const system_ops *ops) {
   xfer *x = e->x;
   for (uint64_t i = 0; i < x->total; i++) {
-    const void *data;
-    size_t len;
+    const void *data = NULL;
+    size_t len = 0;
     int rc = ops->recv(e, &data, &len);
     if (rc == 0)
       rc = ops->send(e, data, len);

@@ -325,11 +325,20 @@ static int on_result(proxy *x, const unsigned char *m, long len) {
     }
     /* How long the descriptor kept the rank busy (its throughput, whatever
      * its local workers; rank.c): the run time the parent sets its queue
-     * depth by, and this thread its expectations. */
+     * depth by, and this thread its expectations. It falls fast and
+     * rises slowly: a rank's first batch of a pool takes longer than its
+     * tasks (its local worker wakes), and an estimate too long makes this
+     * thread sleep past results that came early, while the rank, whose
+     * batches rank 0 sends only on results, runs dry; one too short costs
+     * a look or two. */
     if (k == 0 && r.run_ns <= MAX_DESC_NS) {
       int64_t per = (int64_t)r.run_ns;
-      x->per_desc_ns =
-          x->per_desc_ns == 0 ? per : (3 * x->per_desc_ns + per) / 4;
+      if (x->per_desc_ns == 0)
+        x->per_desc_ns = per;
+      else if (per < x->per_desc_ns)
+        x->per_desc_ns = (x->per_desc_ns + 3 * per) / 4;
+      else
+        x->per_desc_ns = (3 * x->per_desc_ns + per) / 4;
     }
     d->run_ns = (uint64_t)x->per_desc_ns;
     at += mp__mpi_pad8(r.out_len);

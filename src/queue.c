@@ -860,6 +860,8 @@ static uint32_t count_now(mp_queue *q) {
 
 static bool ready_data(mp_queue *q, void *arg) {
   (void)arg;
+  if (q->order == MP_QUEUE_FIFO)
+    return mp__qfifo_ready(q) || closed_for_gets(q);
   return count_now(q) > 0 || closed_for_gets(q);
 }
 

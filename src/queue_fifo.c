@@ -117,6 +117,25 @@ uint32_t mp__qfifo_count(mp_queue *q) {
   return q->maxsize < n ? (uint32_t)q->maxsize : n;
 }
 
+/* Looking ahead. A waiting consumer spins on the tail's line; once the
+ * tail moves it reads the record, a second line transfer that used to
+ * start only after the first had ended (and after the get's path up to
+ * the read). So each look of a waiter also prefetches the lines where the
+ * next record's header and first bytes will be: the prefetch is only a
+ * hint (no fault, no wait, nothing read is used), issued beside the load
+ * of the tail, so the record's lines travel while the tail's does. A
+ * prefetch that comes while the producer writes the line costs the
+ * producer nothing it would not pay anyway: the consumer read that line
+ * last (the end of the previous record). */
+bool mp__qfifo_ready(mp_queue *q) {
+  uint64_t h = atomic_load_explicit(&q->s->headw, memory_order_acquire);
+  uint32_t off = pos_of(h) & q->mask;
+  __builtin_prefetch(q->ring + off, 0, 3);
+  __builtin_prefetch(q->ring + ((off + MP__QUEUE_LINE) & q->mask), 0, 3);
+  uint64_t t = atomic_load_explicit(&q->s->tail, memory_order_acquire);
+  return pair_ok(q, h, t) && cnt_of(t) != cnt_of(h);
+}
+
 uint32_t mp__qfifo_puts(mp_queue *q) {
   return cnt_of(atomic_load_explicit(&q->s->tail, memory_order_acquire));
 }

@@ -507,6 +507,10 @@ uint32_t mp__qfifo_count(mp_queue *q);
 /* mp__qfifo_has_room: is there room now for a record of rec_bytes? */
 bool mp__qfifo_has_room(mp_queue *q, uint32_t rec_bytes);
 uint32_t mp__qfifo_puts(mp_queue *q); /* puts ever, modulo 2^32 */
+/* mp__qfifo_ready: does the ring hold a message? A waiter's look: it also
+ * prefetches the lines of the record at the head (queue_fifo.c, "Looking
+ * ahead"). */
+bool mp__qfifo_ready(mp_queue *q);
 /* mp__qfifo_for_each_large calls fn for every large message queued; the
  * caller holds clock. With drop, the queue is emptied afterwards. */
 void mp__qfifo_for_each_large(mp_queue *q,

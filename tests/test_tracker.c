@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 #include "os/shm.h"
 
 #define NOBODY 65534
+/* Room for "/dev/shm/" and any name the kernel allows. */
+#define SHM_PATH_MAX (sizeof "/dev/shm/" + NAME_MAX)
 
 static pid_t dead_pid(void) {
   pid_t pid = fork();
@@ -38,21 +41,21 @@ static pid_t dead_pid(void) {
 }
 
 static bool shm_exists(const char *name) {
-  char path[256];
+  char path[SHM_PATH_MAX];
   snprintf(path, sizeof path, "/dev/shm/%s", name);
   struct stat st;
   return lstat(path, &st) == 0;
 }
 
 static void shm_remove(const char *name) {
-  char path[256];
+  char path[SHM_PATH_MAX];
   snprintf(path, sizeof path, "/dev/shm/%s", name);
   unlink(path);
 }
 
 /* make_segment creates /dev/shm/<name> (8 bytes), owned by uid. */
 static uint64_t make_segment(const char *name, uid_t uid) {
-  char path[256];
+  char path[SHM_PATH_MAX];
   snprintf(path, sizeof path, "/dev/shm/%s", name);
   int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
   assert_true(fd >= 0);

@@ -29,6 +29,12 @@
  * looks for the next batch every IDLE_SHORT_NS (see rank_loop). */
 #define IDLE_RECENT_NS (20 * 1000 * 1000LL)
 #define IDLE_SHORT_NS (100 * 1000LL)
+/* While it holds work: the longest between looks (close, terminate, an
+ * OPEN stay this prompt; the heartbeat has its own thread), and how long
+ * before its held work should run out it looks once for the next batch
+ * (see rank_hook). */
+#define BUSY_LOOK_NS (4 * 1000 * 1000LL)
+#define LOOK_AHEAD_NS (150 * 1000LL)
 
 /* One local submission: a run of map descriptors, or one bytes task. */
 typedef struct group {
@@ -66,6 +72,7 @@ typedef struct rank_state {
   MPI_Request sreq[MP__MPI_SENDS];
   uint32_t nsend;
   int64_t idle_ns; /* the last idle nap */
+  int64_t per_desc_ns; /* how long a descriptor keeps this rank busy (0: ?) */
   /* The local pool's loop runs on this thread (mp__pool_drive), and this
    * rank's work in its hook: */
   bool opened;   /* OPENED was sent for it */
@@ -224,6 +231,7 @@ static void run_pool(rank_state *rs, const unsigned char *m, long n) {
     rs->opened = rs->stopping = rs->closing = false;
     rs->after = AFTER_CLOSED;
     rs->idle_ns = 0;
+    rs->per_desc_ns = 0; /* another pool, maybe other tasks */
     rs->open_seq = seq;
     rc = mp__pool_drive(rs->pool, rank_hook, rs);
     if (!rs->opened) {
@@ -444,6 +452,9 @@ static int send_result(rank_state *rs, batch *b) {
   memcpy(buf, &b->ndesc, 4);
   size_t at = 8;
   uint64_t per_ns = b->ndesc ? run_ns / b->ndesc : run_ns;
+  rs->per_desc_ns = rs->per_desc_ns == 0
+                        ? (int64_t)per_ns
+                        : (3 * rs->per_desc_ns + (int64_t)per_ns) / 4;
   for (uint32_t i = 0; i < b->ngroups; i++) {
     group *g = &b->groups[i];
     if (g->kind == MP__POOL_DESC_APPLY) {
@@ -604,14 +615,30 @@ static int64_t idle_wait(rank_state *rs, int64_t now) {
   return MP__MIN(rs->idle_ns, idle_max);
 }
 
+/* held_until is when the batches this rank holds should be done, from how
+ * long a descriptor has kept it busy (0: not known yet). */
+static int64_t held_until(const rank_state *rs) {
+  if (rs->per_desc_ns <= 0 || rs->head == NULL)
+    return 0;
+  uint64_t nd = 0;
+  for (const batch *b = rs->head; b != NULL; b = b->next)
+    nd += b->ndesc;
+  return MP__MAX(rs->head->t0, rs->last_done) +
+         (int64_t)MP__MIN(nd * (uint64_t)rs->per_desc_ns,
+                          (uint64_t)INT64_MAX / 2);
+}
+
 /* rank_hook is this rank's work in its local pool's loop: a turn, then
  * how long the loop may sleep. A local chunk that finishes wakes the loop
- * sooner (it collects it, then calls this in the same wake); so with
- * batches running, sleep a while when more are queued behind the oldest
- * (its workers have work, and the next batch from rank 0 comes after this
- * one's results), briefly when it is the last (rank 0's next batch may be
- * waiting to be picked up), so this thread wakes about once per local
- * chunk instead of polling. */
+ * sooner (it collects it, then calls this in the same wake), and every
+ * such wake is a look for rank 0's messages. So while its batches run, it
+ * looks only then, once more LOOK_AHEAD_NS before the work it holds
+ * should run out (so that rank 0's next batch, on its way since the last
+ * results went, is queued before its workers run dry), and otherwise
+ * every BUSY_LOOK_NS: each look is a wake-up, two MPI_Iprobe calls and
+ * their sched_yields, taken from a core its workers want. Until a batch
+ * has run here (the rate is not known), briefly while it holds only one
+ * batch. */
 static int64_t rank_hook(mp_pool *p, void *arg) {
   rank_state *rs = arg;
   (void)p;
@@ -631,9 +658,15 @@ static int64_t rank_hook(mp_pool *p, void *arg) {
     return now + 1000000; /* the loop ends once its workers have */
   if (rs->head != NULL) {
     rs->idle_ns = 0;
-    if (!batch_ready(rs->head))
+    if (batch_ready(rs->head))
+      return now + 50000; /* ready, but its send cannot start yet */
+    int64_t end = held_until(rs);
+    if (end == 0)
       return now + (rs->head->next != NULL ? 2000000 : 200000);
-    return now + 50000; /* ready, but its send cannot start yet */
+    int64_t look = end - LOOK_AHEAD_NS;
+    if (look > now + 50000)
+      return MP__MIN(look, now + BUSY_LOOK_NS);
+    return now + BUSY_LOOK_NS;
   }
   return now + idle_wait(rs, now);
 }
