@@ -1103,11 +1103,12 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
   void *map = NULL;
   size_t map_len = 0;
   int map_idx = -1;
+  mp__qfill fill = {.way = -1};
   if (large) {
     if (mp__qlarge_sweep_due())
       mp__queue_sweep(q);
-    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map, &map_len,
-                                       &map_idx, d)) != 0)
+    if ((rc = mp__qlarge_create_mapped(q, size, &ref, &map, &map_len, &map_idx,
+                                       &fill, d)) != 0)
       return rc;
   }
   mp__qput m = {.len = (uint32_t)(large ? sizeof ref : size),
@@ -1136,6 +1137,10 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
   q->claim.map = map;
   q->claim.map_len = map_len;
   q->claim.map_idx = map_idx;
+  /* The fill is timed from here, where the caller gets the room, with
+   * the flush before it counted in. */
+  fill.t0 = mp__os_now_ns() - fill.spent_ns;
+  q->claim.fill = fill;
   *buf = large ? map : (void *)mp__qfifo_claim_payload(q);
   return 0;
 }
@@ -1153,6 +1158,7 @@ int mp_queue_commit(mp_queue *q, size_t len) {
                                "bytes (abandon it and put the message)");
   q->claim.tid = 0;
   if (q->claim.large) {
+    mp__qlarge_fill_done(&q->claim.fill, len);
     mp__qlarge_map_done(q, q->claim.map_idx, q->claim.map, q->claim.map_len,
                         false);
     mp__qlarge_ref ref = q->claim.ref;

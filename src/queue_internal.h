@@ -48,6 +48,15 @@ typedef struct mp__qlarge_ref {
 
 #define MP__QUEUE_INLINE_MIN ((uint32_t)sizeof(mp__qlarge_ref))
 
+/* How an in-place put's segment was handed out, for timing its fill
+ * (queue_large.c, "The fill in place"): way -1 untimed, 0 as it was, 1
+ * flushed from the caches first, which took spent_ns; t0 starts it. */
+typedef struct mp__qfill {
+  int way;
+  int64_t spent_ns;
+  int64_t t0;
+} mp__qfill;
+
 /* A queue lock (queue.c): taken with one compare-and-swap, given back with
  * one store. owner is 0 when free, else who holds it: the holder thread's
  * kernel id in bits 0-30, the index of its PID namespace in the queue's
@@ -222,6 +231,7 @@ struct mp_queue {
     void *map;           /* large: this process's writable mapping */
     size_t map_len;      /* its length */
     int map_idx;         /* its entry in maps, or -1 */
+    mp__qfill fill;      /* large: how the fill is timed */
   } claim;
   /* Mappings of large segments kept for reuse, under maps_lock. */
   pthread_mutex_t maps_lock;
@@ -570,10 +580,18 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
 void mp__qlarge_abandon(mp_queue *q, const mp__qlarge_ref *ref);
 /* mp__qlarge_create_mapped makes a segment of len bytes, its memory
  * reserved, and maps it writable, every page present, at *map (for an
- * in-place put; the caller unmaps it). */
+ * in-place put; the caller unmaps it). *fill says how a reused segment
+ * was handed out (queue_large.c, "The fill in place"): the caller sets
+ * fill->t0 to now less fill->spent_ns once it holds the room, and passes
+ * it to mp__qlarge_fill_done at the commit. */
 int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
                              void **map, size_t *map_len, int *map_idx,
-                             mp__deadline d);
+                             mp__qfill *fill, mp__deadline d);
+/* mp__qlarge_fill_done times a committed claim of len bytes. */
+void mp__qlarge_fill_done(const mp__qfill *fill, size_t len);
+/* mp__qlarge_fill_ways: how many timed claims this process handed out
+ * as they were ([0]) and flushed ([1]); for tests. */
+void mp__qlarge_fill_ways(uint64_t ways[2]);
 /* mp__qlarge_set_fresh_cost sets this process's estimate of what a fresh
  * segment costs it, ns a MiB (0: none yet), and returns the old one: for
  * tests of the wait for a kept segment (queue_large.c, "Reuse first"). */

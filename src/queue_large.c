@@ -530,15 +530,22 @@ static void copy_in(void *dst, const void *src, size_t len, bool timed) {
 }
 #endif
 
-/* evict drops [p, p + len) from every core's cache before an in-place
- * claim hands a reused segment out. The caller fills it with ordinary
- * stores, which would otherwise take each line from the consumer's cache
- * first: with the lines flushed they come from memory, and flush plus
- * memcpy of 1 MiB took 60-65 us here against 140-150 us for the memcpy
- * alone (the consumer's lines are clean: nothing is written back); but
- * where the two share a cache memcpy alone took 30, so the flush is made
- * only while this process's own copies (above) find memcpy dear.
- * clflushopt where the processor has it; elsewhere nothing. */
+/* ---- the fill in place ------------------------------------------------------
+ * An in-place put's caller fills a reused segment with ordinary stores, and
+ * each line may first be taken from the consumer's cache (a read for
+ * ownership). Flushing the segment from every cache before handing it out
+ * (clflushopt) makes those lines come from memory instead: where the two
+ * vCPUs had separate caches, flush plus memcpy of 1 MiB took 60-65 us here
+ * against 140-150 us for the memcpy alone (the consumer's lines are clean:
+ * nothing is written back). But where the caches are nearer, the flush
+ * itself cost 120 us a MiB and the memcpy alone took 130 (bench_queue's
+ * multiproc_inplace: 256 against 131 us). Which is cheaper can only be
+ * measured, and the library never sees the caller's copy; so the claim
+ * times itself, from the handing out (the flush included) to the commit,
+ * each way, and takes the cheaper; every EXPLORE-th claim goes the other
+ * way, to notice when that changes. The caller's own work between is in
+ * both ways' times alike. Fresh segments are not timed (their first
+ * touches would swamp it); claims under NT_COPY_MIN are never flushed. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("clflushopt"))) static void evict_lines(char *p,
                                                                size_t len) {
@@ -547,7 +554,7 @@ __attribute__((target("clflushopt"))) static void evict_lines(char *p,
   _mm_sfence();
 }
 
-static void evict(void *p, size_t len) {
+static bool can_evict(void) {
   static _Atomic int have = -1; /* -1: not asked yet */
   int h = atomic_load_explicit(&have, memory_order_relaxed);
   if (h < 0) {
@@ -556,20 +563,75 @@ static void evict(void *p, size_t len) {
     h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 23 & 1u) ? 1 : 0;
     atomic_store_explicit(&have, h, memory_order_relaxed);
   }
-  /* Only where this process's copies found the consumer's cache far
-   * (or have not told yet): sharing it, the flush only costs. */
-  uint64_t mc = atomic_load_explicit(&copy_est[0], memory_order_relaxed);
-  uint64_t nt = atomic_load_explicit(&copy_est[1], memory_order_relaxed);
-  bool far = mc == 0 || nt == 0 || (double)mc > STREAM_GAIN * (double)nt;
-  if (h == 1 && far && len >= NT_COPY_MIN)
-    evict_lines(p, len);
+  return h == 1;
 }
 #else
-static void evict(void *p, size_t len) {
+static void evict_lines(char *p, size_t len) {
   (void)p;
   (void)len;
 }
+
+static bool can_evict(void) {
+  return false;
+}
 #endif
+
+/* This process's estimates, ns per MiB (0: none yet), of a timed claim:
+ * [0] handed out as it was, [1] flushed first; a count of timed claims;
+ * and how many took each way (for tests). Threads race on them
+ * harmlessly. */
+static _Atomic uint64_t fill_est[2];
+static _Atomic uint32_t fill_tick;
+static _Atomic uint64_t fill_ways[2];
+
+/* fill_start chooses the way of a reused segment's claim, flushes it if
+ * that is the way, and says how long that took. */
+static void fill_start(void *p, size_t len, mp__qfill *f) {
+  f->way = -1;
+  f->spent_ns = 0;
+  if (len < NT_COPY_MIN || !can_evict())
+    return;
+  uint64_t plain = atomic_load_explicit(&fill_est[0], memory_order_relaxed);
+  uint64_t flushed = atomic_load_explicit(&fill_est[1], memory_order_relaxed);
+  uint32_t tick =
+      atomic_fetch_add_explicit(&fill_tick, 1, memory_order_relaxed);
+  int way;
+  if (flushed == 0)
+    way = 1;
+  else if (plain == 0)
+    way = 0;
+  else
+    way = flushed < plain ? 1 : 0;
+  if (plain != 0 && flushed != 0 && tick % EXPLORE == EXPLORE - 1)
+    way = !way;
+  f->way = way;
+  atomic_fetch_add_explicit(&fill_ways[way], 1, memory_order_relaxed);
+  if (way == 1) {
+    int64_t t0 = mp__os_now_ns();
+    evict_lines(p, len);
+    f->spent_ns = mp__os_now_ns() - t0;
+  }
+}
+
+void mp__qlarge_fill_done(const mp__qfill *f, size_t len) {
+  if (f->way < 0 || len == 0)
+    return;
+  int64_t dt = mp__os_now_ns() - f->t0;
+  if (dt <= 0)
+    return;
+  uint64_t sample = (uint64_t)dt * ((uint64_t)1 << 20) / len;
+  uint64_t old = atomic_load_explicit(&fill_est[f->way], memory_order_relaxed);
+  if (old != 0 && sample > 2 * old)
+    sample = 2 * old; /* a preemption is not the fill's cost */
+  atomic_store_explicit(&fill_est[f->way],
+                        old == 0 ? sample : old - old / 8 + sample / 8,
+                        memory_order_relaxed);
+}
+
+void mp__qlarge_fill_ways(uint64_t ways[2]) {
+  ways[0] = atomic_load_explicit(&fill_ways[0], memory_order_relaxed);
+  ways[1] = atomic_load_explicit(&fill_ways[1], memory_order_relaxed);
+}
 
 /* ---- put and get ------------------------------------------------------------
  */
@@ -806,7 +868,9 @@ int mp__qlarge_create(mp_queue *q, const void *buf, size_t len,
 
 int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
                              void **map, size_t *map_len, int *map_idx,
-                             mp__deadline d) {
+                             mp__qfill *fill, mp__deadline d) {
+  fill->way = -1;
+  fill->spent_ns = 0;
   char name[LARGE_NAME_MAX];
   int fd;
   bool spare;
@@ -818,7 +882,7 @@ int mp__qlarge_create_mapped(mp_queue *q, size_t len, mp__qlarge_ref *ref,
   if (rc != 0) {
     mp__os_shm_unlink(name);
   } else if (spare) {
-    evict(*map, len); /* a fresh segment's lines are in no cache */
+    fill_start(*map, len, fill);
   } else {
     /* The first touch of each page (the caller's, else this one) is
      * what a fresh segment costs: made here, it is timed for the wait
