@@ -677,6 +677,7 @@ void mp__queue_notify_slow(mp_queue *q, _Atomic uint32_t *word, uint32_t v) {
  * counted in mp__queue_missed_wakes. */
 _Atomic unsigned long mp__queue_missed_wakes;
 _Atomic unsigned long mp__queue_sleep_barriers;
+_Atomic unsigned long mp__queue_paced_spins;
 
 static uint32_t prepare_sleep(mp_queue *q, _Atomic uint32_t *word,
                               bool barrier, sleep_reg *r) {
@@ -767,6 +768,28 @@ static bool spin_for(mp_queue *q, mp__queue_ready_fn ready, void *arg,
   }
 }
 
+/* spin_paced is spin_for looking at ready only every look_ns (the clock
+ * read every 16 pauses), for a waiter whose looks would cost the side it
+ * waits for (mp__queue_wait_paced). The first look is look_ns from now:
+ * the caller has just looked. */
+static bool spin_paced(mp_queue *q, mp__queue_ready_fn ready, void *arg,
+                       int64_t now, int64_t end, int64_t look_ns) {
+  int64_t next = now + look_ns;
+  for (unsigned i = 1;; i++) {
+    mp__os_cpu_relax();
+    if ((i & 15u) != 0)
+      continue;
+    now = mp__os_now_ns();
+    if (now >= next) {
+      if (ready(q, arg))
+        return true;
+      next = now + look_ns;
+    }
+    if (now >= end)
+      return false;
+  }
+}
+
 /* sleep_until registers on word and sleeps until ready(q, arg) or the
  * deadline (see wait_until); reg is taken back by the caller. */
 static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
@@ -805,6 +828,12 @@ static int sleep_until(mp_queue *q, _Atomic uint32_t *word,
 
 int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                          mp__queue_ready_fn ready, void *arg, mp__deadline d) {
+  return mp__queue_wait_paced(q, word, ready, arg, d, 0);
+}
+
+int mp__queue_wait_paced(mp_queue *q, _Atomic uint32_t *word,
+                         mp__queue_ready_fn ready, void *arg, mp__deadline d,
+                         int64_t look_ns) {
   /* Waits after a wake since the last probe, and how many to let pass
    * between probes (0: every such wait probes). */
   static QTLS unsigned waits, probe_every;
@@ -822,7 +851,11 @@ int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
       spin *= WAKE_SPINS; /* spin_ns is at most a second (queue.c) */
     }
     int64_t end = d.ns - now > spin ? now + spin : d.ns;
-    if (spin_for(q, ready, arg, end)) {
+    if (look_ns > 0)
+      atomic_fetch_add_explicit(&mp__queue_paced_spins, 1,
+                                memory_order_relaxed);
+    if (look_ns > 0 ? spin_paced(q, ready, arg, now, end, look_ns)
+                    : spin_for(q, ready, arg, end)) {
       if (probe)
         probe_every = 0;
       return 0;

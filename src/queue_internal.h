@@ -400,16 +400,23 @@ static inline void mp__queue_notify(mp_queue *q, _Atomic uint32_t *word) {
 }
 void mp__queue_wake_all(mp_queue *q);
 /* Heavy barriers the sleepers of this process made (for tests: a sleep
- * after a plain spin makes one at once, a first sleep none), and first
- * sleeps that timed out with the state ready (missed wake-ups). */
+ * after a plain spin makes one at once, a first sleep none), first
+ * sleeps that timed out with the state ready (missed wake-ups), and
+ * paced spins (mp__queue_wait_paced). */
 extern _Atomic unsigned long mp__queue_sleep_barriers;
 extern _Atomic unsigned long mp__queue_missed_wakes;
+extern _Atomic unsigned long mp__queue_paced_spins;
 /* mp__queue_wait_until spins, then sleeps on word, until ready(q, arg) or
  * the deadline. Returns 0 (ready: the caller tries again), MP_EAGAIN (d
  * polls) or MP_ETIMEDOUT. */
 typedef bool (*mp__queue_ready_fn)(mp_queue *q, void *arg);
 int mp__queue_wait_until(mp_queue *q, _Atomic uint32_t *word,
                          mp__queue_ready_fn ready, void *arg, mp__deadline d);
+/* mp__queue_wait_paced is mp__queue_wait_until whose spin looks at ready
+ * only every look_ns (0: at every pause); its sleep is the same. */
+int mp__queue_wait_paced(mp_queue *q, _Atomic uint32_t *word,
+                         mp__queue_ready_fn ready, void *arg, mp__deadline d,
+                         int64_t look_ns);
 static inline uint16_t mp__queue_check16(uint32_t len, uint16_t kind) {
   uint32_t x = (len ^ (len >> 16)) * 0x9e37u;
   return (uint16_t)((x ^ (x >> 16) ^ kind ^ 0xa55au) & 0xffffu);

@@ -490,6 +490,70 @@ static void lost_wake_after_probe_costs_a_short_sleep(void **state) {
   assert_true(best < bound);
 }
 
+/* A put that finds the queue full while it holds 1024 messages or more
+ * looks at the room only every few microseconds (queue.c, "Waiting for
+ * room, paced"); one that finds fewer looks at every pause. Either way
+ * the spin keeps to the deadline. */
+static void fill_n(mp_queue *q, unsigned n) {
+  for (unsigned i = 0; i < n; i++)
+    assert_rc(mp_queue_put(q, &i, sizeof i, 0), 0);
+}
+
+static void full_put_paced_only_when_well_stocked(void **state) {
+  (void)state;
+  unsigned char b = 0;
+  /* 0.5 s spins: the whole wait is the spin. */
+  mp_queue *big = qnew(500 * 1000 * 1000L, 1100);
+  fill_n(big, 1100);
+  unsigned long before = atomic_load(&mp__queue_paced_spins);
+  double t0 = mp_test_now();
+  assert_rc(mp_queue_put(big, &b, 1, 0.05), MP_ETIMEDOUT);
+  double took = mp_test_now() - t0;
+  assert_true(took >= 0.05);
+  assert_true(took < mp_test_slack(0.4));
+  assert_true(atomic_load(&mp__queue_paced_spins) > before);
+  mp_queue_free(big);
+
+  mp_queue *small = qnew(500 * 1000 * 1000L, 10);
+  fill_n(small, 10);
+  before = atomic_load(&mp__queue_paced_spins);
+  assert_rc(mp_queue_put(small, &b, 1, 0.05), MP_ETIMEDOUT);
+  assert_int_equal(atomic_load(&mp__queue_paced_spins), before);
+  mp_queue_free(small);
+}
+
+/* A producer paced on a full queue of 2000 gets every message through,
+ * in order, as its consumer frees room. */
+#define PACED_MSGS 20000u
+
+static int produce_paced(void *arg) {
+  mp_queue *q = arg;
+  for (unsigned i = 0; i < PACED_MSGS; i++)
+    if (mp_queue_put(q, &i, sizeof i, 30.0) != 0)
+      return 1;
+  return atomic_load(&mp__queue_paced_spins) > 0 ? 0 : 2;
+}
+
+static void paced_producer_delivers_in_order(void **state) {
+  (void)state;
+  mp_queue *q = qnew(0, 2000);
+  pid_t pid = mp_test_fork(produce_paced, q);
+  /* Let it fill the queue and wait. */
+  double end = mp_test_now() + mp_test_slack(10);
+  while (mp_queue_qsize(q) < 2000 && mp_test_now() < end)
+    usleep(1000);
+  usleep(20 * 1000);
+  for (unsigned i = 0; i < PACED_MSGS; i++) {
+    unsigned v = ~0u;
+    size_t len = 0;
+    assert_rc(mp_queue_get(q, &v, sizeof v, &len, mp_test_slack(10)), 0);
+    assert_int_equal(len, sizeof v);
+    assert_int_equal(v, i);
+  }
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  mp_queue_free(q);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_sleeper_no_wake),
     cmocka_unit_test(sleeper_is_woken_once),
@@ -504,6 +568,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(slow_peer_is_waited_for_asleep),
     cmocka_unit_test(spun_sleep_makes_the_barrier),
     cmocka_unit_test(lost_wake_after_probe_costs_a_short_sleep),
+    cmocka_unit_test(full_put_paced_only_when_well_stocked),
+    cmocka_unit_test(paced_producer_delivers_in_order),
 };
 
 MP_TEST_MAIN(tests)
