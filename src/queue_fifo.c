@@ -156,23 +156,6 @@ bool mp__qfifo_has_room(mp_queue *q, uint32_t rec_bytes) {
   return q->cap - used >= need_bytes(q, pos_of(t), rec_bytes);
 }
 
-/* copy_in copies a payload into the ring. A small one is copied 16 bytes
- * at a time inline: the library's memcpy moves 33 to 64 bytes with one
- * 64-byte store, which, at a record's payload (8 bytes into a cache line),
- * straddles two lines that the consumer has just read. */
-static inline void copy_in(unsigned char *dst, const void *src, uint32_t len) {
-  if (len <= 64) {
-    const unsigned char *s = src;
-    uint32_t i = 0;
-    for (; i + 16 <= len; i += 16)
-      __builtin_memcpy(dst + i, s + i, 16);
-    if (i < len)
-      __builtin_memcpy(dst + i, s + i, len - i);
-    return;
-  }
-  memcpy(dst, src, len);
-}
-
 static void write_hdr(mp_queue *q, uint32_t off, uint32_t len, uint16_t kind) {
   rec_hdr h = {.len = len, .kind = kind, .check = mp__queue_check16(len, kind)};
   memcpy(q->ring + off, &h, sizeof h);
@@ -258,6 +241,8 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
   }
   uint32_t cnt = cnt_of(t), pos = pos_of(t);
   size_t k = 0;
+  /* The last header written: a batch's records mostly share a length. */
+  rec_hdr memo = {.kind = 0};
   while (k < n) {
     const mp__qput *m = &msgs[k];
     uint32_t rb = mp__qfifo_put_bytes(q, m);
@@ -288,12 +273,15 @@ int mp__qfifo_try_put(mp_queue *q, const mp__deadline *d, const mp__qput *msgs,
       write_hdr(q, off, q->cap - off - (uint32_t)sizeof(rec_hdr), MP__REC_WRAP);
       off = 0;
     }
-    write_hdr(q, off,
-              m->kind == MP__REC_LARGE ? rb - (uint32_t)sizeof(rec_hdr)
-                                       : m->len,
-              m->kind);
+    uint32_t hlen =
+        m->kind == MP__REC_LARGE ? rb - (uint32_t)sizeof(rec_hdr) : m->len;
+    if (hlen != memo.len || m->kind != memo.kind)
+      memo = (rec_hdr){.len = hlen,
+                       .kind = m->kind,
+                       .check = mp__queue_check16(hlen, m->kind)};
+    memcpy(q->ring + off, &memo, sizeof memo);
     if (m->len > 0)
-      copy_in(q->ring + off + sizeof(rec_hdr), m->data, m->len);
+      mp__qcopy(q->ring + off + sizeof(rec_hdr), m->data, m->len);
     pos += need;
     cnt++;
     k++;

@@ -437,6 +437,33 @@ void mp__queue_sweep(mp_queue *q);
 #define MP__QMSG_ALLOCATED ((void *)2) /* a buffer from mp__alloc */
 #define MP__QMSG_SEGMENT ((void *)3)   /* an mp__qzc record */
 
+/* mp__qcopy copies a message's payload into the ring or out of it. A
+ * small one is copied inline in 16-byte moves: the library's memcpy moves
+ * 33 to 64 bytes with one 64-byte store, which, at a record's payload (8
+ * bytes into a cache line), straddles two lines that the consumer has just
+ * read; and a call, or a loop of moves, cost 20 to 30 instructions a
+ * message where the whole put of a batched 64-byte message takes 120
+ * (callgrind). */
+static inline void mp__qcopy(unsigned char *dst, const void *src,
+                             uint32_t len) {
+  const unsigned char *s = src;
+  if (len > 64) {
+    memcpy(dst, src, len);
+  } else if (len > 32) {
+    /* Four 16-byte moves, the last two ending at len (they may overlap
+     * the first two): no loop, no store past the payload. */
+    __builtin_memcpy(dst, s, 16);
+    __builtin_memcpy(dst + 16, s + 16, 16);
+    __builtin_memcpy(dst + len - 32, s + len - 32, 16);
+    __builtin_memcpy(dst + len - 16, s + len - 16, 16);
+  } else if (len >= 16) {
+    __builtin_memcpy(dst, s, 16);
+    __builtin_memcpy(dst + len - 16, s + len - 16, 16);
+  } else {
+    __builtin_memcpy(dst, s, len);
+  }
+}
+
 /* mp__queue_deliver (see queue_core.c's part above). */
 static inline int mp__queue_deliver(mp__qget *g, const unsigned char *src,
                                     uint32_t len, size_t idx) {
@@ -460,7 +487,7 @@ static inline int mp__queue_deliver(mp__qget *g, const unsigned char *src,
     return MP_ETOOBIG;
   }
   if (len > 0)
-    memcpy(g->buf + g->used, src, len);
+    mp__qcopy(g->buf + g->used, src, len);
   g->lens[idx] = len;
   g->used += len;
   return 0;

@@ -85,6 +85,46 @@ static void fifo_order_and_sizes(void **state) {
   mp_queue_free(NULL);
 }
 
+/* Every small length, one at a time and batched, comes back byte for
+ * byte, with nothing written past it (the inline 16-byte moves of
+ * queue_internal.h's mp__qcopy, both ways). */
+static void every_small_length_round_trips(void **state) {
+  (void)state;
+  mp_queue *q = qnew(NULL);
+  unsigned char in[160], out[176], all[80 * 80];
+  for (unsigned i = 0; i < sizeof in; i++)
+    in[i] = (unsigned char)(i * 7 + 1);
+  for (size_t len = 0; len <= 130; len++) {
+    assert_rc(mp_queue_put(q, in, len, 0), 0);
+    memset(out, 0xee, sizeof out);
+    size_t got = 999;
+    assert_rc(mp_queue_get(q, out, sizeof out, &got, 0), 0);
+    assert_int_equal(got, len);
+    assert_memory_equal(out, in, len);
+    for (size_t i = len; i < sizeof out; i++)
+      assert_int_equal(out[i], 0xee);
+  }
+  /* Batched: lengths 0..79 back to back, then taken in one call. */
+  size_t lens[80], back[80];
+  size_t total = 0;
+  for (size_t k = 0; k < 80; k++) {
+    lens[k] = k;
+    memcpy(all + total, in, k);
+    total += k;
+  }
+  assert_int_equal(mp_queue_put_batch(q, all, lens, 80, 0), 80);
+  unsigned char *outs = malloc(total + 16);
+  assert_non_null(outs);
+  memset(outs, 0xee, total + 16);
+  assert_int_equal(mp_queue_get_batch(q, outs, total, back, 80, 0), 80);
+  assert_memory_equal(back, lens, sizeof lens);
+  assert_memory_equal(outs, all, total);
+  for (size_t i = total; i < total + 16; i++)
+    assert_int_equal(outs[i], 0xee);
+  free(outs);
+  mp_queue_free(q);
+}
+
 static void simple_queue_is_a_fifo(void **state) {
   (void)state;
   mp_queue *q = NULL;
@@ -1595,6 +1635,7 @@ static void chaos_short(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(fifo_order_and_sizes),
+    cmocka_unit_test(every_small_length_round_trips),
     cmocka_unit_test(simple_queue_is_a_fifo),
     cmocka_unit_test(lifo_order),
     cmocka_unit_test(priority_order),
