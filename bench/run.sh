@@ -111,6 +111,7 @@ target	queue_1to1	64B	multiproc_batch	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	1MiB	multiproc	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
+floor	queue_1to1	1MiB	ring_limit|handoff_copy_limit	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc_inplace	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc	ring_limit	1.3
