@@ -113,6 +113,24 @@ static int who_item(const void *in, void *out) {
 }
 MP_POOL_MAP(who_item)
 
+/* uneven_item naps 1 ms on worker rank 1 and 3 ms on rank 2 (the local
+ * workers inherit mpirun's OMPI_COMM_WORLD_RANK), and says which rank
+ * ran it and when it ended (CLOCK_MONOTONIC: one clock on one host). */
+struct ended {
+  int rank;
+  double at;
+};
+static int uneven_item(const void *in, void *out) {
+  (void)in;
+  const char *r = getenv("OMPI_COMM_WORLD_RANK");
+  int rank = r != NULL ? atoi(r) : 0;
+  sleep_ms(rank == 2 ? 3 : 1);
+  struct ended e = {rank, now()};
+  memcpy(out, &e, sizeof e);
+  return 0;
+}
+MP_POOL_MAP(uneven_item)
+
 static int not_registered(const void *in, void *out) {
   (void)in, (void)out;
   return 0;
@@ -568,6 +586,42 @@ static int rank_workers(void) {
 }
 /* MP_MPI_CASE(rank_workers) */
 
+/* The tail of a map: a worker rank is kept milliseconds of work deep,
+ * but near the end no rank is given more than its share of what is left
+ * (pool.c, "The tail of an MPI map"), so a rank three times slower than
+ * the other does not hold a deep queue while the fast one has run dry:
+ * both ranks' last items end within a few of the slow one's naps. (Kept
+ * 32 deep, as before, the slow rank ended about 64 ms after the fast
+ * one.) */
+static int uneven_ranks_end_together(void) {
+  enum { N = 240 };
+  static struct ended e[N];
+  mp_pool *p = mpi_pool(1);
+  if (p == NULL)
+    return 1;
+  mp_pool_map_opts mo = {.chunksize = 1};
+  CHECK_RC(mp_pool_map(p, uneven_item, NULL, N, 0, e, sizeof *e, &mo), 0);
+  double last[3] = {0, 0, 0};
+  int ran[3] = {0, 0, 0};
+  for (int i = 0; i < N; i++) {
+    CHECK(e[i].rank == 1 || e[i].rank == 2);
+    if (e[i].rank < 1 || e[i].rank > 2)
+      continue;
+    ran[e[i].rank]++;
+    if (e[i].at > last[e[i].rank])
+      last[e[i].rank] = e[i].at;
+  }
+  CHECK(ran[1] > ran[2]);
+  double gap_ms =
+      (last[2] > last[1] ? last[2] - last[1] : last[1] - last[2]) * 1e3;
+  fprintf(stderr, "uneven ranks: %d and %d items, last ends %.1f ms apart\n",
+          ran[1], ran[2], gap_ms);
+  CHECK(gap_ms < 30);
+  mp_pool_free(p);
+  return 0;
+}
+/* MP_MPI_CASE(uneven_ranks_end_together) */
+
 /* A worker rank killed while no pool is open (no heartbeats then): the
  * next pool's opening message, too big to go eagerly, is not waited for
  * forever: mp_pool_new fails with MP_EWORKERDIED after the silence limit,
@@ -641,10 +695,11 @@ static int million_items(void) {
 static const struct {
   const char *name;
   int (*fn)(void);
-} cases[] = {CASE(every_call),      CASE(crashing_tasks), CASE(initializer),
-             CASE(close_terminate), CASE(killed_rank),    CASE(million_items),
-             CASE(rank_workers),    CASE(rank_killed_between_pools),
-             CASE(task_timeout)};
+} cases[] = {CASE(every_call),   CASE(crashing_tasks),
+             CASE(initializer),  CASE(close_terminate),
+             CASE(killed_rank),  CASE(million_items),
+             CASE(rank_workers), CASE(rank_killed_between_pools),
+             CASE(task_timeout), CASE(uneven_ranks_end_together)};
 
 int main(int argc, char **argv) {
   /* Ranks 1.. become the pool's worker ranks here and never return. */
