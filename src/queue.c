@@ -881,18 +881,18 @@ static int put_stored(mp_queue *q, const mp__qput *m, mp__deadline d);
 
 /* Waiting for room, paced. A producer that finds the queue full while it
  * holds PACE_QUEUED messages or more is ahead of its consumers, who have
- * work queued for longer than PACE_LOOK_NS however fast they are (64-byte
- * batched gets took 17 ns a message here). Each look at the room loads
+ * work queued for longer than PACE_LOOK_NS however fast they are (1024
+ * batched 64-byte gets took 10 us or more here). Each look at the room loads
  * the consumers' head word, and the consumer's next store of it must
  * take the line back: spinning on it, the producer made the slower side
  * pay a line transfer a message (a 64-byte stream took 88 ns a message,
  * median of 11 runs; looking every 2 us, 63-66 ns; every 1, 2, 4, 8 us
  * in another hour, 48, 41, 40, 39 ns, and with 16 loads of work a
  * message in the consumer 62, 55, 50, 49). So such a producer looks
- * every PACE_LOOK_NS, and then finds room
- * for the tens of messages freed meanwhile, written in a burst. A queue
- * holding fewer messages (small maxsize, large messages) is watched at
- * every pause, as before; the sleep that follows a spin is unchanged. */
+ * every PACE_LOOK_NS, and then finds room for the tens of messages freed
+ * meanwhile, written in a burst. A queue holding fewer messages (small
+ * maxsize, large messages) is watched at every pause, as before; the
+ * sleep that follows a spin is unchanged. */
 #define PACE_QUEUED 1024u
 #define PACE_LOOK_NS 4000
 
