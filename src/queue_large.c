@@ -458,6 +458,21 @@ void mp__qlarge_map_done(mp_queue *q, int map_idx, void *map, size_t map_len,
 #define STREAM_GAIN 1.5
 #define EXPLORE 32u
 
+/* est_record feeds one timed way (dt_ns for len bytes) into its estimate
+ * *est, ns per MiB (0: none yet): an eighth of the way to the sample, and
+ * a sample over twice the estimate counts as twice (a preemption is not
+ * the way's cost). Used by the copy in and the fill in place below. */
+static void est_record(_Atomic uint64_t *est, int64_t dt_ns, size_t len) {
+  if (dt_ns <= 0 || len == 0)
+    return;
+  uint64_t sample = (uint64_t)dt_ns * ((uint64_t)1 << 20) / len;
+  uint64_t old = atomic_load_explicit(est, memory_order_relaxed);
+  if (old != 0 && sample > 2 * old)
+    sample = 2 * old;
+  atomic_store_explicit(est, old == 0 ? sample : old - old / 8 + sample / 8,
+                        memory_order_relaxed);
+}
+
 #if defined(__x86_64__)
 static void stream_copy(void *dst, const void *src, size_t len) {
   unsigned char *d = dst;
@@ -513,15 +528,7 @@ static void copy_in(void *dst, const void *src, size_t len, bool timed) {
     stream_copy(dst, src, len);
   else
     memcpy(dst, src, len);
-  int64_t dt = mp__os_now_ns() - t0;
-  if (dt <= 0)
-    return;
-  uint64_t sample = (uint64_t)dt * ((uint64_t)1 << 20) / len;
-  uint64_t old = way ? nt : mc;
-  if (old != 0 && sample > 2 * old)
-    sample = 2 * old; /* a preemption is not the copy's cost */
-  atomic_store_explicit(&copy_est[way], old == 0 ? sample : old - old / 8 + sample / 8,
-                        memory_order_relaxed);
+  est_record(&copy_est[way], mp__os_now_ns() - t0, len);
 }
 #else
 static void copy_in(void *dst, const void *src, size_t len, bool timed) {
@@ -585,10 +592,9 @@ static _Atomic uint32_t fill_tick;
 static _Atomic uint64_t fill_ways[2];
 
 /* fill_start chooses the way of a reused segment's claim, flushes it if
- * that is the way, and says how long that took. */
+ * that is the way, and says how long that took (*f, untimed on entry,
+ * stays so under NT_COPY_MIN or without clflushopt). */
 static void fill_start(void *p, size_t len, mp__qfill *f) {
-  f->way = -1;
-  f->spent_ns = 0;
   if (len < NT_COPY_MIN || !can_evict())
     return;
   uint64_t plain = atomic_load_explicit(&fill_est[0], memory_order_relaxed);
@@ -614,18 +620,8 @@ static void fill_start(void *p, size_t len, mp__qfill *f) {
 }
 
 void mp__qlarge_fill_done(const mp__qfill *f, size_t len) {
-  if (f->way < 0 || len == 0)
-    return;
-  int64_t dt = mp__os_now_ns() - f->t0;
-  if (dt <= 0)
-    return;
-  uint64_t sample = (uint64_t)dt * ((uint64_t)1 << 20) / len;
-  uint64_t old = atomic_load_explicit(&fill_est[f->way], memory_order_relaxed);
-  if (old != 0 && sample > 2 * old)
-    sample = 2 * old; /* a preemption is not the fill's cost */
-  atomic_store_explicit(&fill_est[f->way],
-                        old == 0 ? sample : old - old / 8 + sample / 8,
-                        memory_order_relaxed);
+  if (f->way >= 0)
+    est_record(&fill_est[f->way], mp__os_now_ns() - f->t0, len);
 }
 
 void mp__qlarge_fill_ways(uint64_t ways[2]) {
