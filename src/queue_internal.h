@@ -149,6 +149,11 @@ typedef struct mp__qshared {
   /* Large-message segments kept for reuse: 0 (empty), (size << 2) | 1
    * (a spare of size bytes), or (pid << 32) | 2 (being moved by pid). */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t spares[MP__QUEUE_SPARES];
+  /* When each spare was parked, as parked_kib then; parked_kib counts the
+   * KiB of segments parked so far, modulo 2^32 (queue_large.c, "Cold
+   * spares"). Hints: a wrong one costs a choice, never a byte. */
+  _Alignas(MP__QUEUE_LINE) _Atomic uint32_t spare_at[MP__QUEUE_SPARES];
+  _Atomic uint32_t parked_kib;
 
   /* Processes using the queue: (namespace index << 32) | pid; 0: free. */
   _Alignas(MP__QUEUE_LINE) _Atomic uint64_t procs[MP__QUEUE_PROCS];
@@ -630,6 +635,10 @@ void mp__qlarge_fill_ways(uint64_t ways[2]);
  * segment costs it, ns a MiB (0: none yet), and returns the old one: for
  * tests of the wait for a kept segment (queue_large.c, "Reuse first"). */
 uint64_t mp__qlarge_set_fresh_cost(uint64_t ns_per_mib);
+/* mp__qlarge_set_cold_wait sets how long a producer waits for a cold spare
+ * before a warm one will do, ns a MiB, and returns the old value: for
+ * tests (queue_large.c, "Cold spares"). */
+uint64_t mp__qlarge_set_cold_wait(uint64_t ns_per_mib);
 /* mp__qlarge_map_done gives back a mapping from mp__qlarge_create_mapped
  * (map_idx: its entry, or -1); with drop, the entry is given up too (its
  * segment is being removed). */

@@ -270,15 +270,21 @@ static mp_queue *ru_setup(unsigned char *buf, mp_queue_msg *held) {
   return q;
 }
 
-static void ru_drain(mp_queue *q, unsigned char *buf, int n) {
+/* ru_drain_len takes the n messages of len bytes queued, by copy, and
+ * finds the queue empty after them. */
+static void ru_drain_len(mp_queue *q, unsigned char *buf, int n, size_t want) {
   for (int i = 0; i < n; i++) {
     size_t len = 0;
-    assert_rc(mp_queue_get(q, buf, RU_LEN, &len, 0), 0);
-    assert_int_equal(len, RU_LEN);
+    assert_rc(mp_queue_get(q, buf, want, &len, 0), 0);
+    assert_int_equal(len, want);
     assert_true(whole(buf, len, NULL));
   }
   size_t len = 0;
-  assert_rc(mp_queue_get(q, buf, RU_LEN, &len, 0), MP_EAGAIN);
+  assert_rc(mp_queue_get(q, buf, want, &len, 0), MP_EAGAIN);
+}
+
+static void ru_drain(mp_queue *q, unsigned char *buf, int n) {
+  ru_drain_len(q, buf, n, RU_LEN);
 }
 
 typedef struct ru_arg {
@@ -590,6 +596,162 @@ static void reuse_killed_while_waiting(void **state) {
   free(buf);
 }
 
+/* ---- cold spares -----------------------------------------------------------
+ * A producer takes the spare parked longest ago; while messages are
+ * queued it waits for a cold one (3 MiB parked after it), and takes a
+ * warm one rather than a fresh segment when none comes. 1 MiB messages:
+ * a handle makes 8 segments before it waits. */
+#define CS_LEN ((size_t)1 << 20)
+#define CS_MADE 8u
+
+static bool slot_full(mp_queue *q, int k) {
+  return (atomic_load(&q->s->spares[k]) & 3u) == 1u;
+}
+
+/* cs_setup: CS_MADE fresh segments (at most seven queued in a FIFO ring:
+ * the first message is held in place meanwhile), their messages taken in
+ * order, so slot k holds a spare parked 7 - k MiB ago. */
+static mp_queue *cs_setup(unsigned char *buf) {
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  mp_queue_msg held;
+  for (uint32_t i = 1; i <= CS_MADE; i++) {
+    fill(buf, CS_LEN, i);
+    assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+    if (i == 1)
+      assert_rc(mp_queue_get_msg(q, &held, 0), 0);
+  }
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  assert_true(whole(held.data, held.len, NULL));
+  mp_queue_msg_release(&held);
+  ru_drain_len(q, buf, CS_MADE - 1, CS_LEN);
+  for (int k = 0; k < (int)CS_MADE; k++)
+    assert_true(slot_full(q, k));
+  return q;
+}
+
+/* With nothing queued, the oldest spare: slot 0, then (slot 0 parked
+ * again, now the newest) slot 1. */
+static void cold_spare_oldest_first(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  mp_queue *q = cs_setup(buf);
+  fill(buf, CS_LEN, 20);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  assert_false(slot_full(q, 0));
+  for (int k = 1; k < (int)CS_MADE; k++)
+    assert_true(slot_full(q, k));
+  ru_drain_len(q, buf, 1, CS_LEN);
+  assert_true(slot_full(q, 0));
+  fill(buf, CS_LEN, 21);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  assert_true(slot_full(q, 0));
+  assert_false(slot_full(q, 1));
+  ru_drain_len(q, buf, 1, CS_LEN);
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* cs_queue_five: five puts take slots 0-4 (the last exactly 3 MiB old);
+ * slots 5-7 are left, 2, 1 and 0 MiB old: warm, with five queued. */
+static void cs_queue_five(mp_queue *q, unsigned char *buf) {
+  for (uint32_t i = 0; i < 5; i++) {
+    fill(buf, CS_LEN, 30 + i);
+    assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  }
+  for (int k = 0; k < (int)CS_MADE; k++)
+    assert_true(slot_full(q, k) == (k >= 5));
+}
+
+typedef struct cs_arg {
+  mp_queue *q;
+  double taken_at;
+} cs_arg;
+
+static void *cs_take_later(void *p) {
+  cs_arg *a = p;
+  unsigned char *b = malloc(CS_LEN);
+  assert_non_null(b);
+  struct timespec ts = {0, 20 * 1000000};
+  nanosleep(&ts, NULL);
+  a->taken_at = mp_test_now();
+  size_t len = 0;
+  int rc = mp_queue_get(a->q, b, CS_LEN, &len, 0);
+  free(b);
+  return rc == 0 && len == CS_LEN ? a : NULL;
+}
+
+/* Five queued, only warm spares: the put waits until the consumer takes a
+ * message, which parks its segment (the newest, slot 0) and makes slot 5
+ * cold; the put takes slot 5. */
+static void cold_spare_waited_for_while_queued(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  mp_queue *q = cs_setup(buf);
+  uint64_t old_fresh = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  uint64_t old_cold = mp__qlarge_set_cold_wait(UINT64_C(1) << 40);
+  cs_queue_five(q, buf);
+  cs_arg a = {.q = q};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, cs_take_later, &a), 0);
+  fill(buf, CS_LEN, 40);
+  double put_at = mp_test_now();
+  assert_rc(mp_queue_put(q, buf, CS_LEN, mp_test_slack(10)), 0);
+  double took = mp_test_now() - put_at;
+  void *ok;
+  assert_int_equal(pthread_join(t, &ok), 0);
+  assert_non_null(ok);
+  mp__qlarge_set_fresh_cost(old_fresh);
+  mp__qlarge_set_cold_wait(old_cold);
+  bool late = a.taken_at - put_at > 0.09; /* past the 100 ms wait */
+  if (!late) {
+    /* It waited for the take, and ended before its wait ran out. */
+    assert_true(took >= a.taken_at - put_at);
+    assert_true(took < 0.1);
+    assert_true(slot_full(q, 0));
+    assert_false(slot_full(q, 5));
+  }
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  ru_drain_len(q, buf, 5, CS_LEN);
+  mp_queue_free(q);
+  free(buf);
+  if (late)
+    mp_test_skip("the taking thread ran %.0f ms after the put began, past "
+                 "its 100 ms wait (machine too loaded)",
+                 (a.taken_at - put_at) * 1e3);
+}
+
+/* Five queued, only warm spares, nobody taking: the put waits its cold
+ * wait out and takes the oldest warm spare, not a fresh segment; a put
+ * that may not wait takes one at once. */
+static void warm_spare_beats_fresh(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  mp_queue *q = cs_setup(buf);
+  uint64_t old_fresh = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  uint64_t old_cold = mp__qlarge_set_cold_wait(5000000); /* 5 ms a MiB */
+  cs_queue_five(q, buf);
+  fill(buf, CS_LEN, 50);
+  double put_at = mp_test_now();
+  assert_rc(mp_queue_put(q, buf, CS_LEN, mp_test_slack(10)), 0);
+  assert_true(mp_test_now() - put_at >= 0.005);
+  assert_false(slot_full(q, 5));
+  assert_true(slot_full(q, 6) && slot_full(q, 7));
+  fill(buf, CS_LEN, 51);
+  assert_rc(mp_queue_put_nowait(q, buf, CS_LEN), 0);
+  assert_false(slot_full(q, 6));
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  assert_false(atomic_load(&q->reuse_off));
+  mp__qlarge_set_fresh_cost(old_fresh);
+  mp__qlarge_set_cold_wait(old_cold);
+  ru_drain_len(q, buf, 7, CS_LEN);
+  mp_queue_free(q);
+  free(buf);
+}
+
 /* An in-place claim of a fresh segment touches its pages and times it:
  * the estimate the wait is bounded by. */
 static void claim_times_fresh_segment(void **state) {
@@ -623,6 +785,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reuse_empty_wait_charged),
     cmocka_unit_test(reuse_killed_while_waiting),
     cmocka_unit_test(claim_times_fresh_segment),
+    cmocka_unit_test(cold_spare_oldest_first),
+    cmocka_unit_test(cold_spare_waited_for_while_queued),
+    cmocka_unit_test(warm_spare_beats_fresh),
 };
 
 MP_TEST_MAIN(tests)
