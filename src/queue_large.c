@@ -249,16 +249,19 @@ static int spare_pick(mp_queue *q, size_t len, bool cold, bool settle,
                       uint64_t *w) {
   uint32_t now = atomic_load_explicit(&q->s->parked_kib, memory_order_relaxed);
   int best = -1;
-  uint32_t best_age = 0;
+  int32_t best_age = 0;
   for (int k = 0; k < MP__QUEUE_SPARES; k++) {
     uint64_t v = atomic_load(&q->s->spares[k]);
     if (settle)
       v = spare_settle(q, k, v);
     if ((v & 3u) != SPARE_FULL || (v >> 2) < len)
       continue;
-    uint32_t age =
-        now - atomic_load_explicit(&q->s->spare_at[k], memory_order_relaxed);
-    if (cold && age < SPARE_COLD_KIB)
+    /* Parked after parked_kib was read: the youngest. */
+    int32_t age = (int32_t)(now - atomic_load_explicit(&q->s->spare_at[k],
+                                                       memory_order_relaxed));
+    if (age < 0)
+      age = 0;
+    if (cold && age < (int32_t)SPARE_COLD_KIB)
       continue;
     if (best < 0 || age > best_age) {
       best = k;
