@@ -94,10 +94,15 @@
  *                      program filling an in-place claim does: each line
  *                      the consumer read last is fetched from its cache
  *                      before it is overwritten.
- *                      handoff_guard_limit: the in-place floor with what
+ *                      handoff_cold_limit: 8 buffers, memcpy in, read
+ *                      in place, a buffer written again only once the
+ *                      consumer released HANDOFF_COLD_GAP more after it
+ *                      (the queue's cold spares, queue_large.c): each side
+ *                      works on lines the other's cache has given up.
+ *                      handoff_guard_limit: the cold floor with what
  *                      the queue's guarantees cost on top, 1000 messages as
- *                      multiproc_zerocopy: 5 buffers (the segments a new
- *                      queue makes before it reuses one) whose pages
+ *                      multiproc_zerocopy: 8 buffers (the 1 MiB segments a
+ *                      new queue makes before it reuses one) whose pages
  *                      exist but that neither worker maps before the clock
  *                      (nothing is made at mp_queue_new: each buffer's
  *                      first message maps its pages in both workers, as a
@@ -171,6 +176,11 @@
 #define HANDOFF_COPY_OUT 1  /* the consumer copies the message out */
 #define HANDOFF_MEMCPY_IN 2 /* the producer copies in with memcpy */
 #define HANDOFF_GUARD 4     /* the price of the queue's guarantees, below */
+#define HANDOFF_COLD 8      /* a buffer is reused HANDOFF_COLD_GAP later */
+/* handoff_cold_limit: how many more buffers the consumer releases after
+ * one before the producer writes it again (the queue's cold spares: 3 MiB
+ * of 1 MiB messages). */
+#define HANDOFF_COLD_GAP 3
 
 /* The smallest ring (ring_setup makes it larger until four of the largest
  * messages fit), and how many messages ring_batch_limit publishes at once. */
@@ -1327,6 +1337,7 @@ struct handoff {
   struct {
     _Alignas(64) _Atomic uint64_t full; /* 0: free; else 1 + message number */
   } word[HANDOFF_MAX_BUFS];
+  _Alignas(64) _Atomic uint64_t released; /* buffers given back so far */
   uint64_t nbuf, size, off; /* off: where the buffers start */
 };
 
@@ -1457,10 +1468,16 @@ static void nt_copy(void *dst, const void *src, size_t len) {
 
 static int handoff_send1(endpoint *e, const void *buf, size_t len) {
   struct handoff *h = e->x->hand;
-  uint64_t i = e->hseq++ % h->nbuf;
+  uint64_t n = e->hseq++, i = n % h->nbuf;
   unsigned spins = 0;
   while (atomic_load_explicit(&h->word[i].full, memory_order_acquire) != 0)
     ring_backoff(&spins);
+  /* Cold: buffer i was released, and HANDOFF_COLD_GAP more after it. */
+  if (e->x->q->copy & HANDOFF_COLD)
+    while (n + HANDOFF_COLD_GAP >= h->nbuf &&
+           atomic_load_explicit(&h->released, memory_order_acquire) <
+               n + HANDOFF_COLD_GAP + 1 - h->nbuf)
+      ring_backoff(&spins);
   if ((e->x->q->copy & HANDOFF_GUARD) && handoff_names(e, 1) != 0)
     return -1;
   if (e->x->q->copy & HANDOFF_MEMCPY_IN)
@@ -1477,6 +1494,7 @@ static int handoff_recv1(endpoint *e, const void **data, size_t *len) {
     /* The previous message was read in place; it is done with now. */
     atomic_store_explicit(&h->word[(e->hseq - 1) % h->nbuf].full, 0,
                           memory_order_release);
+    atomic_fetch_add_explicit(&h->released, 1, memory_order_release);
     e->hlive = 0;
   }
   uint64_t i = e->hseq++ % h->nbuf, w;
@@ -1490,6 +1508,7 @@ static int handoff_recv1(endpoint *e, const void **data, size_t *len) {
   if (e->x->q->copy & HANDOFF_COPY_OUT) {
     memcpy(e->big, handoff_buf(h, i), *len);
     atomic_store_explicit(&h->word[i].full, 0, memory_order_release);
+    atomic_fetch_add_explicit(&h->released, 1, memory_order_release);
     *data = e->big;
   } else {
     *data = handoff_buf(h, i);
@@ -2072,10 +2091,14 @@ static const bench_case cases[] = {
         run_case, QH(&sys_handoff, MiB, 0, HANDOFF_COPY_OUT)),
     ROW("queue_1to1", "1MiB", "handoff_8buf_limit", "1 MiB", 2000, 5, "us/op",
         run_case, QH(&sys_handoff, MiB, 8, 0)),
-    ROW("queue_1to1", "1MiB", "handoff_memcpy_limit", "1 MiB", 2000, 5,
-        "us/op", run_case, QH(&sys_handoff, MiB, 0, HANDOFF_MEMCPY_IN)),
-    ROW("queue_1to1", "1MiB", "handoff_guard_limit", "1 MiB", 1000, 5,
-        "us/op", run_case, QH(&sys_handoff, MiB, 5, HANDOFF_GUARD)),
+    ROW("queue_1to1", "1MiB", "handoff_memcpy_limit", "1 MiB", 2000, 5, "us/op",
+        run_case, QH(&sys_handoff, MiB, 0, HANDOFF_MEMCPY_IN)),
+    ROW("queue_1to1", "1MiB", "handoff_guard_limit", "1 MiB", 1000, 5, "us/op",
+        run_case,
+        QH(&sys_handoff, MiB, 8,
+           HANDOFF_GUARD | HANDOFF_MEMCPY_IN | HANDOFF_COLD)),
+    ROW("queue_1to1", "1MiB", "handoff_cold_limit", "1 MiB", 2000, 5, "us/op",
+        run_case, QH(&sys_handoff, MiB, 8, HANDOFF_MEMCPY_IN | HANDOFF_COLD)),
 
     ROW("queue_2to2", "64B", "multiproc", "64 B", 1000000, 200, "ns/op",
         run_case, Q(&sys_mpq, T22, 0)),
