@@ -99,6 +99,8 @@
  *                      consumer released HANDOFF_COLD_GAP more after it
  *                      (the queue's cold spares, queue_large.c): each side
  *                      works on lines the other's cache has given up.
+ *                      handoff_cold_copy_limit: the same, the consumer
+ *                      copying each message out (a copying get's work).
  *                      handoff_guard_limit: the cold floor with what
  *                      the queue's guarantees cost on top, 1000 messages as
  *                      multiproc_zerocopy: 8 buffers (the 1 MiB segments a
@@ -2099,6 +2101,10 @@ static const bench_case cases[] = {
            HANDOFF_GUARD | HANDOFF_MEMCPY_IN | HANDOFF_COLD)),
     ROW("queue_1to1", "1MiB", "handoff_cold_limit", "1 MiB", 2000, 5, "us/op",
         run_case, QH(&sys_handoff, MiB, 8, HANDOFF_MEMCPY_IN | HANDOFF_COLD)),
+    ROW("queue_1to1", "1MiB", "handoff_cold_copy_limit", "1 MiB", 2000, 5,
+        "us/op", run_case,
+        QH(&sys_handoff, MiB, 8,
+           HANDOFF_MEMCPY_IN | HANDOFF_COLD | HANDOFF_COPY_OUT)),
 
     ROW("queue_2to2", "64B", "multiproc", "64 B", 1000000, 200, "ns/op",
         run_case, Q(&sys_mpq, T22, 0)),

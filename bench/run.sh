@@ -111,7 +111,7 @@ target	queue_1to1	64B	multiproc_batch	framed_pipe|socketpair|zmq_ipc	0.25
 target	queue_1to1	1MiB	multiproc	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_16MiB_ring	zmq_ipc	0.2
-floor	queue_1to1	1MiB	ring_limit|handoff_copy_limit	zmq_ipc	0.2
+floor	queue_1to1	1MiB	ring_limit|handoff_copy_limit|handoff_cold_copy_limit	zmq_ipc	0.2
 target	queue_1to1	1MiB	multiproc_zerocopy	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc_inplace	memcpy_limit	1.5
 target	queue_1to1	1MiB	multiproc	ring_limit	1.3
@@ -119,7 +119,7 @@ floor	queue_1to1	1MiB	handoff_limit|handoff_memcpy_limit|handoff_cold_limit	memc
 floor	queue_1to1	1MiB	handoff_guard_limit	memcpy_limit	1.5
 reference	queue_1to1	1MiB	multiproc_zerocopy	handoff_guard_limit	1
 reference	queue_1to1	1MiB	multiproc_zerocopy	handoff_cold_limit	1
-floor	queue_1to1	1MiB	handoff_copy_limit	ring_limit	1.3
+floor	queue_1to1	1MiB	handoff_copy_limit|handoff_cold_copy_limit	ring_limit	1.3
 target	queue_1to1	64B	multiproc	ring_limit	1.3
 target	queue_1to1	64B	multiproc_batch	ring_batch_limit	1.3
 target	queue_roundtrip	64B_busy	multiproc	ring_limit	1.5
