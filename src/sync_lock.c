@@ -76,8 +76,14 @@
 #define WAITERS ((uint64_t)1 << 31)
 #define START_SHIFT 32
 
-/* Spinning before the first sleep: pauses, then yields. */
-#define SPIN_PAUSES 100
+/* Spinning before the first sleep: pauses, then yields. The spinner
+ * looks after 1, 2, 4 ... up to SPIN_GAP_MAX pauses: each look takes the
+ * lock's line from the holder, whose release and next take then wait for
+ * it. Two processes incrementing one Value under its lock (bench_value,
+ * locked): 180-214 ns an increment looking after every pause (100 of
+ * them), 75-90 ns so, a robust pthread mutex 68-82 ns in the same runs. */
+#define SPIN_PAUSES 300
+#define SPIN_GAP_MAX 64
 #define SPIN_YIELDS 2
 /* The first look at a holder that does not let go; later looks come every
  * MP__SYNC_SLICE_NS. */
@@ -258,6 +264,14 @@ void mp__sync_lock_init(mp__sync_lock *l) {
     atomic_store_explicit(&l->pidns[0], ns, memory_order_relaxed);
 }
 
+/* try_take takes a free lock with one compare-and-swap, after one load. */
+static inline bool try_take(mp__sync_lock *l, uint64_t me) {
+  uint64_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
+  return v == 0 && atomic_compare_exchange_weak_explicit(&l->word, &v, me,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed);
+}
+
 static int acquire_slow(mp__sync_lock *l, uint64_t me, mp__deadline d) {
   if (me == 0)
     return mp__fail(MP_ENOSYS, "thread id %d does not fit a lock word",
@@ -266,15 +280,16 @@ static int acquire_slow(mp__sync_lock *l, uint64_t me, mp__deadline d) {
   if ((v & ~WAITERS) == me)
     return MP_EDEADLK;
   /* Spin, then yield; never for a caller that may not wait. */
-  for (int i = 0; !d.poll && i < SPIN_PAUSES + SPIN_YIELDS; i++) {
-    if (i < SPIN_PAUSES)
+  for (int spent = 0, gap = 1; !d.poll && spent < SPIN_PAUSES;
+       spent += gap, gap = gap < SPIN_GAP_MAX ? gap * 2 : SPIN_GAP_MAX) {
+    for (int k = 0; k < gap; k++)
       mp__os_cpu_relax();
-    else
-      sched_yield();
-    v = atomic_load_explicit(&l->word, memory_order_relaxed);
-    if (v == 0 && atomic_compare_exchange_weak_explicit(
-                      &l->word, &v, me, memory_order_acquire,
-                      memory_order_relaxed))
+    if (try_take(l, me))
+      return 0;
+  }
+  for (int i = 0; !d.poll && i < SPIN_YIELDS; i++) {
+    sched_yield();
+    if (try_take(l, me))
       return 0;
   }
   bool slept = false;
