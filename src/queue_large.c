@@ -213,9 +213,10 @@ static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
  * reading the next message as soon as it is written, takes each line from
  * the producer's cache. Streaming 1 MiB messages read in place on this
  * machine's 2 vCPUs (2 MiB of L2 cache each): 135-165 us a message when
- * the producer reused what came back last, 71-85 us (one memcpy's time)
- * when it reused only segments the consumer had read 3 MiB past since, as
- * both sides then work on lines the other's cache has given up. So each
+ * the producer reused what came back last, 61-95 us (about one memcpy's
+ * time) when it reused only segments the consumer had read 3 MiB past
+ * since, as both sides then work on lines the other's cache has given
+ * up. So each
  * slot records when it was parked (spare_at, in parked_kib's terms), a
  * producer takes the spare parked longest ago, and while the queue holds
  * messages (its consumer has work, and gives segments back as it goes) a
