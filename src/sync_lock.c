@@ -81,7 +81,7 @@
  * lock's line from the holder, whose release and next take then wait for
  * it. Two processes incrementing one Value under its lock (bench_value,
  * locked): 180-214 ns an increment looking after every pause (100 of
- * them), 75-90 ns so, a robust pthread mutex 68-82 ns in the same runs. */
+ * them), 72-90 ns so, a robust pthread mutex 68-82 ns in the same runs. */
 #define SPIN_PAUSES 300
 #define SPIN_GAP_MAX 64
 #define SPIN_YIELDS 2
