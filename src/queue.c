@@ -1101,7 +1101,8 @@ int mp_queue_put_priority(mp_queue *q, int64_t priority, const void *buf,
 
 /* claim_mine: does the calling thread hold an open claim on q? */
 static bool claim_mine(mp_queue *q) {
-  return q->claim.tid != 0 && q->claim.tid == mp__os_gettid();
+  pid_t tid = atomic_load_explicit(&q->claim.tid, memory_order_relaxed);
+  return tid != 0 && tid == mp__os_gettid();
 }
 
 int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
@@ -1152,7 +1153,7 @@ int mp_queue_claim(mp_queue *q, size_t size, void **buf, double timeout) {
     return rc;
   }
   /* plock is ours from here to the commit. */
-  q->claim.tid = mp__os_gettid();
+  atomic_store_explicit(&q->claim.tid, mp__os_gettid(), memory_order_relaxed);
   q->claim.large = large;
   q->claim.size = size;
   q->claim.ref = ref;
@@ -1178,7 +1179,7 @@ int mp_queue_commit(mp_queue *q, size_t len) {
   if (q->claim.large && len <= q->inline_max)
     return mp__fail(MP_EINVAL, "a large claim commits more than inline_max "
                                "bytes (abandon it and put the message)");
-  q->claim.tid = 0;
+  atomic_store_explicit(&q->claim.tid, 0, memory_order_relaxed);
   if (q->claim.large) {
     mp__qlarge_fill_done(&q->claim.fill, len);
     mp__qlarge_map_done(q, q->claim.map_idx, q->claim.map, q->claim.map_len,
@@ -1204,7 +1205,7 @@ int mp_queue_abandon(mp_queue *q) {
     return rc;
   if (!claim_mine(q))
     return mp__fail(MP_EINVAL, "no claim of this thread on this queue");
-  q->claim.tid = 0;
+  atomic_store_explicit(&q->claim.tid, 0, memory_order_relaxed);
   bool large = q->claim.large;
   mp__qlarge_ref ref = q->claim.ref;
   void *map = q->claim.map;

@@ -226,7 +226,8 @@ struct mp_queue {
   /* The open in-place put (mp_queue_claim): written only by the thread
    * that holds plock, which is the claimer from claim to commit. */
   struct {
-    pid_t tid;           /* the claiming thread; 0: none */
+    _Atomic pid_t tid;   /* the claiming thread; 0: none (other threads
+                            read it to refuse their commit) */
     uint32_t cnt, start; /* the tail word's count and position at claim */
     uint32_t off;        /* where the record's header goes in the ring */
     bool wrapped;        /* a WRAP gap precedes it */
