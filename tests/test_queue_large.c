@@ -1,7 +1,8 @@
 /* test_queue_large.c - how a large message's bytes get into and out of its
  * segment: streamed in (non-temporal stores from 64 KiB on, memcpy below),
  * from sources at any alignment and of any length, into fresh and
- * recycled segments, read by copy and in place; and a producer or a
+ * recycled segments (which kept one a producer takes, and when it waits
+ * for one), read by copy and in place; and a producer or a
  * consumer killed in the middle of that copy while a recycled segment is
  * in flight leaves every other message whole and no segment behind.
  *
@@ -270,7 +271,7 @@ static mp_queue *ru_setup(unsigned char *buf, mp_queue_msg *held) {
   return q;
 }
 
-/* ru_drain_len takes the n messages of len bytes queued, by copy, and
+/* ru_drain_len takes the n messages of want bytes queued, by copy, and
  * finds the queue empty after them. */
 static void ru_drain_len(mp_queue *q, unsigned char *buf, int n, size_t want) {
   for (int i = 0; i < n; i++) {
