@@ -1,8 +1,8 @@
 /* os/queue_os.h - the platform interface the queue needs beyond os/os.h:
  * an asymmetric memory barrier (so the queue's fast path needs no fence of
- * its own), mappings that are read-only or populated up front, and a pause
- * for spin loops. A port implements these; the Linux implementation is
- * src/os/linux_queue.c. */
+ * its own) and mappings that are read-only or populated up front; the pause
+ * for spin loops is os/cpu.h's. A port implements these; the Linux
+ * implementation is src/os/linux_queue.c. */
 #ifndef MP_OS_QUEUE_H
 #define MP_OS_QUEUE_H
 
@@ -11,16 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* mp__os_cpu_relax tells the CPU that the caller is spinning. */
-static inline void mp__os_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield" ::: "memory");
-#else
-  __asm__ __volatile__("" ::: "memory");
-#endif
-}
+#include "cpu.h" /* mp__os_cpu_relax, for the queue's spin loops */
 
 /* ---- asymmetric barrier -------------------------------------------------
  * The queue pairs a cheap side (every put and get: a store, then a load of
