@@ -31,6 +31,11 @@ typedef enum mp__fault_point {
    * set (queue_internal.h), so that the fast path pays a load of a line it
    * reads anyway. */
   MP__FAULT_QLOCK_BIAS_ENTER,
+  /* A producer owns a kept segment's slot (its word says busy) and is
+   * about to move the segment from the slot's name to its message's (arg:
+   * the two names, const char *[2]); a hook that takes the second name
+   * makes the move fail. */
+  MP__FAULT_SPARE_MOVE,
 } mp__fault_point;
 
 typedef void (*mp__fault_fn)(mp__fault_point point, void *arg);

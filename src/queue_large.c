@@ -64,6 +64,7 @@
 #include <immintrin.h>
 #endif
 
+#include "fault.h"
 #include "os/process_os.h"
 #include "os/queue_os.h"
 #include "os/shm.h"
@@ -244,14 +245,17 @@ static void spare_stamp(mp_queue *q, int k, uint64_t size) {
 }
 
 /* spare_pick returns the slot of the spare of at least len bytes parked
- * longest ago (cold ones only, if asked), settling half-done moves first
- * if settle; -1 when there is none. *w is the slot's word. */
+ * longest ago (cold ones only, if asked), leaving out the slots in the
+ * mask skip and settling half-done moves first if settle; -1 when there
+ * is none. *w is the slot's word. */
 static int spare_pick(mp_queue *q, size_t len, bool cold, bool settle,
-                      uint64_t *w) {
+                      unsigned skip, uint64_t *w) {
   uint32_t now = atomic_load_explicit(&q->s->parked_kib, memory_order_relaxed);
   int best = -1;
   int32_t best_age = 0;
   for (int k = 0; k < MP__QUEUE_SPARES; k++) {
+    if (skip & (1u << k))
+      continue;
     uint64_t v = atomic_load(&q->s->spares[k]);
     if (settle)
       v = spare_settle(q, k, v);
@@ -277,22 +281,26 @@ static int spare_pick(mp_queue *q, size_t len, bool cold, bool settle,
  * would find a spare. */
 static bool spare_ready(mp_queue *q, size_t len, bool cold) {
   uint64_t w;
-  return spare_pick(q, len, cold, false, &w) >= 0;
+  return spare_pick(q, len, cold, false, 0, &w) >= 0;
 }
 
 /* spare_take renames the spare spare_pick chooses to name; false when
- * there is none. */
+ * there is none. A slot whose segment would not move is not chosen again
+ * in the same pass: it would stay the oldest and hide the others. */
 static bool spare_take(mp_queue *q, size_t len, const char *name, bool cold) {
-  for (int pass = 0; pass < 2; pass++)
+  _Static_assert(MP__QUEUE_SPARES <= 32, "a slot is a bit of the mask");
+  for (int pass = 0; pass < 2; pass++) {
+    unsigned failed = 0;
     for (int tries = 0; tries < MP__QUEUE_SPARES; tries++) {
       uint64_t w;
-      int k = spare_pick(q, len, cold, pass == 1, &w);
+      int k = spare_pick(q, len, cold, pass == 1, failed, &w);
       if (k < 0)
         break;
       if (!atomic_compare_exchange_strong(&q->s->spares[k], &w, busy_word(q)))
         continue;
       char sname[LARGE_NAME_MAX];
       spare_name(q, k, sname, sizeof sname);
+      mp__fault(MP__FAULT_SPARE_MOVE, (const char *[2]){sname, name});
       int rc = mp__os_shm_rename(sname, name);
       /* Gone (removed from outside): the slot is empty. Not moved for
        * another reason: it is still a spare. */
@@ -301,7 +309,9 @@ static bool spare_take(mp_queue *q, size_t len, const char *name, bool cold) {
                                          : (w & ~(uint64_t)3) | SPARE_FULL);
       if (rc == 0)
         return true;
+      failed |= 1u << k;
     }
+  }
   return false;
 }
 
@@ -841,13 +851,12 @@ static int seg_new(mp_queue *q, size_t len, mp__qlarge_ref *ref, int *fd_out,
   large_name(q, pid, ctr, name, LARGE_NAME_MAX);
   *spare = false;
   bool cold = len >= COLD_MIN && q->large_count(q) > 0;
-  if (spare_take(q, len, name, cold)) {
+  /* A warm spare, when no cold one came, still beats a fresh one; and a
+   * kept segment found turns waiting back on (spare_wait), also after a
+   * wait that the put's deadline cut short. */
+  if (spare_take(q, len, name, cold) || spare_wait(q, len, name, cold, d) ||
+      (cold && spare_take(q, len, name, false))) {
     atomic_store_explicit(&q->reuse_off, false, memory_order_relaxed);
-    *spare = true;
-    rc = 0;
-  } else if (spare_wait(q, len, name, cold, d) ||
-             (cold && spare_take(q, len, name, false))) {
-    /* A warm spare, when no cold one came, still beats a fresh one. */
     *spare = true;
     rc = 0;
   }

@@ -2,7 +2,8 @@
  * segment: streamed in (non-temporal stores from 64 KiB on, memcpy below),
  * from sources at any alignment and of any length, into fresh and
  * recycled segments (which kept one a producer takes, and when it waits
- * for one), read by copy and in place; and a producer or a
+ * for one; a kept one that will not move is passed over), read by copy
+ * and in place; and a producer or a
  * consumer killed in the middle of that copy while a recycled segment is
  * in flight leaves every other message whole and no segment behind.
  *
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "harness.h"
 #include "queue_fixture.h"
 #include "queue_internal.h"
@@ -756,6 +758,69 @@ static void warm_spare_beats_fresh(void **state) {
   free(buf);
 }
 
+/* A put whose deadline falls inside the wait for a cold spare takes a
+ * warm one, makes no segment, and leaves waiting on: a kept segment was
+ * found. */
+static void deadline_in_cold_wait_keeps_waiting_on(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  mp_queue *q = cs_setup(buf);
+  uint64_t old_fresh = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  uint64_t old_cold = mp__qlarge_set_cold_wait(1000000000); /* 1 s a MiB */
+  cs_queue_five(q, buf);
+  fill(buf, CS_LEN, 60);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0.002), 0);
+  assert_false(slot_full(q, 5)); /* the oldest of the warm ones */
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  assert_false(atomic_load(&q->reuse_off));
+  mp__qlarge_set_fresh_cost(old_fresh);
+  mp__qlarge_set_cold_wait(old_cold);
+  ru_drain_len(q, buf, 6, CS_LEN);
+  mp_queue_free(q);
+  free(buf);
+}
+
+/* spare_stuck: the fault hook that makes the move of slot 0's segment
+ * fail (its target name exists) and lets the others move. */
+static void spare_stuck(mp__fault_point point, void *arg) {
+  if (point != MP__FAULT_SPARE_MOVE)
+    return;
+  const char *const *names = arg;
+  char to[512];
+  snprintf(to, sizeof to, "/dev/shm/%s", names[1]);
+  size_t n = strlen(names[0]);
+  if (n >= 3 && strcmp(names[0] + n - 3, "+s0") == 0) {
+    FILE *f = fopen(to, "w");
+    if (f != NULL)
+      fclose(f);
+  } else {
+    unlink(to);
+  }
+}
+
+/* A kept segment that will not move stays kept and does not hide the
+ * others: the next oldest is taken, and no segment is made. */
+static void spare_that_will_not_move_is_passed_over(void **state) {
+  (void)state;
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  mp_queue *q = cs_setup(buf);
+  uint64_t old_fresh = mp__qlarge_set_fresh_cost(UINT64_C(1) << 40);
+  fill(buf, CS_LEN, 70);
+  mp__fault_set(spare_stuck);
+  int rc = mp_queue_put(q, buf, CS_LEN, 0.05);
+  mp__fault_set(NULL);
+  assert_rc(rc, 0);
+  assert_true(slot_full(q, 0));
+  assert_false(slot_full(q, 1));
+  assert_int_equal(atomic_load(&q->large_made), CS_MADE);
+  mp__qlarge_set_fresh_cost(old_fresh);
+  ru_drain_len(q, buf, 1, CS_LEN);
+  mp_queue_free(q);
+  free(buf);
+}
+
 /* An in-place claim of a fresh segment touches its pages and times it:
  * the estimate the wait is bounded by. */
 static void claim_times_fresh_segment(void **state) {
@@ -791,6 +856,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(claim_times_fresh_segment),
     cmocka_unit_test(cold_spare_oldest_first),
     cmocka_unit_test(cold_spare_waited_for_while_queued),
+    cmocka_unit_test(deadline_in_cold_wait_keeps_waiting_on),
+    cmocka_unit_test(spare_that_will_not_move_is_passed_over),
     cmocka_unit_test(warm_spare_beats_fresh),
 };
 
