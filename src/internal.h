@@ -142,7 +142,11 @@ uint64_t mp__image_token(void);
  * its process tree unlinks it if the tree dies first; it starts the tracker
  * on first use. Returns 0 or an error (the segment is then unprotected).
  * mp__tracker_unregister forgets the name again (call it when unlinking);
- * names this process never registered are ignored.
+ * names this process never registered are ignored. mp__tracker_forget
+ * takes it off this process's list only: the tracker still guards it for
+ * the rest of the tree (a process that stops using what others still
+ * use). A name that ends with '+' guards a family: with it the tracker
+ * removes every segment of the caller's whose name begins with it.
  * mp__tracker_create is mp__os_shm_create for a segment the caller will
  * register: it registers the segment before the name exists, so a creator
  * killed at any moment leaves nothing once its tree is gone (the caller's
@@ -150,6 +154,7 @@ uint64_t mp__image_token(void);
  * what mp__os_shm_create returns. */
 int mp__tracker_register(const char *shm_name, size_t size);
 void mp__tracker_unregister(const char *shm_name);
+void mp__tracker_forget(const char *shm_name);
 int mp__tracker_create(const char *shm_name, size_t size, int *fd_out);
 
 /* ---- threads (src/thread.c; added by the thread helper) -----------------

@@ -480,6 +480,46 @@ static mp_queue *handle_alloc(void) {
   return q;
 }
 
+/* ---- the guard ----------------------------------------------------------
+ * An anonymous queue is used by its creator and the processes it forks
+ * afterwards: the resource tracker's tree (resource_tracker.c). So the
+ * creator registers "<prefix>+" (an empty segment) with the tracker, the
+ * guard of a family: once every process of the tree has ended, however
+ * (freed, exited without freeing, killed), the tracker removes the guard
+ * and every segment of the queue's large messages with it, queued, kept
+ * or half written. The last user's free, which removes them itself,
+ * unregisters the guard; a process that frees its handle while others
+ * still use the queue only takes the guard off its own list. Best effort:
+ * where no tracker can run, the queue works as before, and only the death
+ * of every user leaves its segments (live users' sweeps still remove a
+ * dead producer's). */
+static void guard_start(mp_queue *q) {
+  char name[sizeof q->guard];
+  snprintf(name, sizeof name, "%s+", q->prefix);
+  int fd;
+  if (mp__tracker_create(name, 0, &fd) != 0)
+    return;
+  close(fd);
+  if (mp__tracker_register(name, 0) != 0) {
+    mp__os_shm_unlink(name);
+    mp__tracker_unregister(name);
+    return;
+  }
+  memcpy(q->guard, name, sizeof name);
+}
+
+static void guard_end(mp_queue *q, bool last) {
+  if (q->guard[0] == '\0')
+    return;
+  if (last) {
+    mp__os_shm_unlink(q->guard);
+    mp__tracker_unregister(q->guard);
+  } else {
+    mp__tracker_forget(q->guard);
+  }
+  q->guard[0] = '\0';
+}
+
 int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
   if (out == NULL)
     return mp__fail(MP_EINVAL, "out is NULL");
@@ -528,6 +568,8 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
   prefix_of(q, o.name, s->id);
   if (o.name != NULL)
     q->creator = getpid();
+  else
+    guard_start(q);
   state_publish(s);
   handle_join(q);
   *out = q;
@@ -761,6 +803,7 @@ void mp_queue_free(mp_queue *q) {
     return;
   mp__qshared *s = q->s;
   int32_t me = (int32_t)getpid();
+  bool last = false;
   if (mp__object_check(s, MP__TYPE_QUEUE) == 0) {
     procs_remove(q, me);
     /* The last user of a queue nobody can reach again takes what is left
@@ -770,9 +813,12 @@ void mp_queue_free(mp_queue *q) {
     bool unreachable =
         q->origin == MP__ORIGIN_ANON ||
         (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
-    if (unreachable && !procs_others_alive(q, me))
+    if (unreachable && !procs_others_alive(q, me)) {
       discard(q);
+      last = true;
+    }
   }
+  guard_end(q, last);
   if (q->origin == MP__ORIGIN_NAMED && q->creator == getpid()) {
     /* A forked child has a copy of the handle but did not create it. */
     mp__os_shm_unlink(q->shm_name);

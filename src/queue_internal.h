@@ -252,7 +252,11 @@ struct mp_queue {
   uint32_t (*large_count)(struct mp_queue *q); /* messages queued now */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
-  struct mp_queue *next;             /* the process's list of handles */
+  /* An anonymous queue's "<prefix>+", registered with the resource
+   * tracker as the guard of its segments' family (queue.c, "The guard");
+   * empty when there is none. */
+  char guard[MP__QUEUE_PREFIX_MAX + 1];
+  struct mp_queue *next; /* the process's list of handles */
 };
 
 /* One message to put, as stored: inline bytes or a large reference. */

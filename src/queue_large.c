@@ -17,9 +17,9 @@
  * creates one (O_EXCL, its memory reserved with fallocate: a
  * full /dev/shm is then MP_ENOSPC, never a SIGBUS), streams the bytes in
  * through the mapping it keeps of it ("the copy in"; pwrite past what
- * the kept mappings hold), then queues the record like any message; from its commit on, the queue owns
- * the segment. If the put fails (full at the deadline, closed), the
- * producer removes the segment.
+ * the kept mappings hold), then queues the record like any message; from its
+ * commit on, the queue owns the segment. If the put fails (full at the
+ * deadline, closed), the producer removes the segment.
  *
  * Get. Holding the consumer lock, the consumer opens the segment, checks
  * its size against the record, reads it (pread) or maps it read-only (for
@@ -41,15 +41,18 @@
  * Sweep. Whoever recovers a lock, a producer of large messages at most
  * once a second, and the last user's free list the queue's segments and
  * remove those that no queued record names and whose producer is no
- * longer alive. What a sweep cannot reach: if every process that uses a
- * queue is killed, its orphans, its spares (and the large messages still
- * queued in an anonymous queue) stay in /dev/shm under the names above.
+ * longer alive. What a sweep cannot reach, every user of the queue gone
+ * without its free: an anonymous queue's creator registered the guard
+ * "<prefix>+" with the resource tracker (queue.c, "The guard"), which
+ * removes the whole family once the tree has ended. A named queue's
+ * orphans, spares and queued messages then stay under the names above.
  *
- * Why not the resource tracker: registering each message's segment and
- * unregistering it at the commit would start a tracker process (two forks)
- * for each message in a process that has nothing else registered, and a
- * registration kept until the message is taken would let the producer's
- * tree take queued messages with it when it ends. */
+ * Why the tracker guards the family rather than each segment: registering
+ * each message's segment and unregistering it at the commit would cost a
+ * message to the tracker per message, and a registration kept until the
+ * message is taken would let the producer's tree take queued messages
+ * with it when it ends. One guard a queue, registered by its creator
+ * before any user is forked, costs nothing a message. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

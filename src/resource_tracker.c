@@ -75,6 +75,16 @@
  * AT_EMPTY_PATH), the plain order is kept: create, then register, and a
  * member killed between the two leaves that segment (found by name only).
  *
+ * Families. A registered name that ends with '+' guards a family: when the
+ * tracker (or the clean-up after a dead one) removes it, it first removes
+ * every segment whose name begins with it and that is a regular file of
+ * its own (looked at without following a link). An anonymous queue
+ * registers "<its prefix>+" (an empty file) when it is made, so that the
+ * segments of its large messages, "<prefix>+<pid>.<ctr>" and its kept
+ * ones, go once its tree has died, however its users ended (queue.c,
+ * queue_large.c). A member that stops using the queue while others still
+ * do takes the name off its own list only (mp__tracker_forget).
+ *
  * What else a crash leaves: a tracker killed leaves its state file and
  * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
  * their creators are dead, and the members start a new tracker on their
@@ -304,6 +314,32 @@ static bool same_segment(const entry *e) {
          uid == geteuid();
 }
 
+/* remove_family: a registered name that ends with '+' guards a family
+ * (see Families above): every segment whose name begins with it, a
+ * regular file of the caller's own, goes with it. Returns how many. */
+typedef struct family {
+  const char *guard;
+  size_t len;
+  size_t removed;
+} family;
+
+static int family_one(const char *name, void *arg) {
+  family *f = arg;
+  bool mine = false;
+  if (strncmp(name, f->guard, f->len) == 0 && name[f->len] != '\0' &&
+      mp__os_shm_mine(name, &mine) == 0 && mine && mp__os_shm_unlink(name) == 0)
+    f->removed++;
+  return 0;
+}
+
+static size_t remove_family(const char *guard) {
+  family f = {.guard = guard, .len = strlen(guard)};
+  if (f.len == 0 || guard[f.len - 1] != '+')
+    return 0;
+  (void)mp__os_shm_list(family_one, &f);
+  return f.removed;
+}
+
 static void tracker_main(int fd, void *arg) {
   (void)arg;
   /* Failure injection is for the tests' process, not for the tracker. */
@@ -333,9 +369,13 @@ static void tracker_main(int fd, void *arg) {
     msg[r] = '\0';
     tracker_handle(&tr, msg, (size_t)r);
   }
+  /* A family before its guard: a tracker killed in between leaves the
+   * guard in its state file, and the clean-up after it does the rest. */
   for (size_t i = 0; i < tr.n; i++)
-    if (same_segment(&tr.v[i]))
+    if (same_segment(&tr.v[i])) {
+      remove_family(tr.v[i].name);
       mp__os_shm_unlink(tr.v[i].name);
+    }
   mp__os_shm_unlink(tr.state_name);
   mp__free(tr.v);
 }
@@ -671,7 +711,8 @@ int mp__tracker_register(const char *shm_name, size_t size) {
   return rc;
 }
 
-void mp__tracker_unregister(const char *shm_name) {
+/* drop: unregister (tell: the tracker forgets it too) or forget. */
+static void drop(const char *shm_name, bool tell) {
   if (shm_name == NULL)
     return;
   pthread_mutex_lock(&g.lock);
@@ -683,7 +724,7 @@ void mp__tracker_unregister(const char *shm_name) {
       break;
     }
   }
-  if (found != NULL && connected_locked())
+  if (found != NULL && tell && connected_locked())
     send_unregister_locked(found->name, found->ino);
   mp__free(found);
   if (g.names == NULL && g.fd >= 0) {
@@ -692,6 +733,14 @@ void mp__tracker_unregister(const char *shm_name) {
     g.tracker_pid = 0;
   }
   pthread_mutex_unlock(&g.lock);
+}
+
+void mp__tracker_unregister(const char *shm_name) {
+  drop(shm_name, true);
+}
+
+void mp__tracker_forget(const char *shm_name) {
+  drop(shm_name, false);
 }
 
 pid_t mp_resource_tracker_pid(void) {
@@ -903,8 +952,11 @@ static int clean_one(const entry *e, const char *line, size_t line_len,
     c->kept++;
     return 0;
   }
-  if (same_segment(e) && mp__os_shm_unlink(e->name) == 0)
-    c->removed++;
+  if (same_segment(e)) {
+    c->removed += remove_family(e->name);
+    if (mp__os_shm_unlink(e->name) == 0)
+      c->removed++;
+  }
   return 0;
 }
 

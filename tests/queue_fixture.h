@@ -31,7 +31,8 @@ static MP__QFIXTURE_UNUSED mp_queue *qnew_mib(void) {
 #define STREAK (MP__QLOCK_BIAS_STREAK + 8)
 
 /* count_names counts the queue's large-message segments in /dev/shm:
- * messages' (spares false) or those kept for reuse (spares true). */
+ * messages' (spares false) or those kept for reuse (spares true); not an
+ * anonymous queue's guard, "<prefix>+" (queue.c, "The guard"). */
 static MP__QFIXTURE_UNUSED int count_names(mp_queue *q, bool spares) {
   size_t plen = strlen(q->prefix);
   DIR *d = opendir("/dev/shm");
@@ -39,7 +40,8 @@ static MP__QFIXTURE_UNUSED int count_names(mp_queue *q, bool spares) {
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+')
+    if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+' &&
+        e->d_name[plen + 1] != '\0')
       n += (e->d_name[plen + 1] == 's') == spares;
   closedir(d);
   return n;

@@ -3,7 +3,8 @@
  * from sources at any alignment and of any length, into fresh and
  * recycled segments (which kept one a producer takes, and when it waits
  * for one; a kept one that will not move is passed over), read by copy
- * and in place; and a producer or a
+ * and in place; what is left once every user of the queue has ended (the
+ * tracker removes it with the queue's guard); and a producer or a
  * consumer killed in the middle of that copy while a recycled segment is
  * in flight leaves every other message whole and no segment behind.
  *
@@ -821,6 +822,176 @@ static void spare_that_will_not_move_is_passed_over(void **state) {
   free(buf);
 }
 
+/* ---- the guard: nothing left once every user has ended -------------------
+ * An anonymous queue's creator registers "<prefix>+" with the resource
+ * tracker (queue.c, "The guard"); the tracker removes the queue's
+ * segments with it once the tree has ended, however. */
+
+/* family_count counts the names in /dev/shm that begin "<prefix>+": the
+ * guard and every segment of the queue's. */
+static int family_count(const char *prefix) {
+  size_t plen = strlen(prefix);
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* family_gone waits (bounded) until nothing of the family is left. */
+static bool family_gone(const char *prefix) {
+  double end = mp_test_now() + mp_test_slack(10);
+  while (family_count(prefix) != 0 && mp_test_now() < end)
+    usleep(5000);
+  return family_count(prefix) == 0;
+}
+
+typedef struct gt_tree {
+  int report;  /* write end: the prefix, then one byte per member ready */
+  bool killed; /* the members wait to be killed; else they exit unfreed */
+} gt_tree;
+
+/* gt_member puts two large messages and, in the root, takes one in place
+ * and holds it (a segment lent to it); then waits to be killed, or exits
+ * without freeing anything. */
+static int gt_member(mp_queue *q, const gt_tree *t, bool root) {
+  unsigned char *buf = malloc(CS_LEN);
+  if (buf == NULL)
+    return 1;
+  for (uint32_t i = 0; i < 2; i++) {
+    fill(buf, CS_LEN, i + 1);
+    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
+      return 2;
+  }
+  mp_queue_msg held;
+  if (root && mp_queue_get_msg(q, &held, 10.0) != 0)
+    return 3;
+  char c = 1;
+  if (write(t->report, &c, 1) != 1)
+    return 4;
+  if (!t->killed)
+    exit(0); /* no free, no release: the tree just ends */
+  alarm(60);
+  for (;;)
+    pause();
+}
+
+static int gt_root(void *p) {
+  gt_tree *t = p;
+  setpgid(0, 0); /* a group of its own: the test kills the tree at once */
+  mp_queue *q;
+  if (mp_queue_new(&q, &(mp_queue_opts){.capacity = 64 << 10}) != 0)
+    return 10;
+  char prefix[MP__QUEUE_PREFIX_MAX] = {0};
+  snprintf(prefix, sizeof prefix, "%s", q->prefix);
+  if (write(t->report, prefix, sizeof prefix) != (ssize_t)sizeof prefix)
+    return 11;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 12;
+  return gt_member(q, t, pid != 0);
+}
+
+/* gt_run starts a tree, waits until its two members hold segments, kills
+ * it or lets it exit, and says whether its queue's family went with it. */
+static void gt_run(bool killed) {
+  /* A tracker of this process would take the tree's registration, and
+   * live on with this process. */
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  gt_tree t = {.report = fds[1], .killed = killed};
+  pid_t root = mp_test_fork(gt_root, &t);
+  close(fds[1]);
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  bool ready = read(fds[0], prefix, sizeof prefix) == (ssize_t)sizeof prefix;
+  for (int i = 0; ready && i < 2; i++) {
+    char c;
+    ready = read(fds[0], &c, 1) == 1;
+  }
+  close(fds[0]);
+  if (!ready || killed)
+    kill(-root, SIGKILL);
+  mp_test_wait(root, mp_test_slack(10));
+  assert_true(ready);
+  assert_true(family_gone(prefix));
+}
+
+/* Every process that uses the queue killed, with messages queued and one
+ * held in place: the tracker removes the guard and every segment. */
+static void killed_tree_leaves_no_segment(void **state) {
+  (void)state;
+  gt_run(true);
+}
+
+/* The same when every user exits without freeing anything. */
+static void unfreed_tree_leaves_no_segment(void **state) {
+  (void)state;
+  gt_run(false);
+}
+
+/* A process that frees its handle while another still uses the queue
+ * leaves the guard and the segments to it (and its own tracker end goes:
+ * nothing else was registered); the last user's free removes them. */
+static void guard_follows_the_last_user(void **state) {
+  (void)state;
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  snprintf(prefix, sizeof prefix, "%s", q->prefix);
+  assert_int_equal(family_count(prefix), 1); /* the guard */
+  assert_true(mp_resource_tracker_pid() > 0);
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  fill(buf, CS_LEN, 80);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  int go[2], in[2];
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(in), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* Entered in the queue's users (the atfork handler ran before fork
+     * returned here): the parent frees only then, and this process is the
+     * last user. */
+    char c = 1;
+    close(go[1]);
+    close(in[0]);
+    if (write(in[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+      _exit(1);
+    size_t len = 0;
+    if (mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || len != CS_LEN ||
+        !whole(buf, len, NULL))
+      _exit(2);
+    fill(buf, CS_LEN, 81);
+    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0 ||
+        mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || !whole(buf, len, NULL))
+      _exit(3);
+    mp_queue_free(q);
+    _exit(family_count(prefix) == 0 ? 0 : 4);
+  }
+  close(go[0]);
+  close(in[1]);
+  char c;
+  assert_int_equal(read(in[0], &c, 1), 1);
+  close(in[0]);
+  mp_queue_free(q);
+  assert_int_equal(mp_resource_tracker_pid(), 0); /* its list is empty */
+  assert_int_equal(family_count(prefix), 2);      /* the guard, the message */
+  assert_int_equal(write(go[1], "g", 1), 1);
+  close(go[1]);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_int_equal(family_count(prefix), 0);
+  free(buf);
+}
+
 /* An in-place claim of a fresh segment touches its pages and times it:
  * the estimate the wait is bounded by. */
 static void claim_times_fresh_segment(void **state) {
@@ -859,6 +1030,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(deadline_in_cold_wait_keeps_waiting_on),
     cmocka_unit_test(spare_that_will_not_move_is_passed_over),
     cmocka_unit_test(warm_spare_beats_fresh),
+    cmocka_unit_test(killed_tree_leaves_no_segment),
+    cmocka_unit_test(unfreed_tree_leaves_no_segment),
+    cmocka_unit_test(guard_follows_the_last_user),
 };
 
 MP_TEST_MAIN(tests)

@@ -639,6 +639,50 @@ static void colliding_member_keeps_the_others_guard(void **state) {
   assert_true(gone);
 }
 
+/* A registered name that ends with '+' guards a family: the clean-up
+ * after a dead tracker removes the guard and the regular files of ours
+ * whose names begin with it; not another user's file, a link (nor what
+ * it points to), a FIFO (opening one would block), nor a name outside. */
+static void family_goes_with_its_guard_but_not_what_is_planted(void **state) {
+  (void)state;
+  need_root();
+  char base[64], guard[80], mine[80], theirs[80], link[80], fifo[80],
+      outside[80], target[80], file[64], path[SHM_PATH_MAX], to[SHM_PATH_MAX];
+  mp_test_name(base, sizeof base, "fam");
+  snprintf(guard, sizeof guard, "%s+", base);
+  snprintf(mine, sizeof mine, "%s+1.2", base);
+  snprintf(theirs, sizeof theirs, "%s+3.4", base);
+  snprintf(link, sizeof link, "%s+s0", base);
+  snprintf(fifo, sizeof fifo, "%s+s1", base);
+  snprintf(outside, sizeof outside, "%sx", base);
+  snprintf(target, sizeof target, "%s-target", base);
+  pid_t dead = dead_pid();
+  snprintf(file, sizeof file, "mp-tracker.%d", (int)dead);
+  uint64_t ino = make_segment(guard, geteuid());
+  make_segment(mine, geteuid());
+  make_segment(theirs, NOBODY);
+  make_segment(outside, geteuid());
+  make_segment(target, geteuid());
+  snprintf(path, sizeof path, "/dev/shm/%s", link);
+  snprintf(to, sizeof to, "/dev/shm/%s", target);
+  assert_int_equal(symlink(to, path), 0);
+  snprintf(path, sizeof path, "/dev/shm/%s", fifo);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  plant(file, dead, guard, ino, geteuid(), 0600);
+  size_t removed = 0;
+  int rc = mp_resource_tracker_remove_dead(&removed);
+  bool gone = !shm_exists(guard) && !shm_exists(mine) && !shm_exists(file);
+  bool kept = shm_exists(theirs) && shm_exists(link) && shm_exists(fifo) &&
+              shm_exists(outside) && shm_exists(target);
+  const char *left[] = {guard, mine, theirs, link, fifo, outside, target, file};
+  for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
+    shm_remove(left[i]);
+  assert_rc(rc, 0);
+  assert_true(gone);
+  assert_true(kept);
+  assert_int_equal(removed, 2);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(own_private_state_file_is_cleaned),
     cmocka_unit_test(state_file_of_another_user_is_ignored),
@@ -656,6 +700,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(create_over_an_existing_name_takes_back_its_registration),
     cmocka_unit_test(created_segment_is_registered_with_its_inode),
     cmocka_unit_test(colliding_member_keeps_the_others_guard),
+    cmocka_unit_test(family_goes_with_its_guard_but_not_what_is_planted),
 };
 
 MP_TEST_MAIN(tests)

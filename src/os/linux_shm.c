@@ -328,6 +328,18 @@ int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
   return 0;
 }
 
+int mp__os_shm_mine(const char *name, bool *mine) {
+  char path[NAME_MAX + 16];
+  int n = snprintf(path, sizeof path, "/dev/shm/%s", name);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return MP_ENAMETOOLONG;
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return -errno;
+  *mine = S_ISREG(st.st_mode) && st.st_uid == geteuid();
+  return 0;
+}
+
 int mp__os_shm_stat(const char *name, uint64_t *dev, uint64_t *ino,
                     size_t *size) {
   /* glibc's shm_open opens /dev/shm/<name>: the same file, looked at

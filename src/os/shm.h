@@ -76,6 +76,12 @@ bool mp__os_process_alive(pid_t pid, uint64_t start);
 int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
                         void *arg);
 
+/* mp__os_shm_mine says whether name is a regular file owned by the
+ * caller (effective uid), looked at without following a link or opening
+ * it (a planted FIFO would block an open). Returns 0 (*mine set),
+ * MP_ENOENT or -errno. */
+int mp__os_shm_mine(const char *name, bool *mine);
+
 /* mp__os_shm_stat stores the identity (device and inode numbers) and the
  * size of the segment that name refers to now, with one look-up and
  * without opening it. Returns 0, MP_ENOENT or -errno. */
