@@ -328,29 +328,32 @@ int mp__os_spawn_daemon(int keep_fd, void (*fn)(int fd, void *arg),
   return 0;
 }
 
-int mp__os_shm_mine(const char *name, bool *mine) {
+/* shm_look stats /dev/shm/<name> (glibc's shm_open opens that file),
+ * following a link only if follow; without opening it. */
+static int shm_look(const char *name, bool follow, struct stat *st) {
   char path[NAME_MAX + 16];
   int n = snprintf(path, sizeof path, "/dev/shm/%s", name);
   if (n < 0 || (size_t)n >= sizeof path)
     return MP_ENAMETOOLONG;
-  struct stat st;
-  if (lstat(path, &st) != 0)
+  if ((follow ? stat(path, st) : lstat(path, st)) != 0)
     return -errno;
-  *mine = S_ISREG(st.st_mode) && st.st_uid == geteuid();
   return 0;
+}
+
+int mp__os_shm_mine(const char *name, bool *mine) {
+  struct stat st;
+  int rc = shm_look(name, false, &st);
+  if (rc == 0)
+    *mine = S_ISREG(st.st_mode) && st.st_uid == geteuid();
+  return rc;
 }
 
 int mp__os_shm_stat(const char *name, uint64_t *dev, uint64_t *ino,
                     size_t *size) {
-  /* glibc's shm_open opens /dev/shm/<name>: the same file, looked at
-   * without the open and close. */
-  char path[NAME_MAX + 16];
-  int n = snprintf(path, sizeof path, "/dev/shm/%s", name);
-  if (n < 0 || (size_t)n >= sizeof path)
-    return MP_ENAMETOOLONG;
   struct stat st;
-  if (stat(path, &st) != 0)
-    return -errno;
+  int rc = shm_look(name, true, &st);
+  if (rc != 0)
+    return rc;
   if (!S_ISREG(st.st_mode))
     return MP_ENOENT;
   *dev = (uint64_t)st.st_dev;
