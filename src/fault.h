@@ -36,6 +36,10 @@ typedef enum mp__fault_point {
    * the two names, const char *[2]); a hook that takes the second name
    * makes the move fail. */
   MP__FAULT_SPARE_MOVE,
+  /* A forked child's atfork handler is about to enter the child in each
+   * queue's table of users (arg: NULL); a hook that sleeps here is a
+   * child that runs late. */
+  MP__FAULT_QUEUE_CHILD_ENTER,
 } mp__fault_point;
 
 typedef void (*mp__fault_fn)(mp__fault_point point, void *arg);

@@ -96,6 +96,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
+#include "os/process_os.h"
 #include "os/queue_os.h"
 #include "queue_internal.h"
 
@@ -109,7 +111,12 @@
 /* ---- the process's handles (for fork) ----------------------------------
  * A forked child inherits every handle; the atfork handler enters the
  * child in each queue's table of users and registers it for the heavy
- * barrier. */
+ * barrier. That handler runs when the child first runs: a free in the
+ * parent before then would find the parent the last user and discard
+ * what the child is about to take. So a child the library forks
+ * (mp__os_fork: processes, pools, the fork server) is also entered by the
+ * parent before the fork returns (child_forked); a program's own fork(2)
+ * is not (docs/queue.md, "Lifetime and ownership"). */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -125,6 +132,7 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   int32_t pid = (int32_t)getpid();
   bool any = false;
+  mp__fault(MP__FAULT_QUEUE_CHILD_ENTER, NULL);
   for (mp_queue *q = handles; q != NULL; q = q->next) {
     any = true;
     /* Another thread of the parent may have held it at the fork. */
@@ -146,8 +154,17 @@ static void atfork_child(void) {
   pthread_mutex_unlock(&handles_lock);
 }
 
+static void child_forked(pid_t child) {
+  pthread_mutex_lock(&handles_lock);
+  for (mp_queue *q = handles; q != NULL; q = q->next)
+    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
+      (void)procs_add(q, (int32_t)child);
+  pthread_mutex_unlock(&handles_lock);
+}
+
 static void install_atfork(void) {
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+  mp__os_fork_observe(child_forked);
 }
 
 static void handles_add(mp_queue *q) {

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "harness.h"
 #include "queue_fixture.h"
 #include "queue_internal.h"
@@ -799,6 +800,52 @@ static void last_free_discards_large_messages(void **state) {
     left += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
   closedir(d);
   assert_int_equal(left, 0);
+}
+
+/* late_child: the fault hook that makes a forked child run late (its
+ * atfork handler enters it in the queue's users only 300 ms on). */
+static void late_child(mp__fault_point point, void *arg) {
+  (void)arg;
+  if (point == MP__FAULT_QUEUE_CHILD_ENTER)
+    usleep(300 * 1000);
+}
+
+/* takes_both: the child takes the small and the large message. */
+static int takes_both(void *arg) {
+  mp_queue *q = arg;
+  unsigned char buf[10000];
+  size_t len = 0;
+  if (mp_queue_get(q, buf, sizeof buf, &len, 10.0) != 0 || len != 1 ||
+      buf[0] != 'x')
+    return 1;
+  if (mp_queue_get(q, buf, sizeof buf, &len, 10.0) != 0 || len != sizeof buf ||
+      buf[0] != 7 || buf[sizeof buf - 1] != 7)
+    return 2;
+  return 0;
+}
+
+/* A parent that frees its handle as soon as the start returns, before the
+ * child has run at all, is not the last user: the child started by the
+ * library was entered by the parent, and takes what was queued. */
+static void free_right_after_start_keeps_the_childs_messages(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 4096});
+  unsigned char big[10000];
+  memset(big, 7, sizeof big);
+  assert_rc(mp_queue_put(q, "x", 1, 0), 0);
+  assert_rc(mp_queue_put(q, big, sizeof big, 0), 0);
+  mp_process *p;
+  assert_rc(mp_process_new(&p, takes_both, q, NULL), 0);
+  mp__fault_set(late_child);
+  int rc = mp_process_start(p);
+  mp__fault_set(NULL);
+  assert_rc(rc, 0);
+  mp_queue_free(q);
+  assert_rc(mp_process_join(p, mp_test_slack(20)), 0);
+  int code = -1;
+  assert_rc(mp_process_exitcode(p, &code), 0);
+  mp_process_free(p);
+  assert_int_equal(code, 0);
 }
 
 static void large_put_that_fails_leaves_nothing(void **state) {
@@ -1661,6 +1708,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(large_segments_are_reused),
     cmocka_unit_test(large_messages_in_a_batch),
     cmocka_unit_test(last_free_discards_large_messages),
+    cmocka_unit_test(free_right_after_start_keeps_the_childs_messages),
     cmocka_unit_test(large_put_that_fails_leaves_nothing),
     cmocka_unit_test(three_children_put_squares),
     cmocka_unit_test(exit_right_after_put_loses_nothing),

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,20 @@
 #include "../internal.h"
 #include "process_os.h"
 
+static void (*_Atomic fork_observer)(pid_t child);
+
+void mp__os_fork_observe(void (*fn)(pid_t child)) {
+  atomic_store(&fork_observer, fn);
+}
+
 pid_t mp__os_fork(void) {
   pid_t pid = fork();
-  return pid < 0 ? -errno : pid;
+  if (pid < 0)
+    return -errno;
+  void (*fn)(pid_t) = pid > 0 ? atomic_load(&fork_observer) : NULL;
+  if (fn != NULL)
+    fn(pid);
+  return pid;
 }
 
 int mp__os_pidfd_open(pid_t pid) {

@@ -17,8 +17,13 @@
 #include <sys/types.h>
 
 /* mp__os_fork forks the calling process. Returns the child's pid in the
- * parent, 0 in the child, or -errno. */
+ * parent, 0 in the child, or -errno. In the parent, before it returns, it
+ * calls the observer set with mp__os_fork_observe with the child's pid:
+ * for a module that must know of a child before the child has run (the
+ * queue's table of users: a child enters itself only in its atfork
+ * handler, when it first runs). */
 pid_t mp__os_fork(void);
+void mp__os_fork_observe(void (*fn)(pid_t child));
 
 /* mp__os_pidfd_open returns a descriptor that refers to the process pid
  * (readable once it has ended), MP_ENOSYS where the system has none, or
