@@ -746,8 +746,9 @@ int mp_queue_attach(mp_queue **out, void *mem, size_t size) {
 }
 
 /* discard empties the queue and removes the segments of its large
- * messages, and any orphaned ones: for the last user, or destroy. */
-static void discard(mp_queue *q) {
+ * messages, and any orphaned ones: for the last user, or destroy. False
+ * when it could not take the locks in time (nothing was done). */
+static bool discard(mp_queue *q) {
   bool rec = false;
   /* Bounded: a holder that is alive but stopped (or of another PID
    * namespace) must not hang a free; the segments are then left to a
@@ -758,10 +759,10 @@ static void discard(mp_queue *q) {
     /* Both locks: no producer may commit a large message while its
      * segments are being removed. Lock order: plock, then clock. */
     if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
-      return;
+      return false;
     if (mp__queue_lock(q, &q->s->clock, &rec, d) != 0) {
       mp__queue_unlock(q, &q->s->plock);
-      return;
+      return false;
     }
     mp__qlarge_recover(q, mp__qfifo_queued);
     mp__qfifo_for_each_large(q, mp__qlarge_unlink, NULL, true);
@@ -774,7 +775,7 @@ static void discard(mp_queue *q) {
     mp__queue_unlock(q, &q->s->plock);
   } else {
     if (mp__queue_lock(q, &q->s->plock, &rec, d) != 0)
-      return;
+      return false;
     if (rec)
       mp__qheap_repair(q, true);
     mp__qheap_for_each_large(q, mp__qlarge_unlink, NULL, true);
@@ -782,6 +783,7 @@ static void discard(mp_queue *q) {
     mp__qlarge_drop_spares(q);
     mp__queue_unlock(q, &q->s->plock);
   }
+  return true;
 }
 
 void mp__queue_sweep(mp_queue *q) {
@@ -830,10 +832,10 @@ void mp_queue_free(mp_queue *q) {
     bool unreachable =
         q->origin == MP__ORIGIN_ANON ||
         (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
-    if (unreachable && !procs_others_alive(q, me)) {
-      discard(q);
-      last = true;
-    }
+    /* A discard that could not take the locks leaves the segments to the
+     * tracker: the guard stays registered for the tree. */
+    if (unreachable && !procs_others_alive(q, me))
+      last = discard(q);
   }
   guard_end(q, last);
   if (q->origin == MP__ORIGIN_NAMED && q->creator == getpid()) {
@@ -852,7 +854,7 @@ int mp_queue_destroy(mp_queue *q) {
   if (mp__object_check(q->s, MP__TYPE_QUEUE) != 0)
     return MP_EINVAL; /* mp__object_check said why */
   mp_queue_close(q);
-  discard(q);
+  (void)discard(q); /* what it could not take is a later sweep's */
   atomic_store_explicit((_Atomic uint32_t *)&q->s->head.magic, 0,
                         memory_order_release);
   handle_release(q);

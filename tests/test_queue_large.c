@@ -936,6 +936,69 @@ static void unfreed_tree_leaves_no_segment(void **state) {
   gt_run(false);
 }
 
+typedef struct gd_hold {
+  mp_queue *q;
+  _Atomic int held, release;
+} gd_hold;
+
+static void *gd_hold_lock(void *arg) {
+  gd_hold *h = arg;
+  bool rec = false;
+  /* The consumers' lock: nothing was taken yet, so no bias is on it. */
+  int rc = mp__queue_lock(h->q, &h->q->s->clock, &rec, NULL);
+  atomic_store(&h->held, rc == 0 ? 1 : -1);
+  while (!atomic_load(&h->release))
+    usleep(1000);
+  return NULL; /* never gives it back: the handle is gone by then */
+}
+
+/* gd_root: the last user's free cannot take the consumers' lock (a
+ * thread holds it), so it removes nothing and must leave the guard
+ * registered: the tracker then removes the family once the tree has
+ * ended. (Unregistered, as a free that removed everything does, the
+ * guard would be gone and the segment left for good.) Writes the
+ * prefix. */
+static int gd_root(void *arg) {
+  int report = *(int *)arg;
+  gd_hold h = {0};
+  if (mp_queue_new(&h.q, &(mp_queue_opts){.capacity = 64 << 10}) != 0)
+    return 1;
+  char prefix[MP__QUEUE_PREFIX_MAX] = {0};
+  snprintf(prefix, sizeof prefix, "%s", h.q->prefix);
+  if (write(report, prefix, sizeof prefix) != (ssize_t)sizeof prefix)
+    return 2;
+  unsigned char *buf = calloc(1, CS_LEN);
+  if (buf == NULL || mp_queue_put(h.q, buf, CS_LEN, 1.0) != 0)
+    return 3;
+  pthread_t t;
+  if (pthread_create(&t, NULL, gd_hold_lock, &h) != 0)
+    return 4;
+  while (atomic_load(&h.held) == 0)
+    usleep(1000);
+  if (atomic_load(&h.held) != 1)
+    return 5;
+  mp_queue_free(h.q);
+  atomic_store(&h.release, 1);
+  pthread_join(t, NULL);
+  free(buf);
+  return 0;
+}
+
+static void discard_that_cannot_lock_leaves_the_guard(void **state) {
+  (void)state;
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = mp_test_fork(gd_root, &fds[1]);
+  close(fds[1]);
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  bool got = read(fds[0], prefix, sizeof prefix) == (ssize_t)sizeof prefix;
+  close(fds[0]);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_true(got);
+  assert_true(family_gone(prefix));
+}
+
 /* A process that frees its handle while another still uses the queue
  * leaves the guard and the segments to it (and its own tracker end goes:
  * nothing else was registered); the last user's free removes them. */
@@ -1033,6 +1096,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(killed_tree_leaves_no_segment),
     cmocka_unit_test(unfreed_tree_leaves_no_segment),
     cmocka_unit_test(guard_follows_the_last_user),
+    cmocka_unit_test(discard_that_cannot_lock_leaves_the_guard),
 };
 
 MP_TEST_MAIN(tests)
