@@ -220,10 +220,9 @@ static uint64_t spare_settle(mp_queue *q, int k, uint64_t w) {
  * the producer reused what came back last, 61-95 us (about one memcpy's
  * time) when it reused only segments the consumer had read 3 MiB past
  * since, as both sides then work on lines the other's cache has given
- * up. So each
- * slot records when it was parked (spare_at, in parked_kib's terms), a
- * producer takes the spare parked longest ago, and while the queue holds
- * messages (its consumer has work, and gives segments back as it goes) a
+ * up. So each slot records when it was parked (spare_at, in parked_kib's
+ * terms), a producer takes the spare parked longest ago, and while the queue
+ * holds messages (its consumer has work, and gives segments back as it goes) a
  * producer that may wait (Reuse first, below) waits for a cold one:
  * SPARE_COLD_KIB or more parked after it. With nothing queued, or when
  * the wait runs out, it takes the oldest there is. */

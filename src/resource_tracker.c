@@ -340,6 +340,17 @@ static size_t remove_family(const char *guard) {
   return f.removed;
 }
 
+/* remove_registered removes e's segment if it is still the one registered
+ * and the caller's own, its family first: a tracker killed in between
+ * leaves the guard in its state file, and the clean-up after it does the
+ * rest. Returns how many segments went. */
+static size_t remove_registered(const entry *e) {
+  if (!same_segment(e))
+    return 0;
+  size_t n = remove_family(e->name);
+  return n + (mp__os_shm_unlink(e->name) == 0);
+}
+
 static void tracker_main(int fd, void *arg) {
   (void)arg;
   /* Failure injection is for the tests' process, not for the tracker. */
@@ -369,13 +380,8 @@ static void tracker_main(int fd, void *arg) {
     msg[r] = '\0';
     tracker_handle(&tr, msg, (size_t)r);
   }
-  /* A family before its guard: a tracker killed in between leaves the
-   * guard in its state file, and the clean-up after it does the rest. */
   for (size_t i = 0; i < tr.n; i++)
-    if (same_segment(&tr.v[i])) {
-      remove_family(tr.v[i].name);
-      mp__os_shm_unlink(tr.v[i].name);
-    }
+    (void)remove_registered(&tr.v[i]);
   mp__os_shm_unlink(tr.state_name);
   mp__free(tr.v);
 }
@@ -952,11 +958,7 @@ static int clean_one(const entry *e, const char *line, size_t line_len,
     c->kept++;
     return 0;
   }
-  if (same_segment(e)) {
-    c->removed += remove_family(e->name);
-    if (mp__os_shm_unlink(e->name) == 0)
-      c->removed++;
-  }
+  c->removed += remove_registered(e);
   return 0;
 }
 
