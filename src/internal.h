@@ -151,11 +151,18 @@ uint64_t mp__image_token(void);
  * register: it registers the segment before the name exists, so a creator
  * killed at any moment leaves nothing once its tree is gone (the caller's
  * mp__tracker_register afterwards finds it done). Returns 0, MP_EEXIST or
- * what mp__os_shm_create returns. */
+ * what mp__os_shm_create returns. mp__tracker_link gives the named queue
+ * segment open as fd a hard link of the tree's, "<base>+=<tracker>" (its
+ * name stored in name, cap bytes), registered first: the tracker removes
+ * it once the tree has ended, and the family "<base>+" with it if nothing
+ * reaches the queue by its name any more and no process uses it. A link
+ * the tree made before is the same one. Returns 0 or an error (nothing is
+ * registered then). */
 int mp__tracker_register(const char *shm_name, size_t size);
 void mp__tracker_unregister(const char *shm_name);
 void mp__tracker_forget(const char *shm_name);
 int mp__tracker_create(const char *shm_name, size_t size, int *fd_out);
+int mp__tracker_link(int fd, const char *base, char *name, size_t cap);
 
 /* ---- threads (src/thread.c; added by the thread helper) -----------------
  * mp__thread_shutdown is Python's threading._shutdown: the calling thread,

@@ -4,9 +4,10 @@
  * This file holds the life cycle (the three homes, the checks on open),
  * the public calls, and lease settling; the storages are queue_fifo.c (the
  * FIFO ring) and queue_heap.c (LIFO and priority slots), lease entries
- * queue_lease.c, large messages queue_large.c, and the locks, the waiting
- * and the checks all of them use queue_core.c (queue_internal.h lists who
- * calls whom: always downward).
+ * queue_lease.c, large messages queue_large.c, the table of users
+ * queue_users.c, and the locks, the waiting and the checks all of them
+ * use queue_core.c (queue_internal.h lists who calls whom: always
+ * downward).
  *
  * DESIGN
  * Shared layout (queue_internal.h, mp__qshared), then the storage:
@@ -19,6 +20,7 @@
  *   headw line       FIFO commit word of the consumers
  *   3 futex lines    not_empty, not_full, joined (+ done)
  *   procs            the pids of the processes that use the queue
+ *                    (queue_users.c; the resource tracker reads it too)
  *   FIFO: the ring (a power of two bytes). LIFO/PRIORITY: the heap array
  *   and the free stack (nslots each), then nslots fixed-size slots.
  *
@@ -93,12 +95,14 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
 #include "os/process_os.h"
 #include "os/queue_os.h"
+#include "os/shm.h"
 #include "queue_internal.h"
 
 #define NAME_PREFIX "mp_"
@@ -121,8 +125,6 @@ static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static int procs_add(mp_queue *q, int32_t pid);
-
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
 }
@@ -142,7 +144,7 @@ static void atfork_child(void) {
        * that called unshare): it looks its own up. */
       q->ns = mp__queue_ns_index(q->s);
       q->tag = mp__queue_make_tag(q);
-      q->slot = procs_add(q, pid);
+      q->slot = mp__queue_users_add(q, pid);
     }
   }
   if (any && mp__os_barrier_register() != 0) {
@@ -158,7 +160,7 @@ static void child_forked(pid_t child) {
   pthread_mutex_lock(&handles_lock);
   for (mp_queue *q = handles; q != NULL; q = q->next)
     if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
-      (void)procs_add(q, (int32_t)child);
+      (void)mp__queue_users_add(q, (int32_t)child);
   pthread_mutex_unlock(&handles_lock);
 }
 
@@ -184,67 +186,6 @@ static void handles_remove(mp_queue *q) {
     }
   }
   pthread_mutex_unlock(&handles_lock);
-}
-
-/* ---- the table of user processes -----------------------------------------
- * Best effort, and only used to decide whether a free is the last one (to
- * discard what is left, so large messages' segments do not outlive every
- * user). A pid known to be gone counts as gone; one of another namespace,
- * a table that overflowed, or a pid reused by another process, only make
- * that decision more cautious. */
-static uint64_t proc_entry(mp_queue *q, int32_t pid) {
-  return ((uint64_t)q->ns << 32) | (uint32_t)pid;
-}
-
-static bool entry_gone(mp_queue *q, uint64_t e) {
-  return mp__queue_same_ns(q, (uint32_t)(e >> 32)) &&
-         mp__os_liveness((pid_t)(uint32_t)e, 0, 0) == MP__LIVE_GONE;
-}
-
-static int procs_add(mp_queue *q, int32_t pid) {
-  mp__qshared *s = q->s;
-  uint64_t me = proc_entry(q, pid);
-  for (int i = 0; i < MP__QUEUE_PROCS; i++)
-    if (atomic_load(&s->procs[i]) == me)
-      return i;
-  for (int pass = 0; pass < 2; pass++) {
-    for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-      uint64_t cur = atomic_load(&s->procs[i]);
-      /* A dead user that held unfinished tasks keeps its entry: join
-       * reports it. */
-      if (pass == 0 ? cur != 0
-                    : (cur == 0 || !entry_gone(q, cur) ||
-                       atomic_load(&s->held[i]) != 0))
-        continue;
-      if (atomic_compare_exchange_strong(&s->procs[i], &cur, me)) {
-        atomic_store(&s->held[i], 0);
-        return i;
-      }
-    }
-  }
-  atomic_store(&s->procs_overflow, 1);
-  return -1;
-}
-
-static void procs_remove(mp_queue *q, int32_t pid) {
-  uint64_t me = proc_entry(q, pid);
-  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    uint64_t cur = me;
-    atomic_compare_exchange_strong(&q->s->procs[i], &cur, 0);
-  }
-}
-
-static bool procs_others_alive(mp_queue *q, int32_t pid) {
-  mp__qshared *s = q->s;
-  if (atomic_load(&s->procs_overflow))
-    return true;
-  uint64_t me = proc_entry(q, pid);
-  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    uint64_t cur = atomic_load(&s->procs[i]);
-    if (cur != 0 && cur != me && !entry_gone(q, cur))
-      return true;
-  }
-  return false;
 }
 
 /* ---- layout --------------------------------------------------------------
@@ -434,7 +375,7 @@ static void handle_fill(mp_queue *q, mp__qshared *s, const mp__qshared *h) {
 static void handle_join(mp_queue *q) {
   q->ns = mp__queue_ns_index(q->s);
   q->tag = mp__queue_make_tag(q);
-  q->slot = procs_add(q, (int32_t)getpid());
+  q->slot = mp__queue_users_add(q, (int32_t)getpid());
   if (mp__os_barrier_register() != 0) {
     q->fence = true;
     atomic_store(&q->s->fence_needed, 1);
@@ -509,7 +450,17 @@ static mp_queue *handle_alloc(void) {
  * still use the queue only takes the guard off its own list. Best effort:
  * where no tracker can run, the queue works as before, and only the death
  * of every user leaves its segments (live users' sweeps still remove a
- * dead producer's). */
+ * dead producer's).
+ *
+ * A named queue's users may belong to several trees, and a process that
+ * opens it later may want what is queued. So each process that makes or
+ * opens one registers its tree's "<prefix>+=<tracker>", a hard link to
+ * the queue's segment, with its tracker. When a tree has ended, its
+ * tracker removes its link, and the whole family with it only when the
+ * name no longer reaches the queue and the queue's table of users names
+ * no process that may still run. The free of the last user of a queue
+ * nobody can reach by its name any more removes the segments itself, and
+ * the links of the trees that have ended. */
 static void guard_start(mp_queue *q) {
   char name[sizeof q->guard];
   snprintf(name, sizeof name, "%s+", q->prefix);
@@ -525,7 +476,40 @@ static void guard_start(mp_queue *q) {
   memcpy(q->guard, name, sizeof name);
 }
 
+/* link_start: a named queue's handle, its segment open as fd. */
+static void link_start(mp_queue *q, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0)
+    q->ino = (uint64_t)st.st_ino;
+  char name[sizeof q->guard];
+  if (mp__tracker_link(fd, q->prefix, name, sizeof name) == 0)
+    memcpy(q->guard, name, sizeof name);
+}
+
+/* name_reaches: does the name still open this queue? Unknown: yes. */
+static bool name_reaches(mp_queue *q) {
+  uint64_t ino;
+  int rc = mp__os_shm_inode(q->shm_name, &ino);
+  if (rc == MP_ENOENT)
+    return false;
+  return rc != 0 || q->ino == 0 || ino == q->ino;
+}
+
+/* links_remove: the last user of a named queue nobody can reach removes
+ * every tree's link, its own and those of trees that have ended. */
+static int link_one(const char *name, void *arg) {
+  const mp_queue *q = arg;
+  size_t n = strlen(q->prefix);
+  bool mine = false;
+  if (strncmp(name, q->prefix, n) == 0 && name[n] == '+' &&
+      name[n + 1] == '=' && mp__os_shm_mine(name, &mine) == 0 && mine)
+    mp__os_shm_unlink(name);
+  return 0;
+}
+
 static void guard_end(mp_queue *q, bool last) {
+  if (last && q->origin == MP__ORIGIN_NAMED)
+    (void)mp__os_shm_list(link_one, q);
   if (q->guard[0] == '\0')
     return;
   if (last) {
@@ -561,8 +545,6 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
     }
   }
   rc = mp__os_map_shared(fd, q->map_size, &q->map);
-  if (fd >= 0)
-    close(fd);
   if (rc == 0 && o.name != NULL)
     rc = mp__tracker_register(q->shm_name, q->map_size);
   if (rc == 0)
@@ -573,6 +555,7 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
     if (q->map != NULL)
       mp__os_unmap(q->map, q->map_size);
     if (o.name != NULL) {
+      close(fd);
       mp__os_shm_unlink(q->shm_name);
       mp__tracker_unregister(q->shm_name);
     }
@@ -583,11 +566,14 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts) {
   q->origin = s->head.origin;
   handle_fill(q, s, s);
   prefix_of(q, o.name, s->id);
-  if (o.name != NULL)
-    q->creator = getpid();
-  else
-    guard_start(q);
   state_publish(s);
+  if (o.name != NULL) {
+    q->creator = getpid();
+    link_start(q, fd);
+    close(fd);
+  } else {
+    guard_start(q);
+  }
   handle_join(q);
   *out = q;
   return 0;
@@ -659,8 +645,8 @@ int mp_queue_open(mp_queue **out, const char *name) {
     return mp__fail(MP_ECORRUPT, "segment size is not a queue's");
   }
   rc = mp__os_map_shared(fd, size, &q->map);
-  close(fd);
   if (rc != 0) {
+    close(fd);
     mp__free(q);
     return rc;
   }
@@ -671,11 +657,14 @@ int mp_queue_open(mp_queue **out, const char *name) {
   if (rc == 0 && align_up(q->s->total_size, mp__os_page_size()) != size)
     rc = mp__fail(MP_ECORRUPT, "segment longer than its queue");
   if (rc != 0) {
+    close(fd);
     mp__os_unmap(q->map, size);
     mp__free(q);
     return rc;
   }
   prefix_of(q, name, 0);
+  link_start(q, fd);
+  close(fd);
   handle_join(q);
   *out = q;
   return 0;
@@ -824,17 +813,17 @@ void mp_queue_free(mp_queue *q) {
   int32_t me = (int32_t)getpid();
   bool last = false;
   if (mp__object_check(s, MP__TYPE_QUEUE) == 0) {
-    procs_remove(q, me);
+    mp__queue_users_remove(q, me);
     /* The last user of a queue nobody can reach again takes what is left
      * with it. An in-place queue's memory outlives the handle: only
-     * destroy empties it. A named queue stays reachable until its
-     * creator unlinks the name. */
-    bool unreachable =
-        q->origin == MP__ORIGIN_ANON ||
-        (q->origin == MP__ORIGIN_NAMED && q->creator == getpid());
+     * destroy empties it. A named queue stays reachable until its name
+     * is gone (the creator's free or tracker unlinks it). */
+    bool unreachable = q->origin == MP__ORIGIN_ANON ||
+                       (q->origin == MP__ORIGIN_NAMED &&
+                        (q->creator == getpid() || !name_reaches(q)));
     /* A discard that could not take the locks leaves the segments to the
      * tracker: the guard stays registered for the tree. */
-    if (unreachable && !procs_others_alive(q, me))
+    if (unreachable && !mp__queue_users_others_alive(q, me))
       last = discard(q);
   }
   guard_end(q, last);
@@ -1681,20 +1670,6 @@ static bool ready_joined(mp_queue *q, void *arg) {
   return unfinished(q) == 0;
 }
 
-/* dead_holder: a user known to be dead that held unfinished tasks, as
- * an MP_EOWNERDEAD with its detail; 0 if none. */
-static int dead_holder(mp_queue *q) {
-  for (int i = 0; i < MP__QUEUE_PROCS; i++) {
-    uint32_t n = atomic_load(&q->s->held[i]);
-    uint64_t e = atomic_load(&q->s->procs[i]);
-    if (n != 0 && e != 0 && entry_gone(q, e))
-      return mp__fail(MP_EOWNERDEAD,
-                      "process %d died holding %u unfinished task(s)",
-                      (int)(uint32_t)e, n);
-  }
-  return 0;
-}
-
 /* How often a join looks for dead holders. */
 #define JOIN_CHECK_NS (100 * 1000 * 1000)
 
@@ -1708,7 +1683,7 @@ int mp_queue_join(mp_queue *q, double timeout) {
     return rc;
   mp__deadline d = deadline_of(timeout);
   while (!ready_joined(q, NULL)) {
-    if ((rc = dead_holder(q)) != 0)
+    if ((rc = mp__queue_users_dead_holder(q)) != 0)
       return ready_joined(q, NULL) ? 0 : rc;
     mp__deadline slice = d.poll ? d : mp__deadline_min_slice(d, JOIN_CHECK_NS);
     rc = mp__queue_wait_until(q, &q->s->joined, ready_joined, NULL, slice);

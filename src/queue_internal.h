@@ -1,8 +1,8 @@
 /* queue_internal.h - what the queue's files (queue.c, queue_fifo.c,
- * queue_heap.c, queue_large.c) share and nothing else sees: the layout of
- * a queue in shared memory, the process-local handle, and the operations
- * each file provides to the files above it.
- * The DESIGN comment in queue.c explains the whole. */
+ * queue_heap.c, queue_large.c, queue_users.c, ...) share and nothing else sees:
+ * the layout of a queue in shared memory, the process-local handle, and the
+ * operations each file provides to the files above it. The DESIGN comment in
+ * queue.c explains the whole. */
 #ifndef MP_QUEUE_INTERNAL_H
 #define MP_QUEUE_INTERNAL_H
 
@@ -252,10 +252,11 @@ struct mp_queue {
   uint32_t (*large_count)(struct mp_queue *q); /* messages queued now */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
-  /* An anonymous queue's "<prefix>+", registered with the resource
-   * tracker as the guard of its segments' family (queue.c, "The guard");
-   * empty when there is none. */
-  char guard[MP__QUEUE_PREFIX_MAX + 1];
+  /* An anonymous queue's "<prefix>+", or a named one's "<prefix>+=<pid>",
+   * registered with the resource tracker to guard its segments' family
+   * (queue.c, "The guard"); empty when there is none. */
+  char guard[MP__QUEUE_PREFIX_MAX + 40];
+  uint64_t ino;          /* named: the segment's inode (0: unknown) */
   struct mp_queue *next; /* the process's list of handles */
 };
 
@@ -291,6 +292,8 @@ typedef struct mp__qget {
  *   queue_fifo.c   the FIFO ring       queue_heap.c   LIFO/priority slots
  *   queue_lease.c  lease entries (at-least-once mode)
  *   queue_large.c  large messages' segments
+ *   queue_users.c  the table of users (also read by resource_tracker.c,
+ *                  through queue_users.h)
  *   queue_core.c   tags, locks, futex words, checks, delivery */
 
 /* closed: 0, then CLOSING once close was called (puts refuse), then
@@ -313,6 +316,19 @@ uint32_t mp__queue_make_tag(mp_queue *q);
 bool mp__queue_tag_gone(mp_queue *q, uint32_t tag);
 uint8_t mp__queue_ns_index(mp__qshared *s);
 bool mp__queue_same_ns(mp_queue *q, uint32_t ns);
+
+/* ---- queue_users.c: the table of users ------------------------------------
+ * mp__queue_users_add enters pid (the caller, or a child it just forked)
+ * and returns its slot (-1: the table overflowed, which makes every later
+ * answer "others alive"); mp__queue_users_remove takes it out;
+ * mp__queue_users_others_alive says whether a process other than pid may
+ * still use the queue (unknown means alive); mp__queue_users_dead_holder
+ * returns MP_EOWNERDEAD (with its detail) if a user known to be dead held
+ * unfinished tasks of a JoinableQueue, else 0. */
+int mp__queue_users_add(mp_queue *q, int32_t pid);
+void mp__queue_users_remove(mp_queue *q, int32_t pid);
+bool mp__queue_users_others_alive(mp_queue *q, int32_t pid);
+int mp__queue_users_dead_holder(mp_queue *q);
 
 /* ---- queue_core.c: locks, waking, checks --------------------------------
  * mp__queue_lock takes a queue lock, spinning, then sleeping in slices;

@@ -85,6 +85,16 @@
  * queue_large.c). A member that stops using the queue while others still
  * do takes the name off its own list only (mp__tracker_forget).
  *
+ * Users' links. A named queue may be used by several trees, and by
+ * processes that open it later: no tree may remove its segments alone.
+ * Each tree that uses one registers "<base>+=<tracker pid>.<pidns>", a
+ * hard link to the queue's segment "<base>" (mp__tracker_link; a base has
+ * no '+'). The names a tree removes itself go first; then, for each link,
+ * the family "<base>+" goes with it only if "<base>" no longer names that
+ * segment and the queue's table of users, read through the link
+ * (queue_users.c), names no process that may still run; else only the
+ * link goes.
+ *
  * What else a crash leaves: a tracker killed leaves its state file and
  * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
  * their creators are dead, and the members start a new tracker on their
@@ -109,6 +119,7 @@
 
 #include "internal.h"
 #include "os/shm.h"
+#include "queue_users.h"
 
 #define STATE_PREFIX "mp-tracker."
 #define STATE_MAGIC "mp-tracker 1 "
@@ -116,6 +127,9 @@
 #define HANDSHAKE_TIMEOUT_S 10.0
 #define STATE_FILE_MAX (64u << 20)
 #define NAME_MAX_BYTES MP_SHARED_MEMORY_NAME_MAX
+/* How long a tracker whose tree has ended waits, in all, for that tree's
+ * last members to finish exiting (see link_users_gone). */
+#define USERS_WAIT_NS ((int64_t)1000 * 1000 * 1000)
 
 /* ---- hex names ----------------------------------------------------------
  * Names travel and are stored hex-encoded, so any byte a POSIX name may
@@ -340,13 +354,68 @@ static size_t remove_family(const char *guard) {
   return f.removed;
 }
 
+/* user_link: is name a queue user's link, "<base>+=<pid>"? A queue's
+ * name has no '+', so the first one ends the base. */
+static bool user_link(const char *name) {
+  const char *plus = strchr(name, '+');
+  return plus != NULL && plus != name && plus[1] == '=';
+}
+
+/* link_users_gone: has every process that used the queue e links to
+ * ended? Read through the link itself, checked to be e's inode. A tree's
+ * last member closed its end of the socket on its way out, and looks
+ * alive until its exit is done: a tracker asks again, from 1 ms, doubling,
+ * while *wait_ns (shared by the tree's links) lasts. A user of another
+ * tree that lives on costs it that wait once. */
+static bool link_users_gone(const entry *e, int64_t *wait_ns) {
+  int fd;
+  size_t size;
+  if (mp__os_shm_open(e->name, &fd, &size) != 0)
+    return false;
+  struct stat st;
+  bool gone = false;
+  if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == e->ino) {
+    int64_t pause_ns = 1000000;
+    while (!(gone = mp__queue_file_users_gone(fd)) && *wait_ns > 0) {
+      int64_t t = pause_ns < *wait_ns ? pause_ns : *wait_ns;
+      usleep((useconds_t)(t / 1000));
+      *wait_ns -= t;
+      pause_ns *= 2;
+    }
+  }
+  close(fd);
+  return gone;
+}
+
+/* remove_user_link removes a user's link (see Families) and, when nothing
+ * reaches the queue by its name any more and no process uses it, the
+ * family "<base>+" (the link is one of it). Returns how many went. */
+static size_t remove_user_link(const entry *e, int64_t *wait_ns) {
+  char name[NAME_MAX_BYTES + 2];
+  size_t base = (size_t)(strchr(e->name, '+') - e->name);
+  memcpy(name, e->name, base);
+  name[base] = '\0';
+  uint64_t ino;
+  uid_t uid;
+  bool reachable = mp__os_shm_owner(name, &ino, &uid) == 0 && ino == e->ino;
+  if (!reachable && link_users_gone(e, wait_ns)) {
+    name[base] = '+';
+    name[base + 1] = '\0';
+    return remove_family(name);
+  }
+  return mp__os_shm_unlink(e->name) == 0;
+}
+
 /* remove_registered removes e's segment if it is still the one registered
  * and the caller's own, its family first: a tracker killed in between
  * leaves the guard in its state file, and the clean-up after it does the
- * rest. Returns how many segments went. */
-static size_t remove_registered(const entry *e) {
+ * rest. Callers take users' links last, once the names they may remove
+ * themselves are gone. Returns how many segments went. */
+static size_t remove_registered(const entry *e, int64_t *wait_ns) {
   if (!same_segment(e))
     return 0;
+  if (user_link(e->name))
+    return remove_user_link(e, wait_ns);
   size_t n = remove_family(e->name);
   return n + (mp__os_shm_unlink(e->name) == 0);
 }
@@ -380,8 +449,11 @@ static void tracker_main(int fd, void *arg) {
     msg[r] = '\0';
     tracker_handle(&tr, msg, (size_t)r);
   }
-  for (size_t i = 0; i < tr.n; i++)
-    (void)remove_registered(&tr.v[i]);
+  int64_t wait_ns = USERS_WAIT_NS;
+  for (int links = 0; links < 2; links++)
+    for (size_t i = 0; i < tr.n; i++)
+      if (user_link(tr.v[i].name) == (links == 1))
+        (void)remove_registered(&tr.v[i], &wait_ns);
   mp__os_shm_unlink(tr.state_name);
   mp__free(tr.v);
 }
@@ -686,6 +758,44 @@ int mp__tracker_create(const char *shm_name, size_t size, int *fd_out) {
   return mp__os_shm_create(shm_name, size, fd_out);
 }
 
+int mp__tracker_link(int fd, const char *base, char *name, size_t cap) {
+  if (base == NULL || name == NULL || strchr(base, '+') != NULL)
+    return mp__fail(MP_EINVAL, "base or name is NULL, or base has a '+'");
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return -errno;
+  uint64_t ino = (uint64_t)st.st_ino;
+  pthread_once(&atfork_once, install_atfork);
+  pthread_mutex_lock(&g.lock);
+  /* The link is the tree's: named after its tracker (and the tracker's
+   * namespace, where pids of two containers may meet). */
+  int rc = connected_locked() ? 0 : restart_tracker_locked();
+  int n = rc != 0 ? 0
+                  : snprintf(name, cap, "%s+=%d.%" PRIu64, base,
+                             (int)g.tracker_pid, mp__os_pidns());
+  if (rc == 0 && (n < 0 || (size_t)n >= cap || n > NAME_MAX_BYTES))
+    rc = mp__fail(MP_ENAMETOOLONG, "link name over %zu bytes", cap - 1);
+  reg_undo u;
+  if (rc == 0 && (rc = register_locked(name, 0, ino, &u)) == 0) {
+    rc = mp__os_shm_link(fd, name);
+    /* Linked before by this tree (another member, or a handle freed). */
+    uint64_t have;
+    if (rc == MP_EEXIST && mp__os_shm_inode(name, &have) == 0 && have == ino)
+      rc = 0;
+    if (rc != 0)
+      undo_locked(&u, ino);
+    else
+      forget_replaced_locked(&u, ino);
+  }
+  if (rc != 0 && g.names == NULL && g.fd >= 0) {
+    close(g.fd); /* started for nothing: no descriptor held for it */
+    g.fd = -1;
+    g.tracker_pid = 0;
+  }
+  pthread_mutex_unlock(&g.lock);
+  return rc;
+}
+
 int mp__tracker_register(const char *shm_name, size_t size) {
   if (shm_name == NULL)
     return mp__fail(MP_EINVAL, "shm_name is NULL");
@@ -946,11 +1056,14 @@ typedef struct clean_ctx {
   text keep;
   size_t removed;
   size_t kept;
+  bool links; /* this pass: users' links only, or everything else */
 } clean_ctx;
 
 static int clean_one(const entry *e, const char *line, size_t line_len,
                      void *arg) {
   clean_ctx *c = arg;
+  if (user_link(e->name) != c->links)
+    return 0;
   if (mp__os_process_alive(e->pid, e->start)) {
     /* Its creator still runs (the tree lives on without a tracker): keep
      * the line, so a later clean-up removes it once the creator is gone. */
@@ -958,7 +1071,8 @@ static int clean_one(const entry *e, const char *line, size_t line_len,
     c->kept++;
     return 0;
   }
-  c->removed += remove_registered(e);
+  int64_t no_wait = 0; /* no tracker saw this tree end: no one to wait for */
+  c->removed += remove_registered(e, &no_wait);
   return 0;
 }
 
@@ -990,6 +1104,8 @@ static int remove_dead_in(const char *state_name, size_t *removed) {
     memset(&c, 0, sizeof c);
     text_add(&c.keep, STATE_MAGIC "%d %" PRIu64 " %" PRIu64 "\n", (int)h.pid,
              h.start, h.pidns);
+    for_each_entry(body, data + len, clean_one, &c);
+    c.links = true;
     for_each_entry(body, data + len, clean_one, &c);
     if (c.keep.failed)
       rc = MP_ENOMEM;

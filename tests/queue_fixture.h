@@ -32,7 +32,8 @@ static MP__QFIXTURE_UNUSED mp_queue *qnew_mib(void) {
 
 /* count_names counts the queue's large-message segments in /dev/shm:
  * messages' (spares false) or those kept for reuse (spares true); not an
- * anonymous queue's guard, "<prefix>+" (queue.c, "The guard"). */
+ * anonymous queue's guard, "<prefix>+", nor a named queue's users' links,
+ * "<prefix>+=<pid>" (queue.c, "The guard"). */
 static MP__QFIXTURE_UNUSED int count_names(mp_queue *q, bool spares) {
   size_t plen = strlen(q->prefix);
   DIR *d = opendir("/dev/shm");
@@ -41,7 +42,7 @@ static MP__QFIXTURE_UNUSED int count_names(mp_queue *q, bool spares) {
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
     if (strncmp(e->d_name, q->prefix, plen) == 0 && e->d_name[plen] == '+' &&
-        e->d_name[plen + 1] != '\0')
+        e->d_name[plen + 1] != '\0' && e->d_name[plen + 1] != '=')
       n += (e->d_name[plen + 1] == 's') == spares;
   closedir(d);
   return n;

@@ -40,8 +40,9 @@ static int count_prefix(const char *prefix) {
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
     if (strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+' &&
-        e->d_name[plen + 1] != 's' && e->d_name[plen + 1] != '\0')
-      n++; /* not a kept segment, nor the guard (queue.c) */
+        e->d_name[plen + 1] != 's' && e->d_name[plen + 1] != '\0' &&
+        e->d_name[plen + 1] != '=')
+      n++; /* not a kept segment, the guard or a user's link (queue.c) */
   closedir(d);
   return n;
 }

@@ -4,7 +4,9 @@
  * recycled segments (which kept one a producer takes, and when it waits
  * for one; a kept one that will not move is passed over), read by copy
  * and in place; what is left once every user of the queue has ended (the
- * tracker removes it with the queue's guard); and a producer or a
+ * tracker removes it with the queue's guard, or, for a named queue, with
+ * the link of the last tree that used it, never while another tree's
+ * process still does); and a producer or a
  * consumer killed in the middle of that copy while a recycled segment is
  * in flight leaves every other message whole and no segment behind.
  *
@@ -18,12 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
 #include "harness.h"
+#include "os/os.h"
 #include "queue_fixture.h"
 #include "queue_internal.h"
 
@@ -843,6 +847,12 @@ static int family_count(const char *prefix) {
   return n;
 }
 
+static bool shm_exists(const char *name) {
+  char path[MP__QUEUE_PREFIX_MAX + 16];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  return access(path, F_OK) == 0;
+}
+
 /* family_gone waits (bounded) until nothing of the family is left. */
 static bool family_gone(const char *prefix) {
   double end = mp_test_now() + mp_test_slack(10);
@@ -852,8 +862,9 @@ static bool family_gone(const char *prefix) {
 }
 
 typedef struct gt_tree {
-  int report;  /* write end: the prefix, then one byte per member ready */
-  bool killed; /* the members wait to be killed; else they exit unfreed */
+  int report;       /* write end: the prefix, then one byte per member ready */
+  bool killed;      /* the members wait to be killed; else they exit unfreed */
+  const char *name; /* a named queue, opened again by the member; or NULL */
 } gt_tree;
 
 /* gt_member puts two large messages and, in the root, takes one in place
@@ -885,7 +896,8 @@ static int gt_root(void *p) {
   gt_tree *t = p;
   setpgid(0, 0); /* a group of its own: the test kills the tree at once */
   mp_queue *q;
-  if (mp_queue_new(&q, &(mp_queue_opts){.capacity = 64 << 10}) != 0)
+  if (mp_queue_new(
+          &q, &(mp_queue_opts){.capacity = 64 << 10, .name = t->name}) != 0)
     return 10;
   char prefix[MP__QUEUE_PREFIX_MAX] = {0};
   snprintf(prefix, sizeof prefix, "%s", q->prefix);
@@ -895,18 +907,22 @@ static int gt_root(void *p) {
   pid_t pid = fork();
   if (pid < 0)
     return 12;
+  /* A member of a named queue's tree that opens it again shares the
+   * tree's link. */
+  if (pid == 0 && t->name != NULL && mp_queue_open(&q, t->name) != 0)
+    return 13;
   return gt_member(q, t, pid != 0);
 }
 
 /* gt_run starts a tree, waits until its two members hold segments, kills
  * it or lets it exit, and says whether its queue's family went with it. */
-static void gt_run(bool killed) {
+static void gt_run(bool killed, const char *name) {
   /* A tracker of this process would take the tree's registration, and
    * live on with this process. */
   assert_int_equal(mp_resource_tracker_pid(), 0);
   int fds[2];
   assert_int_equal(pipe(fds), 0);
-  gt_tree t = {.report = fds[1], .killed = killed};
+  gt_tree t = {.report = fds[1], .killed = killed, .name = name};
   pid_t root = mp_test_fork(gt_root, &t);
   close(fds[1]);
   char prefix[MP__QUEUE_PREFIX_MAX];
@@ -921,19 +937,34 @@ static void gt_run(bool killed) {
   mp_test_wait(root, mp_test_slack(10));
   assert_true(ready);
   assert_true(family_gone(prefix));
+  assert_false(shm_exists(prefix)); /* a named queue's own name too */
 }
 
 /* Every process that uses the queue killed, with messages queued and one
  * held in place: the tracker removes the guard and every segment. */
 static void killed_tree_leaves_no_segment(void **state) {
   (void)state;
-  gt_run(true);
+  gt_run(true, NULL);
 }
 
 /* The same when every user exits without freeing anything. */
 static void unfreed_tree_leaves_no_segment(void **state) {
   (void)state;
-  gt_run(false);
+  gt_run(false, NULL);
+}
+
+/* A named queue's tree: its tracker removes the name, then, through the
+ * tree's link, the segments (no other process uses the queue). */
+static void named_killed_tree_leaves_no_segment(void **state) {
+  (void)state;
+  char name[64];
+  gt_run(true, mp_test_name(name, sizeof name, "gtkill"));
+}
+
+static void named_unfreed_tree_leaves_no_segment(void **state) {
+  (void)state;
+  char name[64];
+  gt_run(false, mp_test_name(name, sizeof name, "gtexit"));
 }
 
 typedef struct gd_hold {
@@ -1055,6 +1086,281 @@ static void guard_follows_the_last_user(void **state) {
   free(buf);
 }
 
+/* family_links counts a named queue's links, "<prefix>+=<tracker>": one
+ * per process tree that uses it (queue.c, "The guard"). */
+static int family_links(const char *prefix) {
+  size_t plen = strlen(prefix);
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    n += strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+' &&
+         e->d_name[plen + 1] == '=';
+  closedir(d);
+  return n;
+}
+
+/* The creator of a named queue frees it first: the name goes, and the
+ * last user's free (a child here) removes the segments and the links. */
+static void named_last_user_after_the_creator(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "lastnamed");
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10, .name = name});
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  snprintf(prefix, sizeof prefix, "%s", q->prefix);
+  assert_int_equal(family_links(prefix), 1);
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  fill(buf, CS_LEN, 85);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  int go[2], in[2];
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(in), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char c = 1;
+    close(go[1]);
+    close(in[0]);
+    if (write(in[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+      _exit(1);
+    size_t len = 0;
+    uint32_t seed = 0;
+    if (mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || len != CS_LEN ||
+        !whole(buf, len, &seed) || seed != 85)
+      _exit(2);
+    fill(buf, CS_LEN, 86);
+    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
+      _exit(3);
+    mp_queue_free(q); /* the last user: the message goes with it */
+    _exit(family_count(prefix) == 0 ? 0 : 4);
+  }
+  close(go[0]);
+  close(in[1]);
+  char c;
+  assert_int_equal(read(in[0], &c, 1), 1);
+  close(in[0]);
+  mp_queue_free(q);
+  assert_false(shm_exists(prefix));
+  assert_int_equal(family_count(prefix), 2); /* the link, the message */
+  assert_int_equal(write(go[1], "g", 1), 1);
+  close(go[1]);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_int_equal(family_count(prefix), 0);
+  free(buf);
+}
+
+/* ---- a named queue used by two process trees ---------------------------
+ * The creator's tree dies while a process of another tree still uses the
+ * queue: its tracker removes the name and its link, never the segments
+ * the other tree still takes. The other tree dies too: its tracker
+ * removes the rest. */
+typedef struct tt_tree {
+  const char *name;
+  int report, go;
+} tt_tree;
+
+static int tt_creator(void *p) {
+  const tt_tree *t = p;
+  setpgid(0, 0);
+  mp_queue *q;
+  if (mp_queue_new(
+          &q, &(mp_queue_opts){.capacity = 64 << 10, .name = t->name}) != 0)
+    return 1;
+  unsigned char *buf = malloc(CS_LEN);
+  if (buf == NULL)
+    return 2;
+  for (uint32_t i = 0; i < 2; i++) {
+    fill(buf, CS_LEN, 90 + i);
+    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
+      return 3;
+  }
+  char c = 'c';
+  if (write(t->report, &c, 1) != 1)
+    return 4;
+  alarm(60);
+  for (;;)
+    pause();
+}
+
+static int tt_opener(void *p) {
+  const tt_tree *t = p;
+  setpgid(0, 0);
+  mp_queue *q;
+  char c = 'o';
+  if (mp_queue_open(&q, t->name) != 0 || write(t->report, &c, 1) != 1 ||
+      read(t->go, &c, 1) != 1)
+    return 1;
+  unsigned char *buf = malloc(CS_LEN);
+  size_t len = 0;
+  uint32_t seed = 0;
+  c = buf != NULL && mp_queue_get(q, buf, CS_LEN, &len, 10.0) == 0 &&
+      len == CS_LEN && whole(buf, len, &seed) && seed == 90;
+  if (write(t->report, &c, 1) != 1)
+    return 2;
+  alarm(60);
+  for (;;)
+    pause(); /* killed holding the other message's queued segment */
+}
+
+static void named_queue_outlives_a_tree_for_another(void **state) {
+  (void)state;
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  char name[64];
+  mp_test_name(name, sizeof name, "twotrees");
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  snprintf(prefix, sizeof prefix, "mp_%s", name);
+  int rep[2], go[2];
+  assert_int_equal(pipe(rep), 0);
+  assert_int_equal(pipe(go), 0);
+  tt_tree t = {.name = name, .report = rep[1], .go = go[0]};
+  char c = 0;
+  pid_t creator = mp_test_fork(tt_creator, &t);
+  bool ready = read(rep[0], &c, 1) == 1 && c == 'c';
+  pid_t opener = ready ? mp_test_fork(tt_opener, &t) : -1;
+  ready = ready && read(rep[0], &c, 1) == 1 && c == 'o';
+  kill(-creator, SIGKILL);
+  mp_test_wait(creator, mp_test_slack(10));
+  /* The creator's tracker removes the name, then its tree's link. */
+  double end = mp_test_now() + mp_test_slack(10);
+  while (ready && (shm_exists(prefix) || family_links(prefix) != 1) &&
+         mp_test_now() < end)
+    usleep(5000);
+  bool name_gone = !shm_exists(prefix);
+  int links = family_links(prefix);
+  int kept = family_count(prefix) - links;
+  bool got = false;
+  if (ready && write(go[1], "g", 1) == 1)
+    got = read(rep[0], &c, 1) == 1 && c == 1;
+  if (opener > 0) {
+    kill(-opener, SIGKILL);
+    mp_test_wait(opener, mp_test_slack(10));
+  }
+  close(rep[0]);
+  close(rep[1]);
+  close(go[0]);
+  close(go[1]);
+  assert_true(ready);
+  assert_true(name_gone);
+  assert_int_equal(links, 1); /* the opener's tree's */
+  assert_int_equal(kept, 2);  /* both messages' segments */
+  assert_true(got);
+  assert_true(family_gone(prefix));
+}
+
+/* The tracker of a named queue's tree is killed first, then the tree:
+ * the clean-up after a dead tracker (mp-shm clean) removes the name,
+ * then, through the link, the segments. */
+static int dt_root(void *p) {
+  const tt_tree *t = p;
+  setpgid(0, 0);
+  mp_queue *q;
+  if (mp_queue_new(
+          &q, &(mp_queue_opts){.capacity = 64 << 10, .name = t->name}) != 0)
+    return 1;
+  unsigned char *buf = malloc(CS_LEN);
+  if (buf == NULL)
+    return 2;
+  fill(buf, CS_LEN, 95);
+  if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
+    return 3;
+  pid_t tracker = mp_resource_tracker_pid();
+  if (write(t->report, &tracker, sizeof tracker) != (ssize_t)sizeof tracker)
+    return 4;
+  alarm(60);
+  for (;;)
+    pause();
+}
+
+static void named_dead_tracker_cleaned_up_after(void **state) {
+  (void)state;
+  char name[64];
+  mp_test_name(name, sizeof name, "deadtracker");
+  char prefix[MP__QUEUE_PREFIX_MAX];
+  snprintf(prefix, sizeof prefix, "mp_%s", name);
+  int rep[2];
+  assert_int_equal(pipe(rep), 0);
+  tt_tree t = {.name = name, .report = rep[1]};
+  pid_t root = mp_test_fork(dt_root, &t);
+  pid_t tracker = 0;
+  bool ready =
+      read(rep[0], &tracker, sizeof tracker) == (ssize_t)sizeof tracker &&
+      tracker > 0;
+  close(rep[0]);
+  close(rep[1]);
+  if (ready) {
+    kill(tracker, SIGKILL);
+    /* Not our child: gone once kill says so. */
+    double end = mp_test_now() + mp_test_slack(10);
+    while (kill(tracker, 0) == 0 && mp_test_now() < end)
+      usleep(5000);
+  }
+  kill(-root, SIGKILL);
+  mp_test_wait(root, mp_test_slack(10));
+  assert_true(ready);
+  assert_true(shm_exists(prefix));           /* nobody removed it */
+  assert_int_equal(family_count(prefix), 2); /* the link, the message */
+  size_t removed = 0;
+  assert_rc(mp_resource_tracker_remove_dead(&removed), 0);
+  assert_true(removed >= 3);
+  assert_false(shm_exists(prefix));
+  assert_int_equal(family_count(prefix), 0);
+}
+
+/* The tree's link cannot be made (something else has its name): the
+ * queue works without it, the tracker holds no entry for it, and what
+ * has the name is left alone. */
+typedef struct seen_name {
+  const char *name;
+  int seen;
+} seen_name;
+
+static int count_tracked(const mp_tracked_object *o, void *arg) {
+  seen_name *f = arg;
+  f->seen += strcmp(o->name, f->name) == 0;
+  return 0;
+}
+
+static void named_link_taken_queue_works(void **state) {
+  (void)state;
+  /* An anonymous queue starts the tracker the link is named after. */
+  mp_queue *qa = qnew(&(mp_queue_opts){.capacity = 64 << 10});
+  pid_t tracker = mp_resource_tracker_pid();
+  assert_true(tracker > 0);
+  char name[64], link[MP__QUEUE_PREFIX_MAX + 64], path[sizeof link + 16];
+  mp_test_name(name, sizeof name, "linktaken");
+  snprintf(link, sizeof link, "mp_%s+=%d.%llu", name, (int)tracker,
+           (unsigned long long)mp__os_pidns());
+  snprintf(path, sizeof path, "/dev/shm/%s", link);
+  assert_int_equal(mkdir(path, 0700), 0);
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 64 << 10, .name = name});
+  assert_string_equal(q->guard, ""); /* no link of its own */
+  seen_name f = {.name = link};
+  assert_rc(mp_resource_tracker_list(count_tracked, &f), 0);
+  assert_int_equal(f.seen, 0);
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  fill(buf, CS_LEN, 70);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  size_t len = 0;
+  uint32_t seed = 0;
+  assert_rc(mp_queue_get(q, buf, CS_LEN, &len, 0), 0);
+  assert_true(whole(buf, len, &seed) && seed == 70);
+  mp_queue_free(q);
+  struct stat st;
+  assert_int_equal(lstat(path, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  assert_int_equal(rmdir(path), 0);
+  snprintf(link, sizeof link, "mp_%s", name);
+  assert_int_equal(family_count(link), 0); /* the free removed the rest */
+  mp_queue_free(qa);
+  free(buf);
+}
+
 /* An in-place claim of a fresh segment touches its pages and times it:
  * the estimate the wait is bounded by. */
 static void claim_times_fresh_segment(void **state) {
@@ -1095,8 +1401,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(warm_spare_beats_fresh),
     cmocka_unit_test(killed_tree_leaves_no_segment),
     cmocka_unit_test(unfreed_tree_leaves_no_segment),
+    cmocka_unit_test(named_killed_tree_leaves_no_segment),
+    cmocka_unit_test(named_unfreed_tree_leaves_no_segment),
     cmocka_unit_test(guard_follows_the_last_user),
     cmocka_unit_test(discard_that_cannot_lock_leaves_the_guard),
+    cmocka_unit_test(named_last_user_after_the_creator),
+    cmocka_unit_test(named_queue_outlives_a_tree_for_another),
+    cmocka_unit_test(named_dead_tracker_cleaned_up_after),
+    cmocka_unit_test(named_link_taken_queue_works),
 };
 
 MP_TEST_MAIN(tests)

@@ -1,7 +1,9 @@
 /* fuzz_queue.c - scribbles on the shared state of an in-place queue (FIFO,
  * LIFO or priority, with small and large messages queued), then uses it
  * through the public API: attach, put, get, get_msg, batches, qsize,
- * close, task_done, destroy. Every call has timeout 0.
+ * close, task_done, destroy. Every call has timeout 0. The resource
+ * tracker's reading of a named queue's users (queue_users.c) is asked of
+ * the same scribbled state.
  *
  * Nothing is kept out: defects 2 (the LIFO/priority heap array was
  * trusted) and 4 (close, LIFO/priority qsize/empty/full and destroy's
@@ -12,7 +14,9 @@
  * Input: order and options (2 bytes), the messages queued before (2
  * bytes), the scribble (fuzz_common.h), then one byte per operation. */
 #include "fuzz_common.h"
+#include "os/os.h"
 #include "queue_internal.h"
+#include "queue_users.h"
 
 #define LARGE 3000
 
@@ -56,6 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   fz_scribble(&r, mem, (size_t)need);
+
+  /* The resource tracker's question, asked of the scribbled state: as it
+   * is, and as a named queue's (the only kind it is asked of). Either
+   * answer is allowed; reading out of bounds is not. */
+  (void)mp__queue_users_gone(mem, (size_t)need, mp__os_pidns());
+  {
+    mp__qshared *copy = malloc(sizeof *copy);
+    fz_check(copy != NULL);
+    memcpy(copy, mem, sizeof *copy);
+    copy->head.magic = MP__OBJECT_MAGIC;
+    copy->head.type = MP__TYPE_QUEUE;
+    copy->head.origin = MP__ORIGIN_NAMED;
+    (void)mp__queue_users_gone(copy, sizeof *copy, mp__os_pidns());
+    (void)mp__queue_users_gone(copy, sizeof *copy - 1, 1);
+    free(copy);
+  }
 
   /* A second handle sees the scribbled header: it must refuse or cope. */
   mp_queue *q2 = NULL;

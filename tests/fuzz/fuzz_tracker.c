@@ -18,6 +18,7 @@
 #define mp__tracker_create fz_tracker_create
 #define mp__tracker_unregister fz_tracker_unregister
 #define mp__tracker_forget fz_tracker_forget
+#define mp__tracker_link fz_tracker_link
 #define mp_resource_tracker_list fz_resource_tracker_list
 #define mp_resource_tracker_pid fz_resource_tracker_pid
 #define mp_resource_tracker_remove_dead fz_resource_tracker_remove_dead
