@@ -117,20 +117,51 @@
  * child in each queue's table of users and registers it for the heavy
  * barrier. That handler runs when the child first runs: a free in the
  * parent before then would find the parent the last user and discard
- * what the child is about to take. So a child the library forks
- * (mp__os_fork: processes, pools, the fork server) is also entered by the
- * parent before the fork returns (child_forked); a program's own fork(2)
- * is not (docs/queue.md, "Lifetime and ownership"). */
+ * what the child is about to take. So the parent enters the child too,
+ * before fork returns: its atfork handlers read the forking thread's
+ * children before and after (the new one is the child), and a child the
+ * library forks (mp__os_fork: processes, pools, the fork server) is also
+ * told by pid (child_forked), which needs no /proc. Only where neither
+ * works (a program's own fork(2) with no /proc, or a thread with more than
+ * MP__OS_CHILDREN_MAX children) is the child entered late (docs/queue.md,
+ * "Lifetime and ownership"). */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* The forking thread's children before the fork, under handles_lock
+ * (held from the prepare handler to the parent's); -1: not known. */
+static pid_t fork_before[MP__OS_CHILDREN_MAX];
+static int fork_before_n = -1;
+
+static void enter_child_locked(pid_t child) {
+  for (mp_queue *q = handles; q != NULL; q = q->next)
+    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
+      (void)mp__queue_users_add(q, (int32_t)child);
+}
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
+  fork_before_n = handles != NULL
+                      ? mp__os_thread_children(fork_before, MP__OS_CHILDREN_MAX)
+                      : -1;
 }
+
 static void atfork_parent(void) {
+  pid_t after[MP__OS_CHILDREN_MAX];
+  int n = fork_before_n >= 0
+              ? mp__os_thread_children(after, MP__OS_CHILDREN_MAX)
+              : -1;
+  for (int i = 0; i < n; i++) {
+    bool before = false;
+    for (int j = 0; j < fork_before_n && !before; j++)
+      before = fork_before[j] == after[i];
+    if (!before)
+      enter_child_locked(after[i]);
+  }
+  fork_before_n = -1;
   pthread_mutex_unlock(&handles_lock);
 }
+
 static void atfork_child(void) {
   int32_t pid = (int32_t)getpid();
   bool any = false;
@@ -153,14 +184,13 @@ static void atfork_child(void) {
       atomic_store(&q->s->fence_needed, 1);
     }
   }
+  fork_before_n = -1;
   pthread_mutex_unlock(&handles_lock);
 }
 
 static void child_forked(pid_t child) {
   pthread_mutex_lock(&handles_lock);
-  for (mp_queue *q = handles; q != NULL; q = q->next)
-    if (mp__object_check(q->s, MP__TYPE_QUEUE) == 0)
-      (void)mp__queue_users_add(q, (int32_t)child);
+  enter_child_locked(child);
   pthread_mutex_unlock(&handles_lock);
 }
 

@@ -354,8 +354,8 @@ static size_t remove_family(const char *guard) {
   return f.removed;
 }
 
-/* user_link: is name a queue user's link, "<base>+=<pid>"? A queue's
- * name has no '+', so the first one ends the base. */
+/* user_link: is name a queue user's link, "<base>+=<tracker pid>.<pidns>"?
+ * A queue's name has no '+', so the first one ends the base. */
 static bool user_link(const char *name) {
   const char *plus = strchr(name, '+');
   return plus != NULL && plus != name && plus[1] == '=';

@@ -28,6 +28,7 @@
 
 #include "fault.h"
 #include "harness.h"
+#include "os/process_os.h"
 #include "queue_fixture.h"
 #include "queue_internal.h"
 
@@ -846,6 +847,58 @@ static void free_right_after_start_keeps_the_childs_messages(void **state) {
   assert_rc(mp_process_exitcode(p, &code), 0);
   mp_process_free(p);
   assert_int_equal(code, 0);
+}
+
+/* The same after the program's own fork(2): the parent's atfork handler
+ * found the child among the forking thread's children. */
+static void free_right_after_bare_fork_keeps_the_childs_messages(void **state) {
+  (void)state;
+  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 4096});
+  unsigned char big[10000];
+  memset(big, 7, sizeof big);
+  assert_rc(mp_queue_put(q, "x", 1, 0), 0);
+  assert_rc(mp_queue_put(q, big, sizeof big, 0), 0);
+  mp__fault_set(late_child);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0)
+    _exit(takes_both(q));
+  mp__fault_set(NULL);
+  assert_true(pid > 0);
+  mp_queue_free(q);
+  mp_test_wait_exit(pid, 0, mp_test_slack(20));
+}
+
+/* What that handler reads: the forking thread's children, every one of
+ * them, and "cannot tell" when there are more than asked for. */
+static void thread_children_are_listed(void **state) {
+  (void)state;
+  pid_t kids[3];
+  for (int i = 0; i < 3; i++) {
+    fflush(NULL);
+    kids[i] = fork();
+    if (kids[i] == 0) {
+      alarm(30);
+      pause();
+      _exit(0);
+    }
+    assert_true(kids[i] > 0);
+  }
+  pid_t seen[MP__OS_CHILDREN_MAX];
+  int n = mp__os_thread_children(seen, MP__OS_CHILDREN_MAX);
+  int small = mp__os_thread_children(seen + 100, 2);
+  int found = 0;
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < n; j++)
+      found += seen[j] == kids[i];
+  for (int i = 0; i < 3; i++) {
+    kill(kids[i], SIGKILL);
+    mp_test_wait(kids[i], mp_test_slack(10));
+  }
+  assert_true(n >= 3);
+  assert_int_equal(found, 3);
+  assert_int_equal(small, -1);
+  assert_int_equal(mp__os_thread_children(seen, MP__OS_CHILDREN_MAX + 1), -1);
 }
 
 static void large_put_that_fails_leaves_nothing(void **state) {
@@ -1709,6 +1762,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(large_messages_in_a_batch),
     cmocka_unit_test(last_free_discards_large_messages),
     cmocka_unit_test(free_right_after_start_keeps_the_childs_messages),
+    cmocka_unit_test(free_right_after_bare_fork_keeps_the_childs_messages),
+    cmocka_unit_test(thread_children_are_listed),
     cmocka_unit_test(large_put_that_fails_leaves_nothing),
     cmocka_unit_test(three_children_put_squares),
     cmocka_unit_test(exit_right_after_put_loses_nothing),

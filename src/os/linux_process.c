@@ -43,6 +43,40 @@ pid_t mp__os_fork(void) {
   return pid;
 }
 
+/* Enough text for MP__OS_CHILDREN_MAX pids of up to 10 digits and a
+ * space each. */
+#define CHILDREN_TEXT (MP__OS_CHILDREN_MAX * 11 + 1)
+
+int mp__os_thread_children(pid_t *out, int cap) {
+  if (cap < 0 || cap > MP__OS_CHILDREN_MAX)
+    return -1;
+  int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char text[CHILDREN_TEXT];
+  size_t have = 0;
+  ssize_t r = 0;
+  /* The kernel hands the list out in pieces: read to the end. */
+  while (have < sizeof text - 1 &&
+         ((r = read(fd, text + have, sizeof text - 1 - have)) > 0 ||
+          (r < 0 && errno == EINTR)))
+    have += r > 0 ? (size_t)r : 0;
+  close(fd);
+  if (r < 0 || have == sizeof text - 1)
+    return -1; /* unreadable, or more than a full text */
+  text[have] = '\0';
+  int n = 0;
+  for (char *p = text, *end;; p = end) {
+    long v = strtol(p, &end, 10);
+    if (end == p)
+      break;
+    if (v <= 0 || v > INT32_MAX || n == cap)
+      return -1;
+    out[n++] = (pid_t)v;
+  }
+  return n;
+}
+
 int mp__os_pidfd_open(pid_t pid) {
 #if defined(MP_HAVE_PIDFD)
   /* pidfd_open returns a close-on-exec descriptor. */
