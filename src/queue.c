@@ -118,20 +118,15 @@
  * barrier. That handler runs when the child first runs: a free in the
  * parent before then would find the parent the last user and discard
  * what the child is about to take. So the parent enters the child too,
- * before fork returns: its atfork handlers read the forking thread's
- * children before and after (the new one is the child), and a child the
- * library forks (mp__os_fork: processes, pools, the fork server) is also
- * told by pid (child_forked), which needs no /proc. Only where neither
- * works (a program's own fork(2) with no /proc, or a thread with more than
- * MP__OS_CHILDREN_MAX children) is the child entered late (docs/queue.md,
- * "Lifetime and ownership"). */
+ * before fork returns: its atfork handler finds the child as the forking
+ * thread's newest child in /proc, and a child the library forks
+ * (mp__os_fork: processes, pools, the fork server) is also told by pid
+ * (child_forked), which needs no /proc. Only a program's own fork(2) where
+ * /proc cannot be read is entered late (docs/queue.md, "Lifetime and
+ * ownership"). */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static mp_queue *handles;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-/* The forking thread's children before the fork, under handles_lock
- * (held from the prepare handler to the parent's); -1: not known. */
-static pid_t fork_before[MP__OS_CHILDREN_MAX];
-static int fork_before_n = -1;
 
 static void enter_child_locked(pid_t child) {
   for (mp_queue *q = handles; q != NULL; q = q->next)
@@ -141,24 +136,12 @@ static void enter_child_locked(pid_t child) {
 
 static void atfork_prepare(void) {
   pthread_mutex_lock(&handles_lock);
-  fork_before_n = handles != NULL
-                      ? mp__os_thread_children(fork_before, MP__OS_CHILDREN_MAX)
-                      : -1;
 }
 
 static void atfork_parent(void) {
-  pid_t after[MP__OS_CHILDREN_MAX];
-  int n = fork_before_n >= 0
-              ? mp__os_thread_children(after, MP__OS_CHILDREN_MAX)
-              : -1;
-  for (int i = 0; i < n; i++) {
-    bool before = false;
-    for (int j = 0; j < fork_before_n && !before; j++)
-      before = fork_before[j] == after[i];
-    if (!before)
-      enter_child_locked(after[i]);
-  }
-  fork_before_n = -1;
+  pid_t child = handles != NULL ? mp__os_newest_child() : -1;
+  if (child > 0)
+    enter_child_locked(child);
   pthread_mutex_unlock(&handles_lock);
 }
 
@@ -184,7 +167,6 @@ static void atfork_child(void) {
       atomic_store(&q->s->fence_needed, 1);
     }
   }
-  fork_before_n = -1;
   pthread_mutex_unlock(&handles_lock);
 }
 

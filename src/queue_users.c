@@ -29,6 +29,8 @@ static bool entry_gone(mp_queue *q, uint64_t e) {
 int mp__queue_users_add(mp_queue *q, int32_t pid) {
   mp__qshared *s = q->s;
   uint64_t me = proc_entry(q, pid);
+  /* The caller (a parent entering its child) is alive: not asked. */
+  uint64_t self = proc_entry(q, (int32_t)getpid());
   for (int i = 0; i < MP__QUEUE_PROCS; i++)
     if (atomic_load(&s->procs[i]) == me)
       return i;
@@ -38,7 +40,7 @@ int mp__queue_users_add(mp_queue *q, int32_t pid) {
       /* A dead user that held unfinished tasks keeps its entry: join
        * reports it. */
       if (pass == 0 ? cur != 0
-                    : (cur == 0 || !entry_gone(q, cur) ||
+                    : (cur == 0 || cur == self || !entry_gone(q, cur) ||
                        atomic_load(&s->held[i]) != 0))
         continue;
       if (atomic_compare_exchange_strong(&s->procs[i], &cur, me)) {

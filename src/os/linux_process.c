@@ -43,38 +43,42 @@ pid_t mp__os_fork(void) {
   return pid;
 }
 
-/* Enough text for MP__OS_CHILDREN_MAX pids of up to 10 digits and a
- * space each. */
-#define CHILDREN_TEXT (MP__OS_CHILDREN_MAX * 11 + 1)
-
-int mp__os_thread_children(pid_t *out, int cap) {
-  if (cap < 0 || cap > MP__OS_CHILDREN_MAX)
-    return -1;
+pid_t mp__os_newest_child(void) {
   int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
-  char text[CHILDREN_TEXT];
+  /* "<pid> <pid> ... <pid> ", oldest first. Only the last number counts:
+   * keep the tail of what was read, enough for a pid and its space. */
+  char text[512];
   size_t have = 0;
-  ssize_t r = 0;
-  /* The kernel hands the list out in pieces: read to the end. */
-  while (have < sizeof text - 1 &&
-         ((r = read(fd, text + have, sizeof text - 1 - have)) > 0 ||
-          (r < 0 && errno == EINTR)))
-    have += r > 0 ? (size_t)r : 0;
-  close(fd);
-  if (r < 0 || have == sizeof text - 1)
-    return -1; /* unreadable, or more than a full text */
-  text[have] = '\0';
-  int n = 0;
-  for (char *p = text, *end;; p = end) {
-    long v = strtol(p, &end, 10);
-    if (end == p)
-      break;
-    if (v <= 0 || v > INT32_MAX || n == cap)
+  for (;;) {
+    ssize_t r = read(fd, text + have, sizeof text - 1 - have);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      close(fd);
       return -1;
-    out[n++] = (pid_t)v;
+    }
+    if (r == 0)
+      break;
+    have += (size_t)r;
+    if (have > sizeof text - 32) { /* keep the last 31 bytes */
+      memmove(text, text + have - 31, 31);
+      have = 31;
+    }
   }
-  return n;
+  close(fd);
+  text[have] = '\0';
+  char *end = text + have;
+  while (end > text && (end[-1] == ' ' || end[-1] == '\n'))
+    end--;
+  char *begin = end;
+  while (begin > text && begin[-1] >= '0' && begin[-1] <= '9')
+    begin--;
+  if (begin == end || end - begin > 10)
+    return -1;
+  long v = strtol(begin, NULL, 10);
+  return v > 0 && v <= INT32_MAX ? (pid_t)v : -1;
 }
 
 int mp__os_pidfd_open(pid_t pid) {

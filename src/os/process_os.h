@@ -25,15 +25,12 @@
 pid_t mp__os_fork(void);
 void mp__os_fork_observe(void (*fn)(pid_t child));
 
-/* mp__os_thread_children stores the pids of the calling thread's children
- * (the processes it forked that have not been reaped) in out, at most cap
- * of them. Returns how many, or -1 when it cannot tell (no
- * /proc/thread-self/children, or more than cap; cap is at most
- * MP__OS_CHILDREN_MAX). A program's own fork(2) learns its child's pid in
- * pthread_atfork's parent handler this way: the children after the fork
- * that were not there before. */
-#define MP__OS_CHILDREN_MAX 512
-int mp__os_thread_children(pid_t *out, int cap);
+/* mp__os_newest_child returns the pid of the calling thread's newest
+ * child not yet reaped (the last of /proc/thread-self/children), or -1
+ * when it has none or cannot tell. A program's own fork(2) tells
+ * pthread_atfork's parent handler its child's pid this way. (A subreaper
+ * that adopts an orphan at that moment has the orphan listed last.) */
+pid_t mp__os_newest_child(void);
 
 /* mp__os_pidfd_open returns a descriptor that refers to the process pid
  * (readable once it has ended), MP_ENOSYS where the system has none, or
