@@ -488,7 +488,8 @@ static void guard_start(mp_queue *q) {
   memcpy(q->guard, name, sizeof name);
 }
 
-/* link_start: a named queue's handle, its segment open as fd. */
+/* link_start: a named queue's handle, its segment open as fd, records the
+ * segment's inode (name_reaches) and registers the tree's link to it. */
 static void link_start(mp_queue *q, int fd) {
   struct stat st;
   if (fstat(fd, &st) == 0)
@@ -507,7 +508,7 @@ static bool name_reaches(mp_queue *q) {
   return rc != 0 || q->ino == 0 || ino == q->ino;
 }
 
-/* links_remove: the last user of a named queue nobody can reach removes
+/* link_one: the last user of a named queue nobody can reach removes
  * every tree's link, its own and those of trees that have ended. */
 static int link_one(const char *name, void *arg) {
   const mp_queue *q = arg;
