@@ -5,6 +5,7 @@
  * queue.c; above queue_core.c, for namespaces). */
 #define _GNU_SOURCE
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "os/os.h"
@@ -126,5 +127,11 @@ bool mp__queue_file_users_gone(int fd) {
   bool gone = n == (ssize_t)sizeof *s &&
               mp__queue_users_gone(s, sizeof *s, mp__os_pidns());
   mp__free(s);
+  /* The table is anyone's to scribble on: a process that still maps the
+   * segment uses the queue, whatever the table says. */
+  struct stat st;
+  if (gone && fstat(fd, &st) == 0 &&
+      mp__os_anyone_maps((uint64_t)st.st_dev, (uint64_t)st.st_ino) == 1)
+    gone = false;
   return gone;
 }

@@ -5,22 +5,21 @@
  * DESIGN
  * A tracker is a daemon process (double-forked: nobody's child, in a
  * session of its own, holding no descriptor of its creator's but one end of
- * a SOCK_SEQPACKET socket pair). The process that starts it keeps the other
- * end, close-on-exec; every child it forks while it holds the end inherits
- * it. Together they are "the tree". Members send one datagram per event:
- *   "R <pid> <start> <size> <inode> <hexname>"  a member created <name>;
- *   "U <inode> <hexname>"               a member unlinked it.
- * An entry is a name and an inode: one name may have several (a name
- * re-created after someone outside the tree unlinked it, or a creation
- * that failed because the name exists: see below), and a "U" removes only
- * its own, so no member's mistake unguards another member's segment.
- * Datagrams are atomic and ordered, so members may write concurrently, and
- * what a member sent before it died is still read. When the last member's
- * end closes (exit, exec, SIGKILL: the kernel closes it), recv returns 0:
- * the tracker unlinks every name still registered whose segment is the one
- * registered (same inode, which the creator reads right after creating it:
- * a name unlinked and re-created by someone else meanwhile is left alone),
- * removes its state file and exits.
+ * a SOCK_SEQPACKET socket pair, and none of its shared mappings). The process
+ * that starts it keeps the other end, close-on-exec; every child it forks while
+ * it holds the end inherits it. Together they are "the tree". Members send one
+ * datagram per event: "R <pid> <start> <size> <inode> <hexname>"  a member
+ * created <name>; "U <inode> <hexname>"               a member unlinked it. An
+ * entry is a name and an inode: one name may have several (a name re-created
+ * after someone outside the tree unlinked it, or a creation that failed because
+ * the name exists: see below), and a "U" removes only its own, so no member's
+ * mistake unguards another member's segment. Datagrams are atomic and ordered,
+ * so members may write concurrently, and what a member sent before it died is
+ * still read. When the last member's end closes (exit, exec, SIGKILL: the
+ * kernel closes it), recv returns 0: the tracker unlinks every name still
+ * registered whose segment is the one registered (same inode, which the creator
+ * reads right after creating it: a name unlinked and re-created by someone else
+ * meanwhile is left alone), removes its state file and exits.
  *
  * Only creators register; a process that merely attaches never does, so a
  * tracker never unlinks another program's segment (Python's tracker does:
@@ -91,9 +90,10 @@
  * hard link to the queue's segment "<base>" (mp__tracker_link; a base has
  * no '+'). The names a tree removes itself go first; then, for each link,
  * the family "<base>+" goes with it only if "<base>" no longer names that
- * segment and the queue's table of users, read through the link
- * (queue_users.c), names no process that may still run; else only the
- * link goes.
+ * segment, the queue's table of users, read through the link
+ * (queue_users.c), names no process that may still run, and no other
+ * process maps the segment (the table is anyone's to scribble on); else
+ * only the link goes.
  *
  * What else a crash leaves: a tracker killed leaves its state file and
  * its names; mp-shm (mp_resource_tracker_remove_dead) removes them once
@@ -424,6 +424,10 @@ static void tracker_main(int fd, void *arg) {
   (void)arg;
   /* Failure injection is for the tests' process, not for the tracker. */
   mp__alloc_fail_after(0);
+  /* What the starting process had mapped is none of the tracker's: held,
+   * it would keep segments' memory after their users unmapped them, and
+   * make the tracker look like a queue's user (queue_users.c). */
+  (void)mp__os_unmap_shared();
   tracker tr = {.pid = getpid(), .pidns = mp__os_pidns()};
   (void)mp__os_pid_start_time(tr.pid, &tr.start);
   /* The namespace is in the name: two trackers of one pid in two PID

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1162,6 +1163,7 @@ static void named_last_user_after_the_creator(void **state) {
 typedef struct tt_tree {
   const char *name;
   int report, go;
+  bool scribble; /* the opener clears the table of users once it is in */
 } tt_tree;
 
 static int tt_creator(void *p) {
@@ -1192,8 +1194,12 @@ static int tt_opener(void *p) {
   setpgid(0, 0);
   mp_queue *q;
   char c = 'o';
-  if (mp_queue_open(&q, t->name) != 0 || write(t->report, &c, 1) != 1 ||
-      read(t->go, &c, 1) != 1)
+  if (mp_queue_open(&q, t->name) != 0)
+    return 1;
+  /* Hostile, or broken: the table says nobody uses the queue. */
+  for (int i = 0; t->scribble && i < MP__QUEUE_PROCS; i++)
+    atomic_store(&q->s->procs[i], 0);
+  if (write(t->report, &c, 1) != 1 || read(t->go, &c, 1) != 1)
     return 1;
   unsigned char *buf = malloc(CS_LEN);
   size_t len = 0;
@@ -1207,8 +1213,7 @@ static int tt_opener(void *p) {
     pause(); /* killed holding the other message's queued segment */
 }
 
-static void named_queue_outlives_a_tree_for_another(void **state) {
-  (void)state;
+static void tt_run(bool scribble) {
   assert_int_equal(mp_resource_tracker_pid(), 0);
   char name[64];
   mp_test_name(name, sizeof name, "twotrees");
@@ -1217,7 +1222,8 @@ static void named_queue_outlives_a_tree_for_another(void **state) {
   int rep[2], go[2];
   assert_int_equal(pipe(rep), 0);
   assert_int_equal(pipe(go), 0);
-  tt_tree t = {.name = name, .report = rep[1], .go = go[0]};
+  tt_tree t = {
+      .name = name, .report = rep[1], .go = go[0], .scribble = scribble};
   char c = 0;
   pid_t creator = mp_test_fork(tt_creator, &t);
   bool ready = read(rep[0], &c, 1) == 1 && c == 'c';
@@ -1250,6 +1256,18 @@ static void named_queue_outlives_a_tree_for_another(void **state) {
   assert_int_equal(kept, 2);  /* both messages' segments */
   assert_true(got);
   assert_true(family_gone(prefix));
+}
+
+static void named_queue_outlives_a_tree_for_another(void **state) {
+  (void)state;
+  tt_run(false);
+}
+
+/* The same when the table of users was cleared: the opener still maps the
+ * queue, and the tracker looks at who maps it before removing anything. */
+static void named_queue_outlives_a_scribbled_table(void **state) {
+  (void)state;
+  tt_run(true);
 }
 
 /* The tracker of a named queue's tree is killed first, then the tree:
@@ -1407,6 +1425,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(discard_that_cannot_lock_leaves_the_guard),
     cmocka_unit_test(named_last_user_after_the_creator),
     cmocka_unit_test(named_queue_outlives_a_tree_for_another),
+    cmocka_unit_test(named_queue_outlives_a_scribbled_table),
     cmocka_unit_test(named_dead_tracker_cleaned_up_after),
     cmocka_unit_test(named_link_taken_queue_works),
 };

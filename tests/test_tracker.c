@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -585,6 +586,50 @@ static void created_segment_is_registered_with_its_inode(void **state) {
   assert_int_equal(mp_resource_tracker_pid(), 0);
 }
 
+/* A tracker starts as a fork of the process that first registers: it
+ * drops what that process had mapped shared, which would otherwise keep
+ * those segments' memory as long as the tracker runs (and make it look
+ * like their user). */
+static bool maps_inode(pid_t pid, unsigned long ino) {
+  char path[64], line[512], want[32];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  snprintf(want, sizeof want, " %lu ", ino);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return false;
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL)
+    found = strstr(line, want) != NULL;
+  fclose(f);
+  return found;
+}
+
+static void tracker_drops_what_its_starter_mapped(void **state) {
+  (void)state;
+  assert_int_equal(mp_resource_tracker_pid(), 0);
+  char plain[64], name[64];
+  mp_test_name(plain, sizeof plain, "mapped");
+  mp_test_name(name, sizeof name, "starts");
+  int fd;
+  assert_rc(mp__os_shm_create(plain, 8192, &fd), 0);
+  void *map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  assert_true(map != MAP_FAILED);
+  struct stat st;
+  assert_int_equal(fstat(fd, &st), 0);
+  close(fd);
+  assert_true(maps_inode(getpid(), (unsigned long)st.st_ino));
+  mp_shared_memory *s;
+  assert_rc(mp_shared_memory_new(&s, name, 64, NULL), 0);
+  pid_t tracker = mp_resource_tracker_pid();
+  assert_true(tracker > 0);
+  /* It unmapped before it answered the start. */
+  bool held = maps_inode(tracker, (unsigned long)st.st_ino);
+  munmap(map, 8192);
+  shm_remove(plain);
+  assert_rc(mp_shared_memory_unlink(s), 0);
+  mp_shared_memory_free(s);
+  assert_false(held);
+}
 
 /* Two members of one tree create the same name: the one that finds it
  * taken must not unguard the other's segment (the tracker keeps an entry
@@ -701,6 +746,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(created_segment_is_registered_with_its_inode),
     cmocka_unit_test(colliding_member_keeps_the_others_guard),
     cmocka_unit_test(family_goes_with_its_guard_but_not_what_is_planted),
+    cmocka_unit_test(tracker_drops_what_its_starter_mapped),
 };
 
 MP_TEST_MAIN(tests)

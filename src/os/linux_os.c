@@ -1,20 +1,22 @@
 /* linux_os.c - the Linux implementation of os/os.h: clock, thread ids,
  * futexes, POSIX shared memory, process liveness and randomness. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -386,6 +388,65 @@ static int same_object(const char *line, const char *end, void *arg) {
   map_line m;
   return parse_map(line, end, &m) && m.inode == want->inode &&
          strcmp(m.dev, want->dev) == 0;
+}
+
+/* The shared mappings of a maps text, up to a batch at a time. */
+typedef struct shared_ranges {
+  uintptr_t lo[64], hi[64];
+  int n;
+} shared_ranges;
+
+static int collect_shared(const char *line, const char *end, void *arg) {
+  shared_ranges *r = arg;
+  uintptr_t lo, hi;
+  const char *p = line;
+  if (!parse_hex(&p, end, &lo) || p >= end || *p++ != '-' ||
+      !parse_hex(&p, end, &hi) || end - p < 5 || *p != ' ')
+    return 0;
+  if (p[4] != 's') /* perms "rwxs" or "rwxp" */
+    return 0;
+  r->lo[r->n] = lo;
+  r->hi[r->n] = hi;
+  return ++r->n == 64; /* a full batch: unmap it, then read again */
+}
+
+int mp__os_unmap_shared(void) {
+  for (int pass = 0; pass < 1024; pass++) {
+    shared_ranges r = {.n = 0};
+    int rc = for_each_map(0, collect_shared, &r);
+    if (rc < 0)
+      return rc;
+    if (r.n == 0)
+      return 0;
+    for (int i = 0; i < r.n; i++)
+      munmap((void *)r.lo[i], r.hi[i] - r.lo[i]);
+  }
+  return MP_EAGAIN;
+}
+
+int mp__os_anyone_maps(uint64_t dev, uint64_t ino) {
+  if (!mp__os_proc_ok())
+    return MP_ENOSYS;
+  /* As /proc/<pid>/maps prints a device: major and minor in hex. */
+  map_line want = {.inode = (unsigned long long)ino};
+  snprintf(want.dev, sizeof want.dev, "%02x:%02x", major((dev_t)dev),
+           minor((dev_t)dev));
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return -errno;
+  int found = 0;
+  struct dirent *e;
+  while (found != 1 && (e = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 0 || pid > INT32_MAX ||
+        pid == (long)getpid())
+      continue;
+    /* Gone meanwhile, or not ours to read: it proves nothing. */
+    found = for_each_map((pid_t)pid, same_object, &want) == 1;
+  }
+  closedir(d);
+  return found;
 }
 
 int mp__os_maps_object(pid_t pid, const void *addr) {

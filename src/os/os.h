@@ -81,6 +81,19 @@ int mp__os_same_mapping(const void *a, const void *b, size_t len);
  * negative code when it cannot be told. Slow: reads both lists. */
 int mp__os_maps_object(pid_t pid, const void *addr);
 
+/* mp__os_anyone_maps says whether some process other than the caller,
+ * whose memory map the caller may read, maps the file of device dev and
+ * inode ino: 1 yes, 0 none found (one the caller may not read is not
+ * looked at), a negative code when /proc is not the caller's. Slow: reads
+ * every process's map. */
+int mp__os_anyone_maps(uint64_t dev, uint64_t ino);
+
+/* mp__os_unmap_shared unmaps every shared mapping of the caller (a daemon
+ * forked from a program: what it inherited would keep those segments'
+ * memory, unlinked or not, and make it look like their user). Only
+ * open, read, close and munmap. Returns 0 or a negative code. */
+int mp__os_unmap_shared(void);
+
 /* Random bytes from the kernel; returns 0 or -errno. */
 int mp__os_random(void *buf, size_t len);
 
