@@ -1,8 +1,8 @@
 /* queue_users.c - the table of the processes that use a queue: entered on
- * join and by the parent of a library fork, left on free, and read to
- * decide whether a free is the last one; and read from outside, by the
- * resource tracker, from a snapshot of a named queue's segment (below
- * queue.c; above queue_core.c, for namespaces). */
+ * join and by the parent of a fork, left on free, and read to decide
+ * whether a free is the last one; and read from outside, by the resource
+ * tracker, from a snapshot of a named queue's segment (below queue.c;
+ * above queue_core.c, for namespaces). */
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/stat.h>

@@ -424,9 +424,9 @@ static void tracker_main(int fd, void *arg) {
   (void)arg;
   /* Failure injection is for the tests' process, not for the tracker. */
   mp__alloc_fail_after(0);
-  /* What the starting process had mapped is none of the tracker's: held,
-   * it would keep segments' memory after their users unmapped them, and
-   * make the tracker look like a queue's user (queue_users.c). */
+  /* What the starting process had mapped (writable, shared) is none of the
+   * tracker's: held, it would keep segments' memory after their users
+   * unmapped them, and make the tracker look like a queue's user. */
   (void)mp__os_unmap_shared();
   tracker tr = {.pid = getpid(), .pidns = mp__os_pidns()};
   (void)mp__os_pid_start_time(tr.pid, &tr.start);

@@ -403,7 +403,9 @@ static int collect_shared(const char *line, const char *end, void *arg) {
   if (!parse_hex(&p, end, &lo) || p >= end || *p++ != '-' ||
       !parse_hex(&p, end, &hi) || end - p < 5 || *p != ' ')
     return 0;
-  if (p[4] != 's') /* perms "rwxs" or "rwxp" */
+  /* Perms "rw-s": writable and shared, what a segment is mapped as. A
+   * read-only shared one (nscd's cache, say) is left: libc may use it. */
+  if (p[2] != 'w' || p[4] != 's')
     return 0;
   r->lo[r->n] = lo;
   r->hi[r->n] = hi;

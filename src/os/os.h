@@ -88,10 +88,10 @@ int mp__os_maps_object(pid_t pid, const void *addr);
  * every process's map. */
 int mp__os_anyone_maps(uint64_t dev, uint64_t ino);
 
-/* mp__os_unmap_shared unmaps every shared mapping of the caller (a daemon
- * forked from a program: what it inherited would keep those segments'
- * memory, unlinked or not, and make it look like their user). Only
- * open, read, close and munmap. Returns 0 or a negative code. */
+/* mp__os_unmap_shared unmaps every writable shared mapping of the caller
+ * (a daemon forked from a program: what it inherited would keep those
+ * segments' memory, unlinked or not, and make it look like their user).
+ * Only open, read, close and munmap. Returns 0 or a negative code. */
 int mp__os_unmap_shared(void);
 
 /* Random bytes from the kernel; returns 0 or -errno. */
