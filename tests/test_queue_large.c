@@ -1031,6 +1031,66 @@ static void discard_that_cannot_lock_leaves_the_guard(void **state) {
   assert_true(family_gone(prefix));
 }
 
+/* lu_fork starts the queue's last user: a child that says it runs, waits
+ * on *go until its parent has freed the queue, takes the message of seed
+ * (a large one), puts another, frees the queue and exits 0 if nothing of
+ * the family of prefix is left (its free removed the message it put).
+ * Returns its pid once it runs; the parent writes to go[1] and closes it. */
+static pid_t lu_fork(mp_queue *q, const char *prefix, uint32_t seed,
+                     int go[2]) {
+  int in[2];
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(in), 0);
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* Entered in the queue's users before fork returned: the parent frees
+     * only then, and this process is the last user. */
+    char c = 1;
+    close(go[1]);
+    close(in[0]);
+    if (write(in[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+      _exit(1);
+    size_t len = 0;
+    uint32_t got = 0;
+    if (mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || len != CS_LEN ||
+        !whole(buf, len, &got) || got != seed)
+      _exit(2);
+    fill(buf, CS_LEN, seed + 1);
+    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
+      _exit(3);
+    mp_queue_free(q);
+    _exit(family_count(prefix) == 0 ? 0 : 4);
+  }
+  free(buf);
+  close(go[0]);
+  close(in[1]);
+  char c;
+  assert_int_equal(read(in[0], &c, 1), 1);
+  close(in[0]);
+  return pid;
+}
+
+/* lu_put puts a large message of seed. */
+static void lu_put(mp_queue *q, uint32_t seed) {
+  unsigned char *buf = malloc(CS_LEN);
+  assert_non_null(buf);
+  fill(buf, CS_LEN, seed);
+  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
+  free(buf);
+}
+
+/* lu_last: the child, now the last user, leaves nothing behind. */
+static void lu_last(pid_t pid, const char *prefix, int go[2]) {
+  assert_int_equal(write(go[1], "g", 1), 1);
+  close(go[1]);
+  mp_test_wait_exit(pid, 0, mp_test_slack(10));
+  assert_int_equal(family_count(prefix), 0);
+}
+
 /* A process that frees its handle while another still uses the queue
  * leaves the guard and the segments to it (and its own tracker end goes:
  * nothing else was registered); the last user's free removes them. */
@@ -1042,49 +1102,13 @@ static void guard_follows_the_last_user(void **state) {
   snprintf(prefix, sizeof prefix, "%s", q->prefix);
   assert_int_equal(family_count(prefix), 1); /* the guard */
   assert_true(mp_resource_tracker_pid() > 0);
-  unsigned char *buf = malloc(CS_LEN);
-  assert_non_null(buf);
-  fill(buf, CS_LEN, 80);
-  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
-  int go[2], in[2];
-  assert_int_equal(pipe(go), 0);
-  assert_int_equal(pipe(in), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    /* Entered in the queue's users (the atfork handler ran before fork
-     * returned here): the parent frees only then, and this process is the
-     * last user. */
-    char c = 1;
-    close(go[1]);
-    close(in[0]);
-    if (write(in[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
-      _exit(1);
-    size_t len = 0;
-    if (mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || len != CS_LEN ||
-        !whole(buf, len, NULL))
-      _exit(2);
-    fill(buf, CS_LEN, 81);
-    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0 ||
-        mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || !whole(buf, len, NULL))
-      _exit(3);
-    mp_queue_free(q);
-    _exit(family_count(prefix) == 0 ? 0 : 4);
-  }
-  close(go[0]);
-  close(in[1]);
-  char c;
-  assert_int_equal(read(in[0], &c, 1), 1);
-  close(in[0]);
+  lu_put(q, 80);
+  int go[2];
+  pid_t pid = lu_fork(q, prefix, 80, go);
   mp_queue_free(q);
   assert_int_equal(mp_resource_tracker_pid(), 0); /* its list is empty */
   assert_int_equal(family_count(prefix), 2);      /* the guard, the message */
-  assert_int_equal(write(go[1], "g", 1), 1);
-  close(go[1]);
-  mp_test_wait_exit(pid, 0, mp_test_slack(10));
-  assert_int_equal(family_count(prefix), 0);
-  free(buf);
+  lu_last(pid, prefix, go);
 }
 
 /* family_links counts a named queue's links, "<prefix>+=<tracker>": one
@@ -1113,46 +1137,13 @@ static void named_last_user_after_the_creator(void **state) {
   char prefix[MP__QUEUE_PREFIX_MAX];
   snprintf(prefix, sizeof prefix, "%s", q->prefix);
   assert_int_equal(family_links(prefix), 1);
-  unsigned char *buf = malloc(CS_LEN);
-  assert_non_null(buf);
-  fill(buf, CS_LEN, 85);
-  assert_rc(mp_queue_put(q, buf, CS_LEN, 0), 0);
-  int go[2], in[2];
-  assert_int_equal(pipe(go), 0);
-  assert_int_equal(pipe(in), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    char c = 1;
-    close(go[1]);
-    close(in[0]);
-    if (write(in[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
-      _exit(1);
-    size_t len = 0;
-    uint32_t seed = 0;
-    if (mp_queue_get(q, buf, CS_LEN, &len, 10.0) != 0 || len != CS_LEN ||
-        !whole(buf, len, &seed) || seed != 85)
-      _exit(2);
-    fill(buf, CS_LEN, 86);
-    if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
-      _exit(3);
-    mp_queue_free(q); /* the last user: the message goes with it */
-    _exit(family_count(prefix) == 0 ? 0 : 4);
-  }
-  close(go[0]);
-  close(in[1]);
-  char c;
-  assert_int_equal(read(in[0], &c, 1), 1);
-  close(in[0]);
+  lu_put(q, 85);
+  int go[2];
+  pid_t pid = lu_fork(q, prefix, 85, go);
   mp_queue_free(q);
   assert_false(shm_exists(prefix));
   assert_int_equal(family_count(prefix), 2); /* the link, the message */
-  assert_int_equal(write(go[1], "g", 1), 1);
-  close(go[1]);
-  mp_test_wait_exit(pid, 0, mp_test_slack(10));
-  assert_int_equal(family_count(prefix), 0);
-  free(buf);
+  lu_last(pid, prefix, go);
 }
 
 /* ---- a named queue used by two process trees ---------------------------
