@@ -1157,8 +1157,11 @@ typedef struct tt_tree {
   bool scribble; /* the opener clears the table of users once it is in */
 } tt_tree;
 
-static int tt_creator(void *p) {
-  const tt_tree *t = p;
+/* tt_root makes a tree of its own with a named queue holding n large
+ * messages (seeds first, first + 1, ...), reports what it wrote, then waits
+ * to be killed. Returns a step that failed. */
+static int tt_root(const tt_tree *t, uint32_t first, uint32_t n,
+                   const void *report, size_t report_len) {
   setpgid(0, 0);
   mp_queue *q;
   if (mp_queue_new(
@@ -1167,17 +1170,25 @@ static int tt_creator(void *p) {
   unsigned char *buf = malloc(CS_LEN);
   if (buf == NULL)
     return 2;
-  for (uint32_t i = 0; i < 2; i++) {
-    fill(buf, CS_LEN, 90 + i);
+  for (uint32_t i = 0; i < n; i++) {
+    fill(buf, CS_LEN, first + i);
     if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
       return 3;
   }
-  char c = 'c';
-  if (write(t->report, &c, 1) != 1)
+  if (report == NULL) { /* the tracker's pid, known only now */
+    pid_t tracker = mp_resource_tracker_pid();
+    if (write(t->report, &tracker, sizeof tracker) != (ssize_t)sizeof tracker)
+      return 4;
+  } else if (write(t->report, report, report_len) != (ssize_t)report_len) {
     return 4;
+  }
   alarm(60);
   for (;;)
     pause();
+}
+
+static int tt_creator(void *p) {
+  return tt_root(p, 90, 2, "c", 1);
 }
 
 static int tt_opener(void *p) {
@@ -1261,28 +1272,24 @@ static void named_queue_outlives_a_scribbled_table(void **state) {
   tt_run(true);
 }
 
+typedef struct seen_name {
+  const char *name;
+  int seen;   /* entries of exactly name */
+  int family; /* entries that begin "<name>" */
+} seen_name;
+
+static int count_tracked(const mp_tracked_object *o, void *arg) {
+  seen_name *f = arg;
+  f->seen += strcmp(o->name, f->name) == 0;
+  f->family += strncmp(o->name, f->name, strlen(f->name)) == 0;
+  return 0;
+}
+
 /* The tracker of a named queue's tree is killed first, then the tree:
  * the clean-up after a dead tracker (mp-shm clean) removes the name,
  * then, through the link, the segments. */
 static int dt_root(void *p) {
-  const tt_tree *t = p;
-  setpgid(0, 0);
-  mp_queue *q;
-  if (mp_queue_new(
-          &q, &(mp_queue_opts){.capacity = 64 << 10, .name = t->name}) != 0)
-    return 1;
-  unsigned char *buf = malloc(CS_LEN);
-  if (buf == NULL)
-    return 2;
-  fill(buf, CS_LEN, 95);
-  if (mp_queue_put(q, buf, CS_LEN, 10.0) != 0)
-    return 3;
-  pid_t tracker = mp_resource_tracker_pid();
-  if (write(t->report, &tracker, sizeof tracker) != (ssize_t)sizeof tracker)
-    return 4;
-  alarm(60);
-  for (;;)
-    pause();
+  return tt_root(p, 95, 1, NULL, 0);
 }
 
 static void named_dead_tracker_cleaned_up_after(void **state) {
@@ -1301,6 +1308,15 @@ static void named_dead_tracker_cleaned_up_after(void **state) {
       tracker > 0;
   close(rep[0]);
   close(rep[1]);
+  /* The tracker has written the name and the link to its state file (a
+   * registration it had not read yet would die with it). */
+  double until = mp_test_now() + mp_test_slack(10);
+  seen_name f = {.name = prefix};
+  while (ready && f.family < 2 && mp_test_now() < until) {
+    f.family = 0;
+    if (mp_resource_tracker_list(count_tracked, &f) != 0 || f.family < 2)
+      usleep(5000);
+  }
   if (ready) {
     kill(tracker, SIGKILL);
     /* Not our child: gone once kill says so. */
@@ -1323,17 +1339,6 @@ static void named_dead_tracker_cleaned_up_after(void **state) {
 /* The tree's link cannot be made (something else has its name): the
  * queue works without it, the tracker holds no entry for it, and what
  * has the name is left alone. */
-typedef struct seen_name {
-  const char *name;
-  int seen;
-} seen_name;
-
-static int count_tracked(const mp_tracked_object *o, void *arg) {
-  seen_name *f = arg;
-  f->seen += strcmp(o->name, f->name) == 0;
-  return 0;
-}
-
 static void named_link_taken_queue_works(void **state) {
   (void)state;
   /* An anonymous queue starts the tracker the link is named after. */
