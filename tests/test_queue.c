@@ -825,16 +825,22 @@ static int takes_both(void *arg) {
   return 0;
 }
 
-/* A parent that frees its handle as soon as the start returns, before the
- * child has run at all, is not the last user: the child started by the
- * library was entered by the parent, and takes what was queued. */
-static void free_right_after_start_keeps_the_childs_messages(void **state) {
-  (void)state;
+/* queue_of_both: a queue holding what takes_both takes. */
+static mp_queue *queue_of_both(void) {
   mp_queue *q = qnew(&(mp_queue_opts){.capacity = 4096});
   unsigned char big[10000];
   memset(big, 7, sizeof big);
   assert_rc(mp_queue_put(q, "x", 1, 0), 0);
   assert_rc(mp_queue_put(q, big, sizeof big, 0), 0);
+  return q;
+}
+
+/* A parent that frees its handle as soon as the start returns, before the
+ * child has run at all, is not the last user: the child started by the
+ * library was entered by the parent, and takes what was queued. */
+static void free_right_after_start_keeps_the_childs_messages(void **state) {
+  (void)state;
+  mp_queue *q = queue_of_both();
   mp_process *p;
   assert_rc(mp_process_new(&p, takes_both, q, NULL), 0);
   mp__fault_set(late_child);
@@ -850,14 +856,10 @@ static void free_right_after_start_keeps_the_childs_messages(void **state) {
 }
 
 /* The same after the program's own fork(2): the parent's atfork handler
- * found the child among the forking thread's children. */
+ * found the child as the forking thread's newest child. */
 static void free_right_after_bare_fork_keeps_the_childs_messages(void **state) {
   (void)state;
-  mp_queue *q = qnew(&(mp_queue_opts){.capacity = 4096});
-  unsigned char big[10000];
-  memset(big, 7, sizeof big);
-  assert_rc(mp_queue_put(q, "x", 1, 0), 0);
-  assert_rc(mp_queue_put(q, big, sizeof big, 0), 0);
+  mp_queue *q = queue_of_both();
   mp__fault_set(late_child);
   fflush(NULL);
   pid_t pid = fork();

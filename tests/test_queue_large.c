@@ -832,9 +832,11 @@ static void spare_that_will_not_move_is_passed_over(void **state) {
  * tracker (queue.c, "The guard"); the tracker removes the queue's
  * segments with it once the tree has ended, however. */
 
-/* family_count counts the names in /dev/shm that begin "<prefix>+": the
- * guard and every segment of the queue's. */
-static int family_count(const char *prefix) {
+/* family_names counts the names in /dev/shm that begin "<prefix>+" and,
+ * with links, go on with "=": the guard and every segment of the queue's,
+ * or a named queue's links, "<prefix>+=<tracker>" (one per process tree
+ * that uses it: queue.c, "The guard"). */
+static int family_names(const char *prefix, bool links) {
   size_t plen = strlen(prefix);
   DIR *d = opendir("/dev/shm");
   if (d == NULL)
@@ -842,10 +844,18 @@ static int family_count(const char *prefix) {
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+')
-      n++;
+    n += strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+' &&
+         (!links || e->d_name[plen + 1] == '=');
   closedir(d);
   return n;
+}
+
+static int family_count(const char *prefix) {
+  return family_names(prefix, false);
+}
+
+static int family_links(const char *prefix) {
+  return family_names(prefix, true);
 }
 
 static bool shm_exists(const char *name) {
@@ -1109,22 +1119,6 @@ static void guard_follows_the_last_user(void **state) {
   assert_int_equal(mp_resource_tracker_pid(), 0); /* its list is empty */
   assert_int_equal(family_count(prefix), 2);      /* the guard, the message */
   lu_last(pid, prefix, go);
-}
-
-/* family_links counts a named queue's links, "<prefix>+=<tracker>": one
- * per process tree that uses it (queue.c, "The guard"). */
-static int family_links(const char *prefix) {
-  size_t plen = strlen(prefix);
-  DIR *d = opendir("/dev/shm");
-  if (d == NULL)
-    return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    n += strncmp(e->d_name, prefix, plen) == 0 && e->d_name[plen] == '+' &&
-         e->d_name[plen + 1] == '=';
-  closedir(d);
-  return n;
 }
 
 /* The creator of a named queue frees it first: the name goes, and the
