@@ -521,12 +521,14 @@ static int link_one(const char *name, void *arg) {
 }
 
 static void guard_end(mp_queue *q, bool last) {
-  if (last && q->origin == MP__ORIGIN_NAMED)
+  bool named = q->origin == MP__ORIGIN_NAMED;
+  if (last && named) /* this tree's link with the others */
     (void)mp__os_shm_list(link_one, q);
   if (q->guard[0] == '\0')
     return;
   if (last) {
-    mp__os_shm_unlink(q->guard);
+    if (!named)
+      mp__os_shm_unlink(q->guard);
     mp__tracker_unregister(q->guard);
   } else {
     mp__tracker_forget(q->guard);

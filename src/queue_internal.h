@@ -252,9 +252,10 @@ struct mp_queue {
   uint32_t (*large_count)(struct mp_queue *q); /* messages queued now */
   char shm_name[MP__QUEUE_PREFIX_MAX];
   char prefix[MP__QUEUE_PREFIX_MAX]; /* large segments' names start so */
-  /* An anonymous queue's "<prefix>+", or a named one's "<prefix>+=<pid>",
-   * registered with the resource tracker to guard its segments' family
-   * (queue.c, "The guard"); empty when there is none. */
+  /* An anonymous queue's "<prefix>+", or a named one's tree link,
+   * "<prefix>+=<tracker pid>.<pidns>", registered with the resource
+   * tracker to guard its segments' family (queue.c, "The guard"); empty
+   * when there is none. */
   char guard[MP__QUEUE_PREFIX_MAX + 40];
   uint64_t ino;          /* named: the segment's inode (0: unknown) */
   struct mp_queue *next; /* the process's list of handles */

@@ -42,17 +42,18 @@
  * once a second, and the last user's free list the queue's segments and
  * remove those that no queued record names and whose producer is no
  * longer alive. What a sweep cannot reach, every user of the queue gone
- * without its free: an anonymous queue's creator registered the guard
- * "<prefix>+" with the resource tracker (queue.c, "The guard"), which
- * removes the whole family once the tree has ended. A named queue's
- * orphans, spares and queued messages then stay under the names above.
+ * without its free, the resource tracker removes (queue.c, "The guard"):
+ * an anonymous queue's creator registered the guard "<prefix>+", and the
+ * whole family goes once the tree has ended; each tree that uses a named
+ * queue registered a link to it, and the family goes with the last tree's
+ * once the name is gone and no process uses the queue.
  *
  * Why the tracker guards the family rather than each segment: registering
  * each message's segment and unregistering it at the commit would cost a
  * message to the tracker per message, and a registration kept until the
  * message is taken would let the producer's tree take queued messages
- * with it when it ends. One guard a queue, registered by its creator
- * before any user is forked, costs nothing a message. */
+ * with it when it ends. One guard a queue (one link a tree, named),
+ * registered when a handle is made, costs nothing a message. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

@@ -4,26 +4,30 @@
  *
  * DESIGN
  * A tracker is a daemon process (double-forked: nobody's child, in a
- * session of its own, holding no descriptor of its creator's but one end of
- * a SOCK_SEQPACKET socket pair, and none of its shared mappings). The process
- * that starts it keeps the other end, close-on-exec; every child it forks while
- * it holds the end inherits it. Together they are "the tree". Members send one
- * datagram per event: "R <pid> <start> <size> <inode> <hexname>"  a member
- * created <name>; "U <inode> <hexname>"               a member unlinked it. An
- * entry is a name and an inode: one name may have several (a name re-created
- * after someone outside the tree unlinked it, or a creation that failed because
- * the name exists: see below), and a "U" removes only its own, so no member's
- * mistake unguards another member's segment. Datagrams are atomic and ordered,
- * so members may write concurrently, and what a member sent before it died is
- * still read. When the last member's end closes (exit, exec, SIGKILL: the
- * kernel closes it), recv returns 0: the tracker unlinks every name still
- * registered whose segment is the one registered (same inode, which the creator
- * reads right after creating it: a name unlinked and re-created by someone else
- * meanwhile is left alone), removes its state file and exits.
+ * session of its own, holding no descriptor of its creator's but one end
+ * of a SOCK_SEQPACKET socket pair, and none of its shared mappings). The
+ * process that starts it keeps the other end, close-on-exec; every child
+ * it forks while it holds the end inherits it. Together they are "the
+ * tree". Members send one datagram per event:
+ *   "R <pid> <start> <size> <inode> <hexname>"  a member created <name>;
+ *   "U <inode> <hexname>"               a member unlinked it.
+ * An entry is a name and an inode: one name may have several (a name
+ * re-created after someone outside the tree unlinked it, or a creation
+ * that failed because the name exists: see below), and a "U" removes only
+ * its own, so no member's mistake unguards another member's segment.
+ * Datagrams are atomic and ordered, so members may write concurrently, and
+ * what a member sent before it died is still read. When the last member's
+ * end closes (exit, exec, SIGKILL: the kernel closes it), recv returns 0:
+ * the tracker unlinks every name still registered whose segment is the one
+ * registered (same inode, which the creator reads right after creating it:
+ * a name unlinked and re-created by someone else meanwhile is left alone),
+ * removes its state file and exits.
  *
  * Only creators register; a process that merely attaches never does, so a
  * tracker never unlinks another program's segment (Python's tracker does:
- * CPython gh-82300). The names a process registered are kept in a
+ * CPython gh-82300). (A named queue's users register their tree's link to
+ * it, which removes segments only once no process uses the queue: see
+ * Users' links.) The names a process registered are kept in a
  * process-local list (never read from shared memory); forked children
  * inherit the list with the socket. A process whose list becomes empty
  * closes its end, so it holds no descriptor for nothing, and a tracker
@@ -387,7 +391,7 @@ static bool link_users_gone(const entry *e, int64_t *wait_ns) {
   return gone;
 }
 
-/* remove_user_link removes a user's link (see Families) and, when nothing
+/* remove_user_link removes a user's link (see Users' links) and, when nothing
  * reaches the queue by its name any more and no process uses it, the
  * family "<base>+" (the link is one of it). Returns how many went. */
 static size_t remove_user_link(const entry *e, int64_t *wait_ns) {
@@ -396,8 +400,7 @@ static size_t remove_user_link(const entry *e, int64_t *wait_ns) {
   memcpy(name, e->name, base);
   name[base] = '\0';
   uint64_t ino;
-  uid_t uid;
-  bool reachable = mp__os_shm_owner(name, &ino, &uid) == 0 && ino == e->ino;
+  bool reachable = mp__os_shm_inode(name, &ino) == 0 && ino == e->ino;
   if (!reachable && link_users_gone(e, wait_ns)) {
     name[base] = '+';
     name[base + 1] = '\0';
